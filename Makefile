@@ -1,0 +1,42 @@
+# dyadflow: two commands do all the set-up on a fresh Debian machine with Python 3.11.
+#   make demo   create .venv, install, run the whole pipeline on the bundled demo study
+#   make test   create or update .venv and run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+# the stamp changes when the dependency pins change, so `make` reinstalls then
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: demo test lint system-deps venv clean demo-data
+
+demo: venv
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	@$(BIN)/dyadflow outputs --results results
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/snakemake --lint --configfile config/config.yaml
+
+venv: system-deps $(STAMP)
+
+system-deps:
+	@scripts/system-deps.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "dyadflow needs Python 3.11, found " + sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# regenerate the bundled demo study (it is deterministic: the bytes do not change)
+demo-data: venv
+	$(BIN)/dyadflow demo-data --out data/demo
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,105 @@
+"""The ``dyadflow`` command: helpers around the Snakemake workflow.
+
+    dyadflow demo-data [--out data/demo]     write the synthetic demo study
+    dyadflow check-instruments [DIR ...]     check instrument files, list what they define
+    dyadflow outputs [--results results]     say where a finished run put its outputs
+
+The pipeline itself runs with ``snakemake --cores N --configfile study.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dyadflow.errors import DyadflowError
+
+
+def _demo_data(args) -> int:
+    from dyadflow import demo
+
+    path = demo.write(args.out, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def _check_instruments(args) -> int:
+    from dyadflow.registry import BUILTIN_DIR, load_instrument
+
+    folders = [Path(d) for d in args.dirs] or [BUILTIN_DIR]
+    n = 0
+    for folder in folders:
+        files = sorted(folder.glob("*.y*ml")) if folder.is_dir() else [folder]
+        for path in files:
+            inst = load_instrument(path)
+            subs = ", ".join(f"{k} ({len(v)})" for k, v in inst.subscales.items()) or "none"
+            print(
+                f"{path}: {inst.key}: {inst.n_items} items {inst.min_value}–{inst.max_value}, "
+                f"{inst.method} score, rated by {'/'.join(inst.raters)}, "
+                f"reverse-keyed {list(inst.reverse_keyed) or 'none'}, subscales {subs}"
+            )
+            n += 1
+    print(f"{n} instrument file(s) OK")
+    return 0
+
+
+def _outputs(args) -> int:
+    results = Path(args.results)
+    groups = [
+        ("Validated data", ["validated/questionnaires.parquet"]),
+        ("Validation", ["validation/accounting.csv", "validation/rejections.csv"]),
+        ("Scores", ["scores/questionnaires.csv", "scores/questionnaires.parquet"]),
+        ("Statistics", ["stats/dyads.csv", "stats/dyads.parquet", "stats/sessions.parquet"]),
+        ("Selection", ["selection/index.json"]),
+        ("Reports", ["reports/index.csv", "reports/dyads/"]),
+    ]
+    print(f"dyadflow outputs in {results}/:")
+    for title, paths in groups:
+        print(f"  {title}:")
+        for p in paths:
+            full = results / p
+            if full.is_dir():
+                count = len(list(full.glob("*.pdf")))
+                print(f"    {full}  ({count} PDF reports)")
+            elif full.exists():
+                print(f"    {full}")
+            else:
+                print(f"    {full}  (missing)")
+    accounting = results / "validation" / "accounting.csv"
+    if accounting.exists():
+        import polars as pl
+
+        acc = pl.read_csv(accounting)
+        total = acc.select(pl.col("rows_read", "rows_accepted", "rows_rejected").sum()).row(0)
+        print(f"  Rows: {total[0]} read, {total[1]} accepted, {total[2]} rejected (see {results}/validation/rejections.csv)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dyadflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo-data", help="write the synthetic demo study")
+    p.add_argument("--out", default="data/demo")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=_demo_data)
+    p = sub.add_parser("check-instruments", help="check instrument definition files")
+    p.add_argument("dirs", nargs="*", help="folders or files (default: the built-in registry)")
+    p.set_defaults(func=_check_instruments)
+    p = sub.add_parser("outputs", help="list the outputs of a finished run")
+    p.add_argument("--results", default="results")
+    p.set_defaults(func=_outputs)
+    args = parser.parse_args(argv)
+    if getattr(args, "seed", 0) is None:
+        from dyadflow.demo import SEED
+
+        args.seed = SEED
+    try:
+        return args.func(args)
+    except DyadflowError as exc:
+        print(f"dyadflow: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

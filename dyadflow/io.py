@@ -1,0 +1,112 @@
+"""Atomic, deterministic writing of outputs.
+
+Every output is written to a temporary file in the same directory and renamed into
+place, so a killed job never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+# Text cells starting with one of these are formulas to a spreadsheet program.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it into place on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o644)
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_bytes_if_changed(path: str | os.PathLike[str], data: bytes) -> bool:
+    """Write ``data`` unless the file already holds exactly these bytes. Returns True if written."""
+    target = Path(path)
+    if target.exists() and target.stat().st_size == len(data) and target.read_bytes() == data:
+        return False
+    write_bytes(target, data)
+    return True
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode(
+        "utf-8"
+    )
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    write_bytes(path, json_bytes(obj))
+
+
+def write_parquet(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp, compression="zstd", statistics=True)
+
+
+def neutralise_formulas(df: pl.DataFrame) -> pl.DataFrame:
+    """Make text cells inert in spreadsheet programs (OWASP CSV injection advice).
+
+    A text cell that starts with ``= + - @``, a tab or a carriage return gets a leading
+    apostrophe. Numbers are left alone: only string columns are touched.
+    """
+    exprs = []
+    for name, dtype in df.schema.items():
+        if dtype == pl.String:
+            col = pl.col(name)
+            exprs.append(
+                pl.when(col.str.contains(r"^[=+\-@\t\r]"))
+                .then(pl.lit("'") + col)
+                .otherwise(col)
+                .alias(name)
+            )
+    return df.with_columns(exprs) if exprs else df
+
+
+def csv_bytes(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    neutralise_formulas(df).write_csv(buf, include_header=True, line_terminator="\n", null_value="")
+    return buf.getvalue()
+
+
+def write_csv(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
+    write_bytes(path, csv_bytes(df))
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

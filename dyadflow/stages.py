@@ -1,0 +1,132 @@
+"""The glue between Snakemake rules and the stage modules.
+
+Each rule's ``run:`` block calls :func:`run_stage` with its input, output, params and
+log. The stage's messages go to the rule's log file; a :class:`DyadflowError` (a data
+or configuration problem) is printed as one clear message, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from dyadflow.errors import DyadflowError
+
+logger = logging.getLogger("dyadflow")
+
+
+class StageFailed(Exception):
+    """Raised to Snakemake after the message has been written to the log and stderr."""
+
+
+def _ingest(input, output, params, **_):
+    from dyadflow import ingest
+
+    meta = ingest.run(dict(params.spec), output.table, output.meta)
+    logger.info("read %s: %d rows (%d blank rows skipped)", meta["source_file"], meta["rows_read"], meta["blank_rows"])
+    if meta.get("dropped_columns"):
+        logger.info("columns not used: %s", ", ".join(meta["dropped_columns"]))
+
+
+def _validate(input, output, params, log, **_):
+    from dyadflow import validate
+    from dyadflow.registry import load_registry
+
+    registry = load_registry(params.instruments_dir)
+    result = validate.run(
+        list(input.tables),
+        list(input.metas),
+        registry,
+        params.policy,
+        output.validated,
+        output.rejections,
+        output.accounting,
+        strict_rejections=str(Path(str(log[0])).with_suffix(".rejections.csv")),
+    )
+    for row in result.accounting.iter_rows(named=True):
+        logger.info(
+            "%s: %d read, %d accepted, %d rejected (%d exact duplicates)",
+            row["source_file"], row["rows_read"], row["rows_accepted"], row["rows_rejected"], row["rows_duplicate"],
+        )
+    if result.rejections.height:
+        counts = result.rejections.group_by("rule").len().sort("rule")
+        logger.info("rejections by rule: %s", ", ".join(f"{r} {n}" for r, n in counts.iter_rows()))
+
+
+def _score(input, output, params, **_):
+    from dyadflow import score
+    from dyadflow.registry import load_registry
+
+    scores = score.run(input.validated, load_registry(params.instruments_dir), output.parquet, output.csv)
+    logger.info("scored %d questionnaires", scores.height)
+
+
+def _stats(input, output, params, **_):
+    from dyadflow import stats
+
+    stats.run(input.scores, params.outcome, dict(params.alliance), output.sessions, output.dyads, output.dyads_csv)
+
+
+def _select(input, output, params, **_):
+    from dyadflow import select
+
+    select.run([dict(s) for s in params.strategies], output.index)
+
+
+def _report_shard(input, output, params, wildcards, **_):
+    from dyadflow import report
+
+    done = report.render_shard(
+        input.scores, input.dyads, params.study, int(wildcards.shard), params.n_shards, params.out_dir, output.manifest
+    )
+    logger.info("shard %s: %d reports", wildcards.shard, len(done))
+
+
+def _report_index(input, output, params, **_):
+    from dyadflow import report_index
+
+    report_index.run(list(input.manifests), params.out_dir, output.index)
+
+
+STAGES = {
+    "ingest": _ingest,
+    "validate": _validate,
+    "score": _score,
+    "stats": _stats,
+    "select": _select,
+    "report_shard": _report_shard,
+    "report_index": _report_index,
+}
+
+
+def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards=None) -> None:
+    log_path = Path(str(log[0]) if not isinstance(log, str) else log)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)  # libraries: warnings only
+    logging.getLogger("dyadflow").setLevel(logging.INFO)
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+    start = time.perf_counter()
+    try:
+        STAGES[name](input=input, output=output, params=params, wildcards=wildcards, log=log)
+        logger.info("%s finished in %.2f s", name, time.perf_counter() - start)
+    except DyadflowError as exc:
+        logger.error("%s", exc)
+        print(f"\ndyadflow {name}: {exc}\n", file=sys.stderr, flush=True)
+        raise StageFailed(f"dyadflow {name} stopped: see the message above or {log_path}") from None
+    except Exception:
+        logger.exception("%s failed with an unexpected error (a bug in dyadflow; please report it)", name)
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def dump(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

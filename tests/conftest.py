@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from dyadflow import ingest, validate
+from dyadflow.registry import load_registry
+
+REPO = Path(__file__).resolve().parent.parent
+HEADER = ["dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument"]
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return load_registry()
+
+
+def row(dyad="D1", patient="P1", therapist="T1", session=1, date="2024-01-08", rater="patient", instrument="wai_sr", items=(), **extra):
+    """One canonical row as a dict; items are given in order from item_01."""
+    r = {
+        "dyad_id": dyad,
+        "patient_id": patient,
+        "therapist_id": therapist,
+        "session": str(session),
+        "date": date,
+        "rater": rater,
+        "instrument": instrument,
+    }
+    for i, v in enumerate(items, start=1):
+        r[f"item_{i:02d}"] = "" if v is None else str(v)
+    r.update({k: str(v) for k, v in extra.items()})
+    return r
+
+
+def write_canonical(path: Path, rows: list[dict], n_items: int | None = None, extra_columns=()) -> Path:
+    """Write rows as a canonical CSV with item columns up to the widest row (or n_items)."""
+    width = n_items or max((sum(k.startswith("item_") for k in r) for r in rows), default=1)
+    columns = HEADER + [f"item_{i:02d}" for i in range(1, width + 1)] + list(extra_columns)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="raise")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: r.get(c, "") for c in columns})
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return path
+
+
+def run_validation(path: Path, registry, **spec):
+    frame, meta = ingest.read_input({"path": str(path), "format": "canonical_csv", **spec})
+    return validate.validate_frames([frame], [meta], registry)
+
+
+def rules_by_line(rejections: pl.DataFrame) -> set[tuple[int, str]]:
+    return set(rejections.select("source_line", "rule").iter_rows())
+
+
+WAI_SR_OK = (4, 4, 3, 4, 5, 3, 4, 4, 3, 4, 5, 4)
+WAI_S_OK = (5, 6, 5, 2, 6, 5, 6, 5, 6, 3, 5, 6)
+BDI_OK = (1, 0, 2, 1, 1, 0, 1, 2, 0, 1, 1, 0, 1, 2, 1, "1a", 1, "2b", 1, 0, 1)

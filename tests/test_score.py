@@ -1,0 +1,141 @@
+"""Scoring per the registry, against hand-computed values."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from dyadflow.registry import item_column
+from dyadflow.score import score_frame
+
+
+def validated(instrument: str, items: list, n_cols: int = 45, rater: str = "patient", session: int = 1) -> dict:
+    r = {
+        "dyad_id": "D1", "patient_id": "P1", "therapist_id": "T1", "arm": None, "session": session,
+        "date": dt.date(2024, 1, 1), "rater": rater, "instrument": instrument,
+        "note": None, "consent_share_text": None, "source_file": "x.csv", "source_line": 2,
+    }
+    for i in range(1, n_cols + 1):
+        r[item_column(i)] = items[i - 1] if i <= len(items) else None
+    return r
+
+
+def score(registry, *rows) -> pl.DataFrame:
+    frame = pl.DataFrame(list(rows), schema_overrides={item_column(i): pl.Int16 for i in range(1, 46)} | {"session": pl.Int32})
+    return score_frame(frame, registry)
+
+
+def test_wai_s_reverse_keys_items_4_and_10(registry):
+    items = [5, 6, 5, 2, 6, 5, 6, 5, 6, 3, 5, 6]
+    out = score(registry, validated("wai_s", items, rater="therapist")).row(0, named=True)
+    # items 4 and 10 become 8-2=6 and 8-3=5: keyed sum 5+6+5+6+6+5+6+5+6+5+5+6 = 66
+    assert out["total"] == 66.0
+    assert out["mean"] == pytest.approx(5.5)
+    assert out["score"] == pytest.approx(5.5)
+    # task 1,2,10,12 -> (5+6+5+6)/4; bond 3,5,7,9 -> (5+6+6+6)/4; goal 4,6,8,11 -> (6+5+5+5)/4
+    assert (out["sub_task"], out["sub_bond"], out["sub_goal"]) == (5.5, 5.75, 5.25)
+    assert out["band"] is None and out["prorated"] is False and out["n_answered"] == 12
+
+
+def test_wai_sr_has_no_reverse_keying(registry):
+    items = [4, 4, 3, 4, 5, 3, 4, 4, 3, 4, 5, 4]
+    out = score(registry, validated("wai_sr", items)).row(0, named=True)
+    assert out["total"] == 47.0 and out["mean"] == pytest.approx(47 / 12)
+
+
+def test_bdi_sum_band_and_risk(registry):
+    items = [1, 0, 2, 1, 1, 0, 1, 2, 1, 1, 1, 0, 1, 2, 1, 1, 1, 2, 1, 0, 1]  # item 9 = 1
+    out = score(registry, validated("bdi_ii", items)).row(0, named=True)
+    assert out["total"] == 21.0 and out["score"] == 21.0
+    assert out["band"] == "moderate"
+    assert out["risk_flag"] is True and out["risk_items"] == "item 9 = 1"
+
+
+@pytest.mark.parametrize("total, band", [(0, "minimal"), (13, "minimal"), (14, "mild"), (19, "mild"), (20, "moderate"), (28, "moderate"), (29, "severe"), (63, "severe")])
+def test_bdi_band_boundaries(registry, total, band):
+    items = [3] * (total // 3) + [total % 3] + [0] * 21
+    items = items[:21]
+    assert sum(items) == total
+    out = score(registry, validated("bdi_ii", items)).row(0, named=True)
+    assert out["total"] == total and out["band"] == band
+
+
+def test_bdi_prorates_up_to_four_missing_items(registry):
+    items = [2] * 21
+    items[0] = items[5] = items[10] = items[20] = None  # 4 of 21 missing: allowed
+    out = score(registry, validated("bdi_ii", items)).row(0, named=True)
+    assert out["n_answered"] == 17 and out["prorated"] is True
+    assert out["total"] == pytest.approx(34 / 17 * 21)  # = 42.0
+    assert out["band"] == "severe" and out["score_missing_reason"] is None
+
+
+def test_bdi_with_five_missing_items_is_not_scored(registry):
+    items = [2] * 21
+    for i in (0, 1, 2, 3, 4):
+        items[i] = None
+    out = score(registry, validated("bdi_ii", items)).row(0, named=True)
+    assert out["total"] is None and out["mean"] is None and out["band"] is None
+    assert out["prorated"] is False and out["n_answered"] == 16
+    assert out["score_missing_reason"] == "5 of 21 items missing; at most 4 may be missing"
+
+
+def test_missing_risk_item_leaves_the_flag_unknown(registry):
+    items = [1] * 21
+    items[8] = None
+    out = score(registry, validated("bdi_ii", items)).row(0, named=True)
+    assert out["risk_flag"] is None and out["risk_items"] is None
+    items[8] = 0
+    assert score(registry, validated("bdi_ii", items)).row(0, named=True)["risk_flag"] is False
+
+
+def test_phq9_one_missing_item_prorated_two_not(registry):
+    one = [2, 2, 2, 2, 2, 2, 2, 2, None]
+    out = score(registry, validated("phq_9", one)).row(0, named=True)
+    assert out["total"] == 18.0 and out["band"] == "moderately severe" and out["prorated"] is True
+    assert out["risk_flag"] is None  # item 9 unanswered
+    two = [2, 2, 2, 2, 2, 2, 2, None, None]
+    assert score(registry, validated("phq_9", two)).row(0, named=True)["total"] is None
+
+
+def test_oq45_reverse_keying_and_subscales(registry):
+    items = [1] * 45  # every answer "Rarely" (1): reverse-keyed items score 4 - 1 = 3
+    out = score(registry, validated("oq_45", items)).row(0, named=True)
+    # 9 reverse-keyed items x 3 + 36 others x 1 = 63
+    assert out["total"] == 63.0 and out["band"] == "non-clinical"
+    # symptom distress has reverse items 13, 24, 31: (22*1 + 3*3) / 25
+    assert out["sub_symptom_distress"] == pytest.approx(31 / 25)
+    # interpersonal relations: reverse 1, 20, 37, 43 -> (7*1 + 4*3) / 11
+    assert out["sub_interpersonal_relations"] == pytest.approx(19 / 11)
+    # social role: reverse 12, 21 -> (7*1 + 2*3) / 9
+    assert out["sub_social_role"] == pytest.approx(13 / 9)
+    items[7] = 2  # item 8, suicidal thoughts
+    flagged = score(registry, validated("oq_45", items)).row(0, named=True)
+    assert flagged["total"] == 64.0 and flagged["band"] == "clinical"
+    # every OQ-45 critical item answered above "Never" is listed
+    assert flagged["risk_items"] == "item 8 = 2; item 11 = 1; item 26 = 1; item 32 = 1; item 44 = 1"
+
+
+def test_subscale_missing_rule(registry):
+    items = [4, 4, 3, 4, 5, 3, 4, 4, 3, 4, 5, 4]
+    items[2] = None  # item 3 is in the 4-item bond subscale: 20 % of 4 allows none missing
+    out = score(registry, validated("wai_sr", items)).row(0, named=True)
+    assert out["sub_bond"] is None
+    assert out["sub_task"] == pytest.approx((4 + 4 + 4 + 4) / 4)
+    assert out["mean"] == pytest.approx((47 - 3) / 11) and out["prorated"] is True
+
+
+def test_instruments_scored_together_keep_their_own_columns(registry):
+    out = score(
+        registry,
+        validated("bdi_ii", [1] * 21, session=1),
+        validated("wai_sr", [3] * 12, session=1),
+    )
+    assert out.get_column("instrument").to_list() == ["bdi_ii", "wai_sr"]
+    assert out.get_column("total").to_list() == [21.0, 36.0]
+    assert out.get_column("sub_task").to_list() == [None, 3.0]
+    assert out.columns[:13] == [
+        "dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument",
+        "total", "mean", "n_answered", "prorated", "band", "risk_flag",
+    ]

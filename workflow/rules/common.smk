@@ -1,0 +1,68 @@
+# Helpers shared by the rules. Only the standard library is used at parse time.
+import glob as _glob
+import os as _os
+
+from snakemake.utils import validate
+
+from dyadflow.naming import input_name
+
+
+validate(config, _os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+
+RESULTS = "results"
+LOGS = "logs"
+INSTRUMENT_FILES = sorted(
+    _glob.glob(_os.path.join(workflow.basedir, "schemas", "instruments", "*.yaml"))
+    + (
+        _glob.glob(_os.path.join(config["instruments_dir"], "*.y*ml"))
+        if config.get("instruments_dir")
+        else []
+    )
+)
+
+
+INPUTS = {}
+for _spec in config["inputs"]:
+    _name = input_name(_spec)
+    if _name in INPUTS:
+        raise ValueError(
+            f"two inputs share the name '{_name}': give one of them a 'name' in the config"
+        )
+    INPUTS[_name] = _spec
+
+REPORT_SHARDS = list(range(config["report"]["shards"]))
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    name=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+
+
+def input_path(wildcards):
+    return INPUTS[wildcards.name]["path"]
+
+
+def input_spec(wildcards):
+    return INPUTS[wildcards.name]
+
+
+def stage(name, **kwargs):
+    """Run one stage of the dyadflow package, with its log and clean error messages."""
+    from dyadflow.stages import run_stage
+
+    run_stage(name, **kwargs)
+
+
+def final_outputs():
+    return [
+        f"{RESULTS}/validated/questionnaires.parquet",
+        f"{RESULTS}/validation/rejections.csv",
+        f"{RESULTS}/validation/accounting.csv",
+        f"{RESULTS}/scores/questionnaires.parquet",
+        f"{RESULTS}/scores/questionnaires.csv",
+        f"{RESULTS}/stats/sessions.parquet",
+        f"{RESULTS}/stats/dyads.parquet",
+        f"{RESULTS}/stats/dyads.csv",
+        f"{RESULTS}/selection/index.json",
+        f"{RESULTS}/reports/index.csv",
+    ]

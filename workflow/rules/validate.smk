@@ -1,0 +1,16 @@
+rule validate:
+    input:
+        tables=expand(f"{RESULTS}/ingest/{{name}}.parquet", name=INPUTS),
+        metas=expand(f"{RESULTS}/ingest/{{name}}.json", name=INPUTS),
+        instruments=INSTRUMENT_FILES,
+    output:
+        validated=f"{RESULTS}/validated/questionnaires.parquet",
+        rejections=f"{RESULTS}/validation/rejections.csv",
+        accounting=f"{RESULTS}/validation/accounting.csv",
+    params:
+        policy=config["validation"],
+        instruments_dir=config["instruments_dir"],
+    log:
+        f"{LOGS}/validate.log",
+    run:
+        stage("validate", input=input, output=output, params=params, log=log)
