@@ -1,6 +1,7 @@
 # dyadflow: two commands do all the set-up on a fresh Debian machine with Python 3.11.
 #   make demo   create .venv, install, run the whole pipeline on the bundled demo study
 #   make test   create or update .venv and run the whole test suite
+#   make test-cluster   the SLURM path on a real one-node cluster (root; tests/cluster/run.sh)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -10,7 +11,7 @@ CORES ?= 2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test lint system-deps venv clean demo-data
+.PHONY: demo test test-cluster lint system-deps venv clean demo-data
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
@@ -18,6 +19,11 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# A real one-node SLURM on 127.0.0.1 (installs slurm-wlm and munge if missing), the demo
+# study run through it with --profile profiles/slurm, outputs compared with a local run.
+test-cluster: venv
+	tests/cluster/run.sh
 
 lint: venv
 	$(BIN)/snakemake --lint --configfile config/config.yaml

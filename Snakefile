@@ -19,6 +19,7 @@ if not config:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/manifest.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/score.smk"
@@ -27,11 +28,15 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/report.smk"
 
 
+# Cheap jobs run on the submit host instead of waiting in a cluster queue
+# (manifest.smk adds its own rule).
 localrules:
     all,
+    report_index,
 
 
 rule all:
     input:
         final_outputs(),
+        MANIFEST,
     default_target: True

@@ -53,6 +53,7 @@ def _outputs(args) -> int:
         ("Statistics", ["stats/dyads.csv", "stats/dyads.parquet", "stats/sessions.parquet"]),
         ("Selection", ["selection/index.json"]),
         ("Reports", ["reports/index.csv", "reports/dyads/"]),
+        ("Provenance", ["manifest.json"]),
     ]
     print(f"dyadflow outputs in {results}/:")
     for title, paths in groups:

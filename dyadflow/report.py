@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from dyadflow import __version__, io
+from dyadflow import manifest as run_manifest
 
 REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
 TEMPLATES = REPORTS_DIR / "templates"
@@ -152,7 +153,8 @@ def shard_of(dyad_ids: pl.Series, n_shards: int) -> pl.Series:
     return pl.Series(dyad_ids.name, (stable_hash(dyad_ids) % np.uint64(n_shards)).astype(np.int32))
 
 
-def dyad_context(study: str, dyad: dict, rows: list[dict]) -> dict:
+def dyad_context(study: str, dyad: dict, rows: list[dict], provenance: dict | None = None) -> dict:
+    """Template variables of a dyad report; ``provenance`` is the run's manifest (results/manifest.json)."""
     dates = [r["date"] for r in rows if r["date"] is not None]
     return {
         "study": study,
@@ -160,6 +162,7 @@ def dyad_context(study: str, dyad: dict, rows: list[dict]) -> dict:
         "rows": rows,
         "period": (min(dates), max(dates)) if dates else None,
         "version": __version__,
+        "provenance": run_manifest.summary(provenance),
     }
 
 
@@ -171,7 +174,9 @@ def render_shard(
     n_shards: int,
     out_dir: str,
     out_manifest: str,
+    provenance_path: str | None = None,
 ) -> list[dict]:
+    provenance = run_manifest.load(provenance_path) if provenance_path else None
     dyads = pl.read_parquet(dyads_path)
     dyads = dyads.filter(shard_of(dyads.get_column("dyad_id"), n_shards) == shard)
     scores = pl.read_parquet(scores_path).join(dyads.select("dyad_id"), on="dyad_id", how="semi")
@@ -182,7 +187,7 @@ def render_shard(
     manifest = []
     for dyad in dyads.sort("dyad_id").iter_rows(named=True):
         rows = groups[dyad["dyad_id"]].to_dicts()
-        ctx = dyad_context(study, dyad, rows)
+        ctx = dyad_context(study, dyad, rows, provenance)
         html = template.render(**ctx)
         last = max((r["date"] for r in rows if r["date"] is not None), default=None)
         pdf = render_pdf(html, epoch_of(last), fetcher)

@@ -80,7 +80,8 @@ def _report_shard(input, output, params, wildcards, **_):
     from dyadflow import report
 
     done = report.render_shard(
-        input.scores, input.dyads, params.study, int(wildcards.shard), params.n_shards, params.out_dir, output.manifest
+        input.scores, input.dyads, params.study, int(wildcards.shard), params.n_shards, params.out_dir, output.manifest,
+        provenance_path=input.get("provenance"),
     )
     logger.info("shard %s: %d reports", wildcards.shard, len(done))
 
@@ -91,6 +92,19 @@ def _report_index(input, output, params, **_):
     report_index.run(list(input.manifests), params.out_dir, output.index)
 
 
+def _manifest(input, output, params, **_):
+    from dyadflow import manifest
+
+    names = dict(zip(params.instrument_names, input.instruments))
+    data = manifest.build(dict(params.config), [dict(s) for s in params.inputs], names, dict(params.environment))
+    manifest.write(output.manifest, data)
+    logger.info(
+        "dyadflow %s, config %s, git %s%s, %d input file(s)",
+        data["dyadflow_version"], data["config_sha256"][:12], data["git_commit"] or "none",
+        " (uncommitted changes)" if data["git_dirty"] else "", len(data["inputs"]),
+    )
+
+
 STAGES = {
     "ingest": _ingest,
     "validate": _validate,
@@ -99,7 +113,18 @@ STAGES = {
     "select": _select,
     "report_shard": _report_shard,
     "report_index": _report_index,
+    "manifest": _manifest,
 }
+
+
+def _note_slurm_job() -> None:
+    """Inside a SLURM job: keep polars to the job's CPUs, and say which job this is."""
+    from dyadflow import cluster
+
+    job = cluster.slurm_job_id()
+    if job:
+        threads = cluster.limit_threads_to_allocation()
+        logger.info("running in SLURM job %s%s", job, f", polars limited to {threads} thread(s)" if threads else "")
 
 
 def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards=None) -> None:
@@ -114,6 +139,7 @@ def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
+        _note_slurm_job()
         STAGES[name](input=input, output=output, params=params, wildcards=wildcards, log=log)
         logger.info("%s finished in %.2f s", name, time.perf_counter() - start)
     except DyadflowError as exc:

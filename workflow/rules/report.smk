@@ -4,6 +4,7 @@ rule report_shard:
         dyads=rules.stats.output.dyads,
         selection=rules.select.output.index,
         templates=sorted(_glob.glob(_os.path.join(workflow.basedir, "reports", "*", "*"))),
+        provenance=MANIFEST,  # results/manifest.json, shown in the footer (manifest.smk)
     output:
         manifest=f"{RESULTS}/reports/shards/{{shard}}.json",
     params:

@@ -1,0 +1,39 @@
+# Provenance of a run: results/manifest.json (see dyadflow/manifest.py). The job is
+# cheap (it hashes the inputs), so it runs on the submit host (localrules). The
+# reports take the manifest as an input and show it in their footer.
+from dyadflow.manifest import environment as _manifest_environment  # standard library only
+
+MANIFEST = f"{RESULTS}/manifest.json"
+
+
+localrules:
+    manifest,
+
+
+rule manifest:
+    input:
+        inputs=[spec["path"] for spec in INPUTS.values()],
+        instruments=INSTRUMENT_FILES,
+    output:
+        manifest=MANIFEST,
+    params:
+        config=config,
+        inputs=[
+            {"name": name, "path": spec["path"], "format": spec["format"]}
+            for name, spec in INPUTS.items()
+        ],
+        # the name each instrument file has in the manifest: built-in ones relative
+        # to the workflow, so moving the checkout changes nothing
+        instrument_names=[
+            _os.path.relpath(p, workflow.basedir)
+            if _os.path.abspath(p).startswith(_os.path.join(workflow.basedir, ""))
+            else p
+            for p in INSTRUMENT_FILES
+        ],
+        # dyadflow version, package versions and git commit, looked up when the job
+        # graph is built (not at parse time): a new commit or package writes a new manifest
+        environment=lambda wildcards: _manifest_environment(workflow.basedir),
+    log:
+        f"{LOGS}/manifest.log",
+    run:
+        stage("manifest", input=input, output=output, params=params, log=log)
