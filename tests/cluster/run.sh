@@ -68,10 +68,10 @@ stop_daemons() {
   local rc=$?
   trap - EXIT INT TERM
   set +e
-  if [ ${#DAEMON_PIDS[@]} -gt 0 ] && [ -n "${SLURM_CONF:-}" ]; then
+  if [ -n "${CTLD_PID:-}" ] && kill -0 "$CTLD_PID" 2>/dev/null; then
     # cancel what is left of this run (only jobs of the private cluster: SLURM_CONF)
-    scancel --user "$(id -un)" 2>/dev/null
-    for _ in $(seq 20); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
+    timeout 10 scancel --user "$(id -un)" 2>/dev/null
+    for _ in $(seq 20); do [ -z "$(timeout 5 squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
   fi
   # stop the daemons by PID, the last started first
   for ((i = ${#DAEMON_PIDS[@]} - 1; i >= 0; i--)); do
@@ -96,6 +96,16 @@ stop_daemons() {
 }
 trap stop_daemons EXIT
 trap 'exit 130' INT TERM
+
+# Each daemon runs in its own session: a Ctrl-C (or CI's stop signal) meant for the test
+# reaches Snakemake, which then cancels its jobs while the cluster is still up; the
+# daemons are stopped afterwards, by PID, in stop_daemons.
+start_daemon() {   # start_daemon NAME COMMAND...
+  local name=$1
+  shift
+  setsid "$@" >"$WORK/log/$name.out" 2>&1 &
+  DAEMON_PIDS+=($!)
+}
 
 free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -149,18 +159,15 @@ export PATH="$WORK/bin:$PATH"
 dd if=/dev/urandom of="$WORK/munge/munge.key" bs=1024 count=1 status=none
 chmod 700 "$WORK/munge"
 chmod 400 "$WORK/munge/munge.key"
-munged --foreground --force --key-file="$WORK/munge/munge.key" --socket="$MUNGE_SOCKET" \
-  --pid-file="$WORK/run/munged.pid" --log-file="$WORK/log/munged.log" --seed-file="$WORK/munge/munged.seed" \
-  >"$WORK/log/munged.out" 2>&1 &
-DAEMON_PIDS+=($!)
+start_daemon munged munged --foreground --force --key-file="$WORK/munge/munge.key" --socket="$MUNGE_SOCKET" \
+  --pid-file="$WORK/run/munged.pid" --log-file="$WORK/log/munged.log" --seed-file="$WORK/munge/munged.seed"
 for _ in $(seq 50); do [ -S "$MUNGE_SOCKET" ] && break; sleep 0.1; done
 [ -S "$MUNGE_SOCKET" ] || die "munged did not start: $(cat "$WORK/log/munged.out" "$WORK/log/munged.log" 2>/dev/null)"
 munge --socket="$MUNGE_SOCKET" -n | unmunge --socket="$MUNGE_SOCKET" >/dev/null || die "munge round trip failed"
 
-slurmctld -D -f "$SLURM_CONF" >"$WORK/log/slurmctld.out" 2>&1 &
-DAEMON_PIDS+=($!)
-slurmd -D -f "$SLURM_CONF" -N "$HOST" >"$WORK/log/slurmd.out" 2>&1 &
-DAEMON_PIDS+=($!)
+start_daemon slurmctld slurmctld -D -f "$SLURM_CONF"
+CTLD_PID=$!
+start_daemon slurmd slurmd -D -f "$SLURM_CONF" -N "$HOST"
 say "started munged, slurmctld, slurmd (PIDs ${DAEMON_PIDS[*]})"
 
 state=""
@@ -173,6 +180,11 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 [ "$state" = idle ] || die "node $HOST is not idle (state '$state'): $(tail -n 20 "$WORK"/log/slurm*.log)"
+# the PIDs to stop are the daemons themselves (their own PID files say so)
+for name in munged slurmctld slurmd; do
+  pid="$(tr -d '[:space:]' <"$WORK/run/$name.pid" 2>/dev/null || true)"
+  [[ -n "$pid" && " ${DAEMON_PIDS[*]} " == *" $pid "* ]] || die "$name runs as PID '$pid', not one of ${DAEMON_PIDS[*]}"
+done
 sinfo
 # the cluster works: a one-line batch job runs and completes
 probe="$(sbatch --parsable --wait -o "$WORK/log/probe.out" --wrap 'echo probe on $(hostname)')" || die "probe job failed"
@@ -192,7 +204,9 @@ t0=$SECONDS
 # The test-only settings below shorten the status polling (the profile keeps the
 # plugin's polite defaults for real clusters) and keep the SLURM logs of successful
 # jobs, which this test inspects.
-(cd "$WORK/cluster" && "$SNAKEMAKE" --snakefile "$REPO/Snakefile" --profile "$REPO/profiles/slurm" \
+# (bounded: if the cluster hangs, Snakemake gets an interrupt, cancels its jobs and stops)
+(cd "$WORK/cluster" && timeout --foreground -s INT -k 120 900 \
+  "$SNAKEMAKE" --snakefile "$REPO/Snakefile" --profile "$REPO/profiles/slurm" \
   --configfile "$CONFIG_REL" \
   --slurm-init-seconds-before-status-checks 1 --seconds-between-status-checks 1 \
   --slurm-keep-successful-logs >"$WORK/log/snakemake-cluster.out" 2>&1) \
