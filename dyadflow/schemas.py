@@ -29,6 +29,9 @@ PANDERA_RULES = {"not_nullable": "missing_value"}
 # Human-readable rule descriptions, for the README, the validation report and messages.
 RULES = {
     "field_count": "the row has a different number of fields than the header",
+    "redcap_incomplete": "a REDCap form with data that is not marked complete (<form>_complete is not 2)",
+    "qualtrics_incomplete": "a Qualtrics response that is not finished (Finished false, Progress below min_progress)",
+    "qualtrics_test_response": "a Qualtrics survey preview or test response",
     "missing_value": "a required field is empty",
     "id_format": "an ID must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ (IDs become file names)",
     "session_format": "session must be a whole number 0–9999 (0 is intake)",

@@ -26,9 +26,14 @@ def _ingest(input, output, params, **_):
     from dyadflow import ingest
 
     meta = ingest.run(dict(params.spec), output.table, output.meta)
-    logger.info("read %s: %d rows (%d blank rows skipped)", meta["source_file"], meta["rows_read"], meta["blank_rows"])
+    logger.info(
+        "read %s (%s): %d rows from %d records (%d blank rows skipped)",
+        meta["source_file"], meta["format"], meta["rows_read"], meta["records_read"], meta.get("blank_rows", 0),
+    )
     if meta.get("dropped_columns"):
         logger.info("columns not used: %s", ", ".join(meta["dropped_columns"]))
+    for w in meta.get("warnings", []):
+        logger.warning("column '%s': %s (results/validation/warnings.csv)", w["column"], w["warning"])
 
 
 def _validate(input, output, params, log, **_):
@@ -45,7 +50,11 @@ def _validate(input, output, params, log, **_):
         output.rejections,
         output.accounting,
         strict_rejections=str(Path(str(log[0])).with_suffix(".rejections.csv")),
+        out_warnings=output.get("warnings"),
     )
+    n_warnings = sum(len(json.loads(Path(p).read_text(encoding="utf-8")).get("warnings", [])) for p in input.metas)
+    if n_warnings:
+        logger.warning("%d warning(s) about input columns: see %s", n_warnings, output.get("warnings"))
     for row in result.accounting.iter_rows(named=True):
         logger.info(
             "%s: %d read, %d accepted, %d rejected (%d exact duplicates)",

@@ -56,7 +56,11 @@ ACCOUNTING_COLUMNS = {
     "rows_duplicate": pl.Int64,
     "blank_rows": pl.Int64,
     "format": pl.String,
+    "records_read": pl.Int64,
 }
+WARNING_COLUMNS = {"source_file": pl.String, "column": pl.String, "warning": pl.String}
+# Rejections a reader makes while mapping an export (see dyadflow.ingest)
+INGEST_RULE_COLUMNS = ("ingest_rule", "ingest_message", "ingest_column", "ingest_value")
 
 
 @dataclass
@@ -151,7 +155,7 @@ def _instrument_messages(found: pl.DataFrame, inst: Instrument) -> pl.DataFrame:
 
 def _prepare(frames: list[pl.DataFrame]) -> pl.DataFrame:
     raw = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    for c in (*BASE_COLUMNS, *TEXT_COLUMNS, "source_file"):
+    for c in (*BASE_COLUMNS, *TEXT_COLUMNS, "source_file", *INGEST_RULE_COLUMNS):
         if c not in raw.columns:
             raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(c))
     for c in ("source_line", "source_fields", "expected_fields"):
@@ -166,7 +170,16 @@ def item_columns(frame: pl.DataFrame) -> list[str]:
 
 def _row_level(raw: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
     """Rejections from the rules that look at one row at a time."""
-    found: list[pl.DataFrame] = []
+    found: list[pl.DataFrame] = [
+        raw.filter(pl.col("ingest_rule").is_not_null()).select(
+            "_row",
+            pl.col("ingest_column").alias("column"),
+            pl.col("ingest_value").alias("value"),
+            pl.col("ingest_rule").alias("rule"),
+            pl.col("ingest_message").alias("message"),
+        )
+    ]
+    raw = raw.filter(pl.col("ingest_rule").is_null())
     ragged = raw.filter(pl.col("source_fields") != pl.col("expected_fields"))
     found.append(
         _found(
@@ -403,8 +416,9 @@ def _accounting(raw: pl.DataFrame, rejections: pl.DataFrame, accepted: pl.DataFr
             "rows_read": [m["rows_read"] for m in metas],
             "blank_rows": [m.get("blank_rows", 0) for m in metas],
             "format": [m["format"] for m in metas],
+            "records_read": [m.get("records_read", m["rows_read"]) for m in metas],
         },
-        schema={"source_file": pl.String, "sha256": pl.String, "rows_read": pl.Int64, "blank_rows": pl.Int64, "format": pl.String},
+        schema={"source_file": pl.String, "sha256": pl.String, "rows_read": pl.Int64, "blank_rows": pl.Int64, "format": pl.String, "records_read": pl.Int64},
     )
     table = (
         base.join(per_file_accepted, on="source_file", how="left")
@@ -435,6 +449,12 @@ def strict_message(rejections: pl.DataFrame, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
+def warnings_table(metas: list[dict]) -> pl.DataFrame:
+    """One row per warning an ingest reader raised (e.g. a column that looks like a direct identifier)."""
+    rows = [w for m in metas for w in m.get("warnings", [])]
+    return pl.DataFrame(rows, schema=WARNING_COLUMNS) if rows else pl.DataFrame(schema=WARNING_COLUMNS)
+
+
 def run(
     ingested: list[str],
     metas: list[str],
@@ -444,6 +464,7 @@ def run(
     out_rejections: str,
     out_accounting: str,
     strict_rejections: str | None = None,
+    out_warnings: str | None = None,
 ) -> ValidationResult:
     """Validate the ingested files and write the outputs.
 
@@ -462,6 +483,8 @@ def run(
     io.write_parquet(out_validated, result.accepted)
     io.write_csv(out_rejections, result.rejections)
     io.write_csv(out_accounting, result.accounting)
+    if out_warnings:
+        io.write_csv(out_warnings, warnings_table(meta))
     return result
 
 

@@ -39,7 +39,8 @@ wildcard_constraints:
 
 
 def input_path(wildcards):
-    return INPUTS[wildcards.name]["path"]
+    spec = INPUTS[wildcards.name]
+    return [spec["path"]] + ([spec["dictionary"]] if spec.get("dictionary") else [])
 
 
 def input_spec(wildcards):
@@ -58,6 +59,7 @@ def final_outputs():
         f"{RESULTS}/validated/questionnaires.parquet",
         f"{RESULTS}/validation/rejections.csv",
         f"{RESULTS}/validation/accounting.csv",
+        f"{RESULTS}/validation/warnings.csv",
         f"{RESULTS}/scores/questionnaires.parquet",
         f"{RESULTS}/scores/questionnaires.csv",
         f"{RESULTS}/stats/sessions.parquet",

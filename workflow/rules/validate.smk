@@ -7,6 +7,7 @@ rule validate:
         validated=f"{RESULTS}/validated/questionnaires.parquet",
         rejections=f"{RESULTS}/validation/rejections.csv",
         accounting=f"{RESULTS}/validation/accounting.csv",
+        warnings=f"{RESULTS}/validation/warnings.csv",
     params:
         policy=config["validation"],
         instruments_dir=config["instruments_dir"],
