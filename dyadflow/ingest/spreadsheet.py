@@ -44,7 +44,8 @@ def read_xlsx(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         book = fastexcel.read_excel(path)
     except Exception as exc:  # fastexcel raises its own error types
         raise DyadflowError(f"cannot be read as an Excel workbook: {exc}", file=file) from None
-    sheet = spec.get("sheet", 0)
+    sheet = spec.get("sheet")
+    sheet = 0 if sheet is None else sheet
     if isinstance(sheet, str) and sheet not in book.sheet_names:
         raise DyadflowError(
             f"the workbook has no sheet '{sheet}' (sheets: {', '.join(book.sheet_names)})", file=file, key="sheet"
