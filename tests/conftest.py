@@ -61,3 +61,22 @@ def rules_by_line(rejections: pl.DataFrame) -> set[tuple[int, str]]:
 WAI_SR_OK = (4, 4, 3, 4, 5, 3, 4, 4, 3, 4, 5, 4)
 WAI_S_OK = (5, 6, 5, 2, 6, 5, 6, 5, 6, 3, 5, 6)
 BDI_OK = (1, 0, 2, 1, 1, 0, 1, 2, 0, 1, 1, 0, 1, 2, 1, "1a", 1, "2b", 1, 0, 1)
+
+
+DEMO_DIR = REPO / "data" / "demo"
+DEMO_FILES = ("data/demo/redcap_export.csv", "data/demo/wai_s_qualtrics.csv", "data/demo/oq45_clinic.xlsx")
+
+
+def demo_inputs(root: Path = REPO) -> list[dict]:
+    """The demo study's input specs from config/config.yaml, with paths under ``root``."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    return [{**spec, "path": str(root / spec["path"])} for spec in cfg["inputs"]]
+
+
+def copy_demo(tmp: Path) -> None:
+    """The bundled demo study's data (all its export files) under ``tmp/data/demo``."""
+    import shutil
+
+    shutil.copytree(DEMO_DIR, tmp / "data" / "demo")

@@ -7,7 +7,6 @@ import hashlib
 import importlib.metadata
 import io as pyio
 import json
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from conftest import REPO
+from conftest import DEMO_FILES, REPO, copy_demo
 from dyadflow import __version__, cluster, manifest, report
 
 SHA_EMPTY_OBJECT = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"  # sha256(b"{}")
@@ -192,8 +191,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.e2e
 def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
-    (tmp_path / "data" / "demo").mkdir(parents=True)
-    shutil.copy(REPO / "data" / "demo" / "questionnaires.csv", tmp_path / "data" / "demo")
+    copy_demo(tmp_path)
     cfg = tmp_path / "study.yaml"
     cfg.write_text((REPO / "config" / "config.yaml").read_text())
     proc = snakemake(tmp_path, "results/manifest.json", "results/reports/shards/0.json", "--cores", "2", "--configfile", str(cfg))
@@ -206,11 +204,16 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
     assert data["config"]["study"]["name"] == "Demo trial (synthetic data)"
     assert data["config"]["report"]["shards"] == 4  # the validated config, defaults filled in
     assert data["config_sha256"] == manifest.config_hash(data["config"])
-    csv = tmp_path / "data" / "demo" / "questionnaires.csv"
-    assert data["inputs"] == [{
-        "name": "questionnaires", "path": "data/demo/questionnaires.csv", "format": "canonical_csv",
-        "bytes": csv.stat().st_size, "sha256": hashlib.sha256(csv.read_bytes()).hexdigest(),
-    }]
+    assert data["inputs"] == [
+        {
+            "name": name, "path": path, "format": fmt,
+            "bytes": (tmp_path / path).stat().st_size, "sha256": hashlib.sha256((tmp_path / path).read_bytes()).hexdigest(),
+        }
+        for name, path, fmt in (
+            ("redcap_export", DEMO_FILES[0], "redcap"), ("wai_s_qualtrics", DEMO_FILES[1], "qualtrics"),
+            ("oq45_clinic", DEMO_FILES[2], "xlsx"),
+        )
+    ]
     assert [i["path"] for i in data["instruments"]] == sorted(
         f"schemas/instruments/{p.name}" for p in (REPO / "schemas" / "instruments").glob("*.yaml")
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import REPO
+from conftest import DEMO_FILES, REPO, copy_demo
 
 pytestmark = pytest.mark.e2e
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -23,8 +22,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def make_study(tmp: Path, config_text: str | None = None) -> Path:
-    (tmp / "data" / "demo").mkdir(parents=True)
-    shutil.copy(REPO / "data" / "demo" / "questionnaires.csv", tmp / "data" / "demo")
+    copy_demo(tmp)
     cfg = tmp / "study.yaml"
     cfg.write_text(config_text or (REPO / "config" / "config.yaml").read_text())
     return cfg
@@ -58,18 +56,39 @@ def test_accounting_balances_and_rejections_are_the_planted_ones(demo_run):
     acc = pl.read_csv(tmp / "results" / "validation" / "accounting.csv")
     assert acc.columns[:5] == ["source_file", "sha256", "rows_read", "rows_accepted", "rows_rejected"]
     assert acc.filter(pl.col("rows_read") != pl.col("rows_accepted") + pl.col("rows_rejected")).height == 0
-    assert acc.get_column("source_file").to_list() == ["data/demo/questionnaires.csv"]
+    # REDCap: rows are questionnaires (a record holds BDI-II and WAI-SR side by side)
+    assert acc.select("source_file", "format", "rows_read", "rows_accepted", "rows_rejected", "records_read").rows() == [
+        ("data/demo/redcap_export.csv", "redcap", 2011, 2005, 6, 1047),
+        ("data/demo/wai_s_qualtrics.csv", "qualtrics", 941, 934, 7, 941),
+        ("data/demo/oq45_clinic.xlsx", "xlsx", 56, 55, 1, 56),
+    ]
     rej = pl.read_csv(tmp / "results" / "validation" / "rejections.csv")
     assert rej.columns[:6] == ["source_file", "source_line", "column", "value", "rule", "message"]
-    assert sorted(set(rej.get_column("rule"))) == [
-        "date_format", "duplicate_conflict", "duplicate_exact", "dyad_therapist_changed", "instrument_unknown", "item_value",
-    ]
-    # the line numbers point at the rows a person sees in an editor
-    lines = (tmp / "data" / "demo" / "questionnaires.csv").read_text(encoding="utf-8").split("\n")
+    by_rule = dict(rej.group_by("rule").len().rows())
+    assert by_rule == {
+        "date_format": 1, "duplicate_conflict": 2, "duplicate_exact": 1, "dyad_therapist_changed": 1,
+        "instrument_unknown": 1, "item_value": 1, "redcap_incomplete": 2, "qualtrics_test_response": 3,
+        "qualtrics_incomplete": 2,
+    }
+    assert set(rej.get_column("source_file")) == set(DEMO_FILES)
+    # the line numbers point at the rows a person sees in an editor (the spreadsheet row in Excel)
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(tmp / "data/demo/oq45_clinic.xlsx", read_only=True)["OQ-45"]
+    texts = {f: (tmp / f).read_text(encoding="utf-8-sig").split("\n") for f in DEMO_FILES[:2]}
     for r in rej.iter_rows(named=True):
-        assert lines[r["source_line"] - 1].startswith(r["dyad_id"] + ",")
+        if r["source_file"].endswith(".xlsx"):
+            assert next(sheet.iter_rows(min_row=r["source_line"], max_row=r["source_line"], values_only=True))[0] == r["dyad_id"]
+        else:
+            assert r["dyad_id"] + "," in texts[r["source_file"]][r["source_line"] - 1]
     scores = pl.read_parquet(tmp / "results" / "scores" / "questionnaires.parquet")
     assert scores.height == acc.get_column("rows_accepted").sum()
+    assert set(scores.get_column("instrument")) == {"bdi_ii", "wai_sr", "wai_s", "oq_45"}
+    warnings = pl.read_csv(tmp / "results" / "validation" / "warnings.csv")
+    assert warnings.columns == ["source_file", "column", "warning"]
+    assert warnings.get_column("column").to_list() == [
+        "IPAddress", "RecipientLastName", "RecipientFirstName", "RecipientEmail", "LocationLatitude", "LocationLongitude",
+    ]
 
 
 def test_rerun_has_nothing_to_do(demo_run):
@@ -93,23 +112,23 @@ def test_strict_mode_stops_with_file_line_and_rule(tmp_path):
     proc = snakemake(tmp_path, "results/scores/questionnaires.csv", "--cores", "1", "--configfile", str(cfg))
     assert proc.returncode != 0
     err = proc.stderr
-    assert "validation failed (validation: strict): 7 row(s) rejected in 1 file(s)" in err
-    assert "data/demo/questionnaires.csv, line " in err and "item_value" in err
+    assert "validation failed (validation: strict): 14 row(s) rejected in 3 file(s)" in err
+    assert "data/demo/oq45_clinic.xlsx, line 21, column 'instrument': instrument_unknown" in err
     assert "Traceback" not in err
     assert not (tmp_path / "results" / "scores" / "questionnaires.csv").exists()
     full = pl.read_csv(tmp_path / "logs" / "validate.rejections.csv")
-    assert full.height == 7 and "All 7 rejections: logs/validate.rejections.csv" in err
+    assert full.height == 14 and "All 14 rejections: logs/validate.rejections.csv" in err
 
 
-def test_missing_column_is_one_clear_message(tmp_path):
-    cfg = make_study(tmp_path)
-    csv = tmp_path / "data" / "demo" / "questionnaires.csv"
-    lines = csv.read_text(encoding="utf-8").split("\n")
-    lines[0] = lines[0].replace("session,", "sesion,")
-    csv.write_text("\n".join(lines), encoding="utf-8")
+def test_a_mapping_naming_a_missing_column_is_one_clear_message(tmp_path):
+    text = (REPO / "config" / "config.yaml").read_text().replace("session: Session,", "session: Sesion,")
+    cfg = make_study(tmp_path, text)
     proc = snakemake(tmp_path, "results/validated/questionnaires.parquet", "--cores", "1", "--configfile", str(cfg))
     assert proc.returncode != 0
-    assert "dyadflow ingest: data/demo/questionnaires.csv, line 1, column 'session': required column missing: session" in proc.stderr
+    assert (
+        "dyadflow ingest: data/demo/oq45_clinic.xlsx, line 3, column 'Sesion', key 'columns.session': "
+        "the mapping 'columns.session' names column 'Sesion', which is not in the file"
+    ) in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -117,4 +136,4 @@ def test_invalid_config_is_reported(tmp_path):
     cfg = make_study(tmp_path, "study: {name: x}\ninputs: [{path: a.csv, format: excel97}]\n")
     proc = snakemake(tmp_path, "-n", "--configfile", str(cfg))
     assert proc.returncode != 0
-    assert "'excel97' is not one of ['canonical_csv']" in proc.stdout + proc.stderr
+    assert "'excel97' is not one of ['canonical_csv', 'redcap', 'qualtrics', 'xlsx', 'sav']" in proc.stdout + proc.stderr
