@@ -398,12 +398,17 @@ def validate_frames(frames: list[pl.DataFrame], metas: list[dict], registry: dic
         .sort("source_file", "source_line", "rule", "column", nulls_last=True)
         .cast(REJECTION_COLUMNS)
     )
-    accounting = _accounting(raw, rejections, accepted, metas)
+    # a REDCap record gives several questionnaires on one line: count rejected rows, not lines
+    rejected_rows = pl.concat(found).select("_row").unique().join(raw.select("_row", "source_file"), on="_row")
+    accounting = _accounting(raw, rejections, accepted, metas, rejected_rows)
     return ValidationResult(accepted, rejections, accounting)
 
 
-def _accounting(raw: pl.DataFrame, rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dict]) -> pl.DataFrame:
-    rejected_rows = rejections.select(*PROVENANCE).unique()
+def _accounting(
+    raw: pl.DataFrame, rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dict], rejected_rows: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    if rejected_rows is None:
+        rejected_rows = rejections.select(*PROVENANCE).unique()
     per_file_rejected = rejected_rows.group_by("source_file").agg(pl.len().alias("rows_rejected"))
     per_file_dup = (
         rejections.filter(pl.col("rule") == "duplicate_exact").group_by("source_file").agg(pl.len().alias("rows_duplicate"))
@@ -435,7 +440,7 @@ def _accounting(raw: pl.DataFrame, rejections: pl.DataFrame, accepted: pl.DataFr
 
 
 def strict_message(rejections: pl.DataFrame, limit: int = 10) -> str:
-    n_rows = rejections.select(*PROVENANCE).unique().height
+    n_rows = rejections.select(*PROVENANCE, "instrument").unique().height
     n_files = rejections.get_column("source_file").n_unique()
     lines = [
         f"validation failed (validation: strict): {n_rows} row(s) rejected in {n_files} file(s). The first problems:"

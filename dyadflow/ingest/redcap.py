@@ -175,8 +175,11 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
                 pl.when(incomplete).then(pl.lit("redcap_incomplete")).alias("ingest_rule"),
                 pl.when(incomplete).then(
                     pl.format(
-                        "form {} is not marked complete ({} = {}, {}); only forms marked {} are scored (the input's 'complete')",
-                        pl.lit(form), pl.lit(complete), pl.col(complete).fill_null("empty"), word.fill_null("no status"),
+                        "form {} is not marked complete ({} = {}); only forms marked {} are scored (the input's 'complete')",
+                        pl.lit(form), pl.lit(complete),
+                        pl.when(pl.col(complete).is_null()).then(pl.lit("empty"))
+                        .when(pl.col(complete) == word).then(pl.col(complete))
+                        .otherwise(pl.format("{}, {}", pl.col(complete), word)),
                         pl.lit(" or ".join(allowed)),
                     )
                 ).alias("ingest_message"),

@@ -1,0 +1,383 @@
+"""Real export formats mapped onto the canonical table: REDCap, Qualtrics, xlsx, SPSS .sav
+and European CSV quirks. Each test reads a tiny hand-written (or in-test generated)
+export and asserts the exact canonical rows and that the accounting balances."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from dyadflow.errors import DyadflowError
+from dyadflow.ingest import read_input
+from dyadflow.ingest.mapping import item_columns_by_pattern, normalise_dates, pattern_regex
+from dyadflow.ingest.redcap import parse_choices
+from dyadflow.validate import validate_frames
+
+from conftest import REPO
+
+FORMATS = REPO / "tests" / "data" / "formats"
+ROW = ("source_line", "dyad_id", "session", "date", "instrument", "item_01", "item_02", "ingest_rule")
+
+
+def rows(frame: pl.DataFrame, columns=ROW) -> list[tuple]:
+    return frame.select(columns).rows()
+
+
+def balanced(frame, meta, registry) -> tuple[int, int, int]:
+    acc = validate_frames([frame], [meta], registry).accounting
+    read, accepted, rejected = acc.select("rows_read", "rows_accepted", "rows_rejected").row(0)
+    assert read == accepted + rejected == frame.height
+    return read, accepted, rejected
+
+
+# --- mapping helpers --------------------------------------------------------------------
+
+
+def test_item_patterns():
+    assert pattern_regex("wai_sr_{n:02d}").pattern == r"^wai_sr_(\d{2,})$"
+    header = ["wai_sr_01", "wai_sr_12", "wai_sr_1", "WAI_SR_02", "wai_sr_complete", "OQ7"]
+    assert item_columns_by_pattern(header, "wai_sr_{n:02d}") == {"wai_sr_01": "item_01", "wai_sr_12": "item_12", "WAI_SR_02": "item_02"}
+    assert item_columns_by_pattern(header, "OQ{n}") == {"OQ7": "item_07"}
+    with pytest.raises(DyadflowError, match="has no"):
+        pattern_regex("wai_sr_")
+
+
+def test_dates_from_formats_and_excel_serials():
+    s = pl.DataFrame({"d": ["2024-01-08", "08.01.2024", "8/1/2024", "45299", "45299.0", "31.02.2024", "soon", None]})
+    out = s.select(normalise_dates(pl.col("d"), ["%d.%m.%Y", "%d/%m/%Y"], excel_serial=True)).to_series().to_list()
+    assert out == ["2024-01-08", "2024-01-08", "2024-01-08", "2024-01-08", "2024-01-08", "31.02.2024", "soon", None]
+    plain = s.select(normalise_dates(pl.col("d"), [], excel_serial=False)).to_series().to_list()
+    assert plain == s.get_column("d").to_list()
+
+
+def test_redcap_choices():
+    assert parse_choices("1, Seldom | 2, Sometimes|3,Fairly often, at times") == {
+        "seldom": "1", "sometimes": "2", "fairly often, at times": "3",
+    }
+
+
+# --- REDCap -----------------------------------------------------------------------------
+
+REDCAP = {
+    "path": str(FORMATS / "redcap_raw.csv"),
+    "format": "redcap",
+    "columns": {"patient_id": "pat", "therapist_id": "ther", "arm": "arm"},
+    "events": {"map": {"baseline_arm_1": 0}, "pattern": "session_{n}_arm_1"},
+    "instruments": {
+        "bdi_ii": {"form": "bdi", "items": "bdi_{n:02d}", "columns": {"date": "bdi_date"}, "rater": "patient"},
+        "wai_sr": {"items": "wai_sr_{n:02d}", "columns": {"date": "wai_date", "note": "wai_note"}, "rater": "patient"},
+        "phq_9": {"form": "phq", "items": "phq_{n}", "columns": {"date": "phq_date"}, "rater": "patient", "session": "repeat_instance"},
+    },
+}
+
+
+def test_redcap_raw_export(registry):
+    frame, meta = read_input(REDCAP)
+    assert rows(frame) == [
+        (2, "D1", "0", "2024-01-08", "bdi_ii", "1", "2", None),
+        (3, "D1", "1", "2024-01-15", "bdi_ii", "0", "1", None),  # one record, two forms:
+        (3, "D1", "1", "2024-01-15", "wai_sr", "4", "5", None),  # two questionnaires
+        (5, "D1", "2", "2024-01-22", "bdi_ii", "3", "3", "redcap_incomplete"),  # bdi_complete = 1
+        (5, "D1", "2", "2024-01-22", "wai_sr", "3", None, None),
+        (6, "D1", "1", "2024-01-15", "phq_9", "2", "1", None),  # repeating form: session = instance
+        (7, "D1", "2", "2024-01-22", "phq_9", "3", None, None),
+        (8, "D1", "follow_up_arm_1", "2024-04-01", "bdi_ii", "1", "1", None),  # an event no rule maps
+    ]
+    # record-level fields are entered once (baseline) and hold for the whole record
+    assert set(frame.select("patient_id", "therapist_id", "arm", "rater").rows()) == {("P1", "T1", "CBT", "patient")}
+    assert frame.get_column("note").to_list()[2] == "Vi pratade om sömnen,\noch det kändes lättare."
+    assert (meta["records_read"], meta["rows_read"], meta["forms_empty"]) == (6, 8, 1)
+    assert meta["dropped_columns"] == ["full_name"] and [w["column"] for w in meta["warnings"]] == ["full_name"]
+    res = validate_frames([frame], [meta], registry)
+    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [
+        (5, "bdi_complete", "1", "redcap_incomplete"),
+        (8, "session", "follow_up_arm_1", "session_format"),
+    ]
+    assert res.rejections.get_column("message")[0] == (
+        "form bdi is not marked complete (bdi_complete = 1, Unverified); only forms marked 2 are scored (the input's 'complete')"
+    )
+    assert balanced(frame, meta, registry) == (8, 6, 2)
+
+
+def test_redcap_label_export_with_data_dictionary(registry):
+    spec = {
+        "path": str(FORMATS / "redcap_labels.csv"),
+        "format": "redcap",
+        "dictionary": str(FORMATS / "redcap_dictionary.csv"),
+        "constants": {"patient_id": "P2", "therapist_id": "T2"},
+        "events": {"pattern": "Session {n} (Arm 1: Main)"},
+        "complete": [1, 2],
+        "instruments": {"wai_sr": {"items": "wai_sr_{n:02d}", "columns": {"date": "wai_date"}, "rater": "patient"}},
+    }
+    frame, meta = read_input(spec)
+    # the labels, English and Swedish, go back to the codes of the project's dictionary
+    assert rows(frame) == [
+        (2, "D2", "1", "2024-02-05", "wai_sr", "4", "5", None),
+        (3, "D2", "2", "2024-02-12", "wai_sr", "1", "2", "redcap_incomplete"),
+        (4, "D2", "3", "2024-02-19", "wai_sr", "3", "4", None),  # Unverified, scored with complete: [1, 2]
+    ]
+    assert frame.get_column("ingest_message")[1] == (
+        "form wai_sr is not marked complete (wai_sr_complete = Incomplete); only forms marked 1 or 2 are scored (the input's 'complete')"
+    )
+    assert balanced(frame, meta, registry) == (3, 2, 1)
+
+
+def test_redcap_without_dictionary_passes_labels_to_the_registry(registry):
+    spec = {
+        "path": str(FORMATS / "redcap_labels.csv"), "format": "redcap",
+        "constants": {"patient_id": "P2", "therapist_id": "T2"}, "events": {"pattern": "Session {n} (Arm 1: Main)"},
+        "instruments": {"wai_sr": {"items": "wai_sr_{n:02d}", "columns": {"date": "wai_date"}, "rater": "patient"}},
+    }
+    frame, meta = read_input(spec)
+    res = validate_frames([frame], [meta], registry)
+    # "Very often" is a WAI-SR label in the registry; the Swedish "Alltid" is not
+    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [
+        (2, "item_02", "Alltid", "item_value"),
+        (3, "wai_sr_complete", "Incomplete", "redcap_incomplete"),
+        (4, "wai_sr_complete", "Unverified", "redcap_incomplete"),
+    ]
+
+
+def test_redcap_form_without_complete_column_names_the_key(tmp_path):
+    spec = {**REDCAP, "instruments": {"wai_s": {"items": "wai_s_{n}", "rater": "therapist", "columns": {"date": "wai_date"}}}}
+    with pytest.raises(DyadflowError) as err:
+        read_input(spec)
+    e = err.value
+    assert (e.file, e.line, e.column, e.key) == (REDCAP["path"], 1, "wai_s_complete", "instruments.wai_s.form")
+
+
+# --- Qualtrics --------------------------------------------------------------------------
+
+QUALTRICS = {
+    "path": str(FORMATS / "qualtrics.csv"),
+    "format": "qualtrics",
+    "columns": {"dyad_id": "dyad", "patient_id": "pid", "therapist_id": "tid"},
+    "items": "Q1_{n}",
+    "constants": {"rater": "therapist", "instrument": "wai_s"},
+    "min_progress": 90,
+}
+
+
+def test_qualtrics_export(registry):
+    frame, meta = read_input(QUALTRICS)
+    # three header rows (the question text spans two lines), so the data start on line 6
+    assert rows(frame) == [
+        (6, "D1", "1", "2024-01-15 17:05:01", "wai_s", "Very often", "5", None),
+        (7, "D1", "1", "2024-01-10 09:01:01", "wai_s", "Always", "Always", "qualtrics_test_response"),
+        (8, "D1", "1", "2024-01-10 09:11:01", "wai_s", "4", "4", "qualtrics_test_response"),  # Status 1 = preview
+        (9, "D1", "2", "2024-01-29 17:01:00", "wai_s", "Often", None, "qualtrics_incomplete"),
+        (10, "D1", "3", "2024-02-05 17:04:00", "wai_s", "Sometimes", "6", None),  # Progress 95 ≥ min_progress
+        (11, "D9", "1", "2024-01-11 10:01:01", "wai_s", "1", "1", "qualtrics_test_response"),
+    ]
+    assert frame.get_column("ingest_message").to_list()[1:4] == [
+        "a survey preview (Status 'Survey Preview', DistributionChannel 'preview'), not a response",
+        "a survey preview (Status '1', DistributionChannel 'anonymous'), not a response",
+        "the response is not finished (Finished 'False', Progress 60 %)",
+    ]
+    assert meta["encoding"] == "utf-8-sig" and meta["header_rows"] == 3
+    assert meta["dropped_columns"] == ["StartDate", "EndDate", "ResponseId", "RecipientEmail"]
+    assert [w["column"] for w in meta["warnings"]] == ["RecipientEmail"]
+    res = validate_frames([frame], [meta], registry)
+    accepted = res.accepted.select("source_line", "session", "date", "item_01", "item_02").rows()
+    # choice text goes through the instrument's value labels (WAI-S: Very often = 6, Sometimes = 4)
+    assert accepted == [(6, 1, dt.date(2024, 1, 15), 6, 5), (10, 3, dt.date(2024, 2, 5), 4, 6)]
+    assert dict(res.rejections.group_by("rule").len().rows()) == {"qualtrics_test_response": 3, "qualtrics_incomplete": 1}
+    assert balanced(frame, meta, registry) == (6, 2, 4)
+
+
+def test_qualtrics_legacy_two_header_rows_and_a_missing_importid_row(tmp_path):
+    lines = (FORMATS / "qualtrics.csv").read_text(encoding="utf-8-sig").split("\n")
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_text("\n".join(lines[:4] + lines[5:]), encoding="utf-8")  # without the ImportId row (line 5)
+    with pytest.raises(DyadflowError) as err:
+        read_input({**QUALTRICS, "path": str(legacy)})
+    assert err.value.line == 5 and "header_rows: 2" in str(err.value)
+    frame, _ = read_input({**QUALTRICS, "path": str(legacy), "header_rows": 2})
+    assert frame.get_column("source_line").to_list() == [5, 6, 7, 8, 9, 10]
+
+
+# --- Excel ------------------------------------------------------------------------------
+
+
+def clinic_workbook(path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "Info"
+    wb.active.append(["read me first"])
+    ws = wb.create_sheet("Data")
+    ws.append(["Clinic log (synthetic)"])
+    ws.append([])
+    ws.append(["Dyad", "Patient", "Therapist", "Session", "Date", "OQ1", "OQ2", "Kommentar", "Telefon"])
+    ws.append(["D1", "P1", "T1", 0, dt.date(2024, 1, 8), 3, 2.0, "sömn ø", None])  # row 4: a date cell
+    ws.append([])  # row 5: blank, skipped and counted
+    ws.append(["D1", "P1", "T1", 4, "05/02/2024", 1, None, None, None])  # row 6: text dd/mm/yyyy
+    ws.append(["D1", "P1", "T1", 8, 45348, "2", 4, None, None])  # row 7: a serial number
+    ws.append(["D1", "P1", "T1", 12, "31/02/2024", 0, 0, None, None])  # row 8: no such day
+    wb.save(path)
+    return path
+
+
+XLSX = {
+    "format": "xlsx", "sheet": "Data", "header_row": 3, "items": "OQ{n}",
+    "columns": {"dyad_id": "Dyad", "patient_id": "Patient", "therapist_id": "Therapist", "session": "Session", "date": "Date", "note": "Kommentar"},
+    "constants": {"rater": "patient", "instrument": "oq_45"}, "date_format": "%d/%m/%Y", "excel_serial_dates": True,
+}
+
+
+def test_xlsx_named_sheet_header_row_and_dates(tmp_path, registry):
+    spec = {**XLSX, "path": str(clinic_workbook(tmp_path / "clinic.xlsx"))}
+    frame, meta = read_input(spec)
+    # source_line is the spreadsheet row
+    assert rows(frame) == [
+        (4, "D1", "0", "2024-01-08", "oq_45", "3", "2", None),
+        (6, "D1", "4", "2024-02-05", "oq_45", "1", None, None),
+        (7, "D1", "8", "2024-02-26", "oq_45", "2", "4", None),
+        (8, "D1", "12", "31/02/2024", "oq_45", "0", "0", None),
+    ]
+    assert frame.get_column("note").to_list() == ["sömn ø", None, None, None]
+    assert (meta["sheet"], meta["blank_rows"], meta["dropped_columns"]) == ("Data", 1, ["Telefon"])
+    assert [w["column"] for w in meta["warnings"]] == ["Telefon"]
+    res = validate_frames([frame], [meta], registry)
+    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [(8, "date", "31/02/2024", "date_format")]
+    assert balanced(frame, meta, registry) == (4, 3, 1)
+
+
+def test_xlsx_errors_name_file_sheet_and_column(tmp_path):
+    path = str(clinic_workbook(tmp_path / "clinic.xlsx"))
+    with pytest.raises(DyadflowError) as err:
+        read_input({**XLSX, "path": path, "sheet": "Blad1"})
+    assert err.value.key == "sheet" and "sheets: Info, Data" in str(err.value)
+    with pytest.raises(DyadflowError) as err:  # the first sheet holds no such columns
+        read_input({**XLSX, "path": path, "sheet": None, "header_row": 1})
+    assert (err.value.file, err.value.line, err.value.column, err.value.key) == (path, 1, "Dyad", "columns.dyad_id")
+    bad = tmp_path / "not.xlsx"
+    bad.write_text("dyad_id\n")
+    with pytest.raises(DyadflowError, match="cannot be read as an Excel workbook"):
+        read_input({**XLSX, "path": str(bad)})
+
+
+# --- SPSS -------------------------------------------------------------------------------
+
+
+def spss_file(path):
+    import pandas as pd
+    import pyreadstat
+
+    df = pd.DataFrame({
+        "dyad": ["D1", "D1", "D2"], "pid": ["P1", "P1", "P2"], "tid": ["T1", "T1", "T2"], "sess": [1.0, 2.0, 1.0],
+        "datum": [dt.date(2024, 1, 15), dt.date(2024, 1, 22), dt.date(2024, 3, 4)], "arm": [1.0, 1.0, 2.0],
+        "w1": [4.0, 5.0, 2.0], "w2": [3.0, 99.0, 1.0],
+    })
+    pyreadstat.write_sav(
+        df, str(path),
+        variable_value_labels={"arm": {1: "CBT", 2: "IPT"}, "w1": {1: "Seldom", 2: "Sometimes", 3: "Fairly often", 4: "Very often", 5: "Always"}},
+        missing_ranges={"w2": [99]},
+    )
+    return path
+
+
+SAV = {
+    "format": "sav", "items": "w{n}",
+    "columns": {"dyad_id": "dyad", "patient_id": "pid", "therapist_id": "tid", "session": "sess", "date": "datum", "arm": "arm"},
+    "constants": {"rater": "patient", "instrument": "wai_sr"},
+}
+
+
+def test_sav_value_labels_and_user_missing(tmp_path, registry):
+    spec = {**SAV, "path": str(spss_file(tmp_path / "trial.sav"))}
+    frame, meta = read_input(spec)
+    # source_line is the case number; arm shows its label, items keep their codes; 99 is user-missing
+    assert frame.select("source_line", "dyad_id", "session", "date", "arm", "item_01", "item_02").rows() == [
+        (1, "D1", "1", "2024-01-15", "CBT", "4", "3"),
+        (2, "D1", "2", "2024-01-22", "CBT", "5", None),
+        (3, "D2", "1", "2024-03-04", "IPT", "2", "1"),
+    ]
+    assert meta["labelled_columns"] == ["arm", "w1"]
+    labelled, _ = read_input({**spec, "value_labels": "all"})
+    assert labelled.select("arm", "item_01").rows() == [("CBT", "Very often"), ("CBT", "Always"), ("IPT", "Sometimes")]
+    codes, _ = read_input({**spec, "value_labels": "none"})
+    assert codes.get_column("arm").to_list() == ["1", "1", "2"]
+    res = validate_frames([labelled], [meta], registry)
+    assert res.accepted.select("item_01").to_series().to_list() == [4, 5, 2]
+    assert balanced(frame, meta, registry) == (3, 3, 0)
+
+
+# --- CSV quirks ---------------------------------------------------------------------------
+
+EUROPEAN = (
+    "Dyad;Patient;Terapeut;Session;Datum;Formulär;F1;F2;Anteckning;Personnummer\n"
+    "D1;P1;T1;1;15.01.2024;WAI-SR;4,0;3;Jag sov bättre, tror jag;\n"
+    "D1;P1;T1;2,0;22.01.2024;WAI-SR;5;;Vi snakket om søvn;\n"
+    "D1;P1;T1;3;45320;WAI-SR;2;2;;\n"
+    "D1;P1;T1;4;2024-02-05;WAI-SR;3,5;2;;\n"
+)
+EUROPEAN_SPEC = {
+    "format": "canonical_csv", "encoding": "cp1252", "delimiter": ";", "decimal_comma": True,
+    "date_format": "%d.%m.%Y", "excel_serial_dates": True, "items": "F{n}",
+    "columns": {"dyad_id": "Dyad", "patient_id": "Patient", "therapist_id": "Terapeut", "session": "Session",
+                "date": "Datum", "instrument": "Formulär", "note": "Anteckning"},
+    "values": {"instrument": {"WAI-SR": "wai_sr"}},
+    "constants": {"rater": "patient"},
+}
+
+
+def test_european_csv_cp1252_semicolon_decimal_comma_dates(tmp_path, registry):
+    path = tmp_path / "export.csv"
+    path.write_bytes(EUROPEAN.encode("cp1252"))
+    frame, meta = read_input({**EUROPEAN_SPEC, "path": str(path)})
+    assert rows(frame) + [tuple(frame.get_column("note"))] == [
+        (2, "D1", "1", "2024-01-15", "wai_sr", "4.0", "3", None),
+        (3, "D1", "2", "2024-01-22", "wai_sr", "5", None, None),
+        (4, "D1", "3", "2024-01-29", "wai_sr", "2", "2", None),  # serial 45320
+        (5, "D1", "4", "2024-02-05", "wai_sr", "3.5", "2", None),
+        ("Jag sov bättre, tror jag", "Vi snakket om søvn", None, None),
+    ]
+    assert [w["column"] for w in meta["warnings"]] == ["Personnummer"]
+    res = validate_frames([frame], [meta], registry)
+    assert res.accepted.select("session", "item_01").rows() == [(1, 4), (2, 5), (3, 2)]
+    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [(5, "item_01", "3.5", "item_value")]
+    assert balanced(frame, meta, registry) == (4, 3, 1)
+
+
+def test_utf8_bom_with_semicolons(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + EUROPEAN.encode("utf-8"))
+    frame, meta = read_input({**EUROPEAN_SPEC, "path": str(path), "encoding": "utf-8"})
+    assert meta["encoding"] == "utf-8-sig" and frame.get_column("note")[1] == "Vi snakket om søvn"
+
+
+def test_wrong_encoding_names_file_and_line(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes(EUROPEAN.encode("cp1252"))
+    with pytest.raises(DyadflowError) as err:
+        read_input({**EUROPEAN_SPEC, "path": str(path), "encoding": "utf-8"})
+    assert (err.value.file, err.value.line) == (str(path), 1)  # "Formulär" in the header
+    assert str(err.value).startswith(f"{path}, line 1: cannot be decoded as utf-8: byte(s) e4")
+    path.write_bytes(EUROPEAN.replace("Formulär", "Form").encode("cp1252"))
+    with pytest.raises(DyadflowError) as err:
+        read_input({**EUROPEAN_SPEC, "path": str(path), "encoding": "utf-8"})
+    assert err.value.line == 2 and "set the input's 'encoding'" in str(err.value)
+
+
+# --- mapping errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change, column, key, words",
+    [
+        ({"columns": {**EUROPEAN_SPEC["columns"], "session": "Sesion"}}, "Sesion", "columns.session", "names column 'Sesion', which is not in the file"),
+        ({"items": "Fråga{n}"}, "Fråga{n}", "items", "matches no column"),
+        ({"constants": {"rater": "patient", "session": "1"}}, None, "constants.session", "both as a column and as a constant"),
+        ({"constants": {}}, "rater", None, "required column missing: rater"),
+    ],
+)
+def test_mapping_errors_name_file_column_and_key(tmp_path, change, column, key, words):
+    path = tmp_path / "export.csv"
+    path.write_bytes(EUROPEAN.encode("cp1252"))
+    with pytest.raises(DyadflowError) as err:
+        read_input({**EUROPEAN_SPEC, "path": str(path), **change})
+    assert (err.value.file, err.value.column, err.value.key) == (str(path), column, key)
+    assert words in str(err.value)
