@@ -3,6 +3,8 @@
     dyadflow demo-data [--out data/demo]     write the synthetic demo study
     dyadflow check-instruments [DIR ...]     check instrument files, list what they define
     dyadflow outputs [--results results]     say where a finished run put its outputs
+    dyadflow inspect FILE [--sheet S] [--header-row N]
+                                             what an export is, and a config block to paste
 
 The pipeline itself runs with ``snakemake --cores N --configfile study.yaml``.
 """
@@ -77,6 +79,13 @@ def _outputs(args) -> int:
     return 0
 
 
+def _inspect(args) -> int:
+    from dyadflow import inspect
+
+    sheet = int(args.sheet) if args.sheet is not None and args.sheet.isdigit() else args.sheet
+    return inspect.main(args.file, sheet=sheet, header_row=args.header_row)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dyadflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-instruments", help="check instrument definition files")
     p.add_argument("dirs", nargs="*", help="folders or files (default: the built-in registry)")
     p.set_defaults(func=_check_instruments)
+    p = sub.add_parser(
+        "inspect",
+        help="show an export's format, encoding, delimiter and columns, and suggest its config mapping",
+        description="Detects the format (canonical CSV, REDCap, Qualtrics, xlsx, sav), the encoding and delimiter, "
+        "lists the columns with example values, and prints an 'inputs:' entry to paste into the study config.",
+    )
+    p.add_argument("file")
+    p.add_argument("--sheet", default=None, help="xlsx: the sheet name or 0-based index (default: the first)")
+    p.add_argument("--header-row", type=int, default=None, help="xlsx: the row with the column names (default: guessed)")
+    p.set_defaults(func=_inspect)
     p = sub.add_parser("outputs", help="list the outputs of a finished run")
     p.add_argument("--results", default="results")
     p.set_defaults(func=_outputs)

@@ -209,9 +209,9 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
             "name": name, "path": path, "format": fmt,
             "bytes": (tmp_path / path).stat().st_size, "sha256": hashlib.sha256((tmp_path / path).read_bytes()).hexdigest(),
         }
-        for name, path, fmt in (
-            ("redcap_export", DEMO_FILES[0], "redcap"), ("wai_s_qualtrics", DEMO_FILES[1], "qualtrics"),
-            ("oq45_clinic", DEMO_FILES[2], "xlsx"),
+        for name, path, fmt in (  # sorted by name
+            ("oq45_clinic", DEMO_FILES[2], "xlsx"), ("redcap_export", DEMO_FILES[0], "redcap"),
+            ("wai_s_qualtrics", DEMO_FILES[1], "qualtrics"),
         )
     ]
     assert [i["path"] for i in data["instruments"]] == sorted(
