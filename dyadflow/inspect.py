@@ -78,6 +78,28 @@ def item_pattern(prefix: str, cols: list[str]) -> str:
     return f"{prefix}{{n:0{min(widths)}d}}" if padded else f"{prefix}{{n}}"
 
 
+def event_template(events: list[str]) -> str | None:
+    """The event-name pattern with {n} that numbers the most events (session_{n}_arm_1)."""
+    counts: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        for m in re.finditer(r"\d+", e):
+            counts[e[: m.start()] + "{n}" + e[m.end():]].add(m.group())
+    if not counts:
+        return None
+    best = max(counts, key=lambda t: (len(counts[t]), -len(t)))
+    return best if len(counts[best]) > 1 else None
+
+
+def guess_instrument(n: int, values: set[str]) -> tuple[str | None, list[str]]:
+    """The registry instrument with ``n`` items whose answers (numbers, labels) cover ``values``."""
+    from dyadflow.registry import load_registry
+
+    registry = load_registry()
+    keys = sorted(k for k, inst in registry.items() if inst.n_items == n)
+    fits = [k for k in keys if values <= set(registry[k].token_map(1))]
+    return (fits[0] if fits else (keys[0] if keys else None)), keys
+
+
 def instruments_with(n: int) -> list[str]:
     from dyadflow.registry import load_registry
 
@@ -113,11 +135,20 @@ def _read(path: str, sheet=None, header_row: int | None = None) -> dict:
 
         read_bytes(path, path)
         book = fastexcel.read_excel(path)
-        name = sheet if sheet is not None else book.sheet_names[0]
+        wb = openpyxl.load_workbook(path, read_only=True)
+
+        def filled(name):  # non-empty cells of the first 30 rows
+            return [sum(v is not None for v in row) for row in wb[name].iter_rows(max_row=30, values_only=True)]
+
+        if isinstance(sheet, int):
+            sheet = book.sheet_names[sheet]
+        # the named sheet, or the first that looks like a table (3 or more columns)
+        name = sheet if sheet is not None else next((n for n in book.sheet_names if max(filled(n), default=0) >= 3), book.sheet_names[0])
+        if name not in book.sheet_names:
+            raise DyadflowError(f"the workbook has no sheet '{name}' (sheets: {', '.join(book.sheet_names)})", file=path)
         if header_row is None:  # the first row that fills most of the widest row's cells
-            ws = openpyxl.load_workbook(path, read_only=True)[name]
-            counts = [sum(v is not None for v in row) for row in ws.iter_rows(max_row=30, values_only=True)]
-            header_row = next((i + 1 for i, c in enumerate(counts) if counts and c >= 0.8 * max(counts) and c > 0), 1)
+            counts = filled(name)
+            header_row = next((i + 1 for i, c in enumerate(counts) if c >= 0.8 * max(counts) and c > 0), 1) if counts else 1
         frame = book.load_sheet(name, header_row=header_row - 1, dtypes="string", n_rows=200).to_polars()
         frame = frame.drop([c for c in frame.columns if c.startswith("__UNNAMED__")])
         return {"format": "xlsx", "sheets": book.sheet_names, "sheet": name, "header_row": header_row, "frame": frame}
@@ -170,65 +201,93 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
         spec["record_id"] = "dyad_id"
         spec["columns"] = {k: v for k, v in record_fields.items() if k in ("patient_id", "therapist_id", "arm", "consent_share_text")}
         events = frame.get_column("redcap_event_name").drop_nulls().unique(maintain_order=True).to_list() if "redcap_event_name" in frame.columns else []
-        numbered = [e for e in events if re.search(r"\d+", e)]
-        if numbered:
-            m = re.match(r"^(.*?)(\d+)(.*)$", numbered[0])
-            spec["events"] = {"pattern": f"{m.group(1)}{{n}}{m.group(3)}"}
-            others = [e for e in events if not re.fullmatch(re.escape(m.group(1)) + r"\d+" + re.escape(m.group(3)), e)]
+        template = event_template(events)
+        if template:
+            spec["events"] = {"pattern": template}
+            rx = re.compile("^" + re.escape(template).replace(r"\{n\}", r"\d+") + "$")
+            others = [e for e in events if not rx.match(e)]
             if others:
                 spec["events"]["map"] = {e: 0 for e in others}
-                notes.append(f"events {', '.join(others)} are mapped to session 0 as a guess: correct events.map")
+                notes.append(f"event{'s' if len(others) > 1 else ''} {', '.join(others)} mapped to session 0 as a guess: correct events.map")
         instruments = {}
+        form_columns: list[str] = ["redcap_repeat_instrument", "redcap_repeat_instance"]
         groups = item_groups(columns)
         for form in forms:
             mine = [(p, cols) for p, cols in groups if p.lower().startswith(form.lower())]
             if not mine:
                 continue
             prefix, cols = mine[0]
-            keys = instruments_with(len(cols))
-            key = next((k for k in keys if k == form.lower()), keys[0] if keys else form)
+            values = set(frame.select(pl.concat_list(pl.col(cols).str.to_lowercase()).explode().drop_nulls().unique()).to_series())
+            guess, keys = guess_instrument(len(cols), values)
+            key = next((k for k in keys if k == form.lower()), guess or form)
             date = next((c for c in columns if c.lower().startswith(form.lower()) and "date" in c.lower()), None)
             entry = {"form": form, "items": item_pattern(prefix, cols), "rater": "patient"}
-            if date:
-                entry["columns"] = {"date": date}
+            note = next((c for c in columns if c.lower().startswith(form.lower()) and any(w in c.lower() for w in ("note", "comment", "kommentar"))), None)
+            own = {"date": date, "note": note}
+            if date or note:
+                entry["columns"] = {k: v for k, v in own.items() if v}
+                form_columns.extend(v for v in own.values() if v)
             instruments[key] = entry
+            form_columns.extend([*cols, *([date] if date else []), f"{form}_complete"])
             notes.append(
                 f"form {form}: {len(cols)} item fields ({cols[0]} … {cols[-1]}); instrument '{key}' is a guess"
                 + (f" (instruments with {len(cols)} items: {', '.join(keys)})" if keys else " (no registry instrument has that many items)")
             )
         spec["instruments"] = instruments or {"INSTRUMENT_KEY": {"form": "FORM", "items": "FORM_{n}", "rater": "patient"}}
-        used = {*spec["columns"].values(), "record_id", "redcap_event_name"}
+        used = {*spec["columns"].values(), "record_id", "redcap_event_name", *form_columns}
     else:
         fields = guess_fields(columns)
         if fmt == "qualtrics" and "date" not in fields and "RecordedDate" in columns:
             fields["date"] = "RecordedDate"
         groups = item_groups([c for c in columns if c not in fields.values()])
         items_cols: list[str] = []
+        guess = None
         if groups and not all(canonical_name(c) for c in groups[0][1]):
             prefix, items_cols = groups[0]
             spec["items"] = item_pattern(prefix, items_cols)
-            keys = instruments_with(len(items_cols))
+            values = set(frame.select(pl.concat_list(pl.col(items_cols).str.to_lowercase()).explode().drop_nulls().unique()).to_series())
+            guess, keys = guess_instrument(len(items_cols), values)
             notes.append(
                 f"items: {len(items_cols)} columns {items_cols[0]} … {items_cols[-1]}"
                 + (f"; instruments with {len(items_cols)} items: {', '.join(keys)}" if keys else "")
+                + (f"; the answers fit {guess}" if guess else "")
             )
             if len(groups) > 1:
                 notes.append("other numbered columns: " + ", ".join(f"{p}… ({len(c)})" for p, c in groups[1:]))
-        spec["columns"] = {k: v for k, v in fields.items() if k != v.strip().lower()}
+        spec["columns"] = dict(fields)
         missing = [c for c in REQUIRED if c not in fields]
         constants = {}
+        from dyadflow.registry import load_registry
+
         for c in missing:
-            if c == "rater":
-                constants["rater"] = "patient"
-            elif c == "instrument" and items_cols and instruments_with(len(items_cols)):
-                constants["instrument"] = instruments_with(len(items_cols))[0]
+            if c == "instrument" and guess:
+                constants["instrument"] = guess
+            elif c == "rater":
+                constants["rater"] = load_registry()[guess].raters[0] if guess else "patient"
             else:
                 constants[c] = "?"
+        if "instrument" in constants and "rater" in constants:  # instrument first: it decides the rater
+            constants = {"rater": constants.pop("rater"), **constants}
         if constants:
             spec["constants"] = constants
             notes.append(
-                "no column found for " + ", ".join(missing) + ": given as constants; replace a '?' with a column under 'columns' or a value"
+                "no column found for " + ", ".join(missing) + ": given as constants"
+                + ("; replace each '?' with a column under 'columns', or a value" if "?" in constants.values() else "")
             )
+        if "instrument" in fields:
+            from dyadflow.registry import load_registry
+
+            keys = list(load_registry())
+            seen = frame.get_column(fields["instrument"]).drop_nulls().unique(maintain_order=True).to_list()
+            recode = {v: next((k for k in keys if _squash(k) == _squash(v)), None) for v in seen if v.lower() not in keys}
+            if any(recode.values()):
+                spec["values"] = {"instrument": {v: k for v, k in recode.items() if k}}
+            unknown = [v for v, k in recode.items() if not k]
+            if unknown:
+                notes.append(
+                    f"instrument value{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} match no registry key: "
+                    "add them under values.instrument, or validation rejects those rows (instrument_unknown)"
+                )
         dates = frame.get_column(fields["date"]).drop_nulls().head(50) if "date" in fields else pl.Series([], dtype=pl.String)
         if dates.str.contains(r"^\d{1,2}\.\d{1,2}\.\d{4}").any():
             spec["date_format"] = "%d.%m.%Y"
@@ -240,6 +299,8 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
         if items_cols and frame.select(pl.col(items_cols).str.contains(r"^\d+,\d+$").any()).row(0).count(True):
             spec["decimal_comma"] = True
         used = {*fields.values(), *items_cols}
+        if fmt == "qualtrics":
+            used |= {c for c in info["frame"].columns if c.lower() in ("status", "finished", "progress", "distributionchannel")}
     if not spec.get("columns"):
         spec.pop("columns", None)
     unused = [c for c in info["frame"].columns if c not in used]
@@ -258,7 +319,8 @@ def report(path: str, sheet=None, header_row: int | None = None) -> str:
         out.append(f"  encoding:  {info.get('encoding')}")
     if info.get("delimiter"):
         out.append(f"  delimiter: {info['delimiter']!r}")
-    out.append(f"  rows:      {shown.height}{'+' if info['format'] in ('xlsx', 'sav') and shown.height >= 200 else ''} (first rows read)")
+    more = info["format"] in ("xlsx", "sav") and shown.height >= 200
+    out.append(f"  rows:      {'the first ' if more else ''}{shown.height}{' (the rest not read here)' if more else ''}")
     out.append(f"  columns ({len(frame.columns)}):")
     width = min(max((len(c) for c in frame.columns), default=10), 32)
     for c in frame.columns:
