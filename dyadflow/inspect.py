@@ -300,7 +300,9 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
             spec["decimal_comma"] = True
         used = {*fields.values(), *items_cols}
         if fmt == "qualtrics":
-            used |= {c for c in info["frame"].columns if c.lower() in ("status", "finished", "progress", "distributionchannel")}
+            from dyadflow.ingest.qualtrics import SYSTEM_COLUMNS
+
+            used |= {c for c in info["frame"].columns if c.lower() in SYSTEM_COLUMNS}
     if not spec.get("columns"):
         spec.pop("columns", None)
     unused = [c for c in info["frame"].columns if c not in used]

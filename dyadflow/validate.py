@@ -46,6 +46,7 @@ REJECTION_COLUMNS = {
     "dyad_id": pl.String,
     "session": pl.String,
     "instrument": pl.String,
+    "source_column": pl.String,
 }
 ACCOUNTING_COLUMNS = {
     "source_file": pl.String,
@@ -396,12 +397,31 @@ def validate_frames(frames: list[pl.DataFrame], metas: list[dict], registry: dic
             pl.col("_instrument").alias("instrument"),
         )
         .sort("source_file", "source_line", "rule", "column", nulls_last=True)
-        .cast(REJECTION_COLUMNS)
     )
+    rejections = _with_source_columns(rejections, metas).cast(REJECTION_COLUMNS)
     # a REDCap record gives several questionnaires on one line: count rejected rows, not lines
     rejected_rows = pl.concat(found).select("_row").unique().join(raw.select("_row", "source_file"), on="_row")
     accounting = _accounting(raw, rejections, accepted, metas, rejected_rows)
     return ValidationResult(accepted, rejections, accounting)
+
+
+def _with_source_columns(rejections: pl.DataFrame, metas: list[dict]) -> pl.DataFrame:
+    """Add ``source_column``: the export's own name of the column a rejection is about
+    (``wai_sr_04`` for ``item_04`` of a REDCap form); the column itself when not renamed."""
+    origins = pl.DataFrame(
+        [{**o, "source_file": m["source_file"]} for m in metas for o in m.get("source_columns", [])],
+        schema={"instrument": pl.String, "column": pl.String, "source_column": pl.String, "source_file": pl.String},
+    )
+    per_instrument = origins.filter(pl.col("instrument").is_not_null()).rename({"source_column": "_by_instrument"})
+    per_file = origins.filter(pl.col("instrument").is_null()).drop("instrument").rename({"source_column": "_by_file"})
+    out = rejections.with_row_index("_i").join(
+        per_instrument, on=["source_file", "instrument", "column"], how="left"
+    ).join(per_file, on=["source_file", "column"], how="left")
+    return (
+        out.with_columns(pl.coalesce("_by_instrument", "_by_file", "column").alias("source_column"))
+        .sort("_i")
+        .select(*REJECTION_COLUMNS)
+    )
 
 
 def _accounting(
@@ -447,6 +467,8 @@ def strict_message(rejections: pl.DataFrame, limit: int = 10) -> str:
     ]
     for r in rejections.head(limit).iter_rows(named=True):
         col = f", column '{r['column']}'" if r["column"] else ""
+        if r.get("source_column") and r["source_column"] != r["column"]:
+            col += f" ('{r['source_column']}' in the export)"
         lines.append(f"  {r['source_file']}, line {r['source_line']}{col}: {r['rule']}: {r['message']}")
     if rejections.height > limit:
         lines.append(f"  … and {rejections.height - limit} more.")

@@ -55,6 +55,9 @@ def test_demo_bad_rows_are_rejected_by_their_rules(registry):
         (qualtrics, "qualtrics_test_response", 3),
     ]
     assert set(demo.BAD_ROWS.values()) <= {r for _, r, _ in by_rule}
+    # rejections name the export's own column too
+    bad_item = res.rejections.filter(pl.col("rule") == "item_value")
+    assert bad_item.select("column", "value", "source_column").row(0) == ("item_04", "6", "wai_sr_04")
     acc = res.accounting.select("rows_read", "rows_accepted", "rows_rejected").rows()
     assert acc == [(2011, 2005, 6), (941, 934, 7), (56, 55, 1)]
     assert [m["rows_read"] for m in metas] == [2011, 941, 56]

@@ -91,9 +91,9 @@ def test_redcap_raw_export(registry):
     assert (meta["records_read"], meta["rows_read"], meta["forms_empty"]) == (6, 8, 1)
     assert meta["dropped_columns"] == ["full_name"] and [w["column"] for w in meta["warnings"]] == ["full_name"]
     res = validate_frames([frame], [meta], registry)
-    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [
-        (5, "bdi_complete", "1", "redcap_incomplete"),
-        (8, "session", "follow_up_arm_1", "session_format"),
+    assert res.rejections.select("source_line", "column", "value", "rule", "source_column").rows() == [
+        (5, "bdi_complete", "1", "redcap_incomplete", "bdi_complete"),
+        (8, "session", "follow_up_arm_1", "session_format", "redcap_event_name"),
     ]
     assert res.rejections.get_column("message")[0] == (
         "form bdi is not marked complete (bdi_complete = 1, Unverified); only forms marked 2 are scored (the input's 'complete')"
@@ -338,7 +338,9 @@ def test_european_csv_cp1252_semicolon_decimal_comma_dates(tmp_path, registry):
     assert [w["column"] for w in meta["warnings"]] == ["Personnummer"]
     res = validate_frames([frame], [meta], registry)
     assert res.accepted.select("session", "item_01").rows() == [(1, 4), (2, 5), (3, 2)]
-    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [(5, "item_01", "3.5", "item_value")]
+    assert res.rejections.select("source_line", "column", "value", "rule", "source_column").rows() == [
+        (5, "item_01", "3.5", "item_value", "F1")
+    ]
     assert balanced(frame, meta, registry) == (4, 3, 1)
 
 

@@ -113,7 +113,7 @@ def test_strict_mode_stops_with_file_line_and_rule(tmp_path):
     assert proc.returncode != 0
     err = proc.stderr
     assert "validation failed (validation: strict): 14 row(s) rejected in 3 file(s)" in err
-    assert "data/demo/oq45_clinic.xlsx, line 21, column 'instrument': instrument_unknown" in err
+    assert "data/demo/oq45_clinic.xlsx, line 21, column 'instrument' ('Formulär' in the export): instrument_unknown" in err
     assert "Traceback" not in err
     assert not (tmp_path / "results" / "scores" / "questionnaires.csv").exists()
     full = pl.read_csv(tmp_path / "logs" / "validate.rejections.csv")

@@ -28,15 +28,27 @@ def text_meta(table: TextTable, delimiter: str) -> dict:
     }
 
 
+def header_column(header: list[str], name: str) -> str | None:
+    """The header name equal to ``name`` (lower case) ignoring case, or None."""
+    return next((h for h in header if h.lower() == name), None)
+
+
+def read_raw(path: str, file: str, spec: dict) -> tuple[TextTable, pl.DataFrame]:
+    """The text table of an input (its encoding and delimiter), and its rows with the
+    expected field count."""
+    table = read_text_table(path, encoding=spec.get("encoding", "utf-8"), delimiter=spec.get("delimiter", ","), file=file)
+    return table, table.frame.with_columns(pl.lit(table.n_fields, dtype=pl.Int64).alias("expected_fields"))
+
+
 def read(path: str, *, file: str, spec: dict | None = None) -> tuple[pl.DataFrame, dict]:
     spec = spec or {}
     delimiter = spec.get("delimiter", ",")
-    table = read_text_table(path, encoding=spec.get("encoding", "utf-8"), delimiter=delimiter, file=file)
-    raw = table.frame.with_columns(pl.lit(table.n_fields, dtype=pl.Int64).alias("expected_fields"))
+    table, raw = read_raw(path, file, spec)
     mapped = apply_mapping(raw, table.header, spec, file=file, line=table.header_line)
     meta = text_meta(table, delimiter) | {
         "dropped_columns": mapped.dropped,
         "warnings": mapped.warnings,
+        "source_columns": mapped.source_columns,
         "records_read": raw.height,
     }
     return mapped.frame, meta

@@ -55,6 +55,7 @@ class Mapped:
     used: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    source_columns: list[dict] = field(default_factory=list)
 
 
 def canonical_name(name: str) -> str | None:
@@ -263,7 +264,15 @@ def apply_mapping(
     )
     used = set(fields.values()) | set(items) | set(keep)
     dropped = [h for h in header if h not in used]
-    return Mapped(frame, sorted(used, key=header.index), dropped, identifier_warnings(dropped, file))
+    return Mapped(
+        frame, sorted(used, key=header.index), dropped, identifier_warnings(dropped, file), source_columns(fields, items)
+    )
+
+
+def source_columns(fields: dict[str, str], items: dict[str, str], instrument: str | None = None) -> list[dict]:
+    """Which export column each canonical column came from (rejections name both)."""
+    pairs = [*fields.items(), *((canon, src) for src, canon in items.items())]
+    return [{"instrument": instrument, "column": canon, "source_column": src} for canon, src in pairs if canon != src]
 
 
 def null_empty(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:

@@ -19,9 +19,8 @@ from __future__ import annotations
 import polars as pl
 
 from dyadflow.errors import DyadflowError
-from dyadflow.ingest.canonical import text_meta
+from dyadflow.ingest.canonical import header_column, read_raw, text_meta
 from dyadflow.ingest.mapping import apply_mapping
-from dyadflow.ingest.text import read_text_table
 
 PREVIEW_STATUS = ("1", "9", "17", "survey preview", "preview spam", "offline survey preview")
 TEST_STATUS = ("2", "survey test")
@@ -29,16 +28,11 @@ TRUE = ("1", "true", "yes")
 SYSTEM_COLUMNS = ("status", "finished", "progress", "distributionchannel")
 
 
-def _col(header: list[str], name: str) -> str | None:
-    return next((h for h in header if h.lower() == name), None)
-
-
 def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     delimiter = spec.get("delimiter", ",")
-    table = read_text_table(path, encoding=spec.get("encoding", "utf-8"), delimiter=delimiter, file=file)
+    table, raw = read_raw(path, file, spec)
     header, line = table.header, table.header_line
     n_extra = int(spec.get("header_rows", 3)) - 1
-    raw = table.frame.with_columns(pl.lit(table.n_fields, dtype=pl.Int64).alias("expected_fields"))
     heads, raw = raw.head(n_extra), raw.slice(n_extra)
     if n_extra == 2:
         import_row = heads.slice(1, 1).select(pl.any_horizontal(pl.col(header).str.starts_with('{"ImportId"'))).to_series()
@@ -51,13 +45,13 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
                 line=where,
             )
     spec = dict(spec)
-    if "date" not in (spec.get("columns") or {}) and "date" not in (spec.get("constants") or {}) and _col(header, "recordeddate"):
-        spec["columns"] = {**(spec.get("columns") or {}), "date": _col(header, "recordeddate")}
+    if "date" not in (spec.get("columns") or {}) and "date" not in (spec.get("constants") or {}) and header_column(header, "recordeddate"):
+        spec["columns"] = {**(spec.get("columns") or {}), "date": header_column(header, "recordeddate")}
 
-    status = _col(header, "status")
-    channel = _col(header, "distributionchannel")
-    finished = _col(header, "finished")
-    progress = _col(header, "progress")
+    status = header_column(header, "status")
+    channel = header_column(header, "distributionchannel")
+    finished = header_column(header, "finished")
+    progress = header_column(header, "progress")
     low = lambda c: pl.col(c).str.to_lowercase() if c else pl.lit(None, dtype=pl.String)  # noqa: E731
     preview = low(status).is_in(PREVIEW_STATUS).fill_null(False) | (low(channel) == "preview").fill_null(False)
     test = low(status).is_in(TEST_STATUS).fill_null(False) | (low(channel) == "test").fill_null(False)
@@ -84,6 +78,7 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     meta = text_meta(table, delimiter) | {
         "dropped_columns": dropped,
         "warnings": [w for w in mapped.warnings if w["column"] not in keep_system],
+        "source_columns": mapped.source_columns,
         "records_read": raw.height,
         "header_rows": n_extra + 1,
     }

@@ -36,7 +36,9 @@ from dyadflow.ingest.mapping import (
     identifier_warnings,
     pattern_regex,
     resolve_columns,
+    source_columns,
 )
+from dyadflow.ingest.canonical import header_column, read_raw, text_meta
 from dyadflow.ingest.text import read_text_table
 
 COMPLETE_LABELS = {"incomplete": "0", "unverified": "1", "complete": "2"}
@@ -86,20 +88,15 @@ def session_from_event(event: pl.Expr, events: dict) -> pl.Expr:
     return out
 
 
-def _optional(header: list[str], name: str) -> str | None:
-    return next((h for h in header if h.lower() == name), None)
-
-
 def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     delimiter = spec.get("delimiter", ",")
-    table = read_text_table(path, encoding=spec.get("encoding", "utf-8"), delimiter=delimiter, file=file)
+    table, raw = read_raw(path, file, spec)
     header, line = table.header, table.header_line
-    raw = table.frame.with_columns(pl.lit(table.n_fields, dtype=pl.Int64).alias("expected_fields"))
     rid = find_column(header, spec.get("record_id_column", "record_id"), file=file, line=line, key="record_id_column")
     target = spec.get("record_id", "dyad_id")
-    event = _optional(header, "redcap_event_name")
-    repeat_form = _optional(header, "redcap_repeat_instrument")
-    repeat_no = _optional(header, "redcap_repeat_instance")
+    event = header_column(header, "redcap_event_name")
+    repeat_form = header_column(header, "redcap_repeat_instrument")
+    repeat_no = header_column(header, "redcap_repeat_instance")
     choices = read_dictionary(spec["dictionary"]) if spec.get("dictionary") else {}
     allowed = [str(c) for c in spec.get("complete", [2])]
 
@@ -115,6 +112,7 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     if not instruments:
         raise DyadflowError("a REDCap input needs 'instruments': which forms hold which questionnaire", file=file, key="instruments")
     parts = []
+    origins: list[dict] = []
     empty_forms = 0
     for order, (key, cfg) in enumerate(instruments.items()):
         cfg = cfg or {}
@@ -149,6 +147,8 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         fields.pop("session", None)
         check_required({**fields, "session": "-"}, sub_spec["constants"], items, file=file, line=line)
         used |= {complete, *own_fields.values(), *items}
+        session_source = {"session": repeat_no if session_mode == "repeat_instance" else event} if (repeat_no if session_mode == "repeat_instance" else event) else {}
+        origins += source_columns({**fields, **session_source}, items, key)
 
         belongs = pl.lit(True) if repeat_form is None else (pl.col(repeat_form).is_null() | (pl.col(repeat_form).str.to_lowercase() == form.lower()))
         status = pl.col(complete).str.to_lowercase().replace(COMPLETE_LABELS)
@@ -192,17 +192,13 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     frame = frame.with_columns(pl.col(INGEST_RULE_COLUMNS).cast(pl.String))
     dropped = [h for h in header if h not in used]
     records_with_forms = frame.get_column("source_line").n_unique()
-    meta = {
-        "encoding": table.encoding,
-        "delimiter": delimiter,
-        "header_line": line,
-        "blank_rows": table.blank_rows,
-        "columns": header,
+    meta = text_meta(table, delimiter) | {
         "dropped_columns": dropped,
         "warnings": identifier_warnings(dropped, file),
         "records_read": raw.height,
         "records_without_forms": raw.height - records_with_forms,
         "forms_empty": empty_forms,
+        "source_columns": origins,
         "rows_are": "questionnaires: one per form with data in a record",
     }
     return frame, meta

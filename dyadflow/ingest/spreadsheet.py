@@ -30,7 +30,7 @@ def _finish(raw: pl.DataFrame, header: list[str], spec: dict, file: str, line: i
     mapped = apply_mapping(raw, header, spec, file=file, line=line)
     meta.update(
         {"blank_rows": int(blank_rows), "columns": header, "dropped_columns": mapped.dropped,
-         "warnings": mapped.warnings, "records_read": raw.height}
+         "warnings": mapped.warnings, "records_read": raw.height, "source_columns": mapped.source_columns}
     )
     return mapped.frame, meta
 
