@@ -12,7 +12,8 @@ localrules:
 
 rule manifest:
     input:
-        inputs=[spec["path"] for spec in INPUTS.values()],
+        inputs=[spec["path"] for spec in INPUTS.values()]
+        + [spec["dictionary"] for spec in INPUTS.values() if spec.get("dictionary")],
         instruments=INSTRUMENT_FILES,
     output:
         manifest=MANIFEST,
@@ -21,6 +22,12 @@ rule manifest:
         inputs=[
             {"name": name, "path": spec["path"], "format": spec["format"]}
             for name, spec in INPUTS.items()
+        ]
+        # a REDCap data dictionary changes what is read: hashed like an input
+        + [
+            {"name": f"{name}_dictionary", "path": spec["dictionary"], "format": "redcap_dictionary"}
+            for name, spec in INPUTS.items()
+            if spec.get("dictionary")
         ],
         # the name each instrument file has in the manifest: built-in ones relative
         # to the workflow, so moving the checkout changes nothing
