@@ -1,6 +1,6 @@
 """Benchmark: ingest + validate + score against the floor, polars' plain read_csv.
 
-    .venv/bin/python bench/ingest_validate_score.py --dyads 2000 [--sessions 14]
+    .venv/bin/python bench/ingest_validate_score.py --dyads 2000 [--sessions 14] [--format redcap]
 
 Generates a synthetic export with the demo model (no bad rows), then times, in one
 process and one run: (a) pl.read_csv of the file, (b) dyadflow's ingest, validate and
@@ -38,13 +38,22 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=14)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default="bench/out")
+    ap.add_argument("--format", choices=["canonical_csv", "redcap"], default="canonical_csv",
+                    help="redcap: the BDI-II and WAI-SR of the study as a REDCap export (config as in config/config.yaml)")
     args = ap.parse_args()
 
-    path = Path(args.out) / f"export_{args.dyads}x{args.sessions}.csv"
+    path = Path(args.out) / f"export_{args.dyads}x{args.sessions}{'_redcap' if args.format == 'redcap' else ''}.csv"
     if not path.exists():
-        io.write_bytes(path, io.csv_bytes(demo.generate(n_dyads=args.dyads, n_sessions=args.sessions, bad_rows=False)))
+        table = demo.generate(n_dyads=args.dyads, n_sessions=args.sessions, bad_rows=False)
+        data = demo.redcap_table(table) if args.format == "redcap" else table
+        io.write_bytes(path, io.csv_bytes(data))
     registry = load_registry()
-    spec = {"path": str(path), "format": "canonical_csv"}
+    spec = {"path": str(path), "format": args.format}
+    if args.format == "redcap":
+        import yaml
+
+        config = yaml.safe_load(Path(__file__).resolve().parent.parent.joinpath("config", "config.yaml").read_text())
+        spec = {**next(s for s in config["inputs"] if s["format"] == "redcap"), **spec}
 
     floor, raw = best_of(lambda: pl.read_csv(path, infer_schema=False), args.repeat)
 
