@@ -1,6 +1,6 @@
 """The ``dyadflow`` command: helpers around the Snakemake workflow.
 
-    dyadflow demo-data [--out data/demo]     write the synthetic demo study
+    dyadflow demo-data [--out data/demo]     write the synthetic demo study (REDCap, Qualtrics, xlsx)
     dyadflow check-instruments [DIR ...]     check instrument files, list what they define
     dyadflow outputs [--results results]     say where a finished run put its outputs
     dyadflow inspect FILE [--sheet S] [--header-row N]
@@ -21,8 +21,9 @@ from dyadflow.errors import DyadflowError
 def _demo_data(args) -> int:
     from dyadflow import demo
 
-    path = demo.write(args.out, seed=args.seed)
-    print(f"wrote {path}")
+    out = demo.write(args.out, seed=args.seed)
+    for name in demo.FILES:
+        print(f"wrote {out / name}")
     return 0
 
 
