@@ -61,14 +61,14 @@ def guess_fields(columns: list[str]) -> dict[str, str]:
     return found
 
 
-def item_groups(columns: list[str]) -> list[tuple[str, list[str]]]:
+def item_groups(columns: list[str], least: int = 3) -> list[tuple[str, list[str]]]:
     """Columns ending in a number, grouped by what comes before it (largest group first)."""
     groups: dict[str, list[str]] = defaultdict(list)
     for col in columns:
         m = DIGITS.match(col)
         if m and m.group(1) and not col.lower().endswith("_complete"):
             groups[m.group(1)].append(col)
-    big = [(p, cols) for p, cols in groups.items() if len(cols) >= 3]
+    big = [(p, cols) for p, cols in groups.items() if len(cols) >= least]
     return sorted(big, key=lambda g: (-len(g[1]), columns.index(g[1][0])))
 
 
@@ -211,7 +211,7 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
                 notes.append(f"event{'s' if len(others) > 1 else ''} {', '.join(others)} mapped to session 0 as a guess: correct events.map")
         instruments = {}
         form_columns: list[str] = ["redcap_repeat_instrument", "redcap_repeat_instance"]
-        groups = item_groups(columns)
+        groups = item_groups(columns, least=2)  # a form's own prefix makes two fields enough
         for form in forms:
             mine = [(p, cols) for p, cols in groups if p.lower().startswith(form.lower())]
             if not mine:
@@ -234,6 +234,12 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
                 + (f" (instruments with {len(cols)} items: {', '.join(keys)})" if keys else " (no registry instrument has that many items)")
             )
         spec["instruments"] = instruments or {"INSTRUMENT_KEY": {"form": "FORM", "items": "FORM_{n}", "rater": "patient"}}
+        undated = [e["form"] for e in instruments.values() if "date" not in e.get("columns", {})]
+        if undated:
+            notes.append(f"no date field found for form {', '.join(undated)}: add columns: {{date: <field>}} under the instrument")
+        absent = [c for c in ("patient_id", "therapist_id") if c not in spec["columns"]]
+        if absent:
+            notes.append(f"no column found for {', '.join(absent)}: map it under 'columns' or give it under 'constants'")
         used = {*spec["columns"].values(), "record_id", "redcap_event_name", *form_columns}
     else:
         fields = guess_fields(columns)

@@ -383,3 +383,29 @@ def test_mapping_errors_name_file_column_and_key(tmp_path, change, column, key, 
         read_input({**EUROPEAN_SPEC, "path": str(path), **change})
     assert (err.value.file, err.value.column, err.value.key) == (str(path), column, key)
     assert words in str(err.value)
+
+
+def test_identifier_like_column_names():
+    from dyadflow.ingest.mapping import IDENTIFIER_RE
+
+    flagged = ["full_name", "RecipientEmail", "e-mail", "Telefon", "phone_mobile", "IPAddress", "Adress", "Personnummer",
+               "ssn", "patient_ssn", "birth_date", "LocationLatitude", "Fødselsnummer"]
+    fine = ["redcap_event_name", "instrument_name", "form_name", "dyad", "session", "wai_sr_01", "lessons", "Datum", "Kommentar"]
+    assert [c for c in flagged if not IDENTIFIER_RE.search(c)] == []
+    assert [c for c in fine if IDENTIFIER_RE.search(c)] == []
+
+
+def test_config_schema_documents_every_input_key_and_rejects_typos():
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    keys = schema["properties"]["inputs"]["items"]["properties"]
+    for name, prop in keys.items():
+        assert prop.get("description"), name
+        assert name in ("path", "format", "name") or "default" in prop, name
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    jsonschema.validate(config, schema)
+    config["inputs"][2]["colums"] = config["inputs"][2].pop("columns")
+    with pytest.raises(jsonschema.ValidationError, match="'colums' was unexpected"):
+        jsonschema.validate(config, schema)
