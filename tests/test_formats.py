@@ -374,6 +374,7 @@ def test_wrong_encoding_names_file_and_line(tmp_path):
         ({"items": "Fråga{n}"}, "Fråga{n}", "items", "matches no column"),
         ({"constants": {"rater": "patient", "session": "1"}}, None, "constants.session", "both as a column and as a constant"),
         ({"constants": {}}, "rater", None, "required column missing: rater"),
+        ({"values": {"Formulär": {"WAI-SR": "wai_sr"}}}, None, "values.Formulär", "value maps are keyed by the field"),
     ],
 )
 def test_mapping_errors_name_file_column_and_key(tmp_path, change, column, key, words):

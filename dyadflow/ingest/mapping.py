@@ -204,6 +204,14 @@ def resolve_columns(
     for canon in constants:
         if canon not in FIELDS:
             raise DyadflowError(f"'{canon}' is not a canonical field", file=file, key=f"constants.{canon}")
+    for canon in spec.get("values") or {}:
+        if canon not in FIELDS and canon != "items":
+            raise DyadflowError(
+                f"'{canon}' is not a canonical field: value maps are keyed by the field they fill "
+                f"({', '.join(FIELDS)}) or 'items'",
+                file=file,
+                key=f"values.{canon}",
+            )
     return fields, items
 
 
