@@ -88,6 +88,37 @@ def session_from_event(event: pl.Expr, events: dict) -> pl.Expr:
     return out
 
 
+def _session(cfg, fields, event, repeat_no, events, file, line, where) -> tuple[pl.Expr, str]:
+    """Where a form's session comes from: the repeat instance, the event, or a mapped column."""
+    if cfg.get("session", "event") == "repeat_instance":
+        if repeat_no is None:
+            raise DyadflowError(
+                "no redcap_repeat_instance column for 'session: repeat_instance'", file=file, line=line, key=f"{where}.session"
+            )
+        return pl.col(repeat_no), repeat_no
+    if event is not None:
+        return session_from_event(pl.col(event), events), event
+    if "session" in fields:
+        column = fields.pop("session")
+        return pl.col(column), column
+    raise DyadflowError(
+        "no redcap_event_name column: map 'session' under the input's 'columns'", file=file, line=line, key="events"
+    )
+
+
+def _incomplete_message(form: str, complete: str, status: pl.Expr, allowed: list[str]) -> pl.Expr:
+    word = status.replace_strict(COMPLETE_WORDS, default=pl.col(complete), return_dtype=pl.String)
+    shown = (
+        pl.when(pl.col(complete).is_null()).then(pl.lit("empty"))
+        .when(pl.col(complete) == word).then(pl.col(complete))
+        .otherwise(pl.format("{}, {}", pl.col(complete), word))
+    )
+    return pl.format(
+        "form {} is not marked complete ({} = {}); only forms marked {} are scored (the input's 'complete')",
+        pl.lit(form), pl.lit(complete), shown, pl.lit(" or ".join(allowed)),
+    )
+
+
 def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     delimiter = spec.get("delimiter", ",")
     table, raw = read_raw(path, file, spec)
@@ -133,22 +164,11 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         clash = sorted(set(fields) & set(sub_spec["constants"]))
         if clash:
             raise DyadflowError(f"'{clash[0]}' is given both as a column and as a constant", file=file, key=f"{where}.constants")
-        session_mode = cfg.get("session", "event")
-        if session_mode == "repeat_instance":
-            if repeat_no is None:
-                raise DyadflowError("no redcap_repeat_instance column for 'session: repeat_instance'", file=file, line=line, key=f"{where}.session")
-            session = pl.col(repeat_no)
-        elif event is not None:
-            session = session_from_event(pl.col(event), spec.get("events") or {})
-        elif "session" in fields:
-            session = pl.col(fields.pop("session"))
-        else:
-            raise DyadflowError("no redcap_event_name column: map 'session' under the input's 'columns'", file=file, line=line, key="events")
+        session, session_column = _session(cfg, fields, event, repeat_no, spec.get("events") or {}, file, line, where)
         fields.pop("session", None)
         check_required({**fields, "session": "-"}, sub_spec["constants"], items, file=file, line=line)
         used |= {complete, *own_fields.values(), *items}
-        session_source = {"session": repeat_no if session_mode == "repeat_instance" else event} if (repeat_no if session_mode == "repeat_instance" else event) else {}
-        origins += source_columns({**fields, **session_source}, items, key)
+        origins += source_columns({**fields, "session": session_column}, items, key)
 
         belongs = pl.lit(True) if repeat_form is None else (pl.col(repeat_form).is_null() | (pl.col(repeat_form).str.to_lowercase() == form.lower()))
         status = pl.col(complete).str.to_lowercase().replace(COMPLETE_LABELS)
@@ -164,7 +184,6 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
                 if choices.get(src.lower())
             )
         incomplete = status.is_null() | ~status.is_in(allowed)
-        word = status.replace_strict(COMPLETE_WORDS, default=pl.col(complete), return_dtype=pl.String)
         parts.append(
             sub.select(
                 *canonical_exprs(fields, items, sub_spec),
@@ -173,16 +192,7 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
                 "source_fields",
                 "expected_fields",
                 pl.when(incomplete).then(pl.lit("redcap_incomplete")).alias("ingest_rule"),
-                pl.when(incomplete).then(
-                    pl.format(
-                        "form {} is not marked complete ({} = {}); only forms marked {} are scored (the input's 'complete')",
-                        pl.lit(form), pl.lit(complete),
-                        pl.when(pl.col(complete).is_null()).then(pl.lit("empty"))
-                        .when(pl.col(complete) == word).then(pl.col(complete))
-                        .otherwise(pl.format("{}, {}", pl.col(complete), word)),
-                        pl.lit(" or ".join(allowed)),
-                    )
-                ).alias("ingest_message"),
+                pl.when(incomplete).then(_incomplete_message(form, complete, status, allowed)).alias("ingest_message"),
                 pl.when(incomplete).then(pl.lit(complete)).alias("ingest_column"),
                 pl.when(incomplete).then(pl.col(complete)).alias("ingest_value"),
                 pl.lit(order).alias("_order"),
