@@ -51,7 +51,7 @@ def _outputs(args) -> int:
     results = Path(args.results)
     groups = [
         ("Validated data", ["validated/questionnaires.parquet"]),
-        ("Validation", ["validation/accounting.csv", "validation/rejections.csv"]),
+        ("Validation", ["validation/accounting.csv", "validation/rejections.csv", "validation/warnings.csv"]),
         ("Scores", ["scores/questionnaires.csv", "scores/questionnaires.parquet"]),
         ("Statistics", ["stats/dyads.csv", "stats/dyads.parquet", "stats/sessions.parquet"]),
         ("Selection", ["selection/index.json"]),
