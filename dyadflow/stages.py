@@ -31,6 +31,15 @@ def _ingest(input, output, params, **_):
         logger.info("columns not used: %s", ", ".join(meta["dropped_columns"]))
 
 
+def data_freeze_date(value: str | None):
+    """The configured data freeze date, or today (UTC) when none is set."""
+    import datetime as dt
+
+    if value:
+        return dt.date.fromisoformat(str(value))
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
 def _validate(input, output, params, log, **_):
     from dyadflow import validate
     from dyadflow.registry import load_registry
@@ -45,6 +54,7 @@ def _validate(input, output, params, log, **_):
         output.rejections,
         output.accounting,
         strict_rejections=str(Path(str(log[0])).with_suffix(".rejections.csv")),
+        date_limit=data_freeze_date(params.data_freeze),
     )
     for row in result.accounting.iter_rows(named=True):
         logger.info(
