@@ -7,6 +7,7 @@ place, so a killed job never leaves a file that looks finished.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -18,16 +19,42 @@ from typing import Any
 
 import polars as pl
 
+from dyadflow.errors import DyadflowError
+
 # Text cells starting with one of these are formulas to a spreadsheet program.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# ...except a plain number such as -3 or +1.5, which a spreadsheet reads as that number.
+PLAIN_NUMBER = r"^[+-]?[0-9]+([.,][0-9]+)?$"
+
+
+# Errors of the disk, not of dyadflow: they get a plain message instead of a traceback.
+DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "the file system is read-only"}
+
+
+def _disk_error(exc: OSError, target: Path) -> DyadflowError:
+    why = DISK_ERRORS[exc.errno]
+    return DyadflowError(
+        f"cannot be written: {why}. Nothing was left half-written; free some space (or move "
+        "'results/' to a larger disk) and run again: finished outputs are kept",
+        file=str(target),
+    )
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it into place on success."""
+    """Yield a temporary path next to ``path``; rename it into place on success.
+
+    On any failure the temporary file is removed, so a half-written output never exists
+    under its real name. A full disk becomes a :class:`DyadflowError` naming the file.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        if exc.errno in DISK_ERRORS:
+            raise _disk_error(exc, target) from None
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -36,9 +63,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+            raise _disk_error(exc, target) from None
         raise
 
 
@@ -79,14 +108,14 @@ def neutralise_formulas(df: pl.DataFrame) -> pl.DataFrame:
     """Make text cells inert in spreadsheet programs (OWASP CSV injection advice).
 
     A text cell that starts with ``= + - @``, a tab or a carriage return gets a leading
-    apostrophe. Numbers are left alone: only string columns are touched.
+    apostrophe, unless it is a plain number (``-3``). Only string columns are touched.
     """
     exprs = []
     for name, dtype in df.schema.items():
         if dtype == pl.String:
             col = pl.col(name)
             exprs.append(
-                pl.when(col.str.contains(r"^[=+\-@\t\r]"))
+                pl.when(col.str.contains(r"^[=+\-@\t\r]") & ~col.str.contains(PLAIN_NUMBER))
                 .then(pl.lit("'") + col)
                 .otherwise(col)
                 .alias(name)

@@ -10,6 +10,8 @@ the data manager.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pandera.polars as pa
 
@@ -36,6 +38,7 @@ RULES = {
     "id_format": "an ID must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ (IDs become file names)",
     "session_format": "session must be a whole number 0–9999 (0 is intake)",
     "date_format": "date must be an ISO 8601 calendar date (YYYY-MM-DD) that exists",
+    "date_future": "the date is after the data freeze (config data_freeze; by default the day of the build)",
     "rater_unknown": "rater must be patient, therapist or observer",
     "instrument_unknown": "the instrument is not in the registry",
     "consent_value": "consent_share_text must be true/false (yes/no, 1/0) or empty",
@@ -72,7 +75,7 @@ def parse_bool(col: pl.Expr) -> pl.Expr:
     return pl.when(low.is_in(TRUE_WORDS)).then(True).when(low.is_in(FALSE_WORDS)).then(False).otherwise(None)
 
 
-def raw_schema(known_instruments: list[str], has_consent: bool) -> pa.DataFrameSchema:
+def raw_schema(known_instruments: list[str], has_consent: bool, date_limit: dt.date | None = None) -> pa.DataFrameSchema:
     """Checks on the columns every raw questionnaire row has (all cells are strings)."""
     columns = {
         c: pa.Column(pl.String, nullable=False, checks=[_expr_check("id_format", lambda x: x.str.contains(ID_PATTERN))])
@@ -84,7 +87,12 @@ def raw_schema(known_instruments: list[str], has_consent: bool) -> pa.DataFrameS
     columns["date"] = pa.Column(
         pl.String,
         nullable=False,
-        checks=[_expr_check("date_format", lambda x: x.str.contains(DATE_PATTERN) & parse_date(x).is_not_null())],
+        checks=[_expr_check("date_format", lambda x: x.str.contains(DATE_PATTERN) & parse_date(x).is_not_null())]
+        + (
+            [_expr_check("date_future", lambda x: parse_date(x).is_null() | (parse_date(x) <= pl.lit(date_limit)))]
+            if date_limit is not None
+            else []
+        ),
     )
     columns["rater"] = pa.Column(
         pl.String, nullable=False, checks=[_expr_check("rater_unknown", lambda x: x.str.to_lowercase().is_in(RATERS))]

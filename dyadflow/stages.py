@@ -36,6 +36,15 @@ def _ingest(input, output, params, **_):
         logger.warning("column '%s': %s (results/validation/warnings.csv)", w["column"], w["warning"])
 
 
+def data_freeze_date(value: str | None):
+    """The configured data freeze date, or today (UTC) when none is set."""
+    import datetime as dt
+
+    if value:
+        return dt.date.fromisoformat(str(value))
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
 def _validate(input, output, params, log, **_):
     from dyadflow import validate
     from dyadflow.registry import load_registry
@@ -51,6 +60,7 @@ def _validate(input, output, params, log, **_):
         output.accounting,
         strict_rejections=str(Path(str(log[0])).with_suffix(".rejections.csv")),
         out_warnings=output.get("warnings"),
+        date_limit=data_freeze_date(params.data_freeze),
     )
     n_warnings = sum(len(json.loads(Path(p).read_text(encoding="utf-8")).get("warnings", [])) for p in input.metas)
     if n_warnings:

@@ -10,6 +10,7 @@ counts per file are in ``results/validation/accounting.csv``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +104,18 @@ def _pandera_failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.Dat
     return pl.DataFrame(schema={"column": pl.String, "value": pl.String, "rule": pl.String, "_row": pl.Int64})
 
 
+MAX_QUOTED = 80  # characters of a cell quoted in a message
+MAX_VALUE = 200  # characters of a cell kept in the rejections' value column
+
+
+def shorten(expr: pl.Expr, limit: int) -> pl.Expr:
+    """A long cell cut to ``limit`` characters, saying how long it was."""
+    n = expr.str.len_chars()
+    return pl.when(n > limit).then(pl.format("{}… ({} characters)", expr.str.slice(0, limit), n)).otherwise(expr)
+
+
 def _quote(expr: pl.Expr) -> pl.Expr:
-    return pl.concat_str(pl.lit("'"), expr.fill_null(""), pl.lit("'"))
+    return pl.concat_str(pl.lit("'"), shorten(expr.fill_null(""), MAX_QUOTED), pl.lit("'"))
 
 
 ROW_MESSAGES = {
@@ -118,6 +129,10 @@ ROW_MESSAGES = {
         "{} is not a session number: a whole number 0–9999, where 0 is intake", _quote(pl.col("value"))
     ),
     "date_format": lambda: pl.format("{} is not an ISO 8601 date (YYYY-MM-DD) that exists", _quote(pl.col("value"))),
+    "date_future": lambda: pl.format(
+        "{} is in the future: after the data freeze date (config data_freeze, by default the day of the build)",
+        _quote(pl.col("value")),
+    ),
     "rater_unknown": lambda: pl.format("{} is not a rater: use patient, therapist or observer", _quote(pl.col("value"))),
     "consent_value": lambda: pl.format("{} is not true or false (yes/no, 1/0)", _quote(pl.col("value"))),
 }
@@ -169,7 +184,7 @@ def item_columns(frame: pl.DataFrame) -> list[str]:
     return sorted((c for c in frame.columns if c.startswith("item_")), key=lambda c: int(c[5:]))
 
 
-def _row_level(raw: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
+def _row_level(raw: pl.DataFrame, registry: dict[str, Instrument], date_limit: dt.date | None = None) -> pl.DataFrame:
     """Rejections from the rules that look at one row at a time."""
     found: list[pl.DataFrame] = [
         raw.filter(pl.col("ingest_rule").is_not_null()).select(
@@ -192,7 +207,7 @@ def _row_level(raw: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFra
     rest = raw.filter(pl.col("source_fields") == pl.col("expected_fields"))
     known = sorted(registry)
     has_consent = rest.get_column("consent_share_text").null_count() < rest.height
-    failures = _pandera_failures(raw_schema(known, has_consent), rest)
+    failures = _pandera_failures(raw_schema(known, has_consent, date_limit), rest)
     found.append(_row_messages(failures, known).select(EMPTY_FOUND.columns))
 
     items = item_columns(rest)
@@ -355,9 +370,12 @@ def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def validate_frames(frames: list[pl.DataFrame], metas: list[dict], registry: dict[str, Instrument]) -> ValidationResult:
+def validate_frames(
+    frames: list[pl.DataFrame], metas: list[dict], registry: dict[str, Instrument], date_limit: dt.date | None = None
+) -> ValidationResult:
+    """Accept or reject every row. Dates after ``date_limit`` (if given) are rejected as date_future."""
     raw = _prepare(frames)
-    found = [_row_level(raw, registry)]
+    found = [_row_level(raw, registry, date_limit)]
     rejected = found[0].get_column("_row").unique()
     survivors = _typed(raw.filter(~pl.col("_row").is_in(rejected.implode())), registry)
     for rule_set in (_duplicates, _identity, _date_order):
@@ -389,10 +407,10 @@ def validate_frames(frames: list[pl.DataFrame], metas: list[dict], registry: dic
         .select(
             *PROVENANCE,
             "column",
-            "value",
+            shorten(pl.col("value"), MAX_VALUE),
             "rule",
             "message",
-            "dyad_id",
+            shorten(pl.col("dyad_id"), MAX_QUOTED),
             pl.col("_session").alias("session"),
             pl.col("_instrument").alias("instrument"),
         )
@@ -492,6 +510,7 @@ def run(
     out_accounting: str,
     strict_rejections: str | None = None,
     out_warnings: str | None = None,
+    date_limit: dt.date | None = None,
 ) -> ValidationResult:
     """Validate the ingested files and write the outputs.
 
@@ -500,7 +519,7 @@ def run(
     """
     frames = [pl.read_parquet(p) for p in ingested]
     meta = [json.loads(Path(p).read_text(encoding="utf-8")) for p in metas]
-    result = validate_frames(frames, meta, registry)
+    result = validate_frames(frames, meta, registry, date_limit)
     if policy == "strict" and result.rejections.height:
         message = strict_message(result.rejections)
         if strict_rejections:

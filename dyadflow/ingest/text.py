@@ -63,6 +63,34 @@ def decode(raw: bytes, encoding: str, file: str) -> tuple[str, str]:
         ) from None
 
 
+# What a few binary formats that land in export folders start with.
+MAGIC = {
+    b"PK\x03\x04": "a zip archive (an .xlsx workbook is one: use format: xlsx)",
+    b"\xd0\xcf\x11\xe0": "an old Excel/Office file (.xls): save it as .xlsx or CSV",
+    b"$FL2": "an SPSS .sav file: use format: sav",
+    b"%PDF": "a PDF document",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"\x1f\x8b": "a gzip archive",
+}
+
+
+def refuse_binary(raw: bytes, file: str, encoding: str = "utf-8") -> None:
+    """Stop with a clear message when ``raw`` is not text (NUL bytes or a known binary format)."""
+    wide = encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))
+    if not wide and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DyadflowError(
+            "is UTF-16 text (Excel's 'Unicode text' export): set the input's encoding to utf-16", file=file, line=1
+        )
+    kind = next((what for magic, what in MAGIC.items() if raw.startswith(magic)), None)
+    nul = -1 if wide else raw.find(b"\x00")
+    if kind is None and nul < 0:
+        return
+    line = raw.count(b"\n", 0, nul) + 1 if nul >= 0 and kind is None else 1
+    what = f"this is {kind}" if kind else "NUL bytes are never part of a text export (a damaged or binary file?)"
+    raise DyadflowError(f"is not a text export: it is binary ({what})" if kind else f"contains NUL bytes: {what}", file=file, line=line)
+
+
 @dataclass
 class Records:
     """Where the records of a text file are: byte spans, start lines, field counts."""
@@ -138,10 +166,12 @@ def read_text_table(
 ) -> TextTable:
     """Read a delimited file with a header line; every cell as a stripped string."""
     file = file or str(path)
-    text, used = decode(read_bytes(path, file), encoding, file)
+    raw = read_bytes(path, file)
+    refuse_binary(raw, file, encoding)
+    text, used = decode(raw, encoding, file)
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
-        raise DyadflowError("contains NUL bytes: this is not a text export", file=file, line=line)
+        raise DyadflowError("contains NUL characters: this is not a clean text export", file=file, line=line)
     data = text.encode("utf-8")
     rec = scan_records(data, delimiter)
     if not rec.lines.size or rec.empty.all():

@@ -11,6 +11,7 @@ rule validate:
     params:
         policy=config["validation"],
         instruments_dir=config["instruments_dir"],
+        data_freeze=config["data_freeze"],
     log:
         f"{LOGS}/validate.log",
     run:

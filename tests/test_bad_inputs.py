@@ -1,0 +1,87 @@
+"""The bad-input corpus (tests/data/bad/): every file gets exactly its written-down outcome.
+
+A file is either refused as a whole with a message naming the file and the line (never a
+traceback), or every row is accounted for: read = accepted + rejected, with each
+rejection's line and rule as listed in tests/data/bad/expected.yaml.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from dyadflow import ingest, io, validate
+from dyadflow.errors import DyadflowError
+
+BAD = Path(__file__).parent / "data" / "bad"
+EXPECTED = yaml.safe_load((BAD / "expected.yaml").read_text(encoding="utf-8"))
+FREEZE = dt.date(2025, 1, 1)
+
+
+def run_file(path: Path, registry):
+    frame, meta = ingest.read_input({"path": str(path), "format": "canonical_csv"})
+    return validate.validate_frames([frame], [meta], registry, date_limit=FREEZE)
+
+
+def test_every_corpus_file_has_an_expected_outcome():
+    files = sorted(p.name for p in BAD.iterdir() if p.name != "expected.yaml")
+    assert files == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_corpus_file(name, registry):
+    want = EXPECTED[name]
+    path = BAD / name
+    if "error" in want:
+        with pytest.raises(DyadflowError) as info:
+            run_file(path, registry)
+        err = info.value
+        assert err.file == str(path)
+        assert err.line == want["error"]["line"]
+        assert err.column == want["error"].get("column")
+        assert want["error"]["says"] in err.message
+        return
+    result = run_file(path, registry)
+    acc = result.accounting.row(0, named=True)
+    assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"]) == (want["read"], want["accepted"], want["rejected"])
+    assert acc["rows_read"] == acc["rows_accepted"] + acc["rows_rejected"]
+    got = [list(r) for r in result.rejections.select("source_line", "column", "rule").iter_rows()]
+    assert got == want["rejections"]
+    assert result.accepted.height == want["accepted"]
+
+
+def test_long_cells_are_shortened_in_rejections(registry):
+    rej = run_file(BAD / "long_cells.csv", registry).rejections.row(0, named=True)
+    assert rej["value"] == "D" + "9" * 199 + "… (10000 characters)"
+    assert rej["message"].startswith("'D" + "9" * 79 + "… (10000 characters)' is not a valid dyad_id")
+    assert len(rej["message"]) < 250
+
+
+def test_formula_cells_are_inert_in_csv_outputs(registry, tmp_path):
+    result = run_file(BAD / "formula_cells.csv", registry)
+    io.write_csv(tmp_path / "rejections.csv", result.rejections)
+    lines = (tmp_path / "rejections.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[1].split(",")[2:5] == ["dyad_id", "'=1+1", "id_format"]
+    io.write_csv(tmp_path / "accepted.csv", result.accepted.select("dyad_id", "session", "note"))
+    assert (tmp_path / "accepted.csv").read_text(encoding="utf-8").splitlines() == [
+        "dyad_id,session,note",
+        "D01,1,\"'=HYPERLINK(\"\"http://example.invalid\"\",\"\"click\"\")\"",
+        "D01,3,'+41 plain",
+    ]
+
+
+def test_the_freeze_date_itself_is_accepted(registry, tmp_path):
+    text = (BAD / "future_date.csv").read_text(encoding="utf-8").replace("2999-01-01", "2025-01-01")
+    (tmp_path / "f.csv").write_text(text, encoding="utf-8")
+    assert run_file(tmp_path / "f.csv", registry).rejections.height == 0
+
+
+def test_utf16_export_gets_a_hint(tmp_path):
+    (tmp_path / "u.csv").write_bytes("dyad_id,session\nD1,1\n".encode("utf-16"))
+    with pytest.raises(DyadflowError, match="set the input's encoding to utf-16") as info:
+        ingest.read_input({"path": str(tmp_path / "u.csv"), "format": "canonical_csv"})
+    assert info.value.line == 1
