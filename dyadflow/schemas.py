@@ -31,6 +31,7 @@ PANDERA_RULES = {"not_nullable": "missing_value"}
 # Human-readable rule descriptions, for the README, the validation report and messages.
 RULES = {
     "field_count": "the row has a different number of fields than the header",
+    "header_repeated": "the row repeats the header line (two exports pasted into one file)",
     "redcap_incomplete": "a REDCap form with data that is not marked complete (<form>_complete is not 2)",
     "qualtrics_incomplete": "a Qualtrics response that is not finished (Finished false, Progress below min_progress)",
     "qualtrics_test_response": "a Qualtrics survey preview or test response",

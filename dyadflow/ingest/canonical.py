@@ -37,7 +37,18 @@ def read_raw(path: str, file: str, spec: dict) -> tuple[TextTable, pl.DataFrame]
     """The text table of an input (its encoding and delimiter), and its rows with the
     expected field count."""
     table = read_text_table(path, encoding=spec.get("encoding", "utf-8"), delimiter=spec.get("delimiter", ","), file=file)
-    return table, table.frame.with_columns(pl.lit(table.n_fields, dtype=pl.Int64).alias("expected_fields"))
+    return table, table.frame.with_columns(pl.lit(table.n_fields, dtype=pl.Int64).alias("expected_fields")).with_columns(
+        repeated_header(table.header)
+    )
+
+
+def repeated_header(header: list[str]) -> list[pl.Expr]:
+    """A row that repeats the header (two exports pasted together) is rejected as such."""
+    same = pl.all_horizontal([pl.col(h).str.to_lowercase().eq_missing(h.lower()) for h in header])
+    return [
+        pl.when(same).then(pl.lit("header_repeated")).alias("ingest_rule"),
+        pl.when(same).then(pl.lit("this row repeats the header line: two exports pasted into one file?")).alias("ingest_message"),
+    ]
 
 
 def read(path: str, *, file: str, spec: dict | None = None) -> tuple[pl.DataFrame, dict]:
