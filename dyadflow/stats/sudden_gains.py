@@ -1,0 +1,138 @@
+"""Sudden gains and losses (Tang & DeRubeis 1999), as the R package suddengains does it.
+
+Between sessions n (pregain) and n+1 (postgain), both observed:
+
+1. the change in the better direction is at least ``cutoff`` points (the instrument's
+   reliable-change value by default; a fixed value such as 7 BDI-II points from config);
+2. it is at least ``pct`` (25 %) of the pregain score;
+3. mean(n−2..n) − mean(n+1..n+3) (signed in the better direction) exceeds
+   ``t_crit · pooled SD``, where t_crit is the two-tailed t critical value at α .05
+   with df = n_pre + n_post − 2 (2.776 for 3 + 3 values), over the observed values
+   among up to three sessions each side. With fewer than two values on a side there
+   is no decision (the candidate is counted as undecided, not as a gain).
+
+Sessions are consecutive session numbers: a missing session is not bridged (no gain
+between 4 and 6 when 5 is missing, and 5 is simply absent from a window).
+
+A gain is ``reversed`` when any later score is worse than the postgain score by more
+than half the gain. Sudden losses are the mirror image (change in the worse direction;
+reversed when a later score is better than the postloss score by more than half the
+loss). ``magnitude`` is always positive: the size of the change.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from scipy import stats as sps
+
+DYAD = "dyad_id"
+COLUMNS = ["dyad_id", "kind", "pregain_session", "postgain_session", "pregain_score", "postgain_score", "magnitude", "reversed"]
+
+
+def t_critical(df: int, alpha: float = 0.05) -> float:
+    """Two-tailed critical t value."""
+    return float(sps.t.ppf(1 - alpha / 2, df))
+
+
+def dense_series(sessions: pl.DataFrame, value: str = "outcome") -> pl.DataFrame:
+    """Every session number from each dyad's first to last observed value; missing ones null."""
+    obs = sessions.filter(pl.col(value).is_not_null()).select(DYAD, "session", pl.col(value).cast(pl.Float64).alias("y"))
+    grid = (
+        obs.group_by(DYAD)
+        .agg(pl.col("session").min().alias("_lo"), pl.col("session").max().alias("_hi"))
+        .select(DYAD, pl.int_ranges("_lo", pl.col("_hi") + 1).alias("session"))
+        .explode("session")
+        .with_columns(pl.col("session").cast(obs.schema["session"]))
+    )
+    return grid.join(obs, on=[DYAD, "session"], how="left").sort(DYAD, "session")
+
+
+def _window(shifts: list[int]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    vals = [pl.col("y").shift(s).over(DYAD) for s in shifts]
+    n = pl.sum_horizontal(v.is_not_null().cast(pl.Int32) for v in vals)
+    mean = pl.mean_horizontal(vals)
+    ss = pl.sum_horizontal(((v - mean) ** 2).fill_null(0.0) for v in vals)
+    return n, mean, ss
+
+
+def candidates(sessions: pl.DataFrame, cutoff: float, lower_is_better: bool, pct: float = 0.25, alpha: float = 0.05, criterion3: bool = True) -> pl.DataFrame:
+    """Every session pair meeting criteria 1 and 2, with the criterion-3 decision (null = none)."""
+    sign = 1.0 if lower_is_better else -1.0
+    d = dense_series(sessions)
+    pre, post = pl.col("y"), pl.col("y").shift(-1).over(DYAD)
+    n_pre, m_pre, ss_pre = _window([2, 1, 0])
+    n_post, m_post, ss_post = _window([-1, -2, -3])
+    crit = {df: t_critical(df, alpha) for df in (2, 3, 4)}
+    c = d.with_columns(
+        post.alias("post"),
+        pl.col("session").shift(-1).over(DYAD).alias("post_session"),
+        n_pre.alias("n_pre"), m_pre.alias("m_pre"), ss_pre.alias("ss_pre"),
+        n_post.alias("n_post"), m_post.alias("m_post"), ss_post.alias("ss_post"),
+    ).filter(pl.col("post").is_not_null() & pre.is_not_null())
+    dfree = pl.col("n_pre") + pl.col("n_post") - 2
+    pooled = ((pl.col("ss_pre") + pl.col("ss_post")) / dfree).sqrt()
+    tcrit = dfree.replace_strict(crit, default=None, return_dtype=pl.Float64)
+    better = sign * (pl.col("y") - pl.col("post"))  # > 0: improvement
+    mean_better = sign * (pl.col("m_pre") - pl.col("m_post"))
+    out = []
+    for kind, s in (("gain", 1.0), ("loss", -1.0)):
+        mag = s * better
+        c3 = pl.when((pl.col("n_pre") >= 2) & (pl.col("n_post") >= 2)).then(s * mean_better > tcrit * pooled)
+        out.append(
+            c.filter((mag >= cutoff) & (mag >= pct * pl.col("y").abs()))
+            .with_columns(
+                pl.lit(kind).alias("kind"),
+                mag.alias("magnitude"),
+                (c3 if criterion3 else pl.lit(True)).alias("decision"),
+            )
+        )
+    return pl.concat(out).select(
+        DYAD, "kind", pl.col("session").alias("pregain_session"), pl.col("post_session").alias("postgain_session"),
+        pl.col("y").alias("pregain_score"), pl.col("post").alias("postgain_score"), "magnitude", "decision",
+        "n_pre", "n_post",
+    )
+
+
+def sudden_gains(sessions: pl.DataFrame, cutoff: float, lower_is_better: bool, pct: float = 0.25, alpha: float = 0.05, criterion3: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(gains table, per-dyad counts). Gains and losses where all three criteria hold."""
+    sign = 1.0 if lower_is_better else -1.0
+    cand = candidates(sessions, cutoff, lower_is_better, pct, alpha, criterion3)
+    found = cand.filter(pl.col("decision").fill_null(False)).with_row_index("_gid")
+    later = sessions.filter(pl.col("outcome").is_not_null()).select(DYAD, pl.col("session").alias("_s"), pl.col("outcome").cast(pl.Float64).alias("_y"))
+    s = pl.when(pl.col("kind") == "gain").then(sign).otherwise(-sign)
+    worse_by = s * (pl.col("_y") - pl.col("postgain_score"))  # > 0: back towards the pregain side
+    rev = (
+        found.join(later, on=DYAD, how="inner")
+        .filter((pl.col("_s") > pl.col("postgain_session")) & (worse_by > 0.5 * pl.col("magnitude")))
+        .select("_gid")
+        .unique()
+    )
+    gains = (
+        found.with_columns(pl.col("_gid").is_in(rev.get_column("_gid").implode()).alias("reversed"))
+        .sort(DYAD, "pregain_session", "kind")
+        .select(COLUMNS)
+    )
+    counts = cand.group_by(DYAD).agg(
+        ((pl.col("kind") == "gain") & pl.col("decision").fill_null(False)).sum().cast(pl.Int32).alias("n_sudden_gains"),
+        ((pl.col("kind") == "loss") & pl.col("decision").fill_null(False)).sum().cast(pl.Int32).alias("n_sudden_losses"),
+        pl.col("decision").is_null().sum().cast(pl.Int32).alias("_undecided"),
+    )
+    return gains, counts
+
+
+def dyad_counts(dyads: pl.DataFrame, counts: pl.DataFrame, has_cutoff: bool) -> pl.DataFrame:
+    """Per dyad: counts (0 when none) and a note about undecided candidates or a missing cut-off."""
+    out = dyads.select(DYAD).join(counts, on=DYAD, how="left").with_columns(
+        pl.col("n_sudden_gains", "n_sudden_losses", "_undecided").fill_null(0)
+    )
+    if not has_cutoff:
+        return out.with_columns(
+            pl.lit(None, dtype=pl.Int32).alias("n_sudden_gains"),
+            pl.lit(None, dtype=pl.Int32).alias("n_sudden_losses"),
+            pl.lit("sudden gains: no cut-off (the outcome instrument has no reliable-change value; set stats.sudden_gains.cutoff)").alias("_note_sg"),
+        ).drop("_undecided")
+    return out.with_columns(
+        pl.when(pl.col("_undecided") > 0)
+        .then(pl.format("sudden gains: {} candidate(s) without a decision (fewer than 2 values on a side)", pl.col("_undecided")))
+        .alias("_note_sg")
+    ).drop("_undecided")
