@@ -45,6 +45,7 @@ def test_every_output_is_written(demo_run):
         "validated/questionnaires.parquet", "validation/rejections.csv", "validation/accounting.csv",
         "scores/questionnaires.parquet", "scores/questionnaires.csv", "stats/sessions.parquet",
         "stats/dyads.parquet", "stats/dyads.csv", "selection/index.json", "reports/index.csv",
+        "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json",
     ):
         assert (tmp / "results" / rel).is_file(), rel
     dyads = pl.read_csv(tmp / "results" / "stats" / "dyads.csv").get_column("dyad_id").to_list()

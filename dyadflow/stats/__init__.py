@@ -169,8 +169,7 @@ def compute(
     if sg_cut is not None:
         gains, counts = sudden_gains.sudden_gains(sessions, float(sg_cut), out_inst.lower_is_better, float(sg["pct"]), float(sg["alpha"]), bool(sg["criterion3"]))
     else:
-        gains = pl.DataFrame(schema={c: pl.Float64 for c in sudden_gains.COLUMNS}).select(sudden_gains.COLUMNS)
-        counts = pl.DataFrame(schema={"dyad_id": pl.String, "n_sudden_gains": pl.Int32, "n_sudden_losses": pl.Int32, "_undecided": pl.Int32})
+        gains, counts = sudden_gains.empty(sessions.schema["session"])
     dyads = dyads.join(sudden_gains.dyad_counts(dyads, counts, sg_cut is not None), on="dyad_id", how="left")
 
     rp = s["ruptures"]

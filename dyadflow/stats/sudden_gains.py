@@ -29,6 +29,16 @@ DYAD = "dyad_id"
 COLUMNS = ["dyad_id", "kind", "pregain_session", "postgain_session", "pregain_score", "postgain_score", "magnitude", "reversed"]
 
 
+def empty(session_dtype=pl.Int32) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """No gains table and no counts (when there is no cut-off)."""
+    gains = pl.DataFrame(schema={
+        "dyad_id": pl.String, "kind": pl.String, "pregain_session": session_dtype, "postgain_session": session_dtype,
+        "pregain_score": pl.Float64, "postgain_score": pl.Float64, "magnitude": pl.Float64, "reversed": pl.Boolean,
+    })
+    counts = pl.DataFrame(schema={"dyad_id": pl.String, "n_sudden_gains": pl.Int32, "n_sudden_losses": pl.Int32, "_undecided": pl.Int32})
+    return gains, counts
+
+
 def t_critical(df: int, alpha: float = 0.05) -> float:
     """Two-tailed critical t value."""
     return float(sps.t.ppf(1 - alpha / 2, df))
