@@ -69,3 +69,9 @@ def test_z_mean_composite_and_single_value_dyad():
     assert d1.get_column("alliance_composite_z").to_list() == [None] * 3
     d2 = t.filter(pl.col("dyad_id") == "D2").row(0, named=True)
     assert d2["outcome"] == 12 and d2["outcome_z"] is None and d2["outcome_dt"] is None
+
+
+def test_composite_needs_both_raters():
+    rows = [("D1", 1, "wai_sr", "patient", 4), ("D1", 1, "wai_s", "therapist", 6), ("D1", 2, "wai_s", "therapist", 6)]
+    t = session_table(scores(rows), "bdi_ii", ALLIANCE)
+    assert t.get_column("alliance_composite").to_list() == [5.0, None]

@@ -49,7 +49,8 @@ def session_table(
     """One row per dyad × session in the scores.
 
     ``alliance_composite`` is the mean of the two raters' scores (Ekeblad et al. 2022) or,
-    with ``composite="z_mean"``, the mean of their within-dyad z-scores. ``outcome_next``
+    with ``composite="z_mean"``, the mean of their within-dyad z-scores; it is null when
+    either rater's score is missing. ``outcome_next``
     is the outcome of the next session with an observed outcome, when it is at most
     ``max_gap`` sessions later. ``_z`` columns are within-dyad z-scores; ``_dt`` columns are
     the residuals of a within-dyad regression on session number, z-scored within dyad.
@@ -72,10 +73,9 @@ def session_table(
     t = base.sort(DYAD, "session").with_columns(
         zscore(pl.col(c)).alias(f"{c}_z") for c in ("alliance_patient", "alliance_therapist", "outcome")
     )
-    if composite == "z_mean":
-        comp = pl.mean_horizontal("alliance_patient_z", "alliance_therapist_z")
-    else:
-        comp = pl.mean_horizontal("alliance_patient", "alliance_therapist")
+    # Both raters are needed: one rater's score alone is on another scale (1-5 vs 1-7).
+    pair = ("alliance_patient_z", "alliance_therapist_z") if composite == "z_mean" else ("alliance_patient", "alliance_therapist")
+    comp = (pl.col(pair[0]) + pl.col(pair[1])) / 2
     t = t.with_columns(comp.alias("alliance_composite")).with_columns(
         zscore(pl.col("alliance_composite")).alias("alliance_composite_z"),
         *[detrend(pl.col(c)).alias(f"_{c}_res") for c in SERIES],
