@@ -66,10 +66,12 @@ def settings(cfg: dict | None) -> dict:
 
 
 def _identity(scores: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
-    ident = scores.sort("session", "source_file", "source_line").group_by("dyad_id").agg(
-        pl.col("patient_id").first(),
-        pl.col("therapist_id").first(),
-        pl.col("arm").drop_nulls().first(),
+    # Validation rejects rows naming another patient, therapist or arm than the dyad's
+    # other rows, so these are one value per dyad; min() is a deterministic pick.
+    ident = scores.group_by("dyad_id").agg(
+        pl.col("patient_id").min(),
+        pl.col("therapist_id").min(),
+        pl.col("arm").min(),
     )
     treated = sessions.filter(pl.col("session") >= 1).group_by("dyad_id").agg(
         pl.col("session").n_unique().cast(pl.Int32).alias("n_sessions"),
@@ -81,9 +83,9 @@ def _identity(scores: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
         .group_by("dyad_id")
         .agg(
             pl.len().cast(pl.Int32).alias("n_outcome"),
-            pl.col("outcome").sort_by("session").first().alias("outcome_pre"),
+            pl.col("outcome").get(pl.col("session").arg_min()).alias("outcome_pre"),
             pl.col("session").min().alias("outcome_pre_session"),
-            pl.col("outcome").sort_by("session").last().alias("_last"),
+            pl.col("outcome").get(pl.col("session").arg_max()).alias("_last"),
             pl.col("session").max().alias("_last_session"),
         )
         .with_columns(

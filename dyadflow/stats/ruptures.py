@@ -13,7 +13,10 @@ markers in the literature vary; see the README):
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+
+from dyadflow.stats import grouped
 
 DYAD = "dyad_id"
 COLUMNS = ["dyad_id", "rater", "pre_session", "rupture_session", "repair_session", "pre_alliance", "rupture_alliance", "drop", "repaired"]
@@ -31,29 +34,37 @@ def long_alliance(sessions: pl.DataFrame) -> pl.DataFrame:
 def ruptures(sessions: pl.DataFrame, sd_multiplier: float = 1.5, repair_window: int = 3) -> pl.DataFrame:
     """One row per rupture (both raters), with its repair if any."""
     series = long_alliance(sessions)
-    key = [DYAD, "rater"]
-    drops = (
-        series.with_columns(
-            pl.col("value").std().over(key).alias("_sd"),
-            pl.col("session").shift(1).over(key).alias("pre_session"),
-            pl.col("value").shift(1).over(key).alias("pre_alliance"),
-        )
-        .with_columns((pl.col("pre_alliance") - pl.col("value")).alias("drop"))
-        .filter((pl.col("_sd") > 0) & (pl.col("drop") >= sd_multiplier * pl.col("_sd")))
-        .select(*key, "pre_session", pl.col("session").alias("rupture_session"), "pre_alliance", pl.col("value").alias("rupture_alliance"), "drop")
-    )
-    repairs = (
-        drops.join(series, on=key, how="inner")
-        .filter(
-            (pl.col("session") > pl.col("rupture_session"))
-            & (pl.col("session") <= pl.col("rupture_session") + repair_window)
-            & (pl.col("value") >= pl.col("pre_alliance"))
-        )
-        .group_by(*key, "rupture_session")
-        .agg(pl.col("session").min().alias("repair_session"))
-    )
+    g, n_groups = grouped.group_index(series, DYAD, "rater")
+    value = grouped.values(series, "value")
+    session = grouped.values(series, "session")
+    m, n = grouped.group_mean(value, g, n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(grouped.group_sum((value - m[g]) ** 2, g, n_groups) / (n - 1))[g]
+    pre_value = grouped.group_shift(value, g, 1)
+    pre_session = grouped.group_shift(session, g, 1)
+    drop = pre_value - value
+    with np.errstate(invalid="ignore"):
+        is_rupture = (sd > 0) & (drop >= sd_multiplier * sd)
+    # the first later observed session within the window back at the pre-drop level:
+    # at most repair_window rows ahead, since sessions are distinct and increasing
+    repair = np.full(value.size, np.nan)
+    for k in range(repair_window, 0, -1):  # the window's sessions (3 by default), not dyads
+        later_value = grouped.group_shift(value, g, -k)
+        later_session = grouped.group_shift(session, g, -k)
+        with np.errstate(invalid="ignore"):
+            ok = (later_session <= session + repair_window) & (later_value >= pre_value)
+        repair = np.where(ok, later_session, repair)
+    idx = np.flatnonzero(is_rupture)
+    stype = series.schema["session"]
     return (
-        drops.join(repairs, on=[*key, "rupture_session"], how="left")
+        series[idx]
+        .select(DYAD, "rater", pl.col("session").alias("rupture_session"), pl.col("value").alias("rupture_alliance"))
+        .with_columns(
+            pl.Series("pre_session", pre_session[idx]).cast(stype),
+            pl.Series("repair_session", repair[idx]).fill_nan(None).cast(stype),
+            pl.Series("pre_alliance", pre_value[idx]),
+            pl.Series("drop", drop[idx]),
+        )
         .with_columns(pl.col("repair_session").is_not_null().alias("repaired"))
         .sort(DYAD, "rater", "rupture_session")
         .select(COLUMNS)

@@ -22,8 +22,11 @@ loss). ``magnitude`` is always positive: the size of the change.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 from scipy import stats as sps
+
+from dyadflow.stats import grouped
 
 DYAD = "dyad_id"
 COLUMNS = ["dyad_id", "kind", "pregain_session", "postgain_session", "pregain_score", "postgain_score", "magnitude", "reversed"]
@@ -57,11 +60,14 @@ def dense_series(sessions: pl.DataFrame, value: str = "outcome") -> pl.DataFrame
     return grid.join(obs, on=[DYAD, "session"], how="left").sort(DYAD, "session")
 
 
-def _window(shifts: list[int]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    vals = [pl.col("y").shift(s).over(DYAD) for s in shifts]
-    n = pl.sum_horizontal(v.is_not_null().cast(pl.Int32) for v in vals)
-    mean = pl.mean_horizontal(vals)
-    ss = pl.sum_horizontal(((v - mean) ** 2).fill_null(0.0) for v in vals)
+def _window(y: np.ndarray, g: np.ndarray, shifts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, mean, sum of squared deviations) of the observed values at these row shifts."""
+    vals = np.vstack([grouped.group_shift(y, g, k) for k in shifts])
+    ok = ~np.isnan(vals)
+    n = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, vals, 0.0).sum(axis=0) / n
+    ss = np.where(ok, (vals - mean) ** 2, 0.0).sum(axis=0)
     return n, mean, ss
 
 
@@ -69,37 +75,43 @@ def candidates(sessions: pl.DataFrame, cutoff: float, lower_is_better: bool, pct
     """Every session pair meeting criteria 1 and 2, with the criterion-3 decision (null = none)."""
     sign = 1.0 if lower_is_better else -1.0
     d = dense_series(sessions)
-    pre, post = pl.col("y"), pl.col("y").shift(-1).over(DYAD)
-    n_pre, m_pre, ss_pre = _window([2, 1, 0])
-    n_post, m_post, ss_post = _window([-1, -2, -3])
-    crit = {df: t_critical(df, alpha) for df in (2, 3, 4)}
-    c = d.with_columns(
-        post.alias("post"),
-        pl.col("session").shift(-1).over(DYAD).alias("post_session"),
-        n_pre.alias("n_pre"), m_pre.alias("m_pre"), ss_pre.alias("ss_pre"),
-        n_post.alias("n_post"), m_post.alias("m_post"), ss_post.alias("ss_post"),
-    ).filter(pl.col("post").is_not_null() & pre.is_not_null())
-    dfree = pl.col("n_pre") + pl.col("n_post") - 2
-    pooled = ((pl.col("ss_pre") + pl.col("ss_post")) / dfree).sqrt()
-    tcrit = dfree.replace_strict(crit, default=None, return_dtype=pl.Float64)
-    better = sign * (pl.col("y") - pl.col("post"))  # > 0: improvement
-    mean_better = sign * (pl.col("m_pre") - pl.col("m_post"))
+    g, _ = grouped.group_index(d, DYAD)
+    y = grouped.values(d, "y")
+    post = grouped.group_shift(y, g, -1)
+    n_pre, m_pre, ss_pre = _window(y, g, [2, 1, 0])
+    n_post, m_post, ss_post = _window(y, g, [-1, -2, -3])
+    dfree = n_pre + n_post - 2
+    crit = np.full(y.size, np.nan)
+    for df in (2, 3, 4):  # the three possible degrees of freedom, not dyads
+        crit[dfree == df] = t_critical(df, alpha)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pooled = np.sqrt((ss_pre + ss_post) / dfree)
+    decidable = (n_pre >= 2) & (n_post >= 2)
+    better = sign * (y - post)  # > 0: improvement
+    mean_better = sign * (m_pre - m_post)
     out = []
     for kind, s in (("gain", 1.0), ("loss", -1.0)):
         mag = s * better
-        c3 = pl.when((pl.col("n_pre") >= 2) & (pl.col("n_post") >= 2)).then(s * mean_better > tcrit * pooled)
+        with np.errstate(invalid="ignore"):
+            hit = (mag >= cutoff) & (mag >= pct * np.abs(y))  # False where y or post is NaN
+            c3 = s * mean_better > crit * pooled
+        decision = np.where(decidable, c3, False) if criterion3 else np.ones(y.size, dtype=bool)
+        idx = np.flatnonzero(hit)
         out.append(
-            c.filter((mag >= cutoff) & (mag >= pct * pl.col("y").abs()))
-            .with_columns(
+            d[idx].select(DYAD, pl.col("session").alias("pregain_session"), pl.col("y").alias("pregain_score")).with_columns(
                 pl.lit(kind).alias("kind"),
-                mag.alias("magnitude"),
-                (c3 if criterion3 else pl.lit(True)).alias("decision"),
+                pl.Series("postgain_session", d.get_column("session").to_numpy()[idx] + 1).cast(d.schema["session"]),
+                pl.Series("postgain_score", post[idx]),
+                pl.Series("magnitude", mag[idx]),
+                pl.Series("decision", decision[idx]),
+                pl.Series("n_pre", n_pre[idx].astype(np.int32)),
+                pl.Series("n_post", n_post[idx].astype(np.int32)),
+            ).with_columns(
+                pl.when(pl.lit(not criterion3) | pl.Series(decidable[idx])).then(pl.col("decision")).alias("decision")
             )
         )
     return pl.concat(out).select(
-        DYAD, "kind", pl.col("session").alias("pregain_session"), pl.col("post_session").alias("postgain_session"),
-        pl.col("y").alias("pregain_score"), pl.col("post").alias("postgain_score"), "magnitude", "decision",
-        "n_pre", "n_post",
+        DYAD, "kind", "pregain_session", "postgain_session", "pregain_score", "postgain_score", "magnitude", "decision", "n_pre", "n_post",
     )
 
 
