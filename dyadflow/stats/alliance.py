@@ -1,4 +1,4 @@
-"""Per-dyad alliance summaries, all dyads in one ``group_by``.
+"""Per-dyad alliance summaries, all dyads at once (batched numpy over the sorted sessions).
 
 - mean per rater over the rated sessions;
 - early alliance: mean of the sessions in ``early`` (3–5 by default);
@@ -12,30 +12,38 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+
+from dyadflow.stats import grouped
 
 DYAD = "dyad_id"
 
 
-def slope(y: pl.Expr, x: pl.Expr) -> pl.Expr:
-    """OLS slope of y on x over the rows where y is observed (an aggregation); null without x variance."""
-    xs = pl.when(y.is_not_null()).then(x.cast(pl.Float64))
-    xc = xs - xs.mean()
-    sxx = (xc * xc).sum()
-    return pl.when(sxx > 0).then((xc * (y - y.mean())).sum() / sxx)
+def _slope(y: np.ndarray, t: np.ndarray, g: np.ndarray, n: int) -> np.ndarray:
+    """Per group: OLS slope of y on t over the rows where y is observed; NaN without t variance."""
+    t = np.where(np.isnan(y), np.nan, t)
+    tc = t - grouped.group_mean(t, g, n)[0][g]
+    yc = y - grouped.group_mean(y, g, n)[0][g]
+    sxx = grouped.group_sum(tc * tc, g, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sxx > 0, grouped.group_sum(tc * yc, g, n) / sxx, np.nan)
 
 
-def pearson(a: pl.Expr, b: pl.Expr) -> pl.Expr:
-    """Pearson r over rows where both are observed (an aggregation); null without variance."""
-    both = a.is_not_null() & b.is_not_null()
-    a2, b2 = pl.when(both).then(a), pl.when(both).then(b)
-    ac, bc = a2 - a2.mean(), b2 - b2.mean()
-    saa, sbb = (ac * ac).sum(), (bc * bc).sum()
-    return pl.when((saa > 0) & (sbb > 0)).then((ac * bc).sum() / (saa * sbb).sqrt())
+def _pearson(a: np.ndarray, b: np.ndarray, g: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: (Pearson r over rows where both are observed, number of such rows)."""
+    both = ~np.isnan(a) & ~np.isnan(b)
+    a, b = np.where(both, a, np.nan), np.where(both, b, np.nan)
+    ac = a - grouped.group_mean(a, g, n)[0][g]
+    bc = b - grouped.group_mean(b, g, n)[0][g]
+    saa, sbb = grouped.group_sum(ac * ac, g, n), grouped.group_sum(bc * bc, g, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where((saa > 0) & (sbb > 0), grouped.group_sum(ac * bc, g, n) / np.sqrt(saa * sbb), np.nan)
+    return r, np.bincount(g, weights=both.astype(np.float64), minlength=n)
 
 
-def unit(expr: pl.Expr, lo: float, hi: float) -> pl.Expr:
-    return (expr - lo) / (hi - lo)
+def unit(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return (x - lo) / (hi - lo)
 
 
 def alliance_summary(
@@ -45,22 +53,25 @@ def alliance_summary(
     min_agreement: int = 3,
 ) -> pl.DataFrame:
     """One row per dyad; ``ranges`` maps ``patient``/``therapist`` to the instrument's (min, max)."""
-    pat, th = pl.col("alliance_patient"), pl.col("alliance_therapist")
-    in_early = pl.col("session").is_between(early[0], early[1])
-    both = pat.is_not_null() & th.is_not_null()
-    disc = unit(pat, *ranges["patient"]) - unit(th, *ranges["therapist"])
-    out = sessions.group_by(DYAD).agg(
-        pat.mean().alias("alliance_patient_mean"),
-        th.mean().alias("alliance_therapist_mean"),
-        pat.filter(in_early).mean().alias("alliance_patient_early"),
-        th.filter(in_early).mean().alias("alliance_therapist_early"),
-        slope(pat, pl.col("session")).alias("alliance_patient_slope"),
-        slope(th, pl.col("session")).alias("alliance_therapist_slope"),
-        pearson(pat, th).alias("_r"),
-        both.sum().cast(pl.Int32).alias("agreement_n"),
-        disc.mean().alias("discrepancy_mean"),
-        pat.count().alias("_n_pat"),
-        th.count().alias("_n_th"),
+    t = sessions.sort(DYAD, "session")
+    g, n = grouped.group_index(t, DYAD)
+    session = grouped.values(t, "session")
+    pat, th = grouped.values(t, "alliance_patient"), grouped.values(t, "alliance_therapist")
+    early_rows = (session >= early[0]) & (session <= early[1])
+    r, n_both = _pearson(pat, th, g, n)
+    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if g.size else np.zeros(0, dtype=np.int64)
+    out = t[first].select(DYAD).with_columns(
+        grouped.column("alliance_patient_mean", grouped.group_mean(pat, g, n)[0]),
+        grouped.column("alliance_therapist_mean", grouped.group_mean(th, g, n)[0]),
+        grouped.column("alliance_patient_early", grouped.group_mean(np.where(early_rows, pat, np.nan), g, n)[0]),
+        grouped.column("alliance_therapist_early", grouped.group_mean(np.where(early_rows, th, np.nan), g, n)[0]),
+        grouped.column("alliance_patient_slope", _slope(pat, session, g, n)),
+        grouped.column("alliance_therapist_slope", _slope(th, session, g, n)),
+        grouped.column("_r", r),
+        pl.Series("agreement_n", n_both.astype(np.int32)),
+        grouped.column("discrepancy_mean", grouped.group_mean(unit(pat, *ranges["patient"]) - unit(th, *ranges["therapist"]), g, n)[0]),
+        pl.Series("_n_pat", grouped.group_count(pat, g, n).astype(np.int32)),
+        pl.Series("_n_th", grouped.group_count(th, g, n).astype(np.int32)),
     )
     notes = []
     for rater, n in (("patient", "_n_pat"), ("therapist", "_n_th")):
