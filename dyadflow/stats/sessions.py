@@ -79,4 +79,4 @@ def session_table(
             for c in ("outcome", "outcome_z", "outcome_dt")
         ],
     )
-    return t.join(nxt, on=[DYAD, "session"], how="left").sort(DYAD, "session").select(SESSION_COLUMNS)
+    return t.join(nxt, on=[DYAD, "session"], how="left", maintain_order="left").select(SESSION_COLUMNS)
