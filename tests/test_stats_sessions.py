@@ -24,6 +24,7 @@ def test_columns_and_composite():
     t = table()
     assert t.columns == SESSION_COLUMNS
     assert t.get_column("session").to_list() == [0, 1, 2, 3]
+    assert [str(d) for d in t.get_column("date")] == ["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"]
     assert t.get_column("alliance_composite").to_list() == [None, 4.0, 4.5, 6.5]
     assert t.get_column("outcome_next").to_list() == [20.0, 30.0, 20.0, None]
 

@@ -33,8 +33,14 @@ def long_alliance(sessions: pl.DataFrame) -> pl.DataFrame:
 
 def ruptures(sessions: pl.DataFrame, sd_multiplier: float = 1.5, repair_window: int = 3) -> pl.DataFrame:
     """One row per rupture (both raters), with its repair if any."""
-    series = long_alliance(sessions)
-    g, n_groups = grouped.group_index(series, DYAD, "rater")
+    ordered = sessions.sort(DYAD, "session")  # cheap: the session table is sorted
+    parts = [_rater_ruptures(ordered, rater, sd_multiplier, repair_window) for rater in ("patient", "therapist")]
+    return pl.concat(parts).sort(DYAD, "rater", "rupture_session").select(COLUMNS)
+
+
+def _rater_ruptures(sessions: pl.DataFrame, rater: str, sd_multiplier: float, repair_window: int) -> pl.DataFrame:
+    series = sessions.select(DYAD, pl.lit(rater).alias("rater"), "session", pl.col(f"alliance_{rater}").cast(pl.Float64).alias("value")).drop_nulls("value")
+    g, n_groups = grouped.group_index(series, DYAD)
     value = grouped.values(series, "value")
     session = grouped.values(series, "session")
     m, n = grouped.group_mean(value, g, n_groups)
@@ -66,7 +72,6 @@ def ruptures(sessions: pl.DataFrame, sd_multiplier: float = 1.5, repair_window: 
             pl.Series("drop", drop[idx]),
         )
         .with_columns(pl.col("repair_session").is_not_null().alias("repaired"))
-        .sort(DYAD, "rater", "rupture_session")
         .select(COLUMNS)
     )
 

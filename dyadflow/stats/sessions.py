@@ -45,11 +45,25 @@ def session_table(
         "alliance_therapist": (pl.col("instrument") == alliance["therapist"]) & (pl.col("rater") == "therapist"),
         "outcome": pl.col("instrument") == outcome,
     }
-    base = scores.group_by(DYAD, "session").agg(
-        pl.col("date").min(),
-        *[pl.col("score").cast(pl.Float64).filter(cond).mean().alias(name) for name, cond in wanted.items()],
+    # Sorting is cheap when the scores come sorted from the score stage; then every
+    # dyad × session is a run of rows, aggregated with bincount / reduceat.
+    rows = scores.select(
+        DYAD, "session", pl.col("date").cast(pl.Int32).alias("_day"), pl.col("score").cast(pl.Float64), *[c.alias(n) for n, c in wanted.items()]
+    ).sort(DYAD, "session")
+    k, n_keys = grouped.group_index(rows, DYAD, "session")
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if k.size else np.zeros(0, dtype=np.int64)
+    day = rows.get_column("_day").fill_null(np.iinfo(np.int32).max).to_numpy()
+    first_day = np.minimum.reduceat(day, starts) if starts.size else day[:0]
+    score = grouped.values(rows, "score")
+    t = rows[starts].select(
+        DYAD,
+        "session",
+        pl.Series("date", first_day).replace(np.iinfo(np.int32).max, None).cast(pl.Date),
+        *[
+            grouped.column(name, grouped.group_mean(np.where(rows.get_column(name).fill_null(False).to_numpy(), score, np.nan), k, n_keys)[0])
+            for name in wanted
+        ],
     )
-    t = base.sort(DYAD, "session")
     g, n_groups = grouped.group_index(t, DYAD)
     session = grouped.values(t, "session")
     raw = {c: grouped.values(t, c) for c in ("alliance_patient", "alliance_therapist", "outcome")}

@@ -47,17 +47,26 @@ def t_critical(df: int, alpha: float = 0.05) -> float:
     return float(sps.t.ppf(1 - alpha / 2, df))
 
 
-def dense_series(sessions: pl.DataFrame, value: str = "outcome") -> pl.DataFrame:
-    """Every session number from each dyad's first to last observed value; missing ones null."""
-    obs = sessions.filter(pl.col(value).is_not_null()).select(DYAD, "session", pl.col(value).cast(pl.Float64).alias("y"))
-    grid = (
-        obs.group_by(DYAD)
-        .agg(pl.col("session").min().alias("_lo"), pl.col("session").max().alias("_hi"))
-        .select(DYAD, pl.int_ranges("_lo", pl.col("_hi") + 1).alias("session"))
-        .explode("session")
-        .with_columns(pl.col("session").cast(obs.schema["session"]))
-    )
-    return grid.join(obs, on=[DYAD, "session"], how="left").sort(DYAD, "session")
+def dense_series(sessions: pl.DataFrame, value: str = "outcome") -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
+    """Every session number from each dyad's first to last observed value, missing ones NaN.
+
+    Returns (dyad ids, group index of each grid row, session of each grid row, values),
+    built with numpy from the observed rows (sorted by dyad and session).
+    """
+    obs = sessions.filter(pl.col(value).is_not_null()).select(DYAD, "session", value).sort(DYAD, "session")
+    g, n = grouped.group_index(obs, DYAD)
+    sess = obs.get_column("session").to_numpy().astype(np.int64)
+    if not n:
+        return obs.get_column(DYAD), g, sess, sess.astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    ends = np.r_[starts[1:], g.size] - 1
+    lo, length = sess[starts], sess[ends] - sess[starts] + 1
+    offset = np.r_[0, np.cumsum(length)[:-1]]
+    gd = np.repeat(np.arange(n), length)
+    sd = lo[gd] + np.arange(gd.size) - offset[gd]
+    y = np.full(gd.size, np.nan)
+    y[offset[g] + sess - lo[g]] = obs.get_column(value).cast(pl.Float64).to_numpy()
+    return obs.get_column(DYAD).gather(starts), gd, sd, y
 
 
 def _window(y: np.ndarray, g: np.ndarray, shifts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,9 +83,8 @@ def _window(y: np.ndarray, g: np.ndarray, shifts: list[int]) -> tuple[np.ndarray
 def candidates(sessions: pl.DataFrame, cutoff: float, lower_is_better: bool, pct: float = 0.25, alpha: float = 0.05, criterion3: bool = True) -> pl.DataFrame:
     """Every session pair meeting criteria 1 and 2, with the criterion-3 decision (null = none)."""
     sign = 1.0 if lower_is_better else -1.0
-    d = dense_series(sessions)
-    g, _ = grouped.group_index(d, DYAD)
-    y = grouped.values(d, "y")
+    ids, g, grid_session, y = dense_series(sessions)
+    stype = sessions.schema["session"]
     post = grouped.group_shift(y, g, -1)
     n_pre, m_pre, ss_pre = _window(y, g, [2, 1, 0])
     n_post, m_post, ss_post = _window(y, g, [-1, -2, -3])
@@ -98,16 +106,19 @@ def candidates(sessions: pl.DataFrame, cutoff: float, lower_is_better: bool, pct
         decision = np.where(decidable, c3, False) if criterion3 else np.ones(y.size, dtype=bool)
         idx = np.flatnonzero(hit)
         out.append(
-            d[idx].select(DYAD, pl.col("session").alias("pregain_session"), pl.col("y").alias("pregain_score")).with_columns(
-                pl.lit(kind).alias("kind"),
-                pl.Series("postgain_session", d.get_column("session").to_numpy()[idx] + 1).cast(d.schema["session"]),
-                pl.Series("postgain_score", post[idx]),
-                pl.Series("magnitude", mag[idx]),
-                pl.Series("decision", decision[idx]),
-                pl.Series("n_pre", n_pre[idx].astype(np.int32)),
-                pl.Series("n_post", n_post[idx].astype(np.int32)),
-            ).with_columns(
-                pl.when(pl.lit(not criterion3) | pl.Series(decidable[idx])).then(pl.col("decision")).alias("decision")
+            pl.DataFrame({
+                DYAD: ids.gather(g[idx]),
+                "kind": pl.Series([kind] * idx.size, dtype=pl.String),
+                "pregain_session": pl.Series(grid_session[idx]).cast(stype),
+                "postgain_session": pl.Series(grid_session[idx] + 1).cast(stype),
+                "pregain_score": pl.Series(y[idx], dtype=pl.Float64),
+                "postgain_score": pl.Series(post[idx], dtype=pl.Float64),
+                "magnitude": pl.Series(mag[idx], dtype=pl.Float64),
+                "decision": pl.Series(decision[idx], dtype=pl.Boolean),
+                "n_pre": n_pre[idx].astype(np.int32),
+                "n_post": n_post[idx].astype(np.int32),
+            }).with_columns(
+                pl.when(pl.lit(not criterion3) | pl.Series(decidable[idx], dtype=pl.Boolean)).then(pl.col("decision")).alias("decision")
             )
         )
     return pl.concat(out).select(
