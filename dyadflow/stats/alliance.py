@@ -53,7 +53,7 @@ def alliance_summary(
     min_agreement: int = 3,
 ) -> pl.DataFrame:
     """One row per dyad; ``ranges`` maps ``patient``/``therapist`` to the instrument's (min, max)."""
-    t = sessions.sort(DYAD, "session")
+    t = grouped.sort_by(sessions, DYAD, "session")
     g, n = grouped.group_index(t, DYAD)
     session = grouped.values(t, "session")
     pat, th = grouped.values(t, "alliance_patient"), grouped.values(t, "alliance_therapist")

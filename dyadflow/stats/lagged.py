@@ -17,40 +17,38 @@ import numpy as np
 import polars as pl
 from scipy import stats as sps
 
+from dyadflow.stats import grouped
+
 DYAD = "dyad_id"
 
 
-def _centred(df: pl.DataFrame, y: str, xs: list[str], by: str) -> pl.DataFrame:
+def _centred(df: pl.DataFrame, y: str, xs: list[str], by: str) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """The complete rows, centred within group: (group ids, group index per row, columns y, x1 … xk)."""
     cols = [y, *xs]
-    return (
+    rows = grouped.sort_by(
         df.select(by, *[pl.col(c).cast(pl.Float64) for c in cols])
         .drop_nulls(cols)
-        .filter(pl.all_horizontal(pl.col(c).is_finite() for c in cols))
-        .sort(by)
-        .with_columns((pl.col(c) - pl.col(c).mean().over(by)).alias(f"_c{i}") for i, c in enumerate(cols))
+        .filter(pl.all_horizontal(pl.col(c).is_finite() for c in cols)),
+        by,
     )
+    g, n = grouped.group_index(rows, by)
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if g.size else np.zeros(0, dtype=np.int64)
+    data = np.empty((len(cols), rows.height))
+    for i, c in enumerate(cols):  # the model's few variables
+        v = grouped.values(rows, c)
+        data[i] = v - grouped.group_mean(v, g, n)[0][g]
+    return rows.get_column(by).gather(starts), g, data
 
 
-def _moments(c: pl.DataFrame, k: int, by: str) -> pl.DataFrame:
-    """Per group: n, X'X (upper triangle) and X'y of the centred variables (_c0 = y)."""
-    aggs = [pl.len().alias("n")]
-    for i in range(1, k + 1):
-        aggs.append((pl.col(f"_c{i}") * pl.col("_c0")).sum().alias(f"xy{i}"))
-        for j in range(i, k + 1):
-            aggs.append((pl.col(f"_c{i}") * pl.col(f"_c{j}")).sum().alias(f"xx{i}{j}"))
-    return c.group_by(by).agg(aggs).sort(by)
-
-
-def _matrices(m: pl.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray]:
-    g = m.height
-    a = np.empty((g, k, k))
-    for i in range(1, k + 1):
-        for j in range(i, k + 1):
-            v = m.get_column(f"xx{i}{j}").to_numpy()
-            a[:, i - 1, j - 1] = v
-            a[:, j - 1, i - 1] = v
-    xy = np.column_stack([m.get_column(f"xy{i}").to_numpy() for i in range(1, k + 1)]) if g else np.empty((0, k))
-    return a, xy
+def _moments(g: np.ndarray, data: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group: (rows, X'X, X'y) of the centred variables (data[0] = y)."""
+    k = data.shape[0] - 1
+    a = np.empty((n_groups, k, k))
+    for i in range(k):  # k(k+1)/2 cross-products, not dyads
+        for j in range(i, k):
+            a[:, i, j] = a[:, j, i] = grouped.group_sum(data[i + 1] * data[j + 1], g, n_groups)
+    xy = np.column_stack([grouped.group_sum(data[i + 1] * data[0], g, n_groups) for i in range(k)]) if k else np.empty((n_groups, 0))
+    return np.bincount(g, minlength=n_groups), a, xy
 
 
 def _solve(a: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,21 +74,12 @@ def within_ols(df: pl.DataFrame, y: str, xs: list[str], by: str = DYAD) -> pl.Da
     ``b, se, t, p`` (null when the model cannot be estimated: too few rows or no variance).
     """
     k = len(xs)
-    c = _centred(df, y, xs, by)
-    m = _moments(c, k, by)
-    a, xy = _matrices(m, k)
+    ids, g, data = _centred(df, y, xs, by)
+    n_groups = ids.len()
+    n, a, xy = _moments(g, data, n_groups)
     b, inv, ok = _solve(a, xy)
-    coef = pl.DataFrame({by: m.get_column(by), **{f"_b{i}": b[:, i - 1] for i in range(1, k + 1)}})
-    fitted = sum(pl.col(f"_b{i}") * pl.col(f"_c{i}") for i in range(1, k + 1))
-    rss = (
-        c.join(coef, on=by, how="left")
-        .group_by(by)
-        .agg(((pl.col("_c0") - fitted) ** 2).sum().alias("rss"))
-        .sort(by)
-        .get_column("rss")
-        .to_numpy()
-    )
-    n = m.get_column("n").to_numpy()
+    resid = data[0] - np.einsum("ir,ri->r", data[1:], b[g]) if g.size else data[0]
+    rss = grouped.group_sum(resid * resid, g, n_groups)
     df_resid = n - k - 1
     good = ok & (df_resid >= 1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -100,7 +89,7 @@ def within_ols(df: pl.DataFrame, y: str, xs: list[str], by: str = DYAD) -> pl.Da
         t = b0 / se
         p = 2 * sps.t.sf(np.abs(t), np.where(df_resid > 0, df_resid, 1))
     return pl.DataFrame(
-        {by: m.get_column(by), "n": n.astype(np.int32), "b": b0, "se": se, "t": t, "p": p}
+        {by: ids, "n": n.astype(np.int32), "b": b0, "se": se, "t": t, "p": p}
     ).with_columns(pl.col("b", "se", "t", "p").fill_nan(None))
 
 
@@ -146,23 +135,24 @@ def pooled_within(sessions: pl.DataFrame, y: str, xs: list[str], by: str = DYAD)
     uses Student's t with ``G − 1`` degrees of freedom.
     """
     k = len(xs)
-    c = _centred(sessions, y, xs, by)
+    ids, g, data = _centred(sessions, y, xs, by)
     # Dyads with a single complete row carry no within-dyad information.
-    c = c.filter(pl.len().over(by) >= 2)
-    n_obs, groups = c.height, c.get_column(by).n_unique()
+    size = np.bincount(g, minlength=ids.len())
+    keep = size[g] >= 2
+    g, data = g[keep], data[:, keep]
+    n_obs, groups = int(keep.sum()), int((size >= 2).sum())
     empty = {"b": None, "se": None, "t": None, "p": None, "n_obs": n_obs, "n_dyads": groups, "y": y, "x": xs}
     if n_obs <= k or groups < 2:
         return empty
-    x = c.select(f"_c{i}" for i in range(1, k + 1)).to_numpy()
-    yy = c.get_column("_c0").to_numpy()
+    x = data[1:].T
+    yy = data[0]
     a = x.T @ x
     if np.linalg.cond(a) > 1e12:
         return empty
     inv = np.linalg.inv(a)
     b = inv @ (x.T @ yy)
     u = yy - x @ b
-    scores = c.select(by, *[(pl.col(f"_c{i}") * pl.Series(u)).alias(f"s{i}") for i in range(1, k + 1)])
-    s = scores.group_by(by).agg(pl.col(f"s{i}").sum() for i in range(1, k + 1)).select(f"s{i}" for i in range(1, k + 1)).to_numpy()
+    s = np.column_stack([np.bincount(g, weights=x[:, i] * u) for i in range(k)])
     meat = s.T @ s
     cov = inv @ meat @ inv * (groups / (groups - 1)) * ((n_obs - 1) / (n_obs - k))
     se = float(np.sqrt(cov[0, 0]))

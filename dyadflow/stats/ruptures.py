@@ -33,7 +33,7 @@ def long_alliance(sessions: pl.DataFrame) -> pl.DataFrame:
 
 def ruptures(sessions: pl.DataFrame, sd_multiplier: float = 1.5, repair_window: int = 3) -> pl.DataFrame:
     """One row per rupture (both raters), with its repair if any."""
-    ordered = sessions.sort(DYAD, "session")  # cheap: the session table is sorted
+    ordered = grouped.sort_by(sessions, DYAD, "session")
     parts = [_rater_ruptures(ordered, rater, sd_multiplier, repair_window) for rater in ("patient", "therapist")]
     return pl.concat(parts).sort(DYAD, "rater", "rupture_session").select(COLUMNS)
 

@@ -49,7 +49,8 @@ def session_table(
     # dyad × session is a run of rows, aggregated with bincount / reduceat.
     rows = scores.select(
         DYAD, "session", pl.col("date").cast(pl.Int32).alias("_day"), pl.col("score").cast(pl.Float64), *[c.alias(n) for n, c in wanted.items()]
-    ).sort(DYAD, "session")
+    )
+    rows = grouped.sort_by(rows, DYAD, "session")
     k, n_keys = grouped.group_index(rows, DYAD, "session")
     starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if k.size else np.zeros(0, dtype=np.int64)
     day = rows.get_column("_day").fill_null(np.iinfo(np.int32).max).to_numpy()

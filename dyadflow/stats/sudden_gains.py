@@ -53,7 +53,7 @@ def dense_series(sessions: pl.DataFrame, value: str = "outcome") -> tuple[pl.Ser
     Returns (dyad ids, group index of each grid row, session of each grid row, values),
     built with numpy from the observed rows (sorted by dyad and session).
     """
-    obs = sessions.filter(pl.col(value).is_not_null()).select(DYAD, "session", value).sort(DYAD, "session")
+    obs = grouped.sort_by(sessions.filter(pl.col(value).is_not_null()).select(DYAD, "session", value), DYAD, "session")
     g, n = grouped.group_index(obs, DYAD)
     sess = obs.get_column("session").to_numpy().astype(np.int64)
     if not n:
