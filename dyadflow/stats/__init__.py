@@ -20,13 +20,14 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from dyadflow import io
 from dyadflow.errors import DyadflowError
 from dyadflow.registry import Instrument
 from dyadflow.stats import alliance as alliance_mod
-from dyadflow.stats import change, cohort, lagged, ruptures, sudden_gains
+from dyadflow.stats import change, cohort, grouped, lagged, ruptures, sudden_gains
 from dyadflow.stats.sessions import session_table
 
 __all__ = ["DEFAULTS", "settings", "session_table", "dyad_table", "compute", "run"]
@@ -67,11 +68,18 @@ def settings(cfg: dict | None) -> dict:
 
 def _identity(scores: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
     # Validation rejects rows naming another patient, therapist or arm than the dyad's
-    # other rows, so these are one value per dyad; min() is a deterministic pick.
-    ident = scores.group_by("dyad_id").agg(
-        pl.col("patient_id").min(),
-        pl.col("therapist_id").min(),
-        pl.col("arm").min(),
+    # other rows, so these are one value per dyad: the first row of each dyad's run
+    # (the first non-empty arm) gives them.
+    rows = grouped.sort_by(scores.select("dyad_id", "patient_id", "therapist_id", "arm"), "dyad_id")
+    g, _ = grouped.group_index(rows, "dyad_id")
+    first = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, dtype=bool)
+    arms = rows.filter(pl.col("arm").is_not_null())
+    ga, _ = grouped.group_index(arms, "dyad_id")
+    ident = rows.filter(pl.Series(first, dtype=pl.Boolean)).select("dyad_id", "patient_id", "therapist_id").join(
+        arms.filter(pl.Series(np.r_[True, ga[1:] != ga[:-1]] if ga.size else np.zeros(0, dtype=bool), dtype=pl.Boolean)).select("dyad_id", "arm"),
+        on="dyad_id",
+        how="left",
+        maintain_order="left",
     )
     treated = sessions.filter(pl.col("session") >= 1).group_by("dyad_id").agg(
         pl.col("session").n_unique().cast(pl.Int32).alias("n_sessions"),

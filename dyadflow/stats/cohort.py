@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from dyadflow.registry import Instrument
+from dyadflow.stats import grouped
 from dyadflow.score import keyed
 from dyadflow.stats.lagged import lag_columns, pooled_within
 
@@ -53,13 +55,20 @@ def reliability(validated: pl.DataFrame, registry: dict[str, Instrument], instru
 
 def completeness(scores: pl.DataFrame, instruments: list[str]) -> list[dict]:
     """Per instrument and session: dyads with a scored questionnaire out of all dyads."""
-    n_dyads = scores.get_column("dyad_id").n_unique()
+    n_dyads = scores.select(pl.col("dyad_id").n_unique()).item()
     sessions = scores.select(pl.col("session").unique().sort())
     grid = pl.DataFrame({"instrument": sorted(instruments)}).join(sessions, how="cross")
+    # each dyad counts once per instrument and session (several raters may fill one in)
+    rows = grouped.sort_by(
+        scores.filter(pl.col("score").is_not_null() & pl.col("instrument").is_in(instruments)).select("dyad_id", "session", "instrument"),
+        "dyad_id", "session", "instrument",
+    )
+    g, _ = grouped.group_index(rows, "dyad_id", "session", "instrument")
+    first = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, dtype=bool)
     observed = (
-        scores.filter(pl.col("score").is_not_null() & pl.col("instrument").is_in(instruments))
+        rows.filter(pl.Series(first, dtype=pl.Boolean))
         .group_by("instrument", "session")
-        .agg(pl.col("dyad_id").n_unique().alias("n_observed"))
+        .agg(pl.len().alias("n_observed"))
     )
     table = (
         grid.join(observed, on=["instrument", "session"], how="left")

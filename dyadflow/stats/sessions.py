@@ -79,19 +79,24 @@ def session_table(
         *[grouped.column(f"{c}_z", z[c]) for c in SERIES],
         *[grouped.column(f"{c}_dt", dt[c]) for c in SERIES],
     )
-    obs = t.filter(pl.col("outcome").is_not_null())
-    go, _ = grouped.group_index(obs, DYAD)
-    this = grouped.values(obs, "session")
+    # the next observed outcome of the same dyad, when at most max_gap sessions later
+    has = np.flatnonzero(~np.isnan(raw["outcome"]))
+    go = g[has]
+    this = session[has]
     following = grouped.group_shift(this, go, -1)
     with np.errstate(invalid="ignore"):
         close = following - this <= max_gap
-    nxt = obs.select(
-        DYAD,
-        "session",
-        pl.Series("outcome_next_session", np.where(close, following, np.nan)).fill_nan(None).cast(t.schema["session"]),
+
+    def spread(v: np.ndarray) -> np.ndarray:
+        full = np.full(t.height, np.nan)
+        full[has] = np.where(close, v, np.nan)
+        return full
+
+    t = t.with_columns(
+        pl.Series("outcome_next_session", spread(following)).fill_nan(None).cast(t.schema["session"]),
         *[
-            grouped.column(c.replace("outcome", "outcome_next"), np.where(close, grouped.group_shift(grouped.values(obs, c), go, -1), np.nan))
-            for c in ("outcome", "outcome_z", "outcome_dt")
+            grouped.column(c.replace("outcome", "outcome_next"), spread(grouped.group_shift(v[has], go, -1)))
+            for c, v in (("outcome", raw["outcome"]), ("outcome_z", z["outcome"]), ("outcome_dt", dt["outcome"]))
         ],
     )
-    return t.join(nxt, on=[DYAD, "session"], how="left", maintain_order="left").select(SESSION_COLUMNS)
+    return t.select(SESSION_COLUMNS)
