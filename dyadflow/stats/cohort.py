@@ -45,9 +45,10 @@ def reliability(validated: pl.DataFrame, registry: dict[str, Instrument], instru
     out = {}
     for key in sorted(instruments):  # a handful of instruments, not dyads
         inst = registry[key]
-        rows = validated.filter(pl.col("instrument") == key)
-        present = [i for i in range(1, inst.n_items + 1) if f"item_{i:02d}" in rows.columns]
-        items = rows.select(keyed(inst, i).alias(f"i{i}") for i in present)
+        present = [i for i in range(1, inst.n_items + 1) if f"item_{i:02d}" in validated.columns]
+        items = validated.select(pl.col("instrument"), *[keyed(inst, i).alias(f"i{i}") for i in present]).filter(
+            pl.col("instrument") == key
+        ).drop("instrument") if present else pl.DataFrame()
         alpha, n, k = cronbach_alpha(items)
         out[key] = {"alpha": alpha, "omega": None, "n": n, "k": k, "note": OMEGA_NOTE}
     return out
