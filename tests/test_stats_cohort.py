@@ -100,3 +100,10 @@ def test_empty_scores_do_not_crash():
     r = res.dyads.row(0, named=True)
     assert r["outcome_pre"] is None and r["stats_note"].startswith("outcome: no scored outcome questionnaire")
     assert res.gains.height == 0 and res.ruptures.height == 0
+
+
+def test_no_rows_at_all():
+    sc = scores([("D1", 0, "bdi_ii", "patient", 1)]).head(0)
+    res = stats.compute(sc, load_registry(), "bdi_ii", ALLIANCE)
+    assert (res.dyads.height, res.sessions.height, res.gains.height, res.ruptures.height) == (0, 0, 0, 0)
+    assert res.dyads.columns == stats.DYAD_COLUMNS and res.cohort["flow"]["dyads"] == 0

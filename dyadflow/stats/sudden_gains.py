@@ -162,7 +162,7 @@ def dyad_counts(dyads: pl.DataFrame, counts: pl.DataFrame, has_cutoff: bool) -> 
         return out.with_columns(
             pl.lit(None, dtype=pl.Int32).alias("n_sudden_gains"),
             pl.lit(None, dtype=pl.Int32).alias("n_sudden_losses"),
-            pl.lit("sudden gains: no cut-off (the outcome instrument has no reliable-change value; set stats.sudden_gains.cutoff)").alias("_note_sg"),
+            pl.lit("sudden gains: no cut-off (no reliable-change value in the instrument file and too few pre scores for a sample SD; set stats.sudden_gains.cutoff)").alias("_note_sg"),
         ).drop("_undecided")
     return out.with_columns(
         pl.when(pl.col("_undecided") > 0)
