@@ -85,8 +85,29 @@ def _score(input, output, params, **_):
 
 def _stats(input, output, params, **_):
     from dyadflow import stats
+    from dyadflow.registry import load_registry
 
-    stats.run(input.scores, params.outcome, dict(params.alliance), output.sessions, output.dyads, output.dyads_csv)
+    out = {k: getattr(output, k) for k in ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort")}
+    res = stats.run(
+        input.scores, load_registry(params.instruments_dir), params.outcome, dict(params.alliance),
+        _plain(params.stats), out, validated_path=input.validated,
+    )
+    flow = res.cohort["flow"]
+    logger.info(
+        "%d dyads, %d dyad-sessions; lagged regression for %d dyads; %d sudden gains/losses; %d ruptures",
+        flow["dyads"], flow["dyad_sessions"], flow["dyads_with_lag"], res.gains.height, res.ruptures.height,
+    )
+    for note, n in res.dyads.group_by("stats_note").len().drop_nulls().sort("len", descending=True).head(5).iter_rows():
+        logger.info("%d dyad(s): %s", n, note)
+
+
+def _plain(obj):
+    """Snakemake's config mappings as plain dicts and lists."""
+    if hasattr(obj, "items"):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def _select(input, output, params, **_):

@@ -43,6 +43,7 @@ def test_every_output_is_written(demo_run):
         "validated/questionnaires.parquet", "validation/rejections.csv", "validation/accounting.csv",
         "scores/questionnaires.parquet", "scores/questionnaires.csv", "stats/sessions.parquet",
         "stats/dyads.parquet", "stats/dyads.csv", "selection/index.json", "reports/index.csv",
+        "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json",
     ):
         assert (tmp / "results" / rel).is_file(), rel
     dyads = pl.read_csv(tmp / "results" / "stats" / "dyads.csv").get_column("dyad_id").to_list()
@@ -137,3 +138,23 @@ def test_invalid_config_is_reported(tmp_path):
     proc = snakemake(tmp_path, "-n", "--configfile", str(cfg))
     assert proc.returncode != 0
     assert "'excel97' is not one of ['canonical_csv', 'redcap', 'qualtrics', 'xlsx', 'sav']" in proc.stdout + proc.stderr
+
+
+def test_stats_outputs_follow_the_contract(demo_run):
+    import json
+
+    from dyadflow.stats import DYAD_COLUMNS
+    from dyadflow.stats.sessions import SESSION_COLUMNS
+
+    tmp, _ = demo_run
+    out = tmp / "results" / "stats"
+    assert pl.read_csv(out / "dyads.csv", infer_schema=False).columns == DYAD_COLUMNS
+    assert pl.read_parquet(out / "sessions.parquet").columns == SESSION_COLUMNS
+    assert pl.read_csv(out / "sudden_gains.csv").columns[:8] == [
+        "dyad_id", "kind", "pregain_session", "postgain_session", "pregain_score", "postgain_score", "magnitude", "reversed"
+    ]
+    cohort = json.loads((out / "cohort.json").read_text())
+    assert {"outcome", "pooled_effect", "reliability", "completeness", "change_categories", "flow"} <= set(cohort)
+    raw = cohort["pooled_effect"]["raw"]
+    assert raw["n_dyads"] > 70 and raw["b"] < 0 and raw["p"] < 0.001  # the demo's planted effect
+    assert set(cohort["reliability"]) == {"bdi_ii", "oq_45", "wai_s", "wai_sr"}

@@ -65,6 +65,9 @@ def final_outputs():
         f"{RESULTS}/stats/sessions.parquet",
         f"{RESULTS}/stats/dyads.parquet",
         f"{RESULTS}/stats/dyads.csv",
+        f"{RESULTS}/stats/sudden_gains.csv",
+        f"{RESULTS}/stats/ruptures.csv",
+        f"{RESULTS}/stats/cohort.json",
         f"{RESULTS}/selection/index.json",
         f"{RESULTS}/reports/index.csv",
     ]

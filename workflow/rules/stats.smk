@@ -1,13 +1,20 @@
 rule stats:
     input:
         scores=rules.score.output.parquet,
+        validated=rules.validate.output.validated,
+        instruments=INSTRUMENT_FILES,
     output:
         sessions=f"{RESULTS}/stats/sessions.parquet",
         dyads=f"{RESULTS}/stats/dyads.parquet",
         dyads_csv=f"{RESULTS}/stats/dyads.csv",
+        sudden_gains=f"{RESULTS}/stats/sudden_gains.csv",
+        ruptures=f"{RESULTS}/stats/ruptures.csv",
+        cohort=f"{RESULTS}/stats/cohort.json",
     params:
         outcome=config["outcome"],
         alliance=config["alliance"],
+        stats=config["stats"],
+        instruments_dir=config["instruments_dir"],
     log:
         f"{LOGS}/stats.log",
     run:
