@@ -195,7 +195,9 @@ def compute(
     )
 
     lag_y, lag_xs = lagged.lag_columns(sessions, bool(lag["detrend"]), bool(lag["covariate_outcome"]), lag["predictor"])
-    instruments = sorted({outcome, alliance["patient"], alliance["therapist"]})
+    # every instrument the study has (not only the outcome and alliance ones): a handful of keys
+    present = set(scores.get_column("instrument").unique().to_list())
+    instruments = sorted((present | {outcome, alliance["patient"], alliance["therapist"]}) & set(registry))
     source = validated if validated is not None else scores
     coh = {
         "outcome": outcome,
