@@ -22,6 +22,9 @@ sessions or rows in Python.
 
 from __future__ import annotations
 
+import glob
+import os
+
 DEFAULTS = {
     "range": {"min": -50, "max": 50},
     "smoothing_s": 30,
@@ -46,3 +49,18 @@ def settings(config: dict | None) -> dict:
         else:
             out[k] = v
     return out
+
+
+def input_files(specs: list[dict]) -> list[str]:
+    """Every file the inputs name: a long CSV itself, a folder's ``*.csv``, or a glob's
+    matches (sorted). Standard library only: the Snakefile calls this at parse time."""
+    files: list[str] = []
+    for spec in specs:
+        path = spec["path"]
+        if spec.get("layout", "long") == "long":
+            files.append(path)
+        elif os.path.isdir(path):
+            files.extend(sorted(glob.glob(os.path.join(path, "*.csv"))))
+        else:
+            files.extend(sorted(glob.glob(path)))
+    return files

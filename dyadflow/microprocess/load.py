@@ -15,8 +15,6 @@ Reading is a loop over files (each is one read); all row work is polars.
 
 from __future__ import annotations
 
-import glob
-import os
 import re
 from pathlib import Path
 
@@ -25,19 +23,10 @@ import polars as pl
 from dyadflow import io
 from dyadflow.errors import DyadflowError
 from dyadflow.ingest.text import read_text_table
+from dyadflow.microprocess import input_files
 
 COLUMNS = ("dyad_id", "session", "rater", "second", "rating")
 DEFAULT_PATTERN = r"^(?P<dyad_id>[A-Za-z0-9][A-Za-z0-9-]*)_s(?P<session>[0-9]+)_(?P<rater>[A-Za-z]+)\.csv$"
-
-
-def input_files(spec: dict) -> list[str]:
-    """The files an input names: the file itself, every ``*.csv`` in a folder, or a glob's matches."""
-    path = spec["path"]
-    if spec.get("layout", "long") == "long":
-        return [path]
-    if os.path.isdir(path):
-        return sorted(glob.glob(os.path.join(path, "*.csv")))
-    return sorted(glob.glob(path))
 
 
 def _column(table, wanted: str, file: str) -> str:
@@ -86,7 +75,7 @@ def read_per_file(spec: dict) -> tuple[list[pl.DataFrame], list[dict]]:
             "use (?P<dyad_id>…), (?P<session>…) and (?P<rater>…)",
             key="microprocess.inputs.pattern",
         )
-    files = input_files(spec)
+    files = input_files([spec])
     if not files:
         raise DyadflowError("no dial-rating files found", file=spec["path"])
     frames, metas = [], []
