@@ -15,9 +15,9 @@ series into pieces, and no shape is read across such a split):
   overlap). Rank 1 is the lowest. ``extreme_rating`` is the smoothed minimum.
 * **Repairs**: for each rupture, the first second after its minimum where the
   smoothed rating is at least ``repair_rise`` points above that minimum (the series'
-  later pieces count too). The repair ends where that rise ends (the last second
-  before the next fall, or the end of the piece); ``extreme_rating`` is the smoothed
-  rating there. A rupture without such a second has no repair row. A repair has the
+  later pieces count too). The repair ends where that rise levels off: the last
+  second that rose before the next fall (or the end of the piece), i.e. the first
+  second of the plateau at the top; ``extreme_rating`` is the smoothed rating there. A rupture without such a second has no repair row. A repair has the
   rank of its rupture.
 * **Peaks** (helpful moments, after Swift et al. 2017): the same as ruptures on the
   negated series: the ``n_segments`` highest, onset where the rise into the peak
@@ -45,9 +45,9 @@ KIND_ORDER = {"rupture": 0, "repair": 1, "peak": 2}
 
 
 def shape(smoothed: pl.DataFrame, column: str = "smoothed") -> pl.LazyFrame:
-    """Per second (non-empty smoothed values only): series, second, s, d (change from the
-    previous second in the piece), candidate (a minimum), onset, top and top_s (where the
-    rise through this second ends, and the value there)."""
+    """Per second (non-empty smoothed values only): series, second, s, candidate (a
+    minimum), onset (where the decline into it begins), top and top_s (where the rise
+    through this second levels off, and the value there)."""
     s = pl.col("s")
     d = pl.col("d")
     start = pl.col("_piece_start")
@@ -71,7 +71,7 @@ def shape(smoothed: pl.DataFrame, column: str = "smoothed") -> pl.LazyFrame:
             (start | (d > 0)).alias("_run_start"),
         )
         .with_columns(
-            pl.when(end).then(0).otherwise(pl.col("_sgn").shift(-1).backward_fill()).alias("_next_sgn"),
+            pl.when(end).then(0).otherwise(pl.col("_sgn").shift(-1).backward_fill().fill_null(0)).alias("_next_sgn"),
             (d < 0).fill_null(False).cum_sum().alias("_falls"),
         )
         .with_columns(
@@ -80,16 +80,21 @@ def shape(smoothed: pl.DataFrame, column: str = "smoothed") -> pl.LazyFrame:
         )
         .with_columns(
             pl.when((d < 0) & (pl.col("_falls") == 1)).then(pl.col("second") - 1).when("_run_start").then(-1).forward_fill().alias("_first_fall"),
-            pl.when(d < 0).then(pl.col("second") - 1).when(end).then("second").alias("_h"),
+            # the last second that rose: where a rise levels off (the start of the plateau at the top)
+            pl.when(d > 0).then("second").when(start).then(-1).forward_fill().alias("_lr"),
             pl.when(d < 0).then(s.shift(1)).when(end).then(s).alias("_hv"),
         )
+        .with_columns(pl.when(d < 0).then(pl.col("_lr").shift(1)).when(end).then("_lr").alias("_h"))
         .select(
             "series",
             "second",
             "s",
             (pl.col("_fell") & pl.col("_next_sgn").is_in([0, 1])).alias("candidate"),
             pl.when(pl.col("_first_fall") >= 0).then("_first_fall").otherwise("second").alias("onset"),
-            pl.when(end).then("second").otherwise(pl.col("_h").shift(-1).backward_fill()).alias("top"),
+            pl.max_horizontal(
+                "second",
+                pl.when(end).then("_lr").otherwise(pl.col("_h").shift(-1).backward_fill()),
+            ).alias("top"),
             pl.when(end).then("s").otherwise(pl.col("_hv").shift(-1).backward_fill()).alias("top_s"),
         )
     )
