@@ -78,15 +78,16 @@ def test_segments_with_the_default_30_second_smoothing():
     values = np.select([t <= 600, t <= 640, t <= 760, t <= 800], [20, 20 - (t - 600), -20, -20 + (t - 760)], 20)
     seg = pipeline.analyse(ratings(values), {}).segments
     assert segment_rows(seg) == [
-        # window t-14 … t+15: it first reaches the decline (601) at t = 586, so the decline begins at 585;
-        # it lies wholly in the -20 plateau from t = 654
-        ("rupture", 1, 585, 654, "09:45–11:45", -20.0),
-        # mean over 755 … 784 = (6·-20 + (-19 … 4)) / 30 = -300 / 30 = -10: risen by exactly 10
-        ("repair", 1, 769, 814, "12:49–14:49", 20.0),
+        # window t-15 … t+14: it first reaches the decline (601) at t = 587, so the decline begins at 586;
+        # it lies wholly in the -20 plateau from t = 655
+        ("rupture", 1, 586, 655, "09:46–11:46", -20.0),
+        # mean over 755 … 784 = (6·-20 + (-19 … 4)) / 30 = -300 / 30 = -10: risen by exactly 10 at t = 770;
+        # the rise levels off where the window lies wholly in the top plateau (t - 15 = 800)
+        ("repair", 1, 770, 815, "12:50–14:50", 20.0),
         # peaks: the opening plateau (earliest of the ties at 20), then the recovered plateau,
-        # whose rise begins at 745 (the window first reaches 761 at t = 746)
+        # whose rise begins at 746 (the window first reaches 761 at t = 747)
         ("peak", 1, 0, 0, "00:00–02:00", 20.0),
-        ("peak", 2, 745, 814, "12:25–14:25", 20.0),
+        ("peak", 2, 746, 815, "12:26–14:26", 20.0),
     ]
 
 
@@ -100,8 +101,8 @@ def test_smoothing_is_a_centred_mean_cut_at_the_ends_and_gaps():
     grid = pl.DataFrame({"series": [0] * 6 + [1] * 3, "second": [0, 1, 2, 3, 4, 5, 0, 1, 2], "rating": [0.0, 3, 6, None, 9, 12, 1, 2, 3]})
     out3 = series.smooth(grid, 3).get_column("smoothed").to_list()
     assert out3 == [1.5, 3.0, 4.5, None, 10.5, 10.5, 1.5, 2.0, 2.5]
-    out4 = series.smooth(grid, 4).get_column("smoothed").to_list()  # 1 before, 2 after
-    assert out4 == [3.0, 3.0, 6.0, None, 10.5, 10.5, 2.0, 2.0, 2.5]
+    out4 = series.smooth(grid, 4).get_column("smoothed").to_list()  # 2 before, 1 after
+    assert out4 == [1.5, 3.0, 3.0, None, 9.0, 10.5, 1.5, 2.0, 2.0]
 
 
 # --- gaps ------------------------------------------------------------------------

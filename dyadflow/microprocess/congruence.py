@@ -68,21 +68,28 @@ def sessions(grid: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
     """sessions.csv: one row per dyad and session with any rating.
 
     ``grid`` has series, second, rating (empty in long gaps), observed."""
-    rows = grid.lazy().join(keys.lazy(), on="series").filter(pl.col("rating").is_not_null())
-    per_rater = (
-        rows.group_by("dyad_id", "session")
-        .agg(
-            *[pl.col("observed").filter(pl.col("rater") == r).sum().cast(pl.Int64).alias(f"seconds_{r}") for r in ("patient", "therapist")],
-            *[(~pl.col("observed")).filter(pl.col("rater") == r).sum().cast(pl.Int64).alias(f"interpolated_{r}") for r in ("patient", "therapist")],
-        )
+    # integer keys: the pair (dyad_id, session) and the rater of each series, by lookup
+    pairs = keys.select("dyad_id", "session").unique(maintain_order=True).with_row_index("pair")
+    lookup = keys.join(pairs, on=["dyad_id", "session"], how="left").sort("series")
+    pair_of = lookup.get_column("pair").cast(pl.Int32)
+    is_patient = lookup.get_column("rater") == "patient"
+    rows = grid.lazy().filter(pl.col("rating").is_not_null()).with_columns(
+        pl.lit(pair_of).gather(pl.col("series")).alias("pair"),
+        pl.lit(is_patient).gather(pl.col("series")).alias("_p"),
     )
-    x = rows.filter(pl.col("rater") == "patient").select("dyad_id", "session", "second", pl.col("rating").alias("x"))
-    y = rows.filter(pl.col("rater") == "therapist").select("dyad_id", "session", "second", pl.col("rating").alias("y"))
-    key = ["dyad_id", "session"]
-    consecutive = (pl.col("second") - pl.col("second").shift(1) == 1) & (pl.col("dyad_id") == pl.col("dyad_id").shift(1)) & (pl.col("session") == pl.col("session").shift(1))
+    per_rater = rows.group_by("pair").agg(
+        pl.col("observed").filter("_p").sum().cast(pl.Int64).alias("seconds_patient"),
+        pl.col("observed").filter(~pl.col("_p")).sum().cast(pl.Int64).alias("seconds_therapist"),
+        (~pl.col("observed")).filter("_p").sum().cast(pl.Int64).alias("interpolated_patient"),
+        (~pl.col("observed")).filter(~pl.col("_p")).sum().cast(pl.Int64).alias("interpolated_therapist"),
+    )
+    x = rows.filter("_p").select("pair", "second", pl.col("rating").alias("x"))
+    y = rows.filter(~pl.col("_p")).select("pair", "second", pl.col("rating").alias("y"))
+    key = ["pair"]
+    consecutive = (pl.col("second") - pl.col("second").shift(1) == 1) & (pl.col("pair") == pl.col("pair").shift(1))
     aligned = (
-        x.join(y, on=[*key, "second"], how="inner")
-        .sort(*key, "second")
+        x.join(y, on=["pair", "second"], how="inner")
+        .sort("pair", "second")
         .with_columns(
             pl.when(consecutive).then(pl.col("x").shift(1)).alias("x1"),
             pl.when(consecutive).then(pl.col("y").shift(1)).alias("y1"),
@@ -102,7 +109,12 @@ def sessions(grid: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
         pl.col("x").std().alias("_sx"),
         pl.col("y").std().alias("_sy"),
     )
-    table = per_rater.join(stats, on=key, how="left").collect().sort(key)
+    table = (
+        per_rater.join(stats, on=key, how="left")
+        .collect()
+        .join(pairs.with_columns(pl.col("pair").cast(pl.Int32)), on="pair", how="left")
+        .sort("dyad_id", "session")
+    )
     table = table.with_columns(pl.col("seconds_aligned").fill_null(0))
     return _tests_and_notes(table)
 

@@ -44,15 +44,11 @@ SEGMENT_COLUMNS = {
 KIND_ORDER = {"rupture": 0, "repair": 1, "peak": 2}
 
 
-def shape(smoothed: pl.DataFrame, column: str = "smoothed") -> pl.LazyFrame:
-    """Per second (non-empty smoothed values only): series, second, s, candidate (a
-    minimum), onset (where the decline into it begins), top and top_s (where the rise
-    through this second levels off, and the value there)."""
+def _pieces(smoothed: pl.DataFrame, column: str) -> pl.LazyFrame:
+    """series, second, s, piece start/end flags and d (the change from the previous second)."""
     s = pl.col("s")
-    d = pl.col("d")
     start = pl.col("_piece_start")
-    end = pl.col("_piece_end")
-    lf = (
+    return (
         smoothed.lazy()
         .select("series", "second", pl.col(column).alias("s"))
         .filter(s.is_not_null())
@@ -65,40 +61,69 @@ def shape(smoothed: pl.DataFrame, column: str = "smoothed") -> pl.LazyFrame:
             pl.col("_piece_start").shift(-1).fill_null(True).alias("_piece_end"),
             pl.when(~start).then(s - s.shift(1)).alias("d"),
         )
+    )
+
+
+def minima(smoothed: pl.DataFrame, column: str = "smoothed") -> pl.DataFrame:
+    """The candidate minima: series, second, s, onset (where the decline into it begins)."""
+    d = pl.col("d")
+    start = pl.col("_piece_start")
+    end = pl.col("_piece_end")
+    return (
+        _pieces(smoothed, column)
         .with_columns(
             # sign of the change; 0 (a boundary) at each piece start, empty on a flat step
-            pl.when(start).then(0).when(d > 0).then(1).when(d < 0).then(-1).alias("_sgn"),
+            pl.when(start).then(0).when(d > 0).then(1).when(d < 0).then(-1).cast(pl.Int8).alias("_sgn"),
             (start | (d > 0)).alias("_run_start"),
+            (d < 0).fill_null(False).cum_sum().cast(pl.Int64).alias("_falls"),
         )
         .with_columns(
             pl.when(end).then(0).otherwise(pl.col("_sgn").shift(-1).backward_fill().fill_null(0)).alias("_next_sgn"),
-            (d < 0).fill_null(False).cum_sum().alias("_falls"),
+            # falls so far in this run (a run starts at a rise or a piece start)
+            (pl.col("_falls") - pl.when("_run_start").then("_falls").forward_fill()).alias("_falls"),
         )
         .with_columns(
-            (start | (d < 0)).fill_null(False).alias("_fell"),
-            pl.col("_falls") - pl.when("_run_start").then("_falls").forward_fill(),
+            pl.when((d < 0) & (pl.col("_falls") == 1)).then(pl.col("second") - 1).when("_run_start").then(-1)
+            .forward_fill().alias("_first_fall"),
         )
-        .with_columns(
-            pl.when((d < 0) & (pl.col("_falls") == 1)).then(pl.col("second") - 1).when("_run_start").then(-1).forward_fill().alias("_first_fall"),
-            # the last second that rose: where a rise levels off (the start of the plateau at the top)
-            pl.when(d > 0).then("second").when(start).then(-1).forward_fill().alias("_lr"),
-            pl.when(d < 0).then(s.shift(1)).when(end).then(s).alias("_hv"),
-        )
-        .with_columns(pl.when(d < 0).then(pl.col("_lr").shift(1)).when(end).then("_lr").alias("_h"))
+        .filter((start | (d < 0)) & pl.col("_next_sgn").is_in([0, 1]))
         .select(
             "series",
             "second",
             "s",
-            (pl.col("_fell") & pl.col("_next_sgn").is_in([0, 1])).alias("candidate"),
-            pl.when(pl.col("_first_fall") >= 0).then("_first_fall").otherwise("second").alias("onset"),
-            pl.max_horizontal(
-                "second",
-                pl.when(end).then("_lr").otherwise(pl.col("_h").shift(-1).backward_fill()),
-            ).alias("top"),
+            pl.when(pl.col("_first_fall") >= 0).then("_first_fall").otherwise("second").cast(pl.Int32).alias("onset"),
+        )
+        .collect()
+    )
+
+
+def rises(smoothed: pl.DataFrame, column: str = "smoothed") -> pl.DataFrame:
+    """The seconds where a threshold can first be crossed (a rise, or a piece start):
+    series, second, s, top and top_s (where the rise levels off, and the value there)."""
+    s = pl.col("s")
+    d = pl.col("d")
+    start = pl.col("_piece_start")
+    end = pl.col("_piece_end")
+    return (
+        _pieces(smoothed, column)
+        .with_columns(
+            # the last second that rose (the start of the plateau at the top)
+            pl.when(d > 0).then("second").when(start).then(-1).forward_fill().alias("_lr"),
+        )
+        .with_columns(
+            pl.when(d < 0).then(pl.col("_lr").shift(1)).when(end).then("_lr").alias("_h"),
+            pl.when(d < 0).then(s.shift(1)).when(end).then(s).alias("_hv"),
+        )
+        .with_columns(
+            pl.max_horizontal("second", pl.when(end).then("_lr").otherwise(pl.col("_h").shift(-1).backward_fill()))
+            .cast(pl.Int32)
+            .alias("top"),
             pl.when(end).then("s").otherwise(pl.col("_hv").shift(-1).backward_fill()).alias("top_s"),
         )
+        .filter(start | (d > 0))
+        .select("series", "second", "s", "top", "top_s")
+        .collect()
     )
-    return lf
 
 
 def pick(candidates: pl.DataFrame, n: int, separation: int) -> pl.DataFrame:
@@ -106,7 +131,7 @@ def pick(candidates: pl.DataFrame, n: int, separation: int) -> pl.DataFrame:
     least ``separation`` seconds apart. Returns series, rank, onset, second, s.
 
     The loop runs over ranks (n, 3 by default), each step over every series at once."""
-    pool = candidates.select("series", "onset", "second", "s")
+    pool = candidates.select("series", "onset", "second", "s")  # the candidate minima
     chosen = []
     for rank in range(1, n + 1):
         best = pool.sort("series", "s", "second").group_by("series", maintain_order=True).first()
@@ -128,38 +153,39 @@ def pick(candidates: pl.DataFrame, n: int, separation: int) -> pl.DataFrame:
     return pl.concat(chosen).select("series", "rank", "onset", "second", "s")
 
 
-def repairs(shaped: pl.DataFrame, ruptures: pl.DataFrame, rise: float, n: int) -> pl.DataFrame:
-    """For each rupture, the first second after its minimum with s ≥ minimum + rise (one pass)."""
-    wide = ruptures.pivot(on="rank", index="series", values=["second", "s"], aggregate_function=None)
-    present = [k for k in range(1, n + 1) if f"second_{k}" in wide.columns]
-    if not present:
-        return pl.DataFrame(schema={"series": pl.Int32, "rank": pl.Int32, "start": pl.Int32, "end": pl.Int32, "value": pl.Float64})
-    aggs = []
-    for k in present:
-        hit = (pl.col("second") > pl.col(f"second_{k}")) & (pl.col("s") >= pl.col(f"s_{k}") + rise)
+def repairs(rising: pl.DataFrame, ruptures: pl.DataFrame, rise: float, n: int, n_series: int) -> pl.DataFrame:
+    """For each rupture, the first second after its minimum with s ≥ minimum + rise.
+
+    One pass over the rising seconds: each rupture's minimum and threshold are looked up
+    by series number (an array gather), and every rank is one aggregation."""
+    empty = pl.DataFrame(schema={"series": pl.Int32, "rank": pl.Int32, "start": pl.Int32, "end": pl.Int32, "value": pl.Float64})
+    ranks = sorted(set(ruptures.get_column("rank").to_list()))
+    if not ranks:
+        return empty
+    lookups, aggs = [], []
+    for k in ranks:  # over ranks (3 by default), never over series
+        part = ruptures.filter(pl.col("rank") == k)
+        at = pl.Series(f"_t{k}", [None] * n_series, dtype=pl.Int32).scatter(part.get_column("series"), part.get_column("second"))
+        need = pl.Series(f"_v{k}", [None] * n_series, dtype=pl.Float64).scatter(part.get_column("series"), part.get_column("s") + rise)
+        lookups += [pl.lit(at).gather(pl.col("series")).alias(f"_t{k}"), pl.lit(need).gather(pl.col("series")).alias(f"_v{k}")]
+        hit = (pl.col("second") > pl.col(f"_t{k}")) & (pl.col("s") >= pl.col(f"_v{k}"))
         aggs += [
             pl.col("second").filter(hit).first().alias(f"start_{k}"),
             pl.col("top").filter(hit).first().alias(f"end_{k}"),
             pl.col("top_s").filter(hit).first().alias(f"value_{k}"),
         ]
-    found = (
-        shaped.lazy()
-        .join(wide.lazy().select("series", *[c for k in present for c in (f"second_{k}", f"s_{k}")]), on="series", how="inner")
-        .group_by("series")
-        .agg(aggs)
-        .collect()
-    )
+    found = rising.lazy().with_columns(lookups).group_by("series").agg(aggs).collect()
     parts = [
         found.select(
-            "series",
+            pl.col("series").cast(pl.Int32),
             pl.lit(k, dtype=pl.Int32).alias("rank"),
-            pl.col(f"start_{k}").alias("start"),
-            pl.col(f"end_{k}").alias("end"),
+            pl.col(f"start_{k}").cast(pl.Int32).alias("start"),
+            pl.col(f"end_{k}").cast(pl.Int32).alias("end"),
             pl.col(f"value_{k}").alias("value"),
         ).filter(pl.col("start").is_not_null())
-        for k in present
+        for k in ranks
     ]
-    return pl.concat(parts)
+    return pl.concat(parts) if parts else empty
 
 
 def mmss(seconds: pl.Expr) -> pl.Expr:
@@ -177,11 +203,9 @@ def clip(start: pl.Expr, last: pl.Expr, clip_s: int) -> pl.Expr:
 def find(smoothed: pl.DataFrame, keys: pl.DataFrame, settings: dict) -> pl.DataFrame:
     """segments.csv rows for every series in ``smoothed`` (series, second, smoothed)."""
     n, sep, rise, clip_s = settings["n_segments"], settings["min_separation_s"], settings["repair_rise"], settings["clip_s"]
-    low = shape(smoothed).collect()
-    high = shape(smoothed.with_columns(-pl.col("smoothed")), "smoothed").collect()
-    ruptures = pick(low.filter("candidate"), n, sep)
-    peaks = pick(high.filter("candidate"), n, sep)
-    fixed = repairs(low, ruptures, rise, n)
+    ruptures = pick(minima(smoothed), n, sep)
+    fixed = repairs(rises(smoothed), ruptures, rise, n, keys.height)
+    peaks = pick(minima(smoothed.select("series", "second", (-pl.col("smoothed")).alias("smoothed"))), n, sep)
     last = smoothed.group_by("series").agg(pl.col("second").max().alias("_last"))
     rows = pl.concat(
         [
