@@ -10,7 +10,8 @@ so that each peak RSS is its own:
 * floor: ``pl.read_parquet`` of that file;
 * analyse: read the same file + ``dyadflow.microprocess.pipeline.analyse`` (gaps,
   interpolation, smoothing, congruence and discrepancy per session, ruptures, repairs
-  and peaks per rater) + ``series_table()`` (the per-second table for the reports).
+  and peaks per rater) + ``write_series`` (the per-second table for the reports,
+  streamed to parquet).
 
 Prints one line per phase: wall time, peak RSS, rows, and the ratio to the floor.
 """
@@ -58,6 +59,17 @@ def generate(path: Path, sessions: int, seconds: int, seed: int = 1) -> None:
     pl.concat(parts).sort("dyad_id", "session", "rater", "second").write_parquet(path, compression="zstd")
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def phase(name: str, path: Path) -> dict:
     import polars as pl
 
@@ -71,11 +83,11 @@ def phase(name: str, path: Path) -> dict:
 
         df = pl.read_parquet(path)
         result = pipeline.analyse(df)
-        table = result.series_table()
+        result.write_series(OUT / "series.parquet")
         rows = df.height
-        extra = {"sessions": result.sessions.height, "segments": result.segments.height, "series_rows": table.height}
+        extra = {"sessions": result.sessions.height, "segments": result.segments.height, "gaps": result.gaps.height}
     wall = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_rss_mb()
     return {"phase": name, "wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb), "rows": rows, **extra}
 
 

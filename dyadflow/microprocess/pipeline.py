@@ -32,9 +32,22 @@ class Analysis:
     series: pl.DataFrame  # series id, second, rating, observed, smoothed
     keys: pl.DataFrame  # series id → dyad_id, session, rater
 
+    def _series_lazy(self) -> pl.LazyFrame:
+        return (
+            self.series.lazy()
+            .join(self.keys.lazy(), on="series", how="left", maintain_order="left")
+            .select(list(SERIES_COLUMNS))
+            .cast(SERIES_COLUMNS)
+        )
+
     def series_table(self) -> pl.DataFrame:
-        """The per-second table with its keys (for results/microprocess/series.parquet)."""
-        return self.series.join(self.keys, on="series", how="left").select(list(SERIES_COLUMNS)).cast(SERIES_COLUMNS)
+        """The per-second table with its keys (results/microprocess/series.parquet)."""
+        return self._series_lazy().collect()
+
+    def write_series(self, path) -> None:
+        """Write the per-second table, streamed (the keys are never copied onto every row in memory)."""
+        with io.atomic_path(path) as tmp:
+            self._series_lazy().sink_parquet(tmp, compression="zstd", statistics=True)
 
 
 def analyse(accepted: pl.DataFrame | pl.LazyFrame, config: dict | None = None) -> Analysis:
@@ -76,7 +89,7 @@ def run(specs: list[dict], config: dict, out: dict) -> Analysis:
     io.write_csv(out["sessions"], result.sessions)
     io.write_csv(out["segments"], result.segments)
     io.write_csv(out["gaps"], result.gaps)
-    io.write_parquet(out["series"], result.series_table())
+    result.write_series(out["series"])
     log.info(
         "%d sessions, %d segments, %d gaps (%d longer than %d s, not interpolated)",
         result.sessions.height, result.segments.height, result.gaps.height,
