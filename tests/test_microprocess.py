@@ -10,7 +10,7 @@ from scipy.signal import lfilter
 
 from dyadflow import io
 from dyadflow.errors import DyadflowError
-from dyadflow.microprocess import demo, load, pipeline, series
+from dyadflow.microprocess import demo, load, pipeline, segments, series, settings
 from dyadflow.microprocess.congruence import effective_n
 from dyadflow.microprocess.validate import validate_frame
 
@@ -89,6 +89,24 @@ def test_segments_with_the_default_30_second_smoothing():
         ("peak", 1, 0, 0, "00:00–02:00", 20.0),
         ("peak", 2, 746, 815, "12:26–14:26", 20.0),
     ]
+
+
+def test_a_blip_at_the_bottom_does_not_move_the_onset():
+    # given as the smoothed series itself: 20 until 9, a decline, a 1-point blip at 16, the minimum at 18
+    values = [20] * 10 + [16, 12, 8, 4, 0, -2, -1, -3, -5, -5, 0, 5, 10, 15] + [20] * 16
+    smoothed = pl.DataFrame({"series": 0, "second": list(range(len(values))), "smoothed": [float(v) for v in values]},
+                            schema_overrides={"series": pl.Int32, "second": pl.Int32})
+    keys = pl.DataFrame({"series": [0], "dyad_id": ["D1"], "session": [1], "rater": ["patient"]}, schema_overrides={"series": pl.Int32, "session": pl.Int32})
+    base = {**settings(None), "n_segments": 1}
+
+    def found(smoothing_s):
+        seg = segments.find(smoothed, keys, {**base, "smoothing_s": smoothing_s})
+        return seg.filter(pl.col("kind") != "peak").select("kind", "start_s", "end_s", "extreme_rating").rows()
+
+    # read strictly, the decline into the minimum starts after the blip (16) …
+    assert found(1) == [("rupture", 16, 18, -5.0), ("repair", 21, 24, 20.0)]
+    # … with smoothing 3 s, blips narrower than 2·3 − 1 = 5 s are passed over: the decline starts at 9
+    assert found(3) == [("rupture", 9, 18, -5.0), ("repair", 21, 24, 20.0)]
 
 
 def test_clip_is_cut_at_the_last_second():
@@ -292,11 +310,22 @@ def test_demo_study_end_to_end(tmp_path):
     assert pl.read_csv(out["rejections"]).get_column("rule").to_list() == ["rating_range", "second_format", "duplicate_second", "duplicate_second"]
     gaps = pl.read_csv(out["gaps"])
     assert gaps.filter(~pl.col("interpolated")).select("dyad_id", "session", "rater", "from_s", "to_s").rows() == [("D001", 3, "therapist", 1800, 1819)]
-    # the planted rupture at 900 s (a 60 s decline) is the patient's lowest, and it is repaired
-    seg = result.segments.filter(pl.col("dyad_id") == "D001", pl.col("session") == 3, pl.col("rater") == "patient", pl.col("rank") == 1)
-    rupture = seg.filter(pl.col("kind") == "rupture").row(0, named=True)
-    assert 870 <= rupture["start_s"] <= 900 and 960 <= rupture["end_s"] <= 1050
-    assert seg.filter(pl.col("kind") == "repair").height == 1
+    # every planted rupture is found, its onset within 20 s of the planted one (less the
+    # 15 s by which the 30 s window anticipates it), and repaired
+    ruptures = result.segments.filter(pl.col("kind") == "rupture")
+    repaired = result.segments.filter(pl.col("kind") == "repair").select("dyad_id", "session", "rater", "rank")
+    raters = result.series_table().select("dyad_id", "session", "rater").unique()
+    for dyad, session, onset, change, *_, delay in demo.EVENTS:
+        if change > 0:
+            continue
+        for rater in raters.filter(pl.col("dyad_id") == dyad, pl.col("session") == session).get_column("rater"):
+            expected = onset + (delay if rater == "therapist" else 0) - 15
+            hit = ruptures.filter(
+                pl.col("dyad_id") == dyad, pl.col("session") == session, pl.col("rater") == rater,
+                (pl.col("start_s") - expected).abs() <= 20,
+            )
+            assert hit.height == 1, (dyad, session, rater, onset)
+            assert hit.select("dyad_id", "session", "rater", "rank").join(repaired, on=["dyad_id", "session", "rater", "rank"]).height == 1
     single = result.sessions.filter(pl.col("dyad_id") == "D003").row(0, named=True)
     assert single["note"] == "only the patient rated this session: no dyad statistics"
     assert result.segments.filter(pl.col("dyad_id") == "D003", pl.col("kind") == "rupture").height == 3

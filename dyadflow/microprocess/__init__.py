@@ -33,6 +33,7 @@ DEFAULTS = {
     "clip_s": 120,
     "max_gap_s": 5,
     "n_segments": 3,
+    "onset_tolerance": 1.0,
 }
 
 RATERS = ("patient", "therapist")

@@ -3,16 +3,24 @@
 Definitions (on the smoothed series; a second without a smoothed value splits the
 series into pieces, and no shape is read across such a split):
 
-* **Candidate minimum**: a second where the series has just fallen (or a piece
-  starts) and the next change is a rise (or the piece ends). On a flat bottom the
-  first second counts.
-* **Onset**: where the decline into the minimum begins — the last second before the
-  first fall of the uninterrupted non-increasing run that ends in the minimum (the
-  end of the plateau at the top). A minimum at the start of a piece is its own onset.
+* **Opened series**: the smoothed series with upward blips narrower than
+  ``2 · smoothing_s − 1`` seconds removed (a morphological opening: rolling minimum,
+  then rolling maximum). Declines, valleys and wide plateaus are unchanged; a small
+  bump at the bottom of a dip or during a decline no longer interrupts it.
+* **Candidate minimum** (on the opened series): a second where the series has just
+  fallen (or a piece starts) and the next change is a rise (or the piece ends). On a
+  flat bottom the first second counts.
 * **Ruptures**: the ``n_segments`` lowest candidates, chosen greedily (lowest first;
   on ties the earlier), each segment ``[onset, minimum]`` at least
   ``min_separation_s`` seconds from every segment already chosen (so they never
-  overlap). Rank 1 is the lowest. ``extreme_rating`` is the smoothed minimum.
+  overlap). Rank 1 is the lowest. ``extreme_rating`` is the smoothed rating at the
+  minimum.
+* **Onset**: where the decline into the minimum begins. First on the opened series:
+  the last second before the first fall of the uninterrupted non-increasing run that
+  ends in the minimum (the end of the plateau at the top). Then, within that stretch,
+  on the smoothed series: the last second within ``onset_tolerance`` points of the
+  stretch's highest rating, and back from there through the uninterrupted decline to
+  its top. Refining only moves the onset later, so the separation still holds.
 * **Repairs**: for each rupture, the first second after its minimum where the
   smoothed rating is at least ``repair_rise`` points above that minimum (the series'
   later pieces count too). The repair ends where that rise levels off: the last
@@ -20,8 +28,8 @@ series into pieces, and no shape is read across such a split):
   second of the plateau at the top; ``extreme_rating`` is the smoothed rating there. A rupture without such a second has no repair row. A repair has the
   rank of its rupture.
 * **Peaks** (helpful moments, after Swift et al. 2017): the same as ruptures on the
-  negated series: the ``n_segments`` highest, onset where the rise into the peak
-  begins, segment ``[onset, peak]``.
+  negated series (downward blips are passed over): the ``n_segments`` highest, onset
+  where the rise into the peak begins, segment ``[onset, peak]``.
 * **Clip**: ``clip_s`` seconds from the segment's start, cut at the series' last
   second, written ``mm:ss–mm:ss`` (minutes may exceed 59).
 """
@@ -200,12 +208,84 @@ def clip(start: pl.Expr, last: pl.Expr, clip_s: int) -> pl.Expr:
     return pl.concat_str(mmss(start), pl.lit("–"), mmss(pl.min_horizontal(start + clip_s, last)))
 
 
+def opening(smoothed: pl.DataFrame, width: int) -> pl.DataFrame:
+    """series, second, smoothed, and ``opened``: the smoothed series with every upward
+    blip narrower than ``width`` seconds removed (a morphological opening: a centred
+    rolling minimum, then a centred rolling maximum, per series). Declines, valleys and
+    plateaus wider than ``width`` are kept exactly. ``width`` 1 changes nothing."""
+    v = pl.col("smoothed")
+    if width <= 1:
+        return smoothed.select("series", "second", "smoothed", v.alias("opened"))
+    eroded = pl.when(v.is_not_null()).then(v.rolling_min(width, min_samples=1, center=True).over("series"))
+    opened = pl.when(v.is_not_null()).then(eroded.rolling_max(width, min_samples=1, center=True).over("series"))
+    return smoothed.select("series", "second", "smoothed", opened.alias("opened"))
+
+
+def refine(chosen: pl.DataFrame, frame: pl.DataFrame, column: str, tolerance: float) -> pl.DataFrame:
+    """Onsets on the smoothed series, within each chosen segment [onset, second].
+
+    The segment comes from the opened series (its decline may pass small blips). On the
+    smoothed series: the last second of the segment within ``tolerance`` points of the
+    segment's highest value, then back from there through the uninterrupted decline to
+    its top (the end of the plateau there). Returns ``chosen`` with ``onset`` replaced
+    and ``s`` the smoothed value at the minimum.
+
+    The segments' seconds are gathered by row number (the grid holds every second of a
+    series in order), one pass for all segments; no loop over series."""
+    if not chosen.height:
+        return chosen
+    series_col = frame.get_column("series")
+    first_row = series_col.search_sorted(chosen.get_column("series"), side="left").cast(pl.Int64)
+    first_sec = frame.get_column("second").gather(first_row).cast(pl.Int64)
+    seg = chosen.with_columns(
+        (pl.Series(first_row) - pl.Series(first_sec)).alias("_base"),
+        pl.int_range(pl.len()).alias("_seg"),
+    )
+    values = frame.get_column(column)
+    rows = (
+        seg.lazy()
+        .select("_seg", pl.int_ranges(pl.col("_base") + pl.col("onset"), pl.col("_base") + pl.col("second") + 1).alias("_row"))
+        .explode("_row")
+        .with_columns(pl.lit(values).gather(pl.col("_row")).alias("v"), (pl.col("_row") - pl.col("_row").min().over("_seg")).alias("_pos"))
+        .with_columns(
+            (pl.col("v") > pl.col("v").shift(1)).over("_seg").fill_null(False).alias("_rise"),
+            (pl.col("v") < pl.col("v").shift(1)).over("_seg").fill_null(False).alias("_fall"),
+            (pl.col("v") >= pl.col("v").max().over("_seg") - tolerance).alias("_near_top"),
+        )
+        .with_columns(pl.col("_pos").filter("_near_top").max().over("_seg").alias("_r"))
+        .with_columns(pl.col("_pos").filter(pl.col("_rise") & (pl.col("_pos") <= pl.col("_r"))).max().over("_seg").fill_null(0).alias("_q"))
+        .group_by("_seg")
+        .agg(
+            pl.col("_r").first(),
+            pl.col("_pos").filter(pl.col("_fall") & (pl.col("_pos") > pl.col("_q")) & (pl.col("_pos") <= pl.col("_r"))).min().alias("_f"),
+            pl.col("v").last().alias("_vmin"),
+        )
+        .collect()
+    )
+    return (
+        seg.join(rows, on="_seg", how="left")
+        .with_columns(
+            (pl.col("onset") + pl.when(pl.col("_f").is_not_null()).then(pl.col("_f") - 1).otherwise("_r")).cast(pl.Int32).alias("onset"),
+            pl.col("_vmin").alias("s"),
+        )
+        .select(chosen.columns)
+    )
+
+
+def _choose(smoothed: pl.DataFrame, settings: dict, invert: bool) -> pl.DataFrame:
+    width = max(1, 2 * int(settings["smoothing_s"]) - 1)
+    frame = smoothed.select("series", "second", (-pl.col("smoothed") if invert else pl.col("smoothed")).alias("smoothed"))
+    opened = opening(frame, width)
+    chosen = pick(minima(opened, "opened"), settings["n_segments"], settings["min_separation_s"])
+    return refine(chosen, opened, "smoothed", float(settings["onset_tolerance"])).sort("series", "rank")
+
+
 def find(smoothed: pl.DataFrame, keys: pl.DataFrame, settings: dict) -> pl.DataFrame:
     """segments.csv rows for every series in ``smoothed`` (series, second, smoothed)."""
-    n, sep, rise, clip_s = settings["n_segments"], settings["min_separation_s"], settings["repair_rise"], settings["clip_s"]
-    ruptures = pick(minima(smoothed), n, sep)
+    n, rise, clip_s = settings["n_segments"], settings["repair_rise"], settings["clip_s"]
+    ruptures = _choose(smoothed, settings, invert=False)
     fixed = repairs(rises(smoothed), ruptures, rise, n, keys.height)
-    peaks = pick(minima(smoothed.select("series", "second", (-pl.col("smoothed")).alias("smoothed"))), n, sep)
+    peaks = _choose(smoothed, settings, invert=True)
     last = smoothed.group_by("series").agg(pl.col("second").max().alias("_last"))
     rows = pl.concat(
         [
