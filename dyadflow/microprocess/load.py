@@ -42,7 +42,14 @@ def _column(table, wanted: str, file: str) -> str:
 
 
 def _meta(file: str, path: str, rows: int, blank: int, fmt: str) -> dict:
-    return {"source_file": file, "sha256": io.sha256_file(path), "rows_read": rows, "blank_rows": blank, "format": fmt}
+    return {
+        "source_file": file,
+        "sha256": io.sha256_file(path),
+        "rows_read": rows,
+        "blank_rows": blank,
+        "records_read": rows + blank,  # records after the header, blank ones included
+        "format": fmt,
+    }
 
 
 def read_long(spec: dict) -> tuple[pl.DataFrame, dict]:

@@ -212,10 +212,10 @@ def validate_frame(raw: pl.DataFrame, metas: list[dict], lo: float = -50, hi: fl
 
 
 def accounting(rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dict]) -> pl.DataFrame:
-    base = pl.DataFrame(
-        {k: [m[k] for m in metas] for k in ("source_file", "sha256", "rows_read", "blank_rows", "format")},
-        schema={"source_file": pl.String, "sha256": pl.String, "rows_read": pl.Int64, "blank_rows": pl.Int64, "format": pl.String},
-    )
+    # every per-file column of the questionnaires' accounting, taken from the file's meta
+    counted = ("rows_accepted", "rows_rejected", "rows_duplicate")
+    per_file = {k: t for k, t in ACCOUNTING_COLUMNS.items() if k not in counted}
+    base = pl.DataFrame({k: [m.get(k) for m in metas] for k in per_file}, schema=per_file)
     rejected = rejections.select("source_file", "source_line").unique().group_by("source_file").agg(pl.len().alias("rows_rejected"))
     dup = rejections.filter(pl.col("rule") == "duplicate_exact").group_by("source_file").agg(pl.len().alias("rows_duplicate"))
     acc = accepted.group_by("source_file").agg(pl.len().alias("rows_accepted"))
