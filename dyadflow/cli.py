@@ -65,6 +65,8 @@ def _outputs(args) -> int:
         ("Moment-to-moment ratings", ["microprocess/sessions.csv", "microprocess/segments.csv", "microprocess/gaps.csv", "microprocess/accounting.csv", "microprocess/rejections.csv"]),
         ("Provenance", ["manifest.json"]),
     ]
+    if not (results / "microprocess").is_dir():  # the stage runs only when the config asks for it
+        groups = [g for g in groups if g[0] != "Moment-to-moment ratings"]
     print(f"dyadflow outputs in {results}/:")
     for title, paths in groups:
         print(f"  {title}:")
