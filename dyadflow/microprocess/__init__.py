@@ -13,6 +13,7 @@ Modules, one concept each:
 * :mod:`.series`    the per-second grid, gaps, limited interpolation, smoothing
 * :mod:`.congruence` per dyad-session congruence and discrepancy
 * :mod:`.segments`  ruptures, repairs, peaks and clip times per rater
+* :mod:`.pipeline`  the stage: read, validate, analyse, write ``results/microprocess/``
 * :mod:`.report`    what the case report's microprocess page needs
 * :mod:`.demo`      the deterministic demo dial data
 
