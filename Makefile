@@ -43,6 +43,7 @@ $(STAMP): pyproject.toml constraints.txt
 # regenerate the bundled demo study (it is deterministic: the bytes do not change)
 demo-data: venv
 	$(BIN)/dyadflow demo-data --out data/demo
+	$(BIN)/dyadflow demo-dial --out data/demo/dial
 
 clean:
 	rm -rf results logs .snakemake

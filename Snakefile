@@ -26,6 +26,7 @@ include: "workflow/rules/score.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/microprocess.smk"
 
 
 # Cheap jobs run on the submit host instead of waiting in a cluster queue
@@ -39,4 +40,5 @@ rule all:
     input:
         final_outputs(),
         MANIFEST,
+        MICROPROCESS_OUTPUTS,
     default_target: True

@@ -1,6 +1,7 @@
 """The ``dyadflow`` command: helpers around the Snakemake workflow.
 
     dyadflow demo-data [--out data/demo]     write the synthetic demo study (REDCap, Qualtrics, xlsx)
+    dyadflow demo-dial [--out data/demo/dial] write the demo moment-to-moment (dial) ratings
     dyadflow check-instruments [DIR ...]     check instrument files, list what they define
     dyadflow outputs [--results results]     say where a finished run put its outputs
     dyadflow inspect FILE [--sheet S] [--header-row N]
@@ -24,6 +25,14 @@ def _demo_data(args) -> int:
     out = demo.write(args.out, seed=args.seed)
     for name in demo.FILES:
         print(f"wrote {out / name}")
+    return 0
+
+
+def _demo_dial(args) -> int:
+    from dyadflow.microprocess import demo
+
+    paths = demo.write(args.out)
+    print(f"wrote {len(paths)} files to {args.out}")
     return 0
 
 
@@ -56,8 +65,11 @@ def _outputs(args) -> int:
         ("Statistics", ["stats/dyads.csv", "stats/dyads.parquet", "stats/sessions.parquet", "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json"]),
         ("Selection", ["selection/index.json"]),
         ("Reports", ["reports/index.csv", "reports/dyads/"]),
+        ("Moment-to-moment ratings", ["microprocess/sessions.csv", "microprocess/segments.csv", "microprocess/gaps.csv", "microprocess/accounting.csv", "microprocess/rejections.csv"]),
         ("Provenance", ["manifest.json"]),
     ]
+    if not (results / "microprocess").is_dir():  # the stage runs only when the config asks for it
+        groups = [g for g in groups if g[0] != "Moment-to-moment ratings"]
     print(f"dyadflow outputs in {results}/:")
     for title, paths in groups:
         print(f"  {title}:")
@@ -94,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="data/demo")
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_demo_data)
+    p = sub.add_parser("demo-dial", help="write the demo moment-to-moment (dial) ratings")
+    p.add_argument("--out", default="data/demo/dial")
+    p.set_defaults(func=_demo_dial)
     p = sub.add_parser("check-instruments", help="check instrument definition files")
     p.add_argument("dirs", nargs="*", help="folders or files (default: the built-in registry)")
     p.set_defaults(func=_check_instruments)

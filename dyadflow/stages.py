@@ -132,6 +132,12 @@ def _report_index(input, output, params, **_):
     report_index.run(list(input.manifests), params.out_dir, output.index)
 
 
+def _microprocess(input, output, params, **_):
+    from dyadflow.microprocess import pipeline
+
+    pipeline.run([dict(s) for s in params.inputs], dict(params.settings), dict(output.items()))
+
+
 def _manifest(input, output, params, **_):
     from dyadflow import manifest
 
@@ -154,6 +160,7 @@ STAGES = {
     "report_shard": _report_shard,
     "report_index": _report_index,
     "manifest": _manifest,
+    "microprocess": _microprocess,
 }
 
 

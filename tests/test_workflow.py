@@ -52,6 +52,18 @@ def test_every_output_is_written(demo_run):
     assert not list((tmp / "results").rglob("*.tmp"))
 
 
+def test_microprocess_outputs_are_written(demo_run):
+    tmp, _ = demo_run
+    mp = tmp / "results" / "microprocess"
+    sessions = pl.read_csv(mp / "sessions.csv")
+    assert sessions.select("dyad_id", "session").rows() == [("D001", 3), ("D001", 9), ("D002", 5), ("D003", 4)]
+    segments = pl.read_csv(mp / "segments.csv")
+    assert segments.columns == ["dyad_id", "session", "rater", "kind", "rank", "start_s", "end_s", "clip", "extreme_rating"]
+    acc = pl.read_csv(mp / "accounting.csv")
+    assert acc.height == 7 and acc.get_column("rows_rejected").sum() == 4
+    assert (tmp / "logs" / "microprocess.log").is_file()
+
+
 def test_accounting_balances_and_rejections_are_the_planted_ones(demo_run):
     tmp, _ = demo_run
     acc = pl.read_csv(tmp / "results" / "validation" / "accounting.csv")

@@ -3,7 +3,12 @@ rule report_shard:
         scores=rules.score.output.parquet,
         dyads=rules.stats.output.dyads,
         selection=rules.select.output.index,
-        templates=sorted(_glob.glob(_os.path.join(workflow.basedir, "reports", "*", "*"))),
+        # every file under reports/ (templates, partials, assets); folders are not inputs
+        templates=sorted(
+            p
+            for p in _glob.glob(_os.path.join(workflow.basedir, "reports", "**", "*"), recursive=True)
+            if _os.path.isfile(p)
+        ),
         provenance=MANIFEST,  # results/manifest.json, shown in the footer (manifest.smk)
     output:
         manifest=f"{RESULTS}/reports/shards/{{shard}}.json",

@@ -1,0 +1,331 @@
+"""Moment-to-moment (dial) ratings: hand-built series with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+from scipy.signal import lfilter
+
+from dyadflow import io
+from dyadflow.errors import DyadflowError
+from dyadflow.microprocess import demo, load, pipeline, segments, series, settings
+from dyadflow.microprocess.congruence import effective_n
+from dyadflow.microprocess.validate import validate_frame
+
+from conftest import REPO
+
+NO_SMOOTHING = {"smoothing_s": 1, "min_separation_s": 3, "repair_rise": 10, "n_segments": 3}
+
+
+def ratings(values, dyad="D1", session=1, rater="patient", seconds=None) -> pl.DataFrame:
+    seconds = list(range(len(values))) if seconds is None else list(seconds)
+    return pl.DataFrame(
+        {"dyad_id": dyad, "session": session, "rater": rater, "second": seconds, "rating": [float(v) for v in values]},
+        schema_overrides={"session": pl.Int32, "second": pl.Int32},
+    )
+
+
+def segment_rows(seg: pl.DataFrame) -> list[tuple]:
+    return seg.select("kind", "rank", "start_s", "end_s", "clip", "extreme_rating").rows()
+
+
+# --- segments --------------------------------------------------------------------
+
+
+def test_segments_of_a_short_series_without_smoothing():
+    #        0   1   2  3  4  5  6  7  8   9  10  11  12  13  14  15
+    values = [10, 10, 10, 8, 5, 2, 2, 4, 9, 15, 20, 20, 18, 25, 30, 28]
+    seg = pipeline.analyse(ratings(values), NO_SMOOTHING).segments
+    assert segment_rows(seg) == [
+        # the decline into the minimum at 5 begins at the end of the plateau (second 2)
+        ("rupture", 1, 2, 5, "00:02–00:15", 2.0),
+        ("rupture", 2, 11, 12, "00:11–00:15", 18.0),
+        # first second after the minimum at least 10 above it (2 + 10 ≤ 15), ending where the rise levels off
+        ("repair", 1, 9, 10, "00:09–00:15", 20.0),
+        ("repair", 2, 14, 14, "00:14–00:15", 30.0),
+        ("peak", 1, 12, 14, "00:12–00:15", 30.0),
+        # the peak at 10 is within 3 s of peak 1's segment [12, 14]; the start plateau is next
+        ("peak", 2, 0, 0, "00:00–00:15", 10.0),
+    ]
+    assert seg.columns == ["dyad_id", "session", "rater", "kind", "rank", "start_s", "end_s", "clip", "extreme_rating"]
+
+
+def test_ruptures_are_separated_and_ranked_lowest_first():
+    base = np.full(1000, 20.0)
+    base[100:110] = 0  # a dip
+    base[150:160] = -10  # a deeper dip 40 s later: within 120 s of the first
+    base[500:510] = 5  # a shallower dip far away
+    base[800:810] = 10
+    seg = pipeline.analyse(ratings(base), {"smoothing_s": 1, "min_separation_s": 120, "n_segments": 3}).segments
+    ruptures = seg.filter(pl.col("kind") == "rupture")
+    assert ruptures.select("rank", "start_s", "end_s", "extreme_rating").rows() == [
+        (1, 149, 150, -10.0),
+        (2, 499, 500, 5.0),
+        (3, 799, 800, 10.0),
+    ]
+    repairs = seg.filter(pl.col("kind") == "repair")
+    assert repairs.select("rank", "start_s", "end_s", "extreme_rating").rows() == [
+        (1, 160, 160, 20.0), (2, 510, 510, 20.0), (3, 810, 810, 20.0),
+    ]
+    assert ruptures.get_column("clip").to_list() == ["02:29–04:29", "08:19–10:19", "13:19–15:19"]
+
+
+def test_segments_with_the_default_30_second_smoothing():
+    # 20 until 600, down by 1 a second to -20 at 640, held until 760, up to 20 at 800, held to 1199
+    t = np.arange(1200)
+    values = np.select([t <= 600, t <= 640, t <= 760, t <= 800], [20, 20 - (t - 600), -20, -20 + (t - 760)], 20)
+    seg = pipeline.analyse(ratings(values), {}).segments
+    assert segment_rows(seg) == [
+        # window t-15 … t+14: it first reaches the decline (601) at t = 587, so the decline begins at 586;
+        # it lies wholly in the -20 plateau from t = 655
+        ("rupture", 1, 586, 655, "09:46–11:46", -20.0),
+        # mean over 755 … 784 = (6·-20 + (-19 … 4)) / 30 = -300 / 30 = -10: risen by exactly 10 at t = 770;
+        # the rise levels off where the window lies wholly in the top plateau (t - 15 = 800)
+        ("repair", 1, 770, 815, "12:50–14:50", 20.0),
+        # peaks: the opening plateau (earliest of the ties at 20), then the recovered plateau,
+        # whose rise begins at 746 (the window first reaches 761 at t = 747)
+        ("peak", 1, 0, 0, "00:00–02:00", 20.0),
+        ("peak", 2, 746, 815, "12:26–14:26", 20.0),
+    ]
+
+
+def test_a_blip_at_the_bottom_does_not_move_the_onset():
+    # given as the smoothed series itself: 20 until 9, a decline, a 1-point blip at 16, the minimum at 18
+    values = [20] * 10 + [16, 12, 8, 4, 0, -2, -1, -3, -5, -5, 0, 5, 10, 15] + [20] * 16
+    smoothed = pl.DataFrame({"series": 0, "second": list(range(len(values))), "smoothed": [float(v) for v in values]},
+                            schema_overrides={"series": pl.Int32, "second": pl.Int32})
+    keys = pl.DataFrame({"series": [0], "dyad_id": ["D1"], "session": [1], "rater": ["patient"]}, schema_overrides={"series": pl.Int32, "session": pl.Int32})
+    base = {**settings(None), "n_segments": 1}
+
+    def found(smoothing_s):
+        seg = segments.find(smoothed, keys, {**base, "smoothing_s": smoothing_s})
+        return seg.filter(pl.col("kind") != "peak").select("kind", "start_s", "end_s", "extreme_rating").rows()
+
+    # read strictly, the decline into the minimum starts after the blip (16) …
+    assert found(1) == [("rupture", 16, 18, -5.0), ("repair", 21, 24, 20.0)]
+    # … with smoothing 3 s, blips narrower than 2·3 − 1 = 5 s are passed over: the decline starts at 9
+    assert found(3) == [("rupture", 9, 18, -5.0), ("repair", 21, 24, 20.0)]
+
+
+def test_clip_is_cut_at_the_last_second():
+    values = [0] * 50 + [-20] * 10 + [0] * 70  # 130 s
+    seg = pipeline.analyse(ratings(values), NO_SMOOTHING).segments
+    assert seg.filter(pl.col("kind") == "rupture").get_column("clip").to_list()[0] == "00:49–02:09"
+
+
+def test_smoothing_is_a_centred_mean_cut_at_the_ends_and_gaps():
+    grid = pl.DataFrame({"series": [0] * 6 + [1] * 3, "second": [0, 1, 2, 3, 4, 5, 0, 1, 2], "rating": [0.0, 3, 6, None, 9, 12, 1, 2, 3]})
+    out3 = series.smooth(grid, 3).get_column("smoothed").to_list()
+    assert out3 == [1.5, 3.0, 4.5, None, 10.5, 10.5, 1.5, 2.0, 2.5]
+    out4 = series.smooth(grid, 4).get_column("smoothed").to_list()  # 2 before, 1 after
+    assert out4 == [1.5, 3.0, 3.0, None, 9.0, 10.5, 1.5, 2.0, 2.0]
+
+
+# --- gaps ------------------------------------------------------------------------
+
+
+def test_long_gap_is_reported_and_not_interpolated():
+    seconds = [*range(0, 10), *range(20, 30), *range(33, 40)]  # 10 s missing, then 3 s
+    values = [float(s) for s in seconds]
+    result = pipeline.analyse(ratings(values, seconds=seconds), {"max_gap_s": 5, "smoothing_s": 1})
+    assert result.gaps.rows() == [
+        ("D1", 1, "patient", 10, 19, 10, False),
+        ("D1", 1, "patient", 30, 32, 3, True),
+    ]
+    grid = result.series_table()
+    assert grid.height == 40
+    assert grid.filter(pl.col("second").is_between(10, 19)).get_column("rating").null_count() == 10
+    assert grid.filter(pl.col("second").is_between(30, 32)).get_column("rating").to_list() == [30.0, 31.0, 32.0]
+    assert grid.filter(~pl.col("observed")).height == 13
+    sessions = result.sessions.row(0, named=True)
+    assert (sessions["seconds_patient"], sessions["interpolated_patient"]) == (27, 3)
+
+
+# --- congruence ------------------------------------------------------------------
+
+
+def test_congruence_and_discrepancy_equal_numpy_on_random_series():
+    rng = np.random.default_rng(7)
+    frames, expected = [], {}
+    for session, n in ((1, 400), (2, 250)):
+        x = lfilter([1.0], [1.0, -0.6], rng.normal(0, 1, n))  # autocorrelated (AR(1)), as dial data are
+        y = 0.5 * x + lfilter([1.0], [1.0, -0.5], rng.normal(0, 1, n))
+        x, y = np.round(x, 3), np.round(y, 3)
+        frames += [ratings(x, session=session, rater="patient"), ratings(y, session=session, rater="therapist")]
+        expected[session] = (x, y)
+    result = pipeline.analyse(pl.concat(frames), {"range": {"min": -1000, "max": 1000}}).sessions
+    for row in result.iter_rows(named=True):
+        x, y = expected[row["session"]]
+        n = x.size
+        r = np.corrcoef(x, y)[0, 1]
+        assert row["seconds_aligned"] == row["seconds_patient"] == row["seconds_therapist"] == n
+        assert row["congruence_r"] == pytest.approx(r, abs=1e-12)
+        assert row["discrepancy_mean"] == pytest.approx(np.mean(x - y), abs=1e-12)
+        assert row["discrepancy_sd"] == pytest.approx(np.std(x - y, ddof=1), abs=1e-12)
+        assert row["congruence_p_naive"] == pytest.approx(stats.pearsonr(x, y).pvalue, rel=1e-9)
+        rx, ry = np.corrcoef(x[1:], x[:-1])[0, 1], np.corrcoef(y[1:], y[:-1])[0, 1]
+        assert row["autocorr_patient"] == pytest.approx(rx, abs=1e-12)
+        ne = n * (1 - rx * ry) / (1 + rx * ry)
+        assert row["n_effective"] == pytest.approx(ne, rel=1e-12)
+        t = r * np.sqrt((ne - 2) / (1 - r * r))
+        assert row["congruence_p"] == pytest.approx(2 * stats.t.sf(abs(t), ne - 2), rel=1e-9)
+        assert row["congruence_p"] > row["congruence_p_naive"]
+        assert row["note"] is None
+
+
+def test_effective_n_is_bounded():
+    assert effective_n(np.array([100.0]), np.array([0.0]), np.array([0.9])).tolist() == [100.0]
+    assert effective_n(np.array([100.0]), np.array([0.5]), np.array([0.5])).tolist() == [60.0]
+    assert effective_n(np.array([100.0]), np.array([0.9999]), np.array([0.9999])).tolist() == [3.0]
+
+
+def test_only_aligned_seconds_count():
+    x = ratings([1, 2, 3, 4, 5, 6], rater="patient")
+    y = ratings([2, 1, 4, 3], rater="therapist", seconds=[2, 3, 4, 5])
+    row = pipeline.analyse(pl.concat([x, y]), {}).sessions.row(0, named=True)
+    assert (row["seconds_patient"], row["seconds_therapist"], row["seconds_aligned"]) == (6, 4, 4)
+    assert row["congruence_r"] == pytest.approx(np.corrcoef([3, 4, 5, 6], [2, 1, 4, 3])[0, 1])
+    assert row["discrepancy_mean"] == pytest.approx(2.0)
+
+
+def test_single_rater_session_gets_segments_but_no_dyad_statistics():
+    values = [20] * 200 + [-10] * 20 + [20] * 200
+    both = pl.concat([ratings(values, session=1, rater="patient"), ratings(values, session=2, rater="therapist")])
+    result = pipeline.analyse(both, {"smoothing_s": 1})
+    rows = result.sessions.select("session", "seconds_patient", "seconds_therapist", "seconds_aligned", "congruence_r", "discrepancy_mean", "note").rows()
+    assert rows == [
+        (1, 420, 0, 0, None, None, "only the patient rated this session: no dyad statistics"),
+        (2, 0, 420, 0, None, None, "only the therapist rated this session: no dyad statistics"),
+    ]
+    ruptures = result.segments.filter(pl.col("kind") == "rupture", pl.col("rank") == 1)
+    assert ruptures.select("session", "rater", "start_s", "end_s").rows() == [(1, "patient", 199, 200), (2, "therapist", 199, 200)]
+
+
+def test_constant_series_has_no_congruence_and_says_why():
+    x = ratings([5] * 10, rater="patient")
+    y = ratings(list(range(10)), rater="therapist")
+    row = pipeline.analyse(pl.concat([x, y]), {}).sessions.row(0, named=True)
+    assert row["congruence_r"] is None and row["note"] == "the patient's ratings are constant: congruence is undefined"
+    assert row["discrepancy_mean"] == pytest.approx(0.5)
+
+
+# --- validation ------------------------------------------------------------------
+
+LONG = """dyad_id,session,rater,second,rating
+D1,1,patient,0,10
+D1,1,patient,1,12.5
+D1,1,patient,2.5,10
+D1,1,patient,-1,10
+D1,1,patient,3,51
+D1,1,patient,4,abc
+D1,1,client,5,0
+D1,1,patient,6,1
+D1,1,patient,6,1
+D1,1,therapist,7,3
+D1,1,therapist,7,4
+D1,1,observer,1,0
+D 1,1,patient,8,0
+D1,x,patient,9,0
+D1,1,patient,10
+D1,1,patient,11,
+"""
+
+
+def test_validation_rules_and_accounting(tmp_path):
+    path = tmp_path / "dial.csv"
+    path.write_text(LONG)
+    raw, metas = load.read_inputs([{"path": str(path), "layout": "long"}])
+    checked = validate_frame(raw, metas)
+    assert checked.rejections.select("source_line", "column", "rule").rows() == [
+        (4, "second", "second_format"),
+        (5, "second", "second_negative"),
+        (6, "rating", "rating_range"),
+        (7, "rating", "rating_format"),
+        (10, "second", "duplicate_exact"),
+        (11, "second", "duplicate_second"),
+        (12, "second", "duplicate_second"),
+        (13, "rater", "rater_unknown"),
+        (14, "dyad_id", "id_format"),
+        (15, "session", "session_format"),
+        (16, None, "field_count"),
+        (17, "rating", "missing_value"),
+    ]
+    assert checked.rejections.columns == [
+        "source_file", "source_line", "column", "value", "rule", "message", "dyad_id", "session", "instrument", "rater",
+    ]
+    assert checked.rejections.filter(pl.col("rule") == "rating_range").get_column("message").to_list() == [
+        "'51' is outside the rating range -50 to 50"
+    ]
+    # 'client' is the patient; 12.5 is a valid rating; the kept copy of second 6
+    assert checked.accepted.select("rater", "second", "rating").rows() == [
+        ("patient", 0, 10.0), ("patient", 1, 12.5), ("patient", 5, 0.0), ("patient", 6, 1.0),
+    ]
+    acc = checked.accounting.row(0, named=True)
+    assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"], acc["rows_duplicate"], acc["format"]) == (16, 4, 12, 1, "dial_long")
+    assert acc["sha256"] == io.sha256_file(path)
+
+
+def test_per_file_layout_reads_ids_from_the_file_name(tmp_path):
+    (tmp_path / "A7_s02_therapist.csv").write_text("Time,Dial\n0,1\n1,2\n2,x\n")
+    (tmp_path / "A7_s02_client.csv").write_text("Time,Dial\n0,3\n1,4\n")
+    spec = {"path": str(tmp_path), "layout": "per_file", "time_column": "time", "rating_column": "dial"}
+    raw, metas = load.read_inputs([spec])
+    checked = validate_frame(raw, metas)
+    assert checked.accepted.select("dyad_id", "session", "rater", "second", "rating").rows() == [
+        ("A7", 2, "patient", 0, 3.0), ("A7", 2, "patient", 1, 4.0), ("A7", 2, "therapist", 0, 1.0), ("A7", 2, "therapist", 1, 2.0),
+    ]
+    assert checked.rejections.select("source_line", "rule", "rater").rows() == [(4, "rating_format", "therapist")]
+    assert checked.accounting.select("rows_read", "rows_accepted", "rows_rejected").rows() == [(2, 2, 0), (3, 2, 1)]
+
+
+def test_file_level_problems_name_the_file(tmp_path):
+    (tmp_path / "notes.csv").write_text("Time,Dial\n0,1\n")
+    with pytest.raises(DyadflowError, match="does not match the pattern"):
+        load.read_inputs([{"path": str(tmp_path), "layout": "per_file"}])
+    (tmp_path / "notes.csv").unlink()
+    (tmp_path / "D1_s01_patient.csv").write_text("Time,Dial\n0,1\n")
+    with pytest.raises(DyadflowError, match="required column 'second' missing") as err:
+        load.read_inputs([{"path": str(tmp_path), "layout": "per_file"}])
+    assert "D1_s01_patient.csv, line 1" in str(err.value)
+
+
+# --- demo ------------------------------------------------------------------------
+
+
+def test_bundled_demo_dial_files_equal_the_generator(tmp_path):
+    paths = demo.write(tmp_path)
+    assert sorted(p.name for p in paths) == sorted(p.name for p in (REPO / "data" / "demo" / "dial").glob("*.csv"))
+    for p in paths:
+        assert p.read_bytes() == (REPO / "data" / "demo" / "dial" / p.name).read_bytes(), p.name
+
+
+def test_demo_study_end_to_end(tmp_path):
+    out = {k: str(tmp_path / f"{k}.csv") for k in ("sessions", "segments", "gaps", "rejections", "accounting")}
+    out["series"] = str(tmp_path / "series.parquet")
+    spec = {"path": str(REPO / "data" / "demo" / "dial"), "layout": "per_file", "time_column": "Time (s)", "rating_column": "Rating"}
+    result = pipeline.run([spec], {}, out)
+    assert set(result.sessions.select("dyad_id", "session").rows()) == {("D001", 3), ("D001", 9), ("D002", 5), ("D003", 4)}
+    assert pl.read_csv(out["rejections"]).get_column("rule").to_list() == ["rating_range", "second_format", "duplicate_second", "duplicate_second"]
+    gaps = pl.read_csv(out["gaps"])
+    assert gaps.filter(~pl.col("interpolated")).select("dyad_id", "session", "rater", "from_s", "to_s").rows() == [("D001", 3, "therapist", 1800, 1819)]
+    # every planted rupture is found, its onset within 20 s of the planted one (less the
+    # 15 s by which the 30 s window anticipates it), and repaired
+    ruptures = result.segments.filter(pl.col("kind") == "rupture")
+    repaired = result.segments.filter(pl.col("kind") == "repair").select("dyad_id", "session", "rater", "rank")
+    raters = result.series_table().select("dyad_id", "session", "rater").unique()
+    for dyad, session, onset, change, *_, delay in demo.EVENTS:
+        if change > 0:
+            continue
+        for rater in raters.filter(pl.col("dyad_id") == dyad, pl.col("session") == session).get_column("rater"):
+            expected = onset + (delay if rater == "therapist" else 0) - 15
+            hit = ruptures.filter(
+                pl.col("dyad_id") == dyad, pl.col("session") == session, pl.col("rater") == rater,
+                (pl.col("start_s") - expected).abs() <= 20,
+            )
+            assert hit.height == 1, (dyad, session, rater, onset)
+            assert hit.select("dyad_id", "session", "rater", "rank").join(repaired, on=["dyad_id", "session", "rater", "rank"]).height == 1
+    single = result.sessions.filter(pl.col("dyad_id") == "D003").row(0, named=True)
+    assert single["note"] == "only the patient rated this session: no dyad statistics"
+    assert result.segments.filter(pl.col("dyad_id") == "D003", pl.col("kind") == "rupture").height == 3
