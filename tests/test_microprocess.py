@@ -253,7 +253,7 @@ def test_validation_rules_and_accounting(tmp_path):
         (17, "rating", "missing_value"),
     ]
     assert checked.rejections.columns == [
-        "source_file", "source_line", "column", "value", "rule", "message", "dyad_id", "session", "instrument", "rater",
+        "source_file", "source_line", "column", "value", "rule", "message", "dyad_id", "session", "instrument", "source_column", "rater",
     ]
     assert checked.rejections.filter(pl.col("rule") == "rating_range").get_column("message").to_list() == [
         "'51' is outside the rating range -50 to 50"

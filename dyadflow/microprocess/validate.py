@@ -203,7 +203,8 @@ def validate_frame(raw: pl.DataFrame, metas: list[dict], lo: float = -50, hi: fl
         .join(context, on="_row", how="left")
         .select(
             "source_file", "source_line", "column", "value", "rule", "message", "dyad_id",
-            pl.col("_s").alias("session"), pl.lit(INSTRUMENT).alias("instrument"), pl.col("_r").alias("rater"),
+            pl.col("_s").alias("session"), pl.lit(INSTRUMENT).alias("instrument"),
+            pl.col("column").alias("source_column"), pl.col("_r").alias("rater"),
         )
         .sort("source_file", "source_line", "rule", "column", nulls_last=True)
         .cast(REJECTIONS)
