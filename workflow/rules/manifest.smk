@@ -2,6 +2,10 @@
 # cheap (it hashes the inputs), so it runs on the submit host (localrules). The
 # reports take the manifest as an input and show it in their footer.
 from dyadflow.manifest import environment as _manifest_environment  # standard library only
+from dyadflow.microprocess import input_files as _dial_files  # standard library only
+
+# the moment-to-moment (dial) rating files, when the study has them: hashed like inputs
+DIAL_FILES = _dial_files(config["microprocess"]["inputs"]) if config.get("microprocess") else []
 
 MANIFEST = f"{RESULTS}/manifest.json"
 
@@ -13,7 +17,8 @@ localrules:
 rule manifest:
     input:
         inputs=[spec["path"] for spec in INPUTS.values()]
-        + [spec["dictionary"] for spec in INPUTS.values() if spec.get("dictionary")],
+        + [spec["dictionary"] for spec in INPUTS.values() if spec.get("dictionary")]
+        + DIAL_FILES,
         instruments=INSTRUMENT_FILES,
     output:
         manifest=MANIFEST,
@@ -28,7 +33,8 @@ rule manifest:
             {"name": f"{name}_dictionary", "path": spec["dictionary"], "format": "redcap_dictionary"}
             for name, spec in INPUTS.items()
             if spec.get("dictionary")
-        ],
+        ]
+        + [{"name": f"dial:{p}", "path": p, "format": "dial"} for p in DIAL_FILES],
         # the name each instrument file has in the manifest: built-in ones relative
         # to the workflow, so moving the checkout changes nothing
         instrument_names=[
