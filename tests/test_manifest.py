@@ -209,11 +209,15 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
             "name": name, "path": path, "format": fmt,
             "bytes": (tmp_path / path).stat().st_size, "sha256": hashlib.sha256((tmp_path / path).read_bytes()).hexdigest(),
         }
-        for name, path, fmt in (  # sorted by name
-            ("oq45_clinic", DEMO_FILES[2], "xlsx"), ("redcap_export", DEMO_FILES[0], "redcap"),
-            ("wai_s_qualtrics", DEMO_FILES[1], "qualtrics"),
+        for name, path, fmt in sorted(  # sorted by name; the dial rating files are inputs too
+            [
+                ("oq45_clinic", DEMO_FILES[2], "xlsx"), ("redcap_export", DEMO_FILES[0], "redcap"),
+                ("wai_s_qualtrics", DEMO_FILES[1], "qualtrics"),
+            ]
+            + [(f"dial:{p}", p, "dial") for p in sorted(f"data/demo/dial/{f.name}" for f in (tmp_path / "data/demo/dial").glob("*.csv"))]
         )
     ]
+    assert len([i for i in data["inputs"] if i["format"] == "dial"]) == 7
     assert [i["path"] for i in data["instruments"]] == sorted(
         f"schemas/instruments/{p.name}" for p in (REPO / "schemas" / "instruments").glob("*.yaml")
     )
