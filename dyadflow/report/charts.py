@@ -138,8 +138,9 @@ def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict],
 def subscale_figure(profile: list[dict], names: list[str], labels: tuple[str, str], x_range: tuple[float, float]):
     """Mean subscale score per rater, as horizontal bars (patient plain, therapist hatched)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.45 + 0.38 * max(1, len(names))))
-    fig.subplots_adjust(left=0.12, right=0.98, bottom=0.3 if len(names) < 3 else 0.2, top=0.97)
+    height_in = 0.85 + 0.38 * max(1, len(names))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, height_in))
+    fig.subplots_adjust(left=0.12, right=0.98, bottom=0.5 / height_in, top=1 - 0.08 / height_in)
     height = 0.36
     for offset, (rater, label, style) in enumerate(
         (("patient", labels[0], {"color": PATIENT["color"], "hatch": ""}),
