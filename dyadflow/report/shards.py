@@ -162,8 +162,10 @@ def render_shard(
             rendered += 1
         new_state[d] = {"fingerprint": ctx["fingerprint"], "sha256": sha,
                         "bundle_fingerprint": cctx["fingerprint"], "bundle_sha256": bsha}
-        out.append({"dyad_id": d, "therapist_id": therapist, "path": path.as_posix(), "sha256": sha,
-                    "bundle_path": bundle.as_posix(), "bundle_sha256": bsha})
+        shown = Path(Path(results_dir).name)  # "results/reports/...", wherever the run directory is
+        out.append({"dyad_id": d, "therapist_id": therapist, "path": (shown / path.relative_to(results_dir)).as_posix(),
+                    "sha256": sha, "bundle_path": (shown / bundle.relative_to(results_dir)).as_posix(),
+                    "bundle_sha256": bsha})
     io.write_bytes_if_changed(state_path, io.json_bytes(new_state))
     io.write_json(out_manifest, {"reports": out})
     if fetcher.refused:
@@ -180,10 +182,11 @@ def index(manifests: list[str], reports_dir: str, out_index: str) -> pl.DataFram
     schema = {"dyad_id": pl.String, "therapist_id": pl.String, "path": pl.String, "sha256": pl.String,
               "bundle_path": pl.String, "bundle_sha256": pl.String}
     table = pl.DataFrame(rows, schema=schema).sort("dyad_id")
-    keep = set(table.get_column("path").to_list()) | set(table.get_column("bundle_path").to_list())
+    listed = table.get_column("path").to_list() + table.get_column("bundle_path").to_list()
+    keep = {p.split("/reports/", 1)[1] for p in listed}  # relative to the reports folder
     root = Path(reports_dir)
     for pdf in [*root.glob("dyads/*.pdf"), *root.glob("by_therapist/*/*.pdf")]:
-        if pdf.as_posix() not in keep:  # the dyad left the data (or changed therapist)
+        if pdf.relative_to(root).as_posix() not in keep:  # the dyad left the data (or changed therapist)
             pdf.unlink()
     for folder in root.glob("by_therapist/*"):
         if folder.is_dir() and not any(folder.iterdir()):
