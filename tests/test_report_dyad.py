@@ -161,7 +161,7 @@ def test_missing_contract_columns_are_added_as_null(tmp_path):
 def test_key_figures_equal_the_stats_tables(built):
     res, _ = built
     text = pdf_text(res / "reports" / "dyads" / "D1.pdf")
-    d = pl.read_parquet(res / "stats" / "dyads.parquet").filter(pl.col("dyad_id") == "D2").row(0, named=True)
+    d = pl.read_parquet(res / "stats" / "dyads.parquet").filter(pl.col("dyad_id") == "D1").row(0, named=True)
     for expected in (
         "Dyad D1", "Trial <B>", "P1", "T1", "CBT", "2024-01-01 to 2024-02-05", "4 (sessions 1–5)",
         f"{fmt_number(d['outcome_pre'])} → {fmt_number(d['outcome_post'])}",  # 30.0 → 12.0
