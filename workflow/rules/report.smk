@@ -1,34 +1,6 @@
 # Reports (dyadflow/report/): dyad case reports in shards, the cohort and validation
 # reports. Standard library only at parse time.
-import json as _json
-
-from dyadflow.manifest import config_hash as _config_hash  # standard library only
-
-REPORT_CFG = config["report"]
-REPORT_CONFIG_SHA = _config_hash(config)
-SELECTION_NAMES = [s["name"] for s in config.get("selection", [])]
-REPORT_TEMPLATES = sorted(
-    p for p in _glob.glob(_os.path.join(workflow.basedir, "reports", "**", "*"), recursive=True) if _os.path.isfile(p)
-)
-# the shard input tables the plan writes (only when their bytes change)
-SHARD_TABLES = ["dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections"]
-
-
-def _produced(path):
-    """Files other stages produce in this workflow (cohort.json, sudden_gains.csv, ...), as inputs when they exist as outputs."""
-    return [path] if any(path in [str(o) for o in r.output] for r in workflow.rules) else []
-
-
-def _optional_report_inputs(wildcards):
-    files = [
-        f"{RESULTS}/stats/sudden_gains.csv",
-        f"{RESULTS}/stats/ruptures.csv",
-        f"{RESULTS}/stats/cohort.json",
-        f"{RESULTS}/validation/rejections.parquet",
-    ]
-    files += [f"{RESULTS}/selection/{n}.csv" for n in SELECTION_NAMES]
-    files += [f"{RESULTS}/selection/{n}_summary.json" for n in SELECTION_NAMES]
-    return [p for f in files for p in _produced(f)]
+include: "report_helpers.smk"
 
 
 checkpoint report_plan:
@@ -43,7 +15,7 @@ checkpoint report_plan:
     output:
         plan=f"{RESULTS}/reports/plan.json",
     params:
-        results=RESULTS,
+        results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.plan)),
         strategies=SELECTION_NAMES,
         dyads_per_shard=REPORT_CFG["dyads_per_shard"],
         fixed_shards=REPORT_CFG.get("shards"),
@@ -53,17 +25,6 @@ checkpoint report_plan:
         stage("report_plan", input=input, output=output, params=params, log=log)
 
 
-def _shard_tables(wildcards):
-    checkpoints.report_plan.get()
-    return [f"{RESULTS}/reports/shards/{wildcards.shard}/{t}.parquet" for t in SHARD_TABLES]
-
-
-def _shard_manifests(wildcards):
-    with open(checkpoints.report_plan.get().output.plan, encoding="utf-8") as fh:
-        n = _json.load(fh)["n_shards"]
-    return [f"{RESULTS}/reports/shards/{k}.json" for k in range(n)]
-
-
 rule report_shard:
     input:
         tables=_shard_tables,
@@ -71,8 +32,8 @@ rule report_shard:
     output:
         manifest=f"{RESULTS}/reports/shards/{{shard}}.json",
     params:
-        results=RESULTS,
-        shard_dir=lambda wildcards: f"{RESULTS}/reports/shards/{wildcards.shard}",
+        results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(_os.path.dirname(output.manifest))),
+        shard_dir=lambda wildcards, output: output.manifest[: -len(".json")],
         study=config["study"]["name"],
         audience=REPORT_CFG["audience"],
         outcome=config["outcome"],
@@ -93,7 +54,7 @@ rule report_index:
     output:
         index=f"{RESULTS}/reports/index.csv",
     params:
-        reports_dir=f"{RESULTS}/reports",
+        reports_dir=lambda wildcards, output: _os.path.dirname(output.index),
     log:
         f"{LOGS}/report/index.log",
     run:
@@ -110,7 +71,7 @@ rule report_cohort:
     output:
         pdf=f"{RESULTS}/reports/cohort.pdf",
     params:
-        results=RESULTS,
+        results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.pdf)),
         study=config["study"]["name"],
         strategies=SELECTION_NAMES,
         config_sha256=REPORT_CONFIG_SHA,
@@ -129,7 +90,7 @@ rule report_validation:
     output:
         pdf=f"{RESULTS}/reports/validation.pdf",
     params:
-        results=RESULTS,
+        results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.pdf)),
         study=config["study"]["name"],
         config_sha256=REPORT_CONFIG_SHA,
     log:
