@@ -166,7 +166,7 @@ def test_key_figures_equal_the_stats_tables(built):
         "Dyad D1", "Trial <B>", "P1", "T1", "CBT", "2024-01-01 to 2024-02-05", "4 (sessions 1–5)",
         f"{fmt_number(d['outcome_pre'])} → {fmt_number(d['outcome_post'])}",  # 30.0 → 12.0
         f"change {fmt_signed(d['outcome_change'])} points",  # −18.0
-        "recovered", f"(RCI) {fmt_number(d['rci'], 2)}",  # -3.46
+        "recovered", f"(RCI) {fmt_number(d['rci'], 2)}",  # −3.46
         fmt_number(d["alliance_patient_mean"], 2), fmt_number(d["alliance_therapist_mean"], 2),  # 3.81, 5.25
         f"r = {fmt_number(d['agreement_r'], 2)}", f"(patient − therapist) {fmt_signed(d['discrepancy_mean'], 2)}",
         "Risk items endorsed", "Session 3 (2024-01-22), bdi_ii: item 9 = 2",
@@ -175,7 +175,7 @@ def test_key_figures_equal_the_stats_tables(built):
         "CONFIDENTIAL", "Page 1 of", "config f4b6f1d6", "results/manifest.json",
     ):
         assert expected in text, expected
-    assert "-3.46" in text and "3.81" in text and "−18.0" in text
+    assert "−3.46" in text and "3.81" in text and "−18.0" in text  # true minus signs
 
 
 def test_null_statistics_show_a_dash_with_the_reason(built):

@@ -84,15 +84,15 @@ def fmt_number(value, digits: int = 1) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return DASH
-        return f"{value:.{digits}f}"
-    return str(value)
+        return f"{value:.{digits}f}".replace("-", "\u2212")  # a true minus sign
+    return str(value).replace("-", "\u2212") if isinstance(value, int) else str(value)
 
 
 def fmt_signed(value, digits: int = 1) -> str:
     text = fmt_number(value, digits)
-    if text != DASH and isinstance(value, (int, float)) and value > 0:
+    if text != DASH and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return "+" + text
-    return text.replace("-", "−") if text.startswith("-") else text
+    return text
 
 
 def fmt_p(value) -> str:
