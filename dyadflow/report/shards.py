@@ -94,7 +94,8 @@ def microprocess_contexts(config: dict, dyad_ids: list[str], results_dir: str) -
     except ImportError:
         log.info("microprocess configured but dyadflow.microprocess.report is not available: page left out")
         return None
-    return dyad_context(dyad_ids, results_dir) or None
+    contexts = dyad_context(dyad_ids, results_dir)
+    return contexts if isinstance(contexts, dict) and contexts else None
 
 
 def _render_one(template, ctx: dict, path: Path, fetcher) -> str:

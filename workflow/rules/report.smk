@@ -28,6 +28,7 @@ checkpoint report_plan:
 rule report_shard:
     input:
         tables=_shard_tables,
+        microprocess=_microprocess_inputs,
         templates=REPORT_TEMPLATES,
     output:
         manifest=f"{RESULTS}/reports/shards/{{shard}}.json",

@@ -18,6 +18,14 @@ def _produced(path):
     return [path] if any(path in [str(o) for o in r.output] for r in workflow.rules) else []
 
 
+def _microprocess_inputs(wildcards):
+    """The microprocess tables the case reports' microprocess page reads, when the study has one."""
+    if not config.get("microprocess"):
+        return []
+    files = [f"{RESULTS}/microprocess/sessions.csv", f"{RESULTS}/microprocess/segments.csv"]
+    return [p for f in files for p in _produced(f)]
+
+
 def _optional_report_inputs(wildcards):
     files = [
         f"{RESULTS}/stats/sudden_gains.csv",
