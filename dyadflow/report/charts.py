@@ -32,10 +32,21 @@ def _plt():
 
 
 def png_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    # compress_level 1: a third faster than the default 6, the PNG a little larger (bench/RESULTS.md)
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 1})
+    """The figure as a 200-dpi RGB PNG (no alpha channel) without metadata chunks.
+
+    WeasyPrint splits an RGBA PNG into colour and alpha and compresses both again for
+    the PDF; an RGB image halves that work (bench/RESULTS.md). ``compress_level=1``:
+    WeasyPrint re-compresses the pixels anyway. Identical data give identical bytes.
+    """
+    from PIL import Image
+
+    fig.set_dpi(DPI)
+    fig.canvas.draw()
+    size = fig.canvas.get_width_height()
+    image = Image.frombuffer("RGBA", size, fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
     _plt().close(fig)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", dpi=(DPI, DPI), compress_level=1)
     return buf.getvalue()
 
 
