@@ -52,7 +52,8 @@ def _outputs(args) -> int:
         ("Scores", ["scores/questionnaires.csv", "scores/questionnaires.parquet"]),
         ("Statistics", ["stats/dyads.csv", "stats/dyads.parquet", "stats/sessions.parquet"]),
         ("Selection", ["selection/index.json"]),
-        ("Reports", ["reports/index.csv", "reports/dyads/"]),
+        ("Reports", ["reports/index.csv", "reports/dyads/", "reports/by_therapist/", "reports/cohort.pdf",
+                     "reports/validation.pdf"]),
         ("Provenance", ["manifest.json"]),
     ]
     print(f"dyadflow outputs in {results}/:")
@@ -61,7 +62,7 @@ def _outputs(args) -> int:
         for p in paths:
             full = results / p
             if full.is_dir():
-                count = len(list(full.glob("*.pdf")))
+                count = len(list(full.rglob("*.pdf")))
                 print(f"    {full}  ({count} PDF reports)")
             elif full.exists():
                 print(f"    {full}")

@@ -296,3 +296,26 @@ def test_stale_reports_are_removed(tmp_path):
     assert index.get_column("dyad_id").to_list() == ["D2"]
     assert json.loads((res / "reports" / "plan.json").read_text())["n_dyads"] == 1
     assert os.path.exists(res / "reports" / "shards" / "0" / "dyads.parquet")
+
+
+def test_long_session_table_repeats_its_header_on_every_page(tmp_path):
+    res = write_results(tmp_path)
+    d0 = dt.date(2023, 1, 2)
+    long = pl.DataFrame({
+        "dyad_id": ["D1"] * 70, "session": list(range(70)),
+        "date": [d0 + dt.timedelta(days=7 * s) for s in range(70)],
+        "alliance_patient": [None] + [3.0 + (s % 5) / 4 for s in range(1, 70)],
+        "alliance_therapist": [None] + [4.0 + (s % 3) / 3 for s in range(1, 70)],
+        "outcome": [30.0 - s / 5 for s in range(70)],
+    }).with_columns(pl.mean_horizontal("alliance_patient", "alliance_therapist").alias("alliance_composite"))
+    pl.concat([long, pl.read_parquet(res / "stats" / "sessions.parquet").filter(pl.col("dyad_id") == "D2")],
+              how="diagonal_relaxed").write_parquet(res / "stats" / "sessions.parquet")
+    build(res)
+    reader = PdfReader(pyio.BytesIO((res / "reports" / "dyads" / "D1.pdf").read_bytes()))
+    pages = [" ".join(p.extract_text().split()) for p in reader.pages]
+    header = "Session Date Outcome Band Alliance (patient) Alliance (therapist) Risk items"
+    with_rows = [i for i, p in enumerate(pages) if "2024-03-" in p]  # sessions 61–69 are in March 2024
+    table_pages = [i for i, p in enumerate(pages) if header in p]
+    assert len(table_pages) >= 2 and with_rows and set(with_rows) <= set(table_pages)
+    n = len(pages)
+    assert all(f"Page {i + 1} of {n}" in p and "CONFIDENTIAL" in p for i, p in enumerate(pages))

@@ -111,8 +111,8 @@ def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict],
     rupture_session, repair_session}.
     """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.6))
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.25, top=0.93)
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.7))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.25, top=0.86 if marks else 0.95)
     for key, style, label in (("alliance_patient", PATIENT, labels[0]), ("alliance_therapist", THERAPIST, labels[1])):
         pts = [(p["session"], p[key]) for p in points if p[key] is not None]
         if pts:
@@ -121,13 +121,18 @@ def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict],
         end = r["repair_session"] if r["repair_session"] is not None else r["rupture_session"]
         ax.axvspan(r["rupture_session"] - 0.35, end + 0.35, facecolor="#dddddd", hatch="////", edgecolor="#888888",
                    linewidth=0, zorder=0)
-    seen = set()
-    for m in marks:
+    sessions_all = [p["session"] for p in points] or [0]
+    min_gap = max(1.0, (max(sessions_all) - min(sessions_all)) / 8)  # labels closer than this are stacked
+    seen, last_x, row = set(), None, 0
+    for m in sorted(marks, key=lambda m: m["session"]):
         if m["session"] in seen:
             continue
         seen.add(m["session"])
+        row = row + 1 if last_x is not None and m["session"] - last_x < min_gap and row < 2 else 0
+        last_x = m["session"]
         ax.axvline(m["session"], color="#444444", linestyle=":", linewidth=1.0, zorder=1)
-        ax.text(m["session"], 1.0, m["label"], transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7)
+        ax.text(m["session"], 1.0 + 0.075 * row, m["label"], transform=ax.get_xaxis_transform(), ha="center",
+                va="bottom", fontsize=6.5, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
     ax.set_ylim(*y_range)
     ax.set_ylabel("Alliance (mean item)")
     _session_axis(ax, [p["session"] for p in points])

@@ -116,11 +116,13 @@ def template_env() -> jinja2.Environment:
 
 
 def templates_fingerprint() -> str:
-    """sha256 over the templates and assets: a change in them renders every report again."""
+    """sha256 over the templates, assets and the report code (dyadflow/report/*.py): a
+    change in any of them renders every report again."""
     h = hashlib.sha256()
-    for path in sorted([*TEMPLATES.rglob("*"), *ASSETS.rglob("*")]):
+    code = sorted(Path(__file__).resolve().parent.glob("*.py"))
+    for path in [*sorted([*TEMPLATES.rglob("*"), *ASSETS.rglob("*")]), *code]:
         if path.is_file():
-            h.update(path.relative_to(REPORTS_DIR).as_posix().encode())
+            h.update(path.name.encode() if path in code else path.relative_to(REPORTS_DIR).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()
 
