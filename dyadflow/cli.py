@@ -64,7 +64,8 @@ def _outputs(args) -> int:
         ("Scores", ["scores/questionnaires.csv", "scores/questionnaires.parquet"]),
         ("Statistics", ["stats/dyads.csv", "stats/dyads.parquet", "stats/sessions.parquet", "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json"]),
         ("Selection", ["selection/index.json"]),
-        ("Reports", ["reports/index.csv", "reports/dyads/"]),
+        ("Reports", ["reports/index.csv", "reports/dyads/", "reports/by_therapist/", "reports/cohort.pdf",
+                     "reports/validation.pdf"]),
         ("Moment-to-moment ratings", ["microprocess/sessions.csv", "microprocess/segments.csv", "microprocess/gaps.csv", "microprocess/accounting.csv", "microprocess/rejections.csv"]),
         ("Provenance", ["manifest.json"]),
     ]
@@ -76,7 +77,7 @@ def _outputs(args) -> int:
         for p in paths:
             full = results / p
             if full.is_dir():
-                count = len(list(full.glob("*.pdf")))
+                count = len(list(full.rglob("*.pdf")))
                 print(f"    {full}  ({count} PDF reports)")
             elif full.exists():
                 print(f"    {full}")

@@ -116,20 +116,38 @@ def _select(input, output, params, **_):
     select.run([dict(s) for s in params.strategies], output.index)
 
 
-def _report_shard(input, output, params, wildcards, **_):
-    from dyadflow import report
+def _report_plan(input, output, params, **_):
+    from dyadflow.report import shards
 
-    done = report.render_shard(
-        input.scores, input.dyads, params.study, int(wildcards.shard), params.n_shards, params.out_dir, output.manifest,
-        provenance_path=input.get("provenance"),
+    shards.plan(params.results, list(params.strategies), int(params.dyads_per_shard), params.fixed_shards, output.plan)
+
+
+def _report_shard(input, output, params, wildcards, **_):
+    from dyadflow.report import shards
+
+    shards.render_shard(
+        params.shard_dir, output.manifest, results_dir=params.results, study=params.study, audience=params.audience,
+        outcome=params.outcome, alliance=dict(params.alliance), config_sha256=params.config_sha256,
+        instruments_dir=params.instruments_dir, config=dict(params.config_flags), strategies=list(params.strategies),
     )
-    logger.info("shard %s: %d reports", wildcards.shard, len(done))
 
 
 def _report_index(input, output, params, **_):
-    from dyadflow import report_index
+    from dyadflow.report import shards
 
-    report_index.run(list(input.manifests), params.out_dir, output.index)
+    shards.index(list(input.manifests), params.reports_dir, output.index)
+
+
+def _report_cohort(input, output, params, **_):
+    from dyadflow.report import cohort
+
+    cohort.run_cohort(params.results, params.study, list(params.strategies), params.config_sha256, output.pdf)
+
+
+def _report_validation(input, output, params, **_):
+    from dyadflow.report import cohort
+
+    cohort.run_validation(params.results, params.study, params.config_sha256, output.pdf)
 
 
 def _microprocess(input, output, params, **_):
@@ -157,8 +175,11 @@ STAGES = {
     "score": _score,
     "stats": _stats,
     "select": _select,
+    "report_plan": _report_plan,
     "report_shard": _report_shard,
     "report_index": _report_index,
+    "report_cohort": _report_cohort,
+    "report_validation": _report_validation,
     "manifest": _manifest,
     "microprocess": _microprocess,
 }

@@ -16,7 +16,7 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import DEMO_FILES, REPO, copy_demo
-from dyadflow import __version__, cluster, manifest, report
+from dyadflow import __version__, cluster, manifest
 
 SHA_EMPTY_OBJECT = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"  # sha256(b"{}")
 SHA_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256(b"abc"), FIPS 180-2
@@ -151,18 +151,6 @@ def _pdf_text(data: bytes) -> str:
     return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pyio.BytesIO(data)).pages)
 
 
-def test_report_footer_shows_the_provenance():
-    dyad = {"dyad_id": "D042", "patient_id": "P042", "therapist_id": "T03", "arm": "CBT", "n_sessions": 0,
-            "first_session": None, "last_session": None, "outcome_pre": None, "outcome_post": None}
-    data = {"dyadflow_version": "0.1.0", "config_sha256": "f4b6f1d69cf60c59" + "0" * 48,
-            "git_commit": "673c2864" + "a" * 32, "git_dirty": True}
-    html = report.template_env().get_template("dyad.html.j2").render(**report.dyad_context("Trial", dyad, [], data))
-    text = _pdf_text(report.render_pdf(html, 0))
-    assert "dyadflow 0.1.0 · Trial · dyad D042 · config f4b6f1d6 · git 673c2864 (modified) · results/manifest.json" in text
-    html = report.template_env().get_template("dyad.html.j2").render(**report.dyad_context("Trial", dyad, []))
-    assert "config – · git – · results/manifest.json" in _pdf_text(report.render_pdf(html, 0))
-
-
 def test_slurm_job_id():
     assert cluster.slurm_job_id({}) is None
     assert cluster.slurm_job_id({"SLURM_JOB_ID": "17"}) == "17"
@@ -202,7 +190,8 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
     assert data["dyadflow_version"] == __version__
     assert data["packages"]["polars"] == importlib.metadata.version("polars")
     assert data["config"]["study"]["name"] == "Demo trial (synthetic data)"
-    assert data["config"]["report"]["shards"] == 4  # the validated config, defaults filled in
+    assert data["config"]["report"]["dyads_per_shard"] == 25  # the validated config, defaults filled in
+    assert data["config"]["report"]["shards"] is None
     assert data["config_sha256"] == manifest.config_hash(data["config"])
     assert data["inputs"] == [
         {
@@ -224,10 +213,11 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
     head = manifest.git_state(REPO)
     assert (data["git_commit"], data["git_dirty"]) == (head["commit"], head["dirty"])
 
-    # every report of the shard shows the manifest's config hash and commit
+    # every report of the shard shows the manifest's config hash and points to the manifest
+    # (not the commit: a new commit must not re-render unchanged dyads' reports)
     shard = json.loads((tmp_path / "results" / "reports" / "shards" / "0.json").read_text())
     assert shard["reports"]
-    footer = f"config {data['config_sha256'][:8]} · git {(data['git_commit'] or '–')[:8]}"
+    footer = f"dyadflow {__version__} · config {data['config_sha256'][:8]} · data "
     for rep in shard["reports"]:
         text = _pdf_text((tmp_path / rep["path"]).read_bytes())
         assert footer in text and "results/manifest.json" in text, rep["path"]
@@ -241,10 +231,10 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
     assert path.read_bytes() == before
 
     # another config: the manifest is rebuilt (params changed) and its hash changes
-    cfg.write_text(cfg.read_text().replace("shards: 4", "shards: 2"))
+    cfg.write_text(cfg.read_text().replace("dyads_per_shard: 25", "dyads_per_shard: 40"))
     proc = snakemake(tmp_path, "results/manifest.json", "--cores", "1", "--configfile", str(cfg))
     assert proc.returncode == 0, proc.stderr[-3000:]
     changed = manifest.load(path)
-    assert changed["config"]["report"]["shards"] == 2
+    assert changed["config"]["report"]["dyads_per_shard"] == 40
     assert changed["config_sha256"] != data["config_sha256"]
     assert changed["inputs"] == data["inputs"]

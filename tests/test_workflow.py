@@ -44,11 +44,14 @@ def test_every_output_is_written(demo_run):
         "scores/questionnaires.parquet", "scores/questionnaires.csv", "stats/sessions.parquet",
         "stats/dyads.parquet", "stats/dyads.csv", "selection/index.json", "reports/index.csv",
         "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json",
+        "reports/cohort.pdf", "reports/validation.pdf",
     ):
         assert (tmp / "results" / rel).is_file(), rel
     dyads = pl.read_csv(tmp / "results" / "stats" / "dyads.csv").get_column("dyad_id").to_list()
     pdfs = sorted(p.stem for p in (tmp / "results" / "reports" / "dyads").glob("*.pdf"))
     assert pdfs == sorted(dyads) and len(pdfs) == 80
+    bundles = sorted(p.stem for p in (tmp / "results" / "reports" / "by_therapist").glob("*/*.pdf"))
+    assert bundles == sorted(dyads)
     assert not list((tmp / "results").rglob("*.tmp"))
 
 

@@ -30,7 +30,6 @@ for _spec in config["inputs"]:
         )
     INPUTS[_name] = _spec
 
-REPORT_SHARDS = list(range(config["report"]["shards"]))
 
 
 wildcard_constraints:
@@ -70,4 +69,6 @@ def final_outputs():
         f"{RESULTS}/stats/cohort.json",
         f"{RESULTS}/selection/index.json",
         f"{RESULTS}/reports/index.csv",
+        f"{RESULTS}/reports/cohort.pdf",
+        f"{RESULTS}/reports/validation.pdf",
     ]

@@ -1,23 +1,20 @@
-"""Report: PDF case reports from Jinja2 templates, rendered with WeasyPrint.
-
-Rendering is safe and reproducible:
+"""Safe, reproducible HTML → PDF rendering (Jinja2 + WeasyPrint).
 
 * Jinja2 autoescapes everything and fails on undefined names (StrictUndefined), so a
-  note holding HTML renders as text.
-* WeasyPrint fetches nothing but the files under ``reports/assets`` and ``data:`` URLs;
-  every other URL (http, https, file paths elsewhere) is refused.
-* ``SOURCE_DATE_EPOCH`` and the PDF dates come from the dyad's own data (its last
-  questionnaire date), so the same inputs give the same bytes.
-
-Dyads are rendered in shards: dyad ``d`` belongs to shard ``hash(d) mod n_shards``, so
-10,000 dyads are a handful of jobs, and a new dyad does not move the others.
+  note holding HTML, CSS or a URL renders as text.
+* WeasyPrint fetches nothing but files under ``reports/assets`` and ``data:`` URLs;
+  every other URL (http, https, file paths elsewhere) is refused and logged.
+* ``SOURCE_DATE_EPOCH`` and the PDF dates come from the inputs (the latest date in
+  the data shown), so the same inputs give the same bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import logging
+import math
 import mimetypes
 import os
 from pathlib import Path
@@ -26,12 +23,12 @@ import jinja2
 import numpy as np
 import polars as pl
 
-from dyadflow import __version__, io
-from dyadflow import manifest as run_manifest
+from dyadflow import io
 
-REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
+REPORTS_DIR = Path(__file__).resolve().parent.parent.parent / "reports"
 TEMPLATES = REPORTS_DIR / "templates"
 ASSETS = REPORTS_DIR / "assets"
+DASH = "—"
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +40,26 @@ def _weasyprint():
 
 
 def make_fetcher(assets: Path = ASSETS):
-    """A WeasyPrint URL fetcher that serves only ``assets`` and ``data:`` URLs."""
+    """A WeasyPrint URL fetcher that serves only ``assets`` and ``data:`` URLs.
+
+    Every refused URL is kept in ``fetcher.refused`` and logged as a warning; every
+    URL asked for is kept in ``fetcher.requested``.
+    """
     from urllib.parse import unquote, urlparse
 
-    weasyprint = _weasyprint()
+    _weasyprint()
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
     root = assets.resolve()
 
     class AssetFetcher(URLFetcher):
-        refused: list[str]
-
         def __init__(self) -> None:
             super().__init__(allowed_protocols=("data", "file"))
-            self.refused = []
+            self.refused: list[str] = []
+            self.requested: list[str] = []
 
         def fetch(self, url, headers=None):
+            self.requested.append(url)
             if url.startswith("data:"):
                 return super().fetch(url, headers)
             parsed = urlparse(url)
@@ -68,10 +69,36 @@ def make_fetcher(assets: Path = ASSETS):
                     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                     return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": mime})
             self.refused.append(url)
+            log.warning("report rendering refused to fetch %s (only reports/assets and data: URLs are served)", url[:200])
             raise ValueError(f"dyadflow reports fetch only their own assets; refused {url}")
 
-    del weasyprint
     return AssetFetcher()
+
+
+def fmt_number(value, digits: int = 1) -> str:
+    """How every number appears in a report: fixed ``digits`` decimals, ``—`` when missing."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return DASH
+        return f"{value:.{digits}f}".replace("-", "\u2212")  # a true minus sign
+    return str(value).replace("-", "\u2212") if isinstance(value, int) else str(value)
+
+
+def fmt_signed(value, digits: int = 1) -> str:
+    text = fmt_number(value, digits)
+    if text != DASH and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return "+" + text
+    return text
+
+
+def fmt_p(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return "< .001" if value < 0.001 else f"{value:.3f}".lstrip("0")
 
 
 def template_env() -> jinja2.Environment:
@@ -82,24 +109,26 @@ def template_env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["num"] = _fmt_number
+    env.filters["num"] = fmt_number
+    env.filters["signed"] = fmt_signed
+    env.filters["p"] = fmt_p
     return env
 
 
-def _fmt_number(value, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return "–"
-        if value.is_integer():
-            return f"{value:.0f}"
-        return f"{value:.{digits}f}"
-    return str(value)
+def templates_fingerprint() -> str:
+    """sha256 over the templates, assets and the report code (dyadflow/report/*.py): a
+    change in any of them renders every report again."""
+    h = hashlib.sha256()
+    code = sorted(Path(__file__).resolve().parent.glob("*.py"))
+    for path in [*sorted([*TEMPLATES.rglob("*"), *ASSETS.rglob("*")]), *code]:
+        if path.is_file():
+            h.update(path.name.encode() if path in code else path.relative_to(REPORTS_DIR).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 @contextlib.contextmanager
-def _source_date_epoch(epoch: int):
+def source_date_epoch(epoch: int):
     old = os.environ.get("SOURCE_DATE_EPOCH")
     os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
     try:
@@ -116,16 +145,24 @@ def render_pdf(html: str, epoch: int, fetcher=None) -> bytes:
     weasyprint = _weasyprint()
     fetcher = fetcher or make_fetcher()
     stamp = dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with _source_date_epoch(epoch):
+    with source_date_epoch(epoch):
         doc = weasyprint.HTML(string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=fetcher).render()
         doc.metadata.created = stamp
         doc.metadata.modified = stamp
         return doc.write_pdf()
 
 
+def write_pdf(path: str | os.PathLike[str], html: str, epoch: int, fetcher=None) -> bool:
+    """Render and write atomically, only when the bytes differ. Returns True if written."""
+    return io.write_bytes_if_changed(path, render_pdf(html, epoch, fetcher))
+
+
 def epoch_of(day: dt.date | None) -> int:
+    """Seconds since 1970 of midnight UTC of ``day`` (0 when there is no date)."""
     if day is None:
         return 0
+    if isinstance(day, dt.datetime):
+        day = day.date()
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp())
 
 
@@ -153,54 +190,5 @@ def shard_of(dyad_ids: pl.Series, n_shards: int) -> pl.Series:
     return pl.Series(dyad_ids.name, (stable_hash(dyad_ids) % np.uint64(n_shards)).astype(np.int32))
 
 
-def dyad_context(study: str, dyad: dict, rows: list[dict], provenance: dict | None = None) -> dict:
-    """Template variables of a dyad report; ``provenance`` is the run's manifest (results/manifest.json)."""
-    dates = [r["date"] for r in rows if r["date"] is not None]
-    return {
-        "study": study,
-        "dyad": dyad,
-        "rows": rows,
-        "period": (min(dates), max(dates)) if dates else None,
-        "version": __version__,
-        "provenance": run_manifest.summary(provenance),
-    }
-
-
-def render_shard(
-    scores_path: str,
-    dyads_path: str,
-    study: str,
-    shard: int,
-    n_shards: int,
-    out_dir: str,
-    out_manifest: str,
-    provenance_path: str | None = None,
-) -> list[dict]:
-    provenance = run_manifest.load(provenance_path) if provenance_path else None
-    dyads = pl.read_parquet(dyads_path)
-    dyads = dyads.filter(shard_of(dyads.get_column("dyad_id"), n_shards) == shard)
-    scores = pl.read_parquet(scores_path).join(dyads.select("dyad_id"), on="dyad_id", how="semi")
-    env = template_env()
-    template = env.get_template("dyad.html.j2")
-    fetcher = make_fetcher()
-    groups = {key[0]: frame for key, frame in scores.sort("session", "instrument", "rater").group_by("dyad_id")}
-    manifest = []
-    for dyad in dyads.sort("dyad_id").iter_rows(named=True):
-        rows = groups[dyad["dyad_id"]].to_dicts()
-        ctx = dyad_context(study, dyad, rows, provenance)
-        html = template.render(**ctx)
-        last = max((r["date"] for r in rows if r["date"] is not None), default=None)
-        pdf = render_pdf(html, epoch_of(last), fetcher)
-        path = Path(out_dir) / f"{dyad['dyad_id']}.pdf"
-        io.write_bytes_if_changed(path, pdf)
-        manifest.append({"dyad_id": dyad["dyad_id"], "path": str(path), "sha256": _sha(pdf)})
-    io.write_json(out_manifest, {"shard": shard, "n_shards": n_shards, "reports": manifest})
-    if fetcher.refused:
-        log.warning("refused to fetch %d URL(s) while rendering: %s", len(fetcher.refused), fetcher.refused[:5])
-    return manifest
-
-
-def _sha(data: bytes) -> str:
-    import hashlib
-
+def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

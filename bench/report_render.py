@@ -1,0 +1,106 @@
+"""Report rendering benchmark (issue 7).
+
+1. Chart format: WeasyPrint rendering a bare 2-page document, the same with three
+   inline matplotlib SVG charts, and with three PNG charts at 200 dpi (chart making
+   excluded: it is timed separately).
+2. Dyad reports: median time per dyad report (context → charts → HTML → PDF), as a
+   ratio to WeasyPrint rendering a plain HTML document with the same page count
+   (the floor, measured in the same run).
+
+    .venv/bin/python bench/report_render.py --results results --dyads 20 --repeat 5
+
+Needs a results folder from a run (``make demo``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from pypdf import PdfReader
+
+
+def _median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def plain_html(pages: int) -> str:
+    para = "<p>" + "Plain report text, a sentence that fills the line. " * 12 + "</p>"
+    body = "".join(f"<h2>Section {i}</h2>" + para * 9 + '<div style="break-after: page"></div>' for i in range(pages))
+    return f'<!DOCTYPE html><html><head><link rel="stylesheet" href="report.css"></head><body>{body}</body></html>'
+
+
+def page_count(pdf: bytes) -> int:
+    import io
+
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--dyads", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+
+    from dyadflow.registry import load_registry
+    from dyadflow.report import charts, dyad, render
+    from dyadflow.report.tables import read_report_tables
+
+    t = read_report_tables(args.results)
+    t.dyads = t.dyads.sort("dyad_id").head(args.dyads)
+    ctxs = dyad.shard_contexts(t, study="Bench", audience="research", outcome="bdi_ii",
+                               alliance={"patient": "wai_sr", "therapist": "wai_s"}, registry=load_registry(),
+                               provenance={"version": "bench", "config": "00000000", "build_date": "—"})
+    for c in ctxs:
+        c["selection_configured"] = False
+        c["provenance"] = {**c["provenance"], "build_date": str(c["epoch_date"])}
+    template = render.template_env().get_template("dyad.html.j2")
+    fetcher = render.make_fetcher()
+    render.render_pdf(plain_html(1), 0, fetcher)  # warm-up (fonts, Pango)
+
+    # 1. chart formats
+    sample = ctxs[0]
+    figs = lambda: [  # noqa: E731
+        charts.outcome_figure(sample["sessions"], sample["outcome"]["bands"], [], "BDI-II", (0, 63)),
+        charts.alliance_figure(sample["sessions"], [], [], (0.8, 7.2), ("Patient", "Therapist")),
+        charts.subscale_figure(sample["profile"], ["bond", "goal", "task"], ("Patient", "Therapist"), (0, 7.6)),
+    ]
+    chart_png = _median_time(lambda: [charts.png_bytes(f) for f in figs()], args.repeat)
+    chart_svg = _median_time(lambda: [charts.svg_bytes(f) for f in figs()], args.repeat)
+    pngs = [charts.data_uri(charts.png_bytes(f)) for f in figs()]
+    svgs = [charts.svg_bytes(f).decode() for f in figs()]
+    bare = plain_html(2)
+    with_png = bare.replace("<h2>Section 1</h2>", "".join(f'<img style="width:100%" src="{u}">' for u in pngs) + "<h2>Section 1</h2>")
+    with_svg = bare.replace("<h2>Section 1</h2>", "".join(s.split("?>", 1)[-1] for s in svgs) + "<h2>Section 1</h2>")
+    fmt = {name: _median_time(lambda h=h: render.render_pdf(h, 0, fetcher), args.repeat)
+           for name, h in (("bare 2-page", bare), ("3 inline SVG", with_svg), ("3 PNG@200dpi", with_png))}
+    print("chart format (WeasyPrint render only, median of", args.repeat, "):")
+    for name, sec in fmt.items():
+        print(f"  {name:14s} {sec * 1000:7.0f} ms   {sec / fmt['bare 2-page']:.2f}× bare")
+    print(f"  making 3 charts: PNG {chart_png * 1000:.0f} ms, SVG {chart_svg * 1000:.0f} ms")
+
+    # 2. dyad reports vs a plain document of the same page count
+    per, floors, pages = [], [], []
+    for c in ctxs:
+        t0 = time.perf_counter()
+        pdf = render.render_pdf(template.render(**dyad.add_charts(c)), render.epoch_of(c["epoch_date"]), fetcher)
+        per.append(time.perf_counter() - t0)
+        n = page_count(pdf)
+        pages.append(n)
+        plain = plain_html(n)
+        floors.append(_median_time(lambda: render.render_pdf(plain, 0, fetcher), 1))
+    med, floor = statistics.median(per), statistics.median(floors)
+    print(f"dyad report: median {med * 1000:.0f} ms over {len(per)} dyads ({statistics.median(pages):.0f} pages); "
+          f"plain document of the same page count {floor * 1000:.0f} ms; ratio {med / floor:.2f}× (target 2×)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The cohort report (results/reports/cohort.pdf) and the validation report (results/reports/validation.pdf).
+
+Both read small aggregate tables; anything a study did not produce (no selection, an
+older stats stage without cohort.json) shows as "—" with a short explanation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+
+from dyadflow import __version__
+from dyadflow.report import render
+from dyadflow.report.tables import ACCOUNTING, DYADS, REJECTIONS, SESSIONS, read_table
+
+FIRST_REJECTED = 200
+
+
+def _latest_date(sessions: pl.DataFrame) -> dt.date | None:
+    return sessions.get_column("date").max() if sessions.height else None
+
+
+def _provenance(config_sha256: str | None, build_date) -> dict:
+    return {"version": __version__, "config": (config_sha256 or "")[:8] or None, "build_date": str(build_date or "—")}
+
+
+def cohort_context(results_dir: str, study: str, strategies: list[str], config_sha256: str | None) -> dict:
+    root = Path(results_dir)
+    dyads = read_table(root / "stats" / "dyads.parquet", DYADS)
+    sessions = read_table(root / "stats" / "sessions.parquet", SESSIONS)
+    cohort_path = root / "stats" / "cohort.json"
+    cohort = json.loads(cohort_path.read_text(encoding="utf-8")) if cohort_path.exists() else {}
+    per_arm = (
+        dyads.group_by(pl.col("arm").fill_null("—"))
+        .agg(pl.len().alias("dyads"), pl.col("n_sessions").sum().alias("sessions"),
+             pl.col("n_sessions").median().alias("median_sessions"))
+        .sort("arm")
+    )
+    # flow computed here from the dyad table; cohort.json's own flow (if any) is shown as well
+    flow = {"dyads": dyads.height, "sessions": int(dyads.get_column("n_sessions").sum() or 0),
+            "per_arm": per_arm.to_dicts(), "reported": cohort.get("flow") or {}}
+    categories = cohort.get("change_categories") or {}
+    cat_names = sorted({c for arm in categories.values() for c in arm})
+    completeness = cohort.get("completeness") or []
+    instruments = sorted({c["instrument"] for c in completeness})
+    sessions_seen = sorted({c["session"] for c in completeness})
+    grid = {(c["instrument"], c["session"]): c for c in completeness}
+    summaries = []
+    for name in strategies:
+        p = root / "selection" / f"{name}_summary.json"
+        summaries.append({"name": name, "summary": json.loads(p.read_text(encoding="utf-8")) if p.exists() else None})
+    last = _latest_date(sessions)
+    return {
+        "study": study,
+        "flow": flow,
+        "categories": categories,
+        "cat_names": cat_names,
+        "completeness": {"instruments": instruments, "sessions": sessions_seen, "grid": grid},
+        "pooled": cohort.get("pooled_effect") or {},
+        "outcome": cohort.get("outcome"),
+        "reliability": cohort.get("reliability") or {},
+        "summaries": summaries,
+        "has_cohort": bool(cohort),
+        "provenance": _provenance(config_sha256, last),
+        "epoch_date": last,
+    }
+
+
+def validation_context(results_dir: str, study: str, config_sha256: str | None) -> dict:
+    root = Path(results_dir)
+    accounting = read_table(root / "validation" / "accounting.csv", ACCOUNTING)
+    rej_path = root / "validation" / "rejections.parquet"
+    rejections = read_table(rej_path if rej_path.exists() else root / "validation" / "rejections.csv", REJECTIONS)
+    by_rule = rejections.group_by("rule").agg(pl.len().alias("n"), pl.col("dyad_id").n_unique().alias("dyads")).sort("rule")
+    first = rejections.sort("source_file", "source_line", "column").head(FIRST_REJECTED)
+    sessions = read_table(root / "stats" / "sessions.parquet", SESSIONS)
+    last = _latest_date(sessions)
+    return {
+        "study": study,
+        "accounting": accounting.sort("source_file").to_dicts(),
+        "by_rule": by_rule.to_dicts(),
+        "first": first.to_dicts(),
+        "n_rejections": rejections.height,
+        "first_limit": FIRST_REJECTED,
+        "provenance": _provenance(config_sha256, last),
+        "epoch_date": last,
+    }
+
+
+def render_report(template: str, ctx: dict, out: str) -> None:
+    html = render.template_env().get_template(template).render(**ctx)
+    render.write_pdf(out, html, render.epoch_of(ctx["epoch_date"]))
+
+
+def run_cohort(results_dir, study, strategies, config_sha256, out):
+    render_report("cohort.html.j2", cohort_context(results_dir, study, strategies, config_sha256), out)
+
+
+def run_validation(results_dir, study, config_sha256, out):
+    render_report("validation.html.j2", validation_context(results_dir, study, config_sha256), out)

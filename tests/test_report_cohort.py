@@ -1,0 +1,85 @@
+"""Charts (PNG at print resolution, no metadata, same bytes) and the cohort and validation reports."""
+
+from __future__ import annotations
+
+import io as pyio
+import json
+import struct
+import zlib
+
+import polars as pl
+from pypdf import PdfReader
+
+from dyadflow.report import charts, cohort, render
+
+from test_report_dyad import write_results
+
+
+def png_chunks(data: bytes) -> dict[bytes, bytes]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, out = 8, {}
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        kind = data[pos + 4:pos + 8]
+        out.setdefault(kind, b"")
+        out[kind] += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    return out
+
+
+def pdf_text(path) -> str:
+    return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pyio.BytesIO(path.read_bytes())).pages)
+
+
+def test_chart_png_is_print_resolution_without_metadata_and_reproducible():
+    pts = [{"session": s, "outcome": 30.0 - 2 * s} for s in range(6)]
+    bands = [{"label": "minimal", "min": 0, "max": 13}, {"label": "severe", "min": 14, "max": 63}]
+    gains = [{"kind": "gain", "pregain_session": 2, "postgain_session": 3, "pregain_score": 26.0, "postgain_score": 24.0}]
+    a = charts.png_bytes(charts.outcome_figure(pts, bands, gains, "BDI-II", (0, 63)))
+    b = charts.png_bytes(charts.outcome_figure(pts, bands, gains, "BDI-II", (0, 63)))
+    assert a == b
+    chunks = png_chunks(a)
+    x, y, unit = struct.unpack(">IIB", chunks[b"pHYs"])
+    assert unit == 1 and round(x * 0.0254) == 200 == round(y * 0.0254)  # pixels per metre → 200 dpi
+    width, height = struct.unpack(">II", chunks[b"IHDR"][:8])
+    assert width == round(charts.WIDTH_IN * 200) and height == 500
+    assert b"tEXt" not in chunks and b"tIME" not in chunks and b"iTXt" not in chunks
+    assert zlib.decompress(chunks[b"IDAT"])  # a real image
+
+
+def test_cohort_report_shows_cohort_json_and_dashes_for_missing(tmp_path):
+    res = write_results(tmp_path)
+    (res / "stats" / "cohort.json").write_text(json.dumps({
+        "outcome": "bdi_ii",
+        "pooled_effect": {"raw": {"b": -0.4321, "se": 0.1234, "t": -3.5, "p": 0.0004, "n_obs": 918, "n_dyads": 80},
+                          "detrended": {"b": -0.2, "se": 0.1, "t": -2.0, "p": 0.046, "n_obs": 918, "n_dyads": 80}},
+        "reliability": {"wai_sr": {"alpha": 0.912, "omega": None, "n": 900, "k": 12}},
+        "completeness": [{"instrument": "bdi_ii", "session": 0, "n_dyads": 2, "n_observed": 1, "fraction": 0.5}],
+        "change_categories": {"CBT": {"recovered": 1}, "IPT": {"unchanged": 1}},
+        "flow": {"dyads_started": 2},
+    }))
+    (res / "selection" / "ekeblad_summary.json").write_text(json.dumps({"n_dyads_kept": 1, "n_sessions": 2}))
+    out = tmp_path / "cohort.pdf"
+    cohort.run_cohort(str(res), "Trial", ["ekeblad", "fixed"], "f4b6f1d6" + "0" * 56, str(out))
+    text = pdf_text(out)
+    for expected in ("CBT 1 4 4.0", "IPT 1 1 1.0", "All 2 5", "dyads started 2",
+                     "raw −0.432 0.123 −3.50 < .001 918 80", "detrended −0.200 0.100 −2.00 .046",
+                     "wai_sr 0.91 — 900 12", "0 50 % (1/2)", "recovered", "n dyads kept 1",
+                     "No summary file for this strategy", "config f4b6f1d6", "Page 1 of"):
+        assert expected in text, expected
+    assert render.fmt_signed(-0.4321, 3) == "−0.432"
+
+
+def test_validation_report_lists_accounting_rules_and_rows(tmp_path):
+    res = write_results(tmp_path)
+    pl.DataFrame({"source_file": ["data/q.csv"], "rows_read": [20], "rows_accepted": [19], "rows_rejected": [1],
+                  "rows_duplicate": [0]}).write_csv(res / "validation" / "accounting.csv")
+    out = tmp_path / "validation.pdf"
+    cohort.run_validation(str(res), "Trial", None, str(out))
+    text = pdf_text(out)
+    for expected in ("data/q.csv 20 19 1 0", "item_value 1 1", "data/q.csv 17 D1 item_04 9 item_value",
+                     "All 1 problems, by file and line"):
+        assert expected in text, expected
+    first = out.read_bytes()
+    cohort.run_validation(str(res), "Trial", None, str(out))
+    assert out.read_bytes() == first

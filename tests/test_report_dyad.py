@@ -1,0 +1,321 @@
+"""Dyad case reports from small hand-made stats/selection tables with the contract columns.
+
+Key figures in the PDF text equal the statistics tables (formatted as the report
+formats them), audiences and bundles keep patient text private, injected HTML is
+text, nothing outside the assets is fetched, and re-rendering gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io as pyio
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+from pypdf import PdfReader
+
+from dyadflow.report import render, shards
+from dyadflow.report.render import fmt_number, fmt_signed
+from dyadflow.report.tables import DYADS, read_report_tables, with_contract_columns
+
+INJECTIONS = [
+    '<img src="file:///etc/passwd">',
+    "<script>alert(1)</script>",
+    "http://example.invalid/x.png",
+    "<style>body{display:none}</style>",
+]
+ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}
+
+
+def pdf_text(path: Path) -> str:
+    reader = PdfReader(pyio.BytesIO(path.read_bytes()))
+    return " ".join(" ".join(p.extract_text().split()) for p in reader.pages)
+
+
+def _dyads(full: bool = True) -> pl.DataFrame:
+    rows = [
+        {"dyad_id": "D1", "patient_id": "P1", "therapist_id": "T1", "arm": "CBT", "n_sessions": 4, "first_session": 1,
+         "last_session": 5, "outcome_pre": 30.0, "outcome_post": 12.0, "outcome_change": -18.0, "rci": -3.456,
+         "change_category": "recovered", "alliance_patient_mean": 3.8125, "alliance_therapist_mean": 5.25,
+         "agreement_r": 0.634, "agreement_n": 4, "discrepancy_mean": -1.4375, "stats_note": None},
+        {"dyad_id": "D2", "patient_id": "P2", "therapist_id": "T2", "arm": "IPT", "n_sessions": 1, "first_session": 1,
+         "last_session": 1, "outcome_pre": 20.0, "outcome_post": 21.0, "outcome_change": 1.0, "rci": None,
+         "change_category": None, "alliance_patient_mean": 4.0, "alliance_therapist_mean": None,
+         "agreement_r": None, "agreement_n": 0, "discrepancy_mean": None,
+         "stats_note": "agreement needs at least 3 sessions rated by both"},
+    ]
+    frame = with_contract_columns(pl.DataFrame(rows), DYADS)
+    return frame if full else frame.select("dyad_id", "patient_id", "therapist_id", "arm", "n_sessions",
+                                           "first_session", "last_session", "outcome_pre", "outcome_post", "outcome_change")
+
+
+def _sessions() -> pl.DataFrame:
+    d0 = dt.date(2024, 1, 1)
+    rows = []
+    for s, (out, ap, at) in enumerate([(30.0, None, None), (28.0, 3.0, 5.0), (26.0, 3.5, 5.0), (14.0, 4.25, 5.5),
+                                       (13.0, 4.5, 5.5), (12.0, None, None)]):
+        if s == 4:
+            continue  # a missed session
+        rows.append({"dyad_id": "D1", "session": s, "date": d0 + dt.timedelta(days=7 * s), "alliance_patient": ap,
+                     "alliance_therapist": at, "outcome": out})
+    rows += [{"dyad_id": "D2", "session": 0, "date": dt.date(2024, 2, 1), "alliance_patient": None,
+              "alliance_therapist": None, "outcome": 20.0},
+             {"dyad_id": "D2", "session": 1, "date": dt.date(2024, 2, 8), "alliance_patient": 4.0,
+              "alliance_therapist": None, "outcome": 21.0}]
+    return pl.DataFrame(rows).with_columns(
+        pl.mean_horizontal("alliance_patient", "alliance_therapist").alias("alliance_composite"))
+
+
+def _scores() -> pl.DataFrame:
+    s = _sessions()
+    out = s.filter(pl.col("outcome").is_not_null()).select(
+        "dyad_id", "session", "date", pl.lit("patient").alias("rater"), pl.lit("bdi_ii").alias("instrument"),
+        pl.col("outcome").alias("score"))
+    pat = s.filter(pl.col("alliance_patient").is_not_null()).select(
+        "dyad_id", "session", "date", pl.lit("patient").alias("rater"), pl.lit("wai_sr").alias("instrument"),
+        pl.col("alliance_patient").alias("score"))
+    ther = s.filter(pl.col("alliance_therapist").is_not_null()).select(
+        "dyad_id", "session", "date", pl.lit("therapist").alias("rater"), pl.lit("wai_s").alias("instrument"),
+        pl.col("alliance_therapist").alias("score"))
+    frame = pl.concat([out, pat, ther]).with_columns(
+        pl.col("dyad_id").replace({"D1": "P1", "D2": "P2"}).alias("patient_id"),
+        pl.col("dyad_id").replace({"D1": "T1", "D2": "T2"}).alias("therapist_id"),
+        pl.when(pl.col("instrument") == "bdi_ii").then(pl.lit("severe")).alias("band"),
+        # BDI-II item 9 endorsed in D1 session 3
+        ((pl.col("dyad_id") == "D1") & (pl.col("session") == 3) & (pl.col("instrument") == "bdi_ii")).alias("risk_flag"),
+        pl.when((pl.col("dyad_id") == "D1") & (pl.col("session") == 3) & (pl.col("instrument") == "bdi_ii"))
+        .then(pl.lit("item 9 = 2")).alias("risk_items"),
+        pl.when(pl.col("instrument") != "bdi_ii").then(pl.col("score")).alias("sub_goal"),
+        pl.when(pl.col("instrument") != "bdi_ii").then(pl.col("score") - 0.5).alias("sub_bond"),
+        pl.lit(False).alias("prorated"),
+        pl.lit(None, dtype=pl.String).alias("note"),
+        (pl.col("dyad_id") == "D2").alias("consent_share_text"),
+    )
+    notes = {
+        ("D1", 1, "wai_sr"): "PATIENTSECRET one " + " ".join(INJECTIONS),
+        ("D1", 2, "wai_s"): "THERAPISTNOTE plan homework",
+        ("D2", 1, "wai_sr"): "SHAREDNOTE call me at +47 912 34 567 or per@example.org",
+    }
+    key = pl.concat_str("dyad_id", pl.col("session").cast(pl.String), "instrument", separator="|")
+    mapping = {"|".join(map(str, k)): v for k, v in notes.items()}
+    return frame.with_columns(key.replace_strict(mapping, default=None).alias("note"))
+
+
+def write_results(root: Path, full: bool = True) -> Path:
+    res = root / "results"
+    (res / "stats").mkdir(parents=True)
+    (res / "scores").mkdir()
+    (res / "selection").mkdir()
+    (res / "validation").mkdir()
+    _dyads(full).write_parquet(res / "stats" / "dyads.parquet")
+    _sessions().write_parquet(res / "stats" / "sessions.parquet")
+    _scores().write_parquet(res / "scores" / "questionnaires.parquet")
+    if full:
+        pl.DataFrame({"dyad_id": ["D1"], "kind": ["gain"], "pregain_session": [2], "postgain_session": [3],
+                      "pregain_score": [26.0], "postgain_score": [14.0], "magnitude": [12.0], "reversed": [False]}
+                     ).write_csv(res / "stats" / "sudden_gains.csv")
+        pl.DataFrame({"dyad_id": ["D1"], "rater": ["patient"], "pre_session": [1], "rupture_session": [2],
+                      "repair_session": [3], "pre_alliance": [3.0], "rupture_alliance": [2.5], "drop": [0.5],
+                      "repaired": [True]}).write_csv(res / "stats" / "ruptures.csv")
+        pl.DataFrame({"dyad_id": ["D1", "D1"], "session": [3, 1], "group": ["high", "low"], "rank": [1, 1],
+                      "reason": ["HIGHREASON highest composite", "LOWREASON lowest composite"]}
+                     ).write_csv(res / "selection" / "ekeblad.csv")
+    pl.DataFrame({"source_file": ["data/q.csv"], "source_line": [17], "column": ["item_04"], "value": ["9"],
+                  "rule": ["item_value"], "message": ["'9' is not an allowed answer"], "dyad_id": ["D1"],
+                  "session": ["2"], "instrument": ["wai_sr"]}).write_csv(res / "validation" / "rejections.csv")
+    return res
+
+
+def build(res: Path, audience: str = "research", per_shard: int = 25, strategies=("ekeblad",)) -> dict:
+    plan = shards.plan(str(res), list(strategies), per_shard, None, str(res / "reports" / "plan.json"))
+    out = []
+    for k in range(plan["n_shards"]):
+        out += shards.render_shard(
+            str(res / "reports" / "shards" / str(k)), str(res / "reports" / "shards" / f"{k}.json"),
+            results_dir=str(res), study="Trial <B>", audience=audience, outcome="bdi_ii", alliance=ALLIANCE,
+            config_sha256="f4b6f1d6" + "0" * 56, strategies=list(strategies))
+    shards.index([str(res / "reports" / "shards" / f"{k}.json") for k in range(plan["n_shards"])],
+                 str(res / "reports"), str(res / "reports" / "index.csv"))
+    return {r["dyad_id"]: r for r in out}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rep")
+    res = write_results(root)
+    return res, build(res)
+
+
+def test_missing_contract_columns_are_added_as_null(tmp_path):
+    res = write_results(tmp_path, full=False)
+    t = read_report_tables(res, ["nothere"])
+    assert t.dyads.get_column("rci").to_list() == [None, None]
+    assert t.dyads.schema["agreement_r"] == pl.Float64 and t.sudden_gains.height == 0
+    assert t.selection.columns == ["dyad_id", "session", "group", "rank", "reason", "strategy"]
+    assert str(res / "selection" / "nothere.csv") in t.missing
+
+
+def test_key_figures_equal_the_stats_tables(built):
+    res, _ = built
+    text = pdf_text(res / "reports" / "dyads" / "D1.pdf")
+    d = pl.read_parquet(res / "stats" / "dyads.parquet").filter(pl.col("dyad_id") == "D1").row(0, named=True)
+    for expected in (
+        "Dyad D1", "Trial <B>", "P1", "T1", "CBT", "2024-01-01 to 2024-02-05", "4 (sessions 1–5)",
+        f"{fmt_number(d['outcome_pre'])} → {fmt_number(d['outcome_post'])}",  # 30.0 → 12.0
+        f"change {fmt_signed(d['outcome_change'])} points",  # −18.0
+        "recovered", f"(RCI) {fmt_number(d['rci'], 2)}",  # −3.46
+        fmt_number(d["alliance_patient_mean"], 2), fmt_number(d["alliance_therapist_mean"], 2),  # 3.81, 5.25
+        f"r = {fmt_number(d['agreement_r'], 2)}", f"(patient − therapist) {fmt_signed(d['discrepancy_mean'], 2)}",
+        "Risk items endorsed", "Session 3 (2024-01-22), bdi_ii: item 9 = 2",
+        "HIGHREASON highest composite", "LOWREASON lowest composite",
+        "Missed sessions 4", "data/q.csv 17 item_04 item_value",
+        "CONFIDENTIAL", "Page 1 of", "config f4b6f1d6", "results/manifest.json",
+    ):
+        assert expected in text, expected
+    assert "−3.46" in text and "3.81" in text and "−18.0" in text  # true minus signs
+
+
+def test_null_statistics_show_a_dash_with_the_reason(built):
+    res, _ = built
+    text = pdf_text(res / "reports" / "dyads" / "D2.pdf")
+    assert "Change category —" in text and "r = —" in text
+    assert "agreement needs at least 3 sessions rated by both" in text
+    assert "No risk item was endorsed" in text
+    assert "No session of this dyad was selected" in text
+
+
+def test_report_renders_without_optional_tables(tmp_path):
+    res = write_results(tmp_path, full=False)
+    out = build(res, strategies=())
+    text = pdf_text(res / "reports" / "dyads" / "D1.pdf")
+    assert "Change category —" in text and "no selection strategy is configured" in text
+    assert set(out) == {"D1", "D2"}
+
+
+def test_injected_html_is_text_and_nothing_is_fetched(tmp_path, monkeypatch):
+    requested = []
+    real = render.make_fetcher
+
+    def recording():
+        fetcher = real()
+        inner = fetcher.fetch
+
+        def fetch(url, headers=None):
+            requested.append(url)
+            return inner(url, headers)
+
+        fetcher.fetch = fetch
+        return fetcher
+
+    monkeypatch.setattr(render, "make_fetcher", recording)
+    res = write_results(tmp_path)
+    build(res)
+    text = pdf_text(res / "reports" / "dyads" / "D1.pdf")
+    flat = text.replace(" ", "")  # a long URL may wrap onto the next line
+    for snippet in INJECTIONS:
+        assert snippet.replace(" ", "") in flat, snippet
+    assert requested, "the stylesheet is fetched through the fetcher"
+    assets = render.ASSETS.resolve().as_uri() + "/"
+    assert all(u.startswith("data:") or u.startswith(assets) for u in requested), [u[:80] for u in requested]
+
+
+def test_fetcher_refuses_files_outside_assets_and_remote_urls():
+    fetcher = render.make_fetcher()
+    html = '<p>x</p><img src="file:///etc/passwd"><img src="http://example.invalid/x.png"><img src="../templates/base.html.j2">'
+    render.render_pdf(html, 0, fetcher)
+    assert fetcher.refused == ["file:///etc/passwd", "http://example.invalid/x.png",
+                               (render.REPORTS_DIR / "templates" / "base.html.j2").as_uri()]
+
+
+def test_clinician_bundle_has_only_consented_text_and_that_therapists_dyads(built):
+    res, _ = built
+    bundles = res / "reports" / "by_therapist"
+    assert sorted(p.relative_to(bundles).as_posix() for p in bundles.rglob("*.pdf")) == ["T1/D1.pdf", "T2/D2.pdf"]
+    d1 = pdf_text(bundles / "T1" / "D1.pdf")
+    assert "PATIENTSECRET" not in d1  # D1 did not consent
+    assert "THERAPISTNOTE plan homework" in d1  # the therapist's own note
+    assert "HIGHREASON" not in d1 and "Selected sessions" not in d1 and "high" not in d1.split("Session by session")[1]
+    assert "CLINICIAN COPY" in d1
+    d2 = pdf_text(bundles / "T2" / "D2.pdf")
+    assert "SHAREDNOTE call me at [phone removed] or [e-mail removed]" in d2
+    assert "912 34 567" not in d2 and "per@example.org" not in d2
+    research = pdf_text(res / "reports" / "dyads" / "D1.pdf")
+    assert "PATIENTSECRET" in research and "HIGHREASON" in research
+
+
+def test_clinician_audience_for_the_main_reports(tmp_path):
+    res = write_results(tmp_path)
+    build(res, audience="clinician")
+    main = res / "reports" / "dyads" / "D1.pdf"
+    assert "PATIENTSECRET" not in pdf_text(main)
+    assert main.read_bytes() == (res / "reports" / "by_therapist" / "T1" / "D1.pdf").read_bytes()
+
+
+def test_rendering_twice_gives_identical_bytes(built, tmp_path):
+    res, first = built
+    again = write_results(tmp_path)
+    second = build(again)
+    for d in ("D1", "D2"):
+        a = (res / "reports" / "dyads" / f"{d}.pdf").read_bytes()
+        b = (again / "reports" / "dyads" / f"{d}.pdf").read_bytes()
+        assert a == b and first[d]["sha256"] == second[d]["sha256"] == render.sha256_bytes(a)
+    assert (res / "reports" / "index.csv").read_bytes() == (again / "reports" / "index.csv").read_bytes()
+
+
+def test_only_the_changed_dyad_is_rendered_again(tmp_path):
+    res = write_results(tmp_path)
+    build(res, per_shard=1)  # two shards
+    pdfs = sorted((res / "reports").rglob("*.pdf"))
+    tables = sorted((res / "reports" / "shards").rglob("*.parquet"))
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in pdfs + tables}
+    sessions = pl.read_parquet(res / "stats" / "sessions.parquet").with_columns(
+        pl.when((pl.col("dyad_id") == "D2") & (pl.col("session") == 1)).then(3.0).otherwise(pl.col("alliance_patient"))
+        .alias("alliance_patient"))
+    sessions.write_parquet(res / "stats" / "sessions.parquet")
+    build(res, per_shard=1)
+    changed = {p.relative_to(res).as_posix() for p in pdfs + tables
+               if (p.stat().st_mtime_ns, p.read_bytes()) != before[p]}
+    d2_shard = int(render.shard_of(pl.Series(["D2"]), 2)[0])
+    assert changed == {"reports/dyads/D2.pdf", "reports/by_therapist/T2/D2.pdf",
+                       f"reports/shards/{d2_shard}/sessions.parquet"}
+
+
+def test_stale_reports_are_removed(tmp_path):
+    res = write_results(tmp_path)
+    build(res)
+    pl.read_parquet(res / "stats" / "dyads.parquet").filter(pl.col("dyad_id") == "D2").write_parquet(
+        res / "stats" / "dyads.parquet")
+    build(res)
+    assert sorted(p.relative_to(res / "reports").as_posix() for p in (res / "reports").rglob("*.pdf")) == [
+        "by_therapist/T2/D2.pdf", "dyads/D2.pdf"]
+    assert not (res / "reports" / "by_therapist" / "T1").exists()
+    index = pl.read_csv(res / "reports" / "index.csv")
+    assert index.get_column("dyad_id").to_list() == ["D2"]
+    assert json.loads((res / "reports" / "plan.json").read_text())["n_dyads"] == 1
+    assert os.path.exists(res / "reports" / "shards" / "0" / "dyads.parquet")
+
+
+def test_long_session_table_repeats_its_header_on_every_page(tmp_path):
+    res = write_results(tmp_path)
+    d0 = dt.date(2023, 1, 2)
+    long = pl.DataFrame({
+        "dyad_id": ["D1"] * 70, "session": list(range(70)),
+        "date": [d0 + dt.timedelta(days=7 * s) for s in range(70)],
+        "alliance_patient": [None] + [3.0 + (s % 5) / 4 for s in range(1, 70)],
+        "alliance_therapist": [None] + [4.0 + (s % 3) / 3 for s in range(1, 70)],
+        "outcome": [30.0 - s / 5 for s in range(70)],
+    }).with_columns(pl.mean_horizontal("alliance_patient", "alliance_therapist").alias("alliance_composite"))
+    pl.concat([long, pl.read_parquet(res / "stats" / "sessions.parquet").filter(pl.col("dyad_id") == "D2")],
+              how="diagonal_relaxed").write_parquet(res / "stats" / "sessions.parquet")
+    build(res)
+    reader = PdfReader(pyio.BytesIO((res / "reports" / "dyads" / "D1.pdf").read_bytes()))
+    pages = [" ".join(p.extract_text().split()) for p in reader.pages]
+    header = "Session Date Outcome Band Alliance (patient) Alliance (therapist) Risk items"
+    with_rows = [i for i, p in enumerate(pages) if "2024-03-" in p]  # sessions 61–69 are in March 2024
+    table_pages = [i for i, p in enumerate(pages) if header in p]
+    assert len(table_pages) >= 2 and with_rows and set(with_rows) <= set(table_pages)
+    n = len(pages)
+    assert all(f"Page {i + 1} of {n}" in p and "CONFIDENTIAL" in p for i, p in enumerate(pages))

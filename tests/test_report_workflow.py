@@ -1,0 +1,71 @@
+"""The report rules in Snakemake: all three report kinds and the bundles are written, and
+changing one dyad's rows re-renders only that dyad (plus the cohort-level outputs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+DYADS = ["D001", "D002", "D003", "D004"]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True, timeout=900)
+
+
+def _state(root: Path) -> dict[str, tuple[int, bytes]]:
+    files = [*(root / "results" / "reports").rglob("*.pdf"), *(root / "results" / "reports" / "shards").rglob("*.parquet")]
+    return {p.relative_to(root / "results").as_posix(): (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
+
+
+@pytest.mark.e2e
+def test_reports_in_the_workflow_are_incremental(tmp_path):
+    lines = (REPO / "data" / "demo" / "questionnaires.csv").read_text(encoding="utf-8").splitlines()
+    keep = [lines[0]] + [ln for ln in lines[1:] if ln.split(",")[0] in DYADS]
+    (tmp_path / "data").mkdir()
+    data = tmp_path / "data" / "q.csv"
+    data.write_text("\n".join(keep) + "\n", encoding="utf-8")
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(
+        "study: {name: Small trial}\ninputs:\n  - {path: data/q.csv, format: canonical_csv}\n"
+        "report: {audience: research, dyads_per_shard: 2}\n"
+    )
+    proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = tmp_path / "results" / "reports"
+    assert (res / "cohort.pdf").is_file() and (res / "validation.pdf").is_file()
+    assert sorted(p.stem for p in (res / "dyads").glob("*.pdf")) == DYADS
+    index = pl.read_csv(res / "index.csv")
+    assert index.get_column("dyad_id").to_list() == DYADS
+    for row in index.iter_rows(named=True):  # each therapist's folder holds only their dyads
+        assert row["bundle_path"] == f"results/reports/by_therapist/{row['therapist_id']}/{row['dyad_id']}.pdf"
+        assert (tmp_path / row["bundle_path"]).is_file()
+    assert len(list((res / "by_therapist").rglob("*.pdf"))) == len(DYADS)
+    n_jobs = proc.stderr.count("rule report_shard:")
+    assert n_jobs == 2  # 4 dyads, 2 per shard: 2 jobs, not 4
+
+    before = _state(tmp_path)
+    # change one WAI-SR answer of D003 (session 5): only D003's reports change
+    rows = data.read_text(encoding="utf-8").splitlines()
+    target = next(i for i, ln in enumerate(rows) if ln.startswith("D003,") and ",5,20" in ln and ",wai_sr," in ln)
+    cells = rows[target].split(",")
+    first_item = cells.index("wai_sr") + 1
+    cells[first_item] = "1" if cells[first_item] != "1" else "5"
+    rows[target] = ",".join(cells)
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = _state(tmp_path)
+    changed = sorted(k for k in after if after[k] != before.get(k))
+    therapist = index.filter(pl.col("dyad_id") == "D003").get_column("therapist_id")[0]
+    pdfs = [k for k in changed if k.endswith(".pdf")]
+    assert set(pdfs) - {"reports/cohort.pdf", "reports/validation.pdf"} == {
+        "reports/dyads/D003.pdf", f"reports/by_therapist/{therapist}/D003.pdf"}
+    assert proc.stderr.count("rule report_shard:") == 1  # only D003's shard ran again
