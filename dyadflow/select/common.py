@@ -13,9 +13,9 @@ def empty_selection() -> pl.DataFrame:
     return pl.DataFrame(schema=SELECTION_SCHEMA)
 
 
-def finish(selection: pl.DataFrame) -> pl.DataFrame:
+def finish(selection: pl.DataFrame, order: tuple[str, ...] = ("group", "rank", "dyad_id", "session")) -> pl.DataFrame:
     """The selection in its contract columns and types, in a stable order."""
-    return selection.select(list(SELECTION_SCHEMA)).cast(SELECTION_SCHEMA).sort("group", "rank", "dyad_id", "session")
+    return selection.select(list(SELECTION_SCHEMA)).cast(SELECTION_SCHEMA).sort(*order)
 
 
 def ordinal(n: pl.Expr) -> pl.Expr:

@@ -68,4 +68,4 @@ def select(sessions: pl.DataFrame, params: dict) -> tuple[pl.DataFrame, dict]:
         "parameters": {"sessions": [first, second], "threshold": cut},
         "dyads": {g: n for g, n in counts.rows()},
     }
-    return finish(rows), summary
+    return finish(rows, ("dyad_id", "rank", "session")), summary

@@ -82,7 +82,7 @@ def pick(sessions: pl.DataFrame, qualified: pl.DataFrame, params: dict, lower_is
                 pl.lit("highest" if descending else "lowest").alias("_end"),
                 pl.lit(word).alias("_word"),
                 (pl.col("session") == pl.col("_last")).alias("_skip_final"),
-                pl.col("outcome_next").is_null().alias("_skip_no_next"),
+                (pl.col("outcome_next").is_null() & (pl.col("session") != pl.col("_last"))).alias("_skip_no_next"),
                 (pl.col("outcome_next").is_not_null() & ~change.fill_null(False)).alias("_skip_no_change"),
                 pl.col("_z").rank("ordinal", descending=descending).over(DYAD, order_by="session").alias("_rank"),
             )

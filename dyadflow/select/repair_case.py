@@ -93,4 +93,4 @@ def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, scales: di
         "qualified": judged.filter(pl.col("qualified")).sort(DYAD).select(DYAD, "change_category", "outcome_pre", "outcome_post").to_dicts(),
         "sessions": rows.height,
     }
-    return finish(rows), summary
+    return finish(rows, ("dyad_id", "rank", "session")), summary

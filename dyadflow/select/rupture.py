@@ -49,4 +49,4 @@ def select(ruptures: pl.DataFrame, params: dict) -> tuple[pl.DataFrame, dict]:
         "dyads": seq.get_column(DYAD).n_unique(),
         "sessions": rows.height,
     }
-    return finish(rows), summary
+    return finish(rows, ("dyad_id", "session", "rank")), summary
