@@ -113,7 +113,21 @@ def _plain(obj):
 def _select(input, output, params, **_):
     from dyadflow import select
 
-    select.run([dict(s) for s in params.strategies], output.index)
+    select.write_index([dict(s) for s in params.strategies], output.index)
+
+
+def _select_strategy(input, output, params, **_):
+    from dyadflow import select
+    from dyadflow.registry import load_registry
+
+    spec = dict(params.spec)
+    chosen = select.run(
+        spec, input.sessions, input.dyads, input.ruptures, load_registry(params.instruments_dir), params.outcome,
+        dict(params.alliance), {k: output[k] for k in ("selection", "summary", "blinded", "key")},
+    )
+    counts = chosen.group_by("group").len().sort("group").rows()
+    logger.info("%s (%s): %d session(s) selected: %s", spec["name"], spec["strategy"], chosen.height,
+                ", ".join(f"{g} {n}" for g, n in counts) or "none")
 
 
 def _report_plan(input, output, params, **_):
@@ -176,6 +190,7 @@ STAGES = {
     "stats": _stats,
     "select": _select,
     "report_plan": _report_plan,
+    "select_strategy": _select_strategy,
     "report_shard": _report_shard,
     "report_index": _report_index,
     "report_cohort": _report_cohort,

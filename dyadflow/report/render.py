@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from dyadflow import io
+from dyadflow.hashing import stable_hash  # noqa: F401 (re-exported: report.stable_hash)
 
 REPORTS_DIR = Path(__file__).resolve().parent.parent.parent / "reports"
 TEMPLATES = REPORTS_DIR / "templates"
@@ -164,25 +165,6 @@ def epoch_of(day: dt.date | None) -> int:
     if isinstance(day, dt.datetime):
         day = day.date()
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp())
-
-
-def stable_hash(ids: pl.Series) -> np.ndarray:
-    """64-bit FNV-1a hash of each string, stable across machines and library versions.
-
-    Vectorised over the strings; the loop runs over character positions (at most 64
-    for an ID), never over dyads.
-    """
-    raw = np.array(ids.to_list(), dtype="S")
-    width = raw.dtype.itemsize
-    codes = raw.view(np.uint8).reshape(raw.size, width) if raw.size else np.zeros((0, width), np.uint8)
-    lengths = np.char.str_len(raw)
-    h = np.full(raw.size, 0xCBF29CE484222325, dtype=np.uint64)
-    prime = np.uint64(0x100000001B3)
-    with np.errstate(over="ignore"):
-        for pos in range(width):
-            live = lengths > pos
-            h = np.where(live, (h ^ codes[:, pos].astype(np.uint64)) * prime, h)
-    return h
 
 
 def shard_of(dyad_ids: pl.Series, n_shards: int) -> pl.Series:

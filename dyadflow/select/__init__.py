@@ -1,0 +1,77 @@
+"""Select: sessions and cases for qualitative study (one module per strategy).
+
+Each strategy listed under ``selection:`` in the config writes, for its ``name``:
+
+* ``results/selection/<name>.csv``: ``dyad_id, session, group, rank, reason``;
+* ``results/selection/<name>_summary.json``: what was selected, from how many, with
+  the parameters used;
+* ``results/selection/<name>_blinded.csv`` and ``<name>_key.csv`` (:mod:`.blinding`).
+
+``results/selection/index.json`` lists the strategies that ran.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dyadflow import io
+from dyadflow.errors import DyadflowError
+from dyadflow.select import blinding, fixed, high_low, repair_case, rupture
+
+STRATEGIES = {
+    "high_low_alliance": high_low.DEFAULTS,
+    "fixed_sessions": fixed.DEFAULTS,
+    "repair_case": repair_case.DEFAULTS,
+    "rupture_repair": rupture.DEFAULTS,
+}
+COMMON = ("name", "strategy", "seed")
+
+
+def check(spec: dict) -> None:
+    strategy = spec.get("strategy")
+    if strategy not in STRATEGIES:
+        raise DyadflowError(f"unknown selection strategy '{strategy}' (known: {', '.join(sorted(STRATEGIES))})", key=f"selection.{spec.get('name')}")
+    unknown = sorted(set(spec) - set(COMMON) - set(STRATEGIES[strategy]))
+    if unknown:
+        raise DyadflowError(
+            f"'{unknown[0]}' is not a parameter of {strategy} (its parameters: {', '.join(sorted(STRATEGIES[strategy]))})",
+            key=f"selection.{spec['name']}",
+        )
+
+
+def choose(spec: dict, sessions: pl.DataFrame, dyads: pl.DataFrame, ruptures: pl.DataFrame | None, registry: dict, outcome: str, alliance: dict) -> tuple[pl.DataFrame, dict]:
+    """The selection and summary of one configured strategy."""
+    check(spec)
+    params = {k: v for k, v in spec.items() if k not in COMMON}
+    strategy = spec["strategy"]
+    if strategy == "high_low_alliance":
+        return high_low.select(sessions, dyads, params, registry[outcome].lower_is_better)
+    if strategy == "fixed_sessions":
+        return fixed.select(sessions, params)
+    if strategy == "repair_case":
+        scales = {r: (registry[alliance[r]].score_min, registry[alliance[r]].score_max) for r in ("patient", "therapist")}
+        return repair_case.select(sessions, dyads, params, scales)
+    if ruptures is None:
+        raise DyadflowError("rupture_repair needs results/stats/ruptures.csv", key=f"selection.{spec['name']}")
+    return rupture.select(ruptures, params)
+
+
+def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | None, registry: dict, outcome: str, alliance: dict, out: dict) -> pl.DataFrame:
+    sessions = pl.read_parquet(sessions_path)
+    dyads = pl.read_parquet(dyads_path)
+    ruptures = pl.read_csv(ruptures_path, infer_schema_length=None) if ruptures_path else None
+    selection, summary = choose(spec, sessions, dyads, ruptures, registry, outcome, alliance)
+    blinded, key = blinding.blind(selection, spec["name"], int(spec.get("seed", 2022)))
+    summary = {"name": spec["name"], **summary, "selected_sessions": selection.height,
+               "groups": summary.get("groups") or {g: n for g, n in selection.group_by("group").len().sort("group").rows()}}
+    io.write_csv(out["selection"], selection)
+    io.write_json(out["summary"], summary)
+    io.write_csv(out["blinded"], blinded)
+    io.write_csv(out["key"], key)
+    return selection
+
+
+def write_index(strategies: list[dict], out_index: str) -> None:
+    for s in strategies:
+        check(s)
+    io.write_json(out_index, {"strategies": [{"name": s["name"], "strategy": s["strategy"]} for s in strategies]})

@@ -1,0 +1,251 @@
+"""Session selection (dyadflow/select/): each rule on tiny hand-made dyads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+
+from dyadflow import select
+from dyadflow.registry import load_registry
+from dyadflow.select import blinding, fixed, high_low, repair_case, rupture
+from dyadflow.stats.sessions import session_table
+
+ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}
+HL = {**high_low.DEFAULTS}
+
+
+def step4_frame(rows):
+    """Sessions for step 4: (dyad, session, z, outcome, outcome_next)."""
+    return pl.DataFrame(
+        rows, schema={"dyad_id": pl.String, "session": pl.Int32, "alliance_composite_z": pl.Float64,
+                      "outcome": pl.Float64, "outcome_next": pl.Float64}, orient="row",
+    )
+
+
+def scores_for(rows):
+    """Scores of (dyad, session, patient alliance, therapist alliance, outcome) rows."""
+    out = []
+    for d, s, p, t, o in rows:
+        date = dt.date(2024, 1, 1) + dt.timedelta(days=7 * s)
+        for inst, rater, v in (("wai_sr", "patient", p), ("wai_s", "therapist", t), ("bdi_ii", "patient", o)):
+            if v is not None:
+                out.append((d, s, date, inst, rater, float(v)))
+    return pl.DataFrame(out, schema={"dyad_id": pl.String, "session": pl.Int32, "date": pl.Date, "instrument": pl.String,
+                                     "rater": pl.String, "score": pl.Float64}, orient="row")
+
+
+def sessions_for(rows):
+    return session_table(scores_for(rows), "bdi_ii", ALLIANCE)
+
+
+def test_highest_and_lowest_with_the_final_session_replaced():
+    s = step4_frame([
+        ("D1", 1, 0.5, 20, 22), ("D1", 2, 1.5, 22, 18), ("D1", 3, -1.0, 18, 21), ("D1", 4, 0.2, 21, 19), ("D1", 5, 2.0, 19, None),
+    ])
+    got = high_low.pick(s, pl.DataFrame({"dyad_id": ["D1"]}), HL, lower_is_better=True).sort("group")
+    assert got.select("session", "group", "reason").rows() == [
+        (2, "high", "replaced: final session (took the 2nd highest composite)"),
+        (3, "low", "lowest composite"),
+    ]
+
+
+def test_no_decrease_and_no_increase_replacements():
+    s = step4_frame([
+        # D2: the highest (1) is followed by a rise, the 2nd (4) is final: the 3rd (2) is taken
+        ("D2", 1, 1.0, 20, 25), ("D2", 2, 0.0, 25, 15), ("D2", 3, -0.5, 15, 30), ("D2", 4, 0.3, 30, None),
+        # D3: the lowest (1) and 2nd lowest (4) are followed by a fall: the 3rd lowest (2) is taken
+        ("D3", 1, -2.0, 20, 18), ("D3", 2, 0.0, 18, 22), ("D3", 3, 1.0, 22, 24), ("D3", 4, -1.0, 24, 20), ("D3", 5, 0.5, 20, None),
+    ])
+    got = high_low.pick(s, pl.DataFrame({"dyad_id": ["D2", "D3"]}), HL, lower_is_better=True).sort("dyad_id", "group")
+    assert got.select("dyad_id", "session", "group", "reason").rows() == [
+        ("D2", 2, "high", "replaced: final session, no decrease at next session (took the 3rd highest composite)"),
+        ("D2", 3, "low", "lowest composite"),
+        ("D3", 4, "high", "replaced: final session, no decrease at next session (took the 4th highest composite)"),
+        ("D3", 2, "low", "replaced: no increase at next session (took the 3rd lowest composite)"),
+    ]
+
+
+def test_higher_is_better_outcome_swaps_the_direction_words():
+    s = step4_frame([("D4", 1, 1.0, 20, 15), ("D4", 2, 0.5, 15, 25), ("D4", 3, -1.0, 25, 20), ("D4", 4, 0.0, 20, None)])
+    got = high_low.pick(s, pl.DataFrame({"dyad_id": ["D4"]}), HL, lower_is_better=False).sort("group")
+    assert got.select("session", "group", "reason").rows() == [
+        (2, "high", "replaced: no increase at next session (took the 2nd highest composite)"),
+        (3, "low", "lowest composite"),
+    ]
+
+
+def test_only_significant_therapies_with_the_expected_sign_are_kept():
+    c = [3.0, 4.0, 2.5, 4.5, 3.5, 2.0, 4.2]
+    rows = []
+    for dyad, outcome_of in (
+        ("SIG", lambda prev: 40 - 5 * prev),  # better alliance, lower next BDI: kept
+        ("WRONG", lambda prev: 10 + 5 * prev),  # better alliance, higher next BDI: wrong sign
+    ):
+        for i, a in enumerate(c, start=1):
+            rows.append((dyad, i, a, a, 25.0 if i == 1 else outcome_of(c[i - 2])))
+    flat = [20, 26, 21, 25, 22, 24, 23]  # unrelated to the alliance
+    rows += [("NS", i, a, a, flat[i - 1]) for i, a in enumerate(c, start=1)]
+    rows += [("SHORT", i, a, a, 30 - i) for i, a in enumerate(c[:3], start=1)]
+    fits = high_low.therapies(sessions_for(rows), HL, lower_is_better=True).sort("dyad_id")
+    assert fits.select("dyad_id", "tested", "qualified").rows() == [
+        ("NS", True, False), ("SHORT", False, False), ("SIG", True, True), ("WRONG", True, False),
+    ]
+    why = dict(fits.select("dyad_id", "why_not").rows())
+    assert why["WRONG"] == "wrong sign" and why["NS"].startswith("not significant (p = ")
+    assert why["SHORT"] == "lag: 2 complete session pair(s), needs 3"
+    assert fits.filter(pl.col("dyad_id") == "SIG").get_column("lag_b").item() < 0
+
+
+def test_detrending_moves_the_high_session_away_from_the_end():
+    trend = [0.5 * t for t in range(1, 11)]
+    wiggle = [0, 1, 0, -1, 0, 1.2, 0, -1, 0, 0.2]
+    c = [a + w for a, w in zip(trend, wiggle)]
+    rows = [("T", t, v, v, 40 - 2 * t) for t, v in enumerate(c, start=1)]  # BDI falls every week
+    s = sessions_for(rows)
+    kept = pl.DataFrame({"dyad_id": ["T"]})
+    raw = high_low.pick(s, kept, {**HL, "detrend": False}, True).filter(pl.col("group") == "high")
+    det = high_low.pick(s, kept, {**HL, "detrend": True}, True).filter(pl.col("group") == "high")
+    # raw: the trend wins (session 10 is final, so 9); detrended: the real peak, session 6
+    assert raw.select("session", "reason").row(0) == (9, "replaced: final session (took the 2nd highest composite)")
+    assert det.select("session", "reason").row(0) == (6, "highest composite")
+
+
+def test_summary_equals_a_hand_calculation():
+    picked = pl.DataFrame({
+        "dyad_id": ["A", "B", "A", "C"], "session": [4, 7, 2, 3], "group": ["high", "high", "low", "low"],
+    })
+    dyads = pl.DataFrame({
+        "dyad_id": ["A", "B", "C"], "patient_id": ["PA", "PB", "PC"], "therapist_id": ["T1", "T1", "T2"],
+        "outcome_pre": [30.0, 20.0, 25.0], "outcome_post": [10.0, 14.0, 20.0],
+        "alliance_patient_mean": [4.0, 3.0, 3.5], "alliance_therapist_mean": [5.0, 6.0, 5.5],
+    })
+    fits = pl.DataFrame({"dyad_id": ["A", "B", "C", "D"], "tested": [True, True, True, True],
+                         "qualified": [True, True, True, False], "why_not": [None, None, None, "wrong sign"]})
+    got = high_low.summary(picked, None, dyads, fits, HL)
+    assert got["therapies_tested"] == 4 and got["therapies_qualified"] == 3
+    assert got["patients_in_both_groups"] == 1  # PA
+    assert got["groups"]["high"] == {
+        "sessions": 2, "patients": 2, "therapists": 1, "session_min": 4, "session_max": 7,
+        "outcome_pre_mean": 25.0, "outcome_last_mean": 12.0, "alliance_patient_mean": 3.5, "alliance_therapist_mean": 5.5,
+    }
+    assert got["groups"]["low"] == {
+        "sessions": 2, "patients": 2, "therapists": 2, "session_min": 2, "session_max": 3,
+        "outcome_pre_mean": 27.5, "outcome_last_mean": 15.0, "alliance_patient_mean": 3.75, "alliance_therapist_mean": 5.25,
+    }
+    assert got["not_qualified"] == [("wrong sign", 1)]
+
+
+def test_max_per_group_keeps_the_largest_abs_z(monkeypatch):
+    s = step4_frame([
+        ("A", 1, 1.0, 20, 15), ("A", 2, -1.0, 15, 20), ("A", 3, 0.0, 20, None),
+        ("B", 1, 2.0, 20, 15), ("B", 2, -0.5, 15, 20), ("B", 3, 0.0, 20, None),
+    ])
+    kept = pl.DataFrame({"dyad_id": ["A", "B"], "qualified": [True, True], "tested": [True, True], "why_not": [None, None]}, schema_overrides={"why_not": pl.String})
+    monkeypatch.setattr(high_low, "therapies", lambda *a, **k: kept)
+    dyads = pl.DataFrame({"dyad_id": ["A", "B"], "patient_id": ["PA", "PB"], "therapist_id": ["T", "T"],
+                          "outcome_pre": [1.0, 1.0], "outcome_post": [1.0, 1.0], "alliance_patient_mean": [1.0, 1.0],
+                          "alliance_therapist_mean": [1.0, 1.0]})
+    sel, _ = high_low.select(s, dyads, {"max_per_group": 1}, True)
+    assert sel.rows() == [("B", 1, "high", 1, "highest composite"), ("A", 2, "low", 1, "lowest composite")]
+
+
+def test_fixed_sessions_settled_troubled_missing():
+    rows = [
+        ("S", 3, 4.0, 5.5, 20), ("S", 5, 4.0, 6.0, 18),  # settled
+        ("F", 3, 4.5, 6.0, 20), ("F", 5, 4.0, 6.0, 18),  # patient falls: troubled
+        ("L", 3, 3.0, 6.0, 20), ("L", 5, 4.0, 6.0, 18),  # patient below 3.5 at 3: troubled
+        ("M", 3, 4.0, 6.0, 20), ("M", 5, 4.0, None, 18),  # no therapist rating at 5: missing
+    ]
+    sel, summary = fixed.select(sessions_for(rows), {})
+    got = {(d, s): (g, r) for d, s, g, r in sel.select("dyad_id", "session", "group", "reason").rows()}
+    assert got[("S", 3)] == ("settled", "both raters at or above their thresholds at sessions 3 and 5, no fall")
+    assert got[("F", 5)] == ("troubled", "patient fell 4.5 → 4.0")
+    assert got[("L", 3)] == ("troubled", "patient 3.0 < 3.5 at session 3")
+    assert got[("M", 5)] == ("missing", "no therapist rating at session 5")
+    assert summary["dyads"] == {"missing": 1, "settled": 1, "troubled": 2}
+    assert sel.height == 8
+
+
+def test_repair_case_with_a_sparse_schedule():
+    sessions = [3, 6, 12, 20, 40]
+    case = list(zip(sessions, [2.5, 2.8, 3.5, 4.2, 4.5], [3.5, 3.8, 5.0, 6.0, 6.5]))
+    steady = list(zip(sessions, [4.5] * 5, [6.5] * 5))
+    rows = [("CASE", s, p, t, 40 - s / 2) for s, p, t in case] + [("STEADY", s, p, t, 20) for s, p, t in steady]
+    dyads = pl.DataFrame({"dyad_id": ["CASE", "STEADY"], "change_category": ["improved", "recovered"],
+                          "outcome_pre": [38.5, 20.0], "outcome_post": [20.0, 20.0]})
+    sel, summary = repair_case.select(sessions_for(rows), dyads, {"first_k": 2}, {"patient": (1, 5), "therapist": (1, 7)})
+    assert sel.select("dyad_id", "session", "group", "rank").rows() == [
+        ("CASE", 3, "first+lowest", 1), ("CASE", 12, "onset", 2), ("CASE", 40, "highest+last", 3),
+    ]
+    assert summary["dyads_qualified"] == 1 and summary["dyads_tested"] == 2
+
+
+def test_rupture_repair_sessions():
+    ruptures = pl.DataFrame({
+        "dyad_id": ["D1", "D1", "D2"], "rater": ["patient", "therapist", "patient"], "pre_session": [2, 5, 3],
+        "rupture_session": [3, 6, 4], "repair_session": [5, None, 6], "drop": [1.25, 0.5, 0.8],
+    })
+    sel, summary = rupture.select(ruptures, {})
+    assert sel.sort("dyad_id", "session").select("dyad_id", "session", "group", "rank").rows() == [
+        ("D1", 2, "pre", 1), ("D1", 3, "rupture", 1), ("D1", 5, "repair", 1),
+        ("D2", 3, "pre", 1), ("D2", 4, "rupture", 1), ("D2", 6, "repair", 1),
+    ]
+    assert summary["sequences"] == 2
+    assert sel.filter(pl.col("session") == 3, pl.col("dyad_id") == "D1").get_column("reason").item() == (
+        "sequence 1: the rupture (patient-rated drop of 1.25 from session 2 to 3)"
+    )
+
+
+def test_codes_go_a_to_z_then_aa():
+    assert blinding.letter_codes(28)[-3:] == ["Z", "AA", "AB"]
+    assert blinding.letter_codes(703)[-2:] == ["ZZ", "AAA"]
+
+
+def test_blinded_list_and_key_are_consistent_and_stable(tmp_path):
+    sessions = pl.DataFrame({"dyad_id": ["A", "B", "C"], "session": [1, 2, 3]})
+    sel = pl.DataFrame({"dyad_id": [f"D{i:02d}" for i in range(30)], "session": [i % 14 + 1 for i in range(30)],
+                        "group": ["high", "low"] * 15, "rank": list(range(1, 31)), "reason": ["r"] * 30})
+    blinded, key = blinding.blind(sel, "hl", seed=7)
+    assert blinded.get_column("code").to_list() == blinding.letter_codes(30)
+    assert "group" not in blinded.columns and "dyad_id" not in blinded.columns
+    assert key.join(sel, on=["dyad_id", "session"]).filter(pl.col("group") != pl.col("group_right")).height == 0
+    assert sorted(key.get_column("dyad_id").to_list()) == sorted(sel.get_column("dyad_id").to_list())
+    # codes do not follow the groups: the first ten codes are not all one group
+    assert key.head(10).get_column("group").n_unique() == 2
+    again, key2 = blinding.blind(sel.reverse(), "hl", seed=7)
+    assert key2.equals(key) and again.equals(blinded)
+    other, _ = blinding.blind(sel, "hl", seed=8)
+    assert not blinding.blind(sel, "hl", seed=8)[1].equals(key)
+
+
+def test_run_writes_identical_files_twice(tmp_path):
+    rows = [("SIG", i, a, a, 25.0 if i == 1 else 40 - 5 * prev)
+            for i, (a, prev) in enumerate(zip([3.0, 4.0, 2.5, 4.5, 3.5, 2.0, 4.2], [None, 3.0, 4.0, 2.5, 4.5, 3.5, 2.0]), start=1)]
+    s = sessions_for(rows)
+    s.write_parquet(tmp_path / "sessions.parquet")
+    pl.DataFrame({"dyad_id": ["SIG"], "patient_id": ["P"], "therapist_id": ["T"], "outcome_pre": [25.0], "outcome_post": [19.0],
+                  "alliance_patient_mean": [3.4], "alliance_therapist_mean": [3.4]}).write_parquet(tmp_path / "dyads.parquet")
+    spec = {"name": "hl", "strategy": "high_low_alliance"}
+    outs = []
+    for run in ("a", "b"):
+        out = {k: str(tmp_path / run / f"hl{suf}") for k, suf in
+               (("selection", ".csv"), ("summary", "_summary.json"), ("blinded", "_blinded.csv"), ("key", "_key.csv"))}
+        select.run(spec, str(tmp_path / "sessions.parquet"), str(tmp_path / "dyads.parquet"), None, load_registry(), "bdi_ii", ALLIANCE, out)
+        outs.append({k: open(v, "rb").read() for k, v in out.items()})
+    assert outs[0] == outs[1]
+    assert outs[0]["selection"].decode().splitlines() == [
+        "dyad_id,session,group,rank,reason", "SIG,4,high,1,highest composite", "SIG,6,low,1,lowest composite",
+    ]
+    assert json.loads(outs[0]["summary"])["therapies_qualified"] == 1
+
+
+def test_unknown_strategy_and_parameter_are_clear_errors():
+    from dyadflow.errors import DyadflowError
+
+    with pytest.raises(DyadflowError, match="unknown selection strategy 'best_sessions'"):
+        select.check({"name": "x", "strategy": "best_sessions"})
+    with pytest.raises(DyadflowError, match="'alpah' is not a parameter of high_low_alliance"):
+        select.check({"name": "x", "strategy": "high_low_alliance", "alpah": 0.1})
