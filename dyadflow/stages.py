@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -179,6 +180,10 @@ def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
+        if os.environ.get("DYADFLOW_TEST_PAUSE"):  # test-only (tests/test_faults.py), see dyadflow/io.py
+            from dyadflow import io
+
+            io.arm_test_pause(name)
         _note_slurm_job()
         STAGES[name](input=input, output=output, params=params, wildcards=wildcards, log=log)
         logger.info("%s finished in %.2f s", name, time.perf_counter() - start)
