@@ -358,9 +358,11 @@ def run(
     results: str = "results",
     logs: str = "logs",
     profile: Path = PROFILE,
-    out=sys.stdout,
-    err=sys.stderr,
+    out=None,
+    err=None,
 ) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
     from dyadflow import io
 
     work = Path(workdir).resolve()
