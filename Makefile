@@ -11,11 +11,16 @@ CORES ?= 2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test test-cluster lint system-deps venv clean demo-data
+.PHONY: report demo test test-cluster lint system-deps venv clean demo-data
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
 	@$(BIN)/dyadflow outputs --results results
+
+# Snakemake's HTML report of the demo build: validation tables and cohort charts
+report: demo
+	$(BIN)/snakemake --configfile config/config.yaml --report results/report.html
+	@echo "wrote results/report.html"
 
 test: venv
 	$(BIN)/python -m pytest

@@ -26,6 +26,11 @@ include: "workflow/rules/score.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/charts.smk"
+
+
+# snakemake --report results/report.html: the validation tables and cohort charts
+report: "workflow/report/workflow.rst"
 
 
 # Cheap jobs run on the submit host instead of waiting in a cluster queue
@@ -39,4 +44,5 @@ rule all:
     input:
         final_outputs(),
         MANIFEST,
+        CHARTS.values(),
     default_target: True

@@ -146,6 +146,14 @@ def _manifest(input, output, params, **_):
     )
 
 
+def _charts(input, output, **_):
+    from dyadflow import charts
+
+    charts.run(input.rejections, input.cohort, input.sessions, {k: getattr(output, k) for k in (
+        "validation_summary", "change_by_arm", "completeness", "alliance_outcome")})
+    logger.info("wrote 4 charts for the Snakemake report")
+
+
 STAGES = {
     "ingest": _ingest,
     "validate": _validate,
@@ -155,6 +163,7 @@ STAGES = {
     "report_shard": _report_shard,
     "report_index": _report_index,
     "manifest": _manifest,
+    "charts": _charts,
 }
 
 
