@@ -1,6 +1,7 @@
 # dyadflow: two commands do all the set-up on a fresh Debian machine with Python 3.11.
 #   make demo   create .venv, install, run the whole pipeline on the bundled demo study
 #   make test   create or update .venv and run the whole test suite
+#   make report Snakemake's HTML report of the demo build (validation tables, cohort charts)
 #   make test-cluster   the SLURM path on a real one-node cluster (root; tests/cluster/run.sh)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)

@@ -177,6 +177,12 @@ def _note_slurm_job() -> None:
         logger.info("running in SLURM job %s%s", job, f", polars limited to {threads} thread(s)" if threads else "")
 
 
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards=None) -> None:
     log_path = Path(str(log[0]) if not isinstance(log, str) else log)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +201,8 @@ def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards
             io.arm_test_pause(name)
         _note_slurm_job()
         STAGES[name](input=input, output=output, params=params, wildcards=wildcards, log=log)
-        logger.info("%s finished in %.2f s", name, time.perf_counter() - start)
+        logger.info("%s finished in %.2f s (peak RSS of the process so far %.0f MB)", name, time.perf_counter() - start,
+                    _peak_rss_mb())
     except DyadflowError as exc:
         logger.error("%s", exc)
         print(f"\ndyadflow {name}: {exc}\n", file=sys.stderr, flush=True)
