@@ -5,9 +5,9 @@
 For each N: generates N dyads × S sessions with the demo model (canonical CSV, no bad
 rows), then runs the pipeline stage by stage with Snakemake targets (ingest, validate,
 score, stats, select, charts; report rendering excluded) in one Snakemake call under
-/usr/bin/time -v (total wall time and peak RSS; run: jobs execute inside the Snakemake
-process, so its peak is the pipeline's peak). Each stage's own time and the process's
-peak RSS when it finished come from its log ("<stage> finished in X s (peak RSS ...)").
+/usr/bin/time -v (total wall time, and peak RSS of the largest process). Each job runs
+in its own Python process, so each stage's own time and peak RSS come from its log
+("<stage> finished in X s (peak RSS of the process so far Y MB)").
 Then, at every N, a no-op `dyadflow nightly` rerun, timed. The floor for
 ingest + validate + score is polars' plain ``read_csv`` of the same file, timed in the
 same run; the stages' own times come from their logs ("<stage> finished in X s").

@@ -8,6 +8,11 @@ CHARTS = {
 }
 
 
+# a few seconds of matplotlib: runs on the submit host, never waits in a cluster queue
+localrules:
+    charts,
+
+
 rule charts:
     input:
         rejections=rules.validate.output.rejections,
