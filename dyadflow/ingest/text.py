@@ -177,10 +177,15 @@ def read_text_table(
     raw = read_bytes(path, file)
     refuse_binary(raw, file, encoding)
     text, used = decode(raw, encoding, file)
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig"):
+        # valid UTF-8 already (decode checked it): the bytes are the text, no second copy
+        data = raw[3:] if used == "utf-8-sig" else raw
+    else:
+        data = text.encode("utf-8")
+    del text, raw
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
         raise DyadflowError("contains NUL characters: this is not a clean text export", file=file, line=line)
-    data = text.encode("utf-8")
     rec = scan_records(data, delimiter)
     if not rec.lines.size or rec.empty.all():
         raise DyadflowError("the file is empty: no header line", file=file, line=1)
