@@ -400,10 +400,10 @@ def run(
         log_path = work / logs / "nightly" / f"{run_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         cleanup = []
-        before = snapshot(res)
         tmp = remove_temporaries(res)
         if tmp:
             cleanup.append(f"removed {len(tmp)} temporary file(s) of a killed job: {', '.join(tmp[:5])}")
+        before = snapshot(res)
         base = snakemake_cmd(configfile, cores, work, [], profile)
         with open(log_path, "w", encoding="utf-8") as log:
             if stale_snakemake_lock(work):
