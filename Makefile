@@ -1,6 +1,7 @@
 # dyadflow: two commands do all the set-up on a fresh Debian machine with Python 3.11.
 #   make demo   create .venv, install, run the whole pipeline on the bundled demo study
 #   make test   create or update .venv and run the whole test suite
+#   make report Snakemake's HTML report of the demo build (validation tables, cohort charts)
 #   make test-cluster   the SLURM path on a real one-node cluster (root; tests/cluster/run.sh)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -11,11 +12,16 @@ CORES ?= 2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test test-cluster lint system-deps venv clean demo-data
+.PHONY: report demo test test-cluster lint system-deps venv clean demo-data
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
 	@$(BIN)/dyadflow outputs --results results
+
+# Snakemake's HTML report of the demo build: validation tables and cohort charts
+report: demo
+	$(BIN)/snakemake --configfile config/config.yaml --report results/report.html
+	@echo "wrote results/report.html"
 
 test: venv
 	$(BIN)/python -m pytest

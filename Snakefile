@@ -27,6 +27,11 @@ include: "workflow/rules/stats.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/microprocess.smk"
+include: "workflow/rules/charts.smk"
+
+
+# snakemake --report results/report.html: the validation tables and cohort charts
+report: "workflow/report/workflow.rst"
 
 
 # Cheap jobs run on the submit host instead of waiting in a cluster queue
@@ -41,4 +46,5 @@ rule all:
         final_outputs(),
         MANIFEST,
         MICROPROCESS_OUTPUTS,
+        CHARTS.values(),
     default_target: True

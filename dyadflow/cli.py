@@ -4,6 +4,8 @@
     dyadflow demo-dial [--out data/demo/dial] write the demo moment-to-moment (dial) ratings
     dyadflow check-instruments [DIR ...]     check instrument files, list what they define
     dyadflow outputs [--results results]     say where a finished run put its outputs
+    dyadflow nightly --configfile study.yaml [--cores 2] [snakemake args ...]
+                                             an unattended build with a lock and a run summary
     dyadflow inspect FILE [--sheet S] [--header-row N]
                                              what an export is, and a config block to paste
 
@@ -100,6 +102,12 @@ def _inspect(args) -> int:
     return inspect.main(args.file, sheet=sheet, header_row=args.header_row)
 
 
+def _nightly(args) -> int:
+    from dyadflow import nightly
+
+    return nightly.run(args.configfile, cores=args.cores, workdir=args.directory, extra=args.snakemake_args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dyadflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("outputs", help="list the outputs of a finished run")
     p.add_argument("--results", default="results")
     p.set_defaults(func=_outputs)
+    p = sub.add_parser(
+        "nightly",
+        help="one unattended build (cron): lock, clean-up after a killed run, snakemake, run summary",
+        description="Runs the workflow with profiles/nightly and writes results/runs/<timestamp>.json and .txt. "
+        "Exit status: 0 OK, 1 the build failed, 2 a usage or configuration problem, 75 another nightly is running. "
+        "Arguments after the options (targets, e.g. results/stats/cohort.json, or snakemake options after --) go to snakemake.",
+    )
+    p.add_argument("--configfile", default=None, help="the study config (default: the bundled demo config)")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--directory", default=".", help="the study's working directory (results/ and logs/ go there)")
+    p.add_argument("snakemake_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_nightly)
     args = parser.parse_args(argv)
     if getattr(args, "seed", 0) is None:
         from dyadflow.demo import SEED

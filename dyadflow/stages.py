@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -183,6 +184,14 @@ def _manifest(input, output, params, **_):
     )
 
 
+def _charts(input, output, **_):
+    from dyadflow import charts
+
+    charts.run(input.rejections, input.cohort, input.sessions, {k: getattr(output, k) for k in (
+        "validation_summary", "change_by_arm", "completeness", "alliance_outcome")})
+    logger.info("wrote 4 charts for the Snakemake report")
+
+
 STAGES = {
     "ingest": _ingest,
     "validate": _validate,
@@ -197,6 +206,7 @@ STAGES = {
     "report_validation": _report_validation,
     "manifest": _manifest,
     "microprocess": _microprocess,
+    "charts": _charts,
 }
 
 
@@ -208,6 +218,12 @@ def _note_slurm_job() -> None:
     if job:
         threads = cluster.limit_threads_to_allocation()
         logger.info("running in SLURM job %s%s", job, f", polars limited to {threads} thread(s)" if threads else "")
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards=None) -> None:
@@ -222,9 +238,14 @@ def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
+        if os.environ.get("DYADFLOW_TEST_PAUSE"):  # test-only (tests/test_faults.py), see dyadflow/io.py
+            from dyadflow import io
+
+            io.arm_test_pause(name)
         _note_slurm_job()
         STAGES[name](input=input, output=output, params=params, wildcards=wildcards, log=log)
-        logger.info("%s finished in %.2f s", name, time.perf_counter() - start)
+        logger.info("%s finished in %.2f s (peak RSS of the process so far %.0f MB)", name, time.perf_counter() - start,
+                    _peak_rss_mb())
     except DyadflowError as exc:
         logger.error("%s", exc)
         print(f"\ndyadflow {name}: {exc}\n", file=sys.stderr, flush=True)

@@ -80,3 +80,64 @@ def copy_demo(tmp: Path) -> None:
     import shutil
 
     shutil.copytree(DEMO_DIR, tmp / "data" / "demo")
+
+
+# A small study for end-to-end nightly and fault tests (issue 8): the demo model's
+# canonical table, 12 dyads × 6 sessions, no planted bad rows; report rendering is left
+# out (the targets below), so a whole build takes seconds.
+SMALL_STUDY_CONFIG = """\
+study: {name: "Small synthetic study"}
+inputs:
+  - path: data/questionnaires.csv
+    format: canonical_csv
+validation: quarantine
+outcome: bdi_ii
+alliance: {patient: wai_sr, therapist: wai_s}
+selection: []
+report: {audience: research, shards: 1}
+"""
+SMALL_STUDY_TARGETS = ("results/stats/cohort.json", "results/selection/index.json")
+
+
+def make_small_study(tmp: Path, config_text: str = SMALL_STUDY_CONFIG) -> Path:
+    """Write the small study's export and config under ``tmp``; return the config path."""
+    from dyadflow import demo
+
+    demo.write_canonical(tmp / "data", n_dyads=12, n_sessions=6, bad_rows=False)
+    cfg = tmp / "study.yaml"
+    cfg.write_text(config_text, encoding="utf-8")
+    return cfg
+
+
+def results_bytes(results: Path) -> dict[str, bytes]:
+    """Every file under ``results`` except runs/, with its bytes."""
+    return {
+        str(p.relative_to(results)): p.read_bytes()
+        for p in sorted(results.rglob("*"))
+        if p.is_file() and p.relative_to(results).parts[0] != "runs"
+    }
+
+
+def run_nightly(workdir: Path, *extra: str, env: dict | None = None, popen: bool = False):
+    """``dyadflow nightly`` on the small study in ``workdir`` (a subprocess, as cron runs it)."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", "2", *extra]
+    cmd += list(SMALL_STUDY_TARGETS)
+    full_env = {**os.environ, **(env or {})}
+    if popen:
+        return subprocess.Popen(cmd, cwd=workdir, env=full_env, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=workdir, env=full_env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def small_study_built(tmp_path_factory):
+    """The small study after one uninterrupted nightly build (do not modify: copy it)."""
+    tmp = tmp_path_factory.mktemp("small_study")
+    make_small_study(tmp)
+    proc = run_nightly(tmp)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return tmp

@@ -118,10 +118,18 @@ def scan_records(data: bytes, delimiter: str) -> Records:
     if starts[-1] >= a.size:  # the file ends with a newline (or is empty)
         starts, stops = starts[:-1], stops[:-1]
     lines = np.searchsorted(newlines, starts) + 1
+    # Fields per record = delimiters in the record, less those inside quoted cells, + 1.
+    # Only the records' and the quoted cells' boundaries are looked up among the
+    # delimiter positions (no per-delimiter arrays: a large export has hundreds of millions).
     delim = np.flatnonzero(a == ord(delimiter))
-    delim = delim[(np.searchsorted(quotes, delim) & 1) == 0]
-    record_of = np.searchsorted(starts, delim, side="right") - 1
-    fields = np.bincount(record_of, minlength=starts.size)[: starts.size] + 1
+    fields = np.searchsorted(delim, stops) - np.searchsorted(delim, starts) + 1
+    if quotes.size:
+        opens = quotes[0::2]
+        closes = np.append(quotes[1::2], a.size)[: opens.size]  # an unclosed quote runs to the end
+        quoted = np.searchsorted(delim, closes) - np.searchsorted(delim, opens)
+        record_of = np.searchsorted(starts, opens, side="right") - 1
+        fields = fields - np.bincount(record_of, weights=quoted, minlength=starts.size)[: starts.size].astype(np.int64)
+    del delim
     length = stops - starts
     ends_cr = (length > 0) & (a[np.maximum(stops - 1, 0)] == CR) if a.size else length > 0
     length = length - ends_cr
@@ -169,10 +177,15 @@ def read_text_table(
     raw = read_bytes(path, file)
     refuse_binary(raw, file, encoding)
     text, used = decode(raw, encoding, file)
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig"):
+        # valid UTF-8 already (decode checked it): the bytes are the text, no second copy
+        data = raw[3:] if used == "utf-8-sig" else raw
+    else:
+        data = text.encode("utf-8")
+    del text, raw
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
         raise DyadflowError("contains NUL characters: this is not a clean text export", file=file, line=line)
-    data = text.encode("utf-8")
     rec = scan_records(data, delimiter)
     if not rec.lines.size or rec.empty.all():
         raise DyadflowError("the file is empty: no header line", file=file, line=1)

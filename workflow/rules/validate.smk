@@ -5,8 +5,16 @@ rule validate:
         instruments=INSTRUMENT_FILES,
     output:
         validated=f"{RESULTS}/validated/questionnaires.parquet",
-        rejections=f"{RESULTS}/validation/rejections.csv",
-        accounting=f"{RESULTS}/validation/accounting.csv",
+        rejections=report(
+            f"{RESULTS}/validation/rejections.csv",
+            caption="../report/rejections.rst",
+            category="Validation",
+        ),
+        accounting=report(
+            f"{RESULTS}/validation/accounting.csv",
+            caption="../report/accounting.rst",
+            category="Validation",
+        ),
         warnings=f"{RESULTS}/validation/warnings.csv",
     params:
         policy=config["validation"],

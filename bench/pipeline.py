@@ -1,0 +1,118 @@
+"""Benchmark: the whole pipeline through Snakemake at N dyads (issue 8).
+
+    .venv/bin/python bench/pipeline.py --dyads 1000 10000 [100000] [--sessions 20] [--cores 2]
+
+For each N: generates N dyads × S sessions with the demo model (canonical CSV, no bad
+rows), then runs the pipeline stage by stage with Snakemake targets (ingest, validate,
+score, stats, select, charts; report rendering excluded) in one Snakemake call under
+/usr/bin/time -v (total wall time, and peak RSS of the largest process). Each job runs
+in its own Python process, so each stage's own time and peak RSS come from its log
+("<stage> finished in X s (peak RSS of the process so far Y MB)").
+Then, at every N, a no-op `dyadflow nightly` rerun, timed. The floor for
+ingest + validate + score is polars' plain ``read_csv`` of the same file, timed in the
+same run; the stages' own times come from their logs ("<stage> finished in X s").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CONFIG = """\
+study: {name: "Benchmark (synthetic)"}
+inputs:
+  - path: data/questionnaires.csv
+    format: canonical_csv
+validation: quarantine
+outcome: bdi_ii
+alliance: {patient: wai_sr, therapist: wai_s}
+selection: []
+report: {audience: research, shards: 1}
+"""
+STAGES = [
+    ("ingest", ["results/ingest/questionnaires.parquet"], "logs/ingest/questionnaires.log"),
+    ("validate", ["results/validated/questionnaires.parquet"], "logs/validate.log"),
+    ("score", ["results/scores/questionnaires.parquet"], "logs/score.log"),
+    ("stats", ["results/stats/cohort.json"], "logs/stats.log"),
+    ("select", ["results/selection/index.json"], "logs/select.log"),
+    ("charts", ["results/charts/validation_summary.png"], "logs/charts.log"),
+]
+ALL_TARGETS = [t for _, ts, _ in STAGES for t in ts]
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MB) and exit code of ``cmd`` under /usr/bin/time -v."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
+    return wall, (int(m.group(1)) / 1024 if m else float("nan")), proc.returncode
+
+
+def stage_figures(log: Path, stage: str) -> tuple[float, float]:
+    m = re.search(rf"{stage} finished in ([0-9.]+) s \(peak RSS of the process so far ([0-9]+) MB\)",
+                  log.read_text(encoding="utf-8") if log.exists() else "")
+    return (float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dyads", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--out", default="bench/out/pipeline")
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    import polars as pl
+
+    from dyadflow import demo, io
+
+    for n in args.dyads:
+        work = Path(args.out).resolve() / f"{n}x{args.sessions}"
+        export = work / "data" / "questionnaires.csv"
+        if not export.exists():
+            t0 = time.perf_counter()
+            io.write_bytes(export, io.csv_bytes(demo.generate(n_dyads=n, n_sessions=args.sessions, bad_rows=False)))
+            print(f"[{n}] generated {export} in {time.perf_counter() - t0:.1f} s", flush=True)
+        (work / "study.yaml").write_text(CONFIG, encoding="utf-8")
+        subprocess.run(["rm", "-rf", "results", "logs", ".snakemake"], cwd=work, check=True)
+        t0 = time.perf_counter()
+        raw = pl.read_csv(export, infer_schema=False)
+        floor = time.perf_counter() - t0
+        size_mb, rows = export.stat().st_size / 1e6, raw.height
+        del raw
+        load = os.getloadavg()
+        opts = ["--snakefile", str(REPO / "Snakefile"), "--cores", str(args.cores), "--quiet", "all",
+                "--configfile", "study.yaml"]  # last: --quiet and --configfile take several values
+        print(f"\n## {n:,} dyads × {args.sessions} sessions: {size_mb:.0f} MB, {rows:,} rows; "
+              f"load average before {load[0]:.1f}", flush=True)
+        total_wall, peak, code = timed([PY, "-m", "snakemake", *ALL_TARGETS, *opts], work)
+        print("| stage | stage's own time (its log) | process peak RSS when it finished |\n|---|---|---|")
+        own = {}
+        for stage, _targets, log in STAGES:
+            own[stage], rss = stage_figures(work / log, stage)
+            print(f"| {stage} | {own[stage]:.2f} s | {rss:,.0f} MB |")
+        print(f"| **whole snakemake call, all stages but reports** | **{total_wall:.1f} s** wall | **{peak:,.0f} MB** peak |"
+              + ("" if code == 0 else " FAILED"))
+        ivs = own["ingest"] + own["validate"] + own["score"]
+        print(f"\nplain pl.read_csv (floor) {floor:.2f} s; ingest + validate + score {ivs:.2f} s = {ivs / floor:.1f}× the floor")
+        wall, rss, code = timed([PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(args.cores),
+                                 *ALL_TARGETS], work)
+        wall2, rss2, code2 = timed([PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(args.cores),
+                                    *ALL_TARGETS], work)
+        print(f"first dyadflow nightly after the build (fingerprints, state): {wall:.1f} s (exit {code}); "
+              f"no-op nightly rerun: {wall2:.1f} s, peak {rss2:,.0f} MB (exit {code2}); "
+              f"load average after {os.getloadavg()[0]:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""dyadflow nightly (issue 8): lock, run summary, exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import SMALL_STUDY_CONFIG, make_small_study, run_nightly
+from dyadflow import nightly
+
+# ---------------------------------------------------------------- per-dyad fingerprints
+
+
+def _validated(rows):
+    return pl.DataFrame(
+        rows, schema={"dyad_id": pl.String, "session": pl.Int64, "total": pl.Float64, "source_line": pl.Int64}, orient="row"
+    )
+
+
+def test_fingerprints_ignore_line_numbers_and_row_order(tmp_path):
+    a = _validated([("D1", 1, 10.0, 2), ("D1", 2, 12.0, 3), ("D2", 1, 7.0, 4)])
+    # the same rows, further down the file and in another order
+    b = _validated([("D2", 1, 7.0, 40), ("D1", 2, 12.0, 31), ("D1", 1, 10.0, 30)])
+    a.write_parquet(tmp_path / "a.parquet")
+    b.write_parquet(tmp_path / "b.parquet")
+    fa, fb = nightly.dyad_fingerprints(tmp_path / "a.parquet"), nightly.dyad_fingerprints(tmp_path / "b.parquet")
+    assert fa.get_column("dyad_id").to_list() == ["D1", "D2"]
+    assert fa.get_column("n_rows").to_list() == [2, 1]
+    assert fa.equals(fb)
+
+
+def test_one_changed_value_changes_only_that_dyad(tmp_path):
+    _validated([("D1", 1, 10.0, 2), ("D2", 1, 7.0, 3)]).write_parquet(tmp_path / "a.parquet")
+    _validated([("D1", 1, 11.0, 2), ("D2", 1, 7.0, 3)]).write_parquet(tmp_path / "b.parquet")
+    fa, fb = nightly.dyad_fingerprints(tmp_path / "a.parquet"), nightly.dyad_fingerprints(tmp_path / "b.parquet")
+    assert fa.row(0)[2] != fb.row(0)[2]
+    assert fa.row(1) == fb.row(1)
+
+
+def test_compare_dyads_new_changed_removed():
+    prev = pl.DataFrame({"dyad_id": ["D1", "D2", "D3"], "fingerprint": ["a", "b", "c"]})
+    cur = pl.DataFrame({"dyad_id": ["D4", "D3", "D1"], "fingerprint": ["d", "x", "a"]})
+    assert nightly.compare_dyads(prev, cur) == {"new": ["D4"], "changed": ["D3"], "removed": ["D2"]}
+    assert nightly.compare_dyads(None, cur) == {"new": ["D4", "D3", "D1"], "changed": [], "removed": []}
+
+
+# ---------------------------------------------------------------- rejections by content
+
+REJ_HEADER = "source_file,source_line,column,value,rule,message,dyad_id,session,instrument,source_column\n"
+
+
+def test_new_rejections_are_found_by_content_not_line(tmp_path):
+    (tmp_path / "prev.csv").write_text(
+        REJ_HEADER
+        + "x.csv,5,item_04,6,item_value,too high,D7,2,wai_sr,item_04\n"
+        + "x.csv,9,date,2024-02-30,date_format,no such day,D9,3,bdi_ii,date\n"
+    )
+    # the export grew: the same two problems moved down; one new problem, and a second
+    # copy of an old one (two rows with the same problem are two rejections)
+    (tmp_path / "cur.csv").write_text(
+        REJ_HEADER
+        + "x.csv,25,item_04,6,item_value,too high,D7,2,wai_sr,item_04\n"
+        + "x.csv,29,date,2024-02-30,date_format,no such day,D9,3,bdi_ii,date\n"
+        + "x.csv,31,item_04,6,item_value,too high,D7,2,wai_sr,item_04\n"
+        + "x.csv,40,session,x,session_format,not a number,D2,x,wai_s,session\n"
+    )
+    new = nightly.new_rejections(nightly.rejection_keys(tmp_path / "prev.csv"), nightly.rejection_keys(tmp_path / "cur.csv"))
+    assert new.select("source_line", "rule").rows() == [("31", "item_value"), ("40", "session_format")]
+
+
+# ---------------------------------------------------------------- outputs rebuilt
+
+
+def test_changed_outputs_counts_by_folder():
+    before = {"stats/a.csv": (10, 1), "stats/b.csv": (10, 1), "scores/s.csv": (5, 1), "old.json": (1, 1)}
+    after = {"stats/a.csv": (10, 2), "stats/b.csv": (10, 1), "scores/s.csv": (6, 1), "ingest/x.parquet": (3, 3)}
+    out = nightly.changed_outputs(before, after)
+    assert out == {
+        "total": 3,
+        "by_folder": {"ingest": 1, "scores": 1, "stats": 1},
+        "files": ["ingest/x.parquet", "scores/s.csv", "stats/a.csv"],
+        "removed": ["old.json"],
+    }
+
+
+def test_snapshot_leaves_out_run_summaries(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "x.json").write_text("{}")
+    (tmp_path / "stats").mkdir()
+    (tmp_path / "stats" / "d.csv").write_text("abc")
+    assert list(nightly.snapshot(tmp_path)) == ["stats/d.csv"]
+    assert nightly.snapshot(tmp_path)["stats/d.csv"][0] == 3
+
+
+def test_temporaries_of_a_killed_job_are_removed(tmp_path):
+    (tmp_path / "stats").mkdir()
+    (tmp_path / "stats" / ".dyads.csv.abc123.tmp").write_text("half")
+    (tmp_path / "stats" / "dyads.csv").write_text("whole")
+    assert nightly.remove_temporaries(tmp_path) == ["stats/.dyads.csv.abc123.tmp"]
+    assert sorted(p.name for p in (tmp_path / "stats").iterdir()) == ["dyads.csv"]
+
+
+# ---------------------------------------------------------------- lock and exit codes
+
+
+def test_a_second_nightly_exits_at_once_while_one_holds_the_lock(tmp_path, capsys):
+    held = nightly.Lock(tmp_path / "results" / "runs" / ".lock")
+    assert held.acquire() is None
+    try:
+        code = nightly.run(None, workdir=tmp_path)
+    finally:
+        held.release()
+    assert code == nightly.EXIT_LOCKED == 75
+    err = capsys.readouterr().err
+    assert "another nightly build is running (pid " in err and "Nothing was done; exit status 75" in err
+    assert not list((tmp_path / "results" / "runs").glob("*.json"))
+
+
+def test_a_missing_config_file_is_a_usage_error(tmp_path, capsys):
+    assert nightly.run(str(tmp_path / "nope.yaml"), workdir=tmp_path) == nightly.EXIT_USAGE == 2
+    assert "the config file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def _edit_export(path: Path) -> None:
+    """D003's first BDI-II item changes, D012 leaves, D099 arrives, and D004 gets one bad row."""
+    df = pl.read_csv(path, infer_schema=False)
+    first_d003 = df.with_row_index().filter(pl.col("dyad_id") == "D003").get_column("index")[0]
+    old = df.get_column("item_01")[first_d003]
+    df = df.with_columns(
+        pl.when(pl.int_range(pl.len()) == first_d003).then(pl.lit("0" if old != "0" else "1")).otherwise(pl.col("item_01")).alias("item_01")
+    )
+    new = df.filter(pl.col("dyad_id") == "D001").with_columns(dyad_id=pl.lit("D099"), patient_id=pl.lit("P099"))
+    bad = df.filter((pl.col("dyad_id") == "D004") & (pl.col("instrument") == "wai_sr")).head(1)
+    bad = bad.with_columns(session=pl.lit("9"), item_02=pl.lit("9"))
+    df = pl.concat([df.filter(pl.col("dyad_id") != "D012"), new, bad])
+    df.write_csv(path, null_value="")
+
+
+def test_one_changed_dyad_is_reported(small_study_built, tmp_path):
+    work = tmp_path / "study"
+    shutil.copytree(small_study_built, work, symlinks=True)
+    _edit_export(work / "data" / "questionnaires.csv")
+    proc = run_nightly(work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = sorted((work / "results" / "runs").glob("*.json"))
+    assert len(runs) == 2
+    s = json.loads(runs[-1].read_text())
+    assert s["exit_status"] == 0 and s["snakemake_exit_code"] == 0
+    assert s["previous_run"] == runs[0].stem
+    assert (s["dyads"]["new"], s["dyads"]["changed"], s["dyads"]["removed"]) == (["D099"], ["D003"], ["D012"])
+    assert s["dyads"]["total"] == 12
+    rej = s["rejections"]
+    assert (rej["total"], rej["new_total"], rej["new_by_rule"]) == (1, 1, {"item_value": 1})
+    n_lines = len((work / "data" / "questionnaires.csv").read_text().splitlines())
+    assert rej["new"][0]["source_line"] == str(n_lines) and rej["new"][0]["dyad_id"] == "D004"
+    assert s["outputs"]["by_folder"] == {"ingest": 2, "scores": 2, "selection": 1, "stats": 6, "validated": 1, "validation": 3}
+    assert s["wall_time_s"] > 0
+    text = (work / "results" / "runs" / f"{runs[-1].stem}.txt").read_text()
+    assert text.startswith(f"dyadflow nightly {runs[-1].stem}: OK (exit status 0)")
+    assert "  new: 1: D099\n  changed (their rows differ): 1: D003\n  removed (no accepted rows any more): 1: D012\n" in text
+    assert "rejected now: 1; new since the last nightly: 1\n    item_value: 1\n" in text
+    assert text in proc.stdout  # cron mails stdout
+
+    # the next night, nothing new: nothing rebuilt, nothing new, the old rejection is not new
+    proc = run_nightly(work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    s = json.loads(sorted((work / "results" / "runs").glob("*.json"))[-1].read_text())
+    assert s["outputs"]["total"] == 0 and s["rejections"]["new_total"] == 0 and s["rejections"]["total"] == 1
+    assert s["dyads"]["new"] == s["dyads"]["changed"] == s["dyads"]["removed"] == []
+    assert "none: nothing had changed since the last build" in proc.stdout
+
+
+def test_strict_validation_failure_is_a_non_zero_exit(tmp_path):
+    make_small_study(tmp_path, SMALL_STUDY_CONFIG.replace("validation: quarantine", "validation: strict"))
+    _edit_export(tmp_path / "data" / "questionnaires.csv")
+    proc = run_nightly(tmp_path)
+    assert proc.returncode == nightly.EXIT_FAILED == 1
+    (summary,) = (tmp_path / "results" / "runs").glob("*.json")
+    s = json.loads(summary.read_text())
+    assert s["exit_status"] == 1 and s["snakemake_exit_code"] != 0
+    assert s["failure"].startswith("dyadflow validate: validation failed (validation: strict): 1 row(s) rejected in 1 file(s)")
+    text = summary.with_suffix(".txt").read_text()
+    assert text.startswith(f"dyadflow nightly {summary.stem}: FAILED (exit status 1)")
+    assert "WHAT WENT WRONG\n  dyadflow validate: validation failed" in text
+    # a failed night does not become the baseline for the next comparison
+    assert not (tmp_path / "results" / "runs" / ".state" / "state.json").exists()
