@@ -76,6 +76,11 @@ def validation_context(results_dir: str, study: str, config_sha256: str | None) 
     rejections = read_table(rej_path if rej_path.exists() else root / "validation" / "rejections.csv", REJECTIONS)
     by_rule = rejections.group_by("rule").agg(pl.len().alias("n"), pl.col("dyad_id").n_unique().alias("dyads")).sort("rule")
     first = rejections.sort("source_file", "source_line", "column").head(FIRST_REJECTED)
+    warn_path = root / "validation" / "warnings.csv"
+    warnings = (
+        pl.read_csv(warn_path, schema={"source_file": pl.String, "column": pl.String, "warning": pl.String}).to_dicts()
+        if warn_path.exists() else []
+    )
     sessions = read_table(root / "stats" / "sessions.parquet", SESSIONS)
     last = _latest_date(sessions)
     return {
@@ -84,6 +89,7 @@ def validation_context(results_dir: str, study: str, config_sha256: str | None) 
         "by_rule": by_rule.to_dicts(),
         "first": first.to_dicts(),
         "n_rejections": rejections.height,
+        "warnings": warnings,
         "first_limit": FIRST_REJECTED,
         "provenance": _provenance(config_sha256, last),
         "epoch_date": last,

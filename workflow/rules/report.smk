@@ -86,6 +86,7 @@ rule report_validation:
     input:
         accounting=rules.validate.output.accounting,
         rejections=rules.validate.output.rejections,
+        warnings=rules.validate.output.warnings,
         sessions=rules.stats.output.sessions,
         templates=REPORT_TEMPLATES,
     output:
