@@ -31,7 +31,9 @@ rule select_strategy:
 
 rule select:
     input:
-        expand(f"{RESULTS}/selection/{{name}}.csv", name=SELECTIONS),
+        selections=expand(f"{RESULTS}/selection/{{name}}.csv", name=SELECTIONS),
+        sessions=rules.stats.output.sessions,  # the stage after stats, also with no strategy configured
+        dyads=rules.stats.output.dyads,
     output:
         index=f"{RESULTS}/selection/index.json",
     params:
