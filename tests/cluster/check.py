@@ -30,7 +30,8 @@ from pathlib import Path
 # their own time stamp and wall time (results/runs/<timestamp>.json, issue 8).
 EXCLUDED = ("runs/",)
 
-RULE = re.compile(r"^(local)?rule (\w+):$")
+# a checkpoint is announced as "checkpoint name:" (or "localcheckpoint name:"), not "rule"
+RULE = re.compile(r"^(local)?(rule|checkpoint) (\w+):$")
 JOBID = re.compile(r"^\s+jobid: (\d+)$")
 WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
 THREADS = re.compile(r"^\s+threads: (\d+)$")
@@ -48,6 +49,7 @@ class Job:
     jobid: int
     rule: str
     local: bool
+    kind: str = "rule"  # or "checkpoint"
     wildcards: str = ""
     threads: int = 1
     log: str = ""  # the rule's own log file (dyadflow's stage log)
@@ -100,8 +102,11 @@ def parse_log(text: str) -> Run:
     pending: Job | None = None
     for line in text.splitlines():
         if m := RULE.match(line):
-            pending = Job(jobid=-1, rule=m.group(2), local=bool(m.group(1)))
-        elif pending and (m := JOBID.match(line)):
+            pending = Job(jobid=-1, rule=m.group(3), local=bool(m.group(1)), kind=m.group(2))
+            continue
+        if line[:1] not in (" ", "\t"):
+            pending = None  # the job's block ended: a later "jobid:" is another job's
+        if pending and (m := JOBID.match(line)):
             pending.jobid = int(m.group(1))
             run.jobs.setdefault(pending.jobid, pending)
         elif pending and (m := WILDCARDS.match(line)):
@@ -145,7 +150,7 @@ def job_log_runs_rule(path: Path, job: Job) -> str | None:
         return f"no SLURM log file {path}"
     text = path.read_text(encoding="utf-8", errors="replace")
     # the executor's jobstep runs the job under srun as a local job of a nested Snakemake
-    inner = text.rfind(f"localrule {job.rule}:")
+    inner = text.rfind(f"local{job.kind} {job.rule}:")
     if inner < 0:
         return f"{path} does not show rule {job.rule} running inside the SLURM job"
     tail = text[inner:]
