@@ -132,3 +132,45 @@ def test_parsing_the_snakefile_loads_no_heavy_library(study):
     code, heavy = json.loads(proc.stdout.strip().splitlines()[-1])
     assert code in (0, None), proc.stderr[-2000:]  # the dry run built the whole job graph
     assert heavy == [], heavy
+
+
+# Two jobs announced together, the second a checkpoint, as Snakemake printed them in a CI
+# run where the check mistook the checkpoint's job for the rule before it.
+SNAKEMAKE_LOG = """\
+rule report_cohort:
+    output: results/reports/cohort.pdf
+    log: logs/report/cohort.log
+    jobid: 14
+    resources: tmpdir=<TBD>, runtime=15
+[Mon Nov 23 09:00:04 2026]
+checkpoint report_plan:
+    output: results/reports/plan.json
+    log: logs/report/plan.log
+    jobid: 13
+    threads: 2
+DAG of jobs will be updated after completion.
+Job 14 has been submitted with SLURM jobid 15 (log: /w/slurm_logs/rule_report_cohort/15.log).
+Job 13 has been submitted with SLURM jobid 16 (log: /w/slurm_logs/rule_report_plan/16.log).
+Finished jobid: 14 (Rule: report_cohort)
+localrule manifest:
+    jobid: 16
+Finished jobid: 13 (Rule: report_plan)
+"""
+
+
+def test_cluster_check_parses_checkpoint_jobs_as_their_own_jobs():
+    sys.path.insert(0, str(REPO / "tests" / "cluster"))
+    try:
+        import check
+    finally:
+        sys.path.pop(0)
+    run = check.parse_log(SNAKEMAKE_LOG)
+    got = {
+        jid: (j.rule, j.kind, j.local, j.threads, j.log, j.slurm_id, j.slurm_log and j.slurm_log.name, j.finished)
+        for jid, j in run.jobs.items()
+    }
+    assert got == {
+        14: ("report_cohort", "rule", False, 1, "logs/report/cohort.log", "15", "15.log", True),
+        13: ("report_plan", "checkpoint", False, 2, "logs/report/plan.log", "16", "16.log", True),
+        16: ("manifest", "rule", True, 1, "", None, None, False),
+    }

@@ -5,7 +5,8 @@
 2. Every job of the SLURM run that is not a localrule went through sbatch:
    - the Snakemake log names its SLURM job id (a single job or an array task);
    - squeue shows that SLURM job COMPLETED, under the run's dyadflow_ job name;
-   - slurmctld logged the batch submission, and allocated it as many CPUs as the
+   - slurmctld logged the batch submission and the job's start (by its main or its
+     backfill scheduler), and squeue shows it was allocated as many CPUs as the
      profile gives the rule threads;
    - its SLURM log file holds the job's own Snakemake run, which finished the rule;
    - the rule's own log (logs/...) says it ran in that SLURM job (and, for single
@@ -130,17 +131,17 @@ def parse_log(text: str) -> Run:
     return run
 
 
-def squeue_states(ids: set[str]) -> dict[str, tuple[str, str]]:
-    """SLURM job id (array tasks as 12_3) → (state, job name), from squeue."""
+def squeue_states(ids: set[str]) -> dict[str, tuple[str, str, int]]:
+    """SLURM job id (array tasks as 12_3) → (state, job name, CPUs allocated), from squeue."""
     base = sorted({i.split("_")[0] for i in ids}, key=int)
     out = subprocess.run(
-        ["squeue", "--states=all", "--noheader", "--format=%i|%T|%j", "--jobs", ",".join(base)],
+        ["squeue", "--states=all", "--noheader", "--format=%i|%T|%C|%j", "--jobs", ",".join(base)],
         capture_output=True, text=True, check=True,
     ).stdout
     states = {}
     for line in out.splitlines():
-        jid, state, name = line.strip().split("|", 2)
-        states[jid] = (state, name)
+        jid, state, cpus, name = line.strip().split("|", 3)
+        states[jid] = (state, name, int(cpus))
     return states
 
 
@@ -193,7 +194,7 @@ def check_sbatch(cluster: Path, slurmctld_log: Path, profile: Path) -> list[str]
     for job in sorted(remote, key=lambda j: j.jobid):
         if not job.slurm_id:
             continue
-        state, name = states.get(job.slurm_id, ("not in squeue", ""))
+        state, name, cpus = states.get(job.slurm_id, ("not in squeue", "", 0))
         if state != "COMPLETED":
             problems.append(f"SLURM job {job.slurm_id} ({job.rule}) is {state}, not COMPLETED")
         if not name.startswith("dyadflow_"):
@@ -206,12 +207,15 @@ def check_sbatch(cluster: Path, slurmctld_log: Path, profile: Path) -> list[str]
             log = cluster / ".snakemake" / "slurm_logs" / f"rule_{job.rule}" / f"{job.slurm_id}.log"
         if why := job_log_runs_rule(log, job):
             problems.append(why)
-        # SLURM gave the job the CPUs of the profile's set-threads
-        alloc = re.search(rf"sched: Allocate JobId={re.escape(job.slurm_id)}(?:\(\d+\))? NodeList=\S+ #CPUs=(\d+)", ctld)
-        if not alloc:
-            problems.append(f"slurmctld did not log the allocation of job {job.slurm_id}")
-        elif int(alloc.group(1)) != job.threads:
-            problems.append(f"job {job.slurm_id} ({job.rule}) got {alloc.group(1)} CPUs, not its {job.threads} threads")
+        # slurmctld started it: the main scheduler logs "sched: Allocate JobId=..", the
+        # backfill scheduler "sched/backfill: _start_job: Started JobId=.."; which one picks
+        # a job depends on timing, so either counts
+        sid = re.escape(job.slurm_id)
+        if not re.search(rf"(sched: Allocate|_start_job: Started) JobId={sid}(?:\(\d+\))? ", ctld):
+            problems.append(f"slurmctld did not log the start of job {job.slurm_id}")
+        # SLURM gave the job the CPUs of the profile's set-threads (squeue's allocated count)
+        if state == "COMPLETED" and cpus != job.threads:
+            problems.append(f"job {job.slurm_id} ({job.rule}) got {cpus} CPUs, not its {job.threads} threads")
         # the rule's own code ran inside that SLURM job, within its CPUs (dyadflow.cluster).
         # The first task of an array job runs without srun and with the SLURM_* variables
         # scrubbed by the jobstep plugin (0.6.1), so its CPU count is not visible to it.
