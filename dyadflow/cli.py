@@ -73,6 +73,17 @@ def _outputs(args) -> int:
     ]
     if not (results / "microprocess").is_dir():  # the stage runs only when the config asks for it
         groups = [g for g in groups if g[0] != "Moment-to-moment ratings"]
+    # each configured selection strategy's files, in the order of the config
+    index = results / "selection" / "index.json"
+    if index.is_file():
+        import json
+
+        names = [s["name"] for s in json.loads(index.read_text(encoding="utf-8")).get("strategies", [])]
+        selection = [f"selection/{n}{suffix}" for n in names for suffix in (".csv", "_summary.json", "_blinded.csv", "_key.csv")]
+        groups = [(t, p + selection if t == "Selection" else p) for t, p in groups]
+    charts = sorted((results / "charts").glob("*.png"))
+    if charts:
+        groups.insert(-1, ("Charts", [c.relative_to(results).as_posix() for c in charts]))
     print(f"dyadflow outputs in {results}/:")
     for title, paths in groups:
         print(f"  {title}:")

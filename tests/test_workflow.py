@@ -55,6 +55,23 @@ def test_every_output_is_written(demo_run):
     assert not list((tmp / "results").rglob("*.tmp"))
 
 
+def test_outputs_command_lists_every_output_and_none_missing(demo_run):
+    tmp, _ = demo_run
+    proc = subprocess.run(
+        [sys.executable, "-m", "dyadflow", "outputs", "--results", str(tmp / "results")],
+        capture_output=True, text=True, check=True,
+    )
+    listed = [line.strip() for line in proc.stdout.splitlines() if line.startswith("    ")]
+    assert not [line for line in listed if "(missing)" in line]
+    names = {Path(line.split("  (")[0]).relative_to(tmp / "results").as_posix() for line in listed}
+    for strategy in ("high_low", "sessions_3_5", "repair_cases", "rupture_repair"):
+        for suffix in (".csv", "_summary.json", "_blinded.csv", "_key.csv"):
+            assert f"selection/{strategy}{suffix}" in names
+    assert "charts/cohort_completeness.png" in names and "reports/dyads" in names
+    assert "reports/dyads  (80 PDF reports)" in proc.stdout.replace(str(tmp / "results") + "/", "")
+    assert "Rows: 3008 read, 2994 accepted, 14 rejected" in proc.stdout
+
+
 def test_microprocess_outputs_are_written(demo_run):
     tmp, _ = demo_run
     mp = tmp / "results" / "microprocess"
