@@ -319,3 +319,25 @@ def test_long_session_table_repeats_its_header_on_every_page(tmp_path):
     assert len(table_pages) >= 2 and with_rows and set(with_rows) <= set(table_pages)
     n = len(pages)
     assert all(f"Page {i + 1} of {n}" in p and "CONFIDENTIAL" in p for i, p in enumerate(pages))
+
+
+def test_selected_session_labels_of_neighbouring_sessions_stack():
+    from dyadflow.report.charts import _label_rows
+
+    marks = [
+        {"session": 3, "label": "sessions_3_5: troubled"},
+        {"session": 5, "label": "sessions_3_5: troubled"},
+        {"session": 5, "label": "rupture_repair: pre"},
+        {"session": 6, "label": "rupture_repair: rupture"},
+        {"session": 7, "label": "rupture_repair: repair"},
+        {"session": 7, "label": "rupture_repair: repair"},  # the same label twice is shown once
+    ]
+    # 9 sessions over 6.03 in of axes: 0.0808 sessions per character of a 6.5 pt label
+    assert _label_rows(marks, list(range(9))) == [
+        (3, "sessions_3_5: troubled", 0),  # spans 2.11–3.89
+        (5, "sessions_3_5: troubled; rupture_repair: pre", 1),  # 3.26–6.74 overlaps row 0
+        (6, "rupture_repair: rupture", 0),  # 5.07–6.93 clears 3.89
+        (7, "rupture_repair: repair", 2),  # 6.11–7.89 overlaps both rows
+    ]
+    assert _label_rows([{"session": 2, "label": "a"}, {"session": 12, "label": "b"}], list(range(15))) == [
+        (2, "a", 0), (12, "b", 0)]

@@ -103,6 +103,38 @@ def outcome_figure(points: list[dict], bands: list[dict], gains: list[dict], lab
     return fig
 
 
+LABEL_PT = 6.5
+
+
+def _label_rows(marks: list[dict], sessions: list[int]) -> list[tuple[int, str, int]]:
+    """(session, label, row) for the selected-session labels above the alliance chart.
+
+    Labels of one session are joined; each label goes to the lowest row where it does not
+    overlap a label already there (its width estimated from its length), so labels of
+    neighbouring sessions stack instead of printing over each other.
+    """
+    by_session: dict[int, list[str]] = {}
+    for m in marks:
+        labels = by_session.setdefault(m["session"], [])
+        if m["label"] not in labels:
+            labels.append(m["label"])
+    span = max(sessions + list(by_session), default=1) - min(sessions + list(by_session), default=0) + 1
+    axes_in = WIDTH_IN * 0.90  # the axes' share of the figure width
+    per_char = LABEL_PT * 0.6 / 72 / axes_in * span  # sessions per character, a generous estimate
+    right_edges: list[float] = []  # per row, where its last label ends
+    out = []
+    for session in sorted(by_session):
+        text = "; ".join(by_session[session])
+        half = len(text) * per_char / 2
+        row = next((r for r, edge in enumerate(right_edges) if session - half > edge), len(right_edges))
+        if row == len(right_edges):
+            right_edges.append(session + half)
+        else:
+            right_edges[row] = session + half
+        out.append((session, text, row))
+    return out
+
+
 def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict], y_range: tuple[float, float],
                     labels: tuple[str, str]):
     """Patient and therapist alliance per session; selected sessions and rupture–repair marked.
@@ -111,8 +143,13 @@ def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict],
     rupture_session, repair_session}.
     """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.7))
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.25, top=0.86 if marks else 0.95)
+    rows = 1 + max((row for _, _, row in _label_rows(marks, [p["session"] for p in points])), default=-1)
+    # fixed axes height and margins in inches; each row of labels adds its height on top
+    bottom_in, axes_in, top_in = 0.68, 1.9, 0.14 + 0.16 * rows
+    height_in = bottom_in + axes_in + top_in
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, height_in))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=bottom_in / height_in, top=1 - top_in / height_in)
+    row_step = 0.16 / axes_in  # one label row, in axes fractions
     for key, style, label in (("alliance_patient", PATIENT, labels[0]), ("alliance_therapist", THERAPIST, labels[1])):
         pts = [(p["session"], p[key]) for p in points if p[key] is not None]
         if pts:
@@ -121,18 +158,11 @@ def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict],
         end = r["repair_session"] if r["repair_session"] is not None else r["rupture_session"]
         ax.axvspan(r["rupture_session"] - 0.35, end + 0.35, facecolor="#dddddd", hatch="////", edgecolor="#888888",
                    linewidth=0, zorder=0)
-    sessions_all = [p["session"] for p in points] or [0]
-    min_gap = max(1.0, (max(sessions_all) - min(sessions_all)) / 8)  # labels closer than this are stacked
-    seen, last_x, row = set(), None, 0
-    for m in sorted(marks, key=lambda m: m["session"]):
-        if m["session"] in seen:
-            continue
-        seen.add(m["session"])
-        row = row + 1 if last_x is not None and m["session"] - last_x < min_gap and row < 2 else 0
-        last_x = m["session"]
-        ax.axvline(m["session"], color="#444444", linestyle=":", linewidth=1.0, zorder=1)
-        ax.text(m["session"], 1.0 + 0.075 * row, m["label"], transform=ax.get_xaxis_transform(), ha="center",
-                va="bottom", fontsize=6.5, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+    placed = _label_rows(marks, [p["session"] for p in points])
+    for session, text, row in placed:
+        ax.axvline(session, color="#444444", linestyle=":", linewidth=1.0, zorder=1)
+        ax.text(session, 1.0 + 0.01 + row_step * row, text, transform=ax.get_xaxis_transform(), ha="center",
+                va="bottom", fontsize=LABEL_PT, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
     ax.set_ylim(*y_range)
     ax.set_ylabel("Alliance (mean item)")
     _session_axis(ax, [p["session"] for p in points])
