@@ -64,7 +64,7 @@ def test_cohort_report_shows_cohort_json_and_dashes_for_missing(tmp_path):
     text = pdf_text(out)
     for expected in ("CBT 1 4 4.0", "IPT 1 1 1.0", "All 2 5", "dyads started 2",
                      "raw −0.432 0.123 −3.50 < .001 918 80", "detrended −0.200 0.100 −2.00 .046",
-                     "wai_sr 0.91 — 900 12", "0 50 % (1/2)", "recovered", "n dyads kept 1",
+                     "wai_sr 0.91 — 900 12", "0 50 % (1/2)", "recovered", "N dyads kept 1",
                      "No summary file for this strategy", "config f4b6f1d6", "Page 1 of"):
         assert expected in text, expected
     assert render.fmt_signed(-0.4321, 3) == "−0.432"
@@ -83,3 +83,25 @@ def test_validation_report_lists_accounting_rules_and_rows(tmp_path):
     first = out.read_bytes()
     cohort.run_validation(str(res), "Trial", None, str(out))
     assert out.read_bytes() == first
+
+
+def test_selection_summary_reads_as_text_not_json():
+    view = cohort.selection_view("high_low", {
+        "name": "high_low", "strategy": "high_low_alliance", "source": "Ekeblad et al. (2022)",
+        "parameters": {"alpha": 0.05, "detrend": True, "threshold": {"patient": 3.5}, "sessions": [3, 5], "rater": None},
+        "groups": {"high": {"sessions": 5, "outcome_pre_mean": 30.6}, "low": {"sessions": 4, "outcome_pre_mean": 28.0}},
+        "not_qualified": [["not significant", 66], ["wrong sign", 1]],
+        "selected_sessions": 9,
+    })
+    assert view == {
+        "name": "high_low", "missing": False, "strategy": "high low alliance", "source": "Ekeblad et al. (2022)",
+        "parameters": "alpha 0.05; detrend yes; threshold patient 3.5; sessions 3, 5; rater —",
+        "facts": [("Not qualified", "not significant (66); wrong sign (1)"), ("Selected sessions", "9")],
+        "groups_table": {"columns": ["high", "low"],
+                         "rows": [["Outcome pre mean", "30.6", "28"], ["Sessions", "5", "4"]]},
+        "groups_text": None,
+    }
+    counts = cohort.selection_view("rr", {"strategy": "rupture_repair", "groups": {"pre": 69, "repair": 62}})
+    assert counts["groups_text"] == "pre 69; repair 62" and counts["groups_table"] is None
+    assert cohort.selection_view("none", {"strategy": "repair_case", "groups": {}})["groups_text"] == "none selected"
+    assert cohort.selection_view("gone", None) == {"name": "gone", "missing": True}

@@ -27,6 +27,57 @@ def _provenance(config_sha256: str | None, build_date) -> dict:
     return {"version": __version__, "config": (config_sha256 or "")[:8] or None, "build_date": str(build_date or "—")}
 
 
+def _words(key: str) -> str:
+    return str(key).replace("_", " ")
+
+
+def _text(value) -> str:
+    """A parameter or a count as a reader writes it: no JSON braces, no quotes."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return "; ".join(f"{_words(k)} {_text(v)}" for k, v in value.items()) or "—"
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value):
+            return "; ".join(f"{_text(a)} ({_text(b)})" for a, b in value)  # (reason, count) pairs
+        return ", ".join(_text(v) for v in value) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return _words(value) if isinstance(value, str) and value.isidentifier() else str(value)
+
+
+def selection_view(name: str, summary: dict | None) -> dict:
+    """One strategy's _summary.json as the cohort report shows it: the method and its
+    source, the parameters in one line, the counts as labelled rows, and the groups as a
+    table (one column per group, one row per figure) or as "group n" text."""
+    if summary is None:
+        return {"name": name, "missing": True}
+    rest = {k: v for k, v in summary.items() if k not in ("name", "strategy", "source", "parameters", "groups")}
+    groups = summary.get("groups") or {}
+    table = None
+    if groups and all(isinstance(v, dict) for v in groups.values()):
+        # one column per group (a strategy has few groups) and one row per figure, so the
+        # table fits the page however many figures a strategy reports
+        figures = sorted({c for v in groups.values() for c in v})
+        table = {"columns": list(groups),
+                 "rows": [[_words(f).capitalize()] + [_text(v.get(f)) for v in groups.values()] for f in figures]}
+        groups_text = None
+    else:
+        groups_text = _text(groups) if groups else "none selected"
+    return {
+        "name": name,
+        "missing": False,
+        "strategy": _words(summary.get("strategy", "")),
+        "source": summary.get("source"),
+        "parameters": _text(summary.get("parameters") or {}),
+        "facts": [(_words(k).capitalize(), _text(v)) for k, v in sorted(rest.items())],
+        "groups_table": table,
+        "groups_text": groups_text,
+    }
+
+
 def cohort_context(results_dir: str, study: str, strategies: list[str], config_sha256: str | None) -> dict:
     root = Path(results_dir)
     dyads = read_table(root / "stats" / "dyads.parquet", DYADS)
@@ -51,7 +102,7 @@ def cohort_context(results_dir: str, study: str, strategies: list[str], config_s
     summaries = []
     for name in strategies:
         p = root / "selection" / f"{name}_summary.json"
-        summaries.append({"name": name, "summary": json.loads(p.read_text(encoding="utf-8")) if p.exists() else None})
+        summaries.append(selection_view(name, json.loads(p.read_text(encoding="utf-8")) if p.exists() else None))
     last = _latest_date(sessions)
     return {
         "study": study,
