@@ -31,11 +31,12 @@ def cronbach_alpha(items: pl.DataFrame) -> tuple[float | None, int, int]:
     n = complete.height
     if k < 2 or n < 2:
         return None, n, k
-    row = complete.select(
-        pl.sum_horizontal(pl.all()).var().alias("total"),
-        pl.sum_horizontal(pl.all().var()).alias("items"),
-    ).row(0)
-    total_var, item_var = row
+    # numpy on one contiguous array: polars' var() combines per-chunk partial sums, so the
+    # last bit of the result could depend on how the frame happened to be chunked (it did:
+    # a SLURM and a local run of the same data differed in alpha's 16th digit)
+    x = np.ascontiguousarray(complete.to_numpy().astype(np.float64))
+    total_var = float(x.sum(axis=1).var(ddof=1))
+    item_var = float(x.var(axis=0, ddof=1).sum())
     if not total_var:
         return None, n, k
     return float(k / (k - 1) * (1 - item_var / total_var)), n, k
