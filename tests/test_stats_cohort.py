@@ -107,3 +107,20 @@ def test_no_rows_at_all():
     res = stats.compute(sc, load_registry(), "bdi_ii", ALLIANCE)
     assert (res.dyads.height, res.sessions.height, res.gains.height, res.ruptures.height) == (0, 0, 0, 0)
     assert res.dyads.columns == stats.DYAD_COLUMNS and res.cohort["flow"]["dyads"] == 0
+
+
+def test_alpha_has_the_same_bits_however_the_frame_is_chunked():
+    # polars' var() over a frame of 10 chunks differs in the last bit from the same frame in
+    # one chunk for this seed; a SLURM and a local run once differed that way in cohort.json
+    import numpy as np
+
+    from dyadflow.stats.cohort import cronbach_alpha
+
+    x = np.random.default_rng(1).normal(size=(955, 21))
+    whole = pl.DataFrame(x, schema=[f"i{i}" for i in range(21)])
+    chunked = pl.concat([whole.slice(i, 97) for i in range(0, 955, 97)], rechunk=False)
+    assert chunked.n_chunks() == 10
+    a, n, k = cronbach_alpha(chunked)
+    assert (a, n, k) == cronbach_alpha(whole) and (n, k) == (955, 21)
+    expected = 21 / 20 * (1 - x.var(axis=0, ddof=1).sum() / x.sum(axis=1).var(ddof=1))
+    assert a == pytest.approx(expected, rel=1e-12)
