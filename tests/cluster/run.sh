@@ -140,7 +140,8 @@ SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-MinJobAge=300
+# finished jobs stay in squeue for an hour: the check reads their states after the local run
+MinJobAge=3600
 $NODE_LINE
 PartitionName=main Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
