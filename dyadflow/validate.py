@@ -447,11 +447,6 @@ def _accounting(
 ) -> pl.DataFrame:
     if rejected_rows is None:
         rejected_rows = rejections.select(*PROVENANCE).unique()
-    per_file_rejected = rejected_rows.group_by("source_file").agg(pl.len().alias("rows_rejected"))
-    per_file_dup = (
-        rejections.filter(pl.col("rule") == "duplicate_exact").group_by("source_file").agg(pl.len().alias("rows_duplicate"))
-    )
-    per_file_accepted = accepted.group_by("source_file").agg(pl.len().alias("rows_accepted"))
     base = pl.DataFrame(
         {
             "source_file": [m["source_file"] for m in metas],
@@ -463,6 +458,20 @@ def _accounting(
         },
         schema={"source_file": pl.String, "sha256": pl.String, "rows_read": pl.Int64, "blank_rows": pl.Int64, "format": pl.String, "records_read": pl.Int64},
     )
+    return accounting_table(base, accepted, rejected_rows, rejections)
+
+
+def accounting_table(
+    base: pl.DataFrame, accepted: pl.DataFrame, rejected_rows: pl.DataFrame, rejections: pl.DataFrame
+) -> pl.DataFrame:
+    """The accounting table (ACCOUNTING_COLUMNS) from each file's own figures (``base``:
+    one row per file) and the rows' outcomes; also used for the dial files. Raises if a
+    file's rows read are not its rows accepted plus rejected, which would be a bug."""
+    per_file_rejected = rejected_rows.group_by("source_file").agg(pl.len().alias("rows_rejected"))
+    per_file_dup = (
+        rejections.filter(pl.col("rule") == "duplicate_exact").group_by("source_file").agg(pl.len().alias("rows_duplicate"))
+    )
+    per_file_accepted = accepted.group_by("source_file").agg(pl.len().alias("rows_accepted"))
     table = (
         base.join(per_file_accepted, on="source_file", how="left")
         .join(per_file_rejected, on="source_file", how="left")

@@ -28,7 +28,7 @@ import polars as pl
 
 from dyadflow.microprocess import RATER_SYNONYMS
 from dyadflow.schemas import ID_PATTERN
-from dyadflow.validate import ACCOUNTING_COLUMNS, REJECTION_COLUMNS
+from dyadflow.validate import ACCOUNTING_COLUMNS, REJECTION_COLUMNS, accounting_table
 
 REJECTIONS = REJECTION_COLUMNS | {"rater": pl.String}
 KEY = ("dyad_id", "session", "rater")
@@ -217,18 +217,5 @@ def accounting(rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dic
     counted = ("rows_accepted", "rows_rejected", "rows_duplicate")
     per_file = {k: t for k, t in ACCOUNTING_COLUMNS.items() if k not in counted}
     base = pl.DataFrame({k: [m.get(k) for m in metas] for k in per_file}, schema=per_file)
-    rejected = rejections.select("source_file", "source_line").unique().group_by("source_file").agg(pl.len().alias("rows_rejected"))
-    dup = rejections.filter(pl.col("rule") == "duplicate_exact").group_by("source_file").agg(pl.len().alias("rows_duplicate"))
-    acc = accepted.group_by("source_file").agg(pl.len().alias("rows_accepted"))
-    table = (
-        base.join(acc, on="source_file", how="left")
-        .join(rejected, on="source_file", how="left")
-        .join(dup, on="source_file", how="left")
-        .with_columns(pl.col("rows_accepted", "rows_rejected", "rows_duplicate").fill_null(0))
-        .select(list(ACCOUNTING_COLUMNS))
-        .cast(ACCOUNTING_COLUMNS)
-    )
-    broken = table.filter(pl.col("rows_read") != pl.col("rows_accepted") + pl.col("rows_rejected"))
-    if broken.height:  # a bug in dyadflow, never a data problem
-        raise AssertionError(f"accounting does not balance: {broken.to_dicts()}")
-    return table
+    rejected_rows = rejections.select("source_file", "source_line").unique()
+    return accounting_table(base, accepted, rejected_rows, rejections)
