@@ -177,7 +177,9 @@ def _prepare(frames: list[pl.DataFrame]) -> pl.DataFrame:
     for c in ("source_line", "source_fields", "expected_fields"):
         if c not in raw.columns:
             raw = raw.with_columns(pl.lit(None, dtype=pl.Int64).alias(c))
-    return raw.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    # one chunk per column (see validate_frames): the frames of several files, or one file
+    # read in parts, arrive as several chunks
+    return raw.rechunk().with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
 
 
 def item_columns(frame: pl.DataFrame) -> list[str]:
@@ -377,7 +379,11 @@ def validate_frames(
     raw = _prepare(frames)
     found = [_row_level(raw, registry, date_limit)]
     rejected = found[0].get_column("_row").unique()
-    survivors = _typed(raw.filter(~pl.col("_row").is_in(rejected.implode())), registry)
+    # one chunk per column: polars 2.1 panics ("assertion failed: i < self.len()", cf.
+    # pola-rs/polars#25187) in pl.format(..).sort_by().first().over() on some multi-chunk
+    # string columns, which _duplicates uses (found by tests/test_redcap_properties.py, kept
+    # there as POLARS_WINDOW_PANIC); _prepare rechunks, and so does this, after the filter
+    survivors = _typed(raw.filter(~pl.col("_row").is_in(rejected.implode())), registry).rechunk()
     for rule_set in (_duplicates, _identity, _date_order):
         step = rule_set(survivors)
         found.append(step)
