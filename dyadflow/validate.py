@@ -177,8 +177,8 @@ def _prepare(frames: list[pl.DataFrame]) -> pl.DataFrame:
     for c in ("source_line", "source_fields", "expected_fields"):
         if c not in raw.columns:
             raw = raw.with_columns(pl.lit(None, dtype=pl.Int64).alias(c))
-    # one chunk per column (see validate_frames): the frames of several files, or one file
-    # read in parts, arrive as several chunks
+    # one chunk per column, as a defence against polars panics on multi-chunk string views
+    # (see duplicate_groups); the frames of several files arrive as several chunks
     return raw.rechunk().with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
 
 
@@ -245,9 +245,16 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
     return pl.concat(parts).sort("_row")
 
 
-def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
-    key = list(DUPLICATE_KEY)
-    content = [c for c in rows.columns if c not in (*key, "_row", "source_file", "source_line", "source_fields", "expected_fields")]
+def duplicate_groups(rows: pl.DataFrame, key: list[str], distinct: pl.Expr) -> pl.DataFrame:
+    """The rows whose ``key`` occurs more than once, each with its group's size ``_n``,
+    its number of distinct contents ``_distinct`` (``distinct``, evaluated per group), its
+    first row ``_first`` and where that is and where all of them are ("line 12" or, across
+    files, "file line 12"), for the duplicate rules of questionnaires and dial files."""
+    # one chunk per column: polars 2.1 panics ("assertion failed: i < self.len()", cf.
+    # pola-rs/polars#25187) in the pl.format(..).sort_by().first().over() below on some
+    # multi-chunk string columns (found by tests/test_redcap_properties.py, kept there as
+    # POLARS_WINDOW_PANIC)
+    rows = rows.rechunk()
     many_files = pl.col("source_file").n_unique().over(key) > 1
     where = (
         pl.when(many_files)
@@ -255,14 +262,19 @@ def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.format("line {}", pl.col("source_line")))
     )
     # only keys that occur more than once need the expensive comparison
-    rows = rows.filter(pl.len().over(key) > 1)
-    g = rows.with_columns(
+    return rows.filter(pl.len().over(key) > 1).with_columns(
         pl.len().over(key).alias("_n"),
-        pl.struct(content).n_unique().over(key).alias("_distinct"),
+        distinct.n_unique().over(key).alias("_distinct"),
         pl.col("_row").min().over(key).alias("_first"),
         where.sort_by("_row").first().over(key).alias("_first_where"),
         where.sort_by("_row").str.join(", ").over(key).alias("_all_where"),
     )
+
+
+def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
+    key = list(DUPLICATE_KEY)
+    content = [c for c in rows.columns if c not in (*key, "_row", "source_file", "source_line", "source_fields", "expected_fields")]
+    g = duplicate_groups(rows, key, pl.struct(content))
     conflict = g.filter((pl.col("_n") > 1) & (pl.col("_distinct") > 1))
     exact = g.filter((pl.col("_n") > 1) & (pl.col("_distinct") == 1) & (pl.col("_row") != pl.col("_first")))
     return pl.concat(
@@ -379,11 +391,7 @@ def validate_frames(
     raw = _prepare(frames)
     found = [_row_level(raw, registry, date_limit)]
     rejected = found[0].get_column("_row").unique()
-    # one chunk per column: polars 2.1 panics ("assertion failed: i < self.len()", cf.
-    # pola-rs/polars#25187) in pl.format(..).sort_by().first().over() on some multi-chunk
-    # string columns, which _duplicates uses (found by tests/test_redcap_properties.py, kept
-    # there as POLARS_WINDOW_PANIC); _prepare rechunks, and so does this, after the filter
-    survivors = _typed(raw.filter(~pl.col("_row").is_in(rejected.implode())), registry).rechunk()
+    survivors = _typed(raw.filter(~pl.col("_row").is_in(rejected.implode())), registry)
     for rule_set in (_duplicates, _identity, _date_order):
         step = rule_set(survivors)
         found.append(step)

@@ -28,7 +28,7 @@ import polars as pl
 
 from dyadflow.microprocess import RATER_SYNONYMS
 from dyadflow.schemas import ID_PATTERN
-from dyadflow.validate import ACCOUNTING_COLUMNS, REJECTION_COLUMNS, accounting_table
+from dyadflow.validate import ACCOUNTING_COLUMNS, REJECTION_COLUMNS, accounting_table, duplicate_groups
 
 REJECTIONS = REJECTION_COLUMNS | {"rater": pl.String}
 KEY = ("dyad_id", "session", "rater")
@@ -153,20 +153,7 @@ def typed(rows: pl.DataFrame) -> pl.DataFrame:
 
 def duplicates(rows: pl.DataFrame) -> pl.DataFrame:
     """The same second of a dyad, session and rater more than once."""
-    key = [*KEY, "second"]
-    many_files = pl.col("source_file").n_unique().over(key) > 1
-    where = (
-        pl.when(many_files)
-        .then(pl.format("{} line {}", pl.col("source_file"), pl.col("source_line")))
-        .otherwise(pl.format("line {}", pl.col("source_line")))
-    )
-    g = rows.filter(pl.len().over(key) > 1).with_columns(
-        pl.len().over(key).alias("_n"),
-        pl.col("rating").n_unique().over(key).alias("_distinct"),
-        pl.col("_row").min().over(key).alias("_first"),
-        where.sort_by("_row").first().over(key).alias("_first_where"),
-        where.sort_by("_row").str.join(", ").over(key).alias("_all_where"),
-    )
+    g = duplicate_groups(rows, [*KEY, "second"], pl.col("rating"))
     conflict = g.filter(pl.col("_distinct") > 1)
     exact = g.filter((pl.col("_distinct") == 1) & (pl.col("_row") != pl.col("_first")))
     return pl.concat(
