@@ -168,7 +168,7 @@ def test_key_figures_equal_the_stats_tables(built):
         f"change {fmt_signed(d['outcome_change'])} points",  # −18.0
         "recovered", f"(RCI) {fmt_number(d['rci'], 2)}",  # −3.46
         fmt_number(d["alliance_patient_mean"], 2), fmt_number(d["alliance_therapist_mean"], 2),  # 3.81, 5.25
-        f"r = {fmt_number(d['agreement_r'], 2)}", f"(patient − therapist) {fmt_signed(d['discrepancy_mean'], 2)}",
+        f"r = {fmt_number(d['agreement_r'], 2)}", f"(patient − therapist, each scale rescaled to 0–1) {fmt_signed(d['discrepancy_mean'], 2)}",
         "Risk items endorsed", "Session 3 (2024-01-22), bdi_ii: item 9 = 2",
         "HIGHREASON highest composite", "LOWREASON lowest composite",
         "Missed sessions 4", "data/q.csv 17 item_04 item_value",
