@@ -39,6 +39,8 @@ DEFAULTS = {
 
 RATERS = ("patient", "therapist")
 # Accepted spellings of the raters; the outputs use the project's words.
+# one rater's ratings of one session: the key of a series, a gap and a duplicate second
+KEY = ("dyad_id", "session", "rater")
 RATER_SYNONYMS = {"patient": "patient", "client": "patient", "therapist": "therapist"}
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import polars as pl
 
-KEY = ("dyad_id", "session", "rater")
+from dyadflow.microprocess import KEY
 
 GAP_COLUMNS = {
     "dyad_id": pl.String,

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from dyadflow.microprocess import RATER_SYNONYMS
+from dyadflow.microprocess import KEY, RATER_SYNONYMS
 from dyadflow.schemas import ID_PATTERN
 from dyadflow.validate import ACCOUNTING_COLUMNS, REJECTION_COLUMNS, accounting_table, duplicate_groups
 
 REJECTIONS = REJECTION_COLUMNS | {"rater": pl.String}
-KEY = ("dyad_id", "session", "rater")
 ACCEPTED = {
     "dyad_id": pl.String,
     "session": pl.Int32,

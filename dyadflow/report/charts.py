@@ -143,7 +143,8 @@ def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict],
     rupture_session, repair_session}.
     """
     plt = _plt()
-    rows = 1 + max((row for _, _, row in _label_rows(marks, [p["session"] for p in points])), default=-1)
+    placed = _label_rows(marks, [p["session"] for p in points])
+    rows = 1 + max((row for _, _, row in placed), default=-1)
     # fixed axes height and margins in inches; each row of labels adds its height on top
     bottom_in, axes_in, top_in = 0.68, 1.9, 0.14 + 0.16 * rows
     height_in = bottom_in + axes_in + top_in
@@ -158,7 +159,6 @@ def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict],
         end = r["repair_session"] if r["repair_session"] is not None else r["rupture_session"]
         ax.axvspan(r["rupture_session"] - 0.35, end + 0.35, facecolor="#dddddd", hatch="////", edgecolor="#888888",
                    linewidth=0, zorder=0)
-    placed = _label_rows(marks, [p["session"] for p in points])
     for session, text, row in placed:
         ax.axvline(session, color="#444444", linestyle=":", linewidth=1.0, zorder=1)
         ax.text(session, 1.0 + 0.01 + row_step * row, text, transform=ax.get_xaxis_transform(), ha="center",
