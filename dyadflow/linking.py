@@ -25,7 +25,7 @@ MAX_LISTED = 20
 def listed(ids: pl.Expr) -> pl.Expr:
     """A sorted list of IDs as text: the first MAX_LISTED, then how many more."""
     ids = ids.sort()
-    more = ids.len() - MAX_LISTED
+    more = ids.len().cast(pl.Int64) - MAX_LISTED
     head = ids.head(MAX_LISTED).str.join(", ")
     return pl.when(more > 0).then(pl.format("{} … and {} more", head, more)).otherwise(head)
 
