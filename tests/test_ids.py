@@ -418,10 +418,17 @@ def test_nightly_summary_lists_id_warnings_and_a_changed_lookup_reruns(tmp_path)
     summary = json.loads(next((tmp_path / "results" / "runs").glob("*.json")).read_text(encoding="utf-8"))
     assert summary["warnings"]["total"] == 3
     assert summary["dyads"]["total"] == 12 and "rejected now: 0" in text
-    # the validate log (Snakemake's terminal output goes to the nightly log) has WARNING lines
+    # WARNING lines on the terminal (which the nightly keeps in its log) and in the validate log
+    (terminal,) = (tmp_path / "logs" / "nightly").glob("*.log")
+    assert (
+        "\nWARNING dyadflow validate: IDs (therapist_id): 1 therapist ID(s) have the form of the study's dyad IDs "
+        "(D999; digits shown as 9): D099. Check that the therapist column holds therapist IDs\n"
+    ) in terminal.read_text(encoding="utf-8")
+    assert "\nWARNING dyadflow validate: IDs (dyad_id, data/questionnaires.csv): 1 dyad(s) are only in this input" in (
+        terminal.read_text(encoding="utf-8")
+    )
     log = (tmp_path / "logs" / "validate.log").read_text(encoding="utf-8")
-    assert "WARNING IDs (therapist_id): 1 therapist ID(s) have the form of the study's dyad IDs" in log
-    assert "WARNING IDs (dyad_id, data/questionnaires.csv): 1 dyad(s) are only in this input" in log
+    assert " WARNING IDs (rater): 1 dyad(s) have alliance ratings by the patient (wai_sr) but none by the therapist" in log
 
     # the lookup is an input of the ingest job: D011 leaves it, and the next nightly rejects its forms
     lookup = tmp_path / "data" / "therapist_ids.csv"

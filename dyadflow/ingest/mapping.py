@@ -13,6 +13,8 @@ input's config keys (all documented in ``schemas/config.schema.yaml``):
 ``date_format``  strptime format(s) of the dates (``%d.%m.%Y``); ISO dates always pass
 ``excel_serial_dates``  read whole numbers in the date column as Excel day serials
 ``decimal_comma``  ``3,0`` is the number 3.0 (item answers and session numbers)
+``ids``        ID field → a rule making this input's IDs the study's (``strip_prefix``,
+               ``regex`` or ``lookup``), applied to every format by :func:`apply_id_rules`
 
 Canonical fields the config does not map are matched by name (case-insensitively), so
 the canonical table needs no mapping. Only mapped columns are kept: the others are
