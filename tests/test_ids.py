@@ -203,6 +203,16 @@ def test_regex_without_a_capture_group_stops(tmp_path):
     )
 
 
+def test_regex_polars_cannot_use_stops(tmp_path):
+    path = write_canonical(tmp_path / "q.csv", [row(dyad="D01", items=WAI_SR_OK)])
+    with pytest.raises(DyadflowError) as exc:
+        ingest_ids(path, {"dyad_id": {"regex": r"D(?=1)(\d+)"}})
+    assert str(exc.value) == (
+        f"{path}, key 'ids.dyad_id.regex': 'D(?=1)(\\d+)' is not a regular expression polars can use "
+        "(look-around, including look-ahead and look-behind, is not supported)"
+    )
+
+
 def config_error(ids: dict) -> bool:
     from snakemake.utils import validate as snakemake_validate
 

@@ -371,7 +371,13 @@ def id_rule_regex(pattern: str, *, file: str, key: str) -> str:
             f"the regular expression '{pattern}' has no capture group: put the part that is the ID in ( )",
             file=file, key=key,
         )
-    return f"^(?:{pattern})$"
+    anchored = f"^(?:{pattern})$"
+    try:  # polars (Rust's regex) knows less than Python's re: no look-around, no backreferences
+        pl.Series([""], dtype=pl.String).str.extract(anchored, 1)
+    except pl.exceptions.PolarsError as exc:
+        why = next((ln[len("error: "):] for ln in str(exc).splitlines() if ln.startswith("error: ")), "not supported")
+        raise DyadflowError(f"'{pattern}' is not a regular expression polars can use ({why})", file=file, key=key) from None
+    return anchored
 
 
 def apply_id_rules(frame: pl.DataFrame, spec: dict, *, file: str) -> pl.DataFrame:
