@@ -10,7 +10,8 @@
 3. Runs Snakemake with ``profiles/nightly`` (keep-going, rerun-incomplete, ...); its
    output goes to ``logs/nightly/<timestamp>.log``.
 4. Writes ``results/runs/<timestamp>.json`` and ``.txt``: new, changed and removed
-   dyads, new rejections since the last successful run, outputs rebuilt, wall time and
+   dyads, new rejections since the last successful run, the warnings of
+   ``results/validation/warnings.csv`` (e.g. IDs not linked across sources), outputs rebuilt, wall time and
    the exit status; the text is also printed (cron mails it).
 
 Exit codes: 0 OK; 1 the build failed (a job failed, e.g. strict validation); 2 a
@@ -43,6 +44,7 @@ PROFILE = REPO / "profiles" / "nightly"
 # (lines shift when an export grows); rejections are identified the same way.
 FINGERPRINT_SOURCE = "validated/questionnaires.parquet"
 REJECTIONS = "validation/rejections.csv"
+WARNINGS = "validation/warnings.csv"
 REJECTION_IDENTITY = ("source_file", "rule", "column", "value", "dyad_id", "session", "instrument", "source_column")
 LIST_IN_TEXT = 20
 
@@ -206,6 +208,18 @@ def pl_col_int(name: str):
     return pl.col(name).cast(pl.Int64, strict=False)
 
 
+def warnings_summary(path: Path, results: str = "results") -> dict:
+    """The warnings of the build (input columns that look identifying, IDs that may not be
+    linked across sources: README, "Linking IDs across sources"): total, count per column, rows."""
+    import polars as pl
+
+    if not path.exists():
+        return {"note": f"no {results}/{WARNINGS} yet", "total": None}
+    df = pl.read_csv(path, schema={"source_file": pl.String, "column": pl.String, "warning": pl.String})
+    by_column = dict(sorted(df.group_by("column").len().rows())) if df.height else {}
+    return {"total": df.height, "by_column": by_column, "rows": df.to_dicts(), "note": None}
+
+
 # ---------------------------------------------------------------------------- state
 
 
@@ -328,6 +342,19 @@ def summary_text(s: dict) -> str:
             )
         if r["new_total"] > LIST_IN_TEXT:
             lines.append(f"    ... and {r['new_total'] - LIST_IN_TEXT} more (all in the .json and in rejections.csv)")
+    w = s.get("warnings") or {}
+    if w:
+        lines += ["", "WARNINGS (results/validation/warnings.csv; no row is rejected for them)"]
+        if w.get("note"):
+            lines.append(f"  {w['note']}")
+        if w.get("total") is not None:
+            by_column = "".join(f"; {c}: {n}" for c, n in w["by_column"].items())
+            lines.append(f"  warnings now: {w['total']}{by_column}")
+            for row in w["rows"][:LIST_IN_TEXT]:
+                where = f"{row['source_file']}: " if row.get("source_file") else ""
+                lines.append(f"    {row.get('column')}: {where}{row.get('warning')}")
+            if w["total"] > LIST_IN_TEXT:
+                lines.append(f"    ... and {w['total'] - LIST_IN_TEXT} more (all in the .json and in warnings.csv)")
     o = s["outputs"]
     lines += ["", f"OUTPUTS WRITTEN THIS RUN (under {s['results']}/): {o['total']} file(s)"]
     if not o["total"]:
@@ -464,6 +491,7 @@ def run(
                 "total": rej.height, "new_total": new.height, "new_by_rule": by_rule, "new": rows,
                 "note": "first nightly in this directory: every rejection counts as new" if state["info"] is None else None,
             }
+        summary["warnings"] = warnings_summary(res / WARNINGS, results)
         if exit_status == EXIT_OK:
             save_state(res, run_id, fp, rej)
         finish = utc_now()

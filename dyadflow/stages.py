@@ -62,10 +62,18 @@ def _validate(input, output, params, log, **_):
         strict_rejections=str(Path(str(log[0])).with_suffix(".rejections.csv")),
         out_warnings=output.get("warnings"),
         date_limit=data_freeze_date(params.data_freeze),
+        alliance=_plain(params.get("alliance")) or None,
     )
     n_warnings = sum(len(json.loads(Path(p).read_text(encoding="utf-8")).get("warnings", [])) for p in input.metas)
     if n_warnings:
         logger.warning("%d warning(s) about input columns: see %s", n_warnings, output.get("warnings"))
+    id_warnings = result.warnings.slice(n_warnings) if result.warnings is not None else None
+    for file, column, text in id_warnings.iter_rows() if id_warnings is not None else ():
+        # in the log and on the terminal (the log handler alone does not reach Snakemake's output)
+        line = f"IDs ({column}{f', {file}' if file else ''}): {text}"
+        logger.warning("%s", line)
+        # (not "dyadflow validate: …", which the nightly summary would take for the failure of a later job)
+        print(f"WARNING dyadflow validate: {line}", file=sys.stderr, flush=True)
     for row in result.accounting.iter_rows(named=True):
         logger.info(
             "%s: %d read, %d accepted, %d rejected (%d exact duplicates)",

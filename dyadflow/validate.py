@@ -20,6 +20,7 @@ import polars as pl
 
 from dyadflow import io
 from dyadflow.errors import ValidationFailed
+from dyadflow.linking import id_warnings
 from dyadflow.registry import RATERS, Instrument, item_column
 from dyadflow.schemas import (
     ID_PATTERN,
@@ -70,6 +71,7 @@ class ValidationResult:
     accepted: pl.DataFrame
     rejections: pl.DataFrame
     accounting: pl.DataFrame
+    warnings: pl.DataFrame | None = None  # warnings.csv: ingest warnings, then ID warnings (dyadflow.linking)
 
 
 def _found(rows: pl.DataFrame, rule: str, message: pl.Expr, column: str | None = None, value: pl.Expr | None = None) -> pl.DataFrame:
@@ -385,9 +387,11 @@ def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def validate_frames(
-    frames: list[pl.DataFrame], metas: list[dict], registry: dict[str, Instrument], date_limit: dt.date | None = None
+    frames: list[pl.DataFrame], metas: list[dict], registry: dict[str, Instrument], date_limit: dt.date | None = None,
+    alliance: dict | None = None,
 ) -> ValidationResult:
-    """Accept or reject every row. Dates after ``date_limit`` (if given) are rejected as date_future."""
+    """Accept or reject every row. Dates after ``date_limit`` (if given) are rejected as date_future.
+    ``alliance`` (the config's patient/therapist instruments) enables the one-rater ID warning."""
     raw = _prepare(frames)
     found = [_row_level(raw, registry, date_limit)]
     rejected = found[0].get_column("_row").unique()
@@ -434,7 +438,8 @@ def validate_frames(
     # a REDCap record gives several questionnaires on one line: count rejected rows, not lines
     rejected_rows = pl.concat(found).select("_row").unique().join(raw.select("_row", "source_file"), on="_row")
     accounting = _accounting(raw, rejections, accepted, metas, rejected_rows)
-    return ValidationResult(accepted, rejections, accounting)
+    warnings = pl.concat([warnings_table(metas), id_warnings(accepted, len(metas), alliance)])
+    return ValidationResult(accepted, rejections, accounting, warnings)
 
 
 def _with_source_columns(rejections: pl.DataFrame, metas: list[dict]) -> pl.DataFrame:
@@ -534,6 +539,7 @@ def run(
     strict_rejections: str | None = None,
     out_warnings: str | None = None,
     date_limit: dt.date | None = None,
+    alliance: dict | None = None,
 ) -> ValidationResult:
     """Validate the ingested files and write the outputs.
 
@@ -542,7 +548,7 @@ def run(
     """
     frames = [pl.read_parquet(p) for p in ingested]
     meta = [json.loads(Path(p).read_text(encoding="utf-8")) for p in metas]
-    result = validate_frames(frames, meta, registry, date_limit)
+    result = validate_frames(frames, meta, registry, date_limit, alliance)
     if policy == "strict" and result.rejections.height:
         message = strict_message(result.rejections)
         if strict_rejections:
@@ -553,7 +559,7 @@ def run(
     io.write_csv(out_rejections, result.rejections)
     io.write_csv(out_accounting, result.accounting)
     if out_warnings:
-        io.write_csv(out_warnings, warnings_table(meta))
+        io.write_csv(out_warnings, result.warnings)
     return result
 
 

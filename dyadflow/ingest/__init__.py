@@ -4,7 +4,9 @@ Every reader returns all cells as strings (validation parses and judges them), p
 ``source_line`` (the line a person sees in an editor, the spreadsheet row, or the SPSS
 case number) and the record's field count. Readers may mark a row as rejected already
 (an incomplete REDCap form, a Qualtrics preview) in ``ingest_rule``/``ingest_message``;
-validation reports those under their own rule. The result goes to
+validation reports those under their own rule. The input's ``ids`` rules then rewrite the
+dyad, patient and therapist IDs (rows whose ID they cannot map are rejected under
+``id_unmapped``; see :func:`dyadflow.ingest.mapping.apply_id_rules`). The result goes to
 ``results/ingest/<name>.parquet`` with a JSON sidecar that carries the file's sha256,
 the number of rows read (questionnaires), of records in the file, the columns not
 used and warnings about columns that look like direct identifiers.
@@ -17,7 +19,7 @@ import polars as pl
 from dyadflow import io
 from dyadflow.errors import DyadflowError
 from dyadflow.ingest import canonical, qualtrics, redcap, spreadsheet
-from dyadflow.ingest.mapping import INGEST_RULE_COLUMNS
+from dyadflow.ingest.mapping import INGEST_RULE_COLUMNS, apply_id_rules
 from dyadflow.naming import input_name  # noqa: F401  (re-exported)
 
 READERS = {
@@ -39,6 +41,7 @@ def read_input(spec: dict) -> tuple[pl.DataFrame, dict]:
     frame = frame.with_columns(
         [pl.lit(None, dtype=pl.String).alias(c) for c in INGEST_RULE_COLUMNS if c not in frame.columns]
     ).with_columns(pl.lit(file).alias("source_file"))
+    frame = apply_id_rules(frame, spec, file=file)
     meta.setdefault("warnings", [])
     meta.update(
         {

@@ -13,6 +13,8 @@ input's config keys (all documented in ``schemas/config.schema.yaml``):
 ``date_format``  strptime format(s) of the dates (``%d.%m.%Y``); ISO dates always pass
 ``excel_serial_dates``  read whole numbers in the date column as Excel day serials
 ``decimal_comma``  ``3,0`` is the number 3.0 (item answers and session numbers)
+``ids``        ID field → a rule making this input's IDs the study's (``strip_prefix``,
+               ``regex`` or ``lookup``), applied to every format by :func:`apply_id_rules`
 
 Canonical fields the config does not map are matched by name (case-insensitively), so
 the canonical table needs no mapping. Only mapped columns are kept: the others are
@@ -315,3 +317,116 @@ def stringify(frame: pl.DataFrame) -> pl.DataFrame:
         else:
             exprs.append(col.cast(pl.String).alias(name))
     return null_empty(frame.select(exprs), list(frame.columns)) if exprs else frame
+
+
+# ---------------------------------------------------------------- ids: linking IDs across sources
+
+ID_FIELDS = ("dyad_id", "patient_id", "therapist_id")
+
+
+def _quoted(expr: pl.Expr, limit: int = 80) -> pl.Expr:
+    n = expr.str.len_chars()
+    short = pl.when(n > limit).then(pl.format("{}… ({} characters)", expr.str.slice(0, limit), n)).otherwise(expr)
+    return pl.concat_str(pl.lit("'"), short, pl.lit("'"))
+
+
+def read_id_lookup(path: str, source: str, target: str, *, key: str) -> pl.DataFrame:
+    """The lookup table of an ``ids`` rule: (``_from``, ``_to``), one row per ``from`` value.
+
+    A missing column, an empty cell or a ``from`` value given twice stops with the file,
+    line and column (a config/file-level problem, not a row rejection)."""
+    from dyadflow.ingest.text import read_text_table
+
+    table = read_text_table(path, file=path)
+    src = find_column(table.header, source, file=path, line=table.header_line, key=f"{key}.from")
+    dst = find_column(table.header, target, file=path, line=table.header_line, key=f"{key}.to")
+    frame = table.frame.select(pl.col(src).alias("_from"), pl.col(dst).alias("_to"), "source_line")
+    for col, name in (("_from", src), ("_to", dst)):
+        empty = frame.filter(pl.col(col).is_null())
+        if empty.height:
+            raise DyadflowError(
+                f"the lookup of '{key}' has an empty '{name}' cell", file=path, line=empty.item(0, "source_line"),
+                column=name, key=key,
+            )
+    dup = frame.filter(pl.col("_from").is_duplicated()).sort("source_line")
+    if dup.height:
+        value = dup.item(0, "_from")
+        lines = dup.filter(pl.col("_from") == value).get_column("source_line").to_list()
+        raise DyadflowError(
+            f"'{value}' appears twice in column '{src}' of the lookup of '{key}' (lines {', '.join(map(str, lines))}): "
+            "each ID it maps must appear once",
+            file=path, line=lines[1], column=src, key=key,
+        )
+    return frame.select("_from", "_to")
+
+
+def id_rule_regex(pattern: str, *, file: str, key: str) -> str:
+    """The regex of an ``ids`` rule anchored to the whole value; it must have a capture group."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise DyadflowError(f"'{pattern}' is not a valid regular expression ({exc})", file=file, key=key) from None
+    if compiled.groups < 1:
+        raise DyadflowError(
+            f"the regular expression '{pattern}' has no capture group: put the part that is the ID in ( )",
+            file=file, key=key,
+        )
+    anchored = f"^(?:{pattern})$"
+    try:  # polars (Rust's regex) knows less than Python's re: no look-around, no backreferences
+        pl.Series([""], dtype=pl.String).str.extract(anchored, 1)
+    except pl.exceptions.PolarsError as exc:
+        why = next((ln[len("error: "):] for ln in str(exc).splitlines() if ln.startswith("error: ")), "not supported")
+        raise DyadflowError(f"'{pattern}' is not a regular expression polars can use ({why})", file=file, key=key) from None
+    return anchored
+
+
+def apply_id_rules(frame: pl.DataFrame, spec: dict, *, file: str) -> pl.DataFrame:
+    """Rewrite the ID columns with the input's ``ids`` rules (after column mapping, before
+    validation), so that one dyad, patient or therapist has one ID in every source.
+
+    Per ID field one rule: ``strip_prefix`` (the value must start with it), ``regex`` (the
+    whole value must match; capture group 1 is the ID) or ``lookup`` (a CSV whose column
+    ``from`` holds this input's IDs and ``to`` the study's). A value the rule cannot map is
+    not passed on unchanged: its row is rejected under ``id_unmapped`` (unless a reader
+    rejected it already); an empty value stays empty (validation rejects it as missing)."""
+    rules = spec.get("ids") or {}
+    if not rules or frame.height == 0:
+        return frame
+    failures: list[tuple[str, pl.Expr, pl.Expr]] = []
+    for canon in ID_FIELDS:
+        rule = rules.get(canon)
+        if not rule or canon not in frame.columns:
+            continue
+        key = f"ids.{canon}"
+        col = pl.col(canon)
+        if rule.get("strip_prefix") is not None:
+            prefix = str(rule["strip_prefix"])
+            mapped = pl.when(col.str.starts_with(prefix)).then(col.str.strip_prefix(prefix).replace("", None))
+            why = pl.format("{} does not start with the prefix '{}' ({} of this input)", _quoted(col), pl.lit(prefix), pl.lit(key))
+        elif rule.get("regex") is not None:
+            rx = id_rule_regex(str(rule["regex"]), file=file, key=f"{key}.regex")
+            mapped = col.str.extract(rx, 1).replace("", None)
+            why = pl.format("{} does not match the regular expression '{}' ({} of this input)", _quoted(col), pl.lit(rule["regex"]), pl.lit(key))
+        elif rule.get("lookup") is not None:
+            table = read_id_lookup(str(rule["lookup"]), str(rule["from"]), str(rule["to"]), key=key)
+            mapped = col.replace_strict(table.get_column("_from"), table.get_column("_to"), default=None, return_dtype=pl.String)
+            why = pl.format("{} is not in column '{}' of {} ({} of this input)", _quoted(col), pl.lit(rule["from"]), pl.lit(rule["lookup"]), pl.lit(key))
+        else:  # the config schema allows nothing else
+            raise DyadflowError("give one of strip_prefix, regex or lookup", file=file, key=key)
+        frame = frame.with_columns(mapped.alias(f"_id_{canon}"))
+        failures.append((canon, col.is_not_null() & pl.col(f"_id_{canon}").is_null(), why))
+    if not failures:
+        return frame
+    rule_col, msg, column, value = (pl.col(c) for c in INGEST_RULE_COLUMNS)
+    first = lambda pick: pl.coalesce([pl.when(bad).then(pick(canon, why)) for canon, bad, why in failures])  # noqa: E731
+    unmapped = pl.any_horizontal([bad for _, bad, _ in failures]) & rule_col.is_null()
+    frame = frame.with_columns(
+        pl.when(unmapped).then(pl.lit("id_unmapped")).otherwise(rule_col).alias("ingest_rule"),
+        pl.when(unmapped).then(first(lambda c, why: why)).otherwise(msg).alias("ingest_message"),
+        pl.when(unmapped).then(first(lambda c, why: pl.lit(c))).otherwise(column).alias("ingest_column"),
+        pl.when(unmapped).then(first(lambda c, why: pl.col(c))).otherwise(value).alias("ingest_value"),
+    )
+    # rows whose ID did not map keep the export's value (rejections show it as it was)
+    return frame.with_columns(
+        pl.coalesce(f"_id_{canon}", canon).alias(canon) for canon, _, _ in failures
+    ).drop([f"_id_{canon}" for canon, _, _ in failures])

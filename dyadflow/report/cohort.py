@@ -120,6 +120,9 @@ def cohort_context(results_dir: str, study: str, strategies: list[str], config_s
     }
 
 
+ID_WARNING_COLUMNS = ("dyad_id", "rater", "therapist_id")  # the columns of dyadflow.linking's warnings
+
+
 def validation_context(results_dir: str, study: str, config_sha256: str | None) -> dict:
     root = Path(results_dir)
     accounting = read_table(root / "validation" / "accounting.csv", ACCOUNTING)
@@ -132,6 +135,9 @@ def validation_context(results_dir: str, study: str, config_sha256: str | None) 
         pl.read_csv(warn_path, schema={"source_file": pl.String, "column": pl.String, "warning": pl.String}).to_dicts()
         if warn_path.exists() else []
     )
+    # warnings about IDs not linked across sources (dyadflow.linking) have their own section
+    id_warnings = [w for w in warnings if w["column"] in ID_WARNING_COLUMNS]
+    warnings = [w for w in warnings if w["column"] not in ID_WARNING_COLUMNS]
     sessions = read_table(root / "stats" / "sessions.parquet", SESSIONS)
     last = _latest_date(sessions)
     return {
@@ -141,6 +147,7 @@ def validation_context(results_dir: str, study: str, config_sha256: str | None) 
         "first": first.to_dicts(),
         "n_rejections": rejections.height,
         "warnings": warnings,
+        "id_warnings": id_warnings,
         "first_limit": FIRST_REJECTED,
         "provenance": _provenance(config_sha256, last),
         "epoch_date": last,

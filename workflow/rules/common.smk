@@ -39,7 +39,8 @@ wildcard_constraints:
 
 def input_path(wildcards):
     spec = INPUTS[wildcards.name]
-    return [spec["path"]] + ([spec["dictionary"]] if spec.get("dictionary") else [])
+    lookups = [r["lookup"] for r in (spec.get("ids") or {}).values() if r and r.get("lookup")]
+    return [spec["path"]] + ([spec["dictionary"]] if spec.get("dictionary") else []) + sorted(set(lookups))
 
 
 def input_spec(wildcards):

@@ -18,6 +18,7 @@ rule manifest:
     input:
         inputs=[spec["path"] for spec in INPUTS.values()]
         + [spec["dictionary"] for spec in INPUTS.values() if spec.get("dictionary")]
+        + sorted({r["lookup"] for spec in INPUTS.values() for r in (spec.get("ids") or {}).values() if r and r.get("lookup")})
         + DIAL_FILES,
         instruments=INSTRUMENT_FILES,
     output:
@@ -33,6 +34,13 @@ rule manifest:
             {"name": f"{name}_dictionary", "path": spec["dictionary"], "format": "redcap_dictionary"}
             for name, spec in INPUTS.items()
             if spec.get("dictionary")
+        ]
+        # an ids lookup table (README, "Linking IDs across sources") changes the IDs read
+        + [
+            {"name": f"{name}_ids_{field}", "path": rule["lookup"], "format": "id_lookup"}
+            for name, spec in INPUTS.items()
+            for field, rule in sorted((spec.get("ids") or {}).items())
+            if rule and rule.get("lookup")
         ]
         + [{"name": f"dial:{p}", "path": p, "format": "dial"} for p in DIAL_FILES],
         # the name each instrument file has in the manifest: built-in ones relative

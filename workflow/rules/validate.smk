@@ -20,6 +20,7 @@ rule validate:
         policy=config["validation"],
         instruments_dir=config["instruments_dir"],
         data_freeze=config["data_freeze"],
+        alliance=config["alliance"],
     log:
         f"{LOGS}/validate.log",
     run:
