@@ -222,7 +222,7 @@ def test_fixed_sessions_settled_troubled_missing():
     got = {(d, s): (g, r) for d, s, g, r in sel.select("dyad_id", "session", "group", "reason").rows()}
     assert got[("S", 3)] == ("settled", "both raters at or above their thresholds at sessions 3 and 5, no fall beyond the tolerance")
     assert got[("F", 5)] == ("troubled", "patient fell 4.5 → 4.0 (more than 0.05 on 0-1)")
-    assert got[("L", 3)] == ("troubled", "patient 0.5 < 0.625 on 0-1 at session 3")
+    assert got[("L", 3)] == ("troubled", "patient 3.0 (0.5 on 0-1) < 0.625 at session 3")
     assert got[("M", 5)] == ("missing", "no therapist rating at session 5")
     assert summary["dyads"] == {"missing": 1, "settled": 1, "troubled": 2}
     assert summary["parameters"] == {"sessions": [3, 5], "scale": "pomp", "threshold": {"patient": 0.625, "therapist": 2 / 3},
@@ -244,8 +244,8 @@ def test_fixed_sessions_thresholds_and_fall_tolerance_at_their_boundaries():
     got = dict(sel.filter(pl.col("rank") == 2).select("dyad_id", "reason").rows())
     group = dict(sel.filter(pl.col("rank") == 2).select("dyad_id", "group").rows())
     assert group == {"AT": "settled", "PB": "troubled", "TB": "troubled", "FE": "settled", "FA": "troubled", "FB": "settled"}
-    assert got["PB"] == "patient 0.62 < 0.625 on 0-1 at session 3"
-    assert got["TB"] == "therapist 0.657 < 0.667 on 0-1 at session 5"
+    assert got["PB"] == "patient 3.48 (0.62 on 0-1) < 0.625 at session 3"
+    assert got["TB"] == "therapist 4.94 (0.657 on 0-1) < 0.667 at session 5"
     assert got["FA"] == "patient fell 4.0 → 3.79 (more than 0.05 on 0-1)"
     # scale: own keeps the thresholds on each instrument's scale (defaults 3.5 and 5.0)
     own, own_summary = fixed.select(sessions_for(rows), {"scale": "own", "fall_tolerance": 0})

@@ -48,14 +48,18 @@ def select(sessions: pl.DataFrame, params: dict, scales: dict[str, tuple[float, 
         (r, tag): (pl.col(f"{r}_{tag}") - scales[r][0]) / (scales[r][1] - scales[r][0]) for r in RATERS for tag in ("a", "b")
     }
     level = unit if scale == "pomp" else {(r, tag): pl.col(f"{r}_{tag}") for r in RATERS for tag in ("a", "b")}
-    shown = {(r, tag): level[(r, tag)].round(3 if scale == "pomp" else 2) for r in RATERS for tag in ("a", "b")}
-    on = " on 0-1" if scale == "pomp" else ""
+    # the rating as entered, and under pomp also on 0-1: "therapist 4.92 (0.653 on 0-1) < 0.667"
+    shown = {
+        (r, tag): pl.format("{} ({} on 0-1)", pl.col(f"{r}_{tag}").round(2), unit[(r, tag)].round(3)) if scale == "pomp"
+        else pl.col(f"{r}_{tag}").round(2).cast(pl.String)
+        for r in RATERS for tag in ("a", "b")
+    }
     missing = [
         pl.when(pl.col(f"{r}_{tag}").is_null()).then(pl.lit(f"no {r} rating at session {s}"))
         for tag, s in (("a", first), ("b", second)) for r in RATERS
     ]
     below = [
-        pl.when(level[(r, tag)] < cut[r] - EPS).then(pl.format(f"{r} {{}} < {cut[r]:.3g}{on} at session {s}", shown[(r, tag)]))
+        pl.when(level[(r, tag)] < cut[r] - EPS).then(pl.format(f"{r} {{}} < {cut[r]:.3g} at session {s}", shown[(r, tag)]))
         for tag, s in (("a", first), ("b", second)) for r in RATERS
     ]
     falls = [
