@@ -126,13 +126,14 @@ def _select(input, output, params, **_):
 
 
 def _select_strategy(input, output, params, **_):
-    from dyadflow import select
+    from dyadflow import select, stats
     from dyadflow.registry import load_registry
 
-    spec = dict(params.spec)
+    spec = _plain(params.spec)
     chosen = select.run(
         spec, input.sessions, input.dyads, input.ruptures, load_registry(params.instruments_dir), params.outcome,
         dict(params.alliance), {k: output[k] for k in ("selection", "summary", "blinded", "key")},
+        composite=stats.settings(_plain(params.stats))["composite"],
     )
     counts = chosen.group_by("group").len().sort("group").rows()
     logger.info("%s (%s): %d session(s) selected: %s", spec["name"], spec["strategy"], chosen.height,

@@ -27,7 +27,7 @@ def write(tmp_path, text, name="mini.yaml"):
 
 
 def test_builtin_instruments_match_methods(registry):
-    assert sorted(registry) == ["bdi_ii", "oq_45", "phq_9", "wai_s", "wai_sr"]
+    assert sorted(registry) == ["bdi_ii", "oq_45", "phq_9", "wai_s", "wai_sr", "wai_sr_7"]
     wai_sr, wai_s, bdi, phq, oq = (registry[k] for k in ("wai_sr", "wai_s", "bdi_ii", "phq_9", "oq_45"))
     assert (wai_sr.n_items, wai_sr.min_value, wai_sr.max_value, wai_sr.method) == (12, 1, 5, "mean")
     assert wai_sr.subscales == {"task": (1, 2, 10, 12), "bond": (3, 5, 7, 9), "goal": (4, 6, 8, 11)}
@@ -45,6 +45,26 @@ def test_builtin_instruments_match_methods(registry):
     assert (oq.n_items, oq.max_value, oq.norms["cutoff"], oq.norms["reliable_change_points"]) == (45, 4, 63.5, 14)
     assert oq.reverse_keyed == (1, 12, 13, 20, 21, 24, 31, 37, 43)
     assert sorted(i for items in oq.subscales.values() for i in items) == list(range(1, 46))
+
+
+def test_seven_point_wai_sr_is_the_same_item_set_on_1_to_7(registry):
+    wai7, wai5 = registry["wai_sr_7"], registry["wai_sr"]
+    assert (wai7.n_items, wai7.min_value, wai7.max_value, wai7.method, wai7.raters) == (12, 1, 7, "mean", ("patient",))
+    assert wai7.subscales == wai5.subscales and wai7.reverse_keyed == ()
+    assert (wai7.score_min, wai7.score_max) == (1, 7)
+    assert "Hatcher & Gillaspy (2006)" in wai7.source and "CIPPS" in wai7.source and "Oslo" in wai7.source
+
+
+def test_seven_point_patient_alliance_is_accepted_not_rejected(tmp_path, registry):
+    """CIPPS-like data (patient WAI-SR means above 5): item_value under wai_sr, accepted under wai_sr_7."""
+    from conftest import row, run_validation, write_canonical
+
+    items = (6, 7, 5, 6, 6, 5, 7, 6, 5, 6, 6, 7)  # mean 6.0
+    rows = [row(session=1, instrument=k, items=items) for k in ("wai_sr", "wai_sr_7")]
+    res = run_validation(write_canonical(tmp_path / "q.csv", rows), registry)
+    assert res.rejections.select("source_line", "column", "rule").rows()[0] == (2, "item_01", "item_value")
+    assert set(res.rejections.get_column("source_line").to_list()) == {2}
+    assert res.accepted.select("source_line", "instrument").rows() == [(3, "wai_sr_7")]
 
 
 def test_token_map_accepts_numbers_labels_and_codes(registry):

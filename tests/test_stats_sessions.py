@@ -76,3 +76,28 @@ def test_composite_needs_both_raters():
     rows = [("D1", 1, "wai_sr", "patient", 4), ("D1", 1, "wai_s", "therapist", 6), ("D1", 2, "wai_s", "therapist", 6)]
     t = session_table(scores(rows), "bdi_ii", ALLIANCE)
     assert t.get_column("alliance_composite").to_list() == [5.0, None]
+
+
+def test_pomp_composite_puts_both_scales_on_0_to_1():
+    """Issue 15 point 4: WAI-SR 1–5 and WAI-S 1–7 rescaled before averaging (the default)."""
+    from dyadflow import stats
+    from dyadflow.registry import load_registry
+
+    rows = [("D1", 1, "wai_sr", "patient", 4), ("D1", 1, "wai_s", "therapist", 5.5)]
+    rows += [("D1", 2, "wai_sr", "patient", 2.75), ("D1", 2, "wai_s", "therapist", 7)]
+    rows += [("D1", s, "bdi_ii", "patient", y) for s, y in ((1, 20), (2, 18))]
+    ranges = {"patient": (1, 5), "therapist": (1, 7)}
+    pomp = session_table(scores(rows), "bdi_ii", ALLIANCE, composite="pomp", ranges=ranges)
+    # session 1: (4-1)/4 = .75 and (5.5-1)/6 = .75 -> .75; session 2: 1.75/4 = .4375 and 1 -> .71875
+    assert pomp.get_column("alliance_composite").to_list() == [0.75, 0.71875]
+    # the raw mean ranks the sessions the other way round (4.75 < 4.875): the therapist's wider scale dominates
+    assert session_table(scores(rows), "bdi_ii", ALLIANCE).get_column("alliance_composite").to_list() == [4.75, 4.875]
+    # pomp is the pipeline's default, with the ranges from the registry
+    assert stats.settings(None)["composite"] == "pomp"
+    res = stats.compute(scores(rows), load_registry(), "bdi_ii", ALLIANCE)
+    assert res.sessions.get_column("alliance_composite").to_list() == [0.75, 0.71875]
+    assert res.cohort["settings"]["composite"] == "pomp"
+    res = stats.compute(scores(rows), load_registry(), "bdi_ii", ALLIANCE, {"composite": "mean"})
+    assert res.sessions.get_column("alliance_composite").to_list() == [4.75, 4.875]
+    with pytest.raises(ValueError, match="ranges"):
+        session_table(scores(rows), "bdi_ii", ALLIANCE, composite="pomp")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from dyadflow.errors import DyadflowError
+
 DYAD = "dyad_id"
 # results/selection/<name>.csv (a contract: add columns, never rename)
 SELECTION_SCHEMA = {"dyad_id": pl.String, "session": pl.Int32, "group": pl.String, "rank": pl.Int32, "reason": pl.String}
@@ -28,3 +30,23 @@ def ordinal(n: pl.Expr) -> pl.Expr:
         .otherwise(pl.lit("th"))
     )
     return pl.when(n == 1).then(pl.lit("")).otherwise(pl.format("{}{} ", n, suffix))
+
+
+def scaled_thresholds(scale: str, defaults: dict[str, dict[str, float]], given: dict | None, key: str) -> dict[str, float]:
+    """Per rater, the thresholds ``given`` under ``key`` over the defaults of their ``scale`` (``own`` or ``pomp``).
+
+    Under ``pomp`` the thresholds are on 0-1 ((x - min)/(max - min) of the instrument's
+    response range); one outside 0-1 stops with the key named.
+    """
+    if scale not in defaults:
+        raise DyadflowError(f"scale must be one of {', '.join(sorted(defaults))}, not '{scale}'", key="scale")
+    cut = {**defaults[scale], **(given or {})}
+    if scale == "pomp":
+        for rater, value in cut.items():
+            if not 0 <= value <= 1:
+                raise DyadflowError(
+                    f"{key}.{rater} is {value:g}, outside 0-1: with scale: pomp thresholds are on the 0-1 scale "
+                    "((x - min)/(max - min) of the instrument's range); give it on 0-1 or set scale: own",
+                    key=f"{key}.{rater}",
+                )
+    return cut

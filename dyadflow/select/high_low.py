@@ -13,10 +13,15 @@ Steps (METHODS.md), for all therapies at once:
 4. in each kept therapy the highest and the lowest composite. A final session is
    replaced by the next-ranked one; so is a high session not followed by an improvement
    at the next session (a BDI-II decrease) and a low session not followed by a worsening.
+   A replacement never crosses the patient's own mean: a high session has z > 0, a low
+   one z < 0 (of the score used for the ranking). A therapy without such a session has no
+   row in that group, and the summary lists it under ``no_eligible_session`` with why.
 
 ``reason`` says which step decided each row. The decrease/increase check uses the
-observed outcome, also with ``detrend``. ``max_per_group`` keeps the sessions with the
-largest |z| of each group.
+observed outcome, also with ``detrend``. ``max_per_group`` keeps, per group, the sessions
+with the highest z (high) or the lowest z (low): the project's rule (the paper narrowed
+its selection by hand). A therapy is kept when p < alpha (strictly: the paper's
+"significantly predicts" at .05).
 """
 
 from __future__ import annotations
@@ -61,8 +66,8 @@ def _skip_flags(cands: pl.DataFrame) -> pl.DataFrame:
     return cands.with_columns(flags)
 
 
-def pick(sessions: pl.DataFrame, qualified: pl.DataFrame, params: dict, lower_is_better: bool) -> pl.DataFrame:
-    """Step 4 for every kept therapy: the selected sessions with group, |z| and reason."""
+def candidates(sessions: pl.DataFrame, qualified: pl.DataFrame, params: dict, lower_is_better: bool) -> pl.DataFrame:
+    """Step 4's candidates: every session of a kept therapy on its group's side of the patient's mean, ranked, with skip flags."""
     score = "alliance_composite_dt" if params["detrend"] else "alliance_composite_z"
     last = sessions.group_by(DYAD).agg(pl.col("session").max().alias("_last"))
     base = (
@@ -85,7 +90,7 @@ def pick(sessions: pl.DataFrame, qualified: pl.DataFrame, params: dict, lower_is
                 (pl.col("outcome_next").is_null() & (pl.col("session") != pl.col("_last"))).alias("_skip_no_next"),
                 (pl.col("outcome_next").is_not_null() & ~change.fill_null(False)).alias("_skip_no_change"),
                 pl.col("_z").rank("ordinal", descending=descending).over(DYAD, order_by="session").alias("_rank"),
-            )
+            ).filter((pl.col("_z") > 0) if descending else (pl.col("_z") < 0))  # never across the patient's mean
         )
     cands = pl.concat(parts).sort(DYAD, "group", "_rank")
     cands = cands.with_columns(
@@ -93,7 +98,45 @@ def pick(sessions: pl.DataFrame, qualified: pl.DataFrame, params: dict, lower_is
     ).with_columns(
         pl.col("_eligible").cast(pl.Int32).cum_sum().over(DYAD, "group", order_by="_rank").alias("_nth")
     )
-    cands = _skip_flags(cands)
+    return _skip_flags(cands)
+
+
+def no_eligible(cands: pl.DataFrame, qualified: pl.DataFrame, lower_is_better: bool) -> pl.DataFrame:
+    """Kept therapies with no eligible session in a group: ``dyad_id, group, reason``."""
+    dec, inc = ("decrease", "increase") if lower_is_better else ("increase", "decrease")
+    words = {"high": ("above", dec), "low": ("below", inc)}
+    wanted = qualified.select(DYAD).join(pl.DataFrame({"group": ["high", "low"]}), how="cross")
+    counts = cands.group_by(DYAD, "group").agg(
+        pl.len().alias("_n"),
+        pl.col("_eligible").any().alias("_any"),
+        *[pl.col(f"_skip_{k}").sum().alias(f"_{k}") for k in ("final", "no_next", "no_change")],
+    )
+    side = pl.col("group").replace_strict({g: w[0] for g, w in words.items()})
+    change = pl.col("group").replace_strict({g: w[1] for g, w in words.items()})
+    return (
+        wanted.join(counts, on=[DYAD, "group"], how="left")
+        .filter(~pl.col("_any").fill_null(False))
+        .with_columns(pl.col("_n", "_final", "_no_next", "_no_change").fill_null(0))
+        .with_columns(
+            pl.format(
+                "no eligible session: {} session(s) {} the patient's mean composite (z {} 0), none followed by {} "
+                "at the next session (final session: {}; no outcome at next session: {}; no {}: {})",
+                pl.col("_n"), side, pl.when(pl.col("group") == "high").then(pl.lit(">")).otherwise(pl.lit("<")),
+                pl.when(change == "increase").then(pl.lit("an increase")).otherwise(pl.lit("a decrease")),
+                pl.col("_final"), pl.col("_no_next"), change, pl.col("_no_change"),
+            ).alias("reason")
+        )
+        .select(DYAD, "group", "reason")
+        .sort("group", DYAD)
+    )
+
+
+def pick(sessions: pl.DataFrame, qualified: pl.DataFrame, params: dict, lower_is_better: bool) -> pl.DataFrame:
+    """Step 4 for every kept therapy: the selected sessions with group, z and reason."""
+    return _picked(candidates(sessions, qualified, params, lower_is_better), params)
+
+
+def _picked(cands: pl.DataFrame, params: dict) -> pl.DataFrame:
     picked = cands.filter(pl.col("_eligible") & (pl.col("_nth") <= params["per_dyad"]))
     replaced = pl.concat_list(
         pl.when(pl.col("_above_final")).then(pl.lit("final session")),
@@ -107,18 +150,37 @@ def pick(sessions: pl.DataFrame, qualified: pl.DataFrame, params: dict, lower_is
     ).select(DYAD, "session", "group", "reason", "abs_z", "_z")
 
 
-def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, lower_is_better: bool) -> tuple[pl.DataFrame, dict]:
-    """The selection (``dyad_id, session, group, rank, reason``) and its summary."""
+def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, lower_is_better: bool, composite: str | None = None) -> tuple[pl.DataFrame, dict]:
+    """The selection (``dyad_id, session, group, rank, reason``) and its summary.
+
+    ``composite`` names how ``alliance_composite`` was made (``stats.composite``), for the summary.
+    """
     params = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
     fits = therapies(sessions, params, lower_is_better)
     qualified = fits.filter(pl.col("qualified"))
-    picked = pick(sessions, qualified, params, lower_is_better)
+    cands = candidates(sessions, qualified, params, lower_is_better)
+    picked = _picked(cands, params)
+    # rank within the group by signed z: the highest z first among high, the lowest first among low
+    signed = pl.when(pl.col("group") == "high").then(-pl.col("_z")).otherwise(pl.col("_z"))
     picked = picked.with_columns(
-        pl.col("abs_z").rank("ordinal", descending=True).over("group", order_by=[DYAD, "session"]).cast(pl.Int32).alias("rank")
+        signed.rank("ordinal").over("group", order_by=[DYAD, "session"]).cast(pl.Int32).alias("rank")
     )
     if params["max_per_group"] is not None:
         picked = picked.filter(pl.col("rank") <= params["max_per_group"])
-    return finish(picked), summary(picked, sessions, dyads, fits, params)
+    out = summary(picked, sessions, dyads, fits, params)
+    if composite is not None:
+        out["composite"] = composite
+    out["no_eligible_session"] = _no_eligible_summary(no_eligible(cands, qualified, lower_is_better))
+    return finish(picked), out
+
+
+def _no_eligible_summary(missing: pl.DataFrame) -> dict:
+    """Per group: how many kept therapies had no eligible session, and each one's reason."""
+    return {
+        g: {"therapies": part.height, "reasons": part.select(DYAD, "reason").to_dicts()}
+        for g in ("high", "low")
+        for part in [missing.filter(pl.col("group") == g)]
+    }
 
 
 def _mean(expr: pl.Expr) -> pl.Expr:

@@ -34,7 +34,7 @@ __all__ = ["DEFAULTS", "settings", "session_table", "dyad_table", "compute", "ru
 
 DEFAULTS: dict = {
     "max_gap": 1,
-    "composite": "mean",
+    "composite": "pomp",
     "early_sessions": [3, 5],
     "min_agreement": 3,
     "lag": {"predictor": "composite", "covariate_outcome": False, "detrend": False, "min_pairs": 3},
@@ -153,7 +153,8 @@ def compute(
     pat_inst = _instrument(registry, alliance["patient"], "alliance.patient")
     th_inst = _instrument(registry, alliance["therapist"], "alliance.therapist")
 
-    sessions = session_table(scores, outcome, alliance, max_gap=int(s["max_gap"]), composite=s["composite"])
+    ranges = {"patient": (pat_inst.score_min, pat_inst.score_max), "therapist": (th_inst.score_min, th_inst.score_max)}
+    sessions = session_table(scores, outcome, alliance, max_gap=int(s["max_gap"]), composite=s["composite"], ranges=ranges)
     dyads = _identity(scores, sessions)
 
     rule = change.change_rule(out_inst, dyads.get_column("outcome_pre"), s["change"]["criterion"], s["change"]["cutoff"])
@@ -163,7 +164,6 @@ def compute(
         .alias("_note_rci")
     )
 
-    ranges = {"patient": (pat_inst.score_min, pat_inst.score_max), "therapist": (th_inst.score_min, th_inst.score_max)}
     early = tuple(int(v) for v in s["early_sessions"])
     dyads = dyads.join(alliance_mod.alliance_summary(sessions, ranges, early, int(s["min_agreement"])), on="dyad_id", how="left")
 

@@ -28,12 +28,16 @@ def session_table(
     alliance: dict[str, str],
     max_gap: int = 1,
     composite: str = "mean",
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> pl.DataFrame:
     """One row per dyad × session in the scores.
 
-    ``alliance_composite`` is the mean of the two raters' scores (Ekeblad et al. 2022) or,
-    with ``composite="z_mean"``, the mean of their within-dyad z-scores; it is null when
-    either rater's score is missing. ``outcome_next``
+    ``alliance_composite`` is the mean of the two raters' scores (Ekeblad et al. 2022);
+    with ``composite="pomp"`` (the pipeline's default) the mean after putting each score on
+    0–1 with its instrument's response range, ``ranges[rater] = (min, max)`` from the
+    registry ((x − min)/(max − min), "percent of maximum possible"), so that 1–5 and 1–7
+    scales weigh alike; with ``composite="z_mean"`` the mean of their within-dyad z-scores.
+    It is null when either rater's score is missing. ``outcome_next``
     is the outcome of the next session with an observed outcome, when it is at most
     ``max_gap`` sessions later. ``_z`` columns are within-dyad z-scores; ``_dt`` columns are
     the residuals of a within-dyad regression on session number, z-scored within dyad.
@@ -70,7 +74,12 @@ def session_table(
     raw = {c: grouped.values(t, c) for c in ("alliance_patient", "alliance_therapist", "outcome")}
     z = {c: grouped.zscore(v, g, n_groups) for c, v in raw.items()}
     # Both raters are needed: one rater's score alone is on another scale (1-5 vs 1-7).
-    src = z if composite == "z_mean" else raw
+    if composite == "pomp":
+        if ranges is None:
+            raise ValueError("composite='pomp' needs the raters' instrument ranges")
+        src = {r: (raw[r] - ranges[k][0]) / (ranges[k][1] - ranges[k][0]) for k, r in (("patient", "alliance_patient"), ("therapist", "alliance_therapist"))}
+    else:
+        src = z if composite == "z_mean" else raw
     raw["alliance_composite"] = (src["alliance_patient"] + src["alliance_therapist"]) / 2
     z["alliance_composite"] = grouped.zscore(raw["alliance_composite"], g, n_groups)
     dt = {c: grouped.zscore(grouped.detrend(raw[c], session, g, n_groups), g, n_groups) for c in SERIES}

@@ -23,6 +23,7 @@ rule select_strategy:
         outcome=config["outcome"],
         alliance=config["alliance"],
         instruments_dir=config["instruments_dir"],
+        stats=config["stats"],
     log:
         f"{LOGS}/select/{{name}}.log",
     run:
