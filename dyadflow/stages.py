@@ -62,10 +62,15 @@ def _validate(input, output, params, log, **_):
         strict_rejections=str(Path(str(log[0])).with_suffix(".rejections.csv")),
         out_warnings=output.get("warnings"),
         date_limit=data_freeze_date(params.data_freeze),
+        out_consent=output.get("consent"),
     )
     n_warnings = sum(len(json.loads(Path(p).read_text(encoding="utf-8")).get("warnings", [])) for p in input.metas)
     if n_warnings:
         logger.warning("%d warning(s) about input columns: see %s", n_warnings, output.get("warnings"))
+    if result.warnings.height:
+        logger.warning("%d consent cell(s) ignored (not the patient's row, or not true/false): see %s",
+                       result.warnings.height, output.get("warnings"))
+    logger.info("%d consent decision(s) recorded (%s)", result.consent.height, output.get("consent"))
     for row in result.accounting.iter_rows(named=True):
         logger.info(
             "%s: %d read, %d accepted, %d rejected (%d exact duplicates)",
