@@ -208,7 +208,7 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         has_data = pl.any_horizontal([pl.col(c).is_not_null() for c in data_cols])
         present = belongs & (has_data | status.is_in(["1", "2"]))
         empty_forms += raw.filter(belongs & ~present & status.is_not_null()).height
-        any_form = any_form | present
+        any_form = any_form | present.fill_null(False)
         sub = raw.filter(present)
         if choices:  # a label export: labels back to the project's codes
             sub = sub.with_columns(
