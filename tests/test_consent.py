@@ -273,3 +273,62 @@ def test_redcap_consent_is_not_filled_and_counts_on_events_without_forms(tmp_pat
 )
 def test_redaction(note, want):
     assert pl.select(redact(pl.lit(note))).item() == want
+
+
+# --- through the PDFs: the therapist's copy against the research copy -----------------------
+
+
+@pytest.fixture(scope="module")
+def consent_build(tmp_path_factory):
+    from test_report_dyad import build, write_results
+
+    res = write_results(tmp_path_factory.mktemp("consent_pdf"))
+    scores = pl.read_parquet(res / "scores" / "questionnaires.parquet")
+    later = (pl.col("dyad_id") == "D1") & (pl.col("session") == 5) & (pl.col("instrument") == "bdi_ii")
+    observer = scores.filter((pl.col("dyad_id") == "D1") & (pl.col("session") == 3) & (pl.col("rater") == "therapist"))
+    observer = observer.with_columns(pl.lit("observer").alias("rater"), pl.lit("OBSERVERQUOTE the patient said").alias("note"))
+    pl.concat([scores.with_columns(pl.when(later).then(pl.lit("LATERNOTE after withdrawal")).otherwise(pl.col("note")).alias("note")),
+               observer]).write_parquet(res / "scores" / "questionnaires.parquet")
+    # D1: text consent at intake, withdrawn at session 3; ratings shared. D2: text shared, no ratings consent.
+    rows = [("D1", 0, True, "share_text"), ("D1", 3, False, "share_text"), ("D1", 0, True, "share_ratings"),
+            ("D2", 0, True, "share_text")]
+    pl.DataFrame(
+        [{"dyad_id": d, "session": s, "date": None, "rater": "patient", "consent": c, "source_file": "data/q.csv",
+          "source_line": i + 2, "kind": k} for i, (d, s, c, k) in enumerate(rows)],
+        schema=C.CONSENT_TABLE,
+    ).write_parquet(res / "validated" / "consent.parquet")
+    build(res)
+    return res
+
+
+def _text(path):
+    from test_report_dyad import pdf_text
+
+    return pdf_text(path)
+
+
+def test_withdrawn_notes_are_absent_from_the_therapists_copy_only(consent_build):
+    reports = consent_build / "reports"
+    therapist, research = _text(reports / "by_therapist" / "T1" / "D1.pdf"), _text(reports / "dyads" / "D1.pdf")
+    assert "PATIENTSECRET" in therapist and "THERAPISTNOTE" in therapist  # session 1 (consented), the therapist's own
+    assert "OBSERVERQUOTE" not in therapist and "LATERNOTE" not in therapist  # sessions 3 and 5, after the withdrawal
+    for note in ("PATIENTSECRET", "THERAPISTNOTE", "OBSERVERQUOTE the patient said", "LATERNOTE after withdrawal"):
+        assert note in research
+    assert "are not shown in this copy" not in therapist  # D1 shares its ratings: all of them are there
+    assert "Alliance, patient (mean) 3.81" in therapist
+
+
+def test_patient_ratings_without_consent_are_absent_from_the_therapists_copy_only(consent_build):
+    reports = consent_build / "reports"
+    therapist, research = _text(reports / "by_therapist" / "T2" / "D2.pdf"), _text(reports / "dyads" / "D2.pdf")
+    assert "Alliance, patient (mean) 4.00" in research and "Alliance, patient (mean) —" in therapist
+    assert "20.0 → 21.0" in research and "pre → post — → —" in therapist
+    assert ("The patient's own ratings of sessions 0, 1 are not shown in this copy: the patient has not consented to "
+            "share them with the therapist") in therapist
+    assert "SHAREDNOTE" in therapist  # the text consent is a separate decision
+    assert ("No risk item was endorsed in the questionnaires shown in this copy; the patient's questionnaires of "
+            "sessions 0, 1 are not shared with the therapist") in therapist
+    assert "No risk item was endorsed in the questionnaires on record." in research
+    sessions = therapist.split("Session by session")[1].split("prorated")[0]
+    assert "0 2024-02-01 — — — 1 2024-02-08 — — —" in sessions
+    assert "0 2024-02-01 20.0 severe — — 1 2024-02-08 21.0 severe 4.00 —" in research
