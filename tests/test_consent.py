@@ -332,3 +332,39 @@ def test_patient_ratings_without_consent_are_absent_from_the_therapists_copy_onl
     sessions = therapist.split("Session by session")[1].split("prorated")[0]
     assert "0 2024-02-01 — — — 1 2024-02-08 — — —" in sessions
     assert "0 2024-02-01 20.0 severe — — 1 2024-02-08 21.0 severe 4.00 —" in research
+
+
+def test_dial_sessions_follow_the_ratings_consent():
+    from dyadflow.report.dyad import clinician_microprocess
+
+    micro = {
+        "D1": {"dyad_id": "D1", "available": True, "sessions": [{"session": 3}, {"session": 8}, {"session": 9}]},
+        "D2": {"dyad_id": "D2", "available": True, "sessions": [{"session": 5}]},
+        "D3": {"dyad_id": "D3", "available": False, "sessions": []},
+    }
+    consent = pl.DataFrame(
+        {"dyad_id": ["D1", "D1", "D2"], "session": [0, 9, 5], "date": [None] * 3, "rater": ["patient"] * 3,
+         "consent": [True, False, True], "source_file": ["x.csv"] * 3, "source_line": [2, 3, 4],
+         "kind": ["share_ratings", "share_ratings", "share_text"]},
+        schema=C.CONSENT_TABLE,
+    )
+    out = clinician_microprocess(micro, consent)
+    # D1: withdrawn at 9 (8 just before stays); D2 consented to text only; D3 has no dial data
+    assert {d: ([e["session"] for e in v["sessions"]], v["withheld"], v["available"]) for d, v in out.items()} == {
+        "D1": ([3, 8], [9], True), "D2": ([], [5], True), "D3": ([], [], False),
+    }
+
+
+def test_the_demo_shows_a_withdrawal_of_each_consent(registry):
+    from conftest import demo_inputs
+
+    frames, metas = zip(*(read_input(spec) for spec in demo_inputs()))
+    res = validate_frames(list(frames), list(metas), registry)
+    got = res.consent.filter(pl.col("dyad_id").is_in(["D002", "D006"])).select("dyad_id", "kind", "session", "consent").rows()
+    assert got == [
+        ("D002", "share_ratings", 0, False), ("D002", "share_text", 0, True), ("D002", "share_text", 7, False),
+        ("D006", "share_ratings", 0, True), ("D006", "share_ratings", 5, False), ("D006", "share_text", 0, False),
+    ]
+    per_kind = res.consent.filter(pl.col("session") == 0).group_by("kind").agg(pl.col("consent").sum()).sort("kind").rows()
+    assert per_kind == [("share_ratings", 65), ("share_text", 57)]  # of 80 dyads
+    assert res.warnings.height == 0
