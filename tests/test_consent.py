@@ -368,3 +368,13 @@ def test_the_demo_shows_a_withdrawal_of_each_consent(registry):
     per_kind = res.consent.filter(pl.col("session") == 0).group_by("kind").agg(pl.col("consent").sum()).sort("kind").rows()
     assert per_kind == [("share_ratings", 65), ("share_text", 57)]  # of 80 dyads
     assert res.warnings.height == 0
+
+
+def test_the_dial_page_says_which_sessions_are_withheld():
+    from test_microprocess_report import render
+
+    research = render({"dyad_id": "D1", "available": True, "sessions": []})  # no 'withheld': the research copy
+    assert "not shown in this copy" not in research
+    clinician = " ".join(render({"dyad_id": "D1", "available": True, "sessions": [], "withheld": [5, 9]}).split())
+    assert ("Sessions 5, 9: not shown in this copy; the patient has not consented to share their ratings with the "
+            "therapist.") in clinician
