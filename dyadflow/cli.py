@@ -61,7 +61,7 @@ def _check_instruments(args) -> int:
 def _outputs(args) -> int:
     results = Path(args.results)
     groups = [
-        ("Validated data", ["validated/questionnaires.parquet"]),
+        ("Validated data", ["validated/questionnaires.parquet", "validated/consent.parquet"]),
         ("Validation", ["validation/accounting.csv", "validation/rejections.csv", "validation/warnings.csv"]),
         ("Scores", ["scores/questionnaires.csv", "scores/questionnaires.parquet"]),
         ("Statistics", ["stats/dyads.csv", "stats/dyads.parquet", "stats/sessions.parquet", "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json"]),

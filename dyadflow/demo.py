@@ -96,6 +96,19 @@ def generate(seed: int = SEED, n_dyads: int = N_DYADS, n_sessions: int = N_SESSI
     bdi[:, 1:] -= 4.5 * dev[:, :-1]
     bdi = np.clip(bdi, 0, 63)
 
+    # consent (README, "Consent"), from a generator of its own so that the study's numbers
+    # stay as they were: most patients share their ratings; one withdraws the text consent
+    # and one the ratings consent part-way, so the demo shows the rule
+    crng = np.random.default_rng([seed, 14])
+    consent_ratings = crng.random(d) < 0.85
+    full = dropout_at > n_sessions
+    text_at = np.full(d, n_sessions + 1)
+    ratings_at = np.full(d, n_sessions + 1)
+    for flags, at, session in ((consent & full, text_at, 6), (consent_ratings & full & ~consent, ratings_at, 5)):
+        hit = np.flatnonzero(flags)
+        if hit.size:
+            at[hit[0]] = session
+
     dates = start[:, None] + 7 * s_idx[None, :]
     rows = []
 
@@ -122,7 +135,8 @@ def generate(seed: int = SEED, n_dyads: int = N_DYADS, n_sessions: int = N_SESSI
             cols["note"] = pl.Series(text[dd, ss].tolist(), dtype=pl.String).zip_with(pl.Series(~none[dd, ss]), nulls)
         else:
             cols["note"] = nulls
-        cols["consent_share_text"] = pl.Series(np.where(consent[dd], "true", "false")) if note is not None else pl.Series([None] * dd.size, dtype=pl.String)
+        cols["consent_share_text"] = pl.Series(np.where(consent[dd] & (ss < text_at[dd]), "true", "false")) if note is not None else nulls
+        cols["consent_share_ratings"] = pl.Series(np.where(consent_ratings[dd] & (ss < ratings_at[dd]), "true", "false")) if note is not None else nulls
         return pl.DataFrame(cols)
 
     flat = lambda a: a.reshape(-1)  # noqa: E731
@@ -156,7 +170,7 @@ def generate(seed: int = SEED, n_dyads: int = N_DYADS, n_sessions: int = N_SESSI
     table = table.with_columns(pl.col("instrument").replace_strict(order).alias("_o"), pl.col("session").cast(pl.Int32).alias("_s"))
     table = table.sort("dyad_id", "_s", "_o").drop("_o", "_s")
     items = [f"item_{k:02d}" for k in range(1, 22)]
-    table = table.select("dyad_id", "patient_id", "therapist_id", "arm", "session", "date", "rater", "instrument", *items, "note", "consent_share_text")
+    table = table.select("dyad_id", "patient_id", "therapist_id", "arm", "session", "date", "rater", "instrument", *items, "note", "consent_share_text", "consent_share_ratings")
     return _add_bad_rows(table) if bad_rows else table
 
 
@@ -235,7 +249,8 @@ def redcap_table(table: pl.DataFrame) -> pl.DataFrame:
     One record per dyad × event, BDI-II and WAI-SR side by side. Where a dyad has two
     BDI-II forms for one event (the conflicting duplicate), both are instances of a
     repeated form, on rows of their own. Patient, therapist, arm and consent are on the
-    baseline record only, as an enrolment form would hold them.
+    baseline record, as an enrolment form would hold them; a later change of consent (a
+    withdrawal) is recorded on the event where it was made.
     """
     t = table.filter(pl.col("instrument").is_in(["bdi_ii", "wai_sr"])).with_columns(
         pl.col("session").cast(pl.Int32).alias("_s")
@@ -260,9 +275,18 @@ def redcap_table(table: pl.DataFrame) -> pl.DataFrame:
         pl.col("therapist_id").first().alias("therapist_code"),
         pl.col("arm").first(),
         pl.col("consent_share_text").drop_nulls().first().alias("consent_share"),
+        pl.col("consent_share_ratings").drop_nulls().first().alias("consent_ratings"),
     )
-    base = base.join(ident, on="dyad_id", how="left").with_columns(
-        [pl.when(pl.col("session") == "0").then(pl.col(c)).alias(c) for c in ("patient_code", "therapist_code", "arm", "consent_share")]
+    consent = {"consent_share": "consent_share_text", "consent_ratings": "consent_share_ratings"}
+    # a change of consent after enrolment: on the event of the first session with the new value
+    changes = (
+        t.filter(pl.col("consent_share_text").is_not_null()).sort("dyad_id", "_s")
+        .with_columns([(pl.col(c) != pl.col(c).shift(1).over("dyad_id")).fill_null(False).alias(f"_{k}") for k, c in consent.items()])
+        .select(*key, *[pl.when(pl.col(f"_{k}")).then(pl.col(c)).alias(f"_{k}") for k, c in consent.items()])
+    )
+    base = base.join(ident, on="dyad_id", how="left").join(changes, on=key, how="left").with_columns(
+        [pl.when(pl.col("session") == "0").then(pl.col(c)).alias(c) for c in ("patient_code", "therapist_code", "arm")]
+        + [pl.when(pl.col("session") == "0").then(pl.col(k)).otherwise(pl.col(f"_{k}")).alias(k) for k in consent]
         + [pl.when(pl.col("session") == "0").then(pl.lit("2")).alias("enrolment_complete")]
     )
     rows = pl.concat([base, repeated.join(events, on=key, how="left")], how="diagonal_relaxed")
@@ -280,7 +304,7 @@ def redcap_table(table: pl.DataFrame) -> pl.DataFrame:
         pl.col("dyad_id").alias("record_id"),
         _event(pl.col("session")).alias("redcap_event_name"),
         "redcap_repeat_instrument", "redcap_repeat_instance",
-        "patient_code", "therapist_code", "arm", "consent_share", "enrolment_complete",
+        "patient_code", "therapist_code", "arm", "consent_share", "consent_ratings", "enrolment_complete",
         "bdi_date", *[f"bdi_{k:02d}" for k in range(1, 22)], "bdi_complete",
         "wai_sr_date", *[f"wai_sr_{k:02d}" for k in range(1, 13)], "wai_sr_note", "wai_sr_complete",
     )

@@ -32,6 +32,7 @@ SYNONYMS = {
     "arm": ["arm", "group", "grupp", "condition", "treatment"],
     "note": ["note", "notes", "comment", "comments", "kommentar", "anteckning", "merknad"],
     "consent_share_text": ["consentsharetext", "consentshare", "consent"],
+    "consent_share_ratings": ["consentshareratings", "consentratings"],
 }
 QUALTRICS_SYSTEM = {
     "startdate", "enddate", "status", "ipaddress", "progress", "duration (in seconds)", "finished", "recordeddate",
@@ -199,7 +200,7 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
         forms = [c[: -len("_complete")] for c in columns if c.lower().endswith("_complete")]
         record_fields = guess_fields([c for c in columns if c.lower() not in ("record_id", "redcap_event_name")])
         spec["record_id"] = "dyad_id"
-        spec["columns"] = {k: v for k, v in record_fields.items() if k in ("patient_id", "therapist_id", "arm", "consent_share_text")}
+        spec["columns"] = {k: v for k, v in record_fields.items() if k in ("patient_id", "therapist_id", "arm", "consent_share_text", "consent_share_ratings")}
         events = frame.get_column("redcap_event_name").drop_nulls().unique(maintain_order=True).to_list() if "redcap_event_name" in frame.columns else []
         template = event_template(events)
         if template:

@@ -21,8 +21,13 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 SESSION_PATTERN = r"^[0-9]{1,4}$"
 # ISO 8601 calendar date, optionally followed by a time of day.
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
-TRUE_WORDS = ("true", "yes", "y", "1")
-FALSE_WORDS = ("false", "no", "n", "0")
+# Accepted spellings of a consent cell (case-insensitive); the studies are Nordic, so the
+# Scandinavian words count too (ja/j: yes; nei: Norwegian no; nej: Swedish/Danish no).
+TRUE_WORDS = ("true", "yes", "y", "1", "ja", "j")
+FALSE_WORDS = ("false", "no", "n", "0", "nei", "nej")
+# The consent columns (see dyadflow/consent.py): whether the patient's free text and the
+# patient's own ratings may be shown in the therapist's copy of the case report.
+CONSENT_COLUMNS = ("consent_share_text", "consent_share_ratings")
 
 ID_COLUMNS = ("dyad_id", "patient_id", "therapist_id")
 # pandera's own check names, mapped to the rule names dyadflow reports
@@ -42,7 +47,7 @@ RULES = {
     "date_future": "the date is after the data freeze (config data_freeze; by default the day of the build)",
     "rater_unknown": "rater must be patient, therapist or observer",
     "instrument_unknown": "the instrument is not in the registry",
-    "consent_value": "consent_share_text must be true/false (yes/no, 1/0) or empty",
+    "consent_value": "consent_share_text / consent_share_ratings must be true/false (yes/no, y/n, 1/0, ja/j, nei/nej) or empty",
     "rater_not_allowed": "the instrument is not rated by this rater",
     "item_value": "the answer is not allowed for this item",
     "item_not_in_instrument": "a value in an item column the instrument does not have",
@@ -76,7 +81,9 @@ def parse_bool(col: pl.Expr) -> pl.Expr:
     return pl.when(low.is_in(TRUE_WORDS)).then(True).when(low.is_in(FALSE_WORDS)).then(False).otherwise(None)
 
 
-def raw_schema(known_instruments: list[str], has_consent: bool, date_limit: dt.date | None = None) -> pa.DataFrameSchema:
+def raw_schema(
+    known_instruments: list[str], has_consent: bool | tuple[str, ...], date_limit: dt.date | None = None
+) -> pa.DataFrameSchema:
     """Checks on the columns every raw questionnaire row has (all cells are strings)."""
     columns = {
         c: pa.Column(pl.String, nullable=False, checks=[_expr_check("id_format", lambda x: x.str.contains(ID_PATTERN))])
@@ -103,8 +110,9 @@ def raw_schema(known_instruments: list[str], has_consent: bool, date_limit: dt.d
         nullable=False,
         checks=[_expr_check("instrument_unknown", lambda x: x.str.to_lowercase().is_in(known_instruments))],
     )
-    if has_consent:
-        columns["consent_share_text"] = pa.Column(
+    # has_consent: True (consent_share_text) or the consent columns that hold a value
+    for name in ("consent_share_text",) if has_consent is True else (has_consent or ()):
+        columns[name] = pa.Column(
             pl.String, nullable=True, checks=[_expr_check("consent_value", lambda x: parse_bool(x).is_not_null())]
         )
     return pa.DataFrameSchema(columns, strict=False, name="questionnaire_row")
@@ -206,6 +214,7 @@ def validated_schema(max_items: int) -> pa.DataFrameSchema:
         {
             "note": pa.Column(pl.String, nullable=True),
             "consent_share_text": pa.Column(pl.Boolean, nullable=True),
+            "consent_share_ratings": pa.Column(pl.Boolean, nullable=True),
             "source_file": pa.Column(pl.String),
             "source_line": pa.Column(pl.Int64, pa.Check.ge(1)),
         }

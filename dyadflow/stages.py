@@ -63,12 +63,17 @@ def _validate(input, output, params, log, **_):
         out_warnings=output.get("warnings"),
         date_limit=data_freeze_date(params.data_freeze),
         alliance=_plain(params.get("alliance")) or None,
+        out_consent=output.get("consent"),
     )
     n_warnings = sum(len(json.loads(Path(p).read_text(encoding="utf-8")).get("warnings", [])) for p in input.metas)
     if n_warnings:
         logger.warning("%d warning(s) about input columns: see %s", n_warnings, output.get("warnings"))
-    id_warnings = result.warnings.slice(n_warnings) if result.warnings is not None else None
-    for file, column, text in id_warnings.iter_rows() if id_warnings is not None else ():
+    n_consent = result.warnings.height - n_warnings - result.linking.height
+    if n_consent:
+        logger.warning("%d consent cell(s) ignored (not the patient's row, or not true/false): see %s",
+                       n_consent, output.get("warnings"))
+    logger.info("%d consent decision(s) recorded (%s)", result.consent.height, output.get("consent"))
+    for file, column, text in result.linking.iter_rows():
         # in the log and on the terminal (the log handler alone does not reach Snakemake's output)
         line = f"IDs ({column}{f', {file}' if file else ''}): {text}"
         logger.warning("%s", line)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandera.polars as pa
 import polars as pl
 
+from dyadflow import consent as consent_rules
 from dyadflow import io
 from dyadflow.errors import ValidationFailed
 from dyadflow.linking import id_warnings
@@ -34,7 +35,7 @@ from dyadflow.schemas import (
 )
 
 BASE_COLUMNS = ("dyad_id", "patient_id", "therapist_id", "arm", "session", "date", "rater", "instrument")
-TEXT_COLUMNS = ("note", "consent_share_text")
+TEXT_COLUMNS = ("note", "consent_share_text", "consent_share_ratings")
 PROVENANCE = ("source_file", "source_line")
 DUPLICATE_KEY = ("dyad_id", "session", "rater", "instrument")
 
@@ -71,7 +72,12 @@ class ValidationResult:
     accepted: pl.DataFrame
     rejections: pl.DataFrame
     accounting: pl.DataFrame
-    warnings: pl.DataFrame | None = None  # warnings.csv: ingest warnings, then ID warnings (dyadflow.linking)
+    # every consent decision, also on rejected rows (dyadflow.consent)
+    consent: pl.DataFrame = field(default_factory=consent_rules.empty_table)
+    # warnings.csv: ingest warnings, consent cells that are no decision (non-patient rows),
+    # then the ID warnings (dyadflow.linking), which are also kept apart in ``linking``
+    warnings: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WARNING_COLUMNS))
+    linking: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WARNING_COLUMNS))
 
 
 def _found(rows: pl.DataFrame, rule: str, message: pl.Expr, column: str | None = None, value: pl.Expr | None = None) -> pl.DataFrame:
@@ -136,7 +142,9 @@ ROW_MESSAGES = {
         _quote(pl.col("value")),
     ),
     "rater_unknown": lambda: pl.format("{} is not a rater: use patient, therapist or observer", _quote(pl.col("value"))),
-    "consent_value": lambda: pl.format("{} is not true or false (yes/no, 1/0)", _quote(pl.col("value"))),
+    "consent_value": lambda: pl.format(
+        "{} is not true or false (true/yes/y/1/ja/j or false/no/n/0/nei/nej)", _quote(pl.col("value"))
+    ),
 }
 
 
@@ -179,6 +187,9 @@ def _prepare(frames: list[pl.DataFrame]) -> pl.DataFrame:
     for c in ("source_line", "source_fields", "expected_fields"):
         if c not in raw.columns:
             raw = raw.with_columns(pl.lit(None, dtype=pl.Int64).alias(c))
+    # a REDCap event with a consent cell and no form (dyadflow.ingest.redcap)
+    only = pl.col("consent_only").fill_null(False) if "consent_only" in raw.columns else pl.lit(False)
+    raw = raw.with_columns(only.alias("consent_only"))
     # one chunk per column, as a defence against polars panics on multi-chunk string views
     # (see duplicate_groups); the frames of several files arrive as several chunks
     return raw.rechunk().with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
@@ -210,7 +221,7 @@ def _row_level(raw: pl.DataFrame, registry: dict[str, Instrument], date_limit: d
     )
     rest = raw.filter(pl.col("source_fields") == pl.col("expected_fields"))
     known = sorted(registry)
-    has_consent = rest.get_column("consent_share_text").null_count() < rest.height
+    has_consent = tuple(c for c in ("consent_share_text", "consent_share_ratings") if rest.get_column(c).null_count() < rest.height)
     failures = _pandera_failures(raw_schema(known, has_consent, date_limit), rest)
     found.append(_row_messages(failures, known).select(EMPTY_FOUND.columns))
 
@@ -233,6 +244,7 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
         pl.col("rater").str.to_lowercase(),
         pl.col("instrument").str.to_lowercase(),
         parse_bool(pl.col("consent_share_text")).alias("consent_share_text"),
+        parse_bool(pl.col("consent_share_ratings")).alias("consent_share_ratings"),
     )
     parts = []
     for key in sorted(rows.get_column("instrument").unique().to_list()):
@@ -275,7 +287,7 @@ def duplicate_groups(rows: pl.DataFrame, key: list[str], distinct: pl.Expr) -> p
 
 def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
     key = list(DUPLICATE_KEY)
-    content = [c for c in rows.columns if c not in (*key, "_row", "source_file", "source_line", "source_fields", "expected_fields")]
+    content = [c for c in rows.columns if c not in (*key, "_row", "source_file", "source_line", "source_fields", "expected_fields", "consent_only")]
     g = duplicate_groups(rows, key, pl.struct(content))
     conflict = g.filter((pl.col("_n") > 1) & (pl.col("_distinct") > 1))
     exact = g.filter((pl.col("_n") > 1) & (pl.col("_distinct") == 1) & (pl.col("_row") != pl.col("_first")))
@@ -393,6 +405,8 @@ def validate_frames(
     """Accept or reject every row. Dates after ``date_limit`` (if given) are rejected as date_future.
     ``alliance`` (the config's patient/therapist instruments) enables the one-rater ID warning."""
     raw = _prepare(frames)
+    consent_only = raw.filter(pl.col("consent_only"))  # not questionnaires: only their consent counts
+    raw = raw.filter(~pl.col("consent_only"))
     found = [_row_level(raw, registry, date_limit)]
     rejected = found[0].get_column("_row").unique()
     survivors = _typed(raw.filter(~pl.col("_row").is_in(rejected.implode())), registry)
@@ -411,6 +425,7 @@ def validate_frames(
             *[item_column(i) for i in range(1, max_items + 1)],
             "note",
             "consent_share_text",
+            "consent_share_ratings",
             *PROVENANCE,
         )
     )
@@ -438,8 +453,13 @@ def validate_frames(
     # a REDCap record gives several questionnaires on one line: count rejected rows, not lines
     rejected_rows = pl.concat(found).select("_row").unique().join(raw.select("_row", "source_file"), on="_row")
     accounting = _accounting(raw, rejections, accepted, metas, rejected_rows)
-    warnings = pl.concat([warnings_table(metas), id_warnings(accepted, len(metas), alliance)])
-    return ValidationResult(accepted, rejections, accounting, warnings)
+    untrusted = found[0].filter(pl.col("rule").is_in(consent_rules.UNTRUSTED_RULES)).get_column("_row")
+    consent, consent_warnings = consent_rules.decisions(pl.concat([raw, consent_only]), untrusted)
+    linking = id_warnings(accepted, len(metas), alliance).cast(WARNING_COLUMNS)
+    warnings = pl.concat(
+        [warnings_table(metas), consent_warnings, consent_rules.invalid_cells(consent_only), linking]
+    ).cast(WARNING_COLUMNS)
+    return ValidationResult(accepted, rejections, accounting, consent, warnings, linking)
 
 
 def _with_source_columns(rejections: pl.DataFrame, metas: list[dict]) -> pl.DataFrame:
@@ -540,6 +560,7 @@ def run(
     out_warnings: str | None = None,
     date_limit: dt.date | None = None,
     alliance: dict | None = None,
+    out_consent: str | None = None,
 ) -> ValidationResult:
     """Validate the ingested files and write the outputs.
 
@@ -560,6 +581,8 @@ def run(
     io.write_csv(out_accounting, result.accounting)
     if out_warnings:
         io.write_csv(out_warnings, result.warnings)
+    if out_consent:
+        io.write_parquet(out_consent, result.consent)
     return result
 
 

@@ -43,7 +43,9 @@ def clinician_run(tmp_path_factory):
     is_note = (pl.col("instrument") == "wai_sr") & (pl.col("session") == "2")
     table = table.with_columns(
         pl.when(is_note).then(pl.lit(NOTE)).otherwise(pl.col("note")).alias("note"),
-        pl.when(consent).then(pl.lit("true")).otherwise(pl.lit("false")).alias("consent_share_text"),
+        # consent is the patient's decision: on the patient's rows only
+        pl.when(pl.col("rater") != "patient").then(None).when(consent).then(pl.lit("true")).otherwise(pl.lit("false"))
+        .alias("consent_share_text"),
         *[pl.lit(v).alias(k) for k, v in SEEDED.items()],
     )
     (tmp / "data").mkdir()

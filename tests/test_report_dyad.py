@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from pypdf import PdfReader
 
+from dyadflow.consent import CONSENT_TABLE
 from dyadflow.report import render, shards
 from dyadflow.report.render import fmt_number, fmt_signed
 from dyadflow.report.tables import DYADS, read_report_tables, with_contract_columns
@@ -123,6 +124,11 @@ def write_results(root: Path, full: bool = True) -> Path:
         pl.DataFrame({"dyad_id": ["D1", "D1"], "session": [3, 1], "group": ["high", "low"], "rank": [1, 1],
                       "reason": ["HIGHREASON highest composite", "LOWREASON lowest composite"]}
                      ).write_csv(res / "selection" / "ekeblad.csv")
+    (res / "validated").mkdir()
+    # D2 shares text, both share their ratings: consent.parquet is the reports' only source of consent
+    pl.DataFrame({"dyad_id": ["D1", "D2", "D2"], "session": [0, 0, 0], "date": [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 2, 1)], "rater": ["patient"] * 3, "consent": [True, True, True],
+                  "source_file": ["data/q.csv"] * 3, "source_line": [2, 3, 3], "kind": ["share_ratings", "share_ratings", "share_text"]},
+                 schema=CONSENT_TABLE).write_parquet(res / "validated" / "consent.parquet")
     pl.DataFrame({"source_file": ["data/q.csv"], "source_line": [17], "column": ["item_04"], "value": ["9"],
                   "rule": ["item_value"], "message": ["'9' is not an allowed answer"], "dyad_id": ["D1"],
                   "session": ["2"], "instrument": ["wai_sr"]}).write_csv(res / "validation" / "rejections.csv")

@@ -54,9 +54,10 @@ def test_reports_in_the_workflow_are_incremental(tmp_path):
     assert n_jobs == 2  # 4 dyads, 2 per shard: 2 jobs, not 4
 
     before = _state(tmp_path)
-    # change one WAI-SR answer of D003 (session 5): only D003's reports change
+    # change one WAI-SR answer of D004 (session 5): only D004's reports change (D004 shares its
+    # ratings with the therapist; without consent_share_ratings the therapist's copy would not show it)
     rows = data.read_text(encoding="utf-8").splitlines()
-    target = next(i for i, ln in enumerate(rows) if ln.startswith("D003,") and ",5,20" in ln and ",wai_sr," in ln)
+    target = next(i for i, ln in enumerate(rows) if ln.startswith("D004,") and ",5,20" in ln and ",wai_sr," in ln)
     cells = rows[target].split(",")
     first_item = cells.index("wai_sr") + 1
     cells[first_item] = "1" if cells[first_item] != "1" else "5"
@@ -66,8 +67,8 @@ def test_reports_in_the_workflow_are_incremental(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = _state(tmp_path)
     changed = sorted(k for k in after if after[k] != before.get(k))
-    therapist = index.filter(pl.col("dyad_id") == "D003").get_column("therapist_id")[0]
+    therapist = index.filter(pl.col("dyad_id") == "D004").get_column("therapist_id")[0]
     pdfs = [k for k in changed if k.endswith(".pdf")]
     assert set(pdfs) - {"reports/cohort.pdf", "reports/validation.pdf"} == {
-        "reports/dyads/D003.pdf", f"reports/by_therapist/{therapist}/D003.pdf"}
-    assert proc.stderr.count("rule report_shard:") == 1  # only D003's shard ran again
+        "reports/dyads/D004.pdf", f"reports/by_therapist/{therapist}/D004.pdf"}
+    assert proc.stderr.count("rule report_shard:") == 1  # only D004's shard ran again

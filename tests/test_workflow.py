@@ -40,8 +40,8 @@ def demo_run(tmp_path_factory):
 def test_every_output_is_written(demo_run):
     tmp, _ = demo_run
     for rel in (
-        "validated/questionnaires.parquet", "validation/rejections.csv", "validation/accounting.csv",
-        "scores/questionnaires.parquet", "scores/questionnaires.csv", "stats/sessions.parquet",
+        "validated/questionnaires.parquet", "validated/consent.parquet", "validation/rejections.csv",
+        "validation/accounting.csv", "scores/questionnaires.parquet", "scores/questionnaires.csv", "stats/sessions.parquet",
         "stats/dyads.parquet", "stats/dyads.csv", "selection/index.json", "reports/index.csv",
         "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json",
         "reports/cohort.pdf", "reports/validation.pdf",

@@ -48,7 +48,8 @@ def read_input(spec: dict) -> tuple[pl.DataFrame, dict]:
             "source_file": file,
             "format": fmt,
             "sha256": io.sha256_file(spec["path"]),
-            "rows_read": frame.height,
+            # consent_only rows (a REDCap event with a consent cell and no form) are not questionnaires
+            "rows_read": frame.height - (int(frame.get_column("consent_only").sum()) if "consent_only" in frame.columns else 0),
         }
     )
     meta.setdefault("records_read", frame.height)

@@ -34,7 +34,7 @@ from dyadflow.errors import DyadflowError
 from dyadflow.registry import item_column
 
 REQUIRED = ("dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument")
-OPTIONAL = ("arm", "note", "consent_share_text")
+OPTIONAL = ("arm", "note", "consent_share_text", "consent_share_ratings")
 FIELDS = REQUIRED + OPTIONAL
 ITEM_RE = re.compile(r"^item_?0*(\d+)$", re.IGNORECASE)
 # Reader-level rejections (an incomplete REDCap form, a Qualtrics preview) travel with the

@@ -20,7 +20,13 @@ Config (see ``schemas/config.schema.yaml``)::
       wai_sr: {items: "wai_sr_{n:02d}", columns: {date: wai_date, note: wai_note}}
 
 Record-level fields (``columns``) are often entered once, on the enrolment event: an
-empty cell takes the value the record has on its other rows.
+empty cell takes the value the record has on its other rows. Not so the consent columns
+(``consent_share_text``, ``consent_share_ratings``): consent is a decision at a point in
+time (see :mod:`dyadflow.consent`), so an empty consent cell is no decision and is never
+filled from another event. A record-level consent cell on an event without form data is
+still a decision at that event's session: it becomes a ``consent_only`` row (the
+patient's, as the record's consent field is), which validation takes into
+``consent.parquet`` and does not count as a questionnaire.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from dyadflow.ingest.mapping import (
 )
 from dyadflow.ingest.canonical import header_column, read_raw, text_meta
 from dyadflow.ingest.text import read_text_table
+from dyadflow.schemas import CONSENT_COLUMNS
 
 COMPLETE_LABELS = {"incomplete": "0", "unverified": "1", "complete": "2"}
 COMPLETE_WORDS = {"0": "Incomplete", "1": "Unverified", "2": "Complete"}
@@ -119,6 +126,27 @@ def _incomplete_message(form: str, complete: str, status: pl.Expr, allowed: list
     )
 
 
+def _consent_only(formless: pl.DataFrame, record_fields: dict, target: str, rid: str, event: str | None, spec: dict) -> pl.DataFrame:
+    """One ``consent_only`` row per record without form data whose record-level consent
+    cell holds a value: the patient's decision at the event's session."""
+    consent = {canon: src for canon, src in record_fields.items() if canon in CONSENT_COLUMNS}
+    if not consent or event is None:
+        return pl.DataFrame()
+    others = {canon: src for canon, src in record_fields.items() if canon not in CONSENT_COLUMNS and canon != target}
+    rows = formless.filter(pl.any_horizontal([pl.col(src).is_not_null() for src in consent.values()]))
+    return rows.select(
+        pl.col(rid).alias(target),
+        *[pl.col(src).alias(canon) for canon, src in {**others, **consent}.items()],
+        session_from_event(pl.col(event), spec.get("events") or {}).alias("session"),
+        pl.lit(str((spec.get("constants") or {}).get("rater", "patient"))).alias("rater"),
+        "source_line",
+        "source_fields",
+        "expected_fields",
+        pl.lit(True).alias("consent_only"),
+        pl.lit(-1).alias("_order"),
+    )
+
+
 def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     delimiter = spec.get("delimiter", ",")
     table, raw = read_raw(path, file, spec)
@@ -133,8 +161,11 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
 
     # record-level fields: mapped once, filled within the record
     record_fields, _ = resolve_columns(header, {"columns": spec.get("columns") or {}}, file=file, line=line, auto=False)
+    # consent is never filled across events: an empty cell is no decision (issue 14)
     fill = [
-        pl.col(src).fill_null(pl.col(src).drop_nulls().first().over(rid)).alias(src) for src in record_fields.values()
+        pl.col(src).fill_null(pl.col(src).drop_nulls().first().over(rid)).alias(src)
+        for canon, src in record_fields.items()
+        if canon not in CONSENT_COLUMNS
     ]
     raw = raw.with_columns(fill)
     used = {rid, *(c for c in (event, repeat_form, repeat_no) if c), *record_fields.values()}
@@ -145,6 +176,7 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     parts = []
     origins: list[dict] = []
     empty_forms = 0
+    any_form = pl.lit(False)
     for order, (key, cfg) in enumerate(instruments.items()):
         cfg = cfg or {}
         form = cfg.get("form", key)
@@ -176,6 +208,7 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         has_data = pl.any_horizontal([pl.col(c).is_not_null() for c in data_cols])
         present = belongs & (has_data | status.is_in(["1", "2"]))
         empty_forms += raw.filter(belongs & ~present & status.is_not_null()).height
+        any_form = any_form | present.fill_null(False)
         sub = raw.filter(present)
         if choices:  # a label export: labels back to the project's codes
             sub = sub.with_columns(
@@ -198,10 +231,12 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
                 pl.lit(order).alias("_order"),
             )
         )
+    parts.append(_consent_only(raw.filter(~any_form), record_fields, target, rid, event, spec))
     frame = pl.concat(parts, how="diagonal_relaxed").sort("source_line", "_order").drop("_order")
     frame = frame.with_columns(pl.col(INGEST_RULE_COLUMNS).cast(pl.String))
     dropped = [h for h in header if h not in used]
-    records_with_forms = frame.get_column("source_line").n_unique()
+    forms = frame.filter(~pl.col("consent_only").fill_null(False)) if "consent_only" in frame.columns else frame
+    records_with_forms = forms.get_column("source_line").n_unique()
     meta = text_meta(table, delimiter) | {
         "dropped_columns": dropped,
         "warnings": identifier_warnings(dropped, file),

@@ -8,9 +8,14 @@ Audiences (config ``report.audience``, and always ``clinician`` for the
 ``by_therapist`` bundles):
 
 * ``research``: everything, including selected sessions and every note.
-* ``clinician``: the patient's free text only when the dyad's latest recorded
-  ``consent_share_text`` is true, with e-mail addresses and phone numbers redacted;
-  no selection material (selected sessions, groups, reasons), which is research-only.
+* ``clinician``: the patient's and observers' notes only of sessions where the
+  patient's text consent holds (``share_text`` in ``results/validated/consent.parquet``,
+  see :mod:`dyadflow.consent`), with e-mail addresses, phone numbers and IP addresses
+  redacted in every note shown; the therapist's own notes; the patient's own ratings
+  (questionnaires, the figures computed from them, dial data) only of sessions where the
+  patient's ratings consent (``share_ratings``) holds, and whole-treatment figures from
+  the patient's ratings only when it holds for every rated session; no selection
+  material (selected sessions, groups, reasons), which is research-only.
 """
 
 from __future__ import annotations
@@ -22,46 +27,137 @@ import json
 import polars as pl
 
 from dyadflow import __version__
+from dyadflow import consent as consent_rules
 from dyadflow.report import charts
-from dyadflow.report.tables import ReportTables
+from dyadflow.report.tables import CONSENT, ReportTables
 
 AUDIENCES = ("research", "clinician")
-EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+# \w is Unicode-aware (jörg.ex@exämple.se); ＠ is the full-width at sign
+EMAIL = r"[\w.%+-]+[@＠][\w-]+(?:\.[\w-]+)+"
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_HEX = r"[0-9A-Fa-f]{1,4}"
+IP_ADDRESS = (
+    rf"\b(?:{_OCTET}\.){{3}}{_OCTET}\b"  # IPv4
+    rf"|\b(?:{_HEX}:){{7}}{_HEX}\b"  # IPv6, full
+    rf"|\b(?:{_HEX}:){{1,6}}(?::{_HEX}){{1,6}}\b|\b(?:{_HEX}:){{1,7}}:|::(?:{_HEX}:){{0,6}}{_HEX}\b"  # IPv6, with ::
+)
 PHONE = r"\+?\d[\d ()./-]{6,}\d"
 REDACTED_EMAIL = "[e-mail removed]"
+REDACTED_IP = "[IP address removed]"
 REDACTED_PHONE = "[phone removed]"
+# consent_share_ratings: the patient's ratings in the clinician copy (see shard_contexts)
+PATIENT_DYAD_FIGURES = (
+    "outcome_pre", "outcome_post", "outcome_change", "rci", "change_category", "alliance_patient_mean",
+    "alliance_patient_early", "alliance_patient_slope", "agreement_r", "agreement_n", "discrepancy_mean", "lag_b",
+    "lag_se", "lag_t", "lag_p", "lag_n", "n_sudden_gains", "n_sudden_losses", "n_rupture_repairs",
+)
 
 
 def redact(expr: pl.Expr) -> pl.Expr:
-    """Replace e-mail addresses and phone numbers in note text."""
-    return expr.str.replace_all(EMAIL, REDACTED_EMAIL).str.replace_all(PHONE, REDACTED_PHONE)
-
-
-def dyad_consent(scores: pl.DataFrame) -> pl.DataFrame:
-    """Per dyad: may the patient's free text be shown to the therapist? The latest
-    recorded ``consent_share_text`` decides (consent can be withdrawn); none recorded = no."""
+    """Replace e-mail addresses, IP addresses and phone numbers in note text (in that
+    order: an IPv4 address would otherwise read as a phone number)."""
     return (
-        scores.filter(pl.col("consent_share_text").is_not_null())
-        .sort("dyad_id", "session", "date")
-        .group_by("dyad_id", maintain_order=True)
-        .agg(pl.col("consent_share_text").last().alias("consent"))
+        expr.str.replace_all(EMAIL, REDACTED_EMAIL)
+        .str.replace_all(IP_ADDRESS, REDACTED_IP)
+        .str.replace_all(PHONE, REDACTED_PHONE)
     )
 
 
-def visible_notes(scores: pl.DataFrame, audience: str) -> pl.DataFrame:
-    """The notes an audience may read: dyad_id, session, rater, instrument, note."""
+def _no_consent() -> pl.DataFrame:
+    return pl.DataFrame(schema=CONSENT)
+
+
+def visible_notes(scores: pl.DataFrame, audience: str, consent: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The notes an audience may read: dyad_id, session, rater, instrument, note.
+
+    The clinician copy shows the therapist's own notes, and the patient's and observers'
+    notes (an observer may quote the patient) only where the patient's text consent
+    governs the note's session (``consent``: the rows of consent.parquet; none = no).
+    """
     notes = scores.filter(pl.col("note").is_not_null() & (pl.col("note").str.strip_chars() != ""))
     notes = notes.select("dyad_id", "session", "rater", "instrument", "note")
     if audience == "research":
         return notes.sort("dyad_id", "session", "rater", "instrument")
-    consent = dyad_consent(scores)
+    governed = consent_rules.governs(notes, consent if consent is not None else _no_consent(), "share_text")
     return (
-        notes.join(consent, on="dyad_id", how="left")
-        .filter((pl.col("rater") != "patient") | pl.col("consent").fill_null(False))
+        governed.filter((pl.col("rater") == "therapist") | pl.col("consent"))
         .with_columns(redact(pl.col("note")).alias("note"))
         .drop("consent")
         .sort("dyad_id", "session", "rater", "instrument")
     )
+
+
+def ratings_withheld(t: ReportTables) -> pl.DataFrame:
+    """dyad_id, session: the sessions whose patient ratings (questionnaires) the patient's
+    ratings consent does not cover."""
+    patient = t.scores.filter(pl.col("rater") == "patient").select("dyad_id", "session").unique()
+    return (
+        consent_rules.governs(patient, t.consent, "share_ratings")
+        .filter(~pl.col("consent"))
+        .select("dyad_id", pl.col("session").cast(pl.Int64))
+        .sort("dyad_id", "session")
+    )
+
+
+def clinician_tables(t: ReportTables, outcome_by_patient: bool = True) -> tuple[ReportTables, pl.DataFrame]:
+    """The tables of the clinician copy: the patient's ratings of sessions without ratings
+    consent are left out (their scores, and the session values computed from them:
+    patient alliance, composite and, when the outcome instrument is patient-rated, the
+    outcome); figures over the whole treatment computed from the patient's ratings (key
+    figures, sudden gains, the patient's ruptures, the patient's subscale profile) are
+    left out for a dyad with any such session."""
+    withheld = ratings_withheld(t)
+    partial = withheld.select("dyad_id").unique()
+    hidden = pl.col("_withheld").fill_null(False)
+    keyed = withheld.with_columns(pl.lit(True).alias("_withheld"))
+    scores = (
+        t.scores.with_columns(pl.col("session").cast(pl.Int64).alias("_s"))
+        .join(keyed.rename({"session": "_s"}), on=["dyad_id", "_s"], how="left")
+        .filter(~(hidden & (pl.col("rater") == "patient")))
+        .drop("_s", "_withheld")
+    )
+    by_patient = ["alliance_patient", "alliance_composite"] + (["outcome", "outcome_next"] if outcome_by_patient else [])
+    sessions = (
+        t.sessions.with_columns(pl.col("session").cast(pl.Int64).alias("_s"))
+        .join(keyed.rename({"session": "_s"}), on=["dyad_id", "_s"], how="left")
+        .with_columns([pl.when(hidden).then(None).otherwise(pl.col(c)).alias(c) for c in by_patient])
+        .drop("_s", "_withheld")
+    )
+    in_partial = pl.col("dyad_id").is_in(partial.get_column("dyad_id").implode())
+    dyads = t.dyads.with_columns(
+        [pl.when(in_partial).then(None).otherwise(pl.col(c)).alias(c) for c in PATIENT_DYAD_FIGURES if c in t.dyads.columns]
+    )
+    return ReportTables(
+        dyads=dyads,
+        sessions=sessions,
+        scores=scores,
+        sudden_gains=t.sudden_gains.filter(~in_partial),
+        ruptures=t.ruptures.filter(~(in_partial & (pl.col("rater") == "patient"))),
+        selection=t.selection,
+        rejections=t.rejections,
+        missing=t.missing,
+        consent=t.consent,
+    ), withheld
+
+
+def clinician_microprocess(microprocess: dict | None, consent: pl.DataFrame) -> dict | None:
+    """The microprocess (dial) page of the clinician copy: sessions without the patient's
+    ratings consent are left out (their ``session`` numbers listed in ``withheld``)."""
+    if not microprocess:
+        return microprocess
+    pairs = pl.DataFrame(
+        [(d, e["session"]) for d, ctx in microprocess.items() for e in ctx.get("sessions", [])],
+        schema={"dyad_id": pl.String, "session": pl.Int64},
+        orient="row",
+    )
+    hidden = consent_rules.governs(pairs, consent, "share_ratings").filter(~pl.col("consent"))
+    withheld = {(d, s) for d, s in hidden.select("dyad_id", "session").iter_rows()}
+    out = {}
+    for d, ctx in microprocess.items():
+        keep = [e for e in ctx.get("sessions", []) if (d, e["session"]) not in withheld]
+        gone = sorted(e["session"] for e in ctx.get("sessions", []) if (d, e["session"]) in withheld)
+        out[d] = {**ctx, "sessions": keep, "withheld": gone, "available": bool(keep) or bool(gone)}
+    return out
 
 
 def session_rows(t: ReportTables, outcome: str) -> pl.DataFrame:
@@ -147,12 +243,21 @@ def shard_contexts(
     inst = registry.get(outcome)
     bands = [{"label": b.label, "min": b.min, "max": b.max} for b in inst.bands] if inst else []
     a_pat, a_ther = registry.get(alliance["patient"]), registry.get(alliance["therapist"])
+    notes = visible_notes(t.scores, audience, t.consent)
+    profile = subscale_profile(t, alliance)
+    withheld = {}
+    if audience == "clinician":  # the patient's ratings only with their ratings consent
+        t, hidden = clinician_tables(t, outcome_by_patient=inst is None or "patient" in inst.raters)
+        partial = hidden.get_column("dyad_id").unique().implode()
+        profile = profile.filter(~(pl.col("dyad_id").is_in(partial) & (pl.col("rater") == "patient")))
+        withheld = {r["dyad_id"]: r["session"] for r in hidden.group_by("dyad_id").agg(pl.col("session").sort()).to_dicts()}
+        microprocess = clinician_microprocess(microprocess, t.consent)
     per = {
         "sessions": _by_dyad(session_rows(t, outcome)),
         "risk": _by_dyad(risk_rows(t)),
-        "notes": _by_dyad(visible_notes(t.scores, audience)),
+        "notes": _by_dyad(notes),
         "missed": {r["dyad_id"]: r["session"] for r in missed_sessions(t).to_dicts()},
-        "profile": _by_dyad(subscale_profile(t, alliance)),
+        "profile": _by_dyad(profile),
         "gains": _by_dyad(t.sudden_gains.sort("dyad_id", "pregain_session")),
         "ruptures": _by_dyad(t.ruptures.sort("dyad_id", "rupture_session", "rater")),
         "selected": _by_dyad(t.selection.sort("dyad_id", "strategy", "session")) if audience == "research" else {},
@@ -187,6 +292,7 @@ def shard_contexts(
             "selected": per["selected"].get(d, []),
             "rejected": per["rejected"].get(d, []),
             "microprocess": (microprocess or {}).get(d),
+            "ratings_withheld": withheld.get(d, []),
             "provenance": provenance,
         }
         ctx["fingerprint"] = fingerprint(ctx)

@@ -30,7 +30,7 @@ from dyadflow.report import tables as T
 
 log = logging.getLogger(__name__)
 
-SHARD_TABLES = ("dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections")
+SHARD_TABLES = ("dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections", "consent")
 STATE = "rendered.json"
 
 
@@ -76,7 +76,7 @@ def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, fixed_sh
 def read_shard(shard_dir: str | Path) -> ReportTables:
     d = Path(shard_dir)
     contracts = {"dyads": T.DYADS, "sessions": T.SESSIONS, "scores": T.SCORES, "sudden_gains": T.SUDDEN_GAINS,
-                 "ruptures": T.RUPTURES, "rejections": T.REJECTIONS}
+                 "ruptures": T.RUPTURES, "rejections": T.REJECTIONS, "consent": T.CONSENT}
     frames = {k: read_table(d / f"{k}.parquet", c) for k, c in contracts.items()}
     sel = d / "selection.parquet"
     selection = pl.read_parquet(sel) if sel.exists() else pl.DataFrame(schema={"strategy": pl.String})

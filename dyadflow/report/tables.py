@@ -46,6 +46,10 @@ REJECTIONS = {
     "source_file": S, "source_line": I, "column": S, "value": S, "rule": S, "message": S, "dyad_id": S,
     "session": S, "instrument": S,
 }
+# results/validated/consent.parquet (dyadflow.consent.CONSENT_TABLE): the only source of consent
+CONSENT = {
+    "dyad_id": S, "session": I, "date": D, "rater": S, "consent": B, "source_file": S, "source_line": I, "kind": S,
+}
 ACCOUNTING = {"source_file": S, "rows_read": I, "rows_accepted": I, "rows_rejected": I, "rows_duplicate": I}
 
 
@@ -87,6 +91,8 @@ class ReportTables:
     selection: pl.DataFrame  # all strategies, with a ``strategy`` column (the configured name)
     rejections: pl.DataFrame
     missing: list[str] = field(default_factory=list)  # files that were not there
+    # every recorded consent decision (CONSENT); none recorded = no consent
+    consent: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CONSENT))
 
 
 def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> ReportTables:
@@ -104,18 +110,20 @@ def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> R
         "sudden_gains": root / "stats" / "sudden_gains.csv",
         "ruptures": root / "stats" / "ruptures.csv",
         "rejections": root / "validation" / "rejections.parquet",
+        "consent": root / "validated" / "consent.parquet",
     }
     if not paths["rejections"].exists():
         paths["rejections"] = root / "validation" / "rejections.csv"
     contracts = {"dyads": DYADS, "sessions": SESSIONS, "scores": SCORES, "sudden_gains": SUDDEN_GAINS,
-                 "ruptures": RUPTURES, "rejections": REJECTIONS}
+                 "ruptures": RUPTURES, "rejections": REJECTIONS, "consent": CONSENT}
     missing = [str(p) for p in paths.values() if not p.exists()]
     scores = _read(paths["scores"])
     validated = root / "validated" / "questionnaires.parquet"
     if scores is not None and "note" not in scores.columns and validated.exists():
-        # score drops the free text: take note and consent from the validated rows
+        # score drops the free text: take the note from the validated rows (consent comes from
+        # validated/consent.parquet only, see dyadflow.consent)
         keys = ["dyad_id", "session", "rater", "instrument"]
-        text = pl.read_parquet(validated, columns=[*keys, "note", "consent_share_text"]).with_columns(
+        text = pl.read_parquet(validated, columns=[*keys, "note"]).with_columns(
             pl.col("session").cast(scores.schema["session"]))
         scores = scores.join(text.unique(keys, keep="first"), on=keys, how="left")
     frames = {key: read_table(paths[key], contracts[key]) for key in contracts if key != "scores"}

@@ -60,6 +60,7 @@ def final_outputs():
         f"{RESULTS}/validation/rejections.csv",
         f"{RESULTS}/validation/accounting.csv",
         f"{RESULTS}/validation/warnings.csv",
+        f"{RESULTS}/validated/consent.parquet",
         f"{RESULTS}/scores/questionnaires.parquet",
         f"{RESULTS}/scores/questionnaires.csv",
         f"{RESULTS}/stats/sessions.parquet",

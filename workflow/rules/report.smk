@@ -7,6 +7,7 @@ checkpoint report_plan:
     input:
         scores=rules.score.output.parquet,
         validated=rules.validate.output.validated,
+        consent=rules.validate.output.consent,
         rejections=rules.validate.output.rejections,
         sessions=rules.stats.output.sessions,
         dyads=rules.stats.output.dyads,

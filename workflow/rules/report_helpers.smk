@@ -12,7 +12,7 @@ REPORT_TEMPLATES = sorted(
     p for p in _glob.glob(_os.path.join(workflow.basedir, "reports", "**", "*"), recursive=True) if _os.path.isfile(p)
 ) + sorted(_glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "*.py")))
 # the shard input tables the plan writes (only when their bytes change)
-SHARD_TABLES = ["dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections"]
+SHARD_TABLES = ["dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections", "consent"]
 
 
 def _produced(path):

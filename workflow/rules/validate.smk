@@ -16,6 +16,8 @@ rule validate:
             category="Validation",
         ),
         warnings=f"{RESULTS}/validation/warnings.csv",
+        # every consent decision, also on rejected rows (README, "Consent")
+        consent=f"{RESULTS}/validated/consent.parquet",
     params:
         policy=config["validation"],
         instruments_dir=config["instruments_dir"],

@@ -1,0 +1,5 @@
+import sys
+
+from dyadflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,170 @@
+"""Atomic, deterministic writing of outputs.
+
+Every output is written to a temporary file in the same directory and renamed into
+place, so a killed job never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from dyadflow.errors import DyadflowError
+
+# Text cells starting with one of these are formulas to a spreadsheet program.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# ...except a plain number such as -3 or +1.5, which a spreadsheet reads as that number.
+PLAIN_NUMBER = r"^[+-]?[0-9]+([.,][0-9]+)?$"
+
+
+# Errors of the disk, not of dyadflow: they get a plain message instead of a traceback.
+DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "the file system is read-only"}
+
+
+def _disk_error(exc: OSError, target: Path) -> DyadflowError:
+    why = DISK_ERRORS[exc.errno]
+    return DyadflowError(
+        f"cannot be written: {why}. Nothing was left half-written; free some space (or move "
+        "'results/' to a larger disk) and run again: finished outputs are kept",
+        file=str(target),
+    )
+
+
+# Test-only hook (tests/test_faults.py). With DYADFLOW_TEST_PAUSE=<stage>[:<n>] in the
+# environment, dyadflow.stages.run_stage arms this for that stage: just before the n-th
+# rename of the stage (default 1st) the process touches $DYADFLOW_TEST_PAUSE_SIGNAL (if
+# set) and sleeps for an hour, so a test can SIGKILL it with one output finished and the
+# next one written only under its temporary name. Never set in production.
+_TEST_PAUSE: dict[str, Any] = {"stage": None, "at": 1, "renames": 0}
+
+
+def arm_test_pause(stage: str) -> None:
+    """Arm the test-only pause for ``stage`` if DYADFLOW_TEST_PAUSE names it."""
+    want = os.environ.get("DYADFLOW_TEST_PAUSE", "")
+    name, _, at = want.partition(":")
+    if name and name == stage:
+        _TEST_PAUSE.update(stage=stage, at=int(at or 1), renames=0)
+
+
+def _test_pause(tmp_path: Path) -> None:
+    import time
+
+    _TEST_PAUSE["renames"] += 1
+    if _TEST_PAUSE["renames"] == _TEST_PAUSE["at"]:
+        signal = os.environ.get("DYADFLOW_TEST_PAUSE_SIGNAL")
+        if signal:
+            Path(signal).write_text(str(tmp_path), encoding="utf-8")
+        time.sleep(3600)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it into place on success.
+
+    On any failure the temporary file is removed, so a half-written output never exists
+    under its real name. A full disk becomes a :class:`DyadflowError` naming the file.
+    """
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        if exc.errno in DISK_ERRORS:
+            raise _disk_error(exc, target) from None
+        raise
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o644)
+        if _TEST_PAUSE["stage"] is not None:
+            _test_pause(tmp_path)
+        os.replace(tmp_path, target)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+            raise _disk_error(exc, target) from None
+        raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_bytes_if_changed(path: str | os.PathLike[str], data: bytes) -> bool:
+    """Write ``data`` unless the file already holds exactly these bytes. Returns True if written."""
+    target = Path(path)
+    if target.exists() and target.stat().st_size == len(data) and target.read_bytes() == data:
+        return False
+    write_bytes(target, data)
+    return True
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode(
+        "utf-8"
+    )
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    write_bytes(path, json_bytes(obj))
+
+
+def write_parquet(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp, compression="zstd", statistics=True)
+
+
+def neutralise_formulas(df: pl.DataFrame) -> pl.DataFrame:
+    """Make text cells inert in spreadsheet programs (OWASP CSV injection advice).
+
+    A text cell that starts with ``= + - @``, a tab or a carriage return gets a leading
+    apostrophe, unless it is a plain number (``-3``). Only string columns are touched.
+    """
+    exprs = []
+    for name, dtype in df.schema.items():
+        if dtype == pl.String:
+            col = pl.col(name)
+            exprs.append(
+                pl.when(col.str.contains(r"^[=+\-@\t\r]") & ~col.str.contains(PLAIN_NUMBER))
+                .then(pl.lit("'") + col)
+                .otherwise(col)
+                .alias(name)
+            )
+    return df.with_columns(exprs) if exprs else df
+
+
+def csv_bytes(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    neutralise_formulas(df).write_csv(buf, include_header=True, line_terminator="\n", null_value="")
+    return buf.getvalue()
+
+
+def write_csv(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
+    write_bytes(path, csv_bytes(df))
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,70 @@
+"""Moment-to-moment (dial) alliance ratings: validation, congruence, discrepancy,
+ruptures, repairs, peaks and video clips.
+
+In microprocess studies the patient (client) and the therapist each rate the alliance
+continuously while watching the recording of their session: one value per second,
+from −50 (weakest) through 0 (neutral) to +50 (strongest). See README, section
+"Moment-to-moment ratings", and ../shared/METHODS.md ("Moment-to-moment agreement").
+
+Modules, one concept each:
+
+* :mod:`.load`      read the inputs (a long CSV, or one CSV per dyad/session/rater)
+* :mod:`.validate`  judge every row (same accounting as the questionnaires)
+* :mod:`.series`    the per-second grid, gaps, limited interpolation, smoothing
+* :mod:`.congruence` per dyad-session congruence and discrepancy
+* :mod:`.segments`  ruptures, repairs, peaks and clip times per rater
+* :mod:`.pipeline`  the stage: read, validate, analyse, write ``results/microprocess/``
+* :mod:`.report`    what the case report's microprocess page needs
+* :mod:`.demo`      the deterministic demo dial data
+
+All work is polars expressions over every session at once; nothing loops over
+sessions or rows in Python.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+DEFAULTS = {
+    "range": {"min": -50, "max": 50},
+    "smoothing_s": 30,
+    "min_separation_s": 120,
+    "repair_rise": 10,
+    "clip_s": 120,
+    "max_gap_s": 5,
+    "n_segments": 3,
+    "onset_tolerance": 1.0,
+}
+
+RATERS = ("patient", "therapist")
+# Accepted spellings of the raters; the outputs use the project's words.
+# one rater's ratings of one session: the key of a series, a gap and a duplicate second
+KEY = ("dyad_id", "session", "rater")
+RATER_SYNONYMS = {"patient": "patient", "client": "patient", "therapist": "therapist"}
+
+
+def settings(config: dict | None) -> dict:
+    """The microprocess settings with defaults filled in."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    for k, v in (config or {}).items():
+        if k == "range":
+            out["range"] = {**DEFAULTS["range"], **dict(v)}
+        else:
+            out[k] = v
+    return out
+
+
+def input_files(specs: list[dict]) -> list[str]:
+    """Every file the inputs name: a long CSV itself, a folder's ``*.csv``, or a glob's
+    matches (sorted). Standard library only: the Snakefile calls this at parse time."""
+    files: list[str] = []
+    for spec in specs:
+        path = spec["path"]
+        if spec.get("layout", "long") == "long":
+            files.append(path)
+        elif os.path.isdir(path):
+            files.extend(sorted(glob.glob(os.path.join(path, "*.csv"))))
+        else:
+            files.extend(sorted(glob.glob(path)))
+    return files

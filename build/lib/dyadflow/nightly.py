@@ -1,0 +1,512 @@
+"""``dyadflow nightly``: one unattended build, as cron runs it, with a run summary.
+
+    dyadflow nightly --configfile study.yaml --cores 2 [snakemake targets or options ...]
+
+1. Takes a lock (``flock`` on ``results/runs/.lock``). A second nightly started while
+   one runs exits at once with :data:`EXIT_LOCKED` and says which process holds it.
+2. Cleans up after a run that was killed: removes Snakemake's stale directory lock
+   (``snakemake --unlock``) and temporary files (``results/**/.*.tmp``) that a killed
+   job left; nothing else can be using them, because we hold the lock.
+3. Runs Snakemake with ``profiles/nightly`` (keep-going, rerun-incomplete, ...); its
+   output goes to ``logs/nightly/<timestamp>.log``.
+4. Writes ``results/runs/<timestamp>.json`` and ``.txt``: new, changed and removed
+   dyads, new rejections since the last successful run, the warnings of
+   ``results/validation/warnings.csv`` (e.g. IDs not linked across sources), outputs rebuilt, wall time and
+   the exit status; the text is also printed (cron mails it).
+
+Exit codes: 0 OK; 1 the build failed (a job failed, e.g. strict validation); 2 a
+problem with the command or configuration; 75 another nightly holds the lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dyadflow.errors import DyadflowError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEFILE = REPO / "Snakefile"
+PROFILE = REPO / "profiles" / "nightly"
+# Per-dyad fingerprints are computed from the validated rows without their line numbers
+# (lines shift when an export grows); rejections are identified the same way.
+FINGERPRINT_SOURCE = "validated/questionnaires.parquet"
+REJECTIONS = "validation/rejections.csv"
+WARNINGS = "validation/warnings.csv"
+REJECTION_IDENTITY = ("source_file", "rule", "column", "value", "dyad_id", "session", "instrument", "source_column")
+LIST_IN_TEXT = 20
+
+
+# ---------------------------------------------------------------------------- lock
+
+
+class Lock:
+    """An exclusive ``flock`` on ``path``, released when the process ends (even on SIGKILL)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh = None
+
+    def acquire(self) -> str | None:
+        """Take the lock; return None, or who holds it if another process does."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown process"
+            fh.close()
+            return holder
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}, started {utc_now():%Y-%m-%d %H:%M:%S} UTC\n")
+        fh.flush()
+        self.fh = fh
+        return None
+
+    def release(self) -> None:
+        if self.fh is not None:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# ---------------------------------------------------------------------------- outputs
+
+
+def snapshot(results: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``results`` except ``runs/``: relative path → (size, mtime_ns)."""
+    out = {}
+    if not results.is_dir():
+        return out
+    for root, dirs, files in os.walk(results):
+        rel_root = Path(root).relative_to(results)
+        if rel_root == Path("."):
+            dirs[:] = [d for d in dirs if d != "runs"]
+        for f in files:
+            st = os.stat(os.path.join(root, f))
+            out[str(rel_root / f) if str(rel_root) != "." else f] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def changed_outputs(before: dict, after: dict) -> dict:
+    """Files written (new or changed size/mtime) and removed between two snapshots, by folder."""
+    rebuilt = sorted(p for p, v in after.items() if before.get(p) != v)
+    removed = sorted(p for p in before if p not in after)
+    by_folder: dict[str, int] = {}
+    for p in rebuilt:
+        folder = str(Path(p).parent) if str(Path(p).parent) != "." else "."
+        by_folder[folder] = by_folder.get(folder, 0) + 1
+    return {"total": len(rebuilt), "by_folder": dict(sorted(by_folder.items())), "files": rebuilt, "removed": removed}
+
+
+def remove_temporaries(results: Path) -> list[str]:
+    """Temporary files (``.<name>.<random>.tmp``, dyadflow/io.py) left by a killed job."""
+    gone = []
+    if results.is_dir():
+        for p in sorted(results.rglob(".*.tmp")):
+            if p.is_file():
+                p.unlink()
+                gone.append(str(p.relative_to(results)))
+    return gone
+
+
+# ---------------------------------------------------------------------------- dyads
+
+
+def dyad_fingerprints(validated_path: Path):
+    """One row per dyad: dyad_id, n_rows, fingerprint (order-independent hash of its rows).
+
+    The rows are hashed without source_line, so a dyad whose rows moved down the file
+    (other rows were added above) is unchanged. polars' hash is stable for one polars
+    version; the state records the version, and another version compares nothing.
+    """
+    import polars as pl
+
+    df = pl.read_parquet(validated_path)
+    cols = [c for c in df.columns if c != "source_line"]
+    h = pl.struct(cols).hash(seed=0)
+    return (
+        df.lazy()
+        .select(pl.col("dyad_id"), (h % (1 << 32)).alias("lo"), (h // (1 << 32)).alias("hi"))
+        .group_by("dyad_id")
+        .agg(pl.len().cast(pl.Int64).alias("n_rows"), pl.col("lo").sum(), pl.col("hi").sum())
+        .select(
+            "dyad_id",
+            "n_rows",
+            pl.format("{}-{}-{}", "n_rows", "lo", "hi").alias("fingerprint"),
+        )
+        .sort("dyad_id")
+        .collect()
+    )
+
+
+def compare_dyads(previous, current) -> dict:
+    """New, changed and removed dyad IDs (sorted) between two fingerprint tables."""
+    import polars as pl
+
+    if previous is None:
+        return {"new": current.get_column("dyad_id").to_list(), "changed": [], "removed": []}
+    j = previous.select("dyad_id", pl.col("fingerprint").alias("old")).join(
+        current.select("dyad_id", pl.col("fingerprint").alias("new")), on="dyad_id", how="full", coalesce=True
+    )
+    pick = lambda e: j.filter(e).get_column("dyad_id").sort().to_list()  # noqa: E731
+    return {
+        "new": pick(pl.col("old").is_null()),
+        "changed": pick(pl.col("old").is_not_null() & pl.col("new").is_not_null() & (pl.col("old") != pl.col("new"))),
+        "removed": pick(pl.col("new").is_null()),
+    }
+
+
+# ---------------------------------------------------------------------------- rejections
+
+
+def rejection_keys(rejections_path: Path):
+    """The rejections with an identity that does not depend on line numbers.
+
+    ``key`` hashes the file, rule, column, value, dyad, session and instrument; ``nth``
+    counts equal keys, so two identical bad rows are two rejections.
+    """
+    import polars as pl
+
+    df = pl.read_csv(rejections_path, infer_schema=False)
+    cols = [c for c in REJECTION_IDENTITY if c in df.columns]
+    return df.with_columns(pl.struct(cols).hash(seed=0).cast(pl.String).alias("key")).with_columns(
+        pl.int_range(pl.len()).over("key").alias("nth")
+    )
+
+
+def new_rejections(previous, current):
+    """Rejections in ``current`` whose (key, nth) was not in ``previous``."""
+    if previous is None:
+        return current
+    return current.join(previous.select("key", "nth"), on=["key", "nth"], how="anti").sort(
+        "source_file", pl_col_int("source_line")
+    )
+
+
+def pl_col_int(name: str):
+    import polars as pl
+
+    return pl.col(name).cast(pl.Int64, strict=False)
+
+
+def warnings_summary(path: Path, results: str = "results") -> dict:
+    """The warnings of the build (input columns that look identifying, IDs that may not be
+    linked across sources: README, "Linking IDs across sources"): total, count per column, rows."""
+    import polars as pl
+
+    if not path.exists():
+        return {"note": f"no {results}/{WARNINGS} yet", "total": None}
+    df = pl.read_csv(path, schema={"source_file": pl.String, "column": pl.String, "warning": pl.String})
+    by_column = dict(sorted(df.group_by("column").len().rows())) if df.height else {}
+    return {"total": df.height, "by_column": by_column, "rows": df.to_dicts(), "note": None}
+
+
+# ---------------------------------------------------------------------------- state
+
+
+def _state_dir(results: Path) -> Path:
+    return results / "runs" / ".state"
+
+
+def load_state(results: Path) -> dict:
+    """The fingerprints and rejections of the last successful nightly, if any."""
+    import polars as pl
+
+    d = _state_dir(results)
+    info_path = d / "state.json"
+    if not info_path.exists():
+        return {"info": None, "dyads": None, "rejections": None}
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    comparable = info.get("polars") == pl.__version__
+    dyads = pl.read_parquet(d / "dyads.parquet") if comparable and (d / "dyads.parquet").exists() else None
+    rej = pl.read_parquet(d / "rejections.parquet") if comparable and (d / "rejections.parquet").exists() else None
+    return {"info": info, "dyads": dyads, "rejections": rej, "comparable": comparable}
+
+
+def _stat(path: Path) -> list[int] | None:
+    if not path.exists():
+        return None
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def save_state(results: Path, run_id: str, dyads, rejections) -> None:
+    import polars as pl
+
+    from dyadflow import io
+
+    d = _state_dir(results)
+    if dyads is not None:
+        io.write_parquet(d / "dyads.parquet", dyads)
+    if rejections is not None:
+        io.write_parquet(d / "rejections.parquet", rejections.select("key", "nth"))
+    io.write_json(d / "state.json", {
+        "run": run_id, "polars": pl.__version__,
+        # unchanged files (size and mtime) need not be hashed again next time
+        "sources": {"dyads": _stat(results / FINGERPRINT_SOURCE), "rejections": _stat(results / REJECTIONS)},
+    })
+
+
+# ---------------------------------------------------------------------------- snakemake
+
+
+def snakemake_cmd(configfile: str | None, cores: int, workdir: Path, extra: list[str], profile: Path = PROFILE) -> list[str]:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir)]
+    if configfile:  # first: --configfile takes several values, a target after it would be read as one
+        cmd += ["--configfile", configfile]
+    return cmd + ["--profile", str(profile), "--cores", str(cores), *extra]
+
+
+def stale_snakemake_lock(workdir: Path) -> bool:
+    locks = workdir / ".snakemake" / "locks"
+    return locks.is_dir() and any(locks.iterdir())
+
+
+# ---------------------------------------------------------------------------- summary
+
+
+def _run_id(runs: Path, start: dt.datetime) -> str:
+    base = start.strftime("%Y%m%dT%H%M%SZ")
+    run_id, n = base, 1
+    while (runs / f"{run_id}.json").exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def _listing(title: str, ids: list[str]) -> list[str]:
+    if not ids:
+        return [f"  {title}: none"]
+    shown = ", ".join(ids[:LIST_IN_TEXT])
+    more = f" ... and {len(ids) - LIST_IN_TEXT} more (all in the .json)" if len(ids) > LIST_IN_TEXT else ""
+    return [f"  {title}: {len(ids)}: {shown}{more}"]
+
+
+def summary_text(s: dict) -> str:
+    """The run summary as a data manager reads it in cron mail."""
+    ok = s["exit_status"] == EXIT_OK
+    lines = [
+        f"dyadflow nightly {s['run_id']}: {'OK' if ok else 'FAILED'} (exit status {s['exit_status']})",
+        f"  study config: {s['configfile'] or '(the bundled demo config)'}; working directory {s['workdir']}",
+        f"  started {s['started_utc']}, finished {s['finished_utc']}, wall time {s['wall_time_s']:.1f} s",
+    ]
+    if not ok:
+        lines += [
+            "",
+            "WHAT WENT WRONG",
+            f"  {s['failure']}",
+            f"  Full Snakemake output: {s['snakemake_log']}. Outputs that were finished are kept;",
+            "  fix the cause and the next nightly (or `dyadflow nightly` by hand) continues from there.",
+        ]
+    if s.get("cleanup"):
+        lines += ["", "CLEAN-UP AFTER AN INTERRUPTED RUN"] + [f"  {c}" for c in s["cleanup"]]
+    d = s["dyads"]
+    lines += ["", "DYADS (compared with the last successful nightly" + (f", {s['previous_run']})" if s["previous_run"] else ")")]
+    if d.get("note"):
+        lines.append(f"  {d['note']}")
+    if d.get("total") is not None:
+        lines.append(f"  in the validated data now: {d['total']}")
+        lines += _listing("new", d["new"]) + _listing("changed (their rows differ)", d["changed"])
+        lines += _listing("removed (no accepted rows any more)", d["removed"])
+    r = s["rejections"]
+    lines += ["", "REJECTED ROWS (results/validation/rejections.csv)"]
+    if r.get("note"):
+        lines.append(f"  {r['note']}")
+    if r.get("total") is not None:
+        lines.append(f"  rejected now: {r['total']}; new since the last nightly: {r['new_total']}")
+        for rule, n in r["new_by_rule"].items():
+            lines.append(f"    {rule}: {n}")
+        for row in r["new"][:LIST_IN_TEXT]:
+            lines.append(
+                f"    {row.get('source_file')}, line {row.get('source_line')}, column '{row.get('column')}': "
+                f"{row.get('rule')}: {row.get('message')}"
+            )
+        if r["new_total"] > LIST_IN_TEXT:
+            lines.append(f"    ... and {r['new_total'] - LIST_IN_TEXT} more (all in the .json and in rejections.csv)")
+    w = s.get("warnings") or {}
+    if w:
+        lines += ["", "WARNINGS (results/validation/warnings.csv; no row is rejected for them)"]
+        if w.get("note"):
+            lines.append(f"  {w['note']}")
+        if w.get("total") is not None:
+            by_column = "".join(f"; {c}: {n}" for c, n in w["by_column"].items())
+            lines.append(f"  warnings now: {w['total']}{by_column}")
+            for row in w["rows"][:LIST_IN_TEXT]:
+                where = f"{row['source_file']}: " if row.get("source_file") else ""
+                lines.append(f"    {row.get('column')}: {where}{row.get('warning')}")
+            if w["total"] > LIST_IN_TEXT:
+                lines.append(f"    ... and {w['total'] - LIST_IN_TEXT} more (all in the .json and in warnings.csv)")
+    o = s["outputs"]
+    lines += ["", f"OUTPUTS WRITTEN THIS RUN (under {s['results']}/): {o['total']} file(s)"]
+    if not o["total"]:
+        lines.append("  none: nothing had changed since the last build")
+    for folder, n in o["by_folder"].items():
+        lines.append(f"  {folder}/: {n}")
+    if o["removed"]:
+        lines.append(f"  removed: {len(o['removed'])} file(s)")
+    lines += ["", f"This summary: {s['summary_json']} (and .txt). Exit status 0 means OK; anything else needs a look."]
+    return "\n".join(lines) + "\n"
+
+
+def _tail(path: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def _failure_reason(log_text: str, code: int) -> str:
+    """The most useful line of Snakemake's output: dyadflow's own message if there is one."""
+    for line in log_text.splitlines():
+        if line.startswith("dyadflow ") and ":" in line:
+            return line.strip()
+    for line in log_text.splitlines():
+        if "Error" in line or "error" in line:
+            return line.strip()
+    return f"Snakemake exited with status {code}"
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def run(
+    configfile: str | None,
+    cores: int = 2,
+    workdir: str | os.PathLike[str] = ".",
+    extra: list[str] | None = None,
+    results: str = "results",
+    logs: str = "logs",
+    profile: Path = PROFILE,
+    out=None,
+    err=None,
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    from dyadflow import io
+
+    work = Path(workdir).resolve()
+    if configfile:
+        if not Path(configfile).is_file():
+            print(f"dyadflow nightly: the config file {configfile} does not exist; nothing was done.", file=err)
+            return EXIT_USAGE
+        configfile = str(Path(configfile).resolve())
+    res = work / results
+    runs = res / "runs"
+    lock = Lock(runs / ".lock")
+    holder = lock.acquire()
+    if holder is not None:
+        print(
+            f"dyadflow nightly: another nightly build is running ({holder}; lock {runs / '.lock'}). "
+            f"Nothing was done; exit status {EXIT_LOCKED}.",
+            file=err,
+        )
+        return EXIT_LOCKED
+    try:
+        start = utc_now()
+        t0 = time.perf_counter()
+        run_id = _run_id(runs, start)
+        log_path = work / logs / "nightly" / f"{run_id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        cleanup = []
+        tmp = remove_temporaries(res)
+        if tmp:
+            cleanup.append(f"removed {len(tmp)} temporary file(s) of a killed job: {', '.join(tmp[:5])}")
+        before = snapshot(res)
+        base = snakemake_cmd(configfile, cores, work, [], profile)
+        with open(log_path, "w", encoding="utf-8") as log:
+            if stale_snakemake_lock(work):
+                subprocess.run([*base, "--unlock"], stdout=log, stderr=subprocess.STDOUT, check=False, cwd=work)
+                cleanup.append("removed Snakemake's lock left by a run that was killed (snakemake --unlock)")
+            log.write(f"$ {' '.join(snakemake_cmd(configfile, cores, work, extra or [], profile))}\n")
+            log.flush()
+            code = subprocess.run(
+                snakemake_cmd(configfile, cores, work, extra or [], profile), stdout=log, stderr=subprocess.STDOUT,
+                check=False, cwd=work,
+            ).returncode
+        exit_status = EXIT_OK if code == 0 else EXIT_FAILED
+        after = snapshot(res)
+        state = load_state(res)
+        previous_run = (state["info"] or {}).get("run")
+        summary = {
+            "run_id": run_id,
+            "started_utc": start.strftime("%Y-%m-%d %H:%M:%S"),
+            "configfile": configfile,
+            "workdir": str(work),
+            "results": results,
+            "host": socket.gethostname(),
+            "cores": cores,
+            "snakemake_exit_code": code,
+            "exit_status": exit_status,
+            "snakemake_log": str(log_path.relative_to(work)),
+            "previous_run": previous_run,
+            "cleanup": cleanup,
+            "outputs": changed_outputs(before, after),
+        }
+        if exit_status != EXIT_OK:
+            summary["failure"] = _failure_reason(log_path.read_text(encoding="utf-8", errors="replace"), code)
+
+        sources = (state["info"] or {}).get("sources") or {}
+        if state["dyads"] is not None and sources.get("dyads") == _stat(res / FINGERPRINT_SOURCE):
+            fp = state["dyads"]  # the validated data is the file that was fingerprinted last time
+        else:
+            fp = dyad_fingerprints(res / FINGERPRINT_SOURCE) if (res / FINGERPRINT_SOURCE).exists() else None
+        if fp is None:
+            summary["dyads"] = {"note": f"no {results}/{FINGERPRINT_SOURCE} yet: no dyads to compare", "total": None}
+        else:
+            cmp = compare_dyads(state["dyads"], fp)
+            note = None
+            if state["info"] is None:
+                note = "first nightly in this directory: every dyad counts as new"
+            elif not state.get("comparable", True):
+                note = "polars was upgraded since the last nightly: fingerprints are not comparable, every dyad counts as new"
+            summary["dyads"] = {"total": fp.height, **cmp, "note": note}
+
+        rej = rejection_keys(res / REJECTIONS) if (res / REJECTIONS).exists() else None  # small: always read
+        if rej is None:
+            summary["rejections"] = {"note": f"no {results}/{REJECTIONS} yet", "total": None}
+        else:
+            new = new_rejections(state["rejections"], rej)
+            by_rule = dict(sorted(new.group_by("rule").len().rows())) if new.height else {}
+            rows = new.drop("key", "nth").to_dicts()
+            summary["rejections"] = {
+                "total": rej.height, "new_total": new.height, "new_by_rule": by_rule, "new": rows,
+                "note": "first nightly in this directory: every rejection counts as new" if state["info"] is None else None,
+            }
+        summary["warnings"] = warnings_summary(res / WARNINGS, results)
+        if exit_status == EXIT_OK:
+            save_state(res, run_id, fp, rej)
+        finish = utc_now()
+        summary["finished_utc"] = finish.strftime("%Y-%m-%d %H:%M:%S")
+        summary["wall_time_s"] = round(time.perf_counter() - t0, 3)
+        summary["summary_json"] = str((runs / f"{run_id}.json").relative_to(work))
+        text = summary_text(summary)
+        io.write_json(runs / f"{run_id}.json", summary)
+        io.write_text(runs / f"{run_id}.txt", text)
+        print(text, file=out, end="")
+        if exit_status != EXIT_OK:
+            print(f"\nLast lines of {log_path}:\n{_tail(log_path)}", file=err)
+        return exit_status
+    except DyadflowError as exc:
+        print(f"dyadflow nightly: {exc}", file=err)
+        return EXIT_USAGE
+    finally:
+        lock.release()

@@ -1,0 +1,208 @@
+"""Report charts with matplotlib: print-resolution PNG, readable in grayscale, same bytes every time.
+
+PNG at 200 dpi was chosen by measurement (bench/RESULTS.md): inline SVG makes
+WeasyPrint 3× slower, a PNG costs little more than the bare document. Every series
+differs by line style and marker as well as by colour, bands are hatched, and the PNG
+carries no Software or time metadata, so identical data give identical bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+DPI = 200
+WIDTH_IN = 6.7  # 170 mm: the text width of an A4 page with 18 mm margins
+PATIENT = {"color": "#1f3b73", "linestyle": "-", "marker": "o", "markersize": 4, "linewidth": 1.4}
+THERAPIST = {"color": "#8c3b00", "linestyle": "--", "marker": "s", "markersize": 4, "linewidth": 1.4}
+BAND_STYLES = [("#ffffff", ""), ("#eeeeee", "...."), ("#dddddd", "////"), ("#c8c8c8", "xxxx"), ("#b4b4b4", "\\\\\\\\")]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "font.family": "DejaVu Sans", "font.size": 8, "axes.spines.top": False, "axes.spines.right": False,
+        "hatch.linewidth": 0.4, "hatch.color": "#888888", "svg.hashsalt": "dyadflow", "path.simplify": True,
+    })
+    return plt
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as a 200-dpi RGB PNG (no alpha channel) without metadata chunks.
+
+    WeasyPrint splits an RGBA PNG into colour and alpha and compresses both again for
+    the PDF; an RGB image halves that work (bench/RESULTS.md). ``compress_level=1``:
+    WeasyPrint re-compresses the pixels anyway. Identical data give identical bytes.
+    """
+    from PIL import Image
+
+    fig.set_dpi(DPI)
+    fig.canvas.draw()
+    size = fig.canvas.get_width_height()
+    image = Image.frombuffer("RGBA", size, fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
+    _plt().close(fig)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", dpi=(DPI, DPI), compress_level=1)
+    return buf.getvalue()
+
+
+def svg_bytes(fig) -> bytes:
+    """SVG of a figure (only for the chart-format benchmark)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def _session_axis(ax, sessions: list[int]) -> None:
+    if sessions:
+        lo, hi = min(sessions), max(sessions)
+        ax.set_xlim(lo - 0.5, hi + 0.5)
+        step = 1 if hi - lo <= 20 else max(1, (hi - lo) // 15)
+        ax.set_xticks(list(range(lo, hi + 1, step)))
+    ax.set_xlabel("Session")
+    ax.grid(axis="y", color="#cccccc", linewidth=0.4)
+
+
+def outcome_figure(points: list[dict], bands: list[dict], gains: list[dict], label: str, y_range: tuple[float, float]):
+    """Outcome per session over the instrument's severity bands; sudden gains/losses marked.
+
+    ``points``: {session, outcome}; ``bands``: {label, min, max}; ``gains``: {kind,
+    pregain_session, postgain_session, pregain_score, postgain_score}.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.5))
+    fig.subplots_adjust(left=0.08, right=0.83, bottom=0.18, top=0.95)
+    for i, band in enumerate(bands):
+        color, hatch = BAND_STYLES[i % len(BAND_STYLES)]
+        ax.axhspan(band["min"] - 0.5 if i else band["min"], band["max"] + 0.5, facecolor=color, hatch=hatch,
+                   edgecolor="#999999", linewidth=0, zorder=0)
+        ax.text(1.01, (band["min"] + band["max"]) / 2, band["label"], transform=ax.get_yaxis_transform(),
+                va="center", fontsize=7, color="#333333")
+    xs = [p["session"] for p in points if p["outcome"] is not None]
+    ys = [p["outcome"] for p in points if p["outcome"] is not None]
+    ax.plot(xs, ys, color="black", linestyle="-", marker="o", markersize=4, linewidth=1.4, zorder=3, label=label)
+    for g in gains:
+        gain = g["kind"] == "gain"
+        ax.annotate("", xy=(g["postgain_session"], g["postgain_score"]), xytext=(g["pregain_session"], g["pregain_score"]),
+                    arrowprops={"arrowstyle": "-|>", "linestyle": "-" if gain else ":", "linewidth": 2.2, "color": "black"},
+                    zorder=4)
+        ax.text(g["postgain_session"] + 0.15, g["postgain_score"], "sudden gain" if gain else "sudden loss",
+                fontsize=7, fontweight="bold", va="bottom")
+    ax.set_ylim(*y_range)
+    ax.set_ylabel(label)
+    _session_axis(ax, xs)
+    return fig
+
+
+LABEL_PT = 6.5
+
+
+def _label_rows(marks: list[dict], sessions: list[int]) -> list[tuple[int, str, int]]:
+    """(session, label, row) for the selected-session labels above the alliance chart.
+
+    Labels of one session are joined; each label goes to the lowest row where it does not
+    overlap a label already there (its width estimated from its length), so labels of
+    neighbouring sessions stack instead of printing over each other.
+    """
+    by_session: dict[int, list[str]] = {}
+    for m in marks:
+        labels = by_session.setdefault(m["session"], [])
+        if m["label"] not in labels:
+            labels.append(m["label"])
+    span = max(sessions + list(by_session), default=1) - min(sessions + list(by_session), default=0) + 1
+    axes_in = WIDTH_IN * 0.90  # the axes' share of the figure width
+    per_char = LABEL_PT * 0.6 / 72 / axes_in * span  # sessions per character, a generous estimate
+    right_edges: list[float] = []  # per row, where its last label ends
+    out = []
+    for session in sorted(by_session):
+        text = "; ".join(by_session[session])
+        half = len(text) * per_char / 2
+        row = next((r for r, edge in enumerate(right_edges) if session - half > edge), len(right_edges))
+        if row == len(right_edges):
+            right_edges.append(session + half)
+        else:
+            right_edges[row] = session + half
+        out.append((session, text, row))
+    return out
+
+
+def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict], y_range: tuple[float, float],
+                    labels: tuple[str, str]):
+    """Patient and therapist alliance per session; selected sessions and rupture–repair marked.
+
+    ``marks``: {session, label} (selected sessions); ``ruptures``: {rater, pre_session,
+    rupture_session, repair_session}.
+    """
+    plt = _plt()
+    placed = _label_rows(marks, [p["session"] for p in points])
+    rows = 1 + max((row for _, _, row in placed), default=-1)
+    # fixed axes height and margins in inches; each row of labels adds its height on top
+    bottom_in, axes_in, top_in = 0.68, 1.9, 0.14 + 0.16 * rows
+    height_in = bottom_in + axes_in + top_in
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, height_in))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=bottom_in / height_in, top=1 - top_in / height_in)
+    row_step = 0.16 / axes_in  # one label row, in axes fractions
+    for key, style, label in (("alliance_patient", PATIENT, labels[0]), ("alliance_therapist", THERAPIST, labels[1])):
+        pts = [(p["session"], p[key]) for p in points if p[key] is not None]
+        if pts:
+            ax.plot([x for x, _ in pts], [y for _, y in pts], label=label, zorder=3, **style)
+    for r in ruptures:
+        end = r["repair_session"] if r["repair_session"] is not None else r["rupture_session"]
+        ax.axvspan(r["rupture_session"] - 0.35, end + 0.35, facecolor="#dddddd", hatch="////", edgecolor="#888888",
+                   linewidth=0, zorder=0)
+    for session, text, row in placed:
+        ax.axvline(session, color="#444444", linestyle=":", linewidth=1.0, zorder=1)
+        ax.text(session, 1.0 + 0.01 + row_step * row, text, transform=ax.get_xaxis_transform(), ha="center",
+                va="bottom", fontsize=LABEL_PT, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+    ax.set_ylim(*y_range)
+    ax.set_ylabel("Alliance (mean item)")
+    _session_axis(ax, [p["session"] for p in points])
+    handles, names = ax.get_legend_handles_labels()
+    if ruptures:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(facecolor="#dddddd", hatch="////", edgecolor="#888888", linewidth=0))
+        names.append("rupture → repair")
+    if marks:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="#444444", linestyle=":"))
+        names.append("selected session")
+    if handles:
+        ax.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False, fontsize=7)
+    return fig
+
+
+def subscale_figure(profile: list[dict], names: list[str], labels: tuple[str, str], x_range: tuple[float, float]):
+    """Mean subscale score per rater, as horizontal bars (patient plain, therapist hatched)."""
+    plt = _plt()
+    height_in = 0.85 + 0.38 * max(1, len(names))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, height_in))
+    fig.subplots_adjust(left=0.12, right=0.98, bottom=0.5 / height_in, top=1 - 0.08 / height_in)
+    height = 0.36
+    for offset, (rater, label, style) in enumerate(
+        (("patient", labels[0], {"color": PATIENT["color"], "hatch": ""}),
+         ("therapist", labels[1], {"color": "#f2d0b5", "hatch": "////"}))
+    ):
+        values = [next((p["value"] for p in profile if p["rater"] == rater and p["subscale"] == n), None) for n in names]
+        ys = [i + (offset - 0.5) * height for i in range(len(names))]
+        vals = [v if v is not None else 0 for v in values]
+        ax.barh(ys, vals, height=height, label=label, edgecolor="black", linewidth=0.5, **style)
+        for y, v in zip(ys, values):
+            ax.text((v or x_range[0]) + 0.03, y, f"{v:.2f}" if v is not None else "—", va="center", fontsize=7)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels([n.capitalize() for n in names])
+    ax.invert_yaxis()
+    ax.set_xlim(*x_range)
+    ax.set_xlabel("Mean item score")
+    ax.legend(loc="lower right", fontsize=7, frameon=True)
+    return fig

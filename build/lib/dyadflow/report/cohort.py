@@ -1,0 +1,167 @@
+"""The cohort report (results/reports/cohort.pdf) and the validation report (results/reports/validation.pdf).
+
+Both read small aggregate tables; anything a study did not produce (no selection, an
+older stats stage without cohort.json) shows as "—" with a short explanation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+
+from dyadflow import __version__
+from dyadflow.report import render
+from dyadflow.report.tables import ACCOUNTING, DYADS, REJECTIONS, SESSIONS, read_table
+
+FIRST_REJECTED = 200
+
+
+def _latest_date(sessions: pl.DataFrame) -> dt.date | None:
+    return sessions.get_column("date").max() if sessions.height else None
+
+
+def _provenance(config_sha256: str | None, build_date) -> dict:
+    return {"version": __version__, "config": (config_sha256 or "")[:8] or None, "build_date": str(build_date or "—")}
+
+
+def _words(key: str) -> str:
+    return str(key).replace("_", " ")
+
+
+def _text(value) -> str:
+    """A parameter or a count as a reader writes it: no JSON braces, no quotes."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return "; ".join(f"{_words(k)} {_text(v)}" for k, v in value.items()) or "—"
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value):
+            return "; ".join(f"{_text(a)} ({_text(b)})" for a, b in value)  # (reason, count) pairs
+        return ", ".join(_text(v) for v in value) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return _words(value) if isinstance(value, str) and value.isidentifier() else str(value)
+
+
+def selection_view(name: str, summary: dict | None) -> dict:
+    """One strategy's _summary.json as the cohort report shows it: the method and its
+    source, the parameters in one line, the counts as labelled rows, and the groups as a
+    table (one column per group, one row per figure) or as "group n" text."""
+    if summary is None:
+        return {"name": name, "missing": True}
+    rest = {k: v for k, v in summary.items() if k not in ("name", "strategy", "source", "parameters", "groups")}
+    groups = summary.get("groups") or {}
+    table = None
+    if groups and all(isinstance(v, dict) for v in groups.values()):
+        # one column per group (a strategy has few groups) and one row per figure, so the
+        # table fits the page however many figures a strategy reports
+        figures = sorted({c for v in groups.values() for c in v})
+        table = {"columns": list(groups),
+                 "rows": [[_words(f).capitalize()] + [_text(v.get(f)) for v in groups.values()] for f in figures]}
+        groups_text = None
+    else:
+        groups_text = _text(groups) if groups else "none selected"
+    return {
+        "name": name,
+        "missing": False,
+        "strategy": _words(summary.get("strategy", "")),
+        "source": summary.get("source"),
+        "parameters": _text(summary.get("parameters") or {}),
+        "facts": [(_words(k).capitalize(), _text(v)) for k, v in sorted(rest.items())],
+        "groups_table": table,
+        "groups_text": groups_text,
+    }
+
+
+def cohort_context(results_dir: str, study: str, strategies: list[str], config_sha256: str | None) -> dict:
+    root = Path(results_dir)
+    dyads = read_table(root / "stats" / "dyads.parquet", DYADS)
+    sessions = read_table(root / "stats" / "sessions.parquet", SESSIONS)
+    cohort_path = root / "stats" / "cohort.json"
+    cohort = json.loads(cohort_path.read_text(encoding="utf-8")) if cohort_path.exists() else {}
+    per_arm = (
+        dyads.group_by(pl.col("arm").fill_null("—"))
+        .agg(pl.len().alias("dyads"), pl.col("n_sessions").sum().alias("sessions"),
+             pl.col("n_sessions").median().alias("median_sessions"))
+        .sort("arm")
+    )
+    # flow computed here from the dyad table; cohort.json's own flow (if any) is shown as well
+    flow = {"dyads": dyads.height, "sessions": int(dyads.get_column("n_sessions").sum() or 0),
+            "per_arm": per_arm.to_dicts(), "reported": cohort.get("flow") or {}}
+    categories = cohort.get("change_categories") or {}
+    cat_names = sorted({c for arm in categories.values() for c in arm})
+    completeness = cohort.get("completeness") or []
+    instruments = sorted({c["instrument"] for c in completeness})
+    sessions_seen = sorted({c["session"] for c in completeness})
+    grid = {(c["instrument"], c["session"]): c for c in completeness}
+    summaries = []
+    for name in strategies:
+        p = root / "selection" / f"{name}_summary.json"
+        summaries.append(selection_view(name, json.loads(p.read_text(encoding="utf-8")) if p.exists() else None))
+    last = _latest_date(sessions)
+    return {
+        "study": study,
+        "flow": flow,
+        "categories": categories,
+        "cat_names": cat_names,
+        "completeness": {"instruments": instruments, "sessions": sessions_seen, "grid": grid},
+        "pooled": cohort.get("pooled_effect") or {},
+        "outcome": cohort.get("outcome"),
+        "reliability": cohort.get("reliability") or {},
+        "summaries": summaries,
+        "has_cohort": bool(cohort),
+        "provenance": _provenance(config_sha256, last),
+        "epoch_date": last,
+    }
+
+
+ID_WARNING_COLUMNS = ("dyad_id", "rater", "therapist_id")  # the columns of dyadflow.linking's warnings
+
+
+def validation_context(results_dir: str, study: str, config_sha256: str | None) -> dict:
+    root = Path(results_dir)
+    accounting = read_table(root / "validation" / "accounting.csv", ACCOUNTING)
+    rej_path = root / "validation" / "rejections.parquet"
+    rejections = read_table(rej_path if rej_path.exists() else root / "validation" / "rejections.csv", REJECTIONS)
+    by_rule = rejections.group_by("rule").agg(pl.len().alias("n"), pl.col("dyad_id").n_unique().alias("dyads")).sort("rule")
+    first = rejections.sort("source_file", "source_line", "column").head(FIRST_REJECTED)
+    warn_path = root / "validation" / "warnings.csv"
+    warnings = (
+        pl.read_csv(warn_path, schema={"source_file": pl.String, "column": pl.String, "warning": pl.String}).to_dicts()
+        if warn_path.exists() else []
+    )
+    # warnings about IDs not linked across sources (dyadflow.linking) have their own section
+    id_warnings = [w for w in warnings if w["column"] in ID_WARNING_COLUMNS]
+    warnings = [w for w in warnings if w["column"] not in ID_WARNING_COLUMNS]
+    sessions = read_table(root / "stats" / "sessions.parquet", SESSIONS)
+    last = _latest_date(sessions)
+    return {
+        "study": study,
+        "accounting": accounting.sort("source_file").to_dicts(),
+        "by_rule": by_rule.to_dicts(),
+        "first": first.to_dicts(),
+        "n_rejections": rejections.height,
+        "warnings": warnings,
+        "id_warnings": id_warnings,
+        "first_limit": FIRST_REJECTED,
+        "provenance": _provenance(config_sha256, last),
+        "epoch_date": last,
+    }
+
+
+def render_report(template: str, ctx: dict, out: str) -> None:
+    html = render.template_env().get_template(template).render(**ctx)
+    render.write_pdf(out, html, render.epoch_of(ctx["epoch_date"]))
+
+
+def run_cohort(results_dir, study, strategies, config_sha256, out):
+    render_report("cohort.html.j2", cohort_context(results_dir, study, strategies, config_sha256), out)
+
+
+def run_validation(results_dir, study, config_sha256, out):
+    render_report("validation.html.j2", validation_context(results_dir, study, config_sha256), out)

@@ -1,0 +1,228 @@
+"""Dyad case reports: the template context of each dyad, built for all dyads of a shard at once.
+
+The data work (joins, per-session aggregates, consent, redaction) is done with polars
+over every dyad of the shard together; the loop over dyads only hands each dyad's
+pre-built rows to the template and WeasyPrint.
+
+Audiences (config ``report.audience``, and always ``clinician`` for the
+``by_therapist`` bundles):
+
+* ``research``: everything, including selected sessions and every note.
+* ``clinician``: the patient's free text only when the dyad's latest recorded
+  ``consent_share_text`` is true, with e-mail addresses and phone numbers redacted;
+  no selection material (selected sessions, groups, reasons), which is research-only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import polars as pl
+
+from dyadflow import __version__
+from dyadflow.report import charts
+from dyadflow.report.tables import ReportTables
+
+AUDIENCES = ("research", "clinician")
+EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+PHONE = r"\+?\d[\d ()./-]{6,}\d"
+REDACTED_EMAIL = "[e-mail removed]"
+REDACTED_PHONE = "[phone removed]"
+
+
+def redact(expr: pl.Expr) -> pl.Expr:
+    """Replace e-mail addresses and phone numbers in note text."""
+    return expr.str.replace_all(EMAIL, REDACTED_EMAIL).str.replace_all(PHONE, REDACTED_PHONE)
+
+
+def dyad_consent(scores: pl.DataFrame) -> pl.DataFrame:
+    """Per dyad: may the patient's free text be shown to the therapist? The latest
+    recorded ``consent_share_text`` decides (consent can be withdrawn); none recorded = no."""
+    return (
+        scores.filter(pl.col("consent_share_text").is_not_null())
+        .sort("dyad_id", "session", "date")
+        .group_by("dyad_id", maintain_order=True)
+        .agg(pl.col("consent_share_text").last().alias("consent"))
+    )
+
+
+def visible_notes(scores: pl.DataFrame, audience: str) -> pl.DataFrame:
+    """The notes an audience may read: dyad_id, session, rater, instrument, note."""
+    notes = scores.filter(pl.col("note").is_not_null() & (pl.col("note").str.strip_chars() != ""))
+    notes = notes.select("dyad_id", "session", "rater", "instrument", "note")
+    if audience == "research":
+        return notes.sort("dyad_id", "session", "rater", "instrument")
+    consent = dyad_consent(scores)
+    return (
+        notes.join(consent, on="dyad_id", how="left")
+        .filter((pl.col("rater") != "patient") | pl.col("consent").fill_null(False))
+        .with_columns(redact(pl.col("note")).alias("note"))
+        .drop("consent")
+        .sort("dyad_id", "session", "rater", "instrument")
+    )
+
+
+def session_rows(t: ReportTables, outcome: str) -> pl.DataFrame:
+    """One row per dyad × session for the session table and the charts."""
+    band = t.scores.filter(pl.col("instrument") == outcome).group_by("dyad_id", "session").agg(
+        pl.col("band").drop_nulls().first().alias("outcome_band"),
+        pl.col("prorated").fill_null(False).any().alias("outcome_prorated"),
+    )
+    risk = (
+        t.scores.filter(pl.col("risk_flag").fill_null(False))
+        .group_by("dyad_id", "session")
+        .agg(pl.col("risk_items").drop_nulls().unique().sort().str.join("; ").alias("risk"))
+    )
+    return (
+        t.sessions.join(band, on=["dyad_id", "session"], how="left")
+        .join(risk, on=["dyad_id", "session"], how="left")
+        .sort("dyad_id", "session")
+        .select("dyad_id", "session", "date", "outcome", "outcome_band", "outcome_prorated", "alliance_patient",
+                "alliance_therapist", "alliance_composite", "risk")
+    )
+
+
+def risk_rows(t: ReportTables) -> pl.DataFrame:
+    """Every questionnaire with a risk flag (true) or an unanswered risk item (null flag with items missing)."""
+    return (
+        t.scores.filter(pl.col("risk_flag").fill_null(False))
+        .select("dyad_id", "session", "date", "instrument", "risk_items")
+        .sort("dyad_id", "session", "instrument")
+    )
+
+
+def missed_sessions(t: ReportTables) -> pl.DataFrame:
+    """Per dyad, treatment sessions between 1 and its last session with no data at all."""
+    seen = t.sessions.filter(pl.col("session") >= 1)
+    last = seen.group_by("dyad_id").agg(pl.col("session").max().alias("last"))
+    expected = last.with_columns(pl.int_ranges(1, pl.col("last") + 1).alias("session")).explode("session").drop("last")
+    return (
+        expected.join(seen.select("dyad_id", "session"), on=["dyad_id", "session"], how="anti")
+        .group_by("dyad_id")
+        .agg(pl.col("session").sort())
+    )
+
+
+def subscale_profile(t: ReportTables, alliance: dict[str, str]) -> pl.DataFrame:
+    """Mean of each ``sub_*`` column of the alliance instruments over sessions, per dyad and rater."""
+    subs = [c for c in t.scores.columns if c.startswith("sub_")]
+    if not subs:
+        return pl.DataFrame(schema={"dyad_id": pl.String, "rater": pl.String, "subscale": pl.String, "value": pl.Float64})
+    keep = pl.any_horizontal(
+        *[(pl.col("rater") == rater) & (pl.col("instrument") == inst) for rater, inst in alliance.items()]
+    )
+    return (
+        t.scores.filter(keep)
+        .group_by("dyad_id", "rater")
+        .agg([pl.col(c).cast(pl.Float64).mean().alias(c) for c in subs])
+        .unpivot(index=["dyad_id", "rater"], variable_name="subscale", value_name="value")
+        .filter(pl.col("value").is_not_null())
+        .with_columns(pl.col("subscale").str.strip_prefix("sub_"))
+        .sort("dyad_id", "rater", "subscale")
+    )
+
+
+def _by_dyad(frame: pl.DataFrame) -> dict[str, list[dict]]:
+    if frame.is_empty():
+        return {}
+    return {key[0]: part.drop("dyad_id").to_dicts() for key, part in frame.group_by("dyad_id", maintain_order=True)}
+
+
+def shard_contexts(
+    t: ReportTables,
+    *,
+    study: str,
+    audience: str,
+    outcome: str,
+    alliance: dict[str, str],
+    registry: dict,
+    provenance: dict,
+    microprocess: dict | None = None,
+) -> list[dict]:
+    """The template context of every dyad in ``t.dyads`` (sorted by dyad ID), without charts."""
+    if audience not in AUDIENCES:
+        raise ValueError(f"unknown report audience {audience!r}")
+    inst = registry.get(outcome)
+    bands = [{"label": b.label, "min": b.min, "max": b.max} for b in inst.bands] if inst else []
+    a_pat, a_ther = registry.get(alliance["patient"]), registry.get(alliance["therapist"])
+    per = {
+        "sessions": _by_dyad(session_rows(t, outcome)),
+        "risk": _by_dyad(risk_rows(t)),
+        "notes": _by_dyad(visible_notes(t.scores, audience)),
+        "missed": {r["dyad_id"]: r["session"] for r in missed_sessions(t).to_dicts()},
+        "profile": _by_dyad(subscale_profile(t, alliance)),
+        "gains": _by_dyad(t.sudden_gains.sort("dyad_id", "pregain_session")),
+        "ruptures": _by_dyad(t.ruptures.sort("dyad_id", "rupture_session", "rater")),
+        "selected": _by_dyad(t.selection.sort("dyad_id", "strategy", "session")) if audience == "research" else {},
+        "rejected": _by_dyad(t.rejections.sort("dyad_id", "source_file", "source_line").select(
+            "dyad_id", "source_file", "source_line", "column", "rule", "message")),
+    }
+    alliance_max = max([i.score_max for i in (a_pat, a_ther) if i] or [7])
+    alliance_min = min([i.score_min for i in (a_pat, a_ther) if i] or [1])
+    out = []
+    for dyad in t.dyads.sort("dyad_id").to_dicts():
+        d = dyad["dyad_id"]
+        sessions = per["sessions"].get(d, [])
+        dates = [s["date"] for s in sessions if s["date"] is not None]
+        ctx = {
+            "study": study,
+            "audience": audience,
+            "dyad": dyad,
+            "period": (min(dates), max(dates)) if dates else None,
+            "outcome": {"key": outcome, "name": inst.name if inst else outcome, "bands": bands,
+                        "lower_is_better": inst.lower_is_better if inst else True,
+                        "range": (inst.score_min, inst.score_max) if inst else None},
+            "alliance": {"patient": a_pat.name if a_pat else alliance["patient"],
+                         "therapist": a_ther.name if a_ther else alliance["therapist"],
+                         "range": (alliance_min, alliance_max)},
+            "sessions": sessions,
+            "risk": per["risk"].get(d, []),
+            "notes": per["notes"].get(d, []),
+            "missed": per["missed"].get(d, []),
+            "profile": per["profile"].get(d, []),
+            "gains": per["gains"].get(d, []),
+            "ruptures": per["ruptures"].get(d, []),
+            "selected": per["selected"].get(d, []),
+            "rejected": per["rejected"].get(d, []),
+            "microprocess": (microprocess or {}).get(d),
+            "provenance": provenance,
+        }
+        ctx["fingerprint"] = fingerprint(ctx)
+        ctx["epoch_date"] = max(dates) if dates else None
+        out.append(ctx)
+    return out
+
+
+def fingerprint(ctx: dict) -> str:
+    """sha256 of everything a dyad report shows (its data, audience, provenance, code version)."""
+    payload = json.dumps({**ctx, "version": __version__}, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def add_charts(ctx: dict) -> dict:
+    """The three charts of a dyad report, as PNG data: URIs (``None`` when there is nothing to draw)."""
+    sessions = ctx["sessions"]
+    out = {"outcome": None, "alliance": None, "subscales": None}
+    if any(s["outcome"] is not None for s in sessions):
+        rng = ctx["outcome"]["range"] or (0, max(s["outcome"] or 0 for s in sessions))
+        out["outcome"] = charts.data_uri(charts.png_bytes(charts.outcome_figure(
+            sessions, ctx["outcome"]["bands"], ctx["gains"], ctx["outcome"]["name"].split(" (")[0],
+            (rng[0], rng[1]))))
+    if any(s["alliance_patient"] is not None or s["alliance_therapist"] is not None for s in sessions):
+        marks = [{"session": s["session"], "label": f"{s['strategy']}: {s['group']}" if s["group"] else s["strategy"]}
+                 for s in ctx["selected"]]
+        lo, hi = ctx["alliance"]["range"]
+        out["alliance"] = charts.data_uri(charts.png_bytes(charts.alliance_figure(
+            sessions, marks, ctx["ruptures"], (lo - 0.2, hi + 0.2), ("Patient", "Therapist"))))
+    if ctx["profile"]:
+        names = sorted({p["subscale"] for p in ctx["profile"]})
+        lo, hi = ctx["alliance"]["range"]
+        out["subscales"] = charts.data_uri(charts.png_bytes(charts.subscale_figure(
+            ctx["profile"], names, ("Patient", "Therapist"), (lo - 1 if lo > 0 else 0, hi + 0.6))))
+    return {**ctx, "charts": out}
+
+
+def build_date(ctx: dict) -> dt.date | None:
+    return ctx["epoch_date"]

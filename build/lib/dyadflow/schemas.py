@@ -1,0 +1,213 @@
+"""pandera schemas, generated from the instrument registry.
+
+Nothing here is written per instrument. :func:`raw_schema` checks the columns every
+questionnaire row has; :func:`instrument_schema` is built from one
+:class:`~dyadflow.registry.Instrument` and checks its raters, its items' allowed values
+and the columns it must leave empty; :func:`validated_schema` checks the typed table
+that validation writes. The ``name`` of every check is the rejection rule reported to
+the data manager.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pandera.polars as pa
+
+from dyadflow.registry import RATERS, Instrument, item_column
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+SESSION_PATTERN = r"^[0-9]{1,4}$"
+# ISO 8601 calendar date, optionally followed by a time of day.
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+TRUE_WORDS = ("true", "yes", "y", "1")
+FALSE_WORDS = ("false", "no", "n", "0")
+
+ID_COLUMNS = ("dyad_id", "patient_id", "therapist_id")
+# pandera's own check names, mapped to the rule names dyadflow reports
+PANDERA_RULES = {"not_nullable": "missing_value"}
+
+# Human-readable rule descriptions, for the README, the validation report and messages.
+RULES = {
+    "field_count": "the row has a different number of fields than the header",
+    "header_repeated": "the row repeats the header line (two exports pasted into one file)",
+    "redcap_incomplete": "a REDCap form with data that is not marked complete (<form>_complete is not 2)",
+    "qualtrics_incomplete": "a Qualtrics response that is not finished (Finished false, Progress below min_progress)",
+    "qualtrics_test_response": "a Qualtrics survey preview or test response",
+    "missing_value": "a required field is empty",
+    "id_format": "an ID must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ (IDs become file names)",
+    "session_format": "session must be a whole number 0–9999 (0 is intake)",
+    "date_format": "date must be an ISO 8601 calendar date (YYYY-MM-DD) that exists",
+    "date_future": "the date is after the data freeze (config data_freeze; by default the day of the build)",
+    "rater_unknown": "rater must be patient, therapist or observer",
+    "instrument_unknown": "the instrument is not in the registry",
+    "consent_value": "consent_share_text must be true/false (yes/no, 1/0) or empty",
+    "rater_not_allowed": "the instrument is not rated by this rater",
+    "item_value": "the answer is not allowed for this item",
+    "item_not_in_instrument": "a value in an item column the instrument does not have",
+    "no_items": "no item is answered",
+    "duplicate_exact": "an exact copy of another row; one copy is kept",
+    "duplicate_conflict": "several different rows for the same dyad, session, rater and instrument; all rejected",
+    "dyad_patient_changed": "the dyad has another patient_id in its other rows",
+    "dyad_therapist_changed": "the dyad has another therapist_id in its other rows",
+    "dyad_arm_changed": "the dyad has another arm in its other rows",
+    "date_order": "the date is out of order with the dyad's other sessions",
+}
+
+
+def _expr_check(name: str, expr_fn) -> pa.Check:
+    """A check on one column whose outcome is the polars expression ``expr_fn(col)``.
+
+    An empty cell passes: whether a column may be empty is the column's ``nullable``.
+    """
+    return pa.Check(
+        lambda data: data.lazyframe.select(pl.col(data.key).is_null() | expr_fn(pl.col(data.key))), name=name
+    )
+
+
+def parse_date(col: pl.Expr) -> pl.Expr:
+    """The calendar date of an ISO 8601 string (polars 2 has no String→Date cast)."""
+    return col.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+
+
+def parse_bool(col: pl.Expr) -> pl.Expr:
+    low = col.str.to_lowercase()
+    return pl.when(low.is_in(TRUE_WORDS)).then(True).when(low.is_in(FALSE_WORDS)).then(False).otherwise(None)
+
+
+def raw_schema(known_instruments: list[str], has_consent: bool, date_limit: dt.date | None = None) -> pa.DataFrameSchema:
+    """Checks on the columns every raw questionnaire row has (all cells are strings)."""
+    columns = {
+        c: pa.Column(pl.String, nullable=False, checks=[_expr_check("id_format", lambda x: x.str.contains(ID_PATTERN))])
+        for c in ID_COLUMNS
+    }
+    columns["session"] = pa.Column(
+        pl.String, nullable=False, checks=[_expr_check("session_format", lambda x: x.str.contains(SESSION_PATTERN))]
+    )
+    columns["date"] = pa.Column(
+        pl.String,
+        nullable=False,
+        checks=[_expr_check("date_format", lambda x: x.str.contains(DATE_PATTERN) & parse_date(x).is_not_null())]
+        + (
+            [_expr_check("date_future", lambda x: parse_date(x).is_null() | (parse_date(x) <= pl.lit(date_limit)))]
+            if date_limit is not None
+            else []
+        ),
+    )
+    columns["rater"] = pa.Column(
+        pl.String, nullable=False, checks=[_expr_check("rater_unknown", lambda x: x.str.to_lowercase().is_in(RATERS))]
+    )
+    columns["instrument"] = pa.Column(
+        pl.String,
+        nullable=False,
+        checks=[_expr_check("instrument_unknown", lambda x: x.str.to_lowercase().is_in(known_instruments))],
+    )
+    if has_consent:
+        columns["consent_share_text"] = pa.Column(
+            pl.String, nullable=True, checks=[_expr_check("consent_value", lambda x: parse_bool(x).is_not_null())]
+        )
+    return pa.DataFrameSchema(columns, strict=False, name="questionnaire_row")
+
+
+def item_value(inst: Instrument, item: int, col: pl.Expr) -> pl.Expr:
+    """The answer value of ``item`` (Int16, before reverse keying); null if not allowed.
+
+    Accepts the item's numbers, codes and value labels, case-insensitively. With
+    ``multiple_answers: highest``, several answers ("1a|2b") score the highest.
+    """
+    tokens = inst.token_map(item)
+    keys, values = list(tokens), list(tokens.values())
+    low = col.str.to_lowercase()
+    single = low.replace_strict(keys, values, default=None, return_dtype=pl.Int16)
+    if inst.multiple_answers != "highest":
+        return single
+    parts = low.str.split("|").list.eval(
+        pl.element().str.strip_chars().replace_strict(keys, values, default=None, return_dtype=pl.Int16)
+    )
+    multi = pl.when(parts.list.eval(pl.element().is_null()).list.any()).then(None).otherwise(parts.list.max())
+    return pl.when(low.str.contains("[|/]")).then(multi.cast(pl.Int16)).otherwise(single)
+
+
+def _normalise_separators(col: pl.Expr) -> pl.Expr:
+    return col.str.replace_all("/", "|", literal=True)
+
+
+def instrument_item_values(inst: Instrument, columns: list[str]) -> list[pl.Expr]:
+    """Expressions giving the typed value of each of the instrument's items present in ``columns``."""
+    return [
+        item_value(inst, i, _normalise_separators(pl.col(item_column(i)))).alias(item_column(i))
+        for i in range(1, inst.n_items + 1)
+        if item_column(i) in columns
+    ]
+
+
+def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchema:
+    """Checks generated from one instrument definition, for rows of that instrument."""
+    schema_columns: dict[str, pa.Column] = {
+        "rater": pa.Column(
+            pl.String,
+            nullable=True,
+            checks=[
+                # an unknown rater is reported once, by rater_unknown
+                _expr_check(
+                    "rater_not_allowed",
+                    lambda x: ~x.str.to_lowercase().is_in(RATERS) | x.str.to_lowercase().is_in(inst.raters),
+                )
+            ],
+        )
+    }
+    own = set(inst.items)
+    for i in range(1, inst.n_items + 1):
+        name = item_column(i)
+        if name in columns:
+            schema_columns[name] = pa.Column(
+                pl.String,
+                nullable=True,
+                checks=[
+                    _expr_check(
+                        "item_value",
+                        lambda x, i=i: item_value(inst, i, _normalise_separators(x)).is_not_null(),
+                    )
+                ],
+            )
+    for name in columns:
+        if name.startswith("item_") and name not in own:
+            schema_columns[name] = pa.Column(
+                pl.String, nullable=True, checks=[_expr_check("item_not_in_instrument", lambda x: x.is_null())]
+            )
+    present = [c for c in inst.items if c in columns]
+    answered = (
+        pl.any_horizontal([pl.col(c).is_not_null() for c in present]) if present else pl.lit(False)
+    )
+    return pa.DataFrameSchema(
+        schema_columns,
+        checks=[pa.Check(lambda data: data.lazyframe.select(answered), name="no_items")],
+        strict=False,
+        name=inst.key,
+    )
+
+
+def validated_schema(max_items: int) -> pa.DataFrameSchema:
+    """The typed, accepted questionnaire table (``results/validated/questionnaires.parquet``)."""
+    columns = {c: pa.Column(pl.String, pa.Check.str_matches(ID_PATTERN)) for c in ID_COLUMNS}
+    columns.update(
+        {
+            "arm": pa.Column(pl.String, nullable=True),
+            "session": pa.Column(pl.Int32, pa.Check.in_range(0, 9999)),
+            "date": pa.Column(pl.Date),
+            "rater": pa.Column(pl.String, pa.Check.isin(RATERS)),
+            "instrument": pa.Column(pl.String),
+        }
+    )
+    for i in range(1, max_items + 1):
+        columns[item_column(i)] = pa.Column(pl.Int16, nullable=True)
+    columns.update(
+        {
+            "note": pa.Column(pl.String, nullable=True),
+            "consent_share_text": pa.Column(pl.Boolean, nullable=True),
+            "source_file": pa.Column(pl.String),
+            "source_line": pa.Column(pl.Int64, pa.Check.ge(1)),
+        }
+    )
+    return pa.DataFrameSchema(columns, strict=True, ordered=True, unique=["dyad_id", "session", "rater", "instrument"])

@@ -1,0 +1,122 @@
+"""Score: turn validated questionnaires into scores, as each instrument file says.
+
+For every instrument the scoring expressions are generated from its registry entry:
+reverse keying (``min + max - x``), the missing-item rule with prorating, the primary
+score (sum or mean), severity bands, risk items and subscale means. All dyads and
+sessions of an instrument are scored in one polars pass.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dyadflow import io
+from dyadflow.registry import Instrument, item_column
+
+ID_COLUMNS = ["dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument"]
+SCORE_COLUMNS = ["total", "mean", "n_answered", "prorated", "band", "risk_flag"]
+EXTRA_COLUMNS = ["arm", "score", "n_items", "risk_items", "score_missing_reason", "source_file", "source_line"]
+
+
+def keyed(inst: Instrument, item: int) -> pl.Expr:
+    """Item ``item`` as scored: reverse-keyed items become ``min + max - x``."""
+    col = pl.col(item_column(item)).cast(pl.Float64)
+    return (inst.reverse_sum - col) if item in inst.reverse_keyed else col
+
+
+def scored_mean(inst: Instrument, items: list[int], max_missing: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(mean of answered keyed items or null, answered count, whether the missing rule allows scoring)."""
+    exprs = [keyed(inst, i) for i in items]
+    answered = pl.sum_horizontal([pl.col(item_column(i)).is_not_null().cast(pl.Int32) for i in items])
+    ok = (len(items) - answered) <= max_missing
+    mean = pl.when(ok & (answered > 0)).then(pl.mean_horizontal(exprs))
+    return mean, answered, ok & (answered > 0)
+
+
+def band_expr(inst: Instrument, score: pl.Expr) -> pl.Expr:
+    """The label of the highest band whose lower bound the score reaches."""
+    expr = pl.lit(None, dtype=pl.String)
+    for band in inst.bands:
+        expr = pl.when(score >= band.min).then(pl.lit(band.label)).otherwise(expr)
+    return pl.when(score.is_not_null()).then(expr)
+
+
+def risk_exprs(inst: Instrument) -> tuple[pl.Expr, pl.Expr]:
+    """(risk_flag, risk_items): true when any risk item is above its threshold.
+
+    The flag is null, not false, when no risk item is positive but one is unanswered.
+    """
+    if not inst.risk_items:
+        return pl.lit(None, dtype=pl.Boolean), pl.lit(None, dtype=pl.String)
+    hits = [
+        pl.when(pl.col(item_column(r.item)) > r.above).then(
+            pl.format("item {} = {}", pl.lit(r.item), pl.col(item_column(r.item)))
+        )
+        for r in inst.risk_items
+    ]
+    any_hit = pl.any_horizontal([pl.col(item_column(r.item)) > r.above for r in inst.risk_items])
+    any_missing = pl.any_horizontal([pl.col(item_column(r.item)).is_null() for r in inst.risk_items])
+    flag = pl.when(any_hit.fill_null(False)).then(True).when(any_missing).then(None).otherwise(False)
+    listed = pl.concat_str(hits, separator="; ", ignore_nulls=True)
+    return flag, pl.when(any_hit.fill_null(False)).then(listed)
+
+
+def score_instrument(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
+    """Score the rows of one instrument (all dyads and sessions at once)."""
+    items = list(range(1, inst.n_items + 1))
+    mean, answered, ok = scored_mean(inst, items, inst.max_missing_items)
+    exact_sum = pl.sum_horizontal([keyed(inst, i) for i in items])
+    total = pl.when(ok & (answered == inst.n_items)).then(exact_sum).when(ok).then(mean * inst.n_items)
+    score = total if inst.method == "sum" else mean
+    flag, listed = risk_exprs(inst)
+    subscales = []
+    for name, sub_items in inst.subscales.items():
+        sub_mean, _, _ = scored_mean(inst, list(sub_items), int(len(sub_items) * inst.max_missing_fraction + 1e-9))
+        subscales.append(sub_mean.alias(f"sub_{name}"))
+    reason = pl.when(~ok).then(
+        pl.format(
+            "{} of {} items missing; at most {} may be missing",
+            pl.lit(inst.n_items) - answered,
+            pl.lit(inst.n_items),
+            pl.lit(inst.max_missing_items),
+        )
+    )
+    return rows.with_columns(
+        total.alias("total"),
+        mean.alias("mean"),
+        answered.alias("n_answered"),
+        (ok & (answered < inst.n_items)).alias("prorated"),
+        score.alias("score"),
+        pl.lit(inst.n_items).alias("n_items"),
+        flag.alias("risk_flag"),
+        listed.alias("risk_items"),
+        reason.alias("score_missing_reason"),
+        *subscales,
+    ).with_columns(band_expr(inst, pl.col("score")).alias("band"))
+
+
+def score_frame(validated: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
+    present = sorted(validated.get_column("instrument").unique().to_list())
+    subs = sorted({f"sub_{n}" for k in present for n in registry[k].subscales})
+    columns = ID_COLUMNS + SCORE_COLUMNS + subs + EXTRA_COLUMNS
+    lazy = validated.lazy()
+    parts = [score_instrument(lazy.filter(pl.col("instrument") == k), registry[k]) for k in present]
+    if not parts:
+        return pl.DataFrame(schema={**{c: validated.schema.get(c, pl.String) for c in ID_COLUMNS}})
+    scored = pl.concat(parts, how="diagonal_relaxed")
+    for c in subs:
+        if c not in scored.collect_schema().names():
+            scored = scored.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
+    return (
+        scored.select(columns)
+        .with_columns(pl.col("n_answered", "n_items").cast(pl.Int32))
+        .sort("dyad_id", "session", "instrument", "rater")
+        .collect()
+    )
+
+
+def run(validated_path: str, registry: dict[str, Instrument], out_parquet: str, out_csv: str) -> pl.DataFrame:
+    scores = score_frame(pl.read_parquet(validated_path), registry)
+    io.write_parquet(out_parquet, scores)
+    io.write_csv(out_csv, scores)
+    return scores

@@ -1,0 +1,115 @@
+"""Select: sessions and cases for qualitative study (one module per strategy).
+
+Each strategy listed under ``selection:`` in the config writes, for its ``name``:
+
+* ``results/selection/<name>.csv``: ``dyad_id, session, group, rank, reason``;
+* ``results/selection/<name>_summary.json``: what was selected, from how many, with
+  the parameters used;
+* ``results/selection/<name>_blinded.csv`` and ``<name>_key.csv`` (:mod:`.blinding`).
+
+``results/selection/index.json`` lists the strategies that ran.
+
+Every strategy takes ``arms`` (a list of arm names; null = all arms): only the dyads of
+those arms (``arm`` of results/stats/dyads.parquet) are considered, and the summary says
+so (``arm_filter``).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dyadflow import io
+from dyadflow.errors import DyadflowError
+from dyadflow.select import blinding, fixed, high_low, repair_case, rupture
+
+STRATEGIES = {
+    "high_low_alliance": high_low.DEFAULTS,
+    "fixed_sessions": fixed.DEFAULTS,
+    "repair_case": repair_case.DEFAULTS,
+    "rupture_repair": rupture.DEFAULTS,
+}
+COMMON = ("name", "strategy", "seed", "arms")
+
+
+def check(spec: dict) -> None:
+    strategy = spec.get("strategy")
+    if strategy not in STRATEGIES:
+        raise DyadflowError(f"unknown selection strategy '{strategy}' (known: {', '.join(sorted(STRATEGIES))})", key=f"selection.{spec.get('name')}")
+    unknown = sorted(set(spec) - set(COMMON) - set(STRATEGIES[strategy]))
+    if unknown:
+        raise DyadflowError(
+            f"'{unknown[0]}' is not a parameter of {strategy} (its parameters: {', '.join(sorted(STRATEGIES[strategy]))})",
+            key=f"selection.{spec['name']}",
+        )
+
+
+def filter_arms(spec: dict, sessions: pl.DataFrame, dyads: pl.DataFrame, ruptures: pl.DataFrame | None):
+    """(sessions, dyads, ruptures, arm_filter text) restricted to the dyads of ``spec['arms']``."""
+    arms = spec.get("arms")
+    total = dyads.height
+    if arms is None:
+        return sessions, dyads, ruptures, f"all arms ({total} dyad(s))"
+    arms = [str(a) for a in arms]
+    present = sorted(dyads.get_column("arm").drop_nulls().unique().to_list())
+    unknown = [a for a in arms if a not in present]
+    if unknown:
+        raise DyadflowError(
+            f"arm '{unknown[0]}' is not in the data (arms: {', '.join(present) or 'none'})", key=f"selection.{spec['name']}.arms"
+        )
+    dyads = dyads.filter(pl.col("arm").is_in(arms))
+    keep = dyads.select("dyad_id")
+    sessions = sessions.join(keep, on="dyad_id", how="semi")
+    if ruptures is not None:
+        ruptures = ruptures.join(keep, on="dyad_id", how="semi")
+    return sessions, dyads, ruptures, f"arms {', '.join(arms)} only ({dyads.height} of {total} dyad(s))"
+
+
+def choose(spec: dict, sessions: pl.DataFrame, dyads: pl.DataFrame, ruptures: pl.DataFrame | None, registry: dict, outcome: str, alliance: dict,
+           composite: str | None = None) -> tuple[pl.DataFrame, dict]:
+    """The selection and summary of one configured strategy (``composite``: ``stats.composite``, for the summary)."""
+    check(spec)
+    sessions, dyads, ruptures, arm_filter = filter_arms(spec, sessions, dyads, ruptures)
+    selection, summary = _choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, composite)
+    return selection, {**summary, "arms": spec.get("arms"), "arm_filter": arm_filter}
+
+
+def _choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, composite):
+    params = {k: v for k, v in spec.items() if k not in COMMON}
+    strategy = spec["strategy"]
+    scales = {r: (registry[alliance[r]].score_min, registry[alliance[r]].score_max) for r in ("patient", "therapist")}
+    try:
+        if strategy == "high_low_alliance":
+            return high_low.select(sessions, dyads, params, registry[outcome].lower_is_better, composite)
+        if strategy == "fixed_sessions":
+            return fixed.select(sessions, params, scales)
+        if strategy == "repair_case":
+            return repair_case.select(sessions, dyads, params, scales)
+    except DyadflowError as err:
+        if err.key and not err.key.startswith("selection."):
+            err = DyadflowError(err.message, key=f"selection.{spec['name']}.{err.key}")
+        raise err from None
+    if ruptures is None:
+        raise DyadflowError("rupture_repair needs results/stats/ruptures.csv", key=f"selection.{spec['name']}")
+    return rupture.select(ruptures, params)
+
+
+def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | None, registry: dict, outcome: str, alliance: dict, out: dict,
+        composite: str | None = None) -> pl.DataFrame:
+    sessions = pl.read_parquet(sessions_path)
+    dyads = pl.read_parquet(dyads_path)
+    ruptures = pl.read_csv(ruptures_path, infer_schema_length=None) if ruptures_path else None
+    selection, summary = choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, composite)
+    blinded, key = blinding.blind(selection, spec["name"], int(spec.get("seed", 2022)))
+    summary = {"name": spec["name"], **summary, "selected_sessions": selection.height,
+               "groups": summary.get("groups") or {g: n for g, n in selection.group_by("group").len().sort("group").rows()}}
+    io.write_csv(out["selection"], selection)
+    io.write_json(out["summary"], summary)
+    io.write_csv(out["blinded"], blinded)
+    io.write_csv(out["key"], key)
+    return selection
+
+
+def write_index(strategies: list[dict], out_index: str) -> None:
+    for s in strategies:
+        check(s)
+    io.write_json(out_index, {"strategies": [{"name": s["name"], "strategy": s["strategy"]} for s in strategies]})

@@ -1,0 +1,52 @@
+"""What every selection strategy shares: the output table and its checks."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dyadflow.errors import DyadflowError
+
+DYAD = "dyad_id"
+# results/selection/<name>.csv (a contract: add columns, never rename)
+SELECTION_SCHEMA = {"dyad_id": pl.String, "session": pl.Int32, "group": pl.String, "rank": pl.Int32, "reason": pl.String}
+
+
+def empty_selection() -> pl.DataFrame:
+    return pl.DataFrame(schema=SELECTION_SCHEMA)
+
+
+def finish(selection: pl.DataFrame, order: tuple[str, ...] = ("group", "rank", "dyad_id", "session")) -> pl.DataFrame:
+    """The selection in its contract columns and types, in a stable order."""
+    return selection.select(list(SELECTION_SCHEMA)).cast(SELECTION_SCHEMA).sort(*order)
+
+
+def ordinal(n: pl.Expr) -> pl.Expr:
+    """1 → '', 2 → '2nd ', 3 → '3rd ', 4 → '4th ' (for 'highest' / '2nd highest')."""
+    suffix = (
+        pl.when((n % 100).is_between(11, 13)).then(pl.lit("th"))
+        .when(n % 10 == 1).then(pl.lit("st"))
+        .when(n % 10 == 2).then(pl.lit("nd"))
+        .when(n % 10 == 3).then(pl.lit("rd"))
+        .otherwise(pl.lit("th"))
+    )
+    return pl.when(n == 1).then(pl.lit("")).otherwise(pl.format("{}{} ", n, suffix))
+
+
+def scaled_thresholds(scale: str, defaults: dict[str, dict[str, float]], given: dict | None, key: str) -> dict[str, float]:
+    """Per rater, the thresholds ``given`` under ``key`` over the defaults of their ``scale`` (``own`` or ``pomp``).
+
+    Under ``pomp`` the thresholds are on 0-1 ((x - min)/(max - min) of the instrument's
+    response range); one outside 0-1 stops with the key named.
+    """
+    if scale not in defaults:
+        raise DyadflowError(f"scale must be one of {', '.join(sorted(defaults))}, not '{scale}'", key="scale")
+    cut = {**defaults[scale], **(given or {})}
+    if scale == "pomp":
+        for rater, value in cut.items():
+            if not 0 <= value <= 1:
+                raise DyadflowError(
+                    f"{key}.{rater} is {value:g}, outside 0-1: with scale: pomp thresholds are on the 0-1 scale "
+                    "((x - min)/(max - min) of the instrument's range); give it on 0-1 or set scale: own",
+                    key=f"{key}.{rater}",
+                )
+    return cut

@@ -1,0 +1,271 @@
+"""The glue between Snakemake rules and the stage modules.
+
+Each rule's ``run:`` block calls :func:`run_stage` with its input, output, params and
+log. The stage's messages go to the rule's log file; a :class:`DyadflowError` (a data
+or configuration problem) is printed as one clear message, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from dyadflow.errors import DyadflowError
+
+logger = logging.getLogger("dyadflow")
+
+
+class StageFailed(Exception):
+    """Raised to Snakemake after the message has been written to the log and stderr."""
+
+
+def _ingest(input, output, params, **_):
+    from dyadflow import ingest
+
+    meta = ingest.run(dict(params.spec), output.table, output.meta)
+    logger.info(
+        "read %s (%s): %d rows from %d records (%d blank rows skipped)",
+        meta["source_file"], meta["format"], meta["rows_read"], meta["records_read"], meta.get("blank_rows", 0),
+    )
+    if meta.get("dropped_columns"):
+        logger.info("columns not used: %s", ", ".join(meta["dropped_columns"]))
+    for w in meta.get("warnings", []):
+        logger.warning("column '%s': %s (results/validation/warnings.csv)", w["column"], w["warning"])
+
+
+def data_freeze_date(value: str | None):
+    """The configured data freeze date, or today (UTC) when none is set."""
+    import datetime as dt
+
+    if value:
+        return dt.date.fromisoformat(str(value))
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def _validate(input, output, params, log, **_):
+    from dyadflow import validate
+    from dyadflow.registry import load_registry
+
+    registry = load_registry(params.instruments_dir)
+    result = validate.run(
+        list(input.tables),
+        list(input.metas),
+        registry,
+        params.policy,
+        output.validated,
+        output.rejections,
+        output.accounting,
+        strict_rejections=str(Path(str(log[0])).with_suffix(".rejections.csv")),
+        out_warnings=output.get("warnings"),
+        date_limit=data_freeze_date(params.data_freeze),
+        alliance=_plain(params.get("alliance")) or None,
+    )
+    n_warnings = sum(len(json.loads(Path(p).read_text(encoding="utf-8")).get("warnings", [])) for p in input.metas)
+    if n_warnings:
+        logger.warning("%d warning(s) about input columns: see %s", n_warnings, output.get("warnings"))
+    id_warnings = result.warnings.slice(n_warnings) if result.warnings is not None else None
+    for file, column, text in id_warnings.iter_rows() if id_warnings is not None else ():
+        # in the log and on the terminal (the log handler alone does not reach Snakemake's output)
+        line = f"IDs ({column}{f', {file}' if file else ''}): {text}"
+        logger.warning("%s", line)
+        # (not "dyadflow validate: …", which the nightly summary would take for the failure of a later job)
+        print(f"WARNING dyadflow validate: {line}", file=sys.stderr, flush=True)
+    for row in result.accounting.iter_rows(named=True):
+        logger.info(
+            "%s: %d read, %d accepted, %d rejected (%d exact duplicates)",
+            row["source_file"], row["rows_read"], row["rows_accepted"], row["rows_rejected"], row["rows_duplicate"],
+        )
+    if result.rejections.height:
+        counts = result.rejections.group_by("rule").len().sort("rule")
+        logger.info("rejections by rule: %s", ", ".join(f"{r} {n}" for r, n in counts.iter_rows()))
+
+
+def _score(input, output, params, **_):
+    from dyadflow import score
+    from dyadflow.registry import load_registry
+
+    scores = score.run(input.validated, load_registry(params.instruments_dir), output.parquet, output.csv)
+    logger.info("scored %d questionnaires", scores.height)
+
+
+def _stats(input, output, params, **_):
+    from dyadflow import stats
+    from dyadflow.registry import load_registry
+
+    out = {k: getattr(output, k) for k in ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort")}
+    res = stats.run(
+        input.scores, load_registry(params.instruments_dir), params.outcome, dict(params.alliance),
+        _plain(params.stats), out, validated_path=input.validated,
+    )
+    flow = res.cohort["flow"]
+    logger.info(
+        "%d dyads, %d dyad-sessions; lagged regression for %d dyads; %d sudden gains/losses; %d ruptures",
+        flow["dyads"], flow["dyad_sessions"], flow["dyads_with_lag"], res.gains.height, res.ruptures.height,
+    )
+    for note, n in res.dyads.group_by("stats_note").len().drop_nulls().sort("len", descending=True).head(5).iter_rows():
+        logger.info("%d dyad(s): %s", n, note)
+
+
+def _plain(obj):
+    """Snakemake's config mappings as plain dicts and lists."""
+    if hasattr(obj, "items"):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _select(input, output, params, **_):
+    from dyadflow import select
+
+    select.write_index([dict(s) for s in params.strategies], output.index)
+
+
+def _select_strategy(input, output, params, **_):
+    from dyadflow import select, stats
+    from dyadflow.registry import load_registry
+
+    spec = _plain(params.spec)
+    chosen = select.run(
+        spec, input.sessions, input.dyads, input.ruptures, load_registry(params.instruments_dir), params.outcome,
+        dict(params.alliance), {k: output[k] for k in ("selection", "summary", "blinded", "key")},
+        composite=stats.settings(_plain(params.stats))["composite"],
+    )
+    counts = chosen.group_by("group").len().sort("group").rows()
+    logger.info("%s (%s): %d session(s) selected: %s", spec["name"], spec["strategy"], chosen.height,
+                ", ".join(f"{g} {n}" for g, n in counts) or "none")
+
+
+def _report_plan(input, output, params, **_):
+    from dyadflow.report import shards
+
+    shards.plan(params.results, list(params.strategies), int(params.dyads_per_shard), params.fixed_shards, output.plan)
+
+
+def _report_shard(input, output, params, wildcards, **_):
+    from dyadflow.report import shards
+
+    shards.render_shard(
+        params.shard_dir, output.manifest, results_dir=params.results, study=params.study, audience=params.audience,
+        outcome=params.outcome, alliance=dict(params.alliance), config_sha256=params.config_sha256,
+        instruments_dir=params.instruments_dir, config=dict(params.config_flags), strategies=list(params.strategies),
+    )
+
+
+def _report_index(input, output, params, **_):
+    from dyadflow.report import shards
+
+    shards.index(list(input.manifests), params.reports_dir, output.index)
+
+
+def _report_cohort(input, output, params, **_):
+    from dyadflow.report import cohort
+
+    cohort.run_cohort(params.results, params.study, list(params.strategies), params.config_sha256, output.pdf)
+
+
+def _report_validation(input, output, params, **_):
+    from dyadflow.report import cohort
+
+    cohort.run_validation(params.results, params.study, params.config_sha256, output.pdf)
+
+
+def _microprocess(input, output, params, **_):
+    from dyadflow.microprocess import pipeline
+
+    pipeline.run([dict(s) for s in params.inputs], dict(params.settings), dict(output.items()))
+
+
+def _manifest(input, output, params, **_):
+    from dyadflow import manifest
+
+    names = dict(zip(params.instrument_names, input.instruments))
+    data = manifest.build(dict(params.config), [dict(s) for s in params.inputs], names, dict(params.environment))
+    manifest.write(output.manifest, data)
+    logger.info(
+        "dyadflow %s, config %s, git %s%s, %d input file(s)",
+        data["dyadflow_version"], data["config_sha256"][:12], data["git_commit"] or "none",
+        " (uncommitted changes)" if data["git_dirty"] else "", len(data["inputs"]),
+    )
+
+
+def _charts(input, output, **_):
+    from dyadflow import charts
+
+    charts.run(input.rejections, input.cohort, input.sessions, {k: getattr(output, k) for k in (
+        "validation_summary", "change_by_arm", "completeness", "alliance_outcome")})
+    logger.info("wrote 4 charts for the Snakemake report")
+
+
+STAGES = {
+    "ingest": _ingest,
+    "validate": _validate,
+    "score": _score,
+    "stats": _stats,
+    "select": _select,
+    "report_plan": _report_plan,
+    "select_strategy": _select_strategy,
+    "report_shard": _report_shard,
+    "report_index": _report_index,
+    "report_cohort": _report_cohort,
+    "report_validation": _report_validation,
+    "manifest": _manifest,
+    "microprocess": _microprocess,
+    "charts": _charts,
+}
+
+
+def _note_slurm_job() -> None:
+    """Inside a SLURM job: keep polars to the job's CPUs, and say which job this is."""
+    from dyadflow import cluster
+
+    job = cluster.slurm_job_id()
+    if job:
+        threads = cluster.limit_threads_to_allocation()
+        logger.info("running in SLURM job %s%s", job, f", polars limited to {threads} thread(s)" if threads else "")
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards=None) -> None:
+    log_path = Path(str(log[0]) if not isinstance(log, str) else log)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)  # libraries: warnings only
+    logging.getLogger("dyadflow").setLevel(logging.INFO)
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+    start = time.perf_counter()
+    try:
+        if os.environ.get("DYADFLOW_TEST_PAUSE"):  # test-only (tests/test_faults.py), see dyadflow/io.py
+            from dyadflow import io
+
+            io.arm_test_pause(name)
+        _note_slurm_job()
+        STAGES[name](input=input, output=output, params=params, wildcards=wildcards, log=log)
+        logger.info("%s finished in %.2f s (peak RSS of the process so far %.0f MB)", name, time.perf_counter() - start,
+                    _peak_rss_mb())
+    except DyadflowError as exc:
+        logger.error("%s", exc)
+        print(f"\ndyadflow {name}: {exc}\n", file=sys.stderr, flush=True)
+        raise StageFailed(f"dyadflow {name} stopped: see the message above or {log_path}") from None
+    except Exception:
+        logger.exception("%s failed with an unexpected error (a bug in dyadflow; please report it)", name)
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def dump(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

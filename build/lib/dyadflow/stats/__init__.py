@@ -1,0 +1,245 @@
+"""Stats: per-session, per-dyad and cohort alliance and outcome statistics.
+
+One small module per concept:
+
+- :mod:`.sessions`: the dyad × session table, within-dyad z-scores and detrending;
+- :mod:`.change`: reliable change (Jacobson & Truax 1991) and change categories;
+- :mod:`.alliance`: alliance means, early alliance, slopes, rater agreement;
+- :mod:`.lagged`: within-dyad lagged regression outcome(t+1) ~ alliance(t), and the
+  pooled fixed-effects version;
+- :mod:`.sudden_gains`: Tang & DeRubeis sudden gains and losses;
+- :mod:`.ruptures`: session-level rupture–repair sequences;
+- :mod:`.cohort`: pooled effect, reliability, completeness, categories, flow.
+
+Every computation runs over all dyads at once with polars expressions (``over`` and
+``group_by``) or batched numpy; nothing loops over dyads in Python.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from dyadflow import io
+from dyadflow.errors import DyadflowError
+from dyadflow.registry import Instrument
+from dyadflow.stats import alliance as alliance_mod
+from dyadflow.stats import change, cohort, grouped, lagged, ruptures, sudden_gains
+from dyadflow.stats.sessions import session_table
+
+__all__ = ["DEFAULTS", "settings", "session_table", "dyad_table", "compute", "run"]
+
+DEFAULTS: dict = {
+    "max_gap": 1,
+    "composite": "pomp",
+    "early_sessions": [3, 5],
+    "min_agreement": 3,
+    "lag": {"predictor": "composite", "covariate_outcome": False, "detrend": False, "min_pairs": 3},
+    "change": {"criterion": "auto", "cutoff": None},
+    "sudden_gains": {"cutoff": None, "pct": 0.25, "alpha": 0.05, "criterion3": True},
+    "ruptures": {"sd_multiplier": 1.5, "repair_window": 3},
+}
+
+DYAD_COLUMNS = [
+    "dyad_id", "patient_id", "therapist_id", "arm", "n_sessions", "first_session", "last_session",
+    "outcome_pre", "outcome_post", "outcome_change", "rci", "change_category",
+    "alliance_patient_mean", "alliance_therapist_mean", "alliance_patient_early", "alliance_therapist_early",
+    "alliance_patient_slope", "alliance_therapist_slope", "agreement_r", "agreement_n", "discrepancy_mean",
+    "lag_b", "lag_se", "lag_t", "lag_p", "lag_n", "n_sudden_gains", "n_sudden_losses", "n_rupture_repairs",
+    "stats_note",
+    # additions beyond the contract
+    "n_outcome", "outcome_pre_session", "outcome_post_session", "reliable", "n_ruptures",
+]
+
+
+def settings(cfg: dict | None) -> dict:
+    """The ``stats`` config with every default filled in."""
+    out = copy.deepcopy(DEFAULTS)
+    for key, value in (cfg or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key].update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _identity(scores: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
+    # Validation rejects rows naming another patient, therapist or arm than the dyad's
+    # other rows, so these are one value per dyad: the first row of each dyad's run
+    # (the first non-empty arm) gives them.
+    rows = grouped.sort_by(scores.select("dyad_id", "patient_id", "therapist_id", "arm"), "dyad_id")
+    g, _ = grouped.group_index(rows, "dyad_id")
+    first = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, dtype=bool)
+    arms = rows.filter(pl.col("arm").is_not_null())
+    ga, _ = grouped.group_index(arms, "dyad_id")
+    ident = rows.filter(pl.Series(first, dtype=pl.Boolean)).select("dyad_id", "patient_id", "therapist_id").join(
+        arms.filter(pl.Series(np.r_[True, ga[1:] != ga[:-1]] if ga.size else np.zeros(0, dtype=bool), dtype=pl.Boolean)).select("dyad_id", "arm"),
+        on="dyad_id",
+        how="left",
+        maintain_order="left",
+    )
+    treated = sessions.filter(pl.col("session") >= 1).group_by("dyad_id").agg(
+        pl.col("session").n_unique().cast(pl.Int32).alias("n_sessions"),
+        pl.col("session").min().alias("first_session"),
+        pl.col("session").max().alias("last_session"),
+    )
+    outcome = (
+        sessions.filter(pl.col("outcome").is_not_null())
+        .group_by("dyad_id")
+        .agg(
+            pl.len().cast(pl.Int32).alias("n_outcome"),
+            pl.col("outcome").get(pl.col("session").arg_min()).alias("outcome_pre"),
+            pl.col("session").min().alias("outcome_pre_session"),
+            pl.col("outcome").get(pl.col("session").arg_max()).alias("_last"),
+            pl.col("session").max().alias("_last_session"),
+        )
+        .with_columns(
+            pl.when(pl.col("n_outcome") >= 2).then(pl.col("_last")).alias("outcome_post"),
+            pl.when(pl.col("n_outcome") >= 2).then(pl.col("_last_session")).alias("outcome_post_session"),
+        )
+        .with_columns((pl.col("outcome_post") - pl.col("outcome_pre")).alias("outcome_change"))
+    )
+    return (
+        ident.join(treated, on="dyad_id", how="left")
+        .join(outcome, on="dyad_id", how="left")
+        .with_columns(pl.col("n_sessions", "n_outcome").fill_null(0))
+        .with_columns(
+            pl.when(pl.col("n_outcome") == 0)
+            .then(pl.lit("outcome: no scored outcome questionnaire"))
+            .when(pl.col("n_outcome") == 1)
+            .then(pl.lit("outcome: only one scored outcome questionnaire, so no post score or change"))
+            .alias("_note_outcome")
+        )
+        .sort("dyad_id")
+    )
+
+
+def dyad_table(scores: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
+    """Identity, attendance and outcome change only (kept for callers of the first version)."""
+    return _identity(scores, sessions).select(
+        "dyad_id", "patient_id", "therapist_id", "arm", "n_sessions", "first_session", "last_session",
+        "outcome_pre", "outcome_post", "outcome_change",
+    )
+
+
+@dataclass
+class StatsResult:
+    sessions: pl.DataFrame
+    dyads: pl.DataFrame
+    gains: pl.DataFrame
+    ruptures: pl.DataFrame
+    cohort: dict
+
+
+def _instrument(registry: dict[str, Instrument], key: str, what: str) -> Instrument:
+    if key not in registry:
+        raise DyadflowError(f"the {what} instrument '{key}' is not in the instrument registry", key=what)
+    return registry[key]
+
+
+def compute(
+    scores: pl.DataFrame,
+    registry: dict[str, Instrument],
+    outcome: str,
+    alliance: dict[str, str],
+    cfg: dict | None = None,
+    validated: pl.DataFrame | None = None,
+) -> StatsResult:
+    s = settings(cfg)
+    out_inst = _instrument(registry, outcome, "outcome")
+    pat_inst = _instrument(registry, alliance["patient"], "alliance.patient")
+    th_inst = _instrument(registry, alliance["therapist"], "alliance.therapist")
+
+    ranges = {"patient": (pat_inst.score_min, pat_inst.score_max), "therapist": (th_inst.score_min, th_inst.score_max)}
+    sessions = session_table(scores, outcome, alliance, max_gap=int(s["max_gap"]), composite=s["composite"], ranges=ranges)
+    dyads = _identity(scores, sessions)
+
+    rule = change.change_rule(out_inst, dyads.get_column("outcome_pre"), s["change"]["criterion"], s["change"]["cutoff"])
+    dyads = dyads.with_columns(change.change_columns(rule)).with_columns(
+        pl.when(pl.col("rci").is_null() & pl.col("outcome_change").is_not_null())
+        .then(pl.lit("rci: the outcome instrument has neither reliability with an SD nor a reliable-change value"))
+        .alias("_note_rci")
+    )
+
+    early = tuple(int(v) for v in s["early_sessions"])
+    dyads = dyads.join(alliance_mod.alliance_summary(sessions, ranges, early, int(s["min_agreement"])), on="dyad_id", how="left")
+
+    lag = s["lag"]
+    dyads = dyads.join(
+        lagged.lagged(sessions, bool(lag["detrend"]), bool(lag["covariate_outcome"]), lag["predictor"], int(lag["min_pairs"])),
+        on="dyad_id",
+        how="left",
+    )
+
+    sg = s["sudden_gains"]
+    sg_cut = sg["cutoff"] if sg["cutoff"] is not None else rule.reliable_points
+    if sg_cut is not None:
+        gains, counts = sudden_gains.sudden_gains(sessions, float(sg_cut), out_inst.lower_is_better, float(sg["pct"]), float(sg["alpha"]), bool(sg["criterion3"]))
+    else:
+        gains, counts = sudden_gains.empty(sessions.schema["session"])
+    dyads = dyads.join(sudden_gains.dyad_counts(dyads, counts, sg_cut is not None), on="dyad_id", how="left")
+
+    rp = s["ruptures"]
+    rup = ruptures.ruptures(sessions, float(rp["sd_multiplier"]), int(rp["repair_window"]))
+    dyads = dyads.join(ruptures.dyad_counts(dyads, rup), on="dyad_id", how="left")
+
+    notes = ["_note_outcome", "_note_rci", "_note_alliance", "_note_lag", "_note_sg"]
+    dyads = (
+        dyads.with_columns(pl.concat_str(notes, separator="; ", ignore_nulls=True).alias("stats_note"))
+        .with_columns(pl.when(pl.col("stats_note") != "").then(pl.col("stats_note")).alias("stats_note"))
+        .sort("dyad_id")
+        .select(DYAD_COLUMNS)
+    )
+
+    lag_y, lag_xs = lagged.lag_columns(sessions, bool(lag["detrend"]), bool(lag["covariate_outcome"]), lag["predictor"])
+    # every instrument the study has (not only the outcome and alliance ones): a handful of keys
+    present = set(scores.get_column("instrument").unique().to_list())
+    instruments = sorted((present | {outcome, alliance["patient"], alliance["therapist"]}) & set(registry))
+    source = validated if validated is not None else scores
+    coh = {
+        "outcome": outcome,
+        "alliance": dict(alliance),
+        "pooled_effect": cohort.pooled(sessions, bool(lag["covariate_outcome"]), lag["predictor"]),
+        "reliability": cohort.reliability(source, registry, instruments),
+        "completeness": cohort.completeness(scores, instruments),
+        "change_categories": cohort.categories_by_arm(dyads),
+        "change_rule": {
+            "criterion": rule.criterion,
+            "cutoff": rule.cutoff,
+            "s_diff": rule.s_diff,
+            "reliable_change_points": rule.reliable_points,
+            "sd_source": rule.sd_source,
+            "reliability": out_inst.reliability,
+            "direction": out_inst.direction,
+        },
+        "sudden_gains": {"cutoff": sg_cut, "pct": sg["pct"], "alpha": sg["alpha"], "gains": int((gains.get_column("kind") == "gain").sum()), "losses": int((gains.get_column("kind") == "loss").sum())},
+        "ruptures": {**rp, "n": rup.height, "repaired": int(rup.get_column("repaired").sum())},
+        "flow": cohort.flow(scores, dyads, sessions, lag_y, lag_xs),
+        "settings": s,
+    }
+    return StatsResult(sessions, dyads, gains, rup, coh)
+
+
+def run(
+    scores_path: str,
+    registry: dict[str, Instrument],
+    outcome: str,
+    alliance: dict[str, str],
+    cfg: dict | None,
+    out: dict[str, str],
+    validated_path: str | None = None,
+) -> StatsResult:
+    """Read the scores, compute everything, write the six outputs named in ``out``."""
+    scores = pl.read_parquet(scores_path)
+    validated = pl.read_parquet(validated_path) if validated_path else None
+    res = compute(scores, registry, outcome, alliance, cfg, validated)
+    io.write_parquet(out["sessions"], res.sessions)
+    io.write_parquet(out["dyads"], res.dyads)
+    io.write_csv(out["dyads_csv"], res.dyads)
+    io.write_csv(out["sudden_gains"], res.gains)
+    io.write_csv(out["ruptures"], res.ruptures)
+    io.write_json(out["cohort"], res.cohort)
+    return res

@@ -1,0 +1,566 @@
+"""Validate: judge every ingested row, keep the good ones, account for all of them.
+
+Row-level rules are pandera checks generated from the registry (see
+:mod:`dyadflow.schemas`). Rules that compare rows (duplicates, a dyad's identity, the
+order of dates) are polars expressions over the rows that passed the row-level rules.
+Every row read ends up either in ``results/validated/questionnaires.parquet`` or in
+``results/validation/rejections.csv`` with its file, line, rule and a message; the
+counts per file are in ``results/validation/accounting.csv``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+
+from dyadflow import io
+from dyadflow.errors import ValidationFailed
+from dyadflow.linking import id_warnings
+from dyadflow.registry import RATERS, Instrument, item_column
+from dyadflow.schemas import (
+    ID_PATTERN,
+    PANDERA_RULES,
+    instrument_item_values,
+    instrument_schema,
+    parse_bool,
+    parse_date,
+    raw_schema,
+    validated_schema,
+)
+
+BASE_COLUMNS = ("dyad_id", "patient_id", "therapist_id", "arm", "session", "date", "rater", "instrument")
+TEXT_COLUMNS = ("note", "consent_share_text")
+PROVENANCE = ("source_file", "source_line")
+DUPLICATE_KEY = ("dyad_id", "session", "rater", "instrument")
+
+REJECTION_COLUMNS = {
+    "source_file": pl.String,
+    "source_line": pl.Int64,
+    "column": pl.String,
+    "value": pl.String,
+    "rule": pl.String,
+    "message": pl.String,
+    "dyad_id": pl.String,
+    "session": pl.String,
+    "instrument": pl.String,
+    "source_column": pl.String,
+}
+ACCOUNTING_COLUMNS = {
+    "source_file": pl.String,
+    "sha256": pl.String,
+    "rows_read": pl.Int64,
+    "rows_accepted": pl.Int64,
+    "rows_rejected": pl.Int64,
+    "rows_duplicate": pl.Int64,
+    "blank_rows": pl.Int64,
+    "format": pl.String,
+    "records_read": pl.Int64,
+}
+WARNING_COLUMNS = {"source_file": pl.String, "column": pl.String, "warning": pl.String}
+# Rejections a reader makes while mapping an export (see dyadflow.ingest)
+INGEST_RULE_COLUMNS = ("ingest_rule", "ingest_message", "ingest_column", "ingest_value")
+
+
+@dataclass
+class ValidationResult:
+    accepted: pl.DataFrame
+    rejections: pl.DataFrame
+    accounting: pl.DataFrame
+    warnings: pl.DataFrame | None = None  # warnings.csv: ingest warnings, then ID warnings (dyadflow.linking)
+
+
+def _found(rows: pl.DataFrame, rule: str, message: pl.Expr, column: str | None = None, value: pl.Expr | None = None) -> pl.DataFrame:
+    """Rejection records for the rows of ``rows`` (which has ``_row``)."""
+    return rows.select(
+        pl.col("_row"),
+        pl.lit(column, dtype=pl.String).alias("column"),
+        (value if value is not None else pl.lit(None, dtype=pl.String)).cast(pl.String).alias("value"),
+        pl.lit(rule).alias("rule"),
+        message.alias("message"),
+    )
+
+
+EMPTY_FOUND = pl.DataFrame(schema={"_row": pl.Int64, "column": pl.String, "value": pl.String, "rule": pl.String, "message": pl.String})
+
+
+def _pandera_failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
+    """Run a pandera schema with data checks; failures as (_row, column, value, rule)."""
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+        rows = frame.get_column("_row")
+        return fc.select(
+            pl.col("index").cast(pl.Int64),
+            pl.when(pl.col("schema_context") == "Column").then(pl.col("column").cast(pl.String)).alias("column"),
+            pl.when(pl.col("schema_context") == "Column").then(pl.col("failure_case").cast(pl.String)).alias("value"),
+            pl.col("check").replace(PANDERA_RULES).alias("rule"),
+        ).with_columns(pl.col("index").map_batches(lambda s: rows.gather(s), return_dtype=pl.Int64).alias("_row")).drop(
+            "index"
+        )
+    return pl.DataFrame(schema={"column": pl.String, "value": pl.String, "rule": pl.String, "_row": pl.Int64})
+
+
+MAX_QUOTED = 80  # characters of a cell quoted in a message
+MAX_VALUE = 200  # characters of a cell kept in the rejections' value column
+
+
+def shorten(expr: pl.Expr, limit: int) -> pl.Expr:
+    """A long cell cut to ``limit`` characters, saying how long it was."""
+    n = expr.str.len_chars()
+    return pl.when(n > limit).then(pl.format("{}… ({} characters)", expr.str.slice(0, limit), n)).otherwise(expr)
+
+
+def _quote(expr: pl.Expr) -> pl.Expr:
+    return pl.concat_str(pl.lit("'"), shorten(expr.fill_null(""), MAX_QUOTED), pl.lit("'"))
+
+
+ROW_MESSAGES = {
+    "missing_value": lambda: pl.format("{} is empty", pl.col("column")),
+    "id_format": lambda: pl.format(
+        "{} is not a valid {}: use letters, digits, _ and - (1–64 characters, starting with a letter or digit)",
+        _quote(pl.col("value")),
+        pl.col("column"),
+    ),
+    "session_format": lambda: pl.format(
+        "{} is not a session number: a whole number 0–9999, where 0 is intake", _quote(pl.col("value"))
+    ),
+    "date_format": lambda: pl.format("{} is not an ISO 8601 date (YYYY-MM-DD) that exists", _quote(pl.col("value"))),
+    "date_future": lambda: pl.format(
+        "{} is in the future: after the data freeze date (config data_freeze, by default the day of the build)",
+        _quote(pl.col("value")),
+    ),
+    "rater_unknown": lambda: pl.format("{} is not a rater: use patient, therapist or observer", _quote(pl.col("value"))),
+    "consent_value": lambda: pl.format("{} is not true or false (yes/no, 1/0)", _quote(pl.col("value"))),
+}
+
+
+def _row_messages(found: pl.DataFrame, known: list[str]) -> pl.DataFrame:
+    messages = dict(ROW_MESSAGES)
+    messages["instrument_unknown"] = lambda: pl.format(
+        "{} is not in the instrument registry (known: {})", _quote(pl.col("value")), pl.lit(", ".join(known))
+    )
+    expr = pl.lit(None, dtype=pl.String)
+    for rule, make in messages.items():
+        expr = pl.when(pl.col("rule") == rule).then(make()).otherwise(expr)
+    return found.with_columns(expr.alias("message"))
+
+
+def _instrument_messages(found: pl.DataFrame, inst: Instrument) -> pl.DataFrame:
+    allowed = pl.DataFrame(
+        {"column": inst.items, "_allowed": [inst.describe_allowed(i) for i in range(1, inst.n_items + 1)]},
+        schema={"column": pl.String, "_allowed": pl.String},
+    )
+    found = found.join(allowed, on="column", how="left")
+    item_no = pl.col("column").str.extract(r"(\d+)$").cast(pl.Int64).cast(pl.String)
+    message = (
+        pl.when(pl.col("rule") == "item_value")
+        .then(pl.format("{} is not an allowed answer to {} item {} (allowed: {})", _quote(pl.col("value")), pl.lit(inst.key), item_no, pl.col("_allowed")))
+        .when(pl.col("rule") == "item_not_in_instrument")
+        .then(pl.format("{} has {} items, so {} must be empty (found {})", pl.lit(inst.key), pl.lit(inst.n_items), pl.col("column"), _quote(pl.col("value"))))
+        .when(pl.col("rule") == "rater_not_allowed")
+        .then(pl.format("{} is rated by {}, not by {}", pl.lit(inst.key), pl.lit(" or ".join(inst.raters)), _quote(pl.col("value"))))
+        .when(pl.col("rule") == "no_items")
+        .then(pl.lit(f"no item of {inst.key} is answered: an empty questionnaire is not a completed one"))
+    )
+    return found.with_columns(message.alias("message")).drop("_allowed")
+
+
+def _prepare(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    raw = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    for c in (*BASE_COLUMNS, *TEXT_COLUMNS, "source_file", *INGEST_RULE_COLUMNS):
+        if c not in raw.columns:
+            raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    for c in ("source_line", "source_fields", "expected_fields"):
+        if c not in raw.columns:
+            raw = raw.with_columns(pl.lit(None, dtype=pl.Int64).alias(c))
+    # one chunk per column, as a defence against polars panics on multi-chunk string views
+    # (see duplicate_groups); the frames of several files arrive as several chunks
+    return raw.rechunk().with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+
+
+def item_columns(frame: pl.DataFrame) -> list[str]:
+    return sorted((c for c in frame.columns if c.startswith("item_")), key=lambda c: int(c[5:]))
+
+
+def _row_level(raw: pl.DataFrame, registry: dict[str, Instrument], date_limit: dt.date | None = None) -> pl.DataFrame:
+    """Rejections from the rules that look at one row at a time."""
+    found: list[pl.DataFrame] = [
+        raw.filter(pl.col("ingest_rule").is_not_null()).select(
+            "_row",
+            pl.col("ingest_column").alias("column"),
+            pl.col("ingest_value").alias("value"),
+            pl.col("ingest_rule").alias("rule"),
+            pl.col("ingest_message").alias("message"),
+        )
+    ]
+    raw = raw.filter(pl.col("ingest_rule").is_null())
+    ragged = raw.filter(pl.col("source_fields") != pl.col("expected_fields"))
+    found.append(
+        _found(
+            ragged,
+            "field_count",
+            pl.format("the row has {} fields but the header has {}", pl.col("source_fields"), pl.col("expected_fields")),
+        )
+    )
+    rest = raw.filter(pl.col("source_fields") == pl.col("expected_fields"))
+    known = sorted(registry)
+    has_consent = rest.get_column("consent_share_text").null_count() < rest.height
+    failures = _pandera_failures(raw_schema(known, has_consent, date_limit), rest)
+    found.append(_row_messages(failures, known).select(EMPTY_FOUND.columns))
+
+    items = item_columns(rest)
+    rest = rest.with_columns(pl.col("instrument").str.to_lowercase().alias("_inst"))
+    for key in sorted(set(rest.get_column("_inst").drop_nulls().unique().to_list()) & set(known)):
+        inst = registry[key]
+        subset = rest.filter(pl.col("_inst") == key)
+        failures = _pandera_failures(instrument_schema(inst, items), subset)
+        found.append(_instrument_messages(failures, inst).select(EMPTY_FOUND.columns))
+    return pl.concat(found)
+
+
+def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
+    """Parse the accepted strings into their types; item answers become Int16 values."""
+    items = item_columns(rows)
+    rows = rows.with_columns(
+        pl.col("session").cast(pl.Int32),
+        parse_date(pl.col("date")).alias("date"),
+        pl.col("rater").str.to_lowercase(),
+        pl.col("instrument").str.to_lowercase(),
+        parse_bool(pl.col("consent_share_text")).alias("consent_share_text"),
+    )
+    parts = []
+    for key in sorted(rows.get_column("instrument").unique().to_list()):
+        part = rows.filter(pl.col("instrument") == key)
+        inst = registry[key]
+        part = part.with_columns(instrument_item_values(inst, items)).with_columns(
+            [pl.lit(None, dtype=pl.Int16).alias(c) for c in items if c not in inst.items]
+        )
+        parts.append(part)
+    if not parts:
+        return rows.with_columns([pl.lit(None, dtype=pl.Int16).alias(c) for c in items])
+    return pl.concat(parts).sort("_row")
+
+
+def duplicate_groups(rows: pl.DataFrame, key: list[str], distinct: pl.Expr) -> pl.DataFrame:
+    """The rows whose ``key`` occurs more than once, each with its group's size ``_n``,
+    its number of distinct contents ``_distinct`` (``distinct``, evaluated per group), its
+    first row ``_first`` and where that is and where all of them are ("line 12" or, across
+    files, "file line 12"), for the duplicate rules of questionnaires and dial files."""
+    # one chunk per column: polars 2.1 panics ("assertion failed: i < self.len()", cf.
+    # pola-rs/polars#25187) in the pl.format(..).sort_by().first().over() below on some
+    # multi-chunk string columns (found by tests/test_redcap_properties.py, kept there as
+    # POLARS_WINDOW_PANIC)
+    rows = rows.rechunk()
+    many_files = pl.col("source_file").n_unique().over(key) > 1
+    where = (
+        pl.when(many_files)
+        .then(pl.format("{} line {}", pl.col("source_file"), pl.col("source_line")))
+        .otherwise(pl.format("line {}", pl.col("source_line")))
+    )
+    # only keys that occur more than once need the expensive comparison
+    return rows.filter(pl.len().over(key) > 1).with_columns(
+        pl.len().over(key).alias("_n"),
+        distinct.n_unique().over(key).alias("_distinct"),
+        pl.col("_row").min().over(key).alias("_first"),
+        where.sort_by("_row").first().over(key).alias("_first_where"),
+        where.sort_by("_row").str.join(", ").over(key).alias("_all_where"),
+    )
+
+
+def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
+    key = list(DUPLICATE_KEY)
+    content = [c for c in rows.columns if c not in (*key, "_row", "source_file", "source_line", "source_fields", "expected_fields")]
+    g = duplicate_groups(rows, key, pl.struct(content))
+    conflict = g.filter((pl.col("_n") > 1) & (pl.col("_distinct") > 1))
+    exact = g.filter((pl.col("_n") > 1) & (pl.col("_distinct") == 1) & (pl.col("_row") != pl.col("_first")))
+    return pl.concat(
+        [
+            _found(
+                conflict,
+                "duplicate_conflict",
+                pl.format(
+                    "{} rows for dyad {}, session {}, {} {} differ ({}); all are rejected",
+                    pl.col("_n"),
+                    pl.col("dyad_id"),
+                    pl.col("session"),
+                    pl.col("rater"),
+                    pl.col("instrument"),
+                    pl.col("_all_where"),
+                ),
+            ),
+            _found(exact, "duplicate_exact", pl.format("exact copy of {}, which is kept", pl.col("_first_where"))),
+        ]
+    )
+
+
+def _identity(rows: pl.DataFrame) -> pl.DataFrame:
+    """A dyad keeps one patient, one therapist and one arm: the value most of its rows give."""
+    found = []
+    for column, rule in (("patient_id", "dyad_patient_changed"), ("therapist_id", "dyad_therapist_changed"), ("arm", "dyad_arm_changed")):
+        counts = (
+            rows.filter(pl.col(column).is_not_null())
+            .group_by("dyad_id", column)
+            .agg(pl.len().alias("_n"), pl.col("session").min().alias("_from"), pl.col("_row").min().alias("_r"))
+            .sort(["dyad_id", "_n", "_from", "_r"], descending=[False, True, False, False])
+        )
+        ref = counts.group_by("dyad_id", maintain_order=True).first().select(
+            "dyad_id", pl.col(column).alias("_ref"), pl.col("_n").alias("_ref_n"), pl.col("_from").alias("_ref_from")
+        )
+        bad = rows.join(ref, on="dyad_id", how="inner").filter(
+            pl.col(column).is_not_null() & (pl.col(column) != pl.col("_ref"))
+        )
+        found.append(
+            _found(
+                bad,
+                rule,
+                pl.format(
+                    "dyad {} has {} {} in {} other rows (from session {}); this row says {}",
+                    pl.col("dyad_id"),
+                    pl.lit(column),
+                    _quote(pl.col("_ref")),
+                    pl.col("_ref_n"),
+                    pl.col("_ref_from"),
+                    _quote(pl.col(column)),
+                ),
+                column=column,
+                value=pl.col(column),
+            )
+        )
+    return pl.concat(found)
+
+
+def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """Dates must not decrease as session numbers increase within a dyad.
+
+    Where they do, the (session, date) entries involved in the most inversions are
+    rejected, and the check repeats until the dyad is in order: one wrong date rejects
+    one session, not every session after it.
+    """
+    entries = rows.select("dyad_id", "session", "date").unique()
+    # cheap screen: dyads where some session starts before an earlier session ended
+    per_session = entries.group_by("dyad_id", "session").agg(
+        pl.col("date").min().alias("_lo"), pl.col("date").max().alias("_hi")
+    ).sort("dyad_id", "session")
+    per_session = per_session.with_columns(pl.col("_hi").cum_max().shift(1).over("dyad_id").alias("_before"))
+    suspects = per_session.filter(pl.col("_lo") < pl.col("_before")).get_column("dyad_id").unique()
+    entries = entries.filter(pl.col("dyad_id").is_in(suspects.implode()))
+    bad_entries = []
+    while entries.height:
+        pairs = entries.join(entries, on="dyad_id", suffix="_o").filter(
+            ((pl.col("session") < pl.col("session_o")) & (pl.col("date") > pl.col("date_o")))
+            | ((pl.col("session") > pl.col("session_o")) & (pl.col("date") < pl.col("date_o")))
+        )
+        if not pairs.height:
+            break
+        counts = pairs.group_by("dyad_id", "session", "date").agg(
+            pl.len().alias("_inv"),
+            pl.col("session_o").sort_by("session_o").first().alias("_o_session"),
+            pl.col("date_o").sort_by("session_o").first().alias("_o_date"),
+        ).with_columns(pl.col("_inv").max().over("dyad_id").alias("_max"))
+        worst = counts.filter(pl.col("_inv") == pl.col("_max"))
+        bad_entries.append(worst)
+        entries = entries.join(worst.select("dyad_id", "session", "date"), on=["dyad_id", "session", "date"], how="anti")
+    if not bad_entries:
+        return EMPTY_FOUND
+    worst = pl.concat(bad_entries)
+    bad = rows.join(worst, on=["dyad_id", "session", "date"], how="inner")
+    return _found(
+        bad,
+        "date_order",
+        pl.format(
+            "session {} is dated {}, out of order with session {} on {} ({} session(s) in conflict)",
+            pl.col("session"),
+            pl.col("date"),
+            pl.col("_o_session"),
+            pl.col("_o_date"),
+            pl.col("_inv"),
+        ),
+        column="date",
+        value=pl.col("date").cast(pl.String),
+    )
+
+
+def validate_frames(
+    frames: list[pl.DataFrame], metas: list[dict], registry: dict[str, Instrument], date_limit: dt.date | None = None,
+    alliance: dict | None = None,
+) -> ValidationResult:
+    """Accept or reject every row. Dates after ``date_limit`` (if given) are rejected as date_future.
+    ``alliance`` (the config's patient/therapist instruments) enables the one-rater ID warning."""
+    raw = _prepare(frames)
+    found = [_row_level(raw, registry, date_limit)]
+    rejected = found[0].get_column("_row").unique()
+    survivors = _typed(raw.filter(~pl.col("_row").is_in(rejected.implode())), registry)
+    for rule_set in (_duplicates, _identity, _date_order):
+        step = rule_set(survivors)
+        found.append(step)
+        survivors = survivors.filter(~pl.col("_row").is_in(step.get_column("_row").implode()))
+
+    items = item_columns(survivors)
+    max_items = max((int(c[5:]) for c in items), default=0)
+    accepted = (
+        survivors.with_columns([pl.lit(None, dtype=pl.Int16).alias(item_column(i)) for i in range(1, max_items + 1) if item_column(i) not in items])
+        .sort("dyad_id", "session", "instrument", "rater", "source_file", "source_line")
+        .select(
+            *BASE_COLUMNS,
+            *[item_column(i) for i in range(1, max_items + 1)],
+            "note",
+            "consent_share_text",
+            *PROVENANCE,
+        )
+    )
+    accepted = validated_schema(max_items).validate(accepted)
+
+    context = raw.select(
+        "_row", *PROVENANCE, "dyad_id", pl.col("session").alias("_session"), pl.col("instrument").alias("_instrument")
+    )
+    rejections = (
+        pl.concat(found)
+        .join(context, on="_row", how="left")
+        .select(
+            *PROVENANCE,
+            "column",
+            shorten(pl.col("value"), MAX_VALUE),
+            "rule",
+            "message",
+            shorten(pl.col("dyad_id"), MAX_QUOTED),
+            pl.col("_session").alias("session"),
+            pl.col("_instrument").alias("instrument"),
+        )
+        .sort("source_file", "source_line", "rule", "column", nulls_last=True)
+    )
+    rejections = _with_source_columns(rejections, metas).cast(REJECTION_COLUMNS)
+    # a REDCap record gives several questionnaires on one line: count rejected rows, not lines
+    rejected_rows = pl.concat(found).select("_row").unique().join(raw.select("_row", "source_file"), on="_row")
+    accounting = _accounting(raw, rejections, accepted, metas, rejected_rows)
+    warnings = pl.concat([warnings_table(metas), id_warnings(accepted, len(metas), alliance)])
+    return ValidationResult(accepted, rejections, accounting, warnings)
+
+
+def _with_source_columns(rejections: pl.DataFrame, metas: list[dict]) -> pl.DataFrame:
+    """Add ``source_column``: the export's own name of the column a rejection is about
+    (``wai_sr_04`` for ``item_04`` of a REDCap form); the column itself when not renamed."""
+    origins = pl.DataFrame(
+        [{**o, "source_file": m["source_file"]} for m in metas for o in m.get("source_columns", [])],
+        schema={"instrument": pl.String, "column": pl.String, "source_column": pl.String, "source_file": pl.String},
+    )
+    per_instrument = origins.filter(pl.col("instrument").is_not_null()).rename({"source_column": "_by_instrument"})
+    per_file = origins.filter(pl.col("instrument").is_null()).drop("instrument").rename({"source_column": "_by_file"})
+    out = rejections.with_row_index("_i").join(
+        per_instrument, on=["source_file", "instrument", "column"], how="left"
+    ).join(per_file, on=["source_file", "column"], how="left")
+    return (
+        out.with_columns(pl.coalesce("_by_instrument", "_by_file", "column").alias("source_column"))
+        .sort("_i")
+        .select(*REJECTION_COLUMNS)
+    )
+
+
+def _accounting(
+    raw: pl.DataFrame, rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dict], rejected_rows: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    if rejected_rows is None:
+        rejected_rows = rejections.select(*PROVENANCE).unique()
+    base = pl.DataFrame(
+        {
+            "source_file": [m["source_file"] for m in metas],
+            "sha256": [m["sha256"] for m in metas],
+            "rows_read": [m["rows_read"] for m in metas],
+            "blank_rows": [m.get("blank_rows", 0) for m in metas],
+            "format": [m["format"] for m in metas],
+            "records_read": [m.get("records_read", m["rows_read"]) for m in metas],
+        },
+        schema={"source_file": pl.String, "sha256": pl.String, "rows_read": pl.Int64, "blank_rows": pl.Int64, "format": pl.String, "records_read": pl.Int64},
+    )
+    return accounting_table(base, accepted, rejected_rows, rejections)
+
+
+def accounting_table(
+    base: pl.DataFrame, accepted: pl.DataFrame, rejected_rows: pl.DataFrame, rejections: pl.DataFrame
+) -> pl.DataFrame:
+    """The accounting table (ACCOUNTING_COLUMNS) from each file's own figures (``base``:
+    one row per file) and the rows' outcomes; also used for the dial files. Raises if a
+    file's rows read are not its rows accepted plus rejected, which would be a bug."""
+    per_file_rejected = rejected_rows.group_by("source_file").agg(pl.len().alias("rows_rejected"))
+    per_file_dup = (
+        rejections.filter(pl.col("rule") == "duplicate_exact").group_by("source_file").agg(pl.len().alias("rows_duplicate"))
+    )
+    per_file_accepted = accepted.group_by("source_file").agg(pl.len().alias("rows_accepted"))
+    table = (
+        base.join(per_file_accepted, on="source_file", how="left")
+        .join(per_file_rejected, on="source_file", how="left")
+        .join(per_file_dup, on="source_file", how="left")
+        .with_columns(pl.col("rows_accepted", "rows_rejected", "rows_duplicate").fill_null(0))
+        .select(list(ACCOUNTING_COLUMNS))
+        .cast(ACCOUNTING_COLUMNS)
+    )
+    broken = table.filter(pl.col("rows_read") != pl.col("rows_accepted") + pl.col("rows_rejected"))
+    if broken.height:  # a bug in dyadflow, never a data problem
+        raise AssertionError(f"accounting does not balance: {broken.to_dicts()}")
+    return table
+
+
+def strict_message(rejections: pl.DataFrame, limit: int = 10) -> str:
+    n_rows = rejections.select(*PROVENANCE, "instrument").unique().height
+    n_files = rejections.get_column("source_file").n_unique()
+    lines = [
+        f"validation failed (validation: strict): {n_rows} row(s) rejected in {n_files} file(s). The first problems:"
+    ]
+    for r in rejections.head(limit).iter_rows(named=True):
+        col = f", column '{r['column']}'" if r["column"] else ""
+        if r.get("source_column") and r["source_column"] != r["column"]:
+            col += f" ('{r['source_column']}' in the export)"
+        lines.append(f"  {r['source_file']}, line {r['source_line']}{col}: {r['rule']}: {r['message']}")
+    if rejections.height > limit:
+        lines.append(f"  … and {rejections.height - limit} more.")
+    lines.append("Fix the export, or set 'validation: quarantine' to continue with the accepted rows.")
+    return "\n".join(lines)
+
+
+def warnings_table(metas: list[dict]) -> pl.DataFrame:
+    """One row per warning an ingest reader raised (e.g. a column that looks like a direct identifier)."""
+    rows = [w for m in metas for w in m.get("warnings", [])]
+    return pl.DataFrame(rows, schema=WARNING_COLUMNS) if rows else pl.DataFrame(schema=WARNING_COLUMNS)
+
+
+def run(
+    ingested: list[str],
+    metas: list[str],
+    registry: dict[str, Instrument],
+    policy: str,
+    out_validated: str,
+    out_rejections: str,
+    out_accounting: str,
+    strict_rejections: str | None = None,
+    out_warnings: str | None = None,
+    date_limit: dt.date | None = None,
+    alliance: dict | None = None,
+) -> ValidationResult:
+    """Validate the ingested files and write the outputs.
+
+    In strict mode any rejection stops the build; the full list then goes to
+    ``strict_rejections`` (outside ``results/``, which Snakemake cleans up after a failed job).
+    """
+    frames = [pl.read_parquet(p) for p in ingested]
+    meta = [json.loads(Path(p).read_text(encoding="utf-8")) for p in metas]
+    result = validate_frames(frames, meta, registry, date_limit, alliance)
+    if policy == "strict" and result.rejections.height:
+        message = strict_message(result.rejections)
+        if strict_rejections:
+            io.write_csv(strict_rejections, result.rejections)
+            message += f"\nAll {result.rejections.height} rejections: {strict_rejections}"
+        raise ValidationFailed(message)
+    io.write_parquet(out_validated, result.accepted)
+    io.write_csv(out_rejections, result.rejections)
+    io.write_csv(out_accounting, result.accounting)
+    if out_warnings:
+        io.write_csv(out_warnings, result.warnings)
+    return result
+
+
+__all__ = ["run", "validate_frames", "ValidationResult", "RATERS", "ID_PATTERN"]
