@@ -191,3 +191,145 @@ def test_strict_validation_failure_is_a_non_zero_exit(tmp_path):
     assert "WHAT WENT WRONG\n  dyadflow validate: validation failed" in text
     # a failed night does not become the baseline for the next comparison
     assert not (tmp_path / "results" / "runs" / ".state" / "state.json").exists()
+
+
+# ---------------------------------------------------------------- a live manual run (issue 14, point 13)
+
+# A stand-in for a manual `snakemake` run in the study directory: it writes Snakemake's
+# lock file and then either keeps its log under .snakemake/log/ open (as Snakemake does
+# for the whole run) or is a `snakemake --directory WORK` command line.
+FAKE_RUN = """\
+import os, sys, time
+work, ready, keep_log = sys.argv[-3], sys.argv[-2], sys.argv[-1] == "log"
+os.makedirs(os.path.join(work, ".snakemake", "locks"), exist_ok=True)
+os.makedirs(os.path.join(work, ".snakemake", "log"), exist_ok=True)
+with open(os.path.join(work, ".snakemake", "locks", "0.output.lock"), "w") as fh:
+    fh.write("results/stats/cohort.json\\n")
+log = open(os.path.join(work, ".snakemake", "log", "2026-12-03T020000.snakemake.log"), "w") if keep_log else None
+open(ready, "w").close()
+time.sleep(600)
+"""
+
+
+def _start_fake_run(tmp_path, work, script_name, *args, cwd, keep_log):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "bin" / script_name
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(FAKE_RUN)
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, str(script), *args, str(work), str(ready), "log" if keep_log else "-"], cwd=cwd)
+    while not ready.exists():
+        assert proc.poll() is None
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize(
+    "how", ["log_open", "snakemake_directory_arg", "snakemake_cwd"],
+)
+def test_a_live_manual_run_keeps_its_lock_and_the_nightly_exits_75(tmp_path, capsys, how):
+    work = tmp_path / "study"
+    (work / "results" / "stats").mkdir(parents=True)
+    (work / "results" / "stats" / ".dyads.csv.abc123.tmp").write_text("being written")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if how == "log_open":  # not called snakemake, elsewhere: only its open log says it is a run here
+        proc = _start_fake_run(tmp_path, work, "job.py", cwd=elsewhere, keep_log=True)
+    elif how == "snakemake_directory_arg":
+        proc = _start_fake_run(tmp_path, work, "snakemake", "--cores", "2", "--directory", "../study", cwd=elsewhere, keep_log=False)
+    else:
+        proc = _start_fake_run(tmp_path, work, "snakemake", "--cores", "2", cwd=work, keep_log=False)
+    try:
+        live = nightly.live_snakemake_runs(work)
+        code = nightly.run(None, workdir=work)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(live) == 1 and live[0].startswith(f"pid {proc.pid}: ")
+    assert code == nightly.EXIT_LOCKED == 75
+    err = capsys.readouterr().err
+    assert err == (
+        f"dyadflow nightly: a Snakemake run is working in {work} ({live[0]}), so its lock in .snakemake/locks is not "
+        "stale and was left alone. Nothing was done; exit status 75.\n"
+    )
+    assert (work / ".snakemake" / "locks" / "0.output.lock").exists()  # never unlocked
+    assert (work / "results" / "stats" / ".dyads.csv.abc123.tmp").exists()  # its temporary file is not removed
+    assert not list((work / "results" / "runs").glob("*.json"))
+    assert not (work / "logs").exists()
+
+
+def test_a_lock_without_a_process_is_stale(tmp_path):
+    work = tmp_path / "study"
+    (work / ".snakemake" / "locks").mkdir(parents=True)
+    (work / ".snakemake" / "locks" / "0.output.lock").write_text("results/stats/cohort.json\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    # a live snakemake run, but in another directory, with its log open there
+    proc = _start_fake_run(tmp_path, other, "snakemake", "--cores", "1", cwd=other, keep_log=True)
+    try:
+        assert nightly.stale_snakemake_lock(work)
+        assert nightly.live_snakemake_runs(work) == []
+        assert len(nightly.live_snakemake_runs(other)) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# ---------------------------------------------------------------- a disk that cannot be written (point 14)
+
+
+def _mount_tmpfs(path: Path, options: str) -> None:
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root, as CI has): {proc.stderr.strip()}")
+
+
+@pytest.fixture
+def mounts():
+    import subprocess
+
+    done = []
+    yield done
+    for m in reversed(done):
+        subprocess.run(["umount", str(m)], check=False)
+
+
+def test_a_read_only_results_folder_is_one_message_and_exit_1(tmp_path, capsys, mounts):
+    # root ignores permission bits: a read-only file system is the real thing
+    _mount_tmpfs(tmp_path / "results", "size=64k,ro")
+    mounts.append(tmp_path / "results")
+    assert nightly.run(None, workdir=tmp_path) == nightly.EXIT_FAILED == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"dyadflow nightly: {tmp_path}/results/runs: cannot be written: the file system is read-only. "
+        "Nothing was done; exit status 1.\n"
+    )
+
+
+def test_a_full_disk_is_exit_1_and_the_summary_is_still_printed(tmp_path, mounts):
+    make_small_study(tmp_path)
+    results = tmp_path / "results"
+    _mount_tmpfs(results, "size=16k")
+    mounts.append(results)
+    (results / "runs").mkdir()
+    filler = results / "filler"
+    with open(filler, "wb", buffering=0) as fh:  # fill the disk, then free one page: enough for the nightly's lock only
+        try:
+            while True:
+                fh.write(b"x" * 1024)
+        except OSError:
+            pass
+    with open(filler, "r+b") as fh:
+        fh.truncate(filler.stat().st_size - 4096)
+    proc = run_nightly(tmp_path)
+    assert proc.returncode == nightly.EXIT_FAILED == 1, proc.stdout + proc.stderr
+    assert "FAILED (exit status 1)" in proc.stdout.splitlines()[0]
+    assert "dyadflow nightly: the run summary cannot be saved: " in proc.stdout
+    assert "cannot be written: no space left on the device" in proc.stdout
+    assert not list(results.rglob("*.tmp"))
