@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         "nightly",
         help="one unattended build (cron): lock, clean-up after a killed run, snakemake, run summary",
         description="Runs the workflow with profiles/nightly and writes results/runs/<timestamp>.json and .txt. "
-        "Exit status: 0 OK, 1 the build failed, 2 a usage or configuration problem, 75 another nightly is running. "
+        "Exit status: 0 OK; 1 the build failed (a job, a config mistake, a full or read-only disk); 2 a usage problem; "
+        "3 the build finished but no row of some input file was accepted; 75 another nightly or a live snakemake run "
+        "works in the directory. "
         "Arguments after the options (targets, e.g. results/stats/cohort.json, or snakemake options after --) go to snakemake.",
     )
     p.add_argument("--configfile", default=None, help="the study config (default: the bundled demo config)")

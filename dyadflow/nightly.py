@@ -16,7 +16,8 @@
    dyads, new rejections since the last successful run, outputs rebuilt, wall time and
    the exit status; the text is also printed (cron mails it).
 
-Exit codes: 0 OK; 1 the build failed (a job failed, e.g. strict validation or a config
+Exit codes: 0 OK; 3 the build finished but no row of some input file was accepted; 1 the
+build failed (a job failed, e.g. strict validation or a config
 mistake, or results/ cannot be written: a full disk, a read-only file system); 2 a problem
 with the command (the config file does not exist); 75 another nightly or a live Snakemake
 run works in the directory.
@@ -40,6 +41,7 @@ from dyadflow.errors import DyadflowError
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NO_DATA = 3  # the build finished, but no row of some input file was accepted
 EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,6 +51,7 @@ PROFILE = REPO / "profiles" / "nightly"
 # (lines shift when an export grows); rejections are identified the same way.
 FINGERPRINT_SOURCE = "validated/questionnaires.parquet"
 REJECTIONS = "validation/rejections.csv"
+ACCOUNTING = "validation/accounting.csv"
 REJECTION_IDENTITY = ("source_file", "rule", "column", "value", "dyad_id", "session", "instrument", "source_column")
 LIST_IN_TEXT = 20
 
@@ -212,6 +215,25 @@ def pl_col_int(name: str):
     return pl.col(name).cast(pl.Int64, strict=False)
 
 
+def files_without_data(accounting_path: Path) -> list[dict]:
+    """Input files no row of which was accepted (all rejected, or quarantined), with a message each."""
+    import polars as pl
+
+    from dyadflow import validate
+
+    if not accounting_path.exists():
+        return []
+    acc = pl.read_csv(accounting_path, infer_schema=False)
+    if "file_error" not in acc.columns:
+        acc = acc.with_columns(pl.lit(None, dtype=pl.String).alias("file_error"))
+    acc = acc.with_columns(pl.col("rows_read", "rows_accepted").cast(pl.Int64), pl.col("file_error").replace("", None))
+    return [
+        {"source_file": r["source_file"], "rows_read": r["rows_read"], "file_error": r["file_error"],
+         "message": validate.whole_file_message(r)}
+        for r in validate.files_without_data(acc).sort("source_file").iter_rows(named=True)
+    ]
+
+
 # ---------------------------------------------------------------------------- state
 
 
@@ -352,9 +374,10 @@ def _listing(title: str, ids: list[str]) -> list[str]:
 
 def summary_text(s: dict) -> str:
     """The run summary as a data manager reads it in cron mail."""
-    ok = s["exit_status"] == EXIT_OK
+    ok = s["exit_status"] in (EXIT_OK, EXIT_NO_DATA)
+    word = {EXIT_OK: "OK", EXIT_NO_DATA: "WARNING"}.get(s["exit_status"], "FAILED")
     lines = [
-        f"dyadflow nightly {s['run_id']}: {'OK' if ok else 'FAILED'} (exit status {s['exit_status']})",
+        f"dyadflow nightly {s['run_id']}: {word} (exit status {s['exit_status']})",
         f"  study config: {s['configfile'] or '(the bundled demo config)'}; working directory {s['workdir']}",
         f"  started {s['started_utc']}, finished {s['finished_utc']}, wall time {s['wall_time_s']:.1f} s",
     ]
@@ -366,6 +389,10 @@ def summary_text(s: dict) -> str:
             f"  Full Snakemake output: {s['snakemake_log']}. Outputs that were finished are kept;",
             "  fix the cause and the next nightly (or `dyadflow nightly` by hand) continues from there.",
         ]
+    if s.get("files_without_data"):
+        lines += ["", f"WARNING: NO DATA USED FROM {len(s['files_without_data'])} INPUT FILE(S) (exit status {EXIT_NO_DATA})"]
+        lines += [f"  {f['message']}" for f in s["files_without_data"]]
+        lines.append("  Check the export (or its mapping in the study config); the rest of the study was built.")
     if s.get("cleanup"):
         lines += ["", "CLEAN-UP AFTER AN INTERRUPTED RUN"] + [f"  {c}" for c in s["cleanup"]]
     d = s["dyads"]
@@ -415,7 +442,7 @@ def _failure_reason(log_text: str, code: int) -> str:
     (every mistake the start-up config check found), else the error Snakemake reports
     (the lines after ``WorkflowError in file …, line N:``), else its first error line."""
     lines = log_text.splitlines()
-    ours = [line.strip() for line in lines if line.startswith("dyadflow ") and ":" in line]
+    ours = [line.strip() for line in lines if line.startswith("dyadflow ") and ":" in line and ": WARNING: " not in line]
     config = list(dict.fromkeys(line for line in ours if line.startswith("dyadflow config:")))
     if config:
         return "\n  ".join(config)
@@ -506,7 +533,8 @@ def run(
                 snakemake_cmd(configfile, cores, work, extra or [], profile), stdout=log, stderr=subprocess.STDOUT,
                 check=False, cwd=work,
             ).returncode
-        exit_status = EXIT_OK if code == 0 else EXIT_FAILED
+        no_data = files_without_data(res / ACCOUNTING) if code == 0 else []
+        exit_status = EXIT_FAILED if code != 0 else EXIT_NO_DATA if no_data else EXIT_OK
         after = snapshot(res)
         state = load_state(res)
         previous_run = (state["info"] or {}).get("run")
@@ -523,9 +551,10 @@ def run(
             "snakemake_log": str(log_path.relative_to(work)),
             "previous_run": previous_run,
             "cleanup": cleanup,
+            "files_without_data": no_data,
             "outputs": changed_outputs(before, after),
         }
-        if exit_status != EXIT_OK:
+        if exit_status == EXIT_FAILED:
             summary["failure"] = _failure_reason(log_path.read_text(encoding="utf-8", errors="replace"), code)
 
         sources = (state["info"] or {}).get("sources") or {}
@@ -561,7 +590,7 @@ def run(
         summary["summary_json"] = str((runs / f"{run_id}.json").relative_to(work))
         text = summary_text(summary)
         try:
-            if exit_status == EXIT_OK:
+            if code == 0:  # the build finished (also with exit status 3): the next comparison's baseline
                 save_state(res, run_id, fp, rej)
             io.write_json(runs / f"{run_id}.json", summary)
             io.write_text(runs / f"{run_id}.txt", text)
@@ -572,7 +601,7 @@ def run(
             summary["failure"] = f"{summary['failure']}\n  {saved}" if summary.get("failure") else saved
             text = summary_text(summary)
         print(text, file=out, end="")
-        if exit_status != EXIT_OK:
+        if exit_status == EXIT_FAILED:
             print(f"\nLast lines of {log_path}:\n{_tail(log_path)}", file=err)
         return exit_status
     except DyadflowError as exc:  # e.g. a full disk while writing a log or cleaning up

@@ -26,7 +26,12 @@ class StageFailed(Exception):
 def _ingest(input, output, params, **_):
     from dyadflow import ingest
 
-    meta = ingest.run(dict(params.spec), output.table, output.meta)
+    meta = ingest.run(dict(params.spec), output.table, output.meta, policy=params.get("policy", "strict"))
+    if meta.get("file_error"):
+        message = f"{meta['source_file']}: the whole file is quarantined (validation: quarantine), it cannot be read: {meta['file_error']}"
+        logger.warning("%s", message)
+        print(f"\ndyadflow ingest: WARNING: {message}\n", file=sys.stderr, flush=True)
+        return
     logger.info(
         "read %s (%s): %d rows from %d records (%d blank rows skipped)",
         meta["source_file"], meta["format"], meta["rows_read"], meta["records_read"], meta.get("blank_rows", 0),
@@ -74,6 +79,10 @@ def _validate(input, output, params, log, **_):
     if result.rejections.height:
         counts = result.rejections.group_by("rule").len().sort("rule")
         logger.info("rejections by rule: %s", ", ".join(f"{r} {n}" for r, n in counts.iter_rows()))
+    for row in validate.files_without_data(result.accounting).iter_rows(named=True):
+        message = validate.whole_file_message(row)
+        logger.warning("%s", message)
+        print(f"dyadflow validate: WARNING: {message}", file=sys.stderr, flush=True)
 
 
 def _score(input, output, params, **_):

@@ -333,3 +333,62 @@ def test_a_full_disk_is_exit_1_and_the_summary_is_still_printed(tmp_path, mounts
     assert "dyadflow nightly: the run summary cannot be saved: " in proc.stdout
     assert "cannot be written: no space left on the device" in proc.stdout
     assert not list(results.rglob("*.tmp"))
+
+
+# ---------------------------------------------------------------- files without data (point 15)
+
+THREE_INPUTS = SMALL_STUDY_CONFIG.replace(
+    "    format: canonical_csv\n",
+    "    format: canonical_csv\n  - path: data/all_bad.csv\n    format: canonical_csv\n"
+    "  - path: data/binary.csv\n    format: canonical_csv\n",
+    1,
+)
+
+
+def _add_bad_files(work: Path) -> None:
+    from conftest import row, write_canonical
+
+    write_canonical(work / "data" / "all_bad.csv", [row(dyad="D/1", items=(4,) * 12), row(dyad="D020", session="x", items=(4,) * 12)])
+    shutil.copy(Path(__file__).parent / "data" / "bad" / "binary.csv", work / "data" / "binary.csv")
+
+
+def test_a_file_without_accepted_rows_is_exit_3_and_a_binary_file_is_quarantined(tmp_path):
+    make_small_study(tmp_path, THREE_INPUTS)
+    _add_bad_files(tmp_path)
+    proc = run_nightly(tmp_path)
+    assert proc.returncode == nightly.EXIT_NO_DATA == 3, proc.stdout + proc.stderr
+    (summary,) = (tmp_path / "results" / "runs").glob("*.json")
+    s = json.loads(summary.read_text())
+    assert s["exit_status"] == 3 and s["snakemake_exit_code"] == 0 and "failure" not in s
+    binary_error = "data/binary.csv, line 1: is not a text export: it is binary (this is a PNG image)"
+    assert [(f["source_file"], f["rows_read"], f["file_error"]) for f in s["files_without_data"]] == [
+        ("data/all_bad.csv", 2, None), ("data/binary.csv", 0, binary_error),
+    ]
+    assert proc.stdout.startswith(f"dyadflow nightly {summary.stem}: WARNING (exit status 3)\n")
+    assert (
+        "\nWARNING: NO DATA USED FROM 2 INPUT FILE(S) (exit status 3)\n"
+        "  data/all_bad.csv: all 2 row(s) were rejected: no data from this file is used (results/validation/rejections.csv)\n"
+        f"  data/binary.csv: the whole file was quarantined, it cannot be read: {binary_error}\n"
+    ) in proc.stdout
+    # the rest of the study was built; the quarantined file is one accounting row with its error
+    assert json.loads((tmp_path / "results" / "stats" / "cohort.json").read_text())["flow"]["dyads"] == 12
+    acc = pl.read_csv(tmp_path / "results" / "validation" / "accounting.csv", infer_schema=False)
+    rows = acc.select("source_file", "rows_read", "rows_accepted", "rows_rejected", "file_error").rows()
+    assert rows[0][0] == "data/questionnaires.csv" and rows[0][1] == rows[0][2] and rows[0][3:] == ("0", None)
+    assert rows[1:] == [("data/all_bad.csv", "2", "0", "2", None), ("data/binary.csv", "0", "0", "0", binary_error)]
+    log = (tmp_path / s["snakemake_log"]).read_text()
+    assert f"dyadflow ingest: WARNING: data/binary.csv: the whole file is quarantined (validation: quarantine), it cannot be read: {binary_error}" in log
+    assert "dyadflow validate: WARNING: data/all_bad.csv: all 2 row(s) were rejected" in log
+    # a finished build with exit status 3 is the baseline of the next comparison
+    assert json.loads((tmp_path / "results" / "runs" / ".state" / "state.json").read_text())["run"] == summary.stem
+
+
+def test_strict_still_stops_at_a_binary_file(tmp_path):
+    make_small_study(tmp_path, THREE_INPUTS.replace("validation: quarantine", "validation: strict"))
+    _add_bad_files(tmp_path)
+    proc = run_nightly(tmp_path)
+    assert proc.returncode == nightly.EXIT_FAILED == 1
+    (summary,) = (tmp_path / "results" / "runs").glob("*.json")
+    s = json.loads(summary.read_text())
+    assert s["failure"] == "dyadflow ingest: data/binary.csv, line 1: is not a text export: it is binary (this is a PNG image)"
+    assert not (tmp_path / "results" / "ingest" / "binary.parquet").exists()
