@@ -235,6 +235,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _in_snakemake_job_process() -> bool:
+    """True in the process Snakemake starts for one job (``--mode subprocess``, or
+    ``--mode remote`` on a cluster node); False in the scheduler itself and in tests."""
+    argv = sys.argv
+    return "--mode" in argv[:-1] and argv[argv.index("--mode") + 1] in ("subprocess", "remote")
+
+
 def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards=None) -> None:
     log_path = Path(str(log[0]) if not isinstance(log, str) else log)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,6 +265,14 @@ def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards
     except DyadflowError as exc:
         logger.error("%s", exc)
         print(f"\ndyadflow {name}: {exc}\n", file=sys.stderr, flush=True)
+        if _in_snakemake_job_process():
+            # Snakemake would print this as a RuleException with fragments of a traceback
+            # (common.smk, stages.py); the job's own process ends here instead, with the
+            # message above as its last word. Snakemake reports the failed job and cleans up.
+            handler.flush()
+            handler.close()
+            sys.stdout.flush()
+            os._exit(1)
         raise StageFailed(f"dyadflow {name} stopped: see the message above or {log_path}") from None
     except Exception:
         logger.exception("%s failed with an unexpected error (a bug in dyadflow; please report it)", name)

@@ -189,6 +189,11 @@ def test_strict_validation_failure_is_a_non_zero_exit(tmp_path):
     text = summary.with_suffix(".txt").read_text()
     assert text.startswith(f"dyadflow nightly {summary.stem}: FAILED (exit status 1)")
     assert "WHAT WENT WRONG\n  dyadflow validate: validation failed" in text
+    # the stage failure ends with the dyadflow message: no traceback fragments (point 16)
+    log = (tmp_path / s["snakemake_log"]).read_text()
+    assert "dyadflow validate: validation failed (validation: strict)" in log
+    for fragment in ("StageFailed", "RuleException", "stages.py", "common.smk", "Traceback"):
+        assert fragment not in log, fragment
     # a failed night does not become the baseline for the next comparison
     assert not (tmp_path / "results" / "runs" / ".state" / "state.json").exists()
 
@@ -392,3 +397,20 @@ def test_strict_still_stops_at_a_binary_file(tmp_path):
     s = json.loads(summary.read_text())
     assert s["failure"] == "dyadflow ingest: data/binary.csv, line 1: is not a text export: it is binary (this is a PNG image)"
     assert not (tmp_path / "results" / "ingest" / "binary.parquet").exists()
+
+
+def test_a_config_mistake_is_what_went_wrong(tmp_path):
+    cfg = make_small_study(
+        tmp_path, SMALL_STUDY_CONFIG.replace("validation: quarantine", "validation: lenient").replace("outcome: bdi_ii", "outcome: bdi")
+    )
+    proc = run_nightly(tmp_path)
+    assert proc.returncode == nightly.EXIT_FAILED == 1
+    (summary,) = (tmp_path / "results" / "runs").glob("*.json")
+    text = summary.with_suffix(".txt").read_text()
+    assert (
+        "WHAT WENT WRONG\n"
+        "  dyadflow config: validation: 'lenient' is not one of: quarantine, strict\n"
+        "  dyadflow config: outcome: 'bdi' is not an instrument in the registry; did you mean 'bdi_ii'?\n"
+        f"  dyadflow config: 2 mistake(s) in {cfg}; nothing was read or run.\n"
+    ) in text
+    assert not (tmp_path / "results" / "ingest").exists()
