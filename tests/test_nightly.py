@@ -414,3 +414,19 @@ def test_a_config_mistake_is_what_went_wrong(tmp_path):
         f"  dyadflow config: 2 mistake(s) in {cfg}; nothing was read or run.\n"
     ) in text
     assert not (tmp_path / "results" / "ingest").exists()
+
+
+def test_what_went_wrong_is_the_error_after_snakemakes_workflowerror_line():
+    log = (
+        "Using workflow specific profile profiles/default for setting default command line arguments.\n"
+        'WorkflowError in file "/srv/dyadflow/workflow/rules/common.smk", line 10:\n'
+        "Error validating config file.\n"
+        "ValidationError: Additional properties are not allowed ('audiense' was unexpected)\n"
+        "\n"
+        "Failed validating 'additionalProperties' in schema['properties']['report']:\n"
+    )
+    assert nightly._failure_reason(log, 1) == (
+        "Error validating config file. ValidationError: Additional properties are not allowed ('audiense' was unexpected)"
+    )
+    ours = "dyadflow ingest: WARNING: data/x.csv: the whole file is quarantined\ndyadflow config: validaton: unknown key\n" * 2
+    assert nightly._failure_reason(ours, 1) == "dyadflow config: validaton: unknown key"
