@@ -8,6 +8,7 @@
                                              an unattended build with a lock and a run summary
     dyadflow inspect FILE [--sheet S] [--header-row N]
                                              what an export is, and a config block to paste
+    dyadflow --version                       the version; `dyadflow COMMAND --help` explains each command
 
 The pipeline itself runs with ``snakemake --cores N --configfile study.yaml``.
 """
@@ -119,17 +120,34 @@ def _nightly(args) -> int:
     return nightly.run(args.configfile, cores=args.cores, workdir=args.directory, extra=args.snakemake_args)
 
 
-def main(argv: list[str] | None = None) -> int:
+def version() -> str:
+    """The installed package's version (its metadata), else the source tree's."""
+    from importlib import metadata
+
+    from dyadflow import __version__
+
+    try:
+        return metadata.version("dyadflow")
+    except metadata.PackageNotFoundError:
+        return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``dyadflow`` command line: every command and option has a help text."""
     parser = argparse.ArgumentParser(prog="dyadflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo-data", help="write the synthetic demo study")
-    p.add_argument("--out", default="data/demo")
-    p.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--version", action="version", version=f"dyadflow {version()}", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("demo-data", help="write the synthetic demo study", description="Writes the synthetic demo study "
+                       "(a REDCap export, a Qualtrics export and an Excel workbook) with pseudonymous IDs only.")
+    p.add_argument("--out", default="data/demo", help="the folder to write to (default: data/demo)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the seed of the bundled demo data)")
     p.set_defaults(func=_demo_data)
-    p = sub.add_parser("demo-dial", help="write the demo moment-to-moment (dial) ratings")
-    p.add_argument("--out", default="data/demo/dial")
+    p = sub.add_parser("demo-dial", help="write the demo moment-to-moment (dial) ratings",
+                       description="Writes the demo moment-to-moment (dial) rating files, one per dyad, session and rater.")
+    p.add_argument("--out", default="data/demo/dial", help="the folder to write to (default: data/demo/dial)")
     p.set_defaults(func=_demo_dial)
-    p = sub.add_parser("check-instruments", help="check instrument definition files")
+    p = sub.add_parser("check-instruments", help="check instrument definition files",
+                       description="Checks instrument YAML files against schemas/instrument.schema.yaml and lists what each defines.")
     p.add_argument("dirs", nargs="*", help="folders or files (default: the built-in registry)")
     p.set_defaults(func=_check_instruments)
     p = sub.add_parser(
@@ -138,25 +156,34 @@ def main(argv: list[str] | None = None) -> int:
         description="Detects the format (canonical CSV, REDCap, Qualtrics, xlsx, sav), the encoding and delimiter, "
         "lists the columns with example values, and prints an 'inputs:' entry to paste into the study config.",
     )
-    p.add_argument("file")
+    p.add_argument("file", help="the export to look at (csv, xlsx, sav, a REDCap or Qualtrics export)")
     p.add_argument("--sheet", default=None, help="xlsx: the sheet name or 0-based index (default: the first)")
     p.add_argument("--header-row", type=int, default=None, help="xlsx: the row with the column names (default: guessed)")
     p.set_defaults(func=_inspect)
-    p = sub.add_parser("outputs", help="list the outputs of a finished run")
-    p.add_argument("--results", default="results")
+    p = sub.add_parser("outputs", help="list the outputs of a finished run",
+                       description="Lists where a finished run put its outputs, and the row accounting.")
+    p.add_argument("--results", default="results", help="the results folder of the run (default: results)")
     p.set_defaults(func=_outputs)
     p = sub.add_parser(
         "nightly",
         help="one unattended build (cron): lock, clean-up after a killed run, snakemake, run summary",
         description="Runs the workflow with profiles/nightly and writes results/runs/<timestamp>.json and .txt. "
-        "Exit status: 0 OK, 1 the build failed, 2 a usage or configuration problem, 75 another nightly is running. "
+        "Exit status: 0 OK; 1 the build failed (a job, a config mistake, a full or read-only disk); 2 a usage problem; "
+        "3 the build finished but no row of some input file was accepted; 75 another nightly or a live snakemake run "
+        "works in the directory. "
         "Arguments after the options (targets, e.g. results/stats/cohort.json, or snakemake options after --) go to snakemake.",
     )
     p.add_argument("--configfile", default=None, help="the study config (default: the bundled demo config)")
-    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--cores", type=int, default=2, help="CPU cores snakemake may use (default: 2)")
     p.add_argument("--directory", default=".", help="the study's working directory (results/ and logs/ go there)")
-    p.add_argument("snakemake_args", nargs=argparse.REMAINDER)
+    p.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                   help="targets or snakemake options, passed on to snakemake (options after --)")
     p.set_defaults(func=_nightly)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "seed", 0) is None:
         from dyadflow.demo import SEED

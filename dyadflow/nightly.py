@@ -4,9 +4,12 @@
 
 1. Takes a lock (``flock`` on ``results/runs/.lock``). A second nightly started while
    one runs exits at once with :data:`EXIT_LOCKED` and says which process holds it.
-2. Cleans up after a run that was killed: removes Snakemake's stale directory lock
-   (``snakemake --unlock``) and temporary files (``results/**/.*.tmp``) that a killed
-   job left; nothing else can be using them, because we hold the lock.
+2. Refuses to build while a Snakemake run started by hand (or a job it left running)
+   works in the directory (:func:`live_snakemake_runs`): exits with :data:`EXIT_LOCKED`
+   and names the process; its lock and temporary files are left alone.
+   Otherwise cleans up after a run that was killed: removes Snakemake's stale directory
+   lock (``snakemake --unlock``) and temporary files (``results/**/.*.tmp``) that a
+   killed job left; nothing else can be using them.
 3. Runs Snakemake with ``profiles/nightly`` (keep-going, rerun-incomplete, ...); its
    output goes to ``logs/nightly/<timestamp>.log``.
 4. Writes ``results/runs/<timestamp>.json`` and ``.txt``: new, changed and removed
@@ -14,8 +17,11 @@
    ``results/validation/warnings.csv`` (e.g. IDs not linked across sources), outputs rebuilt, wall time and
    the exit status; the text is also printed (cron mails it).
 
-Exit codes: 0 OK; 1 the build failed (a job failed, e.g. strict validation); 2 a
-problem with the command or configuration; 75 another nightly holds the lock.
+Exit codes: 0 OK; 3 the build finished but no row of some input file was accepted; 1 the
+build failed (a job failed, e.g. strict validation or a config
+mistake, or results/ cannot be written: a full disk, a read-only file system); 2 a problem
+with the command (the config file does not exist); 75 another nightly or a live Snakemake
+run works in the directory.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,6 +42,7 @@ from dyadflow.errors import DyadflowError
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NO_DATA = 3  # the build finished, but no row of some input file was accepted
 EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,6 +53,7 @@ PROFILE = REPO / "profiles" / "nightly"
 FINGERPRINT_SOURCE = "validated/questionnaires.parquet"
 REJECTIONS = "validation/rejections.csv"
 WARNINGS = "validation/warnings.csv"
+ACCOUNTING = "validation/accounting.csv"
 REJECTION_IDENTITY = ("source_file", "rule", "column", "value", "dyad_id", "session", "instrument", "source_column")
 LIST_IN_TEXT = 20
 
@@ -220,6 +229,25 @@ def warnings_summary(path: Path, results: str = "results") -> dict:
     return {"total": df.height, "by_column": by_column, "rows": df.to_dicts(), "note": None}
 
 
+def files_without_data(accounting_path: Path) -> list[dict]:
+    """Input files no row of which was accepted (all rejected, or quarantined), with a message each."""
+    import polars as pl
+
+    from dyadflow import validate
+
+    if not accounting_path.exists():
+        return []
+    acc = pl.read_csv(accounting_path, infer_schema=False)
+    if "file_error" not in acc.columns:
+        acc = acc.with_columns(pl.lit(None, dtype=pl.String).alias("file_error"))
+    acc = acc.with_columns(pl.col("rows_read", "rows_accepted").cast(pl.Int64), pl.col("file_error").replace("", None))
+    return [
+        {"source_file": r["source_file"], "rows_read": r["rows_read"], "file_error": r["file_error"],
+         "message": validate.whole_file_message(r)}
+        for r in validate.files_without_data(acc).sort("source_file").iter_rows(named=True)
+    ]
+
+
 # ---------------------------------------------------------------------------- state
 
 
@@ -281,6 +309,63 @@ def stale_snakemake_lock(workdir: Path) -> bool:
     return locks.is_dir() and any(locks.iterdir())
 
 
+def _is_snakemake(argv: list[str]) -> bool:
+    """``snakemake ...``, ``python .../bin/snakemake ...`` or ``python -m snakemake ...``."""
+    if any(os.path.basename(a) == "snakemake" for a in argv[:2]):
+        return True
+    return any(a == "-m" and b == "snakemake" for a, b in zip(argv, argv[1:]))
+
+
+def _run_directory(argv: list[str], cwd: str) -> str:
+    """The working directory a snakemake command line works in (``--directory``/``-d``, else its cwd)."""
+    for i, a in enumerate(argv):
+        if a in ("--directory", "-d") and i + 1 < len(argv):
+            return os.path.realpath(os.path.join(cwd, argv[i + 1]))
+        if a.startswith("--directory="):
+            return os.path.realpath(os.path.join(cwd, a.split("=", 1)[1]))
+    return os.path.realpath(cwd)
+
+
+def live_snakemake_runs(workdir: Path, proc: Path = Path("/proc")) -> list[str]:
+    """Live processes of a Snakemake run in ``workdir``: ``"pid N: command line"`` each.
+
+    Snakemake's lock files (``.snakemake/locks/*.lock``) are plain files that name no
+    process, so a lock cannot tell whether its run is alive. A run is alive while a
+    process (other than this one) either has a file open under ``workdir/.snakemake/``
+    (Snakemake keeps its log ``.snakemake/log/*.snakemake.log`` open for the whole run)
+    or is a ``snakemake`` command whose working directory (its cwd, or ``--directory``)
+    is ``workdir``. Only processes on this host can be seen.
+    """
+    work = os.path.realpath(workdir)
+    state = os.path.join(work, ".snakemake") + os.sep
+    found = []
+    for entry in sorted(os.scandir(proc), key=lambda e: e.name.zfill(12)):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        base = Path(entry.path)
+        try:
+            argv = [a.decode("utf-8", "replace") for a in (base / "cmdline").read_bytes().split(b"\0") if a]
+            if not argv:  # a kernel thread or a zombie
+                continue
+            holds = False
+            if _is_snakemake(argv):
+                holds = _run_directory(argv, os.readlink(base / "cwd")) == work
+            if not holds:
+                for fd in os.scandir(base / "fd"):
+                    try:
+                        if os.readlink(fd.path).startswith(state):
+                            holds = True
+                            break
+                    except OSError:
+                        continue
+        except OSError:  # gone meanwhile, or another user's process
+            continue
+        if holds:
+            cmd = " ".join(argv)
+            found.append(f"pid {entry.name}: {cmd if len(cmd) <= 120 else cmd[:119] + '…'}")
+    return found
+
+
 # ---------------------------------------------------------------------------- summary
 
 
@@ -303,9 +388,10 @@ def _listing(title: str, ids: list[str]) -> list[str]:
 
 def summary_text(s: dict) -> str:
     """The run summary as a data manager reads it in cron mail."""
-    ok = s["exit_status"] == EXIT_OK
+    ok = s["exit_status"] in (EXIT_OK, EXIT_NO_DATA)
+    word = {EXIT_OK: "OK", EXIT_NO_DATA: "WARNING"}.get(s["exit_status"], "FAILED")
     lines = [
-        f"dyadflow nightly {s['run_id']}: {'OK' if ok else 'FAILED'} (exit status {s['exit_status']})",
+        f"dyadflow nightly {s['run_id']}: {word} (exit status {s['exit_status']})",
         f"  study config: {s['configfile'] or '(the bundled demo config)'}; working directory {s['workdir']}",
         f"  started {s['started_utc']}, finished {s['finished_utc']}, wall time {s['wall_time_s']:.1f} s",
     ]
@@ -317,6 +403,10 @@ def summary_text(s: dict) -> str:
             f"  Full Snakemake output: {s['snakemake_log']}. Outputs that were finished are kept;",
             "  fix the cause and the next nightly (or `dyadflow nightly` by hand) continues from there.",
         ]
+    if s.get("files_without_data"):
+        lines += ["", f"WARNING: NO DATA USED FROM {len(s['files_without_data'])} INPUT FILE(S) (exit status {EXIT_NO_DATA})"]
+        lines += [f"  {f['message']}" for f in s["files_without_data"]]
+        lines.append("  Check the export (or its mapping in the study config); the rest of the study was built.")
     if s.get("cleanup"):
         lines += ["", "CLEAN-UP AFTER AN INTERRUPTED RUN"] + [f"  {c}" for c in s["cleanup"]]
     d = s["dyads"]
@@ -375,11 +465,26 @@ def _tail(path: Path, n: int = 30) -> str:
 
 
 def _failure_reason(log_text: str, code: int) -> str:
-    """The most useful line of Snakemake's output: dyadflow's own message if there is one."""
-    for line in log_text.splitlines():
-        if line.startswith("dyadflow ") and ":" in line:
-            return line.strip()
-    for line in log_text.splitlines():
+    """The most useful lines of Snakemake's output: dyadflow's own message if there is one
+    (every mistake the start-up config check found), else the error Snakemake reports
+    (the lines after ``WorkflowError in file …, line N:``), else its first error line."""
+    lines = log_text.splitlines()
+    ours = [line.strip() for line in lines if line.startswith("dyadflow ") and ":" in line and ": WARNING: " not in line]
+    config = list(dict.fromkeys(line for line in ours if line.startswith("dyadflow config:")))
+    if config:
+        return "\n  ".join(config)
+    if ours:
+        return ours[0]
+    for i, line in enumerate(lines):
+        if re.match(r"^\w+(Error|Exception) in (file|rule|line)\b.*:$", line.strip()):
+            detail = []
+            for nxt in lines[i + 1:i + 3]:
+                if not nxt.strip() or nxt.startswith(("Failed validating", "  File ", "Traceback")):
+                    break
+                detail.append(nxt.strip())
+            if detail:
+                return " ".join(detail)
+    for line in lines:
         if "Error" in line or "error" in line:
             return line.strip()
     return f"Snakemake exited with status {code}"
@@ -412,7 +517,11 @@ def run(
     res = work / results
     runs = res / "runs"
     lock = Lock(runs / ".lock")
-    holder = lock.acquire()
+    try:
+        holder = lock.acquire()
+    except OSError as exc:
+        print(f"dyadflow nightly: {cannot_write(exc, runs / '.lock')}. Nothing was done; exit status {EXIT_FAILED}.", file=err)
+        return EXIT_FAILED
     if holder is not None:
         print(
             f"dyadflow nightly: another nightly build is running ({holder}; lock {runs / '.lock'}). "
@@ -421,6 +530,15 @@ def run(
         )
         return EXIT_LOCKED
     try:
+        live = live_snakemake_runs(work)
+        if live:
+            print(
+                f"dyadflow nightly: a Snakemake run is working in {work} ({'; '.join(live[:3])}"
+                f"{f'; and {len(live) - 3} more' if len(live) > 3 else ''}), so its lock in .snakemake/locks is not "
+                f"stale and was left alone. Nothing was done; exit status {EXIT_LOCKED}.",
+                file=err,
+            )
+            return EXIT_LOCKED
         start = utc_now()
         t0 = time.perf_counter()
         run_id = _run_id(runs, start)
@@ -442,7 +560,8 @@ def run(
                 snakemake_cmd(configfile, cores, work, extra or [], profile), stdout=log, stderr=subprocess.STDOUT,
                 check=False, cwd=work,
             ).returncode
-        exit_status = EXIT_OK if code == 0 else EXIT_FAILED
+        no_data = files_without_data(res / ACCOUNTING) if code == 0 else []
+        exit_status = EXIT_FAILED if code != 0 else EXIT_NO_DATA if no_data else EXIT_OK
         after = snapshot(res)
         state = load_state(res)
         previous_run = (state["info"] or {}).get("run")
@@ -459,9 +578,10 @@ def run(
             "snakemake_log": str(log_path.relative_to(work)),
             "previous_run": previous_run,
             "cleanup": cleanup,
+            "files_without_data": no_data,
             "outputs": changed_outputs(before, after),
         }
-        if exit_status != EXIT_OK:
+        if exit_status == EXIT_FAILED:
             summary["failure"] = _failure_reason(log_path.read_text(encoding="utf-8", errors="replace"), code)
 
         sources = (state["info"] or {}).get("sources") or {}
@@ -492,21 +612,41 @@ def run(
                 "note": "first nightly in this directory: every rejection counts as new" if state["info"] is None else None,
             }
         summary["warnings"] = warnings_summary(res / WARNINGS, results)
-        if exit_status == EXIT_OK:
-            save_state(res, run_id, fp, rej)
         finish = utc_now()
         summary["finished_utc"] = finish.strftime("%Y-%m-%d %H:%M:%S")
         summary["wall_time_s"] = round(time.perf_counter() - t0, 3)
         summary["summary_json"] = str((runs / f"{run_id}.json").relative_to(work))
         text = summary_text(summary)
-        io.write_json(runs / f"{run_id}.json", summary)
-        io.write_text(runs / f"{run_id}.txt", text)
+        try:
+            if code == 0:  # the build finished (also with exit status 3): the next comparison's baseline
+                save_state(res, run_id, fp, rej)
+            io.write_json(runs / f"{run_id}.json", summary)
+            io.write_text(runs / f"{run_id}.txt", text)
+        except (DyadflowError, OSError) as exc:  # a full disk: the summary is still printed (cron mails it)
+            exit_status = summary["exit_status"] = EXIT_FAILED
+            problem = str(exc) if isinstance(exc, DyadflowError) else cannot_write(exc, runs)
+            saved = f"dyadflow nightly: the run summary cannot be saved: {problem}"
+            summary["failure"] = f"{summary['failure']}\n  {saved}" if summary.get("failure") else saved
+            text = summary_text(summary)
         print(text, file=out, end="")
-        if exit_status != EXIT_OK:
+        if exit_status == EXIT_FAILED:
             print(f"\nLast lines of {log_path}:\n{_tail(log_path)}", file=err)
         return exit_status
-    except DyadflowError as exc:
-        print(f"dyadflow nightly: {exc}", file=err)
-        return EXIT_USAGE
+    except DyadflowError as exc:  # e.g. a full disk while writing a log or cleaning up
+        print(f"dyadflow nightly: {exc}. Exit status {EXIT_FAILED}.", file=err)
+        return EXIT_FAILED
+    except OSError as exc:  # a read-only or full results/ or logs/: one message, no traceback
+        print(f"dyadflow nightly: {cannot_write(exc, work)}. Exit status {EXIT_FAILED}.", file=err)
+        return EXIT_FAILED
     finally:
         lock.release()
+
+
+def cannot_write(exc: OSError, default: Path) -> str:
+    """``<file>: cannot be written: <why>`` for an OSError of the disk."""
+    import errno
+
+    why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+           errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+           errno.EPERM: "operation not permitted"}.get(exc.errno, exc.strerror or str(exc))
+    return f"{exc.filename or default}: cannot be written: {why}"

@@ -26,7 +26,12 @@ class StageFailed(Exception):
 def _ingest(input, output, params, **_):
     from dyadflow import ingest
 
-    meta = ingest.run(dict(params.spec), output.table, output.meta)
+    meta = ingest.run(dict(params.spec), output.table, output.meta, policy=params.get("policy", "strict"))
+    if meta.get("file_error"):
+        message = f"{meta['source_file']}: the whole file is quarantined (validation: quarantine), it cannot be read: {meta['file_error']}"
+        logger.warning("%s", message)
+        print(f"\ndyadflow ingest: WARNING: {message}\n", file=sys.stderr, flush=True)
+        return
     logger.info(
         "read %s (%s): %d rows from %d records (%d blank rows skipped)",
         meta["source_file"], meta["format"], meta["rows_read"], meta["records_read"], meta.get("blank_rows", 0),
@@ -87,6 +92,10 @@ def _validate(input, output, params, log, **_):
     if result.rejections.height:
         counts = result.rejections.group_by("rule").len().sort("rule")
         logger.info("rejections by rule: %s", ", ".join(f"{r} {n}" for r, n in counts.iter_rows()))
+    for row in validate.files_without_data(result.accounting).iter_rows(named=True):
+        message = validate.whole_file_message(row)
+        logger.warning("%s", message)
+        print(f"dyadflow validate: WARNING: {message}", file=sys.stderr, flush=True)
 
 
 def _score(input, output, params, **_):
@@ -240,6 +249,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _in_snakemake_job_process() -> bool:
+    """True in the process Snakemake starts for one job (``--mode subprocess``, or
+    ``--mode remote`` on a cluster node); False in the scheduler itself and in tests."""
+    argv = sys.argv
+    return "--mode" in argv[:-1] and argv[argv.index("--mode") + 1] in ("subprocess", "remote")
+
+
 def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards=None) -> None:
     log_path = Path(str(log[0]) if not isinstance(log, str) else log)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,6 +279,14 @@ def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards
     except DyadflowError as exc:
         logger.error("%s", exc)
         print(f"\ndyadflow {name}: {exc}\n", file=sys.stderr, flush=True)
+        if _in_snakemake_job_process():
+            # Snakemake would print this as a RuleException with fragments of a traceback
+            # (common.smk, stages.py); the job's own process ends here instead, with the
+            # message above as its last word. Snakemake reports the failed job and cleans up.
+            handler.flush()
+            handler.close()
+            sys.stdout.flush()
+            os._exit(1)
         raise StageFailed(f"dyadflow {name} stopped: see the message above or {log_path}") from None
     except Exception:
         logger.exception("%s failed with an unexpected error (a bug in dyadflow; please report it)", name)

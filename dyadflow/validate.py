@@ -61,6 +61,7 @@ ACCOUNTING_COLUMNS = {
     "blank_rows": pl.Int64,
     "format": pl.String,
     "records_read": pl.Int64,
+    "file_error": pl.String,  # a file quarantined as a whole (validation: quarantine): why it cannot be read
 }
 WARNING_COLUMNS = {"source_file": pl.String, "column": pl.String, "warning": pl.String}
 # Rejections a reader makes while mapping an export (see dyadflow.ingest)
@@ -494,8 +495,10 @@ def _accounting(
             "blank_rows": [m.get("blank_rows", 0) for m in metas],
             "format": [m["format"] for m in metas],
             "records_read": [m.get("records_read", m["rows_read"]) for m in metas],
+            "file_error": [m.get("file_error") for m in metas],
         },
-        schema={"source_file": pl.String, "sha256": pl.String, "rows_read": pl.Int64, "blank_rows": pl.Int64, "format": pl.String, "records_read": pl.Int64},
+        schema={"source_file": pl.String, "sha256": pl.String, "rows_read": pl.Int64, "blank_rows": pl.Int64, "format": pl.String, "records_read": pl.Int64,
+                "file_error": pl.String},
     )
     return accounting_table(base, accepted, rejected_rows, rejections)
 
@@ -523,6 +526,24 @@ def accounting_table(
     if broken.height:  # a bug in dyadflow, never a data problem
         raise AssertionError(f"accounting does not balance: {broken.to_dicts()}")
     return table
+
+
+def files_without_data(accounting: pl.DataFrame) -> pl.DataFrame:
+    """The files no row of which was accepted: every row rejected (``rows_read`` > 0,
+    ``rows_accepted`` 0), or quarantined as a whole (``file_error``)."""
+    return accounting.filter(
+        pl.col("file_error").is_not_null() | ((pl.col("rows_read") > 0) & (pl.col("rows_accepted") == 0))
+    )
+
+
+def whole_file_message(row: dict) -> str:
+    """One line about a file of :func:`files_without_data` (the terminal, the nightly, the report)."""
+    if row.get("file_error"):
+        return f"{row['source_file']}: the whole file was quarantined, it cannot be read: {row['file_error']}"
+    return (
+        f"{row['source_file']}: all {row['rows_read']} row(s) were rejected: no data from this file is used "
+        "(results/validation/rejections.csv)"
+    )
 
 
 def strict_message(rejections: pl.DataFrame, limit: int = 10) -> str:

@@ -44,9 +44,23 @@ def test_corpus_file(name, registry):
         assert err.line == want["error"]["line"]
         assert err.column == want["error"].get("column")
         assert want["error"]["says"] in err.message
+        # validation: quarantine keeps the build going: the file is quarantined, one accounting row
+        frame, meta = ingest.read_or_quarantine({"path": str(path), "format": "canonical_csv"}, "quarantine")
+        result = validate.validate_frames([frame], [meta], registry, date_limit=FREEZE)
+        acc = result.accounting.row(0, named=True)
+        q = want["quarantine"]
+        assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"]) == (q["read"], q["accepted"], q["rejected"])
+        assert acc["source_file"] == str(path)
+        assert acc["file_error"] == f"{path}, {q['file_error']}"
+        assert result.rejections.height == 0 and result.accepted.height == 0
+        assert validate.files_without_data(result.accounting).get_column("source_file").to_list() == [str(path)]
+        with pytest.raises(DyadflowError):  # strict still stops
+            ingest.read_or_quarantine({"path": str(path), "format": "canonical_csv"}, "strict")
         return
+    assert "quarantine" not in want
     result = run_file(path, registry)
     acc = result.accounting.row(0, named=True)
+    assert acc["file_error"] is None
     assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"]) == (want["read"], want["accepted"], want["rejected"])
     assert acc["rows_read"] == acc["rows_accepted"] + acc["rows_rejected"]
     got = [list(r) for r in result.rejections.select("source_line", "column", "rule").iter_rows()]
@@ -85,3 +99,27 @@ def test_utf16_export_gets_a_hint(tmp_path):
     with pytest.raises(DyadflowError, match="set the input's encoding to utf-16") as info:
         ingest.read_input({"path": str(tmp_path / "u.csv"), "format": "canonical_csv"})
     assert info.value.line == 1
+
+
+def test_a_config_mistake_is_never_quarantined(tmp_path):
+    # the error names a config key: the study config is wrong, not the file; it stops the build
+    (tmp_path / "q.csv").write_text("dyad_id,session\nD1,1\n", encoding="utf-8")
+    spec = {"path": str(tmp_path / "q.csv"), "format": "canonical_csv", "columns": {"date": "Datum"}}
+    with pytest.raises(DyadflowError) as info:
+        ingest.read_or_quarantine(spec, "quarantine")
+    assert info.value.key is not None
+
+
+def test_a_wholly_rejected_file_is_listed(registry, tmp_path):
+    from conftest import row, write_canonical
+
+    ok = write_canonical(tmp_path / "ok.csv", [row(items=(4,) * 12)])
+    bad = write_canonical(tmp_path / "bad.csv", [row(dyad="D/1", items=(4,) * 12), row(session="x", items=(4,) * 12)])
+    one_good = write_canonical(tmp_path / "one_good.csv", [row(dyad="D/1", items=(4,) * 12), row(dyad="D2", items=(4,) * 12)])
+    frames = [ingest.read_input({"path": str(p), "format": "canonical_csv"}) for p in (ok, bad, one_good)]
+    acc = validate.validate_frames([f for f, _ in frames], [m for _, m in frames], registry, date_limit=FREEZE).accounting
+    (only,) = validate.files_without_data(acc).to_dicts()
+    assert (only["source_file"], only["rows_read"], only["rows_accepted"]) == (str(bad), 2, 0)
+    assert validate.whole_file_message(only) == (
+        f"{bad}: all 2 row(s) were rejected: no data from this file is used (results/validation/rejections.csv)"
+    )

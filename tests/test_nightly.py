@@ -189,5 +189,244 @@ def test_strict_validation_failure_is_a_non_zero_exit(tmp_path):
     text = summary.with_suffix(".txt").read_text()
     assert text.startswith(f"dyadflow nightly {summary.stem}: FAILED (exit status 1)")
     assert "WHAT WENT WRONG\n  dyadflow validate: validation failed" in text
+    # the stage failure ends with the dyadflow message: no traceback fragments (point 16)
+    log = (tmp_path / s["snakemake_log"]).read_text()
+    assert "dyadflow validate: validation failed (validation: strict)" in log
+    for fragment in ("StageFailed", "RuleException", "stages.py", "common.smk", "Traceback"):
+        assert fragment not in log, fragment
     # a failed night does not become the baseline for the next comparison
     assert not (tmp_path / "results" / "runs" / ".state" / "state.json").exists()
+
+
+# ---------------------------------------------------------------- a live manual run (issue 14, point 13)
+
+# A stand-in for a manual `snakemake` run in the study directory: it writes Snakemake's
+# lock file and then either keeps its log under .snakemake/log/ open (as Snakemake does
+# for the whole run) or is a `snakemake --directory WORK` command line.
+FAKE_RUN = """\
+import os, sys, time
+work, ready, keep_log = sys.argv[-3], sys.argv[-2], sys.argv[-1] == "log"
+os.makedirs(os.path.join(work, ".snakemake", "locks"), exist_ok=True)
+os.makedirs(os.path.join(work, ".snakemake", "log"), exist_ok=True)
+with open(os.path.join(work, ".snakemake", "locks", "0.output.lock"), "w") as fh:
+    fh.write("results/stats/cohort.json\\n")
+log = open(os.path.join(work, ".snakemake", "log", "2026-12-03T020000.snakemake.log"), "w") if keep_log else None
+open(ready, "w").close()
+time.sleep(600)
+"""
+
+
+def _start_fake_run(tmp_path, work, script_name, *args, cwd, keep_log):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "bin" / script_name
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(FAKE_RUN)
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, str(script), *args, str(work), str(ready), "log" if keep_log else "-"], cwd=cwd)
+    while not ready.exists():
+        assert proc.poll() is None
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize(
+    "how", ["log_open", "snakemake_directory_arg", "snakemake_cwd"],
+)
+def test_a_live_manual_run_keeps_its_lock_and_the_nightly_exits_75(tmp_path, capsys, how):
+    work = tmp_path / "study"
+    (work / "results" / "stats").mkdir(parents=True)
+    (work / "results" / "stats" / ".dyads.csv.abc123.tmp").write_text("being written")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if how == "log_open":  # not called snakemake, elsewhere: only its open log says it is a run here
+        proc = _start_fake_run(tmp_path, work, "job.py", cwd=elsewhere, keep_log=True)
+    elif how == "snakemake_directory_arg":
+        proc = _start_fake_run(tmp_path, work, "snakemake", "--cores", "2", "--directory", "../study", cwd=elsewhere, keep_log=False)
+    else:
+        proc = _start_fake_run(tmp_path, work, "snakemake", "--cores", "2", cwd=work, keep_log=False)
+    try:
+        live = nightly.live_snakemake_runs(work)
+        code = nightly.run(None, workdir=work)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(live) == 1 and live[0].startswith(f"pid {proc.pid}: ")
+    assert code == nightly.EXIT_LOCKED == 75
+    err = capsys.readouterr().err
+    assert err == (
+        f"dyadflow nightly: a Snakemake run is working in {work} ({live[0]}), so its lock in .snakemake/locks is not "
+        "stale and was left alone. Nothing was done; exit status 75.\n"
+    )
+    assert (work / ".snakemake" / "locks" / "0.output.lock").exists()  # never unlocked
+    assert (work / "results" / "stats" / ".dyads.csv.abc123.tmp").exists()  # its temporary file is not removed
+    assert not list((work / "results" / "runs").glob("*.json"))
+    assert not (work / "logs").exists()
+
+
+def test_a_lock_without_a_process_is_stale(tmp_path):
+    work = tmp_path / "study"
+    (work / ".snakemake" / "locks").mkdir(parents=True)
+    (work / ".snakemake" / "locks" / "0.output.lock").write_text("results/stats/cohort.json\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    # a live snakemake run, but in another directory, with its log open there
+    proc = _start_fake_run(tmp_path, other, "snakemake", "--cores", "1", cwd=other, keep_log=True)
+    try:
+        assert nightly.stale_snakemake_lock(work)
+        assert nightly.live_snakemake_runs(work) == []
+        assert len(nightly.live_snakemake_runs(other)) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# ---------------------------------------------------------------- a disk that cannot be written (point 14)
+
+
+def _mount_tmpfs(path: Path, options: str) -> None:
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root, as CI has): {proc.stderr.strip()}")
+
+
+@pytest.fixture
+def mounts():
+    import subprocess
+
+    done = []
+    yield done
+    for m in reversed(done):
+        subprocess.run(["umount", str(m)], check=False)
+
+
+def test_a_read_only_results_folder_is_one_message_and_exit_1(tmp_path, capsys, mounts):
+    # root ignores permission bits: a read-only file system is the real thing
+    _mount_tmpfs(tmp_path / "results", "size=64k,ro")
+    mounts.append(tmp_path / "results")
+    assert nightly.run(None, workdir=tmp_path) == nightly.EXIT_FAILED == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"dyadflow nightly: {tmp_path}/results/runs: cannot be written: the file system is read-only. "
+        "Nothing was done; exit status 1.\n"
+    )
+
+
+def test_a_full_disk_is_exit_1_and_the_summary_is_still_printed(tmp_path, mounts):
+    make_small_study(tmp_path)
+    results = tmp_path / "results"
+    _mount_tmpfs(results, "size=16k")
+    mounts.append(results)
+    (results / "runs").mkdir()
+    filler = results / "filler"
+    with open(filler, "wb", buffering=0) as fh:  # fill the disk, then free one page: enough for the nightly's lock only
+        try:
+            while True:
+                fh.write(b"x" * 1024)
+        except OSError:
+            pass
+    with open(filler, "r+b") as fh:
+        fh.truncate(filler.stat().st_size - 4096)
+    proc = run_nightly(tmp_path)
+    assert proc.returncode == nightly.EXIT_FAILED == 1, proc.stdout + proc.stderr
+    assert "FAILED (exit status 1)" in proc.stdout.splitlines()[0]
+    assert "dyadflow nightly: the run summary cannot be saved: " in proc.stdout
+    assert "cannot be written: no space left on the device" in proc.stdout
+    assert not list(results.rglob("*.tmp"))
+
+
+# ---------------------------------------------------------------- files without data (point 15)
+
+THREE_INPUTS = SMALL_STUDY_CONFIG.replace(
+    "    format: canonical_csv\n",
+    "    format: canonical_csv\n  - path: data/all_bad.csv\n    format: canonical_csv\n"
+    "  - path: data/binary.csv\n    format: canonical_csv\n",
+    1,
+)
+
+
+def _add_bad_files(work: Path) -> None:
+    from conftest import row, write_canonical
+
+    write_canonical(work / "data" / "all_bad.csv", [row(dyad="D/1", items=(4,) * 12), row(dyad="D020", session="x", items=(4,) * 12)])
+    shutil.copy(Path(__file__).parent / "data" / "bad" / "binary.csv", work / "data" / "binary.csv")
+
+
+def test_a_file_without_accepted_rows_is_exit_3_and_a_binary_file_is_quarantined(tmp_path):
+    make_small_study(tmp_path, THREE_INPUTS)
+    _add_bad_files(tmp_path)
+    proc = run_nightly(tmp_path)
+    assert proc.returncode == nightly.EXIT_NO_DATA == 3, proc.stdout + proc.stderr
+    (summary,) = (tmp_path / "results" / "runs").glob("*.json")
+    s = json.loads(summary.read_text())
+    assert s["exit_status"] == 3 and s["snakemake_exit_code"] == 0 and "failure" not in s
+    binary_error = "data/binary.csv, line 1: is not a text export: it is binary (this is a PNG image)"
+    assert [(f["source_file"], f["rows_read"], f["file_error"]) for f in s["files_without_data"]] == [
+        ("data/all_bad.csv", 2, None), ("data/binary.csv", 0, binary_error),
+    ]
+    assert proc.stdout.startswith(f"dyadflow nightly {summary.stem}: WARNING (exit status 3)\n")
+    assert (
+        "\nWARNING: NO DATA USED FROM 2 INPUT FILE(S) (exit status 3)\n"
+        "  data/all_bad.csv: all 2 row(s) were rejected: no data from this file is used (results/validation/rejections.csv)\n"
+        f"  data/binary.csv: the whole file was quarantined, it cannot be read: {binary_error}\n"
+    ) in proc.stdout
+    # the rest of the study was built; the quarantined file is one accounting row with its error
+    assert json.loads((tmp_path / "results" / "stats" / "cohort.json").read_text())["flow"]["dyads"] == 12
+    acc = pl.read_csv(tmp_path / "results" / "validation" / "accounting.csv", infer_schema=False)
+    rows = acc.select("source_file", "rows_read", "rows_accepted", "rows_rejected", "file_error").rows()
+    assert rows[0][0] == "data/questionnaires.csv" and rows[0][1] == rows[0][2] and rows[0][3:] == ("0", None)
+    assert rows[1:] == [("data/all_bad.csv", "2", "0", "2", None), ("data/binary.csv", "0", "0", "0", binary_error)]
+    log = (tmp_path / s["snakemake_log"]).read_text()
+    assert f"dyadflow ingest: WARNING: data/binary.csv: the whole file is quarantined (validation: quarantine), it cannot be read: {binary_error}" in log
+    assert "dyadflow validate: WARNING: data/all_bad.csv: all 2 row(s) were rejected" in log
+    # a finished build with exit status 3 is the baseline of the next comparison
+    assert json.loads((tmp_path / "results" / "runs" / ".state" / "state.json").read_text())["run"] == summary.stem
+
+
+def test_strict_still_stops_at_a_binary_file(tmp_path):
+    make_small_study(tmp_path, THREE_INPUTS.replace("validation: quarantine", "validation: strict"))
+    _add_bad_files(tmp_path)
+    proc = run_nightly(tmp_path)
+    assert proc.returncode == nightly.EXIT_FAILED == 1
+    (summary,) = (tmp_path / "results" / "runs").glob("*.json")
+    s = json.loads(summary.read_text())
+    assert s["failure"] == "dyadflow ingest: data/binary.csv, line 1: is not a text export: it is binary (this is a PNG image)"
+    assert not (tmp_path / "results" / "ingest" / "binary.parquet").exists()
+
+
+def test_a_config_mistake_is_what_went_wrong(tmp_path):
+    cfg = make_small_study(
+        tmp_path, SMALL_STUDY_CONFIG.replace("validation: quarantine", "validation: lenient").replace("outcome: bdi_ii", "outcome: bdi")
+    )
+    proc = run_nightly(tmp_path)
+    assert proc.returncode == nightly.EXIT_FAILED == 1
+    (summary,) = (tmp_path / "results" / "runs").glob("*.json")
+    text = summary.with_suffix(".txt").read_text()
+    assert (
+        "WHAT WENT WRONG\n"
+        "  dyadflow config: validation: 'lenient' is not one of: quarantine, strict\n"
+        "  dyadflow config: outcome: 'bdi' is not an instrument in the registry; did you mean 'bdi_ii'?\n"
+        f"  dyadflow config: 2 mistake(s) in {cfg}; nothing was read or run.\n"
+    ) in text
+    assert not (tmp_path / "results" / "ingest").exists()
+
+
+def test_what_went_wrong_is_the_error_after_snakemakes_workflowerror_line():
+    log = (
+        "Using workflow specific profile profiles/default for setting default command line arguments.\n"
+        'WorkflowError in file "/srv/dyadflow/workflow/rules/common.smk", line 10:\n'
+        "Error validating config file.\n"
+        "ValidationError: Additional properties are not allowed ('audiense' was unexpected)\n"
+        "\n"
+        "Failed validating 'additionalProperties' in schema['properties']['report']:\n"
+    )
+    assert nightly._failure_reason(log, 1) == (
+        "Error validating config file. ValidationError: Additional properties are not allowed ('audiense' was unexpected)"
+    )
+    ours = "dyadflow ingest: WARNING: data/x.csv: the whole file is quarantined\ndyadflow config: validaton: unknown key\n" * 2
+    assert nightly._failure_reason(ours, 1) == "dyadflow config: validaton: unknown key"

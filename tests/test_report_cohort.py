@@ -85,6 +85,32 @@ def test_validation_report_lists_accounting_rules_and_rows(tmp_path):
     assert out.read_bytes() == first
 
 
+def test_validation_report_highlights_files_without_data(tmp_path):
+    res = write_results(tmp_path)
+    pl.DataFrame({
+        "source_file": ["data/all_bad.csv", "data/binary.csv", "data/one_good.csv", "data/q.csv"],
+        "rows_read": [2, 0, 2, 20], "rows_accepted": [0, 0, 1, 19], "rows_rejected": [2, 0, 1, 1],
+        "rows_duplicate": [0, 0, 0, 0],
+        "file_error": [None, "data/binary.csv, line 1: is not a text export: it is binary (this is a PNG image)", None, None],
+    }).write_csv(res / "validation" / "accounting.csv")
+    ctx = cohort.validation_context(str(res), "Trial", None)
+    assert ctx["files_without_data"] == [
+        "data/all_bad.csv: all 2 row(s) were rejected: no data from this file is used",
+        "data/binary.csv: the whole file was quarantined, it cannot be read: "
+        "data/binary.csv, line 1: is not a text export: it is binary (this is a PNG image)",
+    ]
+    assert [a["no_data"] for a in ctx["accounting"]] == [True, True, False, False]
+    html = render.template_env().get_template("validation.html.j2").render(**ctx)
+    assert '<div class="risk-title">No data used from 2 input file(s)</div>' in html
+    assert '<tr class="no-data"><td>data/all_bad.csv</td>' in html
+    assert '<tr class="no-data"><td>data/binary.csv (quarantined)</td>' in html
+    assert "<tr><td>data/one_good.csv</td>" in html
+    out = tmp_path / "validation.pdf"
+    cohort.run_validation(str(res), "Trial", None, str(out))
+    text = pdf_text(out)
+    assert "No data used from 2 input file(s)" in text and "data/all_bad.csv 2 0 2 0" in text
+
+
 def test_selection_summary_reads_as_text_not_json():
     view = cohort.selection_view("high_low", {
         "name": "high_low", "strategy": "high_low_alliance", "source": "Ekeblad et al. (2022)",

@@ -169,7 +169,9 @@ def test_invalid_config_is_reported(tmp_path):
     cfg = make_study(tmp_path, "study: {name: x}\ninputs: [{path: a.csv, format: excel97}]\n")
     proc = snakemake(tmp_path, "-n", "--configfile", str(cfg))
     assert proc.returncode != 0
-    assert "'excel97' is not one of ['canonical_csv', 'redcap', 'qualtrics', 'xlsx', 'sav']" in proc.stdout + proc.stderr
+    # the start-up config check: one line per mistake, no schema dump (issue 14)
+    assert "dyadflow config: inputs[0].format: 'excel97' is not one of: canonical_csv, redcap, qualtrics, xlsx, sav\n" in proc.stderr
+    assert "Failed validating" not in proc.stdout + proc.stderr
 
 
 def test_stats_outputs_follow_the_contract(demo_run):

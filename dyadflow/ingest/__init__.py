@@ -56,8 +56,37 @@ def read_input(spec: dict) -> tuple[pl.DataFrame, dict]:
     return frame, meta
 
 
-def run(spec: dict, out_parquet: str, out_meta: str) -> dict:
-    frame, meta = read_input(spec)
+def quarantined(spec: dict, exc: DyadflowError) -> tuple[pl.DataFrame, dict]:
+    """No rows, and a meta whose ``file_error`` says why the file cannot be read."""
+    frame = pl.DataFrame(
+        schema={"source_line": pl.Int64, **{c: pl.String for c in INGEST_RULE_COLUMNS}, "source_file": pl.String}
+    )
+    try:
+        sha256 = io.sha256_file(spec["path"])
+    except OSError:  # missing or unreadable
+        sha256 = None
+    meta = {
+        "source_file": spec["path"], "format": spec["format"], "sha256": sha256, "rows_read": 0, "records_read": 0,
+        "blank_rows": 0, "warnings": [], "file_error": str(exc),
+    }
+    return frame, meta
+
+
+def read_or_quarantine(spec: dict, policy: str = "strict") -> tuple[pl.DataFrame, dict]:
+    """:func:`read_input`; with ``policy`` quarantine, a file that cannot be read as a
+    whole (binary, undecodable, a broken header ...) gives no rows and a ``file_error``
+    instead of stopping the build. A mistake in the input's config (the error names a
+    config key) still stops it."""
+    try:
+        return read_input(spec)
+    except DyadflowError as exc:
+        if policy != "quarantine" or exc.key is not None:
+            raise
+        return quarantined(spec, exc)
+
+
+def run(spec: dict, out_parquet: str, out_meta: str, policy: str = "strict") -> dict:
+    frame, meta = read_or_quarantine(spec, policy)
     io.write_parquet(out_parquet, frame)
     io.write_json(out_meta, meta)
     return meta

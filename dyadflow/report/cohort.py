@@ -140,9 +140,20 @@ def validation_context(results_dir: str, study: str, config_sha256: str | None) 
     warnings = [w for w in warnings if w["column"] not in ID_WARNING_COLUMNS]
     sessions = read_table(root / "stats" / "sessions.parquet", SESSIONS)
     last = _latest_date(sessions)
+    # files no row of which was accepted (all rejected, or quarantined): highlighted
+    no_data = accounting.filter(
+        pl.col("file_error").is_not_null() | ((pl.col("rows_read") > 0) & (pl.col("rows_accepted") == 0))
+    ).sort("source_file")
     return {
         "study": study,
-        "accounting": accounting.sort("source_file").to_dicts(),
+        "accounting": accounting.sort("source_file").with_columns(
+            pl.col("source_file").is_in(no_data.get_column("source_file").implode()).alias("no_data")
+        ).to_dicts(),
+        "files_without_data": [
+            f"{r['source_file']}: the whole file was quarantined, it cannot be read: {r['file_error']}" if r["file_error"]
+            else f"{r['source_file']}: all {r['rows_read']} row(s) were rejected: no data from this file is used"
+            for r in no_data.iter_rows(named=True)
+        ],
         "by_rule": by_rule.to_dicts(),
         "first": first.to_dicts(),
         "n_rejections": rejections.height,

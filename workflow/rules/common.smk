@@ -4,9 +4,17 @@ import os as _os
 
 from snakemake.utils import validate
 
+from dyadflow.config_check import stop_if_wrong
 from dyadflow.naming import input_name
 
 
+# Every mistake in the config, one line each, before any data is read (README, "Running a study")
+stop_if_wrong(
+    config,
+    _os.path.join(workflow.basedir, "schemas", "config.schema.yaml"),
+    workflow.basedir,
+    getattr(workflow, "configfiles", ()),
+)
 validate(config, _os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
 
 RESULTS = "results"

@@ -6,6 +6,7 @@ rule ingest:
         meta=f"{RESULTS}/ingest/{{name}}.json",
     params:
         spec=input_spec,
+        policy=config["validation"],
     log:
         f"{LOGS}/ingest/{{name}}.log",
     run:

@@ -1,0 +1,188 @@
+"""The start-up check of a study config: every mistake in one short line, before any data is read.
+
+``workflow/rules/common.smk`` runs :func:`check` when the Snakefile loads the config,
+so it stays cheap: the standard library, jsonschema and PyYAML only (no polars). It
+checks the config against ``schemas/config.schema.yaml`` (unknown keys at every level,
+types, allowed values) and against the instrument registry (the built-in instruments
+plus the study's ``instruments_dir``): the REDCap ``instruments`` keys, ``outcome``,
+``alliance``, the ``instrument`` constants and value maps. It also refuses the ``'?'``
+placeholders that ``dyadflow inspect`` writes into a suggested config.
+
+Each mistake is one line: the key path, what is wrong, and "did you mean ..." when a
+known key or value is close (difflib).
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+PLACEHOLDER = "?"
+PREFIX = "dyadflow config: "
+
+
+def _path(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(the whole config)"
+
+
+def _close(word, options) -> list[str]:
+    return difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+
+
+def _suggest(word, options, list_all: bool = True) -> str:
+    match = _close(word, options)
+    if match:
+        return f"; did you mean '{match[0]}'?"
+    if list_all and options:
+        return f" (known: {', '.join(sorted(map(str, options)))})"
+    return ""
+
+
+def _short(value, limit: int = 60) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False) if not isinstance(value, str) else f"'{value}'"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number",
+              type(None): "empty"}
+SCHEMA_TYPES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "a whole number",
+                "number": "a number", "boolean": "true or false", "null": "empty"}
+
+
+def _describe(err) -> list[str]:
+    """One line per problem of a jsonschema error (never the schema itself)."""
+    where = list(err.absolute_path)
+    kind = err.validator
+    if kind == "additionalProperties" and isinstance(err.instance, dict) and err.validator_value is False:
+        allowed = list(err.schema.get("properties", {}))
+        patterns = list(err.schema.get("patternProperties", {}))
+        lines = []
+        for key in err.instance:
+            if key in allowed or any(re.search(p, key) for p in patterns):
+                continue
+            lines.append(f"{_path(where + [key])}: unknown key{_suggest(key, allowed, list_all=len(allowed) <= 15)}")
+        return lines
+    if kind == "required":
+        missing = [k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance]
+        return [f"{_path(where)}: the key '{k}' is missing" for k in missing]
+    if kind == "enum":
+        options = err.validator_value
+        return [f"{_path(where)}: {_short(err.instance)} is not one of: {', '.join(map(str, options))}"
+                + (_suggest(err.instance, options, list_all=False) if isinstance(err.instance, str) else "")]
+    if kind == "propertyNames":
+        return [f"{_path(where)}: {_short(err.instance)} is not allowed as a key here"]
+    if kind == "type":
+        want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        got = JSON_TYPES.get(type(err.instance), type(err.instance).__name__)
+        return [f"{_path(where)}: must be {' or '.join(SCHEMA_TYPES.get(w, w) for w in want)}, not {got} ({_short(err.instance)})"]
+    message = err.message
+    if len(message) > 160:
+        message = message[:159] + "…"
+    return [f"{_path(where)}: {message}"]
+
+
+def schema_problems(config, schema: dict) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    lines: list[str] = []
+    for err in errors:
+        for line in _describe(err):
+            if line not in lines:
+                lines.append(line)
+    return lines
+
+
+def registry_keys(basedir: str | os.PathLike[str], instruments_dir: str | None) -> set[str]:
+    """The instrument keys (an instrument file's key is its file name, see dyadflow/registry.py)."""
+    files = glob.glob(os.path.join(basedir, "schemas", "instruments", "*.y*ml"))
+    if instruments_dir and os.path.isdir(instruments_dir):
+        files += glob.glob(os.path.join(instruments_dir, "*.y*ml"))
+    return {Path(f).stem for f in files}
+
+
+def _instrument(where: str, value, keys: set[str]) -> list[str]:
+    if not isinstance(value, str) or value == PLACEHOLDER or value in keys:
+        return []
+    return [f"{where}: '{value}' is not an instrument in the registry{_suggest(value, keys)}"]
+
+
+def _placeholders(where: str, constants) -> list[str]:
+    if not isinstance(constants, dict):
+        return []
+    return [
+        f"{where}.{field}: '?' is a placeholder left from `dyadflow inspect`: give the value, "
+        f"or map a column under 'columns'"
+        for field, value in constants.items()
+        if isinstance(value, str) and value.strip() == PLACEHOLDER
+    ]
+
+
+def registry_problems(config: dict, basedir: str | os.PathLike[str]) -> list[str]:
+    lines = []
+    inst_dir = config.get("instruments_dir")
+    if isinstance(inst_dir, str) and inst_dir and not os.path.isdir(inst_dir):
+        lines.append(f"instruments_dir: the folder '{inst_dir}' does not exist")
+    keys = registry_keys(basedir, inst_dir if isinstance(inst_dir, str) else None)
+    lines += _instrument("outcome", config.get("outcome"), keys)
+    alliance = config.get("alliance")
+    if isinstance(alliance, dict):
+        for rater in ("patient", "therapist"):
+            lines += _instrument(f"alliance.{rater}", alliance.get(rater), keys)
+    inputs = config.get("inputs")
+    for i, spec in enumerate(inputs if isinstance(inputs, list) else []):
+        if not isinstance(spec, dict):
+            continue
+        where = f"inputs[{i}]"
+        constants = spec.get("constants")
+        lines += _placeholders(f"{where}.constants", constants)
+        if isinstance(constants, dict):
+            lines += _instrument(f"{where}.constants.instrument", constants.get("instrument"), keys)
+        values = spec.get("values")
+        if isinstance(values, dict) and isinstance(values.get("instrument"), dict):
+            for raw, target in values["instrument"].items():
+                lines += _instrument(f"{where}.values.instrument.{raw}", target, keys)
+        forms = spec.get("instruments")
+        if isinstance(forms, dict):
+            for key, form in forms.items():
+                if key not in keys:
+                    lines.append(f"{where}.instruments.{key}: '{key}' is not an instrument in the registry{_suggest(key, keys)}")
+                if isinstance(form, dict):
+                    lines += _placeholders(f"{where}.instruments.{key}.constants", form.get("constants"))
+    return lines
+
+
+def check(config, schema_path: str | os.PathLike[str], basedir: str | os.PathLike[str]) -> list[str]:
+    """Every mistake in ``config``, one line each (no prefix); an empty list when it is fine.
+
+    The config is checked as given, before the schema's defaults are filled in.
+    """
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    lines = schema_problems(config, schema)
+    if isinstance(config, dict):
+        lines += [line for line in registry_problems(config, basedir) if line not in lines]
+    return lines
+
+
+def stop_if_wrong(config, schema_path, basedir, configfiles=()) -> None:
+    """Print every mistake (``dyadflow config: <key path>: <what>``) and end Snakemake with
+    status 1 before any rule runs; return quietly when the config is fine."""
+    lines = check(dict(config) if hasattr(config, "items") else config, schema_path, basedir)
+    if not lines:
+        return
+    where = ", ".join(str(f) for f in configfiles) or "the study config"
+    for line in lines:
+        print(PREFIX + line, file=sys.stderr)
+    print(f"{PREFIX}{len(lines)} mistake(s) in {where}; nothing was read or run.", file=sys.stderr, flush=True)
+    raise SystemExit(1)
