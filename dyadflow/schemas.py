@@ -53,6 +53,10 @@ RULES = {
     "dyad_therapist_changed": "the dyad has another therapist_id in its other rows",
     "dyad_arm_changed": "the dyad has another arm in its other rows",
     "date_order": "the date is out of order with the dyad's other sessions",
+    "cell_error": "xlsx: a mapped cell holds an Excel error (#DIV/0!) or a formula with no saved result",
+    "header_unnamed": "xlsx: a value in a column whose header cell is empty (a header merged over two columns)",
+    "value_out_of_range": "sav: a number beyond ±2^53 or infinite, which no answer, session or ID can be",
+    "date_range": "the date is before the earliest date (config earliest_date, default 1900-01-01)",
 }
 
 
