@@ -34,7 +34,10 @@ def _ingest(input, output, params, **_):
     if meta.get("dropped_columns"):
         logger.info("columns not used: %s", ", ".join(meta["dropped_columns"]))
     for w in meta.get("warnings", []):
-        logger.warning("column '%s': %s (results/validation/warnings.csv)", w["column"], w["warning"])
+        if w["column"] is None:  # about the file (a hidden sheet, its encoding)
+            logger.warning("%s (results/validation/warnings.csv)", w["warning"])
+        else:
+            logger.warning("column '%s': %s (results/validation/warnings.csv)", w["column"], w["warning"])
 
 
 def data_freeze_date(value: str | None):
@@ -65,7 +68,7 @@ def _validate(input, output, params, log, **_):
     )
     n_warnings = sum(len(json.loads(Path(p).read_text(encoding="utf-8")).get("warnings", [])) for p in input.metas)
     if n_warnings:
-        logger.warning("%d warning(s) about input columns: see %s", n_warnings, output.get("warnings"))
+        logger.warning("%d warning(s) about input files and columns: see %s", n_warnings, output.get("warnings"))
     for row in result.accounting.iter_rows(named=True):
         logger.info(
             "%s: %d read, %d accepted, %d rejected (%d exact duplicates)",

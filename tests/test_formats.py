@@ -461,6 +461,33 @@ def test_european_csv_cp1252_semicolon_decimal_comma_dates(tmp_path, registry):
     assert balanced(frame, meta, registry) == (4, 3, 1)
 
 
+def test_utf8_text_in_a_file_declared_cp1252_is_a_warning_naming_the_lines(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes(EUROPEAN.replace("Formulär", "Form").encode("utf-8"))  # bättre (line 2), søvn (3)
+    columns = {**EUROPEAN_SPEC["columns"], "instrument": "Form"}
+    frame, meta = read_input({**EUROPEAN_SPEC, "path": str(path), "columns": columns})
+    assert meta["warnings"][0] == {"source_file": str(path), "column": None, "warning": (
+        "the file is declared cp1252 but lines 2, 3 hold UTF-8 text ('Ã¤' is 'ä' in UTF-8), which reads as "
+        "garbled text: if the file is UTF-8, set encoding: utf-8")}
+    assert frame.get_column("note")[0] == "Jag sov bÃ¤ttre, tror jag"  # read as declared: warned, not refused
+
+
+@pytest.mark.parametrize("note, lines", [
+    ("Á©", None),   # C1 A9: C1 is no UTF-8 lead byte
+    ("Â©", "2"),    # C2 A9: the smallest two-byte sequence (©)
+    ("Ãx", None),   # a lead byte without its continuation byte
+    ("â€x", None),  # E2 80: a three-byte lead with one continuation byte only
+    ("â€™", "2"),   # E2 80 99: ’ as UTF-8
+])
+def test_utf8_sequences_in_cp1252_at_the_boundaries(tmp_path, note, lines):
+    path = tmp_path / "export.csv"
+    path.write_bytes(f"dyad_id,patient_id,therapist_id,session,date,rater,instrument,item_01,note\nD1,P1,T1,1,2024-01-08,patient,wai_sr,4,{note}\n".encode("cp1252"))
+    _, meta = read_input({"path": str(path), "format": "canonical_csv", "encoding": "cp1252"})
+    assert [w["warning"].split(" hold")[0] for w in meta["warnings"]] == (
+        [f"the file is declared cp1252 but line {lines}"] if lines else []
+    )
+
+
 def test_utf8_bom_with_semicolons(tmp_path):
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbf" + EUROPEAN.encode("utf-8"))
