@@ -80,7 +80,9 @@ def parse_bool(col: pl.Expr) -> pl.Expr:
     return pl.when(low.is_in(TRUE_WORDS)).then(True).when(low.is_in(FALSE_WORDS)).then(False).otherwise(None)
 
 
-def raw_schema(known_instruments: list[str], has_consent: bool, date_limit: dt.date | None = None) -> pa.DataFrameSchema:
+def raw_schema(
+    known_instruments: list[str], has_consent: bool, date_limit: dt.date | None = None, earliest_date: dt.date | None = None
+) -> pa.DataFrameSchema:
     """Checks on the columns every raw questionnaire row has (all cells are strings)."""
     columns = {
         c: pa.Column(pl.String, nullable=False, checks=[_expr_check("id_format", lambda x: x.str.contains(ID_PATTERN))])
@@ -96,6 +98,11 @@ def raw_schema(known_instruments: list[str], has_consent: bool, date_limit: dt.d
         + (
             [_expr_check("date_future", lambda x: parse_date(x).is_null() | (parse_date(x) <= pl.lit(date_limit)))]
             if date_limit is not None
+            else []
+        )
+        + (
+            [_expr_check("date_range", lambda x: parse_date(x).is_null() | (parse_date(x) >= pl.lit(earliest_date)))]
+            if earliest_date is not None
             else []
         ),
     )

@@ -50,6 +50,8 @@ def data_freeze_date(value: str | None):
 
 
 def _validate(input, output, params, log, **_):
+    import datetime as dt
+
     from dyadflow import validate
     from dyadflow.registry import load_registry
 
@@ -65,6 +67,7 @@ def _validate(input, output, params, log, **_):
         strict_rejections=str(Path(str(log[0])).with_suffix(".rejections.csv")),
         out_warnings=output.get("warnings"),
         date_limit=data_freeze_date(params.data_freeze),
+        earliest_date=dt.date.fromisoformat(str(params.earliest_date)),
     )
     n_warnings = sum(len(json.loads(Path(p).read_text(encoding="utf-8")).get("warnings", [])) for p in input.metas)
     if n_warnings:

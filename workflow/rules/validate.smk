@@ -20,6 +20,7 @@ rule validate:
         policy=config["validation"],
         instruments_dir=config["instruments_dir"],
         data_freeze=config["data_freeze"],
+        earliest_date=config["earliest_date"],
     log:
         f"{LOGS}/validate.log",
     run:
