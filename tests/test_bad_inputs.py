@@ -85,3 +85,37 @@ def test_utf16_export_gets_a_hint(tmp_path):
     with pytest.raises(DyadflowError, match="set the input's encoding to utf-16") as info:
         ingest.read_input({"path": str(tmp_path / "u.csv"), "format": "canonical_csv"})
     assert info.value.line == 1
+
+
+def test_a_named_pipe_or_a_device_is_refused_not_read(tmp_path):
+    """Reading a named pipe waits forever for a writer; each reader must refuse it at once.
+    Run in a subprocess with a timeout, so that a regression fails instead of hanging."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "export.csv")
+    code = (
+        "import json, sys\n"
+        "from dyadflow.ingest import read_input\n"
+        "from dyadflow.errors import DyadflowError\n"
+        "out = []\n"
+        "for path, fmt in json.loads(sys.argv[1]):\n"
+        "    try:\n"
+        "        read_input({'path': path, 'format': fmt})\n"
+        "        out.append(None)\n"
+        "    except DyadflowError as exc:\n"
+        "        out.append(str(exc))\n"
+        "print(json.dumps(out))\n"
+    )
+    fifo = str(tmp_path / "export.csv")
+    cases = [[fifo, fmt] for fmt in ("canonical_csv", "redcap", "qualtrics", "xlsx", "sav")]
+    cases += [["/dev/null", "canonical_csv"], [str(tmp_path), "canonical_csv"]]
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [f"{fifo}: is not a regular file (a named pipe): give the path of an export file"] * 5 + [
+        "/dev/null: is not a regular file (a character device): give the path of an export file",
+        f"{tmp_path}: is a directory, not a file",
+    ]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,15 +203,32 @@ def _parse_header(text: str, delimiter: str, file: str, line: int) -> list[str]:
     return header
 
 
+NOT_REGULAR = {stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+               stat.S_IFSOCK: "a socket"}
+
+
 def read_bytes(path: str | Path, file: str) -> bytes:
+    """The bytes of an input file. Anything but a regular file is refused before it is read:
+    reading a named pipe would wait forever for a writer, a device never ends. The file is
+    opened without blocking and checked on the open descriptor, so it cannot be swapped
+    for a pipe between the check and the read."""
     try:
-        return Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise DyadflowError("input file not found", file=file) from None
     except IsADirectoryError:
         raise DyadflowError("is a directory, not a file", file=file) from None
     except PermissionError:
         raise DyadflowError("cannot be read: permission denied", file=file) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise DyadflowError("is a directory, not a file", file=file)
+        what = NOT_REGULAR.get(stat.S_IFMT(mode), "not a regular file")
+        raise DyadflowError(f"is not a regular file ({what}): give the path of an export file", file=file)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
 
 
 def read_text_table(
