@@ -22,9 +22,11 @@ EXPECTED = yaml.safe_load((BAD / "expected.yaml").read_text(encoding="utf-8"))
 FREEZE = dt.date(2025, 1, 1)
 
 
-def run_file(path: Path, registry):
-    frame, meta = ingest.read_input({"path": str(path), "format": "canonical_csv"})
-    return validate.validate_frames([frame], [meta], registry, date_limit=FREEZE)
+def run_file(path: Path, registry, spec: dict | None = None):
+    frame, meta = ingest.read_input({"path": str(path), "format": "canonical_csv", **(spec or {})})
+    result = validate.validate_frames([frame], [meta], registry, date_limit=FREEZE)
+    result.warnings = meta["warnings"]
+    return result
 
 
 def test_every_corpus_file_has_an_expected_outcome():
@@ -45,7 +47,10 @@ def test_corpus_file(name, registry):
         assert err.column == want["error"].get("column")
         assert want["error"]["says"] in err.message
         return
-    result = run_file(path, registry)
+    result = run_file(path, registry, want.get("spec"))
+    if "warnings" in want:  # each listed text is part of one warning, in order
+        assert len(result.warnings) == len(want["warnings"])
+        assert all(w in got["warning"] for w, got in zip(want["warnings"], result.warnings))
     acc = result.accounting.row(0, named=True)
     assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"]) == (want["read"], want["accepted"], want["rejected"])
     assert acc["rows_read"] == acc["rows_accepted"] + acc["rows_rejected"]

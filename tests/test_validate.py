@@ -207,3 +207,11 @@ def test_earliest_date_is_configurable(tmp_path, registry):
     res = validate.validate_frames([frame], [meta], registry, earliest_date=dt.date(2024, 1, 8))
     assert res.rejections.select("source_line", "rule").rows() == [(2, "date_range")]
     assert res.accepted.get_column("source_line").to_list() == [3]
+
+
+def test_the_readme_lists_every_rule():
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Validation: every row is accounted for") : readme.index("### Scores")]
+    assert [r for r in RULES if f"`{r}`" not in section] == []
