@@ -320,6 +320,23 @@ def test_xlsx_excel_errors_uncached_formulas_and_unnamed_columns_are_rejected(tm
     assert balanced(frame, meta, registry) == (6, 2, 4)
 
 
+def test_problem_cells_in_sheet_xml_with_a_namespace_prefix():
+    from dyadflow.ingest.spreadsheet import problem_cells
+
+    xml = (
+        b'<x:worksheet xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><x:sheetData><x:row r="2">'
+        b"<x:c r='B2' t='e'><x:v>#REF!</x:v></x:c>"  # a cached error, single quotes
+        b'<x:c r="C2"><x:f>A1&amp;"x"</x:f></x:c>'  # no saved result
+        b'<x:c r="D2"><x:f>A1</x:f><x:v>4</x:v></x:c>'  # a saved result: fine
+        b'<x:c r="E2" t="str"><x:f>""</x:f><x:v></x:v></x:c>'  # a saved empty text: fine
+        b'<x:c r="AB2" t="e"><x:f>1/0</x:f><x:v>#DIV/0!</x:v></x:c>'  # a formula whose saved result is an error
+        b"</x:row></x:sheetData></x:worksheet>"
+    )
+    assert problem_cells(xml).rows() == [
+        (2, 1, "B2", "error", "#REF!"), (2, 2, "C2", "uncached", '=A1&"x"'), (2, 27, "AB2", "error", "#DIV/0!"),
+    ]
+
+
 def test_xlsx_hidden_first_sheet_is_skipped_with_a_warning(tmp_path):
     import openpyxl
 

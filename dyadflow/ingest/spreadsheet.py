@@ -93,7 +93,7 @@ def problem_cells(xml: bytes) -> pl.DataFrame:
     prefix = m.group(1) or b""
     ns = re.escape(prefix)
     cell_tag, close_tag = b"<" + prefix + b"c", b"</" + prefix + b"c>"
-    starts = {c.start() for c in re.finditer(rb"<" + ns + rb'c\s[^>]*?\bt="e"', xml)}
+    starts = {c.start() for c in re.finditer(rb"<" + ns + rb'c\s[^>]*?\bt=["\']e["\']', xml)}
     for f in re.finditer(rb"<" + ns + rb"f[\s>/]", xml):  # the cell a formula is in
         i = xml.rfind(cell_tag, 0, f.start())
         while i >= 0 and not xml[i + len(cell_tag) : i + len(cell_tag) + 1].isspace():
@@ -105,10 +105,10 @@ def problem_cells(xml: bytes) -> pl.DataFrame:
         end = xml.find(close_tag, start)
         cell = xml[start : end if end >= 0 else len(xml)]
         attrs = cell[: cell.find(b">")]
-        ref = re.search(rb'\br="([A-Za-z]+)([0-9]+)"', attrs)
+        ref = re.search(rb'\br=["\']([A-Za-z]+)([0-9]+)["\']', attrs)
         if ref is None:
             continue
-        kind = re.search(rb'\bt="([^"]*)"', attrs)
+        kind = re.search(rb'\bt=["\']([^"\']*)["\']', attrs)
         kind = kind.group(1) if kind else b"n"
         value = re.search(rb"<" + ns + rb"v>(.*?)</" + ns + rb"v>", cell, re.S)
         value = html.unescape(value.group(1).decode("utf-8")) if value else ""
