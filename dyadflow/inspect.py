@@ -5,9 +5,8 @@ row (xlsx), the columns with example values, a suggested ``inputs:`` entry to pa
 the study config, warnings about what ingest would reject or skip (rows with another
 field count than the header, hidden sheets, Excel errors, formulas without a saved
 result, unnamed columns with values; see :func:`problems`), and warnings about columns
-that look like direct identifiers. The
-suggestion is a starting point: every guess is marked, and the workflow checks the
-mapping against the file when it runs.
+that look like direct identifiers. The suggestion is a starting point: every guess is
+marked, and the workflow checks the mapping against the file when it runs.
 """
 
 from __future__ import annotations
