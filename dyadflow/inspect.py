@@ -2,9 +2,11 @@
 
 Prints the detected format, encoding and delimiter (text files), the sheet and header
 row (xlsx), the columns with example values, a suggested ``inputs:`` entry to paste into
-the study config, and warnings about columns that look like direct identifiers. The
-suggestion is a starting point: every guess is marked, and the workflow checks the
-mapping against the file when it runs.
+the study config, warnings about what ingest would reject or skip (rows with another
+field count than the header, hidden sheets, Excel errors, formulas without a saved
+result, unnamed columns with values; see :func:`problems`), and warnings about columns
+that look like direct identifiers. The suggestion is a starting point: every guess is
+marked, and the workflow checks the mapping against the file when it runs.
 """
 
 from __future__ import annotations
@@ -134,25 +136,41 @@ def _read(path: str, sheet=None, header_row: int | None = None) -> dict:
         import fastexcel
         import openpyxl
 
+        from dyadflow.ingest.spreadsheet import sheet_problem_cells, workbook_sheets
+
         read_bytes(path, path)
         book = fastexcel.read_excel(path)
         wb = openpyxl.load_workbook(path, read_only=True)
+        states, parts = workbook_sheets(path, path)
 
         def filled(name):  # non-empty cells of the first 30 rows
             return [sum(v is not None for v in row) for row in wb[name].iter_rows(max_row=30, values_only=True)]
 
         if isinstance(sheet, int):
             sheet = book.sheet_names[sheet]
-        # the named sheet, or the first that looks like a table (3 or more columns)
-        name = sheet if sheet is not None else next((n for n in book.sheet_names if max(filled(n), default=0) >= 3), book.sheet_names[0])
+        # the named sheet, or the first visible one that looks like a table (3 or more columns)
+        hidden = [] if sheet is not None else [n for n in book.sheet_names if states.get(n, "visible") != "visible"]
+        visible = [n for n in book.sheet_names if n not in hidden] or book.sheet_names
+        name = sheet if sheet is not None else next((n for n in visible if max(filled(n), default=0) >= 3), visible[0])
         if name not in book.sheet_names:
             raise DyadflowError(f"the workbook has no sheet '{name}' (sheets: {', '.join(book.sheet_names)})", file=path)
         if header_row is None:  # the first row that fills most of the widest row's cells
             counts = filled(name)
             header_row = next((i + 1 for i, c in enumerate(counts) if c >= 0.8 * max(counts) and c > 0), 1) if counts else 1
-        frame = book.load_sheet(name, header_row=header_row - 1, dtypes="string", n_rows=200).to_polars()
-        frame = frame.drop([c for c in frame.columns if c.startswith("__UNNAMED__")])
-        return {"format": "xlsx", "sheets": book.sheet_names, "sheet": name, "header_row": header_row, "frame": frame}
+        wb.close()
+        loaded = book.load_sheet(name, header_row=header_row - 1, dtypes="string")
+        whole = loaded.to_polars()
+        letters = {c.name: c.absolute_index for c in loaded.available_columns()}
+        unnamed = [
+            (letters[c], whole.with_row_index("_i").filter(pl.col(c).str.strip_chars().replace("", None).is_not_null())
+             .get_column("_i").to_list())
+            for c in whole.columns if c.startswith("__UNNAMED__")
+        ]
+        cells = sheet_problem_cells(path, parts.get(name)).filter(pl.col("row") > header_row)
+        frame = whole.head(200).drop([c for c in whole.columns if c.startswith("__UNNAMED__")])
+        return {"format": "xlsx", "sheets": book.sheet_names, "sheet": name, "header_row": header_row, "frame": frame,
+                "hidden": hidden, "cells": cells,
+                "unnamed": [(pos, [header_row + 1 + i for i in rows]) for pos, rows in unnamed if rows]}
     if suffix in (".sav", ".zsav"):
         import pyreadstat
 
@@ -164,7 +182,11 @@ def _read(path: str, sheet=None, header_row: int | None = None) -> dict:
     raw = read_bytes(path, path)
     encoding, delimiter = sniff_text(raw)
     table = read_text_table(path, encoding=encoding, delimiter=delimiter, file=path)
-    frame = table.frame.drop("source_line", "source_fields")
+    # rows with another field count than the header read shifted: warned about, and kept
+    # out of the examples and the suggestion
+    ragged = table.frame.filter(pl.col("source_fields") != table.n_fields)
+    ragged_lines = list(ragged.select("source_line", "source_fields").iter_rows())
+    frame = table.frame.filter(pl.col("source_fields") == table.n_fields).drop("source_line", "source_fields")
     low = {c.lower() for c in table.header}
     if "redcap_event_name" in low or ("record_id" in low and any(c.endswith("_complete") for c in low)):
         fmt = "redcap"
@@ -174,7 +196,50 @@ def _read(path: str, sheet=None, header_row: int | None = None) -> dict:
         fmt = "qualtrics"
     else:
         fmt = "canonical_csv"
-    return {"format": fmt, "encoding": table.encoding, "delimiter": delimiter, "frame": frame, "header_line": table.header_line}
+    return {"format": fmt, "encoding": table.encoding, "delimiter": delimiter, "frame": frame, "header_line": table.header_line,
+            "n_fields": table.n_fields, "ragged": ragged_lines}
+
+
+def _lines(numbers: list, limit: int = 10) -> str:
+    shown = ", ".join(str(n) for n in numbers[:limit])
+    return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
+
+
+def problems(info: dict) -> list[str]:
+    """What ingest will reject or skip in this file, one line each (field counts, hidden
+    sheets, Excel errors, formulas without a saved result, columns without a name)."""
+    out = []
+    if info.get("ragged"):
+        lines = [f"{line} ({n} fields)" for line, n in info["ragged"]]
+        out.append(
+            f"{len(lines)} row(s) have another number of fields than the header (line {info['header_line']}, "
+            f"{info['n_fields']} fields): line{'s' if len(lines) > 1 else ''} {_lines(lines)}. Their cells are shifted: "
+            "they are left out of the examples and the suggestion, and ingest rejects them (field_count)"
+        )
+    if info.get("hidden"):
+        out.append(
+            f"hidden sheet{'s' if len(info['hidden']) > 1 else ''} {', '.join(repr(h) for h in info['hidden'])} "
+            f"not read: reading '{info['sheet']}', the first visible sheet that holds a table"
+        )
+    cells = info.get("cells")
+    if cells is not None and cells.height:
+        for kind, what in (("error", "hold an Excel error"), ("uncached", "hold a formula with no saved result")):
+            found = cells.filter(pl.col("kind") == kind).sort("row", "col")
+            if found.height:
+                shown = [f"{c} ({v})" for c, v in found.select("cell", "value").iter_rows()]
+                out.append(
+                    f"{found.height} cell(s) {what}: {_lines(shown)}; ingest rejects their rows (cell_error) "
+                    "where the column is mapped"
+                )
+    for pos, rows in info.get("unnamed", []):
+        from dyadflow.ingest.spreadsheet import column_letter
+
+        out.append(
+            f"column {column_letter(pos)} has values but no name in the header (row {info['header_row']}; "
+            f"row{'s' if len(rows) > 1 else ''} {_lines(rows)}): a header cell merged over two columns? "
+            "Ingest rejects those rows (header_unnamed)"
+        )
+    return out
 
 
 def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
@@ -329,7 +394,8 @@ def report(path: str, sheet=None, header_row: int | None = None) -> str:
     if info.get("delimiter"):
         out.append(f"  delimiter: {info['delimiter']!r}")
     more = info["format"] in ("xlsx", "sav") and shown.height >= 200
-    out.append(f"  rows:      {'the first ' if more else ''}{shown.height}{' (the rest not read here)' if more else ''}")
+    ragged = f" (and {len(info['ragged'])} with another number of fields, not shown)" if info.get("ragged") else ""
+    out.append(f"  rows:      {'the first ' if more else ''}{shown.height}{' (the rest not read here)' if more else ''}{ragged}")
     out.append(f"  columns ({len(frame.columns)}):")
     width = min(max((len(c) for c in frame.columns), default=10), 32)
     for c in frame.columns:
@@ -337,6 +403,10 @@ def report(path: str, sheet=None, header_row: int | None = None) -> str:
         if info.get("labels", {}).get(c):
             label = f"  [value labels: {', '.join(f'{k:g}={v}' for k, v in list(info['labels'][c].items())[:4])}]"
         out.append(f"    {c:<{width}}  {_examples(shown, c)}{label}")
+    found = problems(info)
+    if found:
+        out.append("")
+        out.extend(f"Warning: {p}" for p in found)
     out.append("")
     out.append("Suggested config (paste under 'inputs:' in your study config and check every line):")
     out.append("")

@@ -58,6 +58,10 @@ RULES = {
     "dyad_therapist_changed": "the dyad has another therapist_id in its other rows",
     "dyad_arm_changed": "the dyad has another arm in its other rows",
     "date_order": "the date is out of order with the dyad's other sessions",
+    "cell_error": "xlsx: a mapped cell holds an Excel error (#DIV/0!) or a formula with no saved result",
+    "header_unnamed": "xlsx: a value in a column whose header cell is empty (a header merged over two columns)",
+    "value_out_of_range": "sav: a number beyond ±2^53 or infinite, which no answer, session or ID can be",
+    "date_range": "the date is before the earliest date (config earliest_date, default 1900-01-01)",
 }
 
 
@@ -82,7 +86,10 @@ def parse_bool(col: pl.Expr) -> pl.Expr:
 
 
 def raw_schema(
-    known_instruments: list[str], has_consent: bool | tuple[str, ...], date_limit: dt.date | None = None
+    known_instruments: list[str],
+    has_consent: bool | tuple[str, ...],
+    date_limit: dt.date | None = None,
+    earliest_date: dt.date | None = None,
 ) -> pa.DataFrameSchema:
     """Checks on the columns every raw questionnaire row has (all cells are strings)."""
     columns = {
@@ -99,6 +106,11 @@ def raw_schema(
         + (
             [_expr_check("date_future", lambda x: parse_date(x).is_null() | (parse_date(x) <= pl.lit(date_limit)))]
             if date_limit is not None
+            else []
+        )
+        + (
+            [_expr_check("date_range", lambda x: parse_date(x).is_null() | (parse_date(x) >= pl.lit(earliest_date)))]
+            if earliest_date is not None
             else []
         ),
     )

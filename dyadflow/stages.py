@@ -39,7 +39,10 @@ def _ingest(input, output, params, **_):
     if meta.get("dropped_columns"):
         logger.info("columns not used: %s", ", ".join(meta["dropped_columns"]))
     for w in meta.get("warnings", []):
-        logger.warning("column '%s': %s (results/validation/warnings.csv)", w["column"], w["warning"])
+        if w["column"] is None:  # about the file (a hidden sheet, its encoding)
+            logger.warning("%s (results/validation/warnings.csv)", w["warning"])
+        else:
+            logger.warning("column '%s': %s (results/validation/warnings.csv)", w["column"], w["warning"])
 
 
 def data_freeze_date(value: str | None):
@@ -52,6 +55,8 @@ def data_freeze_date(value: str | None):
 
 
 def _validate(input, output, params, log, **_):
+    import datetime as dt
+
     from dyadflow import validate
     from dyadflow.registry import load_registry
 
@@ -69,10 +74,11 @@ def _validate(input, output, params, log, **_):
         date_limit=data_freeze_date(params.data_freeze),
         alliance=_plain(params.get("alliance")) or None,
         out_consent=output.get("consent"),
+        earliest_date=dt.date.fromisoformat(str(params.earliest_date)),
     )
     n_warnings = sum(len(json.loads(Path(p).read_text(encoding="utf-8")).get("warnings", [])) for p in input.metas)
     if n_warnings:
-        logger.warning("%d warning(s) about input columns: see %s", n_warnings, output.get("warnings"))
+        logger.warning("%d warning(s) about input files and columns: see %s", n_warnings, output.get("warnings"))
     n_consent = result.warnings.height - n_warnings - result.linking.height
     if n_consent:
         logger.warning("%d consent cell(s) ignored (not the patient's row, or not true/false): see %s",

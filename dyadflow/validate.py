@@ -38,6 +38,8 @@ BASE_COLUMNS = ("dyad_id", "patient_id", "therapist_id", "arm", "session", "date
 TEXT_COLUMNS = ("note", "consent_share_text", "consent_share_ratings")
 PROVENANCE = ("source_file", "source_line")
 DUPLICATE_KEY = ("dyad_id", "session", "rater", "instrument")
+# config earliest_date: a date before it is rejected (date_range); year 0 would crash the reports
+EARLIEST_DATE = dt.date(1900, 1, 1)
 
 REJECTION_COLUMNS = {
     "source_file": pl.String,
@@ -149,8 +151,11 @@ ROW_MESSAGES = {
 }
 
 
-def _row_messages(found: pl.DataFrame, known: list[str]) -> pl.DataFrame:
+def _row_messages(found: pl.DataFrame, known: list[str], earliest_date: dt.date | None = None) -> pl.DataFrame:
     messages = dict(ROW_MESSAGES)
+    messages["date_range"] = lambda: pl.format(
+        "{} is before the earliest date {} (config earliest_date): a typing error?", _quote(pl.col("value")), pl.lit(str(earliest_date))
+    )
     messages["instrument_unknown"] = lambda: pl.format(
         "{} is not in the instrument registry (known: {})", _quote(pl.col("value")), pl.lit(", ".join(known))
     )
@@ -200,7 +205,9 @@ def item_columns(frame: pl.DataFrame) -> list[str]:
     return sorted((c for c in frame.columns if c.startswith("item_")), key=lambda c: int(c[5:]))
 
 
-def _row_level(raw: pl.DataFrame, registry: dict[str, Instrument], date_limit: dt.date | None = None) -> pl.DataFrame:
+def _row_level(
+    raw: pl.DataFrame, registry: dict[str, Instrument], date_limit: dt.date | None = None, earliest_date: dt.date | None = EARLIEST_DATE
+) -> pl.DataFrame:
     """Rejections from the rules that look at one row at a time."""
     found: list[pl.DataFrame] = [
         raw.filter(pl.col("ingest_rule").is_not_null()).select(
@@ -223,8 +230,8 @@ def _row_level(raw: pl.DataFrame, registry: dict[str, Instrument], date_limit: d
     rest = raw.filter(pl.col("source_fields") == pl.col("expected_fields"))
     known = sorted(registry)
     has_consent = tuple(c for c in ("consent_share_text", "consent_share_ratings") if rest.get_column(c).null_count() < rest.height)
-    failures = _pandera_failures(raw_schema(known, has_consent, date_limit), rest)
-    found.append(_row_messages(failures, known).select(EMPTY_FOUND.columns))
+    failures = _pandera_failures(raw_schema(known, has_consent, date_limit, earliest_date), rest)
+    found.append(_row_messages(failures, known, earliest_date).select(EMPTY_FOUND.columns))
 
     items = item_columns(rest)
     rest = rest.with_columns(pl.col("instrument").str.to_lowercase().alias("_inst"))
@@ -402,13 +409,15 @@ def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
 def validate_frames(
     frames: list[pl.DataFrame], metas: list[dict], registry: dict[str, Instrument], date_limit: dt.date | None = None,
     alliance: dict | None = None,
+    earliest_date: dt.date | None = EARLIEST_DATE,
 ) -> ValidationResult:
-    """Accept or reject every row. Dates after ``date_limit`` (if given) are rejected as date_future.
+    """Accept or reject every row. Dates after ``date_limit`` (if given) are rejected as date_future,
+    dates before ``earliest_date`` as date_range.
     ``alliance`` (the config's patient/therapist instruments) enables the one-rater ID warning."""
     raw = _prepare(frames)
     consent_only = raw.filter(pl.col("consent_only"))  # not questionnaires: only their consent counts
     raw = raw.filter(~pl.col("consent_only"))
-    found = [_row_level(raw, registry, date_limit)]
+    found = [_row_level(raw, registry, date_limit, earliest_date)]
     rejected = found[0].get_column("_row").unique()
     survivors = _typed(raw.filter(~pl.col("_row").is_in(rejected.implode())), registry)
     for rule_set in (_duplicates, _identity, _date_order):
@@ -582,6 +591,7 @@ def run(
     date_limit: dt.date | None = None,
     alliance: dict | None = None,
     out_consent: str | None = None,
+    earliest_date: dt.date | None = EARLIEST_DATE,
 ) -> ValidationResult:
     """Validate the ingested files and write the outputs.
 
@@ -590,7 +600,7 @@ def run(
     """
     frames = [pl.read_parquet(p) for p in ingested]
     meta = [json.loads(Path(p).read_text(encoding="utf-8")) for p in metas]
-    result = validate_frames(frames, meta, registry, date_limit, alliance)
+    result = validate_frames(frames, meta, registry, date_limit, alliance, earliest_date)
     if policy == "strict" and result.rejections.height:
         message = strict_message(result.rejections)
         if strict_rejections:

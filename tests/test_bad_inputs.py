@@ -22,9 +22,11 @@ EXPECTED = yaml.safe_load((BAD / "expected.yaml").read_text(encoding="utf-8"))
 FREEZE = dt.date(2025, 1, 1)
 
 
-def run_file(path: Path, registry):
-    frame, meta = ingest.read_input({"path": str(path), "format": "canonical_csv"})
-    return validate.validate_frames([frame], [meta], registry, date_limit=FREEZE)
+def run_file(path: Path, registry, spec: dict | None = None):
+    frame, meta = ingest.read_input({"path": str(path), "format": "canonical_csv", **(spec or {})})
+    result = validate.validate_frames([frame], [meta], registry, date_limit=FREEZE)
+    result.warnings = meta["warnings"]
+    return result
 
 
 def test_every_corpus_file_has_an_expected_outcome():
@@ -58,7 +60,10 @@ def test_corpus_file(name, registry):
             ingest.read_or_quarantine({"path": str(path), "format": "canonical_csv"}, "strict")
         return
     assert "quarantine" not in want
-    result = run_file(path, registry)
+    result = run_file(path, registry, want.get("spec"))
+    if "warnings" in want:  # each listed text is part of one warning, in order
+        assert len(result.warnings) == len(want["warnings"])
+        assert all(w in got["warning"] for w, got in zip(want["warnings"], result.warnings))
     acc = result.accounting.row(0, named=True)
     assert acc["file_error"] is None
     assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"]) == (want["read"], want["accepted"], want["rejected"])
@@ -123,3 +128,35 @@ def test_a_wholly_rejected_file_is_listed(registry, tmp_path):
     assert validate.whole_file_message(only) == (
         f"{bad}: all 2 row(s) were rejected: no data from this file is used (results/validation/rejections.csv)"
     )
+def test_a_named_pipe_or_a_device_is_refused_not_read(tmp_path):
+    """Reading a named pipe waits forever for a writer; each reader must refuse it at once.
+    Run in a subprocess with a timeout, so that a regression fails instead of hanging."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "export.csv")
+    code = (
+        "import json, sys\n"
+        "from dyadflow.ingest import read_input\n"
+        "from dyadflow.errors import DyadflowError\n"
+        "out = []\n"
+        "for path, fmt in json.loads(sys.argv[1]):\n"
+        "    try:\n"
+        "        read_input({'path': path, 'format': fmt})\n"
+        "        out.append(None)\n"
+        "    except DyadflowError as exc:\n"
+        "        out.append(str(exc))\n"
+        "print(json.dumps(out))\n"
+    )
+    fifo = str(tmp_path / "export.csv")
+    cases = [[fifo, fmt] for fmt in ("canonical_csv", "redcap", "qualtrics", "xlsx", "sav")]
+    cases += [["/dev/null", "canonical_csv"], [str(tmp_path), "canonical_csv"]]
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [f"{fifo}: is not a regular file (a named pipe): give the path of an export file"] * 5 + [
+        "/dev/null: is not a regular file (a character device): give the path of an export file",
+        f"{tmp_path}: is a directory, not a file",
+    ]

@@ -259,6 +259,109 @@ def test_xlsx_errors_name_file_sheet_and_column(tmp_path):
         read_input({**XLSX, "path": str(bad)})
 
 
+CANONICAL_HEADER = ["dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument"]
+
+
+def wai_row(session, items=(4, 4, 3, 4, 5, 3, 4, 4, 3, 4, 5, 4)):
+    return ["D1", "P1", "T1", session, f"2024-01-{session + 7:02d}", "patient", "wai_sr", *items]
+
+
+def save_with_cached_results(wb, path, results: dict[str, str]):
+    """Save ``wb`` (openpyxl writes formulas without a result) and give the formulas in
+    ``results`` ({"=2+1": "3"}) the saved result Excel would have written."""
+    import zipfile
+
+    wb.save(path)
+    with zipfile.ZipFile(path) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    for formula, value in results.items():
+        for name in parts:
+            if name.startswith("xl/worksheets/"):
+                parts[name] = parts[name].replace(f"<f>{formula[1:]}</f><v />".encode(), f"<f>{formula[1:]}</f><v>{value}</v>".encode())
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    return path
+
+
+def test_xlsx_excel_errors_uncached_formulas_and_unnamed_columns_are_rejected(tmp_path, registry):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    # item_12's header cell is merged over S and T, so column T has no name
+    ws.append([*CANONICAL_HEADER, *(f"item_{i:02d}" for i in range(1, 13)), None, "total"])
+    ws.merge_cells("S1:T1")
+    ws.append([*wai_row(1), None, "=SUM(H2:S2)"])  # row 2: a formula without result in an unmapped column
+    ws.append(wai_row(2, (4, 4, "=2+1", 4, 5, 3, 4, 4, 3, 4, 5, 4)))  # row 3: a formula with its saved result
+    ws.append(wai_row(3, (4, 4, 3, 4, "=1/0", 3, 4, 4, 3, 4, 5, 4)))  # row 4: no saved result
+    ws.append(wai_row(4, (4, "#DIV/0!", 3, 4, 5, 3, 4, 4, 3, 4, 5, 4)))  # row 5: an Excel error
+    ws.append([*wai_row(5), 4])  # row 6: an answer in the unnamed column T
+    ws.append([])  # row 7: blank
+    ws.append([None] * 19 + [5])  # row 8: nothing but a value in column T
+    path = save_with_cached_results(wb, tmp_path / "errors.xlsx", {"=2+1": "3"})
+    frame, meta = read_input({"path": str(path), "format": "xlsx"})
+    res = validate_frames([frame], [meta], registry)
+    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [
+        (4, "item_05", "=1/0", "cell_error"),
+        (5, "item_02", "#DIV/0!", "cell_error"),
+        (6, None, "4", "header_unnamed"),
+        (8, None, "5", "header_unnamed"),
+    ]
+    assert res.rejections.get_column("message").to_list()[:3] == [
+        "cell L4 is a formula (=1/0) with no saved result: the program that wrote the workbook did not calculate it; "
+        "open and save it in Excel, or export values",
+        "cell I5 holds the Excel error #DIV/0!: the answer is unknown (correct the formula or type the value)",
+        "column T has a value but no name in the header (row 1): a header cell merged over two columns? "
+        "The value cannot be attributed to a question",
+    ]
+    assert res.accepted.select("source_line", "item_03").rows() == [(2, 3), (3, 3)]
+    assert (meta["blank_rows"], meta["dropped_columns"]) == (1, ["total"])
+    assert balanced(frame, meta, registry) == (6, 2, 4)
+
+
+def test_problem_cells_in_sheet_xml_with_a_namespace_prefix():
+    from dyadflow.ingest.spreadsheet import problem_cells
+
+    xml = (
+        b'<x:worksheet xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><x:sheetData><x:row r="2">'
+        b"<x:c r='B2' t='e'><x:v>#REF!</x:v></x:c>"  # a cached error, single quotes
+        b'<x:c r="C2"><x:f>A1&amp;"x"</x:f></x:c>'  # no saved result
+        b'<x:c r="D2"><x:f>A1</x:f><x:v>4</x:v></x:c>'  # a saved result: fine
+        b'<x:c r="E2" t="str"><x:f>""</x:f><x:v></x:v></x:c>'  # a saved empty text: fine
+        b'<x:c r="AB2" t="e"><x:f>1/0</x:f><x:v>#DIV/0!</x:v></x:c>'  # a formula whose saved result is an error
+        b"</x:row></x:sheetData></x:worksheet>"
+    )
+    assert problem_cells(xml).rows() == [
+        (2, 1, "B2", "error", "#REF!"), (2, 2, "C2", "uncached", '=A1&"x"'), (2, 27, "AB2", "error", "#DIV/0!"),
+    ]
+
+
+def test_xlsx_hidden_first_sheet_is_skipped_with_a_warning(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    stale = wb.active
+    stale.title = "Old export"
+    stale.sheet_state = "hidden"
+    stale.append([*CANONICAL_HEADER, "item_01"])
+    stale.append(["D9", "P9", "T9", 1, "2023-01-01", "patient", "wai_sr", 1])
+    current = wb.create_sheet("Current")
+    current.append([*CANONICAL_HEADER, "item_01"])
+    current.append(["D1", "P1", "T1", 1, "2024-01-08", "patient", "wai_sr", 4])
+    also = wb.create_sheet("Scratch")
+    also.sheet_state = "veryHidden"
+    wb.save(tmp_path / "hidden.xlsx")
+    frame, meta = read_input({"path": str(tmp_path / "hidden.xlsx"), "format": "xlsx"})
+    assert frame.select("source_line", "dyad_id").rows() == [(2, "D1")] and meta["sheet"] == "Current"
+    assert meta["warnings"] == [{"source_file": str(tmp_path / "hidden.xlsx"), "column": None, "warning": (
+        "hidden sheets 'Old export', 'Scratch' not read: reading 'Current', the first visible sheet; "
+        "name the sheet with 'sheet' if that is not the data")}]
+    # a sheet named in the config is read, hidden or not, without a warning
+    frame, meta = read_input({"path": str(tmp_path / "hidden.xlsx"), "format": "xlsx", "sheet": "Old export"})
+    assert frame.get_column("dyad_id").to_list() == ["D9"] and meta["warnings"] == []
+
+
 # --- SPSS -------------------------------------------------------------------------------
 
 
@@ -305,6 +408,37 @@ def test_sav_value_labels_and_user_missing(tmp_path, registry):
     assert balanced(frame, meta, registry) == (3, 3, 0)
 
 
+def test_sav_numbers_no_instrument_can_hold_are_rejected(tmp_path, registry):
+    import math
+
+    import pandas as pd
+    import pyreadstat
+
+    limit = 2.0**53  # 9007199254740992: the largest magnitude accepted
+    df = pd.DataFrame({
+        "dyad": ["D1", "D2", "D3", "D4", "D5"], "tid": ["T1"] * 5, "sess": [1.0] * 5,
+        "datum": [dt.date(2024, 1, 15)] * 5,
+        "pid": [limit - 1, limit, math.nextafter(limit, math.inf), 7.0, 8.0],
+        "w1": [4.0, 4.0, 4.0, 1e19, 4.0], "w2": [3.0, 3.0, 3.0, 3.0, math.inf],
+        "spare": [1e19] * 5,  # not mapped: not judged
+    })
+    pyreadstat.write_sav(df, str(tmp_path / "big.sav"))
+    spec = {**SAV, "path": str(tmp_path / "big.sav"), "columns": {k: v for k, v in SAV["columns"].items() if k != "arm"}}
+    frame, meta = read_input(spec)
+    res = validate_frames([frame], [meta], registry)
+    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [
+        (3, "patient_id", "9007199254740994.0", "value_out_of_range"),
+        (4, "item_01", "1e+19", "value_out_of_range"),
+        (5, "item_02", "inf", "value_out_of_range"),
+    ]
+    assert res.rejections.get_column("message")[1] == (
+        "1e+19 in w1 is out of range: no answer, session number, code or ID is beyond ±2^53 (9007199254740992); "
+        "it would be read as empty"
+    )
+    assert res.accepted.select("patient_id").to_series().to_list() == ["9007199254740991", "9007199254740992"]
+    assert balanced(frame, meta, registry) == (5, 2, 3)
+
+
 # --- CSV quirks ---------------------------------------------------------------------------
 
 EUROPEAN = (
@@ -342,6 +476,33 @@ def test_european_csv_cp1252_semicolon_decimal_comma_dates(tmp_path, registry):
         (5, "item_01", "3.5", "item_value", "F1")
     ]
     assert balanced(frame, meta, registry) == (4, 3, 1)
+
+
+def test_utf8_text_in_a_file_declared_cp1252_is_a_warning_naming_the_lines(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes(EUROPEAN.replace("Formulär", "Form").encode("utf-8"))  # bättre (line 2), søvn (3)
+    columns = {**EUROPEAN_SPEC["columns"], "instrument": "Form"}
+    frame, meta = read_input({**EUROPEAN_SPEC, "path": str(path), "columns": columns})
+    assert meta["warnings"][0] == {"source_file": str(path), "column": None, "warning": (
+        "the file is declared cp1252 but lines 2, 3 hold UTF-8 text ('Ã¤' is 'ä' in UTF-8), which reads as "
+        "garbled text: if the file is UTF-8, set encoding: utf-8")}
+    assert frame.get_column("note")[0] == "Jag sov bÃ¤ttre, tror jag"  # read as declared: warned, not refused
+
+
+@pytest.mark.parametrize("note, lines", [
+    ("Á©", None),   # C1 A9: C1 is no UTF-8 lead byte
+    ("Â©", "2"),    # C2 A9: the smallest two-byte sequence (©)
+    ("Ãx", None),   # a lead byte without its continuation byte
+    ("â€x", None),  # E2 80: a three-byte lead with one continuation byte only
+    ("â€™", "2"),   # E2 80 99: ’ as UTF-8
+])
+def test_utf8_sequences_in_cp1252_at_the_boundaries(tmp_path, note, lines):
+    path = tmp_path / "export.csv"
+    path.write_bytes(f"dyad_id,patient_id,therapist_id,session,date,rater,instrument,item_01,note\nD1,P1,T1,1,2024-01-08,patient,wai_sr,4,{note}\n".encode("cp1252"))
+    _, meta = read_input({"path": str(path), "format": "canonical_csv", "encoding": "cp1252"})
+    assert [w["warning"].split(" hold")[0] for w in meta["warnings"]] == (
+        [f"the file is declared cp1252 but line {lines}"] if lines else []
+    )
 
 
 def test_utf8_bom_with_semicolons(tmp_path):

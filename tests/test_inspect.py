@@ -69,3 +69,52 @@ def test_inspect_a_nordic_csv(capsys, tmp_path):
 def test_inspect_a_missing_file(capsys, tmp_path):
     assert main(["inspect", str(tmp_path / "nope.csv")]) == 2
     assert "nope.csv: file not found" in capsys.readouterr().err
+
+
+def test_inspect_warns_about_rows_with_another_field_count(capsys, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "Dyad,Patient,Therapist,Session,Date,Q1,Q2,Q3,Note\n"
+        "D1,P1,T1,1,2024-01-08,4,4,3,ok\n"
+        "D1,P1,T1,2,2024-01-15,4,4,3,slept, better\n"  # line 3: an unquoted comma, 10 fields
+        "D1,P1,T1,3,2024-01-22,4,4,3\n"  # line 4: 8 fields
+        "D1,P1,T1,4,2024-01-29,4,4,3,\n",
+        encoding="utf-8",
+    )
+    out, spec = inspect(capsys, path)
+    assert (
+        "\nWarning: 2 row(s) have another number of fields than the header (line 1, 9 fields): lines 3 (10 fields), "
+        "4 (8 fields). Their cells are shifted: they are left out of the examples and the suggestion, and ingest "
+        "rejects them (field_count)\n"
+    ) in out
+    assert "  rows:      2 (and 2 with another number of fields, not shown)\n" in out
+    assert "    Session    1, 4\n" in out and "    Note       ok\n" in out  # the shifted rows are not examples
+    assert spec["items"] == "Q{n}"
+
+
+def test_inspect_reports_what_ingest_rejects_in_a_workbook(capsys, tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    old = wb.active
+    old.title = "Old"
+    old.sheet_state = "hidden"
+    old.append(["dyad_id", "patient_id", "therapist_id", "session", "q1", "q2", "q3"])
+    ws = wb.create_sheet("Data")
+    ws.append(["dyad_id", "patient_id", "therapist_id", "session", "q1", "q2", None, "q3"])
+    ws.merge_cells("F1:G1")
+    ws.append(["D1", "P1", "T1", 1, 4, 4, None, 3])
+    ws.append(["D1", "P1", "T1", 2, "#DIV/0!", 4, 2, 3])
+    ws.append(["D1", "P1", "T1", 3, 4, "=1/0", None, "#N/A"])
+    ws.append(["D1", "P1", "T1", 4, 4, 4, 5, 3])
+    wb.save(tmp_path / "clinic.xlsx")
+    out, spec = inspect(capsys, tmp_path / "clinic.xlsx")
+    assert spec["sheet"] == "Data"
+    warnings = [line for line in out.splitlines() if line.startswith("Warning: ") and "direct identifiers" not in line]
+    assert warnings == [
+        "Warning: hidden sheet 'Old' not read: reading 'Data', the first visible sheet that holds a table",
+        "Warning: 2 cell(s) hold an Excel error: E3 (#DIV/0!), H4 (#N/A); ingest rejects their rows (cell_error) where the column is mapped",
+        "Warning: 1 cell(s) hold a formula with no saved result: F4 (=1/0); ingest rejects their rows (cell_error) where the column is mapped",
+        "Warning: column G has values but no name in the header (row 1; rows 3, 5): a header cell merged over two columns? "
+        "Ingest rejects those rows (header_unnamed)",
+    ]

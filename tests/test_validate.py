@@ -177,3 +177,41 @@ def test_accounting_across_two_files(tmp_path, registry):
         (str(b), 2, 0, 2, 1),
     ]
     assert res.rejections.get_column("message").to_list()[0] == f"exact copy of {a} line 2, which is kept"
+
+
+def test_dates_before_the_earliest_date_are_rejected_at_the_boundary(tmp_path, registry):
+    rows = [
+        row(session=1, date="1899-12-31", items=WAI_SR_OK),  # one day before the default 1900-01-01
+        row(session=2, date="1900-01-01", items=WAI_SR_OK),  # exactly the earliest date
+        row(session=3, date="1900-01-02", items=WAI_SR_OK),
+        row(session=4, date="0000-01-01", items=WAI_SR_OK),  # year 0 crashed the report shard
+    ]
+    res = check(tmp_path, registry, rows)
+    assert res.rejections.select("source_line", "column", "value", "rule", "message").rows() == [
+        (2, "date", "1899-12-31", "date_range", "'1899-12-31' is before the earliest date 1900-01-01 (config earliest_date): a typing error?"),
+        (5, "date", "0000-01-01", "date_range", "'0000-01-01' is before the earliest date 1900-01-01 (config earliest_date): a typing error?"),
+    ]
+    assert res.accepted.get_column("source_line").to_list() == [3, 4]
+    assert "date_range" in RULES
+
+
+def test_earliest_date_is_configurable(tmp_path, registry):
+    import datetime as dt
+
+    from dyadflow import ingest
+
+    path = write_canonical(tmp_path / "q.csv", [
+        row(session=1, date="2024-01-07", items=WAI_SR_OK), row(session=2, date="2024-01-08", items=WAI_SR_OK),
+    ])
+    frame, meta = ingest.read_input({"path": str(path), "format": "canonical_csv"})
+    res = validate.validate_frames([frame], [meta], registry, earliest_date=dt.date(2024, 1, 8))
+    assert res.rejections.select("source_line", "rule").rows() == [(2, "date_range")]
+    assert res.accepted.get_column("source_line").to_list() == [3]
+
+
+def test_the_readme_lists_every_rule():
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Validation: every row is accounted for") : readme.index("### Scores")]
+    assert [r for r in RULES if f"`{r}`" not in section] == []

@@ -42,7 +42,8 @@ def read_input(spec: dict) -> tuple[pl.DataFrame, dict]:
         [pl.lit(None, dtype=pl.String).alias(c) for c in INGEST_RULE_COLUMNS if c not in frame.columns]
     ).with_columns(pl.lit(file).alias("source_file"))
     frame = apply_id_rules(frame, spec, file=file)
-    meta.setdefault("warnings", [])
+    # warnings about the file itself (hidden sheets, an encoding that looks wrong) come first
+    meta["warnings"] = [*meta.pop("file_warnings", []), *meta.get("warnings", [])]
     meta.update(
         {
             "source_file": file,

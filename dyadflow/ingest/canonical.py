@@ -25,6 +25,7 @@ def text_meta(table: TextTable, delimiter: str) -> dict:
         "header_line": table.header_line,
         "blank_rows": table.blank_rows,
         "columns": table.header,
+        "file_warnings": table.warnings,
     }
 
 

@@ -9,8 +9,11 @@ or too many fields is rejected instead of being padded with empty cells.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,7 @@ class TextTable:
     blank_rows: int
     encoding: str
     notes: list[str] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)  # rows for results/validation/warnings.csv
 
 
 def decode(raw: bytes, encoding: str, file: str) -> tuple[str, str]:
@@ -89,6 +93,47 @@ def refuse_binary(raw: bytes, file: str, encoding: str = "utf-8") -> None:
     line = raw.count(b"\n", 0, nul) + 1 if nul >= 0 and kind is None else 1
     what = f"this is {kind}" if kind else "NUL bytes are never part of a text export (a damaged or binary file?)"
     raise DyadflowError(f"is not a text export: it is binary ({what})" if kind else f"contains NUL bytes: {what}", file=file, line=line)
+
+
+def single_byte(encoding: str) -> bool:
+    """Whether ``encoding`` gives one character per byte (cp1252, latin-1, …; not UTF-8, UTF-16, Shift-JIS)."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return False
+    # a UTF codec replaces every invalid byte by one character too, so it is excluded by name
+    return not name.startswith("utf") and len(bytes(range(256)).decode(name, errors="replace")) == 256
+
+
+def utf8_in_single_byte(raw: bytes, encoding: str, file: str, limit: int = 10) -> list[dict]:
+    """A warning when a file declared in a single-byte encoding holds UTF-8 sequences (a
+    lead byte C2–F4 followed by its continuation bytes 80–BF): read as declared they
+    become mojibake (``Ã¶`` for ``ö``). Names the lines; the file is read as declared."""
+    if not single_byte(encoding):
+        return []
+    a = np.frombuffer(raw, dtype=np.uint8)
+    n = a.size
+    cont = (a >= 0x80) & (a <= 0xBF)
+    after = [np.zeros(n, dtype=bool) for _ in range(3)]
+    for k in range(3):
+        after[k][: max(n - k - 1, 0)] = cont[k + 1 :]
+    hit = (
+        ((a >= 0xC2) & (a <= 0xDF) & after[0])
+        | ((a >= 0xE0) & (a <= 0xEF) & after[0] & after[1])
+        | ((a >= 0xF0) & (a <= 0xF4) & after[0] & after[1] & after[2])
+    )
+    where = np.flatnonzero(hit)
+    if not where.size:
+        return []
+    lines = np.unique(np.searchsorted(np.flatnonzero(a == NEWLINE), where) + 1)
+    first = int(where[0])
+    size = 2 if a[first] <= 0xDF else 3 if a[first] <= 0xEF else 4
+    seq = raw[first : first + size]
+    shown = ", ".join(str(x) for x in lines[:limit]) + (f" and {lines.size - limit} more" if lines.size > limit else "")
+    return [{"source_file": file, "column": None, "warning": (
+        f"the file is declared {encoding} but line{'s' if lines.size > 1 else ''} {shown} "
+        f"hold{'' if lines.size > 1 else 's'} UTF-8 text ('{seq.decode(encoding, errors='replace')}' is "
+        f"'{seq.decode('utf-8')}' in UTF-8), which reads as garbled text: if the file is UTF-8, set encoding: utf-8")}]
 
 
 @dataclass
@@ -158,15 +203,32 @@ def _parse_header(text: str, delimiter: str, file: str, line: int) -> list[str]:
     return header
 
 
+NOT_REGULAR = {stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+               stat.S_IFSOCK: "a socket"}
+
+
 def read_bytes(path: str | Path, file: str) -> bytes:
+    """The bytes of an input file. Anything but a regular file is refused before it is read:
+    reading a named pipe would wait forever for a writer, a device never ends. The file is
+    opened without blocking and checked on the open descriptor, so it cannot be swapped
+    for a pipe between the check and the read."""
     try:
-        return Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise DyadflowError("input file not found", file=file) from None
     except IsADirectoryError:
         raise DyadflowError("is a directory, not a file", file=file) from None
     except PermissionError:
         raise DyadflowError("cannot be read: permission denied", file=file) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise DyadflowError("is a directory, not a file", file=file)
+        what = NOT_REGULAR.get(stat.S_IFMT(mode), "not a regular file")
+        raise DyadflowError(f"is not a regular file ({what}): give the path of an export file", file=file)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
 
 
 def read_text_table(
@@ -177,6 +239,7 @@ def read_text_table(
     raw = read_bytes(path, file)
     refuse_binary(raw, file, encoding)
     text, used = decode(raw, encoding, file)
+    warnings = utf8_in_single_byte(raw, encoding, file)
     if encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig"):
         # valid UTF-8 already (decode checked it): the bytes are the text, no second copy
         data = raw[3:] if used == "utf-8-sig" else raw
@@ -243,6 +306,7 @@ def read_text_table(
         n_fields=n_fields,
         blank_rows=int(blank_rows),
         encoding=used,
+        warnings=warnings,
     )
 
 

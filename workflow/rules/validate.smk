@@ -23,6 +23,7 @@ rule validate:
         instruments_dir=config["instruments_dir"],
         data_freeze=config["data_freeze"],
         alliance=config["alliance"],
+        earliest_date=config["earliest_date"],
     log:
         f"{LOGS}/validate.log",
     run:
