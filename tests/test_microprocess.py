@@ -10,7 +10,7 @@ from scipy.signal import lfilter
 
 from dyadflow import io
 from dyadflow.errors import DyadflowError
-from dyadflow.microprocess import demo, load, pipeline, segments, series, settings
+from dyadflow.microprocess import demo, input_files, load, pipeline, segments, series, settings
 from dyadflow.microprocess.congruence import effective_n
 from dyadflow.microprocess.validate import validate_frame
 
@@ -253,7 +253,7 @@ def test_validation_rules_and_accounting(tmp_path):
         (17, "rating", "missing_value"),
     ]
     assert checked.rejections.columns == [
-        "source_file", "source_line", "column", "value", "rule", "message", "dyad_id", "session", "instrument", "source_column", "rater",
+        "source_file", "source_line", "column", "value", "rule", "message", "dyad_id", "session", "instrument", "source_column", "rater", "input",
     ]
     assert checked.rejections.filter(pl.col("rule") == "rating_range").get_column("message").to_list() == [
         "'51' is outside the rating range -50 to 50"
@@ -329,3 +329,31 @@ def test_demo_study_end_to_end(tmp_path):
     single = result.sessions.filter(pl.col("dyad_id") == "D003").row(0, named=True)
     assert single["note"] == "only the patient rated this session: no dyad statistics"
     assert result.segments.filter(pl.col("dyad_id") == "D003", pl.col("kind") == "rupture").height == 3
+
+
+def test_a_dial_file_matched_by_a_folder_and_a_glob_is_read_once_with_a_warning(tmp_path, caplog):
+    """Issue 14.7: the same file through two inputs was read twice (AssertionError: accounting does not balance)."""
+    (tmp_path / "A7_s02_therapist.csv").write_text("Time,Dial\n0,1\n1,2\n2,x\n")
+    (tmp_path / "A7_s02_client.csv").write_text("Time,Dial\n0,3\n1,4\n")
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "B1_s01_patient.csv").write_text("Time,Dial\n0,5\n")
+    common = {"layout": "per_file", "time_column": "time", "rating_column": "dial"}
+    specs = [
+        {"path": str(tmp_path), **common},
+        {"path": str(tmp_path / "*_client.csv"), "name": "clients", **common},
+        {"path": str(tmp_path / "extra" / "*.csv"), "name": "extra", **common},
+    ]
+    assert input_files(specs) == [str(tmp_path / n) for n in ("A7_s02_client.csv", "A7_s02_therapist.csv", "extra/B1_s01_patient.csv")]
+    with caplog.at_level("WARNING", logger="dyadflow"):
+        raw, metas = load.read_inputs(specs)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"dial file {tmp_path / 'A7_s02_client.csv'} is matched by the inputs '{tmp_path}' and 'clients': it is read once, for '{tmp_path}'"
+    ]
+    checked = validate_frame(raw, metas)
+    assert checked.accounting.select("input", "source_file", "rows_read", "rows_accepted", "rows_rejected").rows() == [
+        (str(tmp_path), str(tmp_path / "A7_s02_client.csv"), 2, 2, 0),
+        (str(tmp_path), str(tmp_path / "A7_s02_therapist.csv"), 3, 2, 1),
+        ("extra", str(tmp_path / "extra" / "B1_s01_patient.csv"), 1, 1, 0),
+    ]
+    assert checked.rejections.select("source_line", "rule", "input").rows() == [(4, "rating_format", str(tmp_path))]
+    assert checked.accepted.height == 5

@@ -28,9 +28,10 @@ import polars as pl
 
 from dyadflow.microprocess import KEY, RATER_SYNONYMS
 from dyadflow.schemas import ID_PATTERN
-from dyadflow.validate import ACCOUNTING_COLUMNS, REJECTION_COLUMNS, accounting_table, duplicate_groups
+from dyadflow.validate import ACCOUNTING_COLUMNS, ACCOUNTING_KEY, REJECTION_COLUMNS, accounting_table, duplicate_groups
 
-REJECTIONS = REJECTION_COLUMNS | {"rater": pl.String}
+# the questionnaires' columns plus rater; input (the dial input that read the file) last
+REJECTIONS = {k: t for k, t in REJECTION_COLUMNS.items() if k != "input"} | {"rater": pl.String, "input": pl.String}
 ACCEPTED = {
     "dyad_id": pl.String,
     "session": pl.Int32,
@@ -177,31 +178,37 @@ def duplicates(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def validate_frame(raw: pl.DataFrame, metas: list[dict], lo: float = -50, hi: float = 50) -> DialValidation:
+    if "input" not in raw.columns:  # read without load.read_inputs: each file is its own input
+        raw = raw.with_columns(pl.col("source_file").alias("input"))
+    metas = [{**m, "input": m.get("input") or m["source_file"]} for m in metas]
     raw = raw.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     found = [row_level(raw, lo, hi)]
     survivors = typed(raw.join(found[0].select("_row").unique(), on="_row", how="anti"))
     found.append(duplicates(survivors))
     survivors = survivors.join(found[1].select("_row"), on="_row", how="anti")
     accepted = survivors.select(list(ACCEPTED)).cast(ACCEPTED).sort(*KEY, "second")
-    context = raw.select("_row", "source_file", "source_line", "dyad_id", pl.col("session").alias("_s"), pl.col("rater").alias("_r"))
+    context = raw.select(
+        "_row", "source_file", "source_line", "input", "dyad_id", pl.col("session").alias("_s"), pl.col("rater").alias("_r")
+    )
     rejections = (
         pl.concat(found)
         .join(context, on="_row", how="left")
         .select(
             "source_file", "source_line", "column", "value", "rule", "message", "dyad_id",
             pl.col("_s").alias("session"), pl.lit(INSTRUMENT).alias("instrument"),
-            pl.col("column").alias("source_column"), pl.col("_r").alias("rater"),
+            pl.col("column").alias("source_column"), pl.col("_r").alias("rater"), "input",
         )
         .sort("source_file", "source_line", "rule", "column", nulls_last=True)
         .cast(REJECTIONS)
     )
-    return DialValidation(accepted, rejections, accounting(rejections, accepted, metas))
+    return DialValidation(accepted, rejections, accounting(rejections, survivors.select(*ACCOUNTING_KEY), metas))
 
 
 def accounting(rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dict]) -> pl.DataFrame:
+    """Per file (each read once, for one input): ``accepted`` has a row per accepted row."""
     # every per-file column of the questionnaires' accounting, taken from the file's meta
     counted = ("rows_accepted", "rows_rejected", "rows_duplicate")
     per_file = {k: t for k, t in ACCOUNTING_COLUMNS.items() if k not in counted}
     base = pl.DataFrame({k: [m.get(k) for m in metas] for k in per_file}, schema=per_file)
-    rejected_rows = rejections.select("source_file", "source_line").unique()
+    rejected_rows = rejections.select(*ACCOUNTING_KEY, "source_line").unique()
     return accounting_table(base, accepted, rejected_rows, rejections)

@@ -136,7 +136,10 @@ def validation_context(results_dir: str, study: str, config_sha256: str | None) 
     last = _latest_date(sessions)
     return {
         "study": study,
-        "accounting": accounting.sort("source_file").to_dicts(),
+        # a file read by two inputs (two instruments in one wide CSV) has a row per input
+        "accounting": accounting.sort("source_file", "input", maintain_order=True)
+        .with_columns((pl.len().over("source_file") > 1).alias("shared"))
+        .to_dicts(),
         "by_rule": by_rule.to_dicts(),
         "first": first.to_dicts(),
         "n_rejections": rejections.height,

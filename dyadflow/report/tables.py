@@ -46,7 +46,7 @@ REJECTIONS = {
     "source_file": S, "source_line": I, "column": S, "value": S, "rule": S, "message": S, "dyad_id": S,
     "session": S, "instrument": S,
 }
-ACCOUNTING = {"source_file": S, "rows_read": I, "rows_accepted": I, "rows_rejected": I, "rows_duplicate": I}
+ACCOUNTING = {"source_file": S, "rows_read": I, "rows_accepted": I, "rows_rejected": I, "rows_duplicate": I, "input": S}
 
 
 def with_contract_columns(frame: pl.DataFrame, contract: dict[str, pl.DataType]) -> pl.DataFrame:
