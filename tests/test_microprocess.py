@@ -357,3 +357,43 @@ def test_a_dial_file_matched_by_a_folder_and_a_glob_is_read_once_with_a_warning(
     ]
     assert checked.rejections.select("source_line", "rule", "input").rows() == [(4, "rating_format", str(tmp_path))]
     assert checked.accepted.height == 5
+
+
+def test_seconds_after_the_session_length_are_rejected_and_the_grid_stays_small(tmp_path):
+    """Issue 14.8: a stray second of 20,000,000 made a 1.8 GB grid; 3,000,000,000 a polars traceback."""
+    path = tmp_path / "dial.csv"
+    path.write_text(
+        "dyad_id,session,rater,second,rating\n"
+        "D1,1,patient,0,1\n"
+        "D1,1,patient,14399,2\n"
+        "D1,1,patient,14400,3\n"
+        "D1,1,patient,14401,4\n"
+        "D1,1,patient,20000000,5\n"
+        "D1,1,patient,3000000000,6\n"
+        "D1,2,therapist,0,1\n"
+        "D1,2,therapist,3,4\n"
+    )
+    out = {k: str(tmp_path / f"{k}.csv") for k in ("sessions", "segments", "gaps", "rejections", "accounting")}
+    out["series"] = str(tmp_path / "series.parquet")
+    result = pipeline.run([{"path": str(path)}], {}, out)  # default max_session_s: 14400
+    rej = pl.read_csv(out["rejections"])
+    assert rej.select("source_line", "column", "value", "rule").rows() == [
+        (5, "second", 14401, "second_range"), (6, "second", 20000000, "second_range"), (7, "second", 3000000000, "second_range"),
+    ]
+    assert rej.get_column("message")[0] == "'14401' is after the end of the session: seconds run 0–14400 (config microprocess.max_session_s)"
+    acc = pl.read_csv(out["accounting"])
+    assert acc.select("rows_read", "rows_accepted", "rows_rejected").row(0) == (8, 5, 3)
+    # the grid follows each series' own rated seconds: 0…14400 and 0…3
+    series_rows = pl.read_parquet(out["series"]).group_by("session").agg(pl.len(), pl.col("second").max()).sort("session")
+    assert series_rows.rows() == [(1, 14401, 14400), (2, 4, 3)]
+    assert result.gaps.select("session", "from_s", "to_s").rows() == [(1, 1, 14398), (2, 1, 2)]
+
+
+def test_max_session_s_is_configurable_at_its_boundary(tmp_path):
+    path = tmp_path / "dial.csv"
+    path.write_text("dyad_id,session,rater,second,rating\nD1,1,patient,99,1\nD1,1,patient,100,2\nD1,1,patient,101,3\n")
+    raw, metas = load.read_inputs([{"path": str(path)}])
+    checked = validate_frame(raw, metas, max_session_s=100)
+    assert checked.accepted.get_column("second").to_list() == [99, 100]
+    assert checked.rejections.select("source_line", "rule").rows() == [(4, "second_range")]
+    assert settings(None)["max_session_s"] == 14400 and settings({"max_session_s": 100})["max_session_s"] == 100

@@ -35,6 +35,7 @@ DEFAULTS = {
     "max_gap_s": 5,
     "n_segments": 3,
     "onset_tolerance": 1.0,
+    "max_session_s": 14400,
 }
 
 RATERS = ("patient", "therapist")
