@@ -30,6 +30,8 @@ EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 PHONE = r"\+?\d[\d ()./-]{6,}\d"
 REDACTED_EMAIL = "[e-mail removed]"
 REDACTED_PHONE = "[phone removed]"
+MAX_NOTE_CHARS = 2000  # config report.max_note_chars
+SHORTENED = "… (shortened)"
 
 
 def redact(expr: pl.Expr) -> pl.Expr:
@@ -48,17 +50,37 @@ def dyad_consent(scores: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def visible_notes(scores: pl.DataFrame, audience: str) -> pl.DataFrame:
-    """The notes an audience may read: dyad_id, session, rater, instrument, note."""
+def shorten_note(note: pl.Expr, max_chars: int, where: pl.Expr | None = None) -> pl.Expr:
+    """A note longer than ``max_chars`` characters cut to at most that many (at the last
+    word boundary, unless that loses more than a fifth), followed by "… (shortened)" and,
+    if given, ``where`` (", full text: <file> line <n>"). Shorter notes are unchanged."""
+    head = note.str.slice(0, max_chars + 1)  # one more: a space right after the cut is a word end
+    at_word = head.str.replace(r"\s+\S*$", "")
+    cut = pl.when(at_word.str.len_chars() >= max_chars * 4 // 5).then(at_word).otherwise(note.str.slice(0, max_chars))
+    cut = cut.str.slice(0, max_chars).str.strip_chars_end()
+    tail = pl.lit(SHORTENED) if where is None else pl.concat_str(pl.lit(SHORTENED), where.fill_null(""))
+    return pl.when(note.str.len_chars() > max_chars).then(pl.concat_str(cut, pl.lit(" "), tail)).otherwise(note)
+
+
+def visible_notes(scores: pl.DataFrame, audience: str, max_chars: int = MAX_NOTE_CHARS) -> pl.DataFrame:
+    """The notes an audience may read: dyad_id, session, rater, instrument, note. Notes
+    longer than ``max_chars`` are shortened (a 1,000,000-character note took 197 pages);
+    the research copy says where the full text is (the validated file and line)."""
     notes = scores.filter(pl.col("note").is_not_null() & (pl.col("note").str.strip_chars() != ""))
-    notes = notes.select("dyad_id", "session", "rater", "instrument", "note")
     if audience == "research":
-        return notes.sort("dyad_id", "session", "rater", "instrument")
+        where = None
+        if {"source_file", "source_line"} <= set(notes.columns):
+            where = pl.format(", full text: {} line {}", pl.col("source_file"), pl.col("source_line"))
+        return notes.select(
+            "dyad_id", "session", "rater", "instrument", shorten_note(pl.col("note"), max_chars, where).alias("note")
+        ).sort("dyad_id", "session", "rater", "instrument")
+    notes = notes.select("dyad_id", "session", "rater", "instrument", "note")
     consent = dyad_consent(scores)
     return (
         notes.join(consent, on="dyad_id", how="left")
         .filter((pl.col("rater") != "patient") | pl.col("consent").fill_null(False))
-        .with_columns(redact(pl.col("note")).alias("note"))
+        # redacted before it is cut, so a cut never leaves part of an address
+        .with_columns(shorten_note(redact(pl.col("note")), max_chars).alias("note"))
         .drop("consent")
         .sort("dyad_id", "session", "rater", "instrument")
     )
@@ -140,6 +162,7 @@ def shard_contexts(
     registry: dict,
     provenance: dict,
     microprocess: dict | None = None,
+    max_note_chars: int = MAX_NOTE_CHARS,
 ) -> list[dict]:
     """The template context of every dyad in ``t.dyads`` (sorted by dyad ID), without charts."""
     if audience not in AUDIENCES:
@@ -150,7 +173,7 @@ def shard_contexts(
     per = {
         "sessions": _by_dyad(session_rows(t, outcome)),
         "risk": _by_dyad(risk_rows(t)),
-        "notes": _by_dyad(visible_notes(t.scores, audience)),
+        "notes": _by_dyad(visible_notes(t.scores, audience, max_note_chars)),
         "missed": {r["dyad_id"]: r["session"] for r in missed_sessions(t).to_dicts()},
         "profile": _by_dyad(subscale_profile(t, alliance)),
         "gains": _by_dyad(t.sudden_gains.sort("dyad_id", "pregain_session")),

@@ -4,10 +4,18 @@ import os as _os
 
 from snakemake.utils import validate
 
-from dyadflow.naming import input_name
+from snakemake.exceptions import WorkflowError
+
+from dyadflow.naming import input_name, unsafe_paths
 
 
 validate(config, _os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+
+# Snakemake reads { and } in file paths as wildcards: a path with them cannot be an
+# input, so the build stops here with one message naming the config key.
+_unsafe = unsafe_paths(config)
+if _unsafe:
+    raise WorkflowError(_unsafe)
 
 RESULTS = "results"
 LOGS = "logs"
@@ -40,6 +48,16 @@ wildcard_constraints:
 def input_path(wildcards):
     spec = INPUTS[wildcards.name]
     return [spec["path"]] + ([spec["dictionary"]] if spec.get("dictionary") else [])
+
+
+def config_value(key):
+    """A config value as a rule parameter. Through a function, because Snakemake reads
+    { and } in a string parameter as wildcards (a study named 'Pilot {2024} study')."""
+    return lambda wildcards: config.get(key)
+
+
+def study_name(wildcards):
+    return config["study"]["name"]
 
 
 def input_spec(wildcards):

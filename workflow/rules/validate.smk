@@ -18,7 +18,7 @@ rule validate:
         warnings=f"{RESULTS}/validation/warnings.csv",
     params:
         policy=config["validation"],
-        instruments_dir=config["instruments_dir"],
+        instruments_dir=config_value("instruments_dir"),
         data_freeze=config["data_freeze"],
     log:
         f"{LOGS}/validate.log",
