@@ -173,6 +173,7 @@ def _report_shard(input, output, params, wildcards, **_):
         params.shard_dir, output.manifest, results_dir=params.results, study=params.study, audience=params.audience,
         outcome=params.outcome, alliance=dict(params.alliance), config_sha256=params.config_sha256,
         instruments_dir=params.instruments_dir, config=dict(params.config_flags), strategies=list(params.strategies),
+        max_note_chars=int(params.max_note_chars),
     )
 
 

@@ -22,6 +22,7 @@ from dyadflow import consent as consent_rules
 from dyadflow import io
 from dyadflow.errors import ValidationFailed
 from dyadflow.linking import id_warnings
+from dyadflow.naming import input_name
 from dyadflow.registry import RATERS, Instrument, item_column
 from dyadflow.schemas import (
     ID_PATTERN,
@@ -52,6 +53,7 @@ REJECTION_COLUMNS = {
     "session": pl.String,
     "instrument": pl.String,
     "source_column": pl.String,
+    "input": pl.String,  # the config input's name: one file can be two inputs (two instruments)
 }
 ACCOUNTING_COLUMNS = {
     "source_file": pl.String,
@@ -64,7 +66,10 @@ ACCOUNTING_COLUMNS = {
     "format": pl.String,
     "records_read": pl.Int64,
     "file_error": pl.String,  # a file quarantined as a whole (validation: quarantine): why it cannot be read
+    "input": pl.String,
 }
+# a file is accounted once per input that reads it (a wide CSV can hold two instruments)
+ACCOUNTING_KEY = ("input", "source_file")
 WARNING_COLUMNS = {"source_file": pl.String, "column": pl.String, "warning": pl.String}
 # Rejections a reader makes while mapping an export (see dyadflow.ingest)
 INGEST_RULE_COLUMNS = ("ingest_rule", "ingest_message", "ingest_column", "ingest_value")
@@ -187,7 +192,7 @@ def _instrument_messages(found: pl.DataFrame, inst: Instrument) -> pl.DataFrame:
 
 def _prepare(frames: list[pl.DataFrame]) -> pl.DataFrame:
     raw = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    for c in (*BASE_COLUMNS, *TEXT_COLUMNS, "source_file", *INGEST_RULE_COLUMNS):
+    for c in (*BASE_COLUMNS, *TEXT_COLUMNS, "source_file", "input", *INGEST_RULE_COLUMNS):
         if c not in raw.columns:
             raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(c))
     for c in ("source_line", "source_fields", "expected_fields"):
@@ -295,7 +300,7 @@ def duplicate_groups(rows: pl.DataFrame, key: list[str], distinct: pl.Expr) -> p
 
 def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
     key = list(DUPLICATE_KEY)
-    content = [c for c in rows.columns if c not in (*key, "_row", "source_file", "source_line", "source_fields", "expected_fields", "consent_only")]
+    content = [c for c in rows.columns if c not in (*key, "_row", "source_file", "source_line", "source_fields", "expected_fields", "consent_only", "input")]
     g = duplicate_groups(rows, key, pl.struct(content))
     conflict = g.filter((pl.col("_n") > 1) & (pl.col("_distinct") > 1))
     exact = g.filter((pl.col("_n") > 1) & (pl.col("_distinct") == 1) & (pl.col("_row") != pl.col("_first")))
@@ -413,7 +418,11 @@ def validate_frames(
 ) -> ValidationResult:
     """Accept or reject every row. Dates after ``date_limit`` (if given) are rejected as date_future,
     dates before ``earliest_date`` as date_range.
-    ``alliance`` (the config's patient/therapist instruments) enables the one-rater ID warning."""
+    ``alliance`` (the config's patient/therapist instruments) enables the one-rater ID warning.
+
+    ``frames`` and ``metas`` are parallel: one ingested input each. Each input's rows are
+    accounted under its name (meta ``input``), also when two inputs read the same file."""
+    frames = [f.with_columns(pl.lit(input_of(m), dtype=pl.String).alias("input")) for f, m in zip(frames, metas)]
     raw = _prepare(frames)
     consent_only = raw.filter(pl.col("consent_only"))  # not questionnaires: only their consent counts
     raw = raw.filter(~pl.col("consent_only"))
@@ -442,7 +451,7 @@ def validate_frames(
     accepted = validated_schema(max_items).validate(accepted)
 
     context = raw.select(
-        "_row", *PROVENANCE, "dyad_id", pl.col("session").alias("_session"), pl.col("instrument").alias("_instrument")
+        "_row", *PROVENANCE, "input", "dyad_id", pl.col("session").alias("_session"), pl.col("instrument").alias("_instrument")
     )
     rejections = (
         pl.concat(found)
@@ -456,13 +465,14 @@ def validate_frames(
             shorten(pl.col("dyad_id"), MAX_QUOTED),
             pl.col("_session").alias("session"),
             pl.col("_instrument").alias("instrument"),
+            "input",
         )
-        .sort("source_file", "source_line", "rule", "column", nulls_last=True)
+        .sort("source_file", "source_line", "rule", "column", "input", nulls_last=True)
     )
     rejections = _with_source_columns(rejections, metas).cast(REJECTION_COLUMNS)
     # a REDCap record gives several questionnaires on one line: count rejected rows, not lines
-    rejected_rows = pl.concat(found).select("_row").unique().join(raw.select("_row", "source_file"), on="_row")
-    accounting = _accounting(raw, rejections, accepted, metas, rejected_rows)
+    rejected_rows = pl.concat(found).select("_row").unique().join(raw.select("_row", *ACCOUNTING_KEY), on="_row")
+    accounting = _accounting(raw, rejections, survivors.select(*ACCOUNTING_KEY), metas, rejected_rows)
     untrusted = found[0].filter(pl.col("rule").is_in(consent_rules.UNTRUSTED_RULES)).get_column("_row")
     consent, consent_warnings = consent_rules.decisions(pl.concat([raw, consent_only]), untrusted)
     linking = id_warnings(accepted, len(metas), alliance).cast(WARNING_COLUMNS)
@@ -476,14 +486,14 @@ def _with_source_columns(rejections: pl.DataFrame, metas: list[dict]) -> pl.Data
     """Add ``source_column``: the export's own name of the column a rejection is about
     (``wai_sr_04`` for ``item_04`` of a REDCap form); the column itself when not renamed."""
     origins = pl.DataFrame(
-        [{**o, "source_file": m["source_file"]} for m in metas for o in m.get("source_columns", [])],
-        schema={"instrument": pl.String, "column": pl.String, "source_column": pl.String, "source_file": pl.String},
+        [{**o, "source_file": m["source_file"], "input": input_of(m)} for m in metas for o in m.get("source_columns", [])],
+        schema={"instrument": pl.String, "column": pl.String, "source_column": pl.String, "source_file": pl.String, "input": pl.String},
     )
     per_instrument = origins.filter(pl.col("instrument").is_not_null()).rename({"source_column": "_by_instrument"})
     per_file = origins.filter(pl.col("instrument").is_null()).drop("instrument").rename({"source_column": "_by_file"})
     out = rejections.with_row_index("_i").join(
-        per_instrument, on=["source_file", "instrument", "column"], how="left"
-    ).join(per_file, on=["source_file", "column"], how="left")
+        per_instrument, on=["input", "source_file", "instrument", "column"], how="left"
+    ).join(per_file, on=["input", "source_file", "column"], how="left")
     return (
         out.with_columns(pl.coalesce("_by_instrument", "_by_file", "column").alias("source_column"))
         .sort("_i")
@@ -495,9 +505,10 @@ def _accounting(
     raw: pl.DataFrame, rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dict], rejected_rows: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     if rejected_rows is None:
-        rejected_rows = rejections.select(*PROVENANCE).unique()
+        rejected_rows = rejections.select(*PROVENANCE, "input").unique()
     base = pl.DataFrame(
         {
+            "input": [input_of(m) for m in metas],
             "source_file": [m["source_file"] for m in metas],
             "sha256": [m["sha256"] for m in metas],
             "rows_read": [m["rows_read"] for m in metas],
@@ -506,8 +517,8 @@ def _accounting(
             "records_read": [m.get("records_read", m["rows_read"]) for m in metas],
             "file_error": [m.get("file_error") for m in metas],
         },
-        schema={"source_file": pl.String, "sha256": pl.String, "rows_read": pl.Int64, "blank_rows": pl.Int64, "format": pl.String, "records_read": pl.Int64,
-                "file_error": pl.String},
+        schema={"input": pl.String, "source_file": pl.String, "sha256": pl.String, "rows_read": pl.Int64, "blank_rows": pl.Int64,
+                "format": pl.String, "records_read": pl.Int64, "file_error": pl.String},
     )
     return accounting_table(base, accepted, rejected_rows, rejections)
 
@@ -516,17 +527,17 @@ def accounting_table(
     base: pl.DataFrame, accepted: pl.DataFrame, rejected_rows: pl.DataFrame, rejections: pl.DataFrame
 ) -> pl.DataFrame:
     """The accounting table (ACCOUNTING_COLUMNS) from each file's own figures (``base``:
-    one row per file) and the rows' outcomes; also used for the dial files. Raises if a
-    file's rows read are not its rows accepted plus rejected, which would be a bug."""
-    per_file_rejected = rejected_rows.group_by("source_file").agg(pl.len().alias("rows_rejected"))
-    per_file_dup = (
-        rejections.filter(pl.col("rule") == "duplicate_exact").group_by("source_file").agg(pl.len().alias("rows_duplicate"))
-    )
-    per_file_accepted = accepted.group_by("source_file").agg(pl.len().alias("rows_accepted"))
+    one row per input and file) and the rows' outcomes (``accepted`` and ``rejected_rows``:
+    one row per row, with ``input`` and ``source_file``); also used for the dial files.
+    Raises if a file's rows read are not its rows accepted plus rejected, which would be a bug."""
+    key = list(ACCOUNTING_KEY)
+    per_file_rejected = rejected_rows.group_by(key).agg(pl.len().alias("rows_rejected"))
+    per_file_dup = rejections.filter(pl.col("rule") == "duplicate_exact").group_by(key).agg(pl.len().alias("rows_duplicate"))
+    per_file_accepted = accepted.group_by(key).agg(pl.len().alias("rows_accepted"))
     table = (
-        base.join(per_file_accepted, on="source_file", how="left")
-        .join(per_file_rejected, on="source_file", how="left")
-        .join(per_file_dup, on="source_file", how="left")
+        base.join(per_file_accepted, on=key, how="left")
+        .join(per_file_rejected, on=key, how="left")
+        .join(per_file_dup, on=key, how="left")
         .with_columns(pl.col("rows_accepted", "rows_rejected", "rows_duplicate").fill_null(0))
         .select(list(ACCOUNTING_COLUMNS))
         .cast(ACCOUNTING_COLUMNS)
@@ -553,6 +564,11 @@ def whole_file_message(row: dict) -> str:
         f"{row['source_file']}: all {row['rows_read']} row(s) were rejected: no data from this file is used "
         "(results/validation/rejections.csv)"
     )
+
+
+def input_of(meta: dict) -> str:
+    """The name of the input a file's meta belongs to (the config input's name)."""
+    return meta.get("input") or input_name({"path": meta["source_file"]})
 
 
 def strict_message(rejections: pl.DataFrame, limit: int = 10) -> str:

@@ -87,7 +87,7 @@ def test_an_unknown_outcome_and_alliance_instrument():
         "outcome: 'bdi' is not an instrument in the registry; did you mean 'bdi_ii'?"
     ]
     assert check(GOOD.replace("outcome: bdi_ii", "outcome: hamd")) == [
-        "outcome: 'hamd' is not an instrument in the registry (known: bdi_ii, oq_45, phq_9, wai_s, wai_sr)"
+        "outcome: 'hamd' is not an instrument in the registry (known: bdi_ii, oq_45, phq_9, wai_s, wai_sr, wai_sr_7)"
     ]
     assert check(GOOD.replace("therapist: wai_s}", "therapist: wai_t}")) == [
         "alliance.therapist: 'wai_t' is not an instrument in the registry; did you mean 'wai_s'?"

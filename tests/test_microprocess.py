@@ -10,7 +10,7 @@ from scipy.signal import lfilter
 
 from dyadflow import io
 from dyadflow.errors import DyadflowError
-from dyadflow.microprocess import demo, load, pipeline, segments, series, settings
+from dyadflow.microprocess import demo, input_files, load, pipeline, segments, series, settings
 from dyadflow.microprocess.congruence import effective_n
 from dyadflow.microprocess.validate import validate_frame
 
@@ -253,7 +253,7 @@ def test_validation_rules_and_accounting(tmp_path):
         (17, "rating", "missing_value"),
     ]
     assert checked.rejections.columns == [
-        "source_file", "source_line", "column", "value", "rule", "message", "dyad_id", "session", "instrument", "source_column", "rater",
+        "source_file", "source_line", "column", "value", "rule", "message", "dyad_id", "session", "instrument", "source_column", "rater", "input",
     ]
     assert checked.rejections.filter(pl.col("rule") == "rating_range").get_column("message").to_list() == [
         "'51' is outside the rating range -50 to 50"
@@ -329,3 +329,71 @@ def test_demo_study_end_to_end(tmp_path):
     single = result.sessions.filter(pl.col("dyad_id") == "D003").row(0, named=True)
     assert single["note"] == "only the patient rated this session: no dyad statistics"
     assert result.segments.filter(pl.col("dyad_id") == "D003", pl.col("kind") == "rupture").height == 3
+
+
+def test_a_dial_file_matched_by_a_folder_and_a_glob_is_read_once_with_a_warning(tmp_path, caplog):
+    """Issue 14.7: the same file through two inputs was read twice (AssertionError: accounting does not balance)."""
+    (tmp_path / "A7_s02_therapist.csv").write_text("Time,Dial\n0,1\n1,2\n2,x\n")
+    (tmp_path / "A7_s02_client.csv").write_text("Time,Dial\n0,3\n1,4\n")
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "B1_s01_patient.csv").write_text("Time,Dial\n0,5\n")
+    common = {"layout": "per_file", "time_column": "time", "rating_column": "dial"}
+    specs = [
+        {"path": str(tmp_path), **common},
+        {"path": str(tmp_path / "*_client.csv"), "name": "clients", **common},
+        {"path": str(tmp_path / "extra" / "*.csv"), "name": "extra", **common},
+    ]
+    assert input_files(specs) == [str(tmp_path / n) for n in ("A7_s02_client.csv", "A7_s02_therapist.csv", "extra/B1_s01_patient.csv")]
+    with caplog.at_level("WARNING", logger="dyadflow"):
+        raw, metas = load.read_inputs(specs)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"dial file {tmp_path / 'A7_s02_client.csv'} is matched by the inputs '{tmp_path}' and 'clients': it is read once, for '{tmp_path}'"
+    ]
+    checked = validate_frame(raw, metas)
+    assert checked.accounting.select("input", "source_file", "rows_read", "rows_accepted", "rows_rejected").rows() == [
+        (str(tmp_path), str(tmp_path / "A7_s02_client.csv"), 2, 2, 0),
+        (str(tmp_path), str(tmp_path / "A7_s02_therapist.csv"), 3, 2, 1),
+        ("extra", str(tmp_path / "extra" / "B1_s01_patient.csv"), 1, 1, 0),
+    ]
+    assert checked.rejections.select("source_line", "rule", "input").rows() == [(4, "rating_format", str(tmp_path))]
+    assert checked.accepted.height == 5
+
+
+def test_seconds_after_the_session_length_are_rejected_and_the_grid_stays_small(tmp_path):
+    """Issue 14.8: a stray second of 20,000,000 made a 1.8 GB grid; 3,000,000,000 a polars traceback."""
+    path = tmp_path / "dial.csv"
+    path.write_text(
+        "dyad_id,session,rater,second,rating\n"
+        "D1,1,patient,0,1\n"
+        "D1,1,patient,14399,2\n"
+        "D1,1,patient,14400,3\n"
+        "D1,1,patient,14401,4\n"
+        "D1,1,patient,20000000,5\n"
+        "D1,1,patient,3000000000,6\n"
+        "D1,2,therapist,0,1\n"
+        "D1,2,therapist,3,4\n"
+    )
+    out = {k: str(tmp_path / f"{k}.csv") for k in ("sessions", "segments", "gaps", "rejections", "accounting")}
+    out["series"] = str(tmp_path / "series.parquet")
+    result = pipeline.run([{"path": str(path)}], {}, out)  # default max_session_s: 14400
+    rej = pl.read_csv(out["rejections"])
+    assert rej.select("source_line", "column", "value", "rule").rows() == [
+        (5, "second", 14401, "second_range"), (6, "second", 20000000, "second_range"), (7, "second", 3000000000, "second_range"),
+    ]
+    assert rej.get_column("message")[0] == "'14401' is after the end of the session: seconds run 0–14400 (config microprocess.max_session_s)"
+    acc = pl.read_csv(out["accounting"])
+    assert acc.select("rows_read", "rows_accepted", "rows_rejected").row(0) == (8, 5, 3)
+    # the grid follows each series' own rated seconds: 0…14400 and 0…3
+    series_rows = pl.read_parquet(out["series"]).group_by("session").agg(pl.len(), pl.col("second").max()).sort("session")
+    assert series_rows.rows() == [(1, 14401, 14400), (2, 4, 3)]
+    assert result.gaps.select("session", "from_s", "to_s").rows() == [(1, 1, 14398), (2, 1, 2)]
+
+
+def test_max_session_s_is_configurable_at_its_boundary(tmp_path):
+    path = tmp_path / "dial.csv"
+    path.write_text("dyad_id,session,rater,second,rating\nD1,1,patient,99,1\nD1,1,patient,100,2\nD1,1,patient,101,3\n")
+    raw, metas = load.read_inputs([{"path": str(path)}])
+    checked = validate_frame(raw, metas, max_session_s=100)
+    assert checked.accepted.get_column("second").to_list() == [99, 100]
+    assert checked.rejections.select("source_line", "rule").rows() == [(4, "second_range")]
+    assert settings(None)["max_session_s"] == 14400 and settings({"max_session_s": 100})["max_session_s"] == 100

@@ -109,6 +109,18 @@ def test_validation_report_highlights_files_without_data(tmp_path):
     cohort.run_validation(str(res), "Trial", None, str(out))
     text = pdf_text(out)
     assert "No data used from 2 input file(s)" in text and "data/all_bad.csv 2 0 2 0" in text
+def test_validation_report_names_the_input_of_a_file_read_twice(tmp_path):
+    """Issue 14.7: one wide CSV wired as two inputs has an accounting row per input."""
+    res = write_results(tmp_path)
+    pl.DataFrame({"source_file": ["data/wide.csv", "data/wide.csv", "data/q.csv"], "rows_read": [3, 3, 20],
+                  "rows_accepted": [2, 3, 19], "rows_rejected": [1, 0, 1], "rows_duplicate": [0, 0, 0],
+                  "input": ["wide_wai", "wide_bdi", "q"]}).write_csv(res / "validation" / "accounting.csv")
+    out = tmp_path / "validation.pdf"
+    cohort.run_validation(str(res), "Trial", None, str(out))
+    text = pdf_text(out)
+    for expected in ("data/q.csv 20 19 1 0", "data/wide.csv (input wide_bdi) 3 3 0 0", "data/wide.csv (input wide_wai) 3 2 1 0"):
+        assert expected in text, expected
+    assert "data/q.csv (input" not in text
 
 
 def test_selection_summary_reads_as_text_not_json():

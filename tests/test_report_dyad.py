@@ -347,3 +347,65 @@ def test_selected_session_labels_of_neighbouring_sessions_stack():
     ]
     assert _label_rows([{"session": 2, "label": "a"}, {"session": 12, "label": "b"}], list(range(15))) == [
         (2, "a", 0), (12, "b", 0)]
+
+
+# --- issue 14.10: long notes are shortened --------------------------------------------
+
+
+def _note_scores(notes: list[str], consent: bool = True) -> pl.DataFrame:
+    n = len(notes)
+    return pl.DataFrame({
+        "dyad_id": ["D1"] * n, "session": list(range(1, n + 1)), "date": [dt.date(2024, 1, k) for k in range(1, n + 1)],
+        "rater": ["patient"] * n, "instrument": ["wai_sr"] * n, "note": notes, "consent_share_text": [consent] * n,
+        "source_file": ["data/q.csv"] * n, "source_line": list(range(2, n + 2)),
+    })
+
+
+def _text_consent(dyad: str = "D1") -> pl.DataFrame:
+    """consent.parquet rows: the patient consents to share text from session 0 on."""
+    from dyadflow.report.tables import CONSENT
+
+    return pl.DataFrame({
+        "dyad_id": [dyad], "session": [0], "date": [dt.date(2024, 1, 1)], "rater": ["patient"], "consent": [True],
+        "source_file": ["data/q.csv"], "source_line": [2], "kind": ["share_text"],
+    }, schema=CONSENT)
+
+
+def test_a_note_is_shortened_only_beyond_max_note_chars():
+    from dyadflow.report.dyad import visible_notes
+
+    words = "word " * 400  # 2000 characters
+    at = words[:-1] + "x"  # exactly 2000
+    over = words + "y"  # 2001: the cut falls after the space that ends word 400
+    below = words[:-1]  # 1999
+    research = visible_notes(_note_scores([below, at, over]), "research").get_column("note").to_list()
+    assert research[0] == below and research[1] == at
+    assert research[2] == words.rstrip() + " … (shortened), full text: data/q.csv line 4"
+    clinician = visible_notes(_note_scores([below, at, over]), "clinician", _text_consent()).get_column("note").to_list()
+    assert clinician == [below, at, words.rstrip() + " … (shortened)"]
+    # a word that runs over the limit is left out whole, unless that loses more than a fifth
+    def short(note, n):
+        return visible_notes(_note_scores([note]), "clinician", _text_consent(), max_chars=n).get_column("note").item()
+
+    assert short("abcdefghi jklmn", 10) == "abcdefghi … (shortened)"
+    assert short("ab cdefghijklmn", 10) == "ab cdefghi … (shortened)"
+    assert short("abcdefghijklmn", 10) == "abcdefghij … (shortened)"
+    # redacted before the cut: no part of an e-mail address is left
+    assert short("call per@example.org now", 12) == "call [e-mail … (shortened)"
+
+
+def test_a_million_character_note_renders_in_a_few_pages(tmp_path):
+    res = write_results(tmp_path, full=False)
+    scores = pl.read_parquet(res / "scores" / "questionnaires.parquet")
+    long = "lorem ipsum " * 83334  # 1,000,008 characters
+    scores = scores.with_columns(
+        pl.when((pl.col("dyad_id") == "D1") & (pl.col("session") == 1) & (pl.col("instrument") == "wai_sr"))
+        .then(pl.lit(long)).otherwise(pl.col("note")).alias("note"),
+        pl.lit("data/q.csv").alias("source_file"), pl.lit(7, dtype=pl.Int64).alias("source_line"),
+    )
+    scores.write_parquet(res / "scores" / "questionnaires.parquet")
+    build(res, strategies=())
+    pdf = res / "reports" / "dyads" / "D1.pdf"
+    assert len(PdfReader(str(pdf)).pages) <= 6
+    text = " ".join(pdf_text(pdf).split())
+    assert "… (shortened), full text: data/q.csv line 7" in text

@@ -215,3 +215,38 @@ def test_the_readme_lists_every_rule():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("### Validation: every row is accounted for") : readme.index("### Scores")]
     assert [r for r in RULES if f"`{r}`" not in section] == []
+def test_one_wide_csv_read_as_two_inputs_is_accounted_per_input(tmp_path, registry):
+    """Issue 14.7: one wide CSV with WAI-SR and BDI-II side by side, wired as two inputs
+    (each its items and constants): each input is accounted on its own, no AssertionError."""
+    from dyadflow import ingest
+
+    head = ["dyad_id", "patient_id", "therapist_id", "session", "date", "rater"]
+    lines = [
+        ",".join(head + [f"wai_{n}" for n in range(1, 13)] + [f"bdi_{n}" for n in range(1, 22)]),
+        ",".join(["D1", "P1", "T1", "1", "2024-01-08", "patient", *map(str, WAI_SR_OK), *map(str, BDI_OK)]),
+        ",".join(["D1", "P1", "T1", "2", "2024-01-15", "patient", "9", *map(str, WAI_SR_OK[1:]), *map(str, BDI_OK)]),
+        ",".join(["D1", "P1", "T1", "3", "2024-01-22", "patient", *map(str, WAI_SR_OK), *map(str, BDI_OK[:-1]), "7"]),
+    ]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    specs = [
+        {"name": "wide_wai", "path": str(path), "format": "canonical_csv", "items": "wai_{n}", "constants": {"instrument": "wai_sr"}},
+        {"name": "wide_bdi", "path": str(path), "format": "canonical_csv", "items": "bdi_{n}", "constants": {"instrument": "bdi_ii"}},
+    ]
+    frames, metas = zip(*(ingest.read_input(s) for s in specs))
+    assert [m["input"] for m in metas] == ["wide_wai", "wide_bdi"]
+    res = validate.validate_frames(list(frames), list(metas), registry)
+    assert res.accounting.select("input", "source_file", "rows_read", "rows_accepted", "rows_rejected", "rows_duplicate").rows() == [
+        ("wide_wai", str(path), 3, 2, 1, 0),
+        ("wide_bdi", str(path), 3, 2, 1, 0),
+    ]
+    assert res.accounting.columns == list(validate.ACCOUNTING_COLUMNS) and res.accounting.columns[-1] == "input"
+    assert res.rejections.select("input", "source_line", "column", "source_column", "rule", "instrument").rows() == [
+        ("wide_wai", 3, "item_01", "wai_1", "item_value", "wai_sr"),
+        ("wide_bdi", 4, "item_21", "bdi_21", "item_value", "bdi_ii"),
+    ]
+    assert res.rejections.columns[:6] == ["source_file", "source_line", "column", "value", "rule", "message"]
+    assert res.accepted.select("session", "instrument").sort("session", "instrument").rows() == [
+        (1, "bdi_ii"), (1, "wai_sr"), (2, "bdi_ii"), (3, "wai_sr"),
+    ]
+

@@ -192,3 +192,104 @@ def test_stats_outputs_follow_the_contract(demo_run):
     raw = cohort["pooled_effect"]["raw"]
     assert raw["n_dyads"] > 70 and raw["b"] < 0 and raw["p"] < 0.001  # the demo's planted effect
     assert set(cohort["reliability"]) == {"bdi_ii", "oq_45", "wai_s", "wai_sr"}
+
+
+# --- issue 14: outcome-only and alliance-only studies; braces in the study name ---------
+
+ONE_SIDED_CONFIG = """\
+study: {name: "Pilot {2024} study"}
+inputs:
+  - path: data/questionnaires.csv
+    format: canonical_csv
+selection:
+  - {name: high_low, strategy: high_low_alliance}
+  - {name: sessions_3_5, strategy: fixed_sessions, sessions: [3, 4]}
+  - {name: repair_cases, strategy: repair_case}
+  - {name: rupture_repair, strategy: rupture_repair}
+"""
+EVERY_OUTPUT = (
+    "validated/questionnaires.parquet", "validation/rejections.csv", "validation/accounting.csv", "validation/warnings.csv",
+    "scores/questionnaires.parquet", "scores/questionnaires.csv", "stats/sessions.parquet", "stats/dyads.parquet",
+    "stats/dyads.csv", "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json", "selection/index.json",
+    "reports/index.csv", "reports/cohort.pdf", "reports/validation.pdf", "manifest.json",
+    "charts/validation_summary.png", "charts/cohort_change_by_arm.png", "charts/cohort_completeness.png",
+    "charts/cohort_alliance_outcome.png",
+) + tuple(f"selection/{n}{s}" for n in ("high_low", "sessions_3_5", "repair_cases", "rupture_repair")
+          for s in (".csv", "_summary.json", "_blinded.csv", "_key.csv"))
+
+
+def one_sided_study(tmp: Path, instruments: list[str]) -> Path:
+    """6 dyads × 4 sessions of the demo model, keeping only ``instruments``."""
+    from dyadflow import demo
+
+    path = demo.write_canonical(tmp / "data", n_dyads=6, n_sessions=4, bad_rows=False)
+    rows = pl.read_csv(path, infer_schema=False)
+    rows.filter(pl.col("instrument").is_in(instruments)).write_csv(path)
+    cfg = tmp / "study.yaml"
+    cfg.write_text(ONE_SIDED_CONFIG, encoding="utf-8")
+    return cfg
+
+
+def check_one_sided_run(tmp: Path, cfg: Path) -> dict:
+    import json
+
+    from pypdf import PdfReader
+
+    proc = snakemake(tmp, "--cores", "2", "--configfile", str(cfg))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = tmp / "results"
+    for rel in EVERY_OUTPUT:
+        assert (res / rel).is_file(), rel
+    assert sorted(p.stem for p in (res / "reports" / "dyads").glob("*.pdf")) == [f"D{k:03d}" for k in range(1, 7)]
+    for pdf in ("cohort.pdf", "validation.pdf", "dyads/D001.pdf"):
+        text = "".join(page.extract_text() for page in PdfReader(str(res / "reports" / pdf)).pages)
+        assert "Pilot {2024} study" in text, pdf  # the title, braces and all
+    acc = pl.read_csv(res / "validation" / "accounting.csv")
+    assert acc.select("input", "rows_rejected").rows() == [("questionnaires", 0)]
+    return {n: json.loads((res / "selection" / f"{n}_summary.json").read_text()) for n in ("high_low", "repair_cases", "rupture_repair")}
+
+
+def test_an_outcome_only_study_runs_every_stage(tmp_path):
+    """Issue 14.9: no alliance data crashed rupture_repair (ruptures.csv read back as strings)."""
+    summaries = check_one_sided_run(tmp_path, one_sided_study(tmp_path, ["bdi_ii"]))
+    assert pl.read_csv(tmp_path / "results" / "stats" / "ruptures.csv").height == 0
+    assert pl.read_csv(tmp_path / "results" / "selection" / "rupture_repair.csv").height == 0
+    assert {n: s["note"] for n, s in summaries.items()} == {
+        "high_low": "no alliance (wai_sr, wai_s) scores in this study: high_low_alliance needs alliance and outcome scores, so nothing is selected",
+        "repair_cases": "no alliance (wai_sr, wai_s) scores in this study: repair_case needs alliance and outcome scores, so nothing is selected",
+        "rupture_repair": "no alliance (wai_sr, wai_s) scores in this study: rupture_repair needs alliance scores, so nothing is selected",
+    }
+    assert all(s["selected_sessions"] == 0 for s in summaries.values())
+
+
+def test_an_alliance_only_study_runs_every_stage(tmp_path):
+    summaries = check_one_sided_run(tmp_path, one_sided_study(tmp_path, ["wai_sr", "wai_s"]))
+    assert pl.read_csv(tmp_path / "results" / "scores" / "questionnaires.csv").get_column("instrument").unique().sort().to_list() == ["wai_s", "wai_sr"]
+    assert {n: s.get("note") for n, s in summaries.items()} == {
+        "high_low": "no outcome (bdi_ii) scores in this study: high_low_alliance needs alliance and outcome scores, so nothing is selected",
+        "repair_cases": "no outcome (bdi_ii) scores in this study: repair_case needs alliance and outcome scores, so nothing is selected",
+        "rupture_repair": None,
+    }
+    assert summaries["high_low"]["selected_sessions"] == summaries["repair_cases"]["selected_sessions"] == 0
+
+
+def test_braces_in_a_file_path_stop_at_start_up_naming_the_config_key(tmp_path):
+    """Issue 14.12: the study name may have braces (tested above); an input path cannot, and says so."""
+    from dyadflow.naming import unsafe_paths
+
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text('study: {name: "Pilot {2024} study"}\ninputs: [{path: "data/q{2024}.csv", format: canonical_csv}]\n')
+    proc = snakemake(tmp_path, "-n", "--configfile", str(cfg))
+    assert proc.returncode != 0
+    assert (
+        "config key 'inputs[0].path': 'data/q{2024}.csv': a file path cannot contain '{' or '}', which Snakemake "
+        "reads as a wildcard; rename the file or folder (or use a symbolic link without them)"
+    ) in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert unsafe_paths({"inputs": [{"path": "data/q.csv"}], "instruments_dir": None}) is None
+    bad = {"inputs": [{"path": "q.csv", "dictionary": "d{x}.csv"}], "instruments_dir": "inst}",
+           "microprocess": {"inputs": [{"path": "dial/{x}/*.csv"}]}}
+    assert unsafe_paths(bad).startswith(
+        "config key 'inputs[0].dictionary': 'd{x}.csv'; config key 'instruments_dir': 'inst}'; "
+        "config key 'microprocess.inputs[0].path': 'dial/{x}/*.csv': a file path"
+    )

@@ -20,7 +20,7 @@ from dyadflow import io
 from dyadflow.errors import DyadflowError
 from dyadflow.ingest import canonical, qualtrics, redcap, spreadsheet
 from dyadflow.ingest.mapping import INGEST_RULE_COLUMNS, apply_id_rules
-from dyadflow.naming import input_name  # noqa: F401  (re-exported)
+from dyadflow.naming import input_name  # also re-exported
 
 READERS = {
     "canonical_csv": canonical.read,
@@ -47,6 +47,7 @@ def read_input(spec: dict) -> tuple[pl.DataFrame, dict]:
     meta.update(
         {
             "source_file": file,
+            "input": input_name(spec),  # two inputs may read one file (two instruments)
             "format": fmt,
             "sha256": io.sha256_file(spec["path"]),
             # consent_only rows (a REDCap event with a consent cell and no form) are not questionnaires

@@ -35,6 +35,7 @@ DEFAULTS = {
     "max_gap_s": 5,
     "n_segments": 3,
     "onset_tolerance": 1.0,
+    "max_session_s": 14400,
 }
 
 RATERS = ("patient", "therapist")
@@ -56,7 +57,7 @@ def settings(config: dict | None) -> dict:
 
 
 def input_files(specs: list[dict]) -> list[str]:
-    """Every file the inputs name: a long CSV itself, a folder's ``*.csv``, or a glob's
+    """Every file the inputs name, once: a long CSV itself, a folder's ``*.csv``, or a glob's
     matches (sorted). Standard library only: the Snakefile calls this at parse time."""
     files: list[str] = []
     for spec in specs:
@@ -67,4 +68,6 @@ def input_files(specs: list[dict]) -> list[str]:
             files.extend(sorted(glob.glob(os.path.join(path, "*.csv"))))
         else:
             files.extend(sorted(glob.glob(path)))
-    return files
+    # a file matched by two inputs (a folder and a glob over it) is listed once
+    seen: set[str] = set()
+    return [f for f in files if not (os.path.normpath(f) in seen or seen.add(os.path.normpath(f)))]

@@ -15,6 +15,8 @@ Reading is a loop over files (each is one read); all row work is polars.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from dyadflow.ingest.text import read_text_table
 from dyadflow.microprocess import input_files
 
 COLUMNS = ("dyad_id", "session", "rater", "second", "rating")
+log = logging.getLogger("dyadflow")
+
 DEFAULT_PATTERN = r"^(?P<dyad_id>[A-Za-z0-9][A-Za-z0-9-]*)_s(?P<session>[0-9]+)_(?P<rater>[A-Za-z]+)\.csv$"
 
 
@@ -73,7 +77,12 @@ def read_long(spec: dict) -> tuple[pl.DataFrame, dict]:
     return frame, _meta(path, path, frame.height, table.blank_rows, "dial_long")
 
 
-def read_per_file(spec: dict) -> tuple[list[pl.DataFrame], list[dict]]:
+def input_label(spec: dict) -> str:
+    """The name of a dial input in the outputs' ``input`` column: its ``name``, else its path."""
+    return spec.get("name") or spec["path"]
+
+
+def read_per_file(spec: dict, skip: set[str] = frozenset()) -> tuple[list[pl.DataFrame], list[dict]]:
     pattern = re.compile(spec.get("pattern") or DEFAULT_PATTERN)
     missing = {"dyad_id", "session", "rater"} - set(pattern.groupindex)
     if missing:
@@ -87,6 +96,8 @@ def read_per_file(spec: dict) -> tuple[list[pl.DataFrame], list[dict]]:
         raise DyadflowError("no dial-rating files found", file=spec["path"])
     frames, metas = [], []
     for path in files:  # one read per file; the rows are handled by polars
+        if os.path.normpath(path) in skip:
+            continue
         m = pattern.search(Path(path).name)
         if not m:
             raise DyadflowError(
@@ -114,20 +125,36 @@ def read_per_file(spec: dict) -> tuple[list[pl.DataFrame], list[dict]]:
 
 
 def read_inputs(specs: list[dict]) -> tuple[pl.DataFrame, list[dict]]:
-    """All inputs as one string table (``COLUMNS`` + provenance) and one meta dict per file."""
+    """All inputs as one string table (``COLUMNS`` + provenance) and one meta dict per file.
+
+    A file that two inputs match (a folder and a glob over it) is read once, for the
+    first of them, with a warning naming the file and both inputs."""
     frames: list[pl.DataFrame] = []
     metas: list[dict] = []
+    read_by: dict[str, str] = {}  # normalised path -> the input that read it
     for spec in specs:
+        label = input_label(spec)
+        again = [p for p in input_files([spec]) if os.path.normpath(p) in read_by]
+        for p in again:
+            log.warning(
+                "dial file %s is matched by the inputs '%s' and '%s': it is read once, for '%s'",
+                p, read_by[os.path.normpath(p)], label, read_by[os.path.normpath(p)],
+            )
         if spec.get("layout", "long") == "long":
+            if again:
+                continue
             f, m = read_long(spec)
-            frames.append(f)
-            metas.append(m)
+            fs, ms = [f], [m]
         else:
-            fs, ms = read_per_file(spec)
-            frames.extend(fs)
-            metas.extend(ms)
+            fs, ms = read_per_file(spec, skip=set(read_by))
+        for m in ms:
+            m["input"] = label
+            read_by[os.path.normpath(m["source_file"])] = label
+        frames.extend(f.with_columns(pl.lit(label).alias("input")) for f in fs)
+        metas.extend(ms)
     schema = {c: pl.String for c in COLUMNS} | {
         "source_line": pl.Int64, "source_fields": pl.Int64, "expected_fields": pl.Int64, "source_file": pl.String,
+        "input": pl.String,
     }
     raw = pl.concat([f.cast(schema) for f in frames]) if frames else pl.DataFrame(schema=schema)
     return raw, metas

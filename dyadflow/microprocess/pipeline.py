@@ -77,7 +77,7 @@ def run(specs: list[dict], config: dict, out: dict) -> Analysis:
     """Read and validate the inputs, analyse, write every output named in ``out``."""
     s = fill_settings(config)
     raw, metas = load.read_inputs([dict(x) for x in specs])
-    checked = validate_frame(raw, metas, s["range"]["min"], s["range"]["max"])
+    checked = validate_frame(raw, metas, s["range"]["min"], s["range"]["max"], s["max_session_s"])
     io.write_csv(out["rejections"], checked.rejections)
     io.write_csv(out["accounting"], checked.accounting)
     for row in checked.accounting.iter_rows(named=True):  # one line per file in the log

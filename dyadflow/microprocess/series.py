@@ -3,7 +3,9 @@
 Everything works on all series at once. Rows are sorted by series and second; a series
 is numbered by ``series`` (an integer), and its keys live in a small table.
 
-* **Grid.** Each series covers every second from its first to its last rated second.
+* **Grid.** Each series covers every second from its first to its last rated second,
+  which validation bounds by ``max_session_s`` (rule ``second_range``): a series' grid
+  never has more than ``max_session_s + 1`` rows.
 * **Gaps.** A run of unrated seconds between two rated ones. Gaps of at most
   ``max_gap_s`` seconds are filled by linear interpolation between the two rated
   neighbours; longer gaps stay empty (never interpolated). Every gap is reported.

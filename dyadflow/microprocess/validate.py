@@ -14,6 +14,7 @@ file ``rows_read = rows_accepted + rows_rejected``.
 | ``rater_unknown`` | not patient (or client) or therapist |
 | ``second_format`` | the second is not a whole number (``12.5``, ``abc``) |
 | ``second_negative`` | the second is below 0 |
+| ``second_range`` | the second is after ``max_session_s`` (seconds run 0 … max_session_s) |
 | ``rating_format`` | the rating is not a number |
 | ``rating_range`` | the rating is outside the configured range |
 | ``duplicate_exact`` | the same second rated again with the same value: one row is kept |
@@ -26,11 +27,12 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from dyadflow.microprocess import KEY, RATER_SYNONYMS
+from dyadflow.microprocess import DEFAULTS, KEY, RATER_SYNONYMS
 from dyadflow.schemas import ID_PATTERN
-from dyadflow.validate import ACCOUNTING_COLUMNS, REJECTION_COLUMNS, accounting_table, duplicate_groups
+from dyadflow.validate import ACCOUNTING_COLUMNS, ACCOUNTING_KEY, REJECTION_COLUMNS, accounting_table, duplicate_groups
 
-REJECTIONS = REJECTION_COLUMNS | {"rater": pl.String}
+# the questionnaires' columns plus rater; input (the dial input that read the file) last
+REJECTIONS = {k: t for k, t in REJECTION_COLUMNS.items() if k != "input"} | {"rater": pl.String, "input": pl.String}
 ACCEPTED = {
     "dyad_id": pl.String,
     "session": pl.Int32,
@@ -40,6 +42,7 @@ ACCEPTED = {
     "source_file": pl.String,
     "source_line": pl.Int64,
 }
+MAX_SESSION_S = DEFAULTS["max_session_s"]
 INSTRUMENT = "dial"  # the value of the `instrument` column of the rejections
 
 
@@ -54,7 +57,7 @@ def _q(expr: pl.Expr) -> pl.Expr:
     return pl.concat_str(pl.lit("'"), expr.fill_null(""), pl.lit("'"))
 
 
-def _row_rules(lo: float, hi: float) -> list[tuple[str, str | None, pl.Expr, pl.Expr]]:
+def _row_rules(lo: float, hi: float, max_s: int = MAX_SESSION_S) -> list[tuple[str, str | None, pl.Expr, pl.Expr]]:
     """(rule, column, condition, message) for the rules that look at one row."""
     sec = pl.col("second").cast(pl.Float64, strict=False)
     rat = pl.col("rating").cast(pl.Float64, strict=False)
@@ -101,6 +104,16 @@ def _row_rules(lo: float, hi: float) -> list[tuple[str, str | None, pl.Expr, pl.
             pl.format("{} is before the start of the recording: seconds start at 0", _q(pl.col("second"))),
         ),
         (
+            # also keeps the per-second grid bounded, and every accepted second within Int32
+            "second_range",
+            "second",
+            ok_fields & sec.is_finite() & (sec == sec.floor()) & (sec > max_s),
+            pl.format(
+                "{} is after the end of the session: seconds run 0–{} (config microprocess.max_session_s)",
+                _q(pl.col("second")), pl.lit(str(max_s)),
+            ),
+        ),
+        (
             "rating_format",
             "rating",
             ok_fields & pl.col("rating").is_not_null() & (rat.is_null() | rat.is_nan()),
@@ -130,9 +143,9 @@ def _found(rows: pl.DataFrame, rule: str, column: str | None, message: pl.Expr) 
     )
 
 
-def row_level(raw: pl.DataFrame, lo: float, hi: float) -> pl.DataFrame:
+def row_level(raw: pl.DataFrame, lo: float, hi: float, max_s: int = MAX_SESSION_S) -> pl.DataFrame:
     """Rejections of the one-row rules, as (_row, column, value, rule, message)."""
-    rules = _row_rules(lo, hi)
+    rules = _row_rules(lo, hi, max_s)
     flagged = raw.with_columns([cond.fill_null(False).alias(f"_f{i}") for i, (_, _, cond, _) in enumerate(rules)])
     parts = [
         _found(flagged.filter(pl.col(f"_f{i}")), rule, column, message)
@@ -176,32 +189,40 @@ def duplicates(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def validate_frame(raw: pl.DataFrame, metas: list[dict], lo: float = -50, hi: float = 50) -> DialValidation:
+def validate_frame(
+    raw: pl.DataFrame, metas: list[dict], lo: float = -50, hi: float = 50, max_session_s: int = MAX_SESSION_S
+) -> DialValidation:
+    if "input" not in raw.columns:  # read without load.read_inputs: each file is its own input
+        raw = raw.with_columns(pl.col("source_file").alias("input"))
+    metas = [{**m, "input": m.get("input") or m["source_file"]} for m in metas]
     raw = raw.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
-    found = [row_level(raw, lo, hi)]
+    found = [row_level(raw, lo, hi, max_session_s)]
     survivors = typed(raw.join(found[0].select("_row").unique(), on="_row", how="anti"))
     found.append(duplicates(survivors))
     survivors = survivors.join(found[1].select("_row"), on="_row", how="anti")
     accepted = survivors.select(list(ACCEPTED)).cast(ACCEPTED).sort(*KEY, "second")
-    context = raw.select("_row", "source_file", "source_line", "dyad_id", pl.col("session").alias("_s"), pl.col("rater").alias("_r"))
+    context = raw.select(
+        "_row", "source_file", "source_line", "input", "dyad_id", pl.col("session").alias("_s"), pl.col("rater").alias("_r")
+    )
     rejections = (
         pl.concat(found)
         .join(context, on="_row", how="left")
         .select(
             "source_file", "source_line", "column", "value", "rule", "message", "dyad_id",
             pl.col("_s").alias("session"), pl.lit(INSTRUMENT).alias("instrument"),
-            pl.col("column").alias("source_column"), pl.col("_r").alias("rater"),
+            pl.col("column").alias("source_column"), pl.col("_r").alias("rater"), "input",
         )
         .sort("source_file", "source_line", "rule", "column", nulls_last=True)
         .cast(REJECTIONS)
     )
-    return DialValidation(accepted, rejections, accounting(rejections, accepted, metas))
+    return DialValidation(accepted, rejections, accounting(rejections, survivors.select(*ACCOUNTING_KEY), metas))
 
 
 def accounting(rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dict]) -> pl.DataFrame:
+    """Per file (each read once, for one input): ``accepted`` has a row per accepted row."""
     # every per-file column of the questionnaires' accounting, taken from the file's meta
     counted = ("rows_accepted", "rows_rejected", "rows_duplicate")
     per_file = {k: t for k, t in ACCOUNTING_COLUMNS.items() if k not in counted}
     base = pl.DataFrame({k: [m.get(k) for m in metas] for k in per_file}, schema=per_file)
-    rejected_rows = rejections.select("source_file", "source_line").unique()
+    rejected_rows = rejections.select(*ACCOUNTING_KEY, "source_line").unique()
     return accounting_table(base, accepted, rejected_rows, rejections)

@@ -146,9 +146,13 @@ def validation_context(results_dir: str, study: str, config_sha256: str | None) 
     ).sort("source_file")
     return {
         "study": study,
-        "accounting": accounting.sort("source_file").with_columns(
-            pl.col("source_file").is_in(no_data.get_column("source_file").implode()).alias("no_data")
-        ).to_dicts(),
+        # a file read by two inputs (two instruments in one wide CSV) has a row per input
+        "accounting": accounting.sort("source_file", "input", maintain_order=True)
+        .with_columns(
+            (pl.len().over("source_file") > 1).alias("shared"),
+            pl.col("source_file").is_in(no_data.get_column("source_file").implode()).alias("no_data"),
+        )
+        .to_dicts(),
         "files_without_data": [
             f"{r['source_file']}: the whole file was quarantined, it cannot be read: {r['file_error']}" if r["file_error"]
             else f"{r['source_file']}: all {r['rows_read']} row(s) were rejected: no data from this file is used"

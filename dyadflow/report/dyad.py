@@ -51,6 +51,8 @@ PATIENT_DYAD_FIGURES = (
     "alliance_patient_early", "alliance_patient_slope", "agreement_r", "agreement_n", "discrepancy_mean", "lag_b",
     "lag_se", "lag_t", "lag_p", "lag_n", "n_sudden_gains", "n_sudden_losses", "n_rupture_repairs",
 )
+MAX_NOTE_CHARS = 2000  # config report.max_note_chars
+SHORTENED = "… (shortened)"
 
 
 def redact(expr: pl.Expr) -> pl.Expr:
@@ -67,21 +69,43 @@ def _no_consent() -> pl.DataFrame:
     return pl.DataFrame(schema=CONSENT)
 
 
-def visible_notes(scores: pl.DataFrame, audience: str, consent: pl.DataFrame | None = None) -> pl.DataFrame:
+def shorten_note(note: pl.Expr, max_chars: int, where: pl.Expr | None = None) -> pl.Expr:
+    """A note longer than ``max_chars`` characters cut to at most that many (at the last
+    word boundary, unless that loses more than a fifth), followed by "… (shortened)" and,
+    if given, ``where`` (", full text: <file> line <n>"). Shorter notes are unchanged."""
+    head = note.str.slice(0, max_chars + 1)  # one more: a space right after the cut is a word end
+    at_word = head.str.replace(r"\s+\S*$", "")
+    cut = pl.when(at_word.str.len_chars() >= max_chars * 4 // 5).then(at_word).otherwise(note.str.slice(0, max_chars))
+    cut = cut.str.slice(0, max_chars).str.strip_chars_end()
+    tail = pl.lit(SHORTENED) if where is None else pl.concat_str(pl.lit(SHORTENED), where.fill_null(""))
+    return pl.when(note.str.len_chars() > max_chars).then(pl.concat_str(cut, pl.lit(" "), tail)).otherwise(note)
+
+
+def visible_notes(
+    scores: pl.DataFrame, audience: str, consent: pl.DataFrame | None = None, max_chars: int = MAX_NOTE_CHARS
+) -> pl.DataFrame:
     """The notes an audience may read: dyad_id, session, rater, instrument, note.
 
     The clinician copy shows the therapist's own notes, and the patient's and observers'
     notes (an observer may quote the patient) only where the patient's text consent
     governs the note's session (``consent``: the rows of consent.parquet; none = no).
+    Notes longer than ``max_chars`` are shortened (a 1,000,000-character note took 197
+    pages); the research copy says where the full text is (the validated file and line).
     """
     notes = scores.filter(pl.col("note").is_not_null() & (pl.col("note").str.strip_chars() != ""))
-    notes = notes.select("dyad_id", "session", "rater", "instrument", "note")
     if audience == "research":
-        return notes.sort("dyad_id", "session", "rater", "instrument")
+        where = None
+        if {"source_file", "source_line"} <= set(notes.columns):
+            where = pl.format(", full text: {} line {}", pl.col("source_file"), pl.col("source_line"))
+        return notes.select(
+            "dyad_id", "session", "rater", "instrument", shorten_note(pl.col("note"), max_chars, where).alias("note")
+        ).sort("dyad_id", "session", "rater", "instrument")
+    notes = notes.select("dyad_id", "session", "rater", "instrument", "note")
     governed = consent_rules.governs(notes, consent if consent is not None else _no_consent(), "share_text")
     return (
         governed.filter((pl.col("rater") == "therapist") | pl.col("consent"))
-        .with_columns(redact(pl.col("note")).alias("note"))
+        # redacted before it is cut, so a cut never leaves part of an address
+        .with_columns(shorten_note(redact(pl.col("note")), max_chars).alias("note"))
         .drop("consent")
         .sort("dyad_id", "session", "rater", "instrument")
     )
@@ -236,6 +260,7 @@ def shard_contexts(
     registry: dict,
     provenance: dict,
     microprocess: dict | None = None,
+    max_note_chars: int = MAX_NOTE_CHARS,
 ) -> list[dict]:
     """The template context of every dyad in ``t.dyads`` (sorted by dyad ID), without charts."""
     if audience not in AUDIENCES:
@@ -243,7 +268,7 @@ def shard_contexts(
     inst = registry.get(outcome)
     bands = [{"label": b.label, "min": b.min, "max": b.max} for b in inst.bands] if inst else []
     a_pat, a_ther = registry.get(alliance["patient"]), registry.get(alliance["therapist"])
-    notes = visible_notes(t.scores, audience, t.consent)
+    notes = visible_notes(t.scores, audience, t.consent, max_note_chars)
     profile = subscale_profile(t, alliance)
     withheld = {}
     if audience == "clinician":  # the patient's ratings only with their ratings consent

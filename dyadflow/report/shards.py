@@ -119,6 +119,7 @@ def render_shard(
     instruments_dir: str | None = None,
     config: dict | None = None,
     strategies: list[str] = (),
+    max_note_chars: int = dyad_report.MAX_NOTE_CHARS,
 ) -> list[dict]:
     """Render the research (or configured audience) report and the clinician bundle copy of every dyad in a shard."""
     from dyadflow.registry import load_registry
@@ -129,7 +130,7 @@ def render_shard(
                   "templates": render.templates_fingerprint()[:8]}
     micro = microprocess_contexts(config or {}, t.dyads.get_column("dyad_id").to_list(), results_dir)
     common = dict(study=study, outcome=outcome, alliance=alliance, registry=registry, provenance=provenance,
-                  microprocess=micro)
+                  microprocess=micro, max_note_chars=max_note_chars)
     main = dyad_report.shard_contexts(t, audience=audience, **common)
     clin = main if audience == "clinician" else dyad_report.shard_contexts(t, audience="clinician", **common)
     state_path = Path(shard_dir) / STATE

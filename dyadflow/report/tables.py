@@ -50,7 +50,9 @@ REJECTIONS = {
 CONSENT = {
     "dyad_id": S, "session": I, "date": D, "rater": S, "consent": B, "source_file": S, "source_line": I, "kind": S,
 }
-ACCOUNTING = {"source_file": S, "rows_read": I, "rows_accepted": I, "rows_rejected": I, "rows_duplicate": I, "file_error": S}
+ACCOUNTING = {
+    "source_file": S, "rows_read": I, "rows_accepted": I, "rows_rejected": I, "rows_duplicate": I, "file_error": S, "input": S,
+}
 
 
 def with_contract_columns(frame: pl.DataFrame, contract: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -21,6 +21,7 @@ import polars as pl
 from dyadflow import io
 from dyadflow.errors import DyadflowError
 from dyadflow.select import blinding, fixed, high_low, repair_case, rupture
+from dyadflow.stats import ruptures as rupture_table
 
 STRATEGIES = {
     "high_low_alliance": high_low.DEFAULTS,
@@ -29,6 +30,27 @@ STRATEGIES = {
     "rupture_repair": rupture.DEFAULTS,
 }
 COMMON = ("name", "strategy", "seed", "arms")
+# what each strategy needs scores of; without them it selects nothing and its summary says why
+NEEDS = {
+    "high_low_alliance": ("alliance", "outcome"),
+    "repair_case": ("alliance", "outcome"),
+    "rupture_repair": ("alliance",),
+}
+
+
+def missing_data_note(strategy: str, sessions: pl.DataFrame, outcome: str, alliance: dict) -> str | None:
+    """Why a strategy can select nothing in this study (an outcome-only or alliance-only
+    trial), or None when the scores it needs are there."""
+    has = {
+        "alliance": sessions.select(pl.col("alliance_patient", "alliance_therapist").is_not_null().any()).row(0) != (False, False),
+        "outcome": sessions.select(pl.col("outcome").is_not_null().any()).item(),
+    }
+    names = {"alliance": f"alliance ({alliance['patient']}, {alliance['therapist']})", "outcome": f"outcome ({outcome})"}
+    lacking = [names[k] for k in NEEDS.get(strategy, ()) if not has[k]]
+    if not lacking:
+        return None
+    needs = " and ".join(NEEDS[strategy])
+    return f"no {' or '.join(lacking)} scores in this study: {strategy} needs {needs} scores, so nothing is selected"
 
 
 def check(spec: dict) -> None:
@@ -97,11 +119,15 @@ def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | No
         composite: str | None = None) -> pl.DataFrame:
     sessions = pl.read_parquet(sessions_path)
     dyads = pl.read_parquet(dyads_path)
-    ruptures = pl.read_csv(ruptures_path, infer_schema_length=None) if ruptures_path else None
+    # with the contract's types: a study without alliance ratings has an empty ruptures.csv
+    ruptures = pl.read_csv(ruptures_path, schema_overrides=rupture_table.SCHEMA) if ruptures_path else None
     selection, summary = choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, composite)
     blinded, key = blinding.blind(selection, spec["name"], int(spec.get("seed", 2022)))
     summary = {"name": spec["name"], **summary, "selected_sessions": selection.height,
                "groups": summary.get("groups") or {g: n for g, n in selection.group_by("group").len().sort("group").rows()}}
+    note = missing_data_note(spec["strategy"], sessions, outcome, alliance)
+    if note:
+        summary["note"] = note
     io.write_csv(out["selection"], selection)
     io.write_json(out["summary"], summary)
     io.write_csv(out["blinded"], blinded)

@@ -20,6 +20,12 @@ from dyadflow.stats import grouped
 
 DYAD = "dyad_id"
 COLUMNS = ["dyad_id", "rater", "pre_session", "rupture_session", "repair_session", "pre_alliance", "rupture_alliance", "drop", "repaired"]
+# the types of ruptures.csv, for reading it back (an empty file would read as strings)
+SCHEMA = {
+    "dyad_id": pl.String, "rater": pl.String, "pre_session": pl.Int32, "rupture_session": pl.Int32,
+    "repair_session": pl.Int32, "pre_alliance": pl.Float64, "rupture_alliance": pl.Float64, "drop": pl.Float64,
+    "repaired": pl.Boolean,
+}
 
 
 def long_alliance(sessions: pl.DataFrame) -> pl.DataFrame:

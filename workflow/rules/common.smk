@@ -4,8 +4,10 @@ import os as _os
 
 from snakemake.utils import validate
 
+from snakemake.exceptions import WorkflowError
+
 from dyadflow.config_check import stop_if_wrong
-from dyadflow.naming import input_name
+from dyadflow.naming import input_name, unsafe_paths
 
 
 # Every mistake in the config, one line each, before any data is read (README, "Running a study")
@@ -16,6 +18,12 @@ stop_if_wrong(
     getattr(workflow, "configfiles", ()),
 )
 validate(config, _os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+
+# Snakemake reads { and } in file paths as wildcards: a path with them cannot be an
+# input, so the build stops here with one message naming the config key.
+_unsafe = unsafe_paths(config)
+if _unsafe:
+    raise WorkflowError(_unsafe)
 
 RESULTS = "results"
 LOGS = "logs"
@@ -49,6 +57,16 @@ def input_path(wildcards):
     spec = INPUTS[wildcards.name]
     lookups = [r["lookup"] for r in (spec.get("ids") or {}).values() if r and r.get("lookup")]
     return [spec["path"]] + ([spec["dictionary"]] if spec.get("dictionary") else []) + sorted(set(lookups))
+
+
+def config_value(key):
+    """A config value as a rule parameter. Through a function, because Snakemake reads
+    { and } in a string parameter as wildcards (a study named 'Pilot {2024} study')."""
+    return lambda wildcards: config.get(key)
+
+
+def study_name(wildcards):
+    return config["study"]["name"]
 
 
 def input_spec(wildcards):

@@ -36,12 +36,13 @@ rule report_shard:
     params:
         results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(_os.path.dirname(output.manifest))),
         shard_dir=lambda wildcards, output: output.manifest[: -len(".json")],
-        study=config["study"]["name"],
+        study=study_name,
         audience=REPORT_CFG["audience"],
-        outcome=config["outcome"],
+        max_note_chars=REPORT_CFG["max_note_chars"],
+        outcome=config_value("outcome"),
         alliance=config["alliance"],
         config_sha256=REPORT_CONFIG_SHA,
-        instruments_dir=config.get("instruments_dir"),
+        instruments_dir=config_value("instruments_dir"),
         config_flags={"microprocess": bool(config.get("microprocess"))},
         strategies=SELECTION_NAMES,
     log:
@@ -74,7 +75,7 @@ rule report_cohort:
         pdf=f"{RESULTS}/reports/cohort.pdf",
     params:
         results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.pdf)),
-        study=config["study"]["name"],
+        study=study_name,
         strategies=SELECTION_NAMES,
         config_sha256=REPORT_CONFIG_SHA,
     log:
@@ -94,7 +95,7 @@ rule report_validation:
         pdf=f"{RESULTS}/reports/validation.pdf",
     params:
         results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.pdf)),
-        study=config["study"]["name"],
+        study=study_name,
         config_sha256=REPORT_CONFIG_SHA,
     log:
         f"{LOGS}/report/validation.log",

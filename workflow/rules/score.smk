@@ -6,7 +6,7 @@ rule score:
         parquet=f"{RESULTS}/scores/questionnaires.parquet",
         csv=f"{RESULTS}/scores/questionnaires.csv",
     params:
-        instruments_dir=config["instruments_dir"],
+        instruments_dir=config_value("instruments_dir"),
     log:
         f"{LOGS}/score.log",
     run:

@@ -20,9 +20,9 @@ rule select_strategy:
         name="|".join(SELECTIONS) or "(?!)",
     params:
         spec=lambda wildcards: SELECTIONS[wildcards.name],
-        outcome=config["outcome"],
+        outcome=config_value("outcome"),
         alliance=config["alliance"],
-        instruments_dir=config["instruments_dir"],
+        instruments_dir=config_value("instruments_dir"),
         stats=config["stats"],
     log:
         f"{LOGS}/select/{{name}}.log",

@@ -11,10 +11,10 @@ rule stats:
         ruptures=f"{RESULTS}/stats/ruptures.csv",
         cohort=f"{RESULTS}/stats/cohort.json",
     params:
-        outcome=config["outcome"],
+        outcome=config_value("outcome"),
         alliance=config["alliance"],
         stats=config["stats"],
-        instruments_dir=config["instruments_dir"],
+        instruments_dir=config_value("instruments_dir"),
     log:
         f"{LOGS}/stats.log",
     run:

@@ -20,7 +20,7 @@ rule validate:
         consent=f"{RESULTS}/validated/consent.parquet",
     params:
         policy=config["validation"],
-        instruments_dir=config["instruments_dir"],
+        instruments_dir=config_value("instruments_dir"),
         data_freeze=config["data_freeze"],
         alliance=config["alliance"],
         earliest_date=config["earliest_date"],
