@@ -57,6 +57,8 @@ class Instrument:
     method: str  # "sum" or "mean"
     direction: str  # "lower_is_better" or "higher_is_better"
     max_missing_fraction: float = 0.2
+    missing_rule: str = "prorate"  # "prorate" or "subscale_mean"
+    subscale_score: str = "mean"  # sub_* as "sum" or "mean" of the subscale's items
     labels: dict[int, str] = field(default_factory=dict)
     item_codes: dict[int, dict[str, int]] = field(default_factory=dict)
     multiple_answers: str = "reject"
@@ -223,6 +225,25 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
     check_items([r.item for r in risk], "risk_items")
 
     scoring = data["scoring"]
+    missing_rule = scoring.get("missing", "prorate")
+    if missing_rule == "subscale_mean":
+        owner: dict[int, str] = {}
+        for name, items in subscales.items():
+            for item in items:
+                if item in owner:
+                    raise DyadflowError(
+                        f"item {item} is in subscales {owner[item]} and {name}; missing: subscale_mean needs each item in one subscale",
+                        file=file,
+                        key="scoring.missing",
+                    )
+                owner[item] = name
+        lonely = [i for i in range(1, n + 1) if i not in owner]
+        if lonely:
+            raise DyadflowError(
+                f"item {lonely[0]} is in no subscale; missing: subscale_mean needs every item in a subscale",
+                file=file,
+                key="scoring.missing",
+            )
     return Instrument(
         key=key,
         name=data["name"],
@@ -233,6 +254,8 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
         method=scoring["method"],
         direction=data["direction"],
         max_missing_fraction=float(scoring.get("max_missing_fraction", 0.2)),
+        missing_rule=missing_rule,
+        subscale_score=scoring.get("subscales", "mean"),
         labels=labels,
         item_codes=item_codes,
         multiple_answers=data.get("multiple_answers", "reject"),

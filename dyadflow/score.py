@@ -1,8 +1,9 @@
 """Score: turn validated questionnaires into scores, as each instrument file says.
 
 For every instrument the scoring expressions are generated from its registry entry:
-reverse keying (``min + max - x``), the missing-item rule with prorating, the primary
-score (sum or mean), severity bands, risk items and subscale means. All dyads and
+reverse keying (``min + max - x``), the missing-item rule (``scoring.missing``: prorating,
+or the subscale mean of the OQ-45 scoring sheet), the primary score (sum or mean),
+severity bands, risk items and subscale scores (``scoring.subscales``: sum or mean). All dyads and
 sessions of an instrument are scored in one polars pass.
 """
 
@@ -31,6 +32,23 @@ def scored_mean(inst: Instrument, items: list[int], max_missing: int) -> tuple[p
     ok = (len(items) - answered) <= max_missing
     mean = pl.when(ok & (answered > 0)).then(pl.mean_horizontal(exprs))
     return mean, answered, ok & (answered > 0)
+
+
+def round_half_up(x: pl.Expr) -> pl.Expr:
+    """Nearest whole number, .5 up (2.5 -> 3), as on a paper scoring sheet; not banker's rounding."""
+    return (x + 0.5).floor()
+
+
+def subscale_filled(inst: Instrument) -> dict[int, pl.Expr]:
+    """Each item as scored, a missing one replaced by the mean of the answered scored
+    items of its own subscale rounded to a whole number (``missing: subscale_mean``, the
+    OQ-45 scoring sheet). Reverse-keyed items are imputed on the scored scale."""
+    filled: dict[int, pl.Expr] = {}
+    for sub_items in inst.subscales.values():
+        fill = round_half_up(pl.mean_horizontal([keyed(inst, i) for i in sub_items]))
+        for i in sub_items:
+            filled[i] = pl.coalesce(keyed(inst, i), fill)
+    return filled
 
 
 def band_expr(inst: Instrument, score: pl.Expr) -> pl.Expr:
@@ -65,14 +83,24 @@ def score_instrument(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
     """Score the rows of one instrument (all dyads and sessions at once)."""
     items = list(range(1, inst.n_items + 1))
     mean, answered, ok = scored_mean(inst, items, inst.max_missing_items)
-    exact_sum = pl.sum_horizontal([keyed(inst, i) for i in items])
-    total = pl.when(ok & (answered == inst.n_items)).then(exact_sum).when(ok).then(mean * inst.n_items)
-    score = total if inst.method == "sum" else mean
     flag, listed = risk_exprs(inst)
+    by_subscale = inst.missing_rule == "subscale_mean"
+    if by_subscale:
+        filled = subscale_filled(inst)
+        complete = pl.all_horizontal([filled[i].is_not_null() for i in items])  # every subscale has an answer
+        total = pl.when(ok & complete).then(pl.sum_horizontal([filled[i] for i in items]))
+        mean = total / inst.n_items
+    else:
+        exact_sum = pl.sum_horizontal([keyed(inst, i) for i in items])
+        total = pl.when(ok & (answered == inst.n_items)).then(exact_sum).when(ok).then(mean * inst.n_items)
+    score = total if inst.method == "sum" else mean
     subscales = []
     for name, sub_items in inst.subscales.items():
-        sub_mean, _, _ = scored_mean(inst, list(sub_items), int(len(sub_items) * inst.max_missing_fraction + 1e-9))
-        subscales.append(sub_mean.alias(f"sub_{name}"))
+        sub = list(sub_items)
+        sub_mean, _, sub_ok = scored_mean(inst, sub, int(len(sub) * inst.max_missing_fraction + 1e-9))
+        if by_subscale:
+            sub_mean = pl.when(sub_ok).then(pl.mean_horizontal([filled[i] for i in sub]))
+        subscales.append((sub_mean * len(sub) if inst.subscale_score == "sum" else sub_mean).alias(f"sub_{name}"))
     reason = pl.when(~ok).then(
         pl.format(
             "{} of {} items missing; at most {} may be missing",
@@ -81,11 +109,13 @@ def score_instrument(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
             pl.lit(inst.max_missing_items),
         )
     )
+    if by_subscale:
+        reason = reason.when(total.is_null()).then(pl.lit("a subscale has no answered item to impute its missing items from"))
     return rows.with_columns(
         total.alias("total"),
         mean.alias("mean"),
         answered.alias("n_answered"),
-        (ok & (answered < inst.n_items)).alias("prorated"),
+        (total.is_not_null() & (answered < inst.n_items)).alias("prorated"),
         score.alias("score"),
         pl.lit(inst.n_items).alias("n_items"),
         flag.alias("risk_flag"),
