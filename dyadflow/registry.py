@@ -71,6 +71,13 @@ class Instrument:
     construct: str = "other"
     source: str = ""
     path: str = ""
+    input: str = "items"  # "items", or "total": rows carry a pre-scored total (column ``total``)
+    total_min: float | None = None
+    total_max: float | None = None
+
+    @property
+    def total_only(self) -> bool:
+        return self.input == "total"
 
     @property
     def items(self) -> list[str]:
@@ -92,10 +99,14 @@ class Instrument:
 
     @property
     def score_min(self) -> float:
+        if self.total_only:
+            return self.total_min
         return self.min_value * (self.n_items if self.method == "sum" else 1)
 
     @property
     def score_max(self) -> float:
+        if self.total_only:
+            return self.total_max
         return self.max_value * (self.n_items if self.method == "sum" else 1)
 
     def token_map(self, item: int) -> dict[str, int]:
@@ -171,6 +182,8 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
     key = data["key"]
     if path.suffix in (".yaml", ".yml") and path.stem != key:
         raise DyadflowError(f"the key '{key}' must equal the file name '{path.stem}'", file=file, key="key")
+    if data.get("input") == "total":
+        return _total_only(data, file)
     n = data["n_items"]
     resp = data["response"]
     lo, hi = resp["min"], resp["max"]
@@ -210,16 +223,7 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
     }
     reverse = check_items(data.get("reverse_keyed") or [], "reverse_keyed")
 
-    bands = tuple(Band(b["label"], float(b["min"]), float(b["max"])) for b in data.get("bands") or [])
-    for i, band in enumerate(bands):
-        if band.min > band.max:
-            raise DyadflowError(f"band '{band.label}' has min above max", file=file, key=f"bands.{i}")
-        if i and band.min < bands[i - 1].max:
-            raise DyadflowError(
-                f"band '{band.label}' overlaps '{bands[i - 1].label}'; list bands in increasing order",
-                file=file,
-                key=f"bands.{i}",
-            )
+    bands = _bands(data, file)
 
     risk = tuple(RiskItem(r["item"], float(r["above"]), r["label"]) for r in data.get("risk_items") or [])
     check_items([r.item for r in risk], "risk_items")
@@ -268,6 +272,50 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
         construct=data.get("construct", "other"),
         source=data.get("source", ""),
         path=file,
+    )
+
+
+def _bands(data: dict, file: str) -> tuple[Band, ...]:
+    bands = tuple(Band(b["label"], float(b["min"]), float(b["max"])) for b in data.get("bands") or [])
+    for i, band in enumerate(bands):
+        if band.min > band.max:
+            raise DyadflowError(f"band '{band.label}' has min above max", file=file, key=f"bands.{i}")
+        if i and band.min < bands[i - 1].max:
+            raise DyadflowError(
+                f"band '{band.label}' overlaps '{bands[i - 1].label}'; list bands in increasing order",
+                file=file,
+                key=f"bands.{i}",
+            )
+    return bands
+
+
+def _total_only(data: dict, file: str) -> Instrument:
+    """An instrument whose rows carry a pre-scored total (``input: total``): no items."""
+    rng = data["total_range"]
+    lo, hi = float(rng["min"]), float(rng["max"])
+    if lo >= hi:
+        raise DyadflowError(f"min ({rng['min']}) must be below max ({rng['max']})", file=file, key="total_range")
+    for unused in ("reverse_keyed", "subscales", "risk_items", "item_codes"):
+        if data.get(unused):
+            raise DyadflowError(f"an instrument with input: total has no items, so no {unused}", file=file, key=unused)
+    return Instrument(
+        key=data["key"],
+        name=data["name"],
+        raters=tuple(data["raters"]),
+        n_items=0,
+        min_value=0,
+        max_value=0,
+        method=data["scoring"]["method"],
+        direction=data["direction"],
+        bands=_bands(data, file),
+        reliability=(data.get("reliability") or {}).get("value"),
+        norms=dict(data.get("norms") or {}),
+        construct=data.get("construct", "other"),
+        source=data.get("source", ""),
+        path=file,
+        input="total",
+        total_min=lo,
+        total_max=hi,
     )
 
 

@@ -79,8 +79,32 @@ def risk_exprs(inst: Instrument) -> tuple[pl.Expr, pl.Expr]:
     return flag, pl.when(any_hit.fill_null(False)).then(listed)
 
 
+TOTAL_ONLY = "total only"
+
+
+def score_total_only(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
+    """Rows of an instrument declared ``input: total``: the score is the pre-scored total
+    (validated against ``total_range``); what needs items (``n_answered``, subscales,
+    risk flags) is empty, with the reason "total only"."""
+    value = pl.col("total").cast(pl.Float64)
+    score = value.alias("score")
+    return rows.with_columns(
+        (value if inst.method == "sum" else pl.lit(None, dtype=pl.Float64)).alias("total"),
+        (value if inst.method == "mean" else pl.lit(None, dtype=pl.Float64)).alias("mean"),
+        pl.lit(None, dtype=pl.Int32).alias("n_answered"),
+        pl.lit(None, dtype=pl.Boolean).alias("prorated"),
+        score,
+        pl.lit(None, dtype=pl.Int32).alias("n_items"),
+        pl.lit(None, dtype=pl.Boolean).alias("risk_flag"),
+        pl.lit(None, dtype=pl.String).alias("risk_items"),
+        pl.lit(TOTAL_ONLY).alias("score_missing_reason"),
+    ).with_columns(band_expr(inst, pl.col("score")).alias("band"))
+
+
 def score_instrument(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
     """Score the rows of one instrument (all dyads and sessions at once)."""
+    if inst.total_only:
+        return score_total_only(rows, inst)
     items = list(range(1, inst.n_items + 1))
     mean, answered, ok = scored_mean(inst, items, inst.max_missing_items)
     flag, listed = risk_exprs(inst)
