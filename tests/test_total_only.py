@@ -98,3 +98,41 @@ def test_total_only_scores_flow_like_any_other(tmp_path, reg):
         (2, "das", 60.0, None, 60.0, None, None, None, None, "total only"),
     ]
     assert scores.filter(pl.col("instrument") == "das").get_column("sub_task").to_list() == [None, None]
+
+
+TOTAL_FILE = """\
+key: tot
+name: A pre-scored total
+raters: [patient]
+input: total
+total_range: {min: 0, max: 27}
+scoring: {method: sum}
+direction: lower_is_better
+"""
+
+
+@pytest.mark.parametrize(
+    "change, key, words",
+    [
+        (("total_range: {min: 0, max: 27}\n", ""), "total_range", "'total_range' is a required property"),
+        (("total_range: {min: 0, max: 27}", "total_range: {min: 27, max: 0}"), "total_range", "must be below max"),
+        (("direction: lower_is_better", "direction: lower_is_better\nsubscales: {a: [1]}"), "subscales", "has no items, so no subscales"),
+        (("input: total\n", ""), "n_items", "'n_items' is a required property"),
+    ],
+)
+def test_total_only_instrument_file_errors(tmp_path, change, key, words):
+    from dyadflow.errors import DyadflowError
+    from dyadflow.registry import load_instrument
+
+    path = tmp_path / "tot.yaml"
+    path.write_text(TOTAL_FILE.replace(*change), encoding="utf-8")
+    with pytest.raises(DyadflowError) as err:
+        load_instrument(path)
+    assert err.value.key == key and words in str(err.value)
+
+
+def test_check_instruments_lists_a_total_only_file(capsys):
+    from dyadflow.cli import main
+
+    assert main(["check-instruments", str(DATA / "instruments")]) == 0
+    assert f"{DATA / 'instruments' / 'das.yaml'}: das: pre-scored total 0–151, rated by patient" in capsys.readouterr().out
