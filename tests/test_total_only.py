@@ -136,3 +136,30 @@ def test_check_instruments_lists_a_total_only_file(capsys):
 
     assert main(["check-instruments", str(DATA / "instruments")]) == 0
     assert f"{DATA / 'instruments' / 'das.yaml'}: das: pre-scored total 0–151, rated by patient" in capsys.readouterr().out
+
+
+def test_redcap_form_with_a_total_field_only(tmp_path, reg):
+    """A REDCap form holding only a calculated total: mapped with the form's columns,
+    no item pattern needed, and mixed with an item-level form in the same record."""
+    path = tmp_path / "redcap.csv"
+    items = ",".join(f"wai_sr_{i:02d}" for i in range(1, 13))
+    answers = ",".join(str(v) for v in WAI_SR_OK)
+    path.write_text(
+        f"record_id,redcap_event_name,pat,ther,das_date,das_sum,das_complete,wai_date,{items},wai_sr_complete\n"
+        f"C01,session_1_arm_1,P01,T1,2024-01-08,\"90,5\",2,2024-01-08,{answers},2\n"
+        f"C01,session_12_arm_1,P01,T1,2024-04-01,151.5,2,,{',' * 11},\n",
+        encoding="utf-8",
+    )
+    spec = {
+        "path": str(path), "format": "redcap", "record_id": "dyad_id", "decimal_comma": True,
+        "columns": {"patient_id": "pat", "therapist_id": "ther"},
+        "events": {"pattern": "session_{n}_arm_1"},
+        "instruments": {
+            "das": {"rater": "patient", "columns": {"date": "das_date", "total": "das_sum"}},
+            "wai_sr": {"items": "wai_sr_{n:02d}", "rater": "patient", "columns": {"date": "wai_date"}},
+        },
+    }
+    frame, meta = ingest.read_input(spec)
+    res = validate.validate_frames([frame], [meta], reg)
+    assert res.accepted.select("session", "instrument", "total").rows() == [(1, "das", 90.5), (1, "wai_sr", None)]
+    assert res.rejections.select("source_line", "column", "rule", "source_column").rows() == [(3, "total", "total_range", "das_sum")]
