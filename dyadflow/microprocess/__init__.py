@@ -32,6 +32,8 @@ DEFAULTS = {
     "min_separation_s": 120,
     "repair_rise": 10,
     "clip_s": 120,
+    "clip_anchor": "minimum",
+    "clip_after_s": 30,
     "max_gap_s": 5,
     "n_segments": 3,
     "onset_tolerance": 1.0,

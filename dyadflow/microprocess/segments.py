@@ -30,8 +30,13 @@ series into pieces, and no shape is read across such a split):
 * **Peaks** (helpful moments, after Swift et al. 2017): the same as ruptures on the
   negated series (downward blips are passed over): the ``n_segments`` highest, onset
   where the rise into the peak begins, segment ``[onset, peak]``.
-* **Clip**: ``clip_s`` seconds from the segment's start, cut at the series' last
-  second, written ``mm:ss–mm:ss`` (minutes may exceed 59).
+* **Clip**: ``clip_s`` seconds, written ``mm:ss–mm:ss`` (minutes may exceed 59), cut
+  at the series' first and last seconds. With ``clip_anchor: minimum`` (the default) a
+  rupture's clip ends ``clip_after_s`` seconds after its minimum (so it holds the low
+  and the ``clip_s − clip_after_s`` seconds before it, however long the decline), and a
+  repair's clip starts where the rise begins: the last second of the lowest smoothed
+  rating between the rupture's minimum and the repair's start. Peaks, and every
+  segment with ``clip_anchor: start``, clip from the segment's start.
 """
 
 from __future__ import annotations
@@ -208,6 +213,37 @@ def clip(start: pl.Expr, last: pl.Expr, clip_s: int) -> pl.Expr:
     return pl.concat_str(mmss(start), pl.lit("–"), mmss(pl.min_horizontal(start + clip_s, last)))
 
 
+def clip_ending(end: pl.Expr, first: pl.Expr, last: pl.Expr, clip_s: int) -> pl.Expr:
+    """A clip of ``clip_s`` seconds ending at ``end`` (cut at the series' first and last second)."""
+    stop = pl.min_horizontal(end, last)
+    return pl.concat_str(mmss(pl.max_horizontal(stop - clip_s, first)), pl.lit("–"), mmss(stop))
+
+
+def rise_begins(smoothed: pl.DataFrame, spans: pl.DataFrame) -> pl.Series:
+    """For each span (series, ``_from``, ``_to``; seconds of the grid), the last second of
+    the lowest smoothed rating within it: where the rise out of the low begins.
+
+    The seconds are gathered by row number (the grid holds every second of a series in
+    order), one pass for all spans; no loop over series."""
+    if not spans.height:
+        return pl.Series("_rise", [], dtype=pl.Int32)
+    first_row = smoothed.get_column("series").search_sorted(spans.get_column("series"), side="left").cast(pl.Int64)
+    base = pl.Series(first_row) - smoothed.get_column("second").gather(first_row).cast(pl.Int64)
+    values = smoothed.get_column("smoothed")
+    found = (
+        spans.with_columns(base.alias("_base"), pl.int_range(pl.len()).alias("_span"))
+        .lazy()
+        .select("_span", "_base", pl.int_ranges(pl.col("_base") + pl.col("_from"), pl.col("_base") + pl.col("_to") + 1).alias("_row"))
+        .explode("_row")
+        .with_columns(pl.lit(values).gather(pl.col("_row")).alias("v"))
+        .group_by("_span")
+        .agg((pl.col("_row").filter(pl.col("v") == pl.col("v").min()).max() - pl.col("_base").first()).alias("_rise"))
+        .sort("_span")
+        .collect()
+    )
+    return found.get_column("_rise").cast(pl.Int32)
+
+
 def opening(smoothed: pl.DataFrame, width: int) -> pl.DataFrame:
     """series, second, smoothed, and ``opened``: the smoothed series with every upward
     blip narrower than ``width`` seconds removed (a morphological opening: a centred
@@ -280,18 +316,38 @@ def _choose(smoothed: pl.DataFrame, settings: dict, invert: bool) -> pl.DataFram
     return refine(chosen, opened, "smoothed", float(settings["onset_tolerance"])).sort("series", "rank")
 
 
+def clip_column(settings: dict, clip_s: int) -> pl.Expr:
+    """The clip of each segment row (with ``kind``, ``start_s``, ``_anchor``, ``_first``, ``_last``)."""
+    from_start = clip(pl.col("start_s"), pl.col("_last"), clip_s)
+    if settings.get("clip_anchor", "minimum") == "start":
+        return from_start
+    after = int(settings.get("clip_after_s", 30))
+    return (
+        pl.when(pl.col("kind") == "rupture")
+        .then(clip_ending(pl.col("_anchor") + after, pl.col("_first"), pl.col("_last"), clip_s))
+        .when(pl.col("kind") == "repair")
+        .then(clip(pl.col("_anchor"), pl.col("_last"), clip_s))
+        .otherwise(from_start)
+    )
+
+
 def find(smoothed: pl.DataFrame, keys: pl.DataFrame, settings: dict) -> pl.DataFrame:
     """segments.csv rows for every series in ``smoothed`` (series, second, smoothed)."""
     n, rise, clip_s = settings["n_segments"], settings["repair_rise"], settings["clip_s"]
     ruptures = _choose(smoothed, settings, invert=False)
     fixed = repairs(rises(smoothed), ruptures, rise, n, keys.height)
     peaks = _choose(smoothed, settings, invert=True)
-    last = smoothed.group_by("series").agg(pl.col("second").max().alias("_last"))
+    # where each repair's rise begins: the lowest point between its rupture's minimum and its start
+    spans = fixed.join(ruptures.select("series", "rank", pl.col("second").alias("_from")), on=["series", "rank"], how="left").with_columns(
+        pl.col("start").alias("_to")
+    )
+    fixed = fixed.with_columns(rise_begins(smoothed, spans.select("series", "_from", "_to")).alias("_anchor"))
+    last = smoothed.group_by("series").agg(pl.col("second").max().alias("_last"), pl.col("second").min().alias("_first"))
     rows = pl.concat(
         [
-            ruptures.select("series", pl.lit("rupture").alias("kind"), "rank", pl.col("onset").alias("start_s"), pl.col("second").alias("end_s"), pl.col("s").alias("extreme_rating")),
-            fixed.select("series", pl.lit("repair").alias("kind"), "rank", pl.col("start").alias("start_s"), pl.col("end").alias("end_s"), pl.col("value").alias("extreme_rating")),
-            peaks.select("series", pl.lit("peak").alias("kind"), "rank", pl.col("onset").alias("start_s"), pl.col("second").alias("end_s"), (-pl.col("s")).alias("extreme_rating")),
+            ruptures.select("series", pl.lit("rupture").alias("kind"), "rank", pl.col("onset").alias("start_s"), pl.col("second").alias("end_s"), pl.col("s").alias("extreme_rating"), pl.col("second").alias("_anchor")),
+            fixed.select("series", pl.lit("repair").alias("kind"), "rank", pl.col("start").alias("start_s"), pl.col("end").alias("end_s"), pl.col("value").alias("extreme_rating"), "_anchor"),
+            peaks.select("series", pl.lit("peak").alias("kind"), "rank", pl.col("onset").alias("start_s"), pl.col("second").alias("end_s"), (-pl.col("s")).alias("extreme_rating"), pl.lit(None, dtype=pl.Int32).alias("_anchor")),
         ],
         how="vertical_relaxed",
     )
@@ -299,7 +355,7 @@ def find(smoothed: pl.DataFrame, keys: pl.DataFrame, settings: dict) -> pl.DataF
         rows.join(last, on="series", how="left")
         .join(keys, on="series", how="left")
         .with_columns(
-            clip(pl.col("start_s"), pl.col("_last"), clip_s).alias("clip"),
+            clip_column(settings, clip_s).alias("clip"),
             pl.col("extreme_rating").round(2),
             pl.col("kind").replace_strict(KIND_ORDER, return_dtype=pl.Int8).alias("_k"),
         )
