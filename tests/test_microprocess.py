@@ -53,7 +53,8 @@ def test_segments_of_a_short_series_without_smoothing():
         # the peak at 10 is within 3 s of peak 1's segment [12, 14]; the start plateau is next
         ("peak", 2, 0, 0, "00:00–00:15", 10.0),
     ]
-    assert seg.columns == ["dyad_id", "session", "rater", "kind", "rank", "start_s", "end_s", "clip", "extreme_rating"]
+    assert seg.columns == ["dyad_id", "session", "rater", "kind", "rank", "start_s", "end_s", "clip", "extreme_rating", "source"]
+    assert set(seg.get_column("source")) == {"algorithm"}
 
 
 def test_ruptures_are_separated_and_ranked_lowest_first():
@@ -358,3 +359,53 @@ def test_demo_study_end_to_end(tmp_path):
     single = result.sessions.filter(pl.col("dyad_id") == "D003").row(0, named=True)
     assert single["note"] == "only the patient rated this session: no dyad statistics"
     assert result.segments.filter(pl.col("dyad_id") == "D003", pl.col("kind") == "rupture").height == 3
+
+
+# --- overrides (a researcher confirms or replaces the algorithm's segments) --------
+
+SHORT = [10, 10, 10, 8, 5, 2, 2, 4, 9, 15, 20, 20, 18, 25, 30, 28]
+
+
+def write_overrides(tmp_path, text):
+    path = tmp_path / "overrides.csv"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_overrides_replace_the_algorithms_segments_of_their_kind(tmp_path):
+    """Trusty (2023) picked the lows visually; a researcher's marks replace the
+    algorithm's segments of that kind for that rater and session, other kinds stay."""
+    path = write_overrides(tmp_path, "dyad_id,session,rater,kind,start_s,end_s\nD1,1,client,rupture,10,12\nD1,1,patient,rupture,0,3\n")
+    both = pl.concat([ratings(SHORT), ratings(SHORT, rater="therapist")])
+    seg = pipeline.analyse(both, {**NO_SMOOTHING, "overrides": path}).segments
+    patient = seg.filter(pl.col("rater") == "patient").select("kind", "rank", "start_s", "end_s", "clip", "extreme_rating", "source").rows()
+    assert patient == [
+        # ranked by start; rating at end_s (3: 8, 12: 18); clips end 30 s after end_s, cut at 0 and 15
+        ("rupture", 1, 0, 3, "00:00–00:15", 8.0, "manual"),
+        ("rupture", 2, 10, 12, "00:00–00:15", 18.0, "manual"),
+        ("repair", 1, 9, 10, "00:06–00:15", 20.0, "algorithm"),
+        ("repair", 2, 14, 14, "00:12–00:15", 30.0, "algorithm"),
+        ("peak", 1, 12, 14, "00:12–00:15", 30.0, "algorithm"),
+        ("peak", 2, 0, 0, "00:00–00:15", 10.0, "algorithm"),
+    ]
+    therapist = seg.filter(pl.col("rater") == "therapist")
+    assert set(therapist.get_column("source")) == {"algorithm"} and therapist.height == 6
+
+
+@pytest.mark.parametrize(
+    "text, line, column, words",
+    [
+        ("dyad_id,session,rater,kind,start_s\nD1,1,patient,rupture,1\n", 1, "end_s", "missing: end_s"),
+        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,1,3\nD1,1,patient,dip,1,3\n", 3, "kind", "kind must be rupture, repair or peak (found 'dip')"),
+        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,1.5,3\n", 2, "start_s", "whole number"),
+        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,5,3\n", 2, "end_s", "end_s (3) is before start_s (5)"),
+        ("dyad_id,session,rater,kind,start_s,end_s\nD2,1,patient,rupture,1,3\n", 2, "dyad_id", "no accepted dial ratings for dyad D2, session 1, patient"),
+        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,peak,10,16\n", 2, "end_s", "outside the rated seconds 0–15"),
+    ],
+)
+def test_bad_overrides_name_file_line_and_column(tmp_path, text, line, column, words):
+    path = write_overrides(tmp_path, text)
+    with pytest.raises(DyadflowError) as err:
+        pipeline.analyse(ratings(SHORT), {**NO_SMOOTHING, "overrides": path})
+    e = err.value
+    assert (e.file, e.line, e.column) == (path, line, column) and words in str(e)

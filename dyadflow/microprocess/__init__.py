@@ -34,6 +34,7 @@ DEFAULTS = {
     "clip_s": 120,
     "clip_anchor": "minimum",
     "clip_after_s": 30,
+    "overrides": None,
     "max_gap_s": 5,
     "n_segments": 3,
     "onset_tolerance": 1.0,
