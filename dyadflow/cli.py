@@ -49,6 +49,10 @@ def _check_instruments(args) -> int:
         for path in files:
             inst = load_instrument(path)
             subs = ", ".join(f"{k} ({len(v)})" for k, v in inst.subscales.items()) or "none"
+            if inst.total_only:
+                print(f"{path}: {inst.key}: pre-scored total {inst.total_min:g}–{inst.total_max:g}, rated by {'/'.join(inst.raters)}")
+                n += 1
+                continue
             print(
                 f"{path}: {inst.key}: {inst.n_items} items {inst.min_value}–{inst.max_value}, "
                 f"{inst.method} score, rated by {'/'.join(inst.raters)}, "

@@ -57,6 +57,8 @@ class Instrument:
     method: str  # "sum" or "mean"
     direction: str  # "lower_is_better" or "higher_is_better"
     max_missing_fraction: float = 0.2
+    missing_rule: str = "prorate"  # "prorate" or "subscale_mean"
+    subscale_score: str = "mean"  # sub_* as "sum" or "mean" of the subscale's items
     labels: dict[int, str] = field(default_factory=dict)
     item_codes: dict[int, dict[str, int]] = field(default_factory=dict)
     multiple_answers: str = "reject"
@@ -69,6 +71,13 @@ class Instrument:
     construct: str = "other"
     source: str = ""
     path: str = ""
+    input: str = "items"  # "items", or "total": rows carry a pre-scored total (column ``total``)
+    total_min: float | None = None
+    total_max: float | None = None
+
+    @property
+    def total_only(self) -> bool:
+        return self.input == "total"
 
     @property
     def items(self) -> list[str]:
@@ -90,10 +99,14 @@ class Instrument:
 
     @property
     def score_min(self) -> float:
+        if self.total_only:
+            return self.total_min
         return self.min_value * (self.n_items if self.method == "sum" else 1)
 
     @property
     def score_max(self) -> float:
+        if self.total_only:
+            return self.total_max
         return self.max_value * (self.n_items if self.method == "sum" else 1)
 
     def token_map(self, item: int) -> dict[str, int]:
@@ -169,6 +182,8 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
     key = data["key"]
     if path.suffix in (".yaml", ".yml") and path.stem != key:
         raise DyadflowError(f"the key '{key}' must equal the file name '{path.stem}'", file=file, key="key")
+    if data.get("input") == "total":
+        return _total_only(data, file)
     n = data["n_items"]
     resp = data["response"]
     lo, hi = resp["min"], resp["max"]
@@ -208,21 +223,31 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
     }
     reverse = check_items(data.get("reverse_keyed") or [], "reverse_keyed")
 
-    bands = tuple(Band(b["label"], float(b["min"]), float(b["max"])) for b in data.get("bands") or [])
-    for i, band in enumerate(bands):
-        if band.min > band.max:
-            raise DyadflowError(f"band '{band.label}' has min above max", file=file, key=f"bands.{i}")
-        if i and band.min < bands[i - 1].max:
-            raise DyadflowError(
-                f"band '{band.label}' overlaps '{bands[i - 1].label}'; list bands in increasing order",
-                file=file,
-                key=f"bands.{i}",
-            )
+    bands = _bands(data, file)
 
     risk = tuple(RiskItem(r["item"], float(r["above"]), r["label"]) for r in data.get("risk_items") or [])
     check_items([r.item for r in risk], "risk_items")
 
     scoring = data["scoring"]
+    missing_rule = scoring.get("missing", "prorate")
+    if missing_rule == "subscale_mean":
+        owner: dict[int, str] = {}
+        for name, items in subscales.items():
+            for item in items:
+                if item in owner:
+                    raise DyadflowError(
+                        f"item {item} is in subscales {owner[item]} and {name}; missing: subscale_mean needs each item in one subscale",
+                        file=file,
+                        key="scoring.missing",
+                    )
+                owner[item] = name
+        lonely = [i for i in range(1, n + 1) if i not in owner]
+        if lonely:
+            raise DyadflowError(
+                f"item {lonely[0]} is in no subscale; missing: subscale_mean needs every item in a subscale",
+                file=file,
+                key="scoring.missing",
+            )
     return Instrument(
         key=key,
         name=data["name"],
@@ -233,6 +258,8 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
         method=scoring["method"],
         direction=data["direction"],
         max_missing_fraction=float(scoring.get("max_missing_fraction", 0.2)),
+        missing_rule=missing_rule,
+        subscale_score=scoring.get("subscales", "mean"),
         labels=labels,
         item_codes=item_codes,
         multiple_answers=data.get("multiple_answers", "reject"),
@@ -245,6 +272,50 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
         construct=data.get("construct", "other"),
         source=data.get("source", ""),
         path=file,
+    )
+
+
+def _bands(data: dict, file: str) -> tuple[Band, ...]:
+    bands = tuple(Band(b["label"], float(b["min"]), float(b["max"])) for b in data.get("bands") or [])
+    for i, band in enumerate(bands):
+        if band.min > band.max:
+            raise DyadflowError(f"band '{band.label}' has min above max", file=file, key=f"bands.{i}")
+        if i and band.min < bands[i - 1].max:
+            raise DyadflowError(
+                f"band '{band.label}' overlaps '{bands[i - 1].label}'; list bands in increasing order",
+                file=file,
+                key=f"bands.{i}",
+            )
+    return bands
+
+
+def _total_only(data: dict, file: str) -> Instrument:
+    """An instrument whose rows carry a pre-scored total (``input: total``): no items."""
+    rng = data["total_range"]
+    lo, hi = float(rng["min"]), float(rng["max"])
+    if lo >= hi:
+        raise DyadflowError(f"min ({rng['min']}) must be below max ({rng['max']})", file=file, key="total_range")
+    for unused in ("reverse_keyed", "subscales", "risk_items", "item_codes"):
+        if data.get(unused):
+            raise DyadflowError(f"an instrument with input: total has no items, so no {unused}", file=file, key=unused)
+    return Instrument(
+        key=data["key"],
+        name=data["name"],
+        raters=tuple(data["raters"]),
+        n_items=0,
+        min_value=0,
+        max_value=0,
+        method=data["scoring"]["method"],
+        direction=data["direction"],
+        bands=_bands(data, file),
+        reliability=(data.get("reliability") or {}).get("value"),
+        norms=dict(data.get("norms") or {}),
+        construct=data.get("construct", "other"),
+        source=data.get("source", ""),
+        path=file,
+        input="total",
+        total_min=lo,
+        total_max=hi,
     )
 
 

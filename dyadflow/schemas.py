@@ -52,6 +52,10 @@ RULES = {
     "item_value": "the answer is not allowed for this item",
     "item_not_in_instrument": "a value in an item column the instrument does not have",
     "no_items": "no item is answered",
+    "total_missing": "an instrument declared input: total needs its score in the total column",
+    "total_value": "the total is not a number",
+    "total_range": "the total is outside the instrument's total_range",
+    "total_not_in_instrument": "a value in the total column for an instrument scored from its items",
     "duplicate_exact": "an exact copy of another row; one copy is kept",
     "duplicate_conflict": "several different rows for the same dyad, session, rater and instrument; all rejected",
     "dyad_patient_changed": "the dyad has another patient_id in its other rows",
@@ -149,6 +153,12 @@ def item_value(inst: Instrument, item: int, col: pl.Expr) -> pl.Expr:
     return pl.when(low.str.contains("[|/]")).then(multi.cast(pl.Int16)).otherwise(single)
 
 
+def total_number(col: pl.Expr) -> pl.Expr:
+    """A pre-scored total as a number (decimals allowed); null if not a finite number."""
+    num = col.str.strip_chars().cast(pl.Float64, strict=False)
+    return pl.when(num.is_finite()).then(num)
+
+
 def _normalise_separators(col: pl.Expr) -> pl.Expr:
     return col.str.replace_all("/", "|", literal=True)
 
@@ -177,6 +187,22 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
             ],
         )
     }
+    if "total" in columns:
+        if inst.total_only:
+            lo, hi = inst.total_min, inst.total_max
+            schema_columns["total"] = pa.Column(
+                pl.String,
+                nullable=True,
+                checks=[
+                    _expr_check("total_value", lambda x: total_number(x).is_not_null()),
+                    # a non-number is reported once, by total_value
+                    _expr_check("total_range", lambda x: total_number(x).is_null() | total_number(x).is_between(lo, hi)),
+                ],
+            )
+        else:
+            schema_columns["total"] = pa.Column(
+                pl.String, nullable=True, checks=[_expr_check("total_not_in_instrument", lambda x: x.is_null())]
+            )
     own = set(inst.items)
     for i in range(1, inst.n_items + 1):
         name = item_column(i)
@@ -200,9 +226,14 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
     answered = (
         pl.any_horizontal([pl.col(c).is_not_null() for c in present]) if present else pl.lit(False)
     )
+    if inst.total_only:
+        has_total = pl.col("total").is_not_null() if "total" in columns else pl.lit(False)
+        frame_check = pa.Check(lambda data: data.lazyframe.select(has_total), name="total_missing")
+    else:
+        frame_check = pa.Check(lambda data: data.lazyframe.select(answered), name="no_items")
     return pa.DataFrameSchema(
         schema_columns,
-        checks=[pa.Check(lambda data: data.lazyframe.select(answered), name="no_items")],
+        checks=[frame_check],
         strict=False,
         name=inst.key,
     )
@@ -229,6 +260,8 @@ def validated_schema(max_items: int) -> pa.DataFrameSchema:
             "consent_share_ratings": pa.Column(pl.Boolean, nullable=True),
             "source_file": pa.Column(pl.String),
             "source_line": pa.Column(pl.Int64, pa.Check.ge(1)),
+            # the pre-scored total of an instrument declared input: total (else empty)
+            "total": pa.Column(pl.Float64, nullable=True),
         }
     )
     return pa.DataFrameSchema(columns, strict=True, ordered=True, unique=["dyad_id", "session", "rater", "instrument"])

@@ -1,8 +1,9 @@
 """Score: turn validated questionnaires into scores, as each instrument file says.
 
 For every instrument the scoring expressions are generated from its registry entry:
-reverse keying (``min + max - x``), the missing-item rule with prorating, the primary
-score (sum or mean), severity bands, risk items and subscale means. All dyads and
+reverse keying (``min + max - x``), the missing-item rule (``scoring.missing``: prorating,
+or the subscale mean of the OQ-45 scoring sheet), the primary score (sum or mean),
+severity bands, risk items and subscale scores (``scoring.subscales``: sum or mean). All dyads and
 sessions of an instrument are scored in one polars pass.
 """
 
@@ -33,6 +34,23 @@ def scored_mean(inst: Instrument, items: list[int], max_missing: int) -> tuple[p
     return mean, answered, ok & (answered > 0)
 
 
+def round_half_up(x: pl.Expr) -> pl.Expr:
+    """Nearest whole number, .5 up (2.5 -> 3), as on a paper scoring sheet; not banker's rounding."""
+    return (x + 0.5).floor()
+
+
+def subscale_filled(inst: Instrument) -> dict[int, pl.Expr]:
+    """Each item as scored, a missing one replaced by the mean of the answered scored
+    items of its own subscale rounded to a whole number (``missing: subscale_mean``, the
+    OQ-45 scoring sheet). Reverse-keyed items are imputed on the scored scale."""
+    filled: dict[int, pl.Expr] = {}
+    for sub_items in inst.subscales.values():
+        fill = round_half_up(pl.mean_horizontal([keyed(inst, i) for i in sub_items]))
+        for i in sub_items:
+            filled[i] = pl.coalesce(keyed(inst, i), fill)
+    return filled
+
+
 def band_expr(inst: Instrument, score: pl.Expr) -> pl.Expr:
     """The label of the highest band whose lower bound the score reaches."""
     expr = pl.lit(None, dtype=pl.String)
@@ -61,18 +79,52 @@ def risk_exprs(inst: Instrument) -> tuple[pl.Expr, pl.Expr]:
     return flag, pl.when(any_hit.fill_null(False)).then(listed)
 
 
+TOTAL_ONLY = "total only"
+
+
+def score_total_only(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
+    """Rows of an instrument declared ``input: total``: the score is the pre-scored total
+    (validated against ``total_range``); what needs items (``n_answered``, subscales,
+    risk flags) is empty, with the reason "total only"."""
+    value = pl.col("total").cast(pl.Float64)
+    score = value.alias("score")
+    return rows.with_columns(
+        (value if inst.method == "sum" else pl.lit(None, dtype=pl.Float64)).alias("total"),
+        (value if inst.method == "mean" else pl.lit(None, dtype=pl.Float64)).alias("mean"),
+        pl.lit(None, dtype=pl.Int32).alias("n_answered"),
+        pl.lit(None, dtype=pl.Boolean).alias("prorated"),
+        score,
+        pl.lit(None, dtype=pl.Int32).alias("n_items"),
+        pl.lit(None, dtype=pl.Boolean).alias("risk_flag"),
+        pl.lit(None, dtype=pl.String).alias("risk_items"),
+        pl.lit(TOTAL_ONLY).alias("score_missing_reason"),
+    ).with_columns(band_expr(inst, pl.col("score")).alias("band"))
+
+
 def score_instrument(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
     """Score the rows of one instrument (all dyads and sessions at once)."""
+    if inst.total_only:
+        return score_total_only(rows, inst)
     items = list(range(1, inst.n_items + 1))
     mean, answered, ok = scored_mean(inst, items, inst.max_missing_items)
-    exact_sum = pl.sum_horizontal([keyed(inst, i) for i in items])
-    total = pl.when(ok & (answered == inst.n_items)).then(exact_sum).when(ok).then(mean * inst.n_items)
-    score = total if inst.method == "sum" else mean
     flag, listed = risk_exprs(inst)
+    by_subscale = inst.missing_rule == "subscale_mean"
+    if by_subscale:
+        filled = subscale_filled(inst)
+        complete = pl.all_horizontal([filled[i].is_not_null() for i in items])  # every subscale has an answer
+        total = pl.when(ok & complete).then(pl.sum_horizontal([filled[i] for i in items]))
+        mean = total / inst.n_items
+    else:
+        exact_sum = pl.sum_horizontal([keyed(inst, i) for i in items])
+        total = pl.when(ok & (answered == inst.n_items)).then(exact_sum).when(ok).then(mean * inst.n_items)
+    score = total if inst.method == "sum" else mean
     subscales = []
     for name, sub_items in inst.subscales.items():
-        sub_mean, _, _ = scored_mean(inst, list(sub_items), int(len(sub_items) * inst.max_missing_fraction + 1e-9))
-        subscales.append(sub_mean.alias(f"sub_{name}"))
+        sub = list(sub_items)
+        sub_mean, _, sub_ok = scored_mean(inst, sub, int(len(sub) * inst.max_missing_fraction + 1e-9))
+        if by_subscale:
+            sub_mean = pl.when(sub_ok).then(pl.mean_horizontal([filled[i] for i in sub]))
+        subscales.append((sub_mean * len(sub) if inst.subscale_score == "sum" else sub_mean).alias(f"sub_{name}"))
     reason = pl.when(~ok).then(
         pl.format(
             "{} of {} items missing; at most {} may be missing",
@@ -81,11 +133,13 @@ def score_instrument(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
             pl.lit(inst.max_missing_items),
         )
     )
+    if by_subscale:
+        reason = reason.when(total.is_null()).then(pl.lit("a subscale has no answered item to impute its missing items from"))
     return rows.with_columns(
         total.alias("total"),
         mean.alias("mean"),
         answered.alias("n_answered"),
-        (ok & (answered < inst.n_items)).alias("prorated"),
+        (total.is_not_null() & (answered < inst.n_items)).alias("prorated"),
         score.alias("score"),
         pl.lit(inst.n_items).alias("n_items"),
         flag.alias("risk_flag"),

@@ -30,6 +30,7 @@ from dyadflow.schemas import (
     instrument_item_values,
     instrument_schema,
     parse_bool,
+    total_number,
     parse_date,
     raw_schema,
     validated_schema,
@@ -180,19 +181,37 @@ def _instrument_messages(found: pl.DataFrame, inst: Instrument) -> pl.DataFrame:
     message = (
         pl.when(pl.col("rule") == "item_value")
         .then(pl.format("{} is not an allowed answer to {} item {} (allowed: {})", _quote(pl.col("value")), pl.lit(inst.key), item_no, pl.col("_allowed")))
+        .when((pl.col("rule") == "item_not_in_instrument") & pl.lit(inst.total_only))
+        .then(pl.format("{} is scored from its total only (input: total), so {} must be empty (found {})", pl.lit(inst.key), pl.col("column"), _quote(pl.col("value"))))
         .when(pl.col("rule") == "item_not_in_instrument")
         .then(pl.format("{} has {} items, so {} must be empty (found {})", pl.lit(inst.key), pl.lit(inst.n_items), pl.col("column"), _quote(pl.col("value"))))
+        .when(pl.col("rule") == "total_missing")
+        .then(pl.lit(f"{inst.key} is scored from its total (input: total), and the total is empty"))
+        .when(pl.col("rule") == "total_value")
+        .then(pl.format("{} is not a number: the total of {} must be a number", _quote(pl.col("value")), pl.lit(inst.key)))
+        .when(pl.col("rule") == "total_range")
+        .then(pl.format("total {} is outside {}'s total_range {}–{}", _quote(pl.col("value")), pl.lit(inst.key), pl.lit(_number(inst.total_min)), pl.lit(_number(inst.total_max))))
+        .when(pl.col("rule") == "total_not_in_instrument")
+        .then(pl.format("{} is scored from its items, so total must be empty (found {})", pl.lit(inst.key), _quote(pl.col("value"))))
         .when(pl.col("rule") == "rater_not_allowed")
         .then(pl.format("{} is rated by {}, not by {}", pl.lit(inst.key), pl.lit(" or ".join(inst.raters)), _quote(pl.col("value"))))
         .when(pl.col("rule") == "no_items")
         .then(pl.lit(f"no item of {inst.key} is answered: an empty questionnaire is not a completed one"))
     )
-    return found.with_columns(message.alias("message")).drop("_allowed")
+    return found.with_columns(
+        message.alias("message"),
+        pl.when(pl.col("rule") == "total_missing").then(pl.lit("total")).otherwise(pl.col("column")).alias("column"),
+    ).drop("_allowed")
+
+
+def _number(x: float | None) -> str:
+    """151.0 -> "151", 0.5 -> "0.5" (for messages)."""
+    return "" if x is None else f"{x:g}"
 
 
 def _prepare(frames: list[pl.DataFrame]) -> pl.DataFrame:
     raw = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    for c in (*BASE_COLUMNS, *TEXT_COLUMNS, "source_file", "input", *INGEST_RULE_COLUMNS):
+    for c in (*BASE_COLUMNS, *TEXT_COLUMNS, "source_file", "input", *INGEST_RULE_COLUMNS, "total"):
         if c not in raw.columns:
             raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(c))
     for c in ("source_line", "source_fields", "expected_fields"):
@@ -243,7 +262,7 @@ def _row_level(
     for key in sorted(set(rest.get_column("_inst").drop_nulls().unique().to_list()) & set(known)):
         inst = registry[key]
         subset = rest.filter(pl.col("_inst") == key)
-        failures = _pandera_failures(instrument_schema(inst, items), subset)
+        failures = _pandera_failures(instrument_schema(inst, [*items, "total"]), subset)
         found.append(_instrument_messages(failures, inst).select(EMPTY_FOUND.columns))
     return pl.concat(found)
 
@@ -258,6 +277,7 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
         pl.col("instrument").str.to_lowercase(),
         parse_bool(pl.col("consent_share_text")).alias("consent_share_text"),
         parse_bool(pl.col("consent_share_ratings")).alias("consent_share_ratings"),
+        total_number(pl.col("total")).alias("total"),
     )
     parts = []
     for key in sorted(rows.get_column("instrument").unique().to_list()):
@@ -446,6 +466,7 @@ def validate_frames(
             "consent_share_text",
             "consent_share_ratings",
             *PROVENANCE,
+            "total",
         )
     )
     accepted = validated_schema(max_items).validate(accepted)

@@ -40,16 +40,21 @@ def test_segments_of_a_short_series_without_smoothing():
     seg = pipeline.analyse(ratings(values), NO_SMOOTHING).segments
     assert segment_rows(seg) == [
         # the decline into the minimum at 5 begins at the end of the plateau (second 2)
-        ("rupture", 1, 2, 5, "00:02–00:15", 2.0),
-        ("rupture", 2, 11, 12, "00:11–00:15", 18.0),
-        # first second after the minimum at least 10 above it (2 + 10 ≤ 15), ending where the rise levels off
-        ("repair", 1, 9, 10, "00:09–00:15", 20.0),
-        ("repair", 2, 14, 14, "00:14–00:15", 30.0),
+        # rupture clips end 30 s after the minimum (cut at the last second, 15) and last
+        # up to 120 s (cut at the first second, 0)
+        ("rupture", 1, 2, 5, "00:00–00:15", 2.0),
+        ("rupture", 2, 11, 12, "00:00–00:15", 18.0),
+        # first second after the minimum at least 10 above it (2 + 10 ≤ 15), ending where the rise levels off;
+        # its clip starts where the rise begins: the last of the lowest seconds 5-9 (2 at 5 and 6) is 6
+        ("repair", 1, 9, 10, "00:06–00:15", 20.0),
+        # lowest of seconds 12-14 (18, 25, 30): 12
+        ("repair", 2, 14, 14, "00:12–00:15", 30.0),
         ("peak", 1, 12, 14, "00:12–00:15", 30.0),
         # the peak at 10 is within 3 s of peak 1's segment [12, 14]; the start plateau is next
         ("peak", 2, 0, 0, "00:00–00:15", 10.0),
     ]
-    assert seg.columns == ["dyad_id", "session", "rater", "kind", "rank", "start_s", "end_s", "clip", "extreme_rating"]
+    assert seg.columns == ["dyad_id", "session", "rater", "kind", "rank", "start_s", "end_s", "clip", "extreme_rating", "source"]
+    assert set(seg.get_column("source")) == {"algorithm"}
 
 
 def test_ruptures_are_separated_and_ranked_lowest_first():
@@ -69,7 +74,10 @@ def test_ruptures_are_separated_and_ranked_lowest_first():
     assert repairs.select("rank", "start_s", "end_s", "extreme_rating").rows() == [
         (1, 160, 160, 20.0), (2, 510, 510, 20.0), (3, 810, 810, 20.0),
     ]
-    assert ruptures.get_column("clip").to_list() == ["02:29–04:29", "08:19–10:19", "13:19–15:19"]
+    # minimum + 30 s, 120 s long: 150 + 30 = 180 (03:00) back to 60 (01:00), …
+    assert ruptures.get_column("clip").to_list() == ["01:00–03:00", "06:50–08:50", "11:50–13:50"]
+    # a repair clip starts where the rise begins: the last second of the -10 low (159), …
+    assert repairs.get_column("clip").to_list() == ["02:39–04:39", "08:29–10:29", "13:29–15:29"]
 
 
 def test_segments_with_the_default_30_second_smoothing():
@@ -80,10 +88,13 @@ def test_segments_with_the_default_30_second_smoothing():
     assert segment_rows(seg) == [
         # window t-15 … t+14: it first reaches the decline (601) at t = 587, so the decline begins at 586;
         # it lies wholly in the -20 plateau from t = 655
-        ("rupture", 1, 586, 655, "09:46–11:46", -20.0),
+        # clip: the minimum 655 + 30 = 685 (11:25), 120 s back to 565 (09:25)
+        ("rupture", 1, 586, 655, "09:25–11:25", -20.0),
         # mean over 755 … 784 = (6·-20 + (-19 … 4)) / 30 = -300 / 30 = -10: risen by exactly 10 at t = 770;
         # the rise levels off where the window lies wholly in the top plateau (t - 15 = 800)
-        ("repair", 1, 770, 815, "12:50–14:50", 20.0),
+        # its clip starts where the rise begins: the last second of the -20 low, 746 (the window
+        # first reaches 761 at t = 747)
+        ("repair", 1, 770, 815, "12:26–14:26", 20.0),
         # peaks: the opening plateau (earliest of the ties at 20), then the recovered plateau,
         # whose rise begins at 746 (the window first reaches 761 at t = 747)
         ("peak", 1, 0, 0, "00:00–02:00", 20.0),
@@ -112,7 +123,26 @@ def test_a_blip_at_the_bottom_does_not_move_the_onset():
 def test_clip_is_cut_at_the_last_second():
     values = [0] * 50 + [-20] * 10 + [0] * 70  # 130 s
     seg = pipeline.analyse(ratings(values), NO_SMOOTHING).segments
-    assert seg.filter(pl.col("kind") == "rupture").get_column("clip").to_list()[0] == "00:49–02:09"
+    # minimum 50 + 30 = 80 (01:20), 120 s back is cut at the first second
+    assert seg.filter(pl.col("kind") == "rupture").get_column("clip").to_list()[0] == "00:00–01:20"
+    # the repair clip starts at the last second of the low (59) and is cut at the last second (129)
+    assert seg.filter(pl.col("kind") == "repair").get_column("clip").to_list()[0] == "00:59–02:09"
+
+
+def test_rupture_clip_contains_the_minimum_of_a_long_decline():
+    """Trusty (2023) clips the low itself: a 200 s decline (20 at 100 down to -20 at 300,
+    0.2 a second), held to 400, then up 1 a second. The clip used to start at the onset
+    (100: 01:40–03:40) and end two minutes before the minimum."""
+    values = [20.0] * 101 + [20 - 0.2 * k for k in range(1, 201)] + [-20.0] * 100 + [-20.0 + k for k in range(1, 41)] + [20.0] * 100
+    seg = pipeline.analyse(ratings(values), NO_SMOOTHING).segments
+    rows = seg.filter(pl.col("kind") != "peak").select("kind", "start_s", "end_s", "clip").rows()
+    # rupture [100, 300]; its clip ends 30 s after the minimum: 330 (05:30), from 210 (03:30).
+    # repair: first second at -20 + 10 = -10 is 410; the rise begins at 400 (the last second at -20)
+    assert rows == [("rupture", 100, 300, "03:30–05:30"), ("repair", 410, 440, "06:40–08:40")]
+    anchored = pipeline.analyse(ratings(values), {**NO_SMOOTHING, "clip_after_s": 0}).segments
+    assert anchored.filter(pl.col("kind") == "rupture").get_column("clip").to_list() == ["03:00–05:00"]
+    old = pipeline.analyse(ratings(values), {**NO_SMOOTHING, "clip_anchor": "start"}).segments
+    assert old.filter(pl.col("kind") != "peak").get_column("clip").to_list() == ["01:40–03:40", "06:50–08:50"]
 
 
 def test_smoothing_is_a_centred_mean_cut_at_the_ends_and_gaps():
@@ -397,3 +427,51 @@ def test_max_session_s_is_configurable_at_its_boundary(tmp_path):
     assert checked.accepted.get_column("second").to_list() == [99, 100]
     assert checked.rejections.select("source_line", "rule").rows() == [(4, "second_range")]
     assert settings(None)["max_session_s"] == 14400 and settings({"max_session_s": 100})["max_session_s"] == 100
+# --- overrides (a researcher confirms or replaces the algorithm's segments) --------
+
+SHORT = [10, 10, 10, 8, 5, 2, 2, 4, 9, 15, 20, 20, 18, 25, 30, 28]
+
+
+def write_overrides(tmp_path, text):
+    path = tmp_path / "overrides.csv"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_overrides_replace_the_algorithms_segments_of_their_kind(tmp_path):
+    """Trusty (2023) picked the lows visually; a researcher's marks replace the
+    algorithm's segments of that kind for that rater and session, other kinds stay."""
+    path = write_overrides(tmp_path, "dyad_id,session,rater,kind,start_s,end_s\nD1,1,client,rupture,10,12\nD1,1,patient,rupture,0,3\n")
+    both = pl.concat([ratings(SHORT), ratings(SHORT, rater="therapist")])
+    seg = pipeline.analyse(both, {**NO_SMOOTHING, "overrides": path}).segments
+    patient = seg.filter(pl.col("rater") == "patient").select("kind", "rank", "start_s", "end_s", "clip", "extreme_rating", "source").rows()
+    assert patient == [
+        # ranked by start; rating at end_s (3: 8, 12: 18); clips end 30 s after end_s, cut at 0 and 15
+        ("rupture", 1, 0, 3, "00:00–00:15", 8.0, "manual"),
+        ("rupture", 2, 10, 12, "00:00–00:15", 18.0, "manual"),
+        ("repair", 1, 9, 10, "00:06–00:15", 20.0, "algorithm"),
+        ("repair", 2, 14, 14, "00:12–00:15", 30.0, "algorithm"),
+        ("peak", 1, 12, 14, "00:12–00:15", 30.0, "algorithm"),
+        ("peak", 2, 0, 0, "00:00–00:15", 10.0, "algorithm"),
+    ]
+    therapist = seg.filter(pl.col("rater") == "therapist")
+    assert set(therapist.get_column("source")) == {"algorithm"} and therapist.height == 6
+
+
+@pytest.mark.parametrize(
+    "text, line, column, words",
+    [
+        ("dyad_id,session,rater,kind,start_s\nD1,1,patient,rupture,1\n", 1, "end_s", "missing: end_s"),
+        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,1,3\nD1,1,patient,dip,1,3\n", 3, "kind", "kind must be rupture, repair or peak (found 'dip')"),
+        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,1.5,3\n", 2, "start_s", "whole number"),
+        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,5,3\n", 2, "end_s", "end_s (3) is before start_s (5)"),
+        ("dyad_id,session,rater,kind,start_s,end_s\nD2,1,patient,rupture,1,3\n", 2, "dyad_id", "no accepted dial ratings for dyad D2, session 1, patient"),
+        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,peak,10,16\n", 2, "end_s", "outside the rated seconds 0–15"),
+    ],
+)
+def test_bad_overrides_name_file_line_and_column(tmp_path, text, line, column, words):
+    path = write_overrides(tmp_path, text)
+    with pytest.raises(DyadflowError) as err:
+        pipeline.analyse(ratings(SHORT), {**NO_SMOOTHING, "overrides": path})
+    e = err.value
+    assert (e.file, e.line, e.column) == (path, line, column) and words in str(e)

@@ -64,6 +64,15 @@ def render(microprocess: dict) -> str:
     return wrapper.render(microprocess=microprocess)
 
 
+def test_partial_says_how_each_segment_was_found(results):
+    entry = dyad_context(["D003"], results)["D003"]
+    html = render(entry)
+    assert "replacing the visual selection of the three lowest segments from a graph in Trusty (2023)" in html
+    assert "<th>found by</th>" in html and "<td>algorithm</td>" in html
+    entry["sessions"][0]["segments"][0]["source"] = "manual"
+    assert "<td>manual</td>" in render(entry)
+
+
 def test_partial_escapes_text(results):
     entry = dyad_context(["D003"], results)["D003"]
     entry["sessions"][0]["note"] = "<b>bold</b> & more"

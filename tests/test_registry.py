@@ -92,6 +92,17 @@ def test_minimal_file_loads_with_defaults(tmp_path):
         (("direction: lower_is_better", "direction: lower_is_better\nsubscales: {a: [1, 9]}"), "subscales.a", "item 9 is beyond"),
         (("response: {min: 0, max: 4}", "response: {min: 4, max: 0}"), "response", "must be below max"),
         (
+            ("scoring: {method: sum}", "scoring: {method: sum, missing: subscale_mean}\nsubscales: {a: [1, 2]}"),
+            "scoring.missing",
+            "item 3 is in no subscale",
+        ),
+        (
+            ("scoring: {method: sum}", "scoring: {method: sum, missing: subscale_mean}\nsubscales: {a: [1, 2], b: [2, 3]}"),
+            "scoring.missing",
+            "item 2 is in subscales a and b",
+        ),
+        (("scoring: {method: sum}", "scoring: {method: sum, subscales: median}"), "scoring.subscales", "'median' is not one of"),
+        (
             ("direction: lower_is_better", "direction: lower_is_better\nbands: [{label: a, min: 0, max: 5}, {label: b, min: 4, max: 12}]"),
             "bands.1",
             "overlaps",

@@ -104,12 +104,13 @@ def test_oq45_reverse_keying_and_subscales(registry):
     out = score(registry, validated("oq_45", items)).row(0, named=True)
     # 9 reverse-keyed items x 3 + 36 others x 1 = 63
     assert out["total"] == 63.0 and out["band"] == "non-clinical"
-    # symptom distress has reverse items 13, 24, 31: (22*1 + 3*3) / 25
-    assert out["sub_symptom_distress"] == pytest.approx(31 / 25)
-    # interpersonal relations: reverse 1, 20, 37, 43 -> (7*1 + 4*3) / 11
-    assert out["sub_interpersonal_relations"] == pytest.approx(19 / 11)
-    # social role: reverse 12, 21 -> (7*1 + 2*3) / 9
-    assert out["sub_social_role"] == pytest.approx(13 / 9)
+    # subscales are sums (scoring.subscales: sum; the published cut-offs are on sums)
+    # symptom distress has reverse items 13, 24, 31: 22*1 + 3*3
+    assert out["sub_symptom_distress"] == 31.0
+    # interpersonal relations: reverse 1, 20, 37, 43 -> 7*1 + 4*3
+    assert out["sub_interpersonal_relations"] == 19.0
+    # social role: reverse 12, 21 -> 7*1 + 2*3
+    assert out["sub_social_role"] == 13.0
     items[7] = 2  # item 8, suicidal thoughts
     flagged = score(registry, validated("oq_45", items)).row(0, named=True)
     assert flagged["total"] == 64.0 and flagged["band"] == "clinical"
@@ -139,3 +140,49 @@ def test_instruments_scored_together_keep_their_own_columns(registry):
         "dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument",
         "total", "mean", "n_answered", "prorated", "band", "risk_flag",
     ]
+
+
+def oq(answers: dict[int, int | None]) -> list:
+    """OQ-45 answers: 1 ("Rarely") unless given."""
+    return [answers.get(i, 1) for i in range(1, 46)]
+
+
+def test_oq45_missing_item_takes_its_subscale_rounded_mean(registry):
+    """The OQ-45 scoring sheet: a missing item takes the mean of the other items of its
+    own subscale, rounded to a whole number (.5 up), on the scored (keyed) scale."""
+    sd_zero = {i: 0 for i in (27, 29, 33, 34, 35, 36, 40, 41, 42, 45)}
+    # A: item 13 (symptom distress, reverse-keyed) and item 7 (interpersonal) missing.
+    # SD's other 24 scored items: 24 and 31 answered 4 (reverse, score 0), twelve items 1,
+    # ten items 0: 12 / 24 = 0.5 -> 1 (.5 rounds up), so SD = 12 + 1 = 13.
+    # IR's other 10: reverse 1, 20, 37, 43 score 3 (12), six items 1 (6): 18 / 10 = 1.8 -> 2, IR = 20.
+    # SR: reverse 12, 21 score 3 (6), seven items 1: 13. Total 13 + 20 + 13 = 46
+    # (generic proration would give 43 / 43 * 45 = 45).
+    a = oq({13: None, 24: 4, 31: 4, 7: None, **sd_zero})
+    # B: item 12 (social role, reverse-keyed) missing; SR's other 8: item 21 scores 3,
+    # 4, 14, 28, 32, 38 answer 2, 39 answers 3, 44 answers 4: 20 / 8 = 2.5 -> 3 (banker's
+    # rounding would give 2). SR = 23, SD 31, IR 19, total 73.
+    b = oq({12: None, 4: 2, 14: 2, 28: 2, 32: 2, 38: 2, 39: 3, 44: 4})
+    # C: items 4 and 14 missing (social role): 2 of 9 is beyond the subscale's 20 % (1),
+    # so sub_social_role is empty; the total still imputes: SR's other 7 score
+    # 6 + 5 = 11, 11 / 7 = 1.571 -> 2; total 31 + 19 + 11 + 2 + 2 = 65.
+    c = oq({4: None, 14: None})
+    # D: items 2-11 missing, ten, beyond 20 % of 45 (9): no total. Subscales keep their own
+    # limit: SD misses 8 of 25 (empty); IR misses item 7 only: 18 / 10 = 1.8 -> 2, IR 20;
+    # SR misses item 4 only: (6 + 6) / 8 = 1.5 -> 2, SR 14.
+    d = oq({i: None for i in range(2, 12)})
+    out = score(registry, *(validated("oq_45", x, session=s) for s, x in enumerate((a, b, c, d), 1)))
+    got = out.select("total", "sub_symptom_distress", "sub_interpersonal_relations", "sub_social_role", "n_answered", "prorated").rows()
+    assert got == [
+        (46.0, 13.0, 20.0, 13.0, 43, True),
+        (73.0, 31.0, 19.0, 23.0, 44, True),
+        (65.0, 31.0, 19.0, None, 43, True),
+        (None, None, 20.0, 14.0, 35, False),
+    ]
+    assert out.get_column("mean").to_list()[:3] == pytest.approx([46 / 45, 73 / 45, 65 / 45])
+    assert out.get_column("score_missing_reason").to_list() == [None, None, None, "10 of 45 items missing; at most 9 may be missing"]
+
+
+def test_missing_and_subscales_are_read_from_the_instrument_file(registry):
+    oq45 = registry["oq_45"]
+    assert (oq45.missing_rule, oq45.subscale_score) == ("subscale_mean", "sum")
+    assert (registry["wai_sr"].missing_rule, registry["wai_sr"].subscale_score) == ("prorate", "mean")

@@ -114,3 +114,52 @@ def test_jacobson_truax_das_end_to_end():
     # no alliance data: nulls with reasons, never a crash
     assert d.get_column("lag_b").null_count() == 30
     assert "lag: 0 complete session pair(s), needs 3" in d.get_column("stats_note")[0]
+
+
+def test_recovered_needs_a_clinical_start_oq45_and_bdi_ii():
+    """Jacobson & Truax (1991): recovered = reliable improvement from the dysfunctional to
+    the functional side. OQ-45 50 -> 30 and BDI-II 12 -> 2 start on the functional side."""
+    reg = load_registry()
+    # OQ-45: RC 14 points, cut-off 63.5. 50 -> 30: -20, reliable, but 50 is already non-clinical
+    rule, d = categorise(reg["oq_45"], [50, 80], [30, 40])
+    assert rule.cutoff == 63.5 and rule.fixed_points == 14
+    assert d.get_column("change_category").to_list() == ["improved", "recovered"]
+    assert d.get_column("clinical_at_pre").to_list() == [False, True]
+    # BDI-II: r .93, SD of the sample's pre scores (12, 30): 12.7279; S_diff = 12.7279·√2·√.07 = 4.7624
+    rule, d = categorise(reg["bdi_ii"], [12, 30], [2, 5])
+    s_diff = math.sqrt(162) * math.sqrt(2) * math.sqrt(0.07)
+    assert rule.s_diff == pytest.approx(s_diff) and rule.cutoff == 13.5
+    assert d.get_column("rci").to_list() == pytest.approx([-10 / s_diff, -25 / s_diff])  # -2.0998, -5.2494
+    assert d.get_column("change_category").to_list() == ["improved", "recovered"]
+    assert d.get_column("clinical_at_pre").to_list() == [False, True]
+
+
+def test_cutoff_boundary_lower_is_better():
+    """Cut-off 20 (lower is better), RC 6 points: a score equal to the cut-off is on the
+    clinical side, so a post score of 20 or 20.5 is improved and 19.5 recovered; a pre
+    score of 20 or 20.5 is a clinical start, 19.5 is not."""
+    i = inst(reliable_change_points=6)
+    pre = [30, 30, 30, 20, 20.5, 19.5, None]
+    post = [20, 20.5, 19.5, 10, 10, 10, 10]
+    rule, d = categorise(i, pre, post, "fixed", 20)
+    assert d.get_column("change_category").to_list() == ["improved", "improved", "recovered", "recovered", "recovered", "improved", None]
+    assert d.get_column("clinical_at_pre").to_list() == [True, True, True, True, True, False, None]
+
+
+def test_cutoff_boundary_higher_is_better():
+    """Cut-off 80 (higher is better), RC 6 points: 80 and 79.5 after treatment are
+    improved, 80.5 recovered; a pre score of 80 is clinical, 80.5 is not."""
+    i = inst("higher_is_better", reliable_change_points=6)
+    pre = [60, 60, 60, 80, 79.5, 80.5]
+    post = [80, 79.5, 80.5, 90, 90, 90]
+    rule, d = categorise(i, pre, post, "fixed", 80)
+    assert d.get_column("change_category").to_list() == ["improved", "improved", "recovered", "recovered", "recovered", "improved"]
+    assert d.get_column("clinical_at_pre").to_list() == [True, True, True, True, True, False]
+
+
+def test_cutoff_boundary_oq45_63_64():
+    """OQ-45 cut-off 63/64 (registry 63.5): 63 is non-clinical, 64 clinical. 80 -> 64
+    (-16, reliable) is improved, 80 -> 63 recovered; 64 -> 40 recovered, 63 -> 40 improved."""
+    rule, d = categorise(load_registry()["oq_45"], [80, 80, 64, 63], [64, 63, 40, 40])
+    assert d.get_column("change_category").to_list() == ["improved", "recovered", "recovered", "improved"]
+    assert d.get_column("clinical_at_pre").to_list() == [True, True, True, False]

@@ -116,3 +116,40 @@ def test_several_dyads_at_once_and_fixed_cutoff():
     assert g5.get_column("dyad_id").to_list() == ["A", "B"]
     assert g7.get_column("dyad_id").to_list() == ["A"]
     assert math.isclose(g5.get_column("magnitude")[1], 6.0)
+
+
+def test_criterion_3_between_neighbouring_critical_values_for_each_window():
+    """Each window's statistic (mean difference / pooled SD) lies between its own critical
+    value and a neighbour's, so a window given the wrong degrees of freedom fails here.
+
+    3 + 3 (df 4, 2.776): pre 90 100 110 (mean 100, SS 200); pooled SD sqrt((200 + 200) / 4) = 10.
+      A: post 63 73 83, (100 - 73) / 10 = 2.70 (above df 5's 2.571): no gain.
+      B: post 60 70 80, (100 - 70) / 10 = 3.00 (below df 3's 3.182): gain.
+    3 + 2 (df 3, 3.182): post q+5 q-5 (SS 50); pooled SD sqrt(250 / 3) = 9.1287.
+      C: post 77 67, 28 / 9.1287 = 3.067 (above df 4's 2.776): no gain.
+      D: post 70 60, 35 / 9.1287 = 3.834 (below df 2's 4.303): gain.
+    2 + 2 (df 2, 4.303): pre 95 105 (mean 100, SS 50); pooled SD sqrt(100 / 2) = 7.0711.
+      E: post 77 67, 28 / 7.0711 = 3.960 (above df 3's 3.182): no gain.
+      F: post 70 60, 35 / 7.0711 = 4.950 (below df 1's 12.706): gain.
+    Every drop at the gain passes criteria 1 (5 points) and 2 (25 %: 27.5 of 110, 26.25 of 105).
+    """
+    pooled = {"3+3": math.sqrt(400 / 4), "3+2": math.sqrt(250 / 3), "2+2": math.sqrt(100 / 2)}
+    assert 2.571 < 27 / pooled["3+3"] < 2.776 < 30 / pooled["3+3"] < 3.182
+    assert 2.776 < 28 / pooled["3+2"] < 3.182 < 35 / pooled["3+2"] < 4.303
+    assert 3.182 < 28 / pooled["2+2"] < 4.303 < 35 / pooled["2+2"] < 12.706
+    s = pl.concat([
+        series([90, 100, 110, 63, 73, 83], dyad="A"),
+        series([90, 100, 110, 60, 70, 80], dyad="B"),
+        series([90, 100, 110, 77, 67], dyad="C"),
+        series([90, 100, 110, 70, 60], dyad="D"),
+        series([95, 105, 77, 67], dyad="E"),
+        series([95, 105, 70, 60], dyad="F"),
+    ])
+    cand = candidates(s, 5.0, True).filter(pl.col("kind") == "gain").sort("dyad_id")
+    assert cand.select("dyad_id", "pregain_session", "n_pre", "n_post", "decision").rows() == [
+        ("A", 3, 3, 3, False), ("B", 3, 3, 3, True), ("C", 3, 3, 2, False),
+        ("D", 3, 3, 2, True), ("E", 2, 2, 2, False), ("F", 2, 2, 2, True),
+    ]
+    g, counts = sudden_gains(s, 5.0, True)
+    assert g.select("dyad_id", "pregain_score", "postgain_score").rows() == [("B", 110.0, 60.0), ("D", 110.0, 70.0), ("F", 105.0, 70.0)]
+    assert counts.filter(pl.col("_undecided") > 0).height == 0

@@ -78,7 +78,7 @@ def test_microprocess_outputs_are_written(demo_run):
     sessions = pl.read_csv(mp / "sessions.csv")
     assert sessions.select("dyad_id", "session").rows() == [("D001", 3), ("D001", 9), ("D002", 5), ("D003", 4)]
     segments = pl.read_csv(mp / "segments.csv")
-    assert segments.columns == ["dyad_id", "session", "rater", "kind", "rank", "start_s", "end_s", "clip", "extreme_rating"]
+    assert segments.columns == ["dyad_id", "session", "rater", "kind", "rank", "start_s", "end_s", "clip", "extreme_rating", "source"]
     acc = pl.read_csv(mp / "accounting.csv")
     assert acc.height == 7 and acc.get_column("rows_rejected").sum() == 4
     assert (tmp / "logs" / "microprocess.log").is_file()

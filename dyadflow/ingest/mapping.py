@@ -34,7 +34,8 @@ from dyadflow.errors import DyadflowError
 from dyadflow.registry import item_column
 
 REQUIRED = ("dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument")
-OPTIONAL = ("arm", "note", "consent_share_text", "consent_share_ratings")
+# ``total``: a pre-scored total, for instruments declared ``input: total``
+OPTIONAL = ("arm", "note", "consent_share_text", "consent_share_ratings", "total")
 FIELDS = REQUIRED + OPTIONAL
 ITEM_RE = re.compile(r"^item_?0*(\d+)$", re.IGNORECASE)
 # Reader-level rejections (an incomplete REDCap form, a Qualtrics preview) travel with the
@@ -228,9 +229,11 @@ def check_required(fields: dict, constants: dict, items: dict, *, file: str, lin
             line=line,
             column=missing[0],
         )
-    if not items:
+    if not items and "total" not in fields and "total" not in constants:
         raise DyadflowError(
-            "no item columns (item_01 … item_NN, or the input's 'items' pattern) in the header", file=file, line=line
+            "no item columns (item_01 … item_NN, or the input's 'items' pattern) and no 'total' column in the header",
+            file=file,
+            line=line,
         )
 
 
@@ -248,6 +251,8 @@ def canonical_exprs(fields: dict[str, str], items: dict[str, str], spec: dict) -
             e = _value_map(e, values[canon])
         if canon == "session":
             e = to_number_text(e, decimal_comma).str.replace(r"^(\d+)\.0+$", "${1}")
+        if canon == "total":
+            e = to_number_text(e, decimal_comma)
         if canon == "date":
             e = normalise_dates(e, formats, bool(spec.get("excel_serial_dates", False)))
         exprs.append(e.alias(canon))

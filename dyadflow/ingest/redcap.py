@@ -183,7 +183,7 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         where = f"instruments.{key}"
         complete = find_column(header, f"{form}_complete", file=file, line=line, key=f"{where}.form")
         own_fields, items = resolve_columns(
-            header, {"columns": cfg.get("columns") or {}, "items": cfg.get("items", f"{form}_{{n}}")},
+            header, {"columns": cfg.get("columns") or {}, "items": cfg.get("items", None if "total" in (cfg.get("columns") or {}) else f"{form}_{{n}}")},
             file=file, line=line, auto=False,
         )
         items = {src: canon for src, canon in items.items() if src != complete}

@@ -66,7 +66,7 @@ def analyse(accepted: pl.DataFrame | pl.LazyFrame, config: dict | None = None) -
     )
     return Analysis(
         sessions=congruence.sessions(grid, keys),
-        segments=segments.find(smoothed, keys, s),
+        segments=segments.find(smoothed, keys, s, segments.read_overrides(s["overrides"]) if s.get("overrides") else None),
         gaps=gaps_out,
         series=smoothed,
         keys=keys,

@@ -43,6 +43,12 @@ def _fmt_p(p) -> str:
     return "< .001" if p < 0.001 else f"{p:.3f}".replace("0.", ".", 1)
 
 
+def _clip_start(clip: str) -> int:
+    """The first second of a clip written ``mm:ss–mm:ss`` (clips are in order of this)."""
+    minutes, seconds = clip.split("–", 1)[0].split(":")
+    return int(minutes) * 60 + int(seconds)
+
+
 def _mmss(s: int) -> str:
     return f"{s // 60:02d}:{s % 60:02d}"
 
@@ -157,7 +163,7 @@ def dyad_context(dyad_ids, results_dir: str | Path = "results", charts: bool = T
             "segments": seg_rows,
             "clips": [
                 {k: s[k] for k in ("rater", "kind", "rank", "clip")}
-                for s in sorted(seg_rows, key=lambda s: (s["start_s"], rater_order.get(s["rater"], 9), kind_order[s["kind"]]))
+                for s in sorted(seg_rows, key=lambda s: (_clip_start(s["clip"]), rater_order.get(s["rater"], 9), kind_order[s["kind"]]))
             ],
             "chart_png": None,
             "chart_uri": None,

@@ -30,13 +30,20 @@ series into pieces, and no shape is read across such a split):
 * **Peaks** (helpful moments, after Swift et al. 2017): the same as ruptures on the
   negated series (downward blips are passed over): the ``n_segments`` highest, onset
   where the rise into the peak begins, segment ``[onset, peak]``.
-* **Clip**: ``clip_s`` seconds from the segment's start, cut at the series' last
-  second, written ``mm:ss–mm:ss`` (minutes may exceed 59).
+* **Clip**: ``clip_s`` seconds, written ``mm:ss–mm:ss`` (minutes may exceed 59), cut
+  at the series' first and last seconds. With ``clip_anchor: minimum`` (the default) a
+  rupture's clip ends ``clip_after_s`` seconds after its minimum (so it holds the low
+  and the ``clip_s − clip_after_s`` seconds before it, however long the decline), and a
+  repair's clip starts where the rise begins: the last second of the lowest smoothed
+  rating between the rupture's minimum and the repair's start. Peaks, and every
+  segment with ``clip_anchor: start``, clip from the segment's start.
 """
 
 from __future__ import annotations
 
 import polars as pl
+
+from dyadflow.errors import DyadflowError
 
 SEGMENT_COLUMNS = {
     "dyad_id": pl.String,
@@ -48,7 +55,9 @@ SEGMENT_COLUMNS = {
     "end_s": pl.Int32,
     "clip": pl.String,
     "extreme_rating": pl.Float64,
+    "source": pl.String,  # algorithm, or manual (microprocess.overrides)
 }
+OVERRIDE_COLUMNS = ("dyad_id", "session", "rater", "kind", "start_s", "end_s")
 KIND_ORDER = {"rupture": 0, "repair": 1, "peak": 2}
 
 
@@ -208,6 +217,37 @@ def clip(start: pl.Expr, last: pl.Expr, clip_s: int) -> pl.Expr:
     return pl.concat_str(mmss(start), pl.lit("–"), mmss(pl.min_horizontal(start + clip_s, last)))
 
 
+def clip_ending(end: pl.Expr, first: pl.Expr, last: pl.Expr, clip_s: int) -> pl.Expr:
+    """A clip of ``clip_s`` seconds ending at ``end`` (cut at the series' first and last second)."""
+    stop = pl.min_horizontal(end, last)
+    return pl.concat_str(mmss(pl.max_horizontal(stop - clip_s, first)), pl.lit("–"), mmss(stop))
+
+
+def rise_begins(smoothed: pl.DataFrame, spans: pl.DataFrame) -> pl.Series:
+    """For each span (series, ``_from``, ``_to``; seconds of the grid), the last second of
+    the lowest smoothed rating within it: where the rise out of the low begins.
+
+    The seconds are gathered by row number (the grid holds every second of a series in
+    order), one pass for all spans; no loop over series."""
+    if not spans.height:
+        return pl.Series("_rise", [], dtype=pl.Int32)
+    first_row = smoothed.get_column("series").search_sorted(spans.get_column("series"), side="left").cast(pl.Int64)
+    base = pl.Series(first_row) - smoothed.get_column("second").gather(first_row).cast(pl.Int64)
+    values = smoothed.get_column("smoothed")
+    found = (
+        spans.with_columns(base.alias("_base"), pl.int_range(pl.len()).alias("_span"))
+        .lazy()
+        .select("_span", "_base", pl.int_ranges(pl.col("_base") + pl.col("_from"), pl.col("_base") + pl.col("_to") + 1).alias("_row"))
+        .explode("_row")
+        .with_columns(pl.lit(values).gather(pl.col("_row")).alias("v"))
+        .group_by("_span")
+        .agg((pl.col("_row").filter(pl.col("v") == pl.col("v").min()).max() - pl.col("_base").first()).alias("_rise"))
+        .sort("_span")
+        .collect()
+    )
+    return found.get_column("_rise").cast(pl.Int32)
+
+
 def opening(smoothed: pl.DataFrame, width: int) -> pl.DataFrame:
     """series, second, smoothed, and ``opened``: the smoothed series with every upward
     blip narrower than ``width`` seconds removed (a morphological opening: a centred
@@ -280,26 +320,139 @@ def _choose(smoothed: pl.DataFrame, settings: dict, invert: bool) -> pl.DataFram
     return refine(chosen, opened, "smoothed", float(settings["onset_tolerance"])).sort("series", "rank")
 
 
-def find(smoothed: pl.DataFrame, keys: pl.DataFrame, settings: dict) -> pl.DataFrame:
-    """segments.csv rows for every series in ``smoothed`` (series, second, smoothed)."""
+def clip_column(settings: dict, clip_s: int) -> pl.Expr:
+    """The clip of each segment row (with ``kind``, ``start_s``, ``_anchor``, ``_first``, ``_last``)."""
+    from_start = clip(pl.col("start_s"), pl.col("_last"), clip_s)
+    if settings.get("clip_anchor", "minimum") == "start":
+        return from_start
+    after = int(settings.get("clip_after_s", 30))
+    return (
+        pl.when(pl.col("kind") == "rupture")
+        .then(clip_ending(pl.col("_anchor") + after, pl.col("_first"), pl.col("_last"), clip_s))
+        .when(pl.col("kind") == "repair")
+        .then(clip(pl.col("_anchor"), pl.col("_last"), clip_s))
+        .otherwise(from_start)
+    )
+
+
+def read_overrides(path: str) -> pl.DataFrame:
+    """A researcher's own segments (``microprocess.overrides``): a CSV with the header
+    ``dyad_id, session, rater, kind, start_s, end_s``. Returns those columns typed, with
+    ``source_line``. A bad header or value stops with the file, line and column."""
+    from dyadflow.ingest.text import read_text_table
+    from dyadflow.microprocess import RATER_SYNONYMS
+
+    table = read_text_table(path, file=path)
+    names = {h.strip().lower(): h for h in table.header}
+    missing = [c for c in OVERRIDE_COLUMNS if c not in names]
+    extra = [h for h in table.header if h.strip().lower() not in OVERRIDE_COLUMNS]
+    if missing or extra:
+        raise DyadflowError(
+            f"the overrides need the header {', '.join(OVERRIDE_COLUMNS)}"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; not allowed: {', '.join(extra)}" if extra else ""),
+            file=path,
+            line=table.header_line,
+            column=(missing or extra)[0],
+        )
+    raw = table.frame.select(*[pl.col(names[c]).alias(c) for c in OVERRIDE_COLUMNS], "source_line")
+    whole = r"^[0-9]{1,6}$"
+    checks = {
+        "dyad_id": (pl.col("dyad_id").is_not_null(), "a dyad_id is needed"),
+        "session": (pl.col("session").str.contains(whole).fill_null(False), "session must be a whole number"),
+        "rater": (pl.col("rater").str.to_lowercase().is_in(list(RATER_SYNONYMS)).fill_null(False), "rater must be patient (or client) or therapist"),
+        "kind": (pl.col("kind").str.to_lowercase().is_in(list(KIND_ORDER)).fill_null(False), "kind must be rupture, repair or peak"),
+        "start_s": (pl.col("start_s").str.contains(whole).fill_null(False), "start_s must be a whole number of seconds"),
+        "end_s": (pl.col("end_s").str.contains(whole).fill_null(False), "end_s must be a whole number of seconds"),
+    }
+    bad = raw.select(
+        "source_line", *[(~ok).alias(c) for c, (ok, _) in checks.items()], *[pl.col(c).alias(f"_v_{c}") for c in OVERRIDE_COLUMNS]
+    )
+    for column, (_, message) in checks.items():  # six columns, not rows
+        hit = bad.filter(pl.col(column)).head(1)
+        if hit.height:
+            value = hit.get_column(f"_v_{column}")[0]
+            raise DyadflowError(f"{message} (found '{value or ''}')", file=path, line=int(hit.get_column("source_line")[0]), column=column)
+    typed = raw.with_columns(
+        pl.col("session").cast(pl.Int32),
+        pl.col("rater").str.to_lowercase().replace_strict(RATER_SYNONYMS, return_dtype=pl.String),
+        pl.col("kind").str.to_lowercase(),
+        pl.col("start_s", "end_s").cast(pl.Int32),
+    )
+    reversed_ = typed.filter(pl.col("end_s") < pl.col("start_s")).head(1)
+    if reversed_.height:
+        r = reversed_.row(0, named=True)
+        raise DyadflowError(f"end_s ({r['end_s']}) is before start_s ({r['start_s']})", file=path, line=r["source_line"], column="end_s")
+    return typed
+
+
+def manual_rows(overrides: pl.DataFrame, smoothed: pl.DataFrame, keys: pl.DataFrame, path: str) -> pl.DataFrame:
+    """The override rows as segment rows (series, kind, rank, start_s, end_s,
+    extreme_rating, _anchor): ranked by start within their rater, session and kind;
+    ``extreme_rating`` the smoothed rating at ``end_s`` (the minimum of a rupture, the
+    peak of a peak, where a repair levels off); a rupture's clip is anchored on its
+    ``end_s``, a repair's on its ``start_s``."""
+    span = smoothed.group_by("series").agg(pl.col("second").min().alias("_first"), pl.col("second").max().alias("_last"))
+    rows = overrides.join(keys, on=["dyad_id", "session", "rater"], how="left").join(span, on="series", how="left")
+    unknown = rows.filter(pl.col("series").is_null()).sort("source_line").head(1)
+    if unknown.height:
+        r = unknown.row(0, named=True)
+        raise DyadflowError(
+            f"no accepted dial ratings for dyad {r['dyad_id']}, session {r['session']}, {r['rater']}", file=path, line=r["source_line"], column="dyad_id"
+        )
+    outside = rows.filter((pl.col("start_s") < pl.col("_first")) | (pl.col("end_s") > pl.col("_last"))).sort("source_line").head(1)
+    if outside.height:
+        r = outside.row(0, named=True)
+        raise DyadflowError(
+            f"the segment {r['start_s']}–{r['end_s']} s is outside the rated seconds {r['_first']}–{r['_last']}",
+            file=path,
+            line=r["source_line"],
+            column="start_s" if r["start_s"] < r["_first"] else "end_s",
+        )
+    at_end = smoothed.select("series", pl.col("second").alias("end_s"), pl.col("smoothed").alias("extreme_rating"))
+    return (
+        rows.join(at_end, on=["series", "end_s"], how="left")
+        .sort("series", "kind", "start_s", "source_line")
+        .with_columns(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("series", "kind").alias("rank"),
+            pl.when(pl.col("kind") == "repair").then("start_s").otherwise("end_s").alias("_anchor"),
+        )
+        .select(pl.col("series").cast(pl.Int32), "kind", "rank", "start_s", "end_s", "extreme_rating", pl.col("_anchor").cast(pl.Int32), pl.lit("manual").alias("source"))
+    )
+
+
+def find(smoothed: pl.DataFrame, keys: pl.DataFrame, settings: dict, overrides: pl.DataFrame | None = None) -> pl.DataFrame:
+    """segments.csv rows for every series in ``smoothed`` (series, second, smoothed).
+
+    ``overrides`` (from :func:`read_overrides`) replace the algorithm's segments of their
+    kind for their rater and session (``source`` manual)."""
     n, rise, clip_s = settings["n_segments"], settings["repair_rise"], settings["clip_s"]
     ruptures = _choose(smoothed, settings, invert=False)
     fixed = repairs(rises(smoothed), ruptures, rise, n, keys.height)
     peaks = _choose(smoothed, settings, invert=True)
-    last = smoothed.group_by("series").agg(pl.col("second").max().alias("_last"))
+    # where each repair's rise begins: the lowest point between its rupture's minimum and its start
+    spans = fixed.join(ruptures.select("series", "rank", pl.col("second").alias("_from")), on=["series", "rank"], how="left").with_columns(
+        pl.col("start").alias("_to")
+    )
+    fixed = fixed.with_columns(rise_begins(smoothed, spans.select("series", "_from", "_to")).alias("_anchor"))
+    last = smoothed.group_by("series").agg(pl.col("second").max().alias("_last"), pl.col("second").min().alias("_first"))
     rows = pl.concat(
         [
-            ruptures.select("series", pl.lit("rupture").alias("kind"), "rank", pl.col("onset").alias("start_s"), pl.col("second").alias("end_s"), pl.col("s").alias("extreme_rating")),
-            fixed.select("series", pl.lit("repair").alias("kind"), "rank", pl.col("start").alias("start_s"), pl.col("end").alias("end_s"), pl.col("value").alias("extreme_rating")),
-            peaks.select("series", pl.lit("peak").alias("kind"), "rank", pl.col("onset").alias("start_s"), pl.col("second").alias("end_s"), (-pl.col("s")).alias("extreme_rating")),
+            ruptures.select("series", pl.lit("rupture").alias("kind"), "rank", pl.col("onset").alias("start_s"), pl.col("second").alias("end_s"), pl.col("s").alias("extreme_rating"), pl.col("second").alias("_anchor")),
+            fixed.select("series", pl.lit("repair").alias("kind"), "rank", pl.col("start").alias("start_s"), pl.col("end").alias("end_s"), pl.col("value").alias("extreme_rating"), "_anchor"),
+            peaks.select("series", pl.lit("peak").alias("kind"), "rank", pl.col("onset").alias("start_s"), pl.col("second").alias("end_s"), (-pl.col("s")).alias("extreme_rating"), pl.lit(None, dtype=pl.Int32).alias("_anchor")),
         ],
         how="vertical_relaxed",
-    )
+    ).with_columns(pl.lit("algorithm").alias("source"))
+    if overrides is not None and overrides.height:
+        manual = manual_rows(overrides, smoothed, keys, settings.get("overrides") or "overrides")
+        replaced = manual.select("series", "kind").unique()
+        rows = pl.concat([rows.join(replaced, on=["series", "kind"], how="anti"), manual], how="vertical_relaxed")
     return (
         rows.join(last, on="series", how="left")
         .join(keys, on="series", how="left")
         .with_columns(
-            clip(pl.col("start_s"), pl.col("_last"), clip_s).alias("clip"),
+            clip_column(settings, clip_s).alias("clip"),
             pl.col("extreme_rating").round(2),
             pl.col("kind").replace_strict(KIND_ORDER, return_dtype=pl.Int8).alias("_k"),
         )

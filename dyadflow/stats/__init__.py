@@ -52,6 +52,7 @@ DYAD_COLUMNS = [
     "stats_note",
     # additions beyond the contract
     "n_outcome", "outcome_pre_session", "outcome_post_session", "reliable", "n_ruptures",
+    "clinical_at_pre",
 ]
 
 

@@ -15,9 +15,14 @@ Cut-off (the functional side is below it when lower is better, above it otherwis
 - c: ``(SD_dys·M_func + SD_func·M_dys) / (SD_dys + SD_func)``;
 - fixed: ``stats.change.cutoff`` from the config, else ``norms.cutoff``.
 
-Categories: ``recovered`` (reliable improvement and the post score on the functional
-side of the cut-off), ``improved`` (reliable improvement otherwise), ``deteriorated``
-(reliable worsening), ``unchanged``.
+Categories: ``recovered`` (reliable improvement from a clinical start to the functional
+side of the cut-off), ``improved`` (reliable improvement otherwise, also one that starts
+on the functional side), ``deteriorated`` (reliable worsening), ``unchanged``.
+
+"Past the cut-off" is strict: a score equal to the cut-off is on the clinical side
+(``clinical_at_pre`` true, and a post score there is not recovered). The registry states
+cut-offs between two whole scores (OQ-45 63.5 for "63/64"), so integer scores never
+equal them; a study-set cut-off such as 64 counts 64 as clinical.
 """
 
 from __future__ import annotations
@@ -103,31 +108,38 @@ def change_rule(inst: Instrument, pre: pl.Series, criterion: str = "auto", cutof
     return ChangeRule(s_diff, fixed_points, value, criterion, lower, sd_source)
 
 
+def functional_side(rule: ChangeRule, score: pl.Expr) -> pl.Expr:
+    """True when ``score`` is strictly past the cut-off on the functional side (null
+    when there is no cut-off or no score); a score equal to the cut-off is clinical."""
+    if rule.cutoff is None:
+        return pl.lit(None, dtype=pl.Boolean)
+    return score < rule.cutoff if rule.lower_is_better else score > rule.cutoff
+
+
 def change_columns(rule: ChangeRule, pre: str = "outcome_pre", post: str = "outcome_post") -> list[pl.Expr]:
-    """``rci``, ``reliable`` and ``change_category`` for the pre/post columns."""
+    """``rci``, ``reliable``, ``change_category`` and ``clinical_at_pre`` for the pre/post columns."""
     diff = pl.col(post) - pl.col(pre)
     better = -diff if rule.lower_is_better else diff  # positive = improvement
+    clinical_at_pre = (~functional_side(rule, pl.col(pre))).alias("clinical_at_pre")
     if rule.s_diff is None:
         return [
             pl.lit(None, dtype=pl.Float64).alias("rci"),
             pl.lit(None, dtype=pl.Boolean).alias("reliable"),
             pl.lit(None, dtype=pl.String).alias("change_category"),
+            clinical_at_pre,
         ]
     rci = diff / rule.s_diff
     if rule.fixed_points is not None:
         reliable = diff.abs() >= rule.fixed_points
     else:
         reliable = rci.abs() > Z
-    if rule.cutoff is None:
-        functional = pl.lit(False)
-    elif rule.lower_is_better:
-        functional = pl.col(post) < rule.cutoff
-    else:
-        functional = pl.col(post) > rule.cutoff
+    # recovered (Jacobson & Truax 1991): from the dysfunctional side (at pre) to the
+    # functional side (at post); without a cut-off nobody is recovered
+    recovered = (~functional_side(rule, pl.col(pre)) & functional_side(rule, pl.col(post))).fill_null(False)
     category = (
         pl.when(diff.is_null())
         .then(None)
-        .when(reliable & (better > 0) & functional)
+        .when(reliable & (better > 0) & recovered)
         .then(pl.lit("recovered"))
         .when(reliable & (better > 0))
         .then(pl.lit("improved"))
@@ -135,4 +147,4 @@ def change_columns(rule: ChangeRule, pre: str = "outcome_pre", post: str = "outc
         .then(pl.lit("deteriorated"))
         .otherwise(pl.lit("unchanged"))
     )
-    return [rci.alias("rci"), reliable.alias("reliable"), category.alias("change_category")]
+    return [rci.alias("rci"), reliable.alias("reliable"), category.alias("change_category"), clinical_at_pre]
