@@ -290,7 +290,7 @@ def test_xlsx_excel_errors_uncached_formulas_and_unnamed_columns_are_rejected(tm
     wb = openpyxl.Workbook()
     ws = wb.active
     # item_12's header cell is merged over S and T, so column T has no name
-    ws.append([*CANONICAL_HEADER, *(f"item_{i:02d}" for i in range(1, 13)), None, "total"])
+    ws.append([*CANONICAL_HEADER, *(f"item_{i:02d}" for i in range(1, 13)), None, "sum"])
     ws.merge_cells("S1:T1")
     ws.append([*wai_row(1), None, "=SUM(H2:S2)"])  # row 2: a formula without result in an unmapped column
     ws.append(wai_row(2, (4, 4, "=2+1", 4, 5, 3, 4, 4, 3, 4, 5, 4)))  # row 3: a formula with its saved result
