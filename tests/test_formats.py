@@ -316,7 +316,7 @@ def test_xlsx_excel_errors_uncached_formulas_and_unnamed_columns_are_rejected(tm
         "The value cannot be attributed to a question",
     ]
     assert res.accepted.select("source_line", "item_03").rows() == [(2, 3), (3, 3)]
-    assert (meta["blank_rows"], meta["dropped_columns"]) == (1, ["total"])
+    assert (meta["blank_rows"], meta["dropped_columns"]) == (1, ["sum"])
     assert balanced(frame, meta, registry) == (6, 2, 4)
 
 
