@@ -259,3 +259,48 @@ def test_calibration_on_a_synthetic_cohort():
     assert res["observations"] > 4000
     assert 0.05 <= res["above_p90"] <= 0.15
     assert 0.18 <= res["above_p75"] <= 0.32
+
+
+def test_the_stats_stage_writes_the_feedback_table_and_the_dyads_columns(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_stats_cohort import ALLIANCE, _tiny_study
+
+    from dyadflow import stats
+    from dyadflow.registry import load_registry
+
+    names = ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort", "feedback", "feedback_csv")
+    out = {k: str(tmp_path / f"{k}.x") for k in names}
+    src = tmp_path / "scores.parquet"
+    _tiny_study().write_parquet(src)
+    res = stats.run(str(src), load_registry(), "bdi_ii", ALLIANCE, {}, out)
+    # three dyads: too few for curves, so the reliable-change fallback. BDI-II r = 0.93 with the
+    # sample's pre SD (30, 25, 22): reliable from 2.96 points, recovered below the cut-off 13.5
+    fb = pl.read_parquet(out["feedback"])
+    assert fb.columns == feedback.COLUMNS and pl.read_csv(out["feedback_csv"]).columns == feedback.COLUMNS
+    assert fb.select("dyad_id", "session", "outcome", "signal", "signal_rule", "alliance_alert").rows() == [
+        ("D1", 0, 30.0, None, "intake", None),
+        ("D1", 1, 28.0, "green", "fallback_rci_unchanged", False),  # −2
+        ("D1", 2, 27.0, "green", "fallback_rci_improved", False),  # −3
+        ("D1", 3, 20.0, "green", "fallback_rci_improved", True),
+        ("D1", 4, 18.0, "green", "fallback_rci_improved", False),
+        ("D1", 5, 15.0, "green", "fallback_rci_improved", False),
+        ("D1", 6, 12.0, "recovered", "fallback_rci_recovered", False),  # 12 < 13.5
+        ("D2", 0, 25.0, None, "intake", None),
+        ("D3", 2, 22.0, None, "intake", False),
+    ]
+    # therapist 5, 6 then 4: mean 5.5, SD 0.71, 4 < 5.5 − 0.71; and a rupture (6 → 4 is at least 1.5 of the
+    # series' SD 0.98), repaired at session 4 (6 again), so unrepaired at session 3
+    assert fb.row(3, named=True)["alliance_alert_reason"] == (
+        "therapist: latest rating 4.0 more than 1 SD below the earlier mean 5.5 (SD 0.71, 2 earlier ratings); "
+        "therapist: unrepaired rupture at session 3 (6.0 → 4.0)"
+    )
+    assert fb.get_column("alliance_alert_reason")[0] == "no alliance rating up to this session"
+    assert res.dyads.columns == stats.DYAD_COLUMNS
+    assert res.dyads.select("dyad_id", "signal", "signal_rule", "alliance_alert").rows() == [
+        ("D1", "recovered", "fallback_rci_recovered", False), ("D2", None, "intake", None), ("D3", None, "intake", False),
+    ]
+    first = {k: open(v, "rb").read() for k, v in out.items()}
+    stats.run(str(src), load_registry(), "bdi_ii", ALLIANCE, {}, out)
+    assert {k: open(v, "rb").read() for k, v in out.items()} == first
