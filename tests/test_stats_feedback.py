@@ -304,3 +304,19 @@ def test_the_stats_stage_writes_the_feedback_table_and_the_dyads_columns(tmp_pat
     first = {k: open(v, "rb").read() for k, v in out.items()}
     stats.run(str(src), load_registry(), "bdi_ii", ALLIANCE, {}, out)
     assert {k: open(v, "rb").read() for k, v in out.items()} == first
+
+
+def test_config_schema_declares_the_feedback_defaults_and_rejects_typos():
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    props = schema["properties"]["feedback"]["properties"]
+    assert {k: v["default"] for k, v in props.items()} == feedback.DEFAULTS
+    assert all(v.get("description") for v in props.values())
+    part = {"type": "object", "properties": {"feedback": schema["properties"]["feedback"]}}
+    jsonschema.validate({"feedback": {"folds": 5, "reference": "old/questionnaires.parquet"}}, part)
+    with pytest.raises(jsonschema.ValidationError, match="'fold' was unexpected"):
+        jsonschema.validate({"feedback": {"fold": 5}}, part)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"feedback": {"folds": 1}}, part)
