@@ -320,3 +320,36 @@ def test_config_schema_declares_the_feedback_defaults_and_rejects_typos():
         jsonschema.validate({"feedback": {"fold": 5}}, part)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"feedback": {"folds": 1}}, part)
+
+
+@pytest.mark.e2e
+def test_workflow_writes_feedback_and_declares_the_reference(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_workflow import make_study, snakemake
+
+    from dyadflow import stats
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    cfg = make_study(first)
+    proc = snakemake(first, "results/stats/feedback.csv", "--cores", "2", "--configfile", str(cfg))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = first / "results" / "stats"
+    assert pl.read_csv(out / "feedback.csv", infer_schema=False).columns == feedback.COLUMNS
+    assert pl.read_csv(out / "dyads.csv", infer_schema=False).columns == stats.DYAD_COLUMNS
+    fb = pl.read_parquet(out / "feedback.parquet")
+    # the demo's 80 dyads: every training fold has at least 50, so cross-fitted curves for all
+    assert fb.get_column("fold").null_count() == 0 and fb.get_column("expected_p90").null_count() == 0
+    # an earlier run's scores table as the reference: a declared input, one model for all
+    reference = first / "results" / "scores" / "questionnaires.parquet"
+    cfg2 = make_study(second, cfg.read_text() + f"\nfeedback:\n  reference: {reference}\n")
+    proc = snakemake(second, "results/stats/feedback.csv", "--cores", "2", "--configfile", str(cfg2))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fb2 = pl.read_parquet(second / "results" / "stats" / "feedback.parquet")
+    assert fb2.get_column("fold").null_count() == fb2.height and fb2.get_column("expected_p90").null_count() == 0
+    dry = snakemake(second, "results/stats/feedback.csv", "-n", "-f", "--cores", "1", "--configfile", str(cfg2))
+    stats_job = dry.stdout.split("rule stats:")[1].split("output:")[0]
+    assert str(reference) in stats_job
