@@ -33,7 +33,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dyadflow.stats import feedback  # noqa: E402
+from dyadflow.stats import feedback
 
 
 def synthetic_cohort(n_dyads: int, seed: int = 17, rho: float = 0.5) -> pl.DataFrame:

@@ -206,7 +206,7 @@ def test_alliance_drop_below_own_mean_boundary():
     # with only one earlier rating there is no SD: no alert however large the drop
     assert out[("JA", 2)] == (False, None)
     # alliance_sd 0.5: 3.0 is now more than 0.5 SD below
-    assert dict(((d, s), a) for d, s, a, _ in _alerts(sessions, sd=0.5))[("AT", 4)] is True
+    assert {(d, s): a for d, s, a, _ in _alerts(sessions, sd=0.5)}[("AT", 4)] is True
 
 
 def test_alliance_both_raters_in_the_lower_half():
@@ -301,9 +301,9 @@ def test_the_stats_stage_writes_the_feedback_table_and_the_dyads_columns(tmp_pat
     assert res.dyads.select("dyad_id", "signal", "signal_rule", "alliance_alert").rows() == [
         ("D1", "recovered", "fallback_rci_recovered", False), ("D2", None, "intake", None), ("D3", None, "intake", False),
     ]
-    first = {k: open(v, "rb").read() for k, v in out.items()}
+    first = {k: Path(v).read_bytes() for k, v in out.items()}
     stats.run(str(src), load_registry(), "bdi_ii", ALLIANCE, {}, out)
-    assert {k: open(v, "rb").read() for k, v in out.items()} == first
+    assert {k: Path(v).read_bytes() for k, v in out.items()} == first
 
 
 def test_config_schema_declares_the_feedback_defaults_and_rejects_typos():
