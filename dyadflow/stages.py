@@ -116,16 +116,20 @@ def _stats(input, output, params, **_):
     from dyadflow import stats
     from dyadflow.registry import load_registry
 
-    out = {k: getattr(output, k) for k in ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort")}
+    names = ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort", "feedback", "feedback_csv")
+    out = {k: getattr(output, k) for k in names if hasattr(output, k)}
     res = stats.run(
         input.scores, load_registry(params.instruments_dir), params.outcome, dict(params.alliance),
-        _plain(params.stats), out, validated_path=input.validated,
+        _plain(params.stats), out, validated_path=input.validated, feedback_cfg=_plain(params.get("feedback")),
     )
     flow = res.cohort["flow"]
     logger.info(
         "%d dyads, %d dyad-sessions; lagged regression for %d dyads; %d sudden gains/losses; %d ruptures",
         flow["dyads"], flow["dyad_sessions"], flow["dyads_with_lag"], res.gains.height, res.ruptures.height,
     )
+    if res.feedback is not None:
+        counts = res.feedback.group_by("signal_rule").len().sort("signal_rule")
+        logger.info("feedback signals by rule: %s", ", ".join(f"{r} {n}" for r, n in counts.iter_rows()))
     for note, n in res.dyads.group_by("stats_note").len().drop_nulls().sort("len", descending=True).head(5).iter_rows():
         logger.info("%d dyad(s): %s", n, note)
 

@@ -23,6 +23,8 @@ DYADS = {
     "alliance_therapist_early": F, "alliance_patient_slope": F, "alliance_therapist_slope": F,
     "agreement_r": F, "agreement_n": I, "discrepancy_mean": F, "lag_b": F, "lag_se": F, "lag_t": F, "lag_p": F,
     "lag_n": I, "n_sudden_gains": I, "n_sudden_losses": I, "n_rupture_repairs": I, "stats_note": S,
+    # issue 17 (dyadflow.stats.feedback.DYAD_COLUMNS): the latest feedback signal, alliance alert and risk flag
+    "signal": S, "signal_rule": S, "alliance_alert": B, "risk_latest": B, "risk_latest_session": I,
 }
 SESSIONS = {
     "dyad_id": S, "session": I, "date": D, "alliance_patient": F, "alliance_therapist": F,

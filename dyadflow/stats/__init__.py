@@ -9,7 +9,8 @@ One small module per concept:
   pooled fixed-effects version;
 - :mod:`.sudden_gains`: Tang & DeRubeis sudden gains and losses;
 - :mod:`.ruptures`: session-level rupture–repair sequences;
-- :mod:`.cohort`: pooled effect, reliability, completeness, categories, flow.
+- :mod:`.cohort`: pooled effect, reliability, completeness, categories, flow;
+- :mod:`.feedback`: expected recovery curves, signals and alliance alerts (clinician feedback).
 
 Every computation runs over all dyads at once with polars expressions (``over`` and
 ``group_by``) or batched numpy; nothing loops over dyads in Python.
@@ -27,7 +28,7 @@ from dyadflow import io
 from dyadflow.errors import DyadflowError
 from dyadflow.registry import Instrument
 from dyadflow.stats import alliance as alliance_mod
-from dyadflow.stats import change, cohort, grouped, lagged, ruptures, sudden_gains
+from dyadflow.stats import change, cohort, feedback, grouped, lagged, ruptures, sudden_gains
 from dyadflow.stats.sessions import session_table
 
 __all__ = ["DEFAULTS", "settings", "session_table", "dyad_table", "compute", "run"]
@@ -53,6 +54,8 @@ DYAD_COLUMNS = [
     # additions beyond the contract
     "n_outcome", "outcome_pre_session", "outcome_post_session", "reliable", "n_ruptures",
     "clinical_at_pre",
+    # issue 17: the latest feedback signal and alliance alert, and the latest risk flag (for the report's override)
+    *feedback.DYAD_COLUMNS,
 ]
 
 
@@ -133,6 +136,7 @@ class StatsResult:
     gains: pl.DataFrame
     ruptures: pl.DataFrame
     cohort: dict
+    feedback: pl.DataFrame | None = None
 
 
 def _instrument(registry: dict[str, Instrument], key: str, what: str) -> Instrument:
@@ -148,7 +152,11 @@ def compute(
     alliance: dict[str, str],
     cfg: dict | None = None,
     validated: pl.DataFrame | None = None,
+    feedback_cfg: dict | None = None,
+    reference: pl.DataFrame | None = None,
 ) -> StatsResult:
+    """Everything the stats stage writes; ``feedback_cfg`` is the ``feedback:`` config and
+    ``reference`` the outcome rows of ``feedback.reference`` (:func:`feedback.read_reference`)."""
     s = settings(cfg)
     out_inst = _instrument(registry, outcome, "outcome")
     pat_inst = _instrument(registry, alliance["patient"], "alliance.patient")
@@ -187,6 +195,9 @@ def compute(
     rup = ruptures.ruptures(sessions, float(rp["sd_multiplier"]), int(rp["repair_window"]))
     dyads = dyads.join(ruptures.dyad_counts(dyads, rup), on="dyad_id", how="left")
 
+    fb = feedback.feedback_table(sessions, scores, rule, rup, ranges, feedback_cfg, int(rp["repair_window"]), reference)
+    dyads = dyads.join(feedback.dyad_latest(dyads, fb, scores), on="dyad_id", how="left")
+
     notes = ["_note_outcome", "_note_rci", "_note_alliance", "_note_lag", "_note_sg"]
     dyads = (
         dyads.with_columns(pl.concat_str(notes, separator="; ", ignore_nulls=True).alias("stats_note"))
@@ -221,7 +232,7 @@ def compute(
         "flow": cohort.flow(scores, dyads, sessions, lag_y, lag_xs),
         "settings": s,
     }
-    return StatsResult(sessions, dyads, gains, rup, coh)
+    return StatsResult(sessions, dyads, gains, rup, coh, fb)
 
 
 def run(
@@ -232,15 +243,22 @@ def run(
     cfg: dict | None,
     out: dict[str, str],
     validated_path: str | None = None,
+    feedback_cfg: dict | None = None,
 ) -> StatsResult:
-    """Read the scores, compute everything, write the six outputs named in ``out``."""
+    """Read the scores, compute everything, write the outputs named in ``out`` (the feedback
+    table too when ``out`` names ``feedback`` and ``feedback_csv``)."""
     scores = pl.read_parquet(scores_path)
     validated = pl.read_parquet(validated_path) if validated_path else None
-    res = compute(scores, registry, outcome, alliance, cfg, validated)
+    fcfg = feedback.settings(feedback_cfg)
+    reference = feedback.read_reference(fcfg["reference"], outcome) if fcfg["reference"] else None
+    res = compute(scores, registry, outcome, alliance, cfg, validated, fcfg, reference)
     io.write_parquet(out["sessions"], res.sessions)
     io.write_parquet(out["dyads"], res.dyads)
     io.write_csv(out["dyads_csv"], res.dyads)
     io.write_csv(out["sudden_gains"], res.gains)
     io.write_csv(out["ruptures"], res.ruptures)
     io.write_json(out["cohort"], res.cohort)
+    if "feedback" in out:
+        io.write_parquet(out["feedback"], res.feedback)
+        io.write_csv(out["feedback_csv"], res.feedback)
     return res

@@ -95,6 +95,8 @@ def final_outputs():
         f"{RESULTS}/stats/sudden_gains.csv",
         f"{RESULTS}/stats/ruptures.csv",
         f"{RESULTS}/stats/cohort.json",
+        f"{RESULTS}/stats/feedback.parquet",
+        f"{RESULTS}/stats/feedback.csv",
         f"{RESULTS}/selection/index.json",
         f"{RESULTS}/reports/index.csv",
         f"{RESULTS}/reports/cohort.pdf",

@@ -3,6 +3,8 @@ rule stats:
         scores=rules.score.output.parquet,
         validated=rules.validate.output.validated,
         instruments=INSTRUMENT_FILES,
+        # feedback.reference: an earlier run's scores table, a declared input when set
+        feedback_reference=(config.get("feedback") or {}).get("reference") or [],
     output:
         sessions=f"{RESULTS}/stats/sessions.parquet",
         dyads=f"{RESULTS}/stats/dyads.parquet",
@@ -10,10 +12,13 @@ rule stats:
         sudden_gains=f"{RESULTS}/stats/sudden_gains.csv",
         ruptures=f"{RESULTS}/stats/ruptures.csv",
         cohort=f"{RESULTS}/stats/cohort.json",
+        feedback=f"{RESULTS}/stats/feedback.parquet",
+        feedback_csv=f"{RESULTS}/stats/feedback.csv",
     params:
         outcome=config_value("outcome"),
         alliance=config["alliance"],
         stats=config["stats"],
+        feedback=config.get("feedback") or {},
         instruments_dir=config_value("instruments_dir"),
     log:
         f"{LOGS}/stats.log",
