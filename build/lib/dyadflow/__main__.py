@@ -1,5 +1,0 @@
-import sys
-
-from dyadflow.cli import main
-
-sys.exit(main())
