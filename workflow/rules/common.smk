@@ -68,6 +68,7 @@ def final_outputs():
         f"{RESULTS}/stats/sudden_gains.csv",
         f"{RESULTS}/stats/ruptures.csv",
         f"{RESULTS}/stats/cohort.json",
+        f"{RESULTS}/stats/multilevel.json",
         f"{RESULTS}/selection/index.json",
         f"{RESULTS}/reports/index.csv",
         f"{RESULTS}/reports/cohort.pdf",
