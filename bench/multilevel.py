@@ -23,7 +23,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dyadflow.stats import multilevel  # noqa: E402
+from dyadflow.stats import multilevel
 
 
 def synthetic(n_dyads: int, n_therapists: int, n_sessions: int, within: float = -0.4, between: float = 0.3, seed: int = 1):

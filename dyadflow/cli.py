@@ -64,7 +64,7 @@ def _outputs(args) -> int:
         ("Validated data", ["validated/questionnaires.parquet"]),
         ("Validation", ["validation/accounting.csv", "validation/rejections.csv", "validation/warnings.csv"]),
         ("Scores", ["scores/questionnaires.csv", "scores/questionnaires.parquet"]),
-        ("Statistics", ["stats/dyads.csv", "stats/dyads.parquet", "stats/sessions.parquet", "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json"]),
+        ("Statistics", ["stats/dyads.csv", "stats/dyads.parquet", "stats/sessions.parquet", "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json", "stats/multilevel.json"]),
         ("Selection", ["selection/index.json"]),
         ("Reports", ["reports/index.csv", "reports/dyads/", "reports/by_therapist/", "reports/cohort.pdf",
                      "reports/validation.pdf"]),

@@ -43,7 +43,7 @@ def test_every_output_is_written(demo_run):
         "validated/questionnaires.parquet", "validation/rejections.csv", "validation/accounting.csv",
         "scores/questionnaires.parquet", "scores/questionnaires.csv", "stats/sessions.parquet",
         "stats/dyads.parquet", "stats/dyads.csv", "selection/index.json", "reports/index.csv",
-        "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json",
+        "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json", "stats/multilevel.json",
         "reports/cohort.pdf", "reports/validation.pdf",
     ):
         assert (tmp / "results" / rel).is_file(), rel
@@ -190,3 +190,8 @@ def test_stats_outputs_follow_the_contract(demo_run):
     raw = cohort["pooled_effect"]["raw"]
     assert raw["n_dyads"] > 70 and raw["b"] < 0 and raw["p"] < 0.001  # the demo's planted effect
     assert set(cohort["reliability"]) == {"bdi_ii", "oq_45", "wai_s", "wai_sr"}
+    # the multilevel model beside the per-dyad and pooled results (80 demo dyads in therapists)
+    ml = json.loads((out / "multilevel.json").read_text())
+    assert ml["n_dyads"] > 70 and ml["n_therapists"] >= 2 and ml["therapist_level"] is True
+    assert ml["fixed_effects"]["alliance_within"]["estimate"] is not None
+    assert set(ml["variance_components"]) == {"residual", "therapist_intercept", "dyad_intercept", "dyad_slope"}

@@ -63,7 +63,7 @@ def icc(ratings: pl.DataFrame, target: str = TARGET, coder: str = CODER, value: 
     import pingouin as pg
     from pingouin.config import _no_rounding
 
-    targets, coders, m = wide(ratings, target, coder, value)
+    _, _, m = wide(ratings, target, coder, value)
     x = m.cast(pl.Float64).to_numpy()
     complete = ~np.isnan(x).any(axis=1)
     x = x[complete]
