@@ -190,7 +190,7 @@ def fit(rows: pl.DataFrame, covariate_outcome: bool = True, min_observations: in
         problems.append("standard errors could not be computed (the Hessian is not positive definite)")
     out.update(converged=converged, fixed_effects=fe, variance_components=vc, log_likelihood=_num(res.llf))
     if boundary:
-        small = ", ".join(k for k, v in vc.items() if k != "residual" and v is not None and v < 1e-4 * max(vc["residual"] or 1.0, 1e-12))
+        small = ", ".join(k for k, v in vc.items() if k in ("therapist_intercept", "dyad_intercept", "dyad_slope") and v is not None and v < 1e-4 * max(vc["residual"] or 1.0, 1e-12))
         note = "a variance component is estimated at or near zero (the boundary of the parameter space)" + (f": {small}" if small else "")
         out["message"] = f"{out['message']}; {note}" if out["message"] else note
     if not converged:
