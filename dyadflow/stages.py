@@ -134,6 +134,22 @@ def _stats(input, output, params, **_):
         logger.info("%d dyad(s): %s", n, note)
 
 
+def _multilevel(input, output, params, **_):
+    import polars as pl
+
+    from dyadflow import io
+    from dyadflow.stats import multilevel
+
+    res = multilevel.run(pl.read_parquet(input.sessions), pl.read_parquet(input.dyads), _plain(params.multilevel), int(params.max_gap))
+    io.write_json(output.multilevel, res)
+    logger.info(
+        "multilevel model: %d observations, %d dyads, %d therapists; converged: %s",
+        res["n_observations"], res["n_dyads"], res["n_therapists"], res["converged"],
+    )
+    if res["message"]:
+        logger.warning("multilevel model: %s", res["message"])
+
+
 def _plain(obj):
     """Snakemake's config mappings as plain dicts and lists."""
     if hasattr(obj, "items"):
@@ -231,6 +247,7 @@ STAGES = {
     "validate": _validate,
     "score": _score,
     "stats": _stats,
+    "multilevel": _multilevel,
     "select": _select,
     "report_plan": _report_plan,
     "select_strategy": _select_strategy,

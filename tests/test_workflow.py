@@ -43,7 +43,7 @@ def test_every_output_is_written(demo_run):
         "validated/questionnaires.parquet", "validated/consent.parquet", "validation/rejections.csv",
         "validation/accounting.csv", "scores/questionnaires.parquet", "scores/questionnaires.csv", "stats/sessions.parquet",
         "stats/dyads.parquet", "stats/dyads.csv", "selection/index.json", "reports/index.csv",
-        "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json",
+        "stats/sudden_gains.csv", "stats/ruptures.csv", "stats/cohort.json", "stats/multilevel.json",
         "reports/cohort.pdf", "reports/validation.pdf",
     ):
         assert (tmp / "results" / rel).is_file(), rel
@@ -293,3 +293,8 @@ def test_braces_in_a_file_path_stop_at_start_up_naming_the_config_key(tmp_path):
         "config key 'inputs[0].dictionary': 'd{x}.csv'; config key 'instruments_dir': 'inst}'; "
         "config key 'microprocess.inputs[0].path': 'dial/{x}/*.csv': a file path"
     )
+    # the multilevel model beside the per-dyad and pooled results (80 demo dyads in therapists)
+    ml = json.loads((out / "multilevel.json").read_text())
+    assert ml["n_dyads"] > 70 and ml["n_therapists"] >= 2 and ml["therapist_level"] is True
+    assert ml["fixed_effects"]["alliance_within"]["estimate"] is not None
+    assert set(ml["variance_components"]) == {"residual", "therapist_intercept", "dyad_intercept", "dyad_slope"}

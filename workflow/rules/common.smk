@@ -97,6 +97,7 @@ def final_outputs():
         f"{RESULTS}/stats/cohort.json",
         f"{RESULTS}/stats/feedback.parquet",
         f"{RESULTS}/stats/feedback.csv",
+        f"{RESULTS}/stats/multilevel.json",
         f"{RESULTS}/selection/index.json",
         f"{RESULTS}/reports/index.csv",
         f"{RESULTS}/reports/cohort.pdf",

@@ -24,3 +24,18 @@ rule stats:
         f"{LOGS}/stats.log",
     run:
         stage("stats", input=input, output=output, params=params, log=log)
+
+
+rule multilevel:
+    input:
+        sessions=rules.stats.output.sessions,
+        dyads=rules.stats.output.dyads,
+    output:
+        multilevel=f"{RESULTS}/stats/multilevel.json",
+    params:
+        multilevel=config["stats"]["multilevel"],
+        max_gap=config["stats"]["max_gap"],
+    log:
+        f"{LOGS}/multilevel.log",
+    run:
+        stage("multilevel", input=input, output=output, params=params, log=log)
