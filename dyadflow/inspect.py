@@ -103,12 +103,6 @@ def guess_instrument(n: int, values: set[str]) -> tuple[str | None, list[str]]:
     return (fits[0] if fits else (keys[0] if keys else None)), keys
 
 
-def instruments_with(n: int) -> list[str]:
-    from dyadflow.registry import load_registry
-
-    return sorted(k for k, inst in load_registry().items() if inst.n_items == n)
-
-
 def sniff_text(raw: bytes) -> tuple[str, str]:
     """(encoding, delimiter) of a text export."""
     encoding = "utf-8"

@@ -322,7 +322,3 @@ def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards
     finally:
         root.removeHandler(handler)
         handler.close()
-
-
-def dump(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str)

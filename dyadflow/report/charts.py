@@ -50,14 +50,6 @@ def png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
-def svg_bytes(fig) -> bytes:
-    """SVG of a figure (only for the chart-format benchmark)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    _plt().close(fig)
-    return buf.getvalue()
-
-
 def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 

@@ -20,7 +20,6 @@ Audiences (config ``report.audience``, and always ``clinician`` for the
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 
@@ -353,7 +352,3 @@ def add_charts(ctx: dict) -> dict:
         out["subscales"] = charts.data_uri(charts.png_bytes(charts.subscale_figure(
             ctx["profile"], names, ("Patient", "Therapist"), (lo - 1 if lo > 0 else 0, hi + 0.6))))
     return {**ctx, "charts": out}
-
-
-def build_date(ctx: dict) -> dt.date | None:
-    return ctx["epoch_date"]

@@ -85,15 +85,12 @@ def read_shard(shard_dir: str | Path) -> ReportTables:
 
 
 def microprocess_contexts(config: dict, dyad_ids: list[str], results_dir: str) -> dict | None:
-    """The microprocess page's context per dyad, when the study configures ``microprocess``
-    and the module exists; otherwise None (the page is left out)."""
+    """The microprocess page's context per dyad, when the study configures ``microprocess``;
+    otherwise None (the page is left out)."""
     if not config.get("microprocess"):
         return None
-    try:
-        from dyadflow.microprocess.report import dyad_context
-    except ImportError:
-        log.info("microprocess configured but dyadflow.microprocess.report is not available: page left out")
-        return None
+    from dyadflow.microprocess.report import dyad_context
+
     contexts = dyad_context(dyad_ids, results_dir)
     return contexts if isinstance(contexts, dict) and contexts else None
 

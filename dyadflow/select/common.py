@@ -11,10 +11,6 @@ DYAD = "dyad_id"
 SELECTION_SCHEMA = {"dyad_id": pl.String, "session": pl.Int32, "group": pl.String, "rank": pl.Int32, "reason": pl.String}
 
 
-def empty_selection() -> pl.DataFrame:
-    return pl.DataFrame(schema=SELECTION_SCHEMA)
-
-
 def finish(selection: pl.DataFrame, order: tuple[str, ...] = ("group", "rank", "dyad_id", "session")) -> pl.DataFrame:
     """The selection in its contract columns and types, in a stable order."""
     return selection.select(list(SELECTION_SCHEMA)).cast(SELECTION_SCHEMA).sort(*order)

@@ -31,7 +31,7 @@ from dyadflow.stats import alliance as alliance_mod
 from dyadflow.stats import change, cohort, feedback, grouped, lagged, ruptures, sudden_gains
 from dyadflow.stats.sessions import session_table
 
-__all__ = ["DEFAULTS", "settings", "session_table", "dyad_table", "compute", "run"]
+__all__ = ["DEFAULTS", "settings", "session_table", "compute", "run"]
 
 DEFAULTS: dict = {
     "max_gap": 1,
@@ -118,14 +118,6 @@ def _identity(scores: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
             .alias("_note_outcome")
         )
         .sort("dyad_id")
-    )
-
-
-def dyad_table(scores: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
-    """Identity, attendance and outcome change only (kept for callers of the first version)."""
-    return _identity(scores, sessions).select(
-        "dyad_id", "patient_id", "therapist_id", "arm", "n_sessions", "first_session", "last_session",
-        "outcome_pre", "outcome_post", "outcome_change",
     )
 
 

@@ -28,15 +28,6 @@ SCHEMA = {
 }
 
 
-def long_alliance(sessions: pl.DataFrame) -> pl.DataFrame:
-    """dyad_id, rater, session, value: the observed alliance scores of both raters."""
-    parts = [
-        sessions.select(DYAD, pl.lit(rater).alias("rater"), "session", pl.col(f"alliance_{rater}").cast(pl.Float64).alias("value"))
-        for rater in ("patient", "therapist")
-    ]
-    return pl.concat(parts).drop_nulls("value").sort(DYAD, "rater", "session")
-
-
 def ruptures(sessions: pl.DataFrame, sd_multiplier: float = 1.5, repair_window: int = 3) -> pl.DataFrame:
     """One row per rupture (both raters), with its repair if any."""
     ordered = grouped.sort_by(sessions, DYAD, "session")
