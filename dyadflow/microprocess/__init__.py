@@ -4,7 +4,7 @@ ruptures, repairs, peaks and video clips.
 In microprocess studies the patient (client) and the therapist each rate the alliance
 continuously while watching the recording of their session: one value per second,
 from −50 (weakest) through 0 (neutral) to +50 (strongest). See README, section
-"Moment-to-moment ratings", and ../shared/METHODS.md ("Moment-to-moment agreement").
+"Moment-to-moment ratings" (Trusty 2023; Penix et al. 2021, J Clin Psychol 77:36-48).
 
 Modules, one concept each:
 

@@ -11,7 +11,7 @@ Aligned seconds are the seconds both the patient and the therapist have a rating
   autocorrelation over consecutive aligned seconds; bounded to 3 … n. Then
   ``t = r √((n_eff − 2)/(1 − r²))`` on ``n_eff − 2`` degrees of freedom.
   ``congruence_p_naive`` is the usual test on n − 2 degrees of freedom, for
-  comparison (METHODS.md: with thousands of seconds it means little).
+  comparison (Penix et al. 2021: with thousands of seconds it means little).
 * ``discrepancy_mean`` and ``discrepancy_sd``: mean and SD (n − 1) of patient − therapist
   (positive: the patient rates the alliance stronger).
 * ``note``: why a statistic is empty (only one rater, too few aligned seconds, a
