@@ -192,6 +192,11 @@ def test_stats_outputs_follow_the_contract(demo_run):
     raw = cohort["pooled_effect"]["raw"]
     assert raw["n_dyads"] > 70 and raw["b"] < 0 and raw["p"] < 0.001  # the demo's planted effect
     assert set(cohort["reliability"]) == {"bdi_ii", "oq_45", "wai_s", "wai_sr"}
+    # the multilevel model beside the per-dyad and pooled results (80 demo dyads in therapists)
+    ml = json.loads((out / "multilevel.json").read_text())
+    assert ml["n_dyads"] > 70 and ml["n_therapists"] >= 2 and ml["therapist_level"] is True
+    assert ml["fixed_effects"]["alliance_within"]["estimate"] is not None
+    assert set(ml["variance_components"]) == {"residual", "therapist_intercept", "dyad_intercept", "dyad_slope"}
 
 
 # --- issue 14: outcome-only and alliance-only studies; braces in the study name ---------
@@ -293,8 +298,3 @@ def test_braces_in_a_file_path_stop_at_start_up_naming_the_config_key(tmp_path):
         "config key 'inputs[0].dictionary': 'd{x}.csv'; config key 'instruments_dir': 'inst}'; "
         "config key 'microprocess.inputs[0].path': 'dial/{x}/*.csv': a file path"
     )
-    # the multilevel model beside the per-dyad and pooled results (80 demo dyads in therapists)
-    ml = json.loads((out / "multilevel.json").read_text())
-    assert ml["n_dyads"] > 70 and ml["n_therapists"] >= 2 and ml["therapist_level"] is True
-    assert ml["fixed_effects"]["alliance_within"]["estimate"] is not None
-    assert set(ml["variance_components"]) == {"residual", "therapist_intercept", "dyad_intercept", "dyad_slope"}

@@ -103,3 +103,9 @@ def final_outputs():
         f"{RESULTS}/reports/cohort.pdf",
         f"{RESULTS}/reports/validation.pdf",
     ]
+
+
+def microprocess_overrides(wildcards):
+    """The researcher's segment overrides, an input only when configured."""
+    path = (config.get("microprocess") or {}).get("overrides")
+    return [path] if path else []

@@ -21,18 +21,12 @@ MICROPROCESS_OUTPUTS = (
 )
 
 
-def _microprocess_overrides(wildcards):
-    """The researcher's segment overrides, an input only when configured."""
-    path = (config.get("microprocess") or {}).get("overrides")
-    return [path] if path else []
-
-
 if config.get("microprocess"):
 
     rule microprocess:
         input:
             ratings=_microprocess_files(config["microprocess"]["inputs"]),
-            overrides=_microprocess_overrides,
+            overrides=microprocess_overrides,
         output:
             sessions=f"{MICROPROCESS}/sessions.csv",
             segments=f"{MICROPROCESS}/segments.csv",
