@@ -19,8 +19,11 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dyadflow import demo, ingest, io, score, validate  # noqa: E402
-from dyadflow.registry import load_registry  # noqa: E402
+from dyadflow import ingest, score  # noqa: E402
+from dyadflow.tools import demo_study as demo
+from dyadflow.core import atomic
+from dyadflow.validate import rules as validate
+from dyadflow.core.registry import load_registry  # noqa: E402
 
 
 def best_of(fn, repeat):
@@ -46,7 +49,7 @@ def main() -> None:
     if not path.exists():
         table = demo.generate(n_dyads=args.dyads, n_sessions=args.sessions, bad_rows=False)
         data = demo.redcap_table(table) if args.format == "redcap" else table
-        io.write_bytes(path, io.csv_bytes(data))
+        atomic.write_bytes(path, atomic.csv_bytes(data))
     registry = load_registry()
     spec = {"path": str(path), "format": args.format}
     if args.format == "redcap":

@@ -74,14 +74,15 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     import polars as pl
 
-    from dyadflow import demo, io
+    from dyadflow.tools import demo_study as demo
+    from dyadflow.core import atomic
 
     for n in args.dyads:
         work = Path(args.out).resolve() / f"{n}x{args.sessions}"
         export = work / "data" / "questionnaires.csv"
         if not export.exists():
             t0 = time.perf_counter()
-            io.write_bytes(export, io.csv_bytes(demo.generate(n_dyads=n, n_sessions=args.sessions, bad_rows=False)))
+            atomic.write_bytes(export, atomic.csv_bytes(demo.generate(n_dyads=n, n_sessions=args.sessions, bad_rows=False)))
             print(f"[{n}] generated {export} in {time.perf_counter() - t0:.1f} s", flush=True)
         (work / "study.yaml").write_text(CONFIG, encoding="utf-8")
         subprocess.run(["rm", "-rf", "results", "logs", ".snakemake"], cwd=work, check=True)

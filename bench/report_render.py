@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
 
-    from dyadflow.registry import load_registry
+    from dyadflow.core.registry import load_registry
     from dyadflow.report import charts, dyad, render
     from dyadflow.report.tables import read_report_tables
 

@@ -30,7 +30,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dyadflow import stats  # noqa: E402
-from dyadflow.registry import load_registry  # noqa: E402
+from dyadflow.core.registry import load_registry  # noqa: E402
 
 ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}
 

@@ -1,5 +1,5 @@
 import sys
 
-from dyadflow.cli import main
+from dyadflow.tools.cli import main
 
 sys.exit(main())

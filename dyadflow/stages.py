@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 
 logger = logging.getLogger("dyadflow")
 
@@ -57,8 +57,9 @@ def data_freeze_date(value: str | None):
 def _validate(input, output, params, log, **_):
     import datetime as dt
 
-    from dyadflow import validate
-    from dyadflow.registry import load_registry
+    from dyadflow.core import accounting
+    from dyadflow.validate import rules as validate
+    from dyadflow.core.registry import load_registry
 
     registry = load_registry(params.instruments_dir)
     result = validate.run(
@@ -98,15 +99,15 @@ def _validate(input, output, params, log, **_):
     if result.rejections.height:
         counts = result.rejections.group_by("rule").len().sort("rule")
         logger.info("rejections by rule: %s", ", ".join(f"{r} {n}" for r, n in counts.iter_rows()))
-    for row in validate.files_without_data(result.accounting).iter_rows(named=True):
-        message = validate.whole_file_message(row)
+    for row in accounting.files_without_data(result.accounting).iter_rows(named=True):
+        message = accounting.whole_file_message(row)
         logger.warning("%s", message)
         print(f"dyadflow validate: WARNING: {message}", file=sys.stderr, flush=True)
 
 
 def _score(input, output, params, **_):
     from dyadflow import score
-    from dyadflow.registry import load_registry
+    from dyadflow.core.registry import load_registry
 
     scores = score.run(input.validated, load_registry(params.instruments_dir), output.parquet, output.csv)
     logger.info("scored %d questionnaires", scores.height)
@@ -114,7 +115,7 @@ def _score(input, output, params, **_):
 
 def _stats(input, output, params, **_):
     from dyadflow import stats
-    from dyadflow.registry import load_registry
+    from dyadflow.core.registry import load_registry
 
     names = ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort", "feedback", "feedback_csv")
     out = {k: getattr(output, k) for k in names if hasattr(output, k)}
@@ -137,11 +138,11 @@ def _stats(input, output, params, **_):
 def _multilevel(input, output, params, **_):
     import polars as pl
 
-    from dyadflow import io
+    from dyadflow.core import atomic
     from dyadflow.stats import multilevel
 
     res = multilevel.run(pl.read_parquet(input.sessions), pl.read_parquet(input.dyads), _plain(params.multilevel), int(params.max_gap))
-    io.write_json(output.multilevel, res)
+    atomic.write_json(output.multilevel, res)
     logger.info(
         "multilevel model: %d observations, %d dyads, %d therapists; converged: %s",
         res["n_observations"], res["n_dyads"], res["n_therapists"], res["converged"],
@@ -167,7 +168,7 @@ def _select(input, output, params, **_):
 
 def _select_strategy(input, output, params, **_):
     from dyadflow import select, stats
-    from dyadflow.registry import load_registry
+    from dyadflow.core.registry import load_registry
 
     spec = _plain(params.spec)
     chosen = select.run(
@@ -222,7 +223,7 @@ def _microprocess(input, output, params, **_):
 
 
 def _manifest(input, output, params, **_):
-    from dyadflow import manifest
+    from dyadflow.core import manifest
 
     names = dict(zip(params.instrument_names, input.instruments))
     data = manifest.build(dict(params.config), [dict(s) for s in params.inputs], names, dict(params.environment))
@@ -235,7 +236,7 @@ def _manifest(input, output, params, **_):
 
 
 def _charts(input, output, **_):
-    from dyadflow import charts
+    from dyadflow.report import workflow_charts as charts
 
     charts.run(input.rejections, input.cohort, input.sessions, {k: getattr(output, k) for k in (
         "validation_summary", "change_by_arm", "completeness", "alliance_outcome")})
@@ -263,7 +264,7 @@ STAGES = {
 
 def _note_slurm_job() -> None:
     """Inside a SLURM job: keep polars to the job's CPUs, and say which job this is."""
-    from dyadflow import cluster
+    from dyadflow.core import cluster
 
     job = cluster.slurm_job_id()
     if job:
@@ -296,10 +297,10 @@ def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
-        if os.environ.get("DYADFLOW_TEST_PAUSE"):  # test-only (tests/test_faults.py), see dyadflow/io.py
-            from dyadflow import io
+        if os.environ.get("DYADFLOW_TEST_PAUSE"):  # test-only (tests/test_faults.py), see dyadflow/core/atomic.py
+            from dyadflow.core import atomic
 
-            io.arm_test_pause(name)
+            atomic.arm_test_pause(name)
         _note_slurm_job()
         STAGES[name](input=input, output=output, params=params, wildcards=wildcards, log=log)
         logger.info("%s finished in %.2f s (peak RSS of the process so far %.0f MB)", name, time.perf_counter() - start,

@@ -7,8 +7,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dyadflow import ingest, validate
-from dyadflow.registry import load_registry
+from dyadflow import ingest
+from dyadflow.validate import rules as validate
+from dyadflow.core.registry import load_registry
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER = ["dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument"]
@@ -101,7 +102,7 @@ SMALL_STUDY_TARGETS = ("results/stats/cohort.json", "results/selection/index.jso
 
 def make_small_study(tmp: Path, config_text: str = SMALL_STUDY_CONFIG) -> Path:
     """Write the small study's export and config under ``tmp``; return the config path."""
-    from dyadflow import demo
+    from dyadflow.tools import demo_study as demo
 
     demo.write_canonical(tmp / "data", n_dyads=12, n_sessions=6, bad_rows=False)
     cfg = tmp / "study.yaml"

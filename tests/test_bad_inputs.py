@@ -14,8 +14,10 @@ import polars as pl
 import pytest
 import yaml
 
-from dyadflow import ingest, io, validate
-from dyadflow.errors import DyadflowError
+from dyadflow import ingest
+from dyadflow.core import accounting, atomic
+from dyadflow.validate import rules as validate
+from dyadflow.core.errors import DyadflowError
 
 BAD = Path(__file__).parent / "data" / "bad"
 EXPECTED = yaml.safe_load((BAD / "expected.yaml").read_text(encoding="utf-8"))
@@ -55,7 +57,7 @@ def test_corpus_file(name, registry):
         assert acc["source_file"] == str(path)
         assert acc["file_error"] == f"{path}, {q['file_error']}"
         assert result.rejections.height == 0 and result.accepted.height == 0
-        assert validate.files_without_data(result.accounting).get_column("source_file").to_list() == [str(path)]
+        assert accounting.files_without_data(result.accounting).get_column("source_file").to_list() == [str(path)]
         with pytest.raises(DyadflowError):  # strict still stops
             ingest.read_or_quarantine({"path": str(path), "format": "canonical_csv"}, "strict")
         return
@@ -82,10 +84,10 @@ def test_long_cells_are_shortened_in_rejections(registry):
 
 def test_formula_cells_are_inert_in_csv_outputs(registry, tmp_path):
     result = run_file(BAD / "formula_cells.csv", registry)
-    io.write_csv(tmp_path / "rejections.csv", result.rejections)
+    atomic.write_csv(tmp_path / "rejections.csv", result.rejections)
     lines = (tmp_path / "rejections.csv").read_text(encoding="utf-8").splitlines()
     assert lines[1].split(",")[2:5] == ["dyad_id", "'=1+1", "id_format"]
-    io.write_csv(tmp_path / "accepted.csv", result.accepted.select("dyad_id", "session", "note"))
+    atomic.write_csv(tmp_path / "accepted.csv", result.accepted.select("dyad_id", "session", "note"))
     assert (tmp_path / "accepted.csv").read_text(encoding="utf-8").splitlines() == [
         "dyad_id,session,note",
         "D01,1,\"'=HYPERLINK(\"\"http://example.invalid\"\",\"\"click\"\")\"",
@@ -123,9 +125,9 @@ def test_a_wholly_rejected_file_is_listed(registry, tmp_path):
     one_good = write_canonical(tmp_path / "one_good.csv", [row(dyad="D/1", items=(4,) * 12), row(dyad="D2", items=(4,) * 12)])
     frames = [ingest.read_input({"path": str(p), "format": "canonical_csv"}) for p in (ok, bad, one_good)]
     acc = validate.validate_frames([f for f, _ in frames], [m for _, m in frames], registry, date_limit=FREEZE).accounting
-    (only,) = validate.files_without_data(acc).to_dicts()
+    (only,) = accounting.files_without_data(acc).to_dicts()
     assert (only["source_file"], only["rows_read"], only["rows_accepted"]) == (str(bad), 2, 0)
-    assert validate.whole_file_message(only) == (
+    assert accounting.whole_file_message(only) == (
         f"{bad}: all 2 row(s) were rejected: no data from this file is used (results/validation/rejections.csv)"
     )
 def test_a_named_pipe_or_a_device_is_refused_not_read(tmp_path):
@@ -140,7 +142,7 @@ def test_a_named_pipe_or_a_device_is_refused_not_read(tmp_path):
     code = (
         "import json, sys\n"
         "from dyadflow.ingest import read_input\n"
-        "from dyadflow.errors import DyadflowError\n"
+        "from dyadflow.core.errors import DyadflowError\n"
         "out = []\n"
         "for path, fmt in json.loads(sys.argv[1]):\n"
         "    try:\n"

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from dyadflow import charts
+from dyadflow.report import workflow_charts as charts
 
 REJ = "source_file,source_line,column,value,rule,message\n"
 

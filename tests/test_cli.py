@@ -9,7 +9,7 @@ from importlib import metadata
 
 import pytest
 
-from dyadflow import cli
+from dyadflow.tools import cli
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

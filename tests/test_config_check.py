@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from dyadflow import config_check
+from dyadflow.core import config as config_check
 
-SCHEMA = REPO / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "dyadflow" / "schemas" / "config.schema.yaml"
 GOOD = """\
 study: {name: "Small synthetic study"}
 inputs:
@@ -119,7 +119,7 @@ def test_placeholder_constants_and_unknown_instrument_constants():
 
 
 def test_inspect_output_with_its_placeholders_is_refused(tmp_path):
-    from dyadflow import inspect
+    from dyadflow.tools import inspect_export as inspect
 
     path = str(tmp_path / "q.csv")
     (tmp_path / "q.csv").write_text("Dyad,Session,item_01,item_02,item_03\nD1,1,3,4,2\n", encoding="utf-8")

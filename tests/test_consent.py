@@ -14,10 +14,10 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from dyadflow import consent as C
+from dyadflow.validate import consent as C
 from dyadflow.ingest import read_input
 from dyadflow.report.dyad import redact, visible_notes
-from dyadflow.validate import validate_frames
+from dyadflow.validate.rules import validate_frames
 
 from conftest import BDI_OK, WAI_S_OK, WAI_SR_OK, row, run_validation, write_canonical
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow import demo
+from dyadflow.tools import demo_study as demo
 from dyadflow.ingest import read_input
-from dyadflow.validate import validate_frames
+from dyadflow.validate.rules import validate_frames
 
 from conftest import DEMO_DIR, demo_inputs
 

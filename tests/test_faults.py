@@ -1,7 +1,7 @@
 """Faults (issue 8): a build killed with SIGKILL in the middle of a stage, then a nightly
 rerun, ends with outputs byte-identical to an uninterrupted build.
 
-The kill lands mid-stage deterministically through the test-only hook in dyadflow/io.py:
+The kill lands mid-stage deterministically through the test-only hook in dyadflow/core/atomic.py:
 DYADFLOW_TEST_PAUSE=<stage>:<n> makes that stage sleep just before renaming its n-th
 output into place (the earlier outputs finished, the n-th written only under its
 temporary name). The whole process group (dyadflow nightly, snakemake, the job) is killed.
@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import make_small_study, results_bytes, run_nightly
-from dyadflow import io
+from dyadflow.core import atomic
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +62,7 @@ def test_killed_in_every_stage_then_rerun_gives_identical_outputs(small_study_bu
 
 def test_the_pause_hook_is_inert_unless_armed(monkeypatch, tmp_path):
     monkeypatch.delenv("DYADFLOW_TEST_PAUSE", raising=False)
-    io.arm_test_pause("score")
-    assert io._TEST_PAUSE["stage"] is None
-    io.write_text(tmp_path / "x.txt", "done")
+    atomic.arm_test_pause("score")
+    assert atomic._TEST_PAUSE["stage"] is None
+    atomic.write_text(tmp_path / "x.txt", "done")
     assert (tmp_path / "x.txt").read_text() == "done"

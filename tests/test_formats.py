@@ -9,11 +9,11 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest import read_input
 from dyadflow.ingest.mapping import item_columns_by_pattern, normalise_dates, pattern_regex
 from dyadflow.ingest.redcap import parse_choices
-from dyadflow.validate import validate_frames
+from dyadflow.validate.rules import validate_frames
 
 from conftest import REPO
 
@@ -561,7 +561,7 @@ def test_config_schema_documents_every_input_key_and_rejects_typos():
     import jsonschema
     import yaml
 
-    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    schema = yaml.safe_load((REPO / "dyadflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
     keys = schema["properties"]["inputs"]["items"]["properties"]
     for name, prop in keys.items():
         assert prop.get("description"), name

@@ -16,9 +16,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dyadflow import demo, ingest, validate
-from dyadflow.errors import DyadflowError
-from dyadflow.schemas import RULES
+from dyadflow import ingest
+from dyadflow.tools import demo_study as demo
+from dyadflow.validate import rules as validate
+from dyadflow.core.errors import DyadflowError
+from dyadflow.validate.checks import RULES
 
 from conftest import row, write_canonical
 

@@ -18,7 +18,8 @@ import polars as pl
 import pytest
 from pypdf import PdfReader
 
-from dyadflow import demo, io
+from dyadflow.tools import demo_study as demo
+from dyadflow.core import atomic
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDED = {
@@ -49,7 +50,7 @@ def clinician_run(tmp_path_factory):
         *[pl.lit(v).alias(k) for k, v in SEEDED.items()],
     )
     (tmp / "data").mkdir()
-    io.write_bytes(tmp / "data" / "export.csv", io.csv_bytes(table))
+    atomic.write_bytes(tmp / "data" / "export.csv", atomic.csv_bytes(table))
     cfg = tmp / "study.yaml"
     cfg.write_text(
         "study: {name: Identifier test}\ninputs:\n  - {path: data/export.csv, format: canonical_csv}\n"

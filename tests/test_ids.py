@@ -1,5 +1,5 @@
 """Issue 14, point 18: linking IDs across sources (the inputs' ``ids`` rules) and the
-warnings about IDs that may not be linked (dyadflow.linking)."""
+warnings about IDs that may not be linked (dyadflow.validate.linking)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import pytest
 import yaml
 
 from conftest import REPO, WAI_S_OK, WAI_SR_OK, make_small_study, row, run_nightly, write_canonical
-from dyadflow import ingest, linking, nightly, validate
-from dyadflow.errors import DyadflowError
+from dyadflow import ingest
+from dyadflow.validate import linking
+from dyadflow.tools import nightly
+from dyadflow.validate import rules as validate
+from dyadflow.core.errors import DyadflowError
 
 # ---------------------------------------------------------------- the rules, one kind at a time
 
@@ -219,7 +222,7 @@ def config_error(ids: dict) -> bool:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
     cfg["inputs"][1]["ids"] = copy.deepcopy(ids)
     try:
-        snakemake_validate(cfg, str(REPO / "schemas" / "config.schema.yaml"))
+        snakemake_validate(cfg, str(REPO / "dyadflow" / "schemas" / "config.schema.yaml"))
     except Exception:  # snakemake's WorkflowError
         return True
     return False

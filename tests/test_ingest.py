@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest import read_input
 from dyadflow.ingest.text import read_text_table, scan_records
 

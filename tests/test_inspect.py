@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from dyadflow.cli import main
+from dyadflow.tools.cli import main
 from dyadflow.ingest import read_input
 
 from conftest import DEMO_DIR, REPO, demo_inputs

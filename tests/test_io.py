@@ -3,27 +3,27 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from dyadflow import io
+from dyadflow.core import atomic
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
     target = tmp_path / "out.csv"
     with pytest.raises(RuntimeError):
-        with io.atomic_path(target) as tmp:
+        with atomic.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
-    io.write_text(target, "whole")
+    atomic.write_text(target, "whole")
     assert target.read_text() == "whole" and list(tmp_path.iterdir()) == [target]
 
 
 def test_write_if_changed_keeps_the_file_untouched(tmp_path):
     target = tmp_path / "x.bin"
-    assert io.write_bytes_if_changed(target, b"abc") is True
+    assert atomic.write_bytes_if_changed(target, b"abc") is True
     before = target.stat().st_mtime_ns
-    assert io.write_bytes_if_changed(target, b"abc") is False
+    assert atomic.write_bytes_if_changed(target, b"abc") is False
     assert target.stat().st_mtime_ns == before
-    assert io.write_bytes_if_changed(target, b"abd") is True
+    assert atomic.write_bytes_if_changed(target, b"abd") is True
 
 
 def test_csv_neutralises_formulas():
@@ -33,7 +33,7 @@ def test_csv_neutralises_formulas():
             "n": [-1, 2, 3, 4, 5, 6, 7, 8, 9],
         }
     )
-    text = io.csv_bytes(df).decode()
+    text = atomic.csv_bytes(df).decode()
     assert text.splitlines() == [
         "note,n",
         "\"'=HYPERLINK(\"\"http://x\"\")\",-1",

@@ -16,7 +16,9 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import DEMO_FILES, REPO, copy_demo
-from dyadflow import __version__, cluster, manifest
+from dyadflow import __version__
+from dyadflow.core import cluster
+from dyadflow.core import manifest
 
 SHA_EMPTY_OBJECT = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"  # sha256(b"{}")
 SHA_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256(b"abc"), FIPS 180-2
@@ -106,7 +108,7 @@ def test_build_records_versions_config_and_checksums(tmp_path, monkeypatch):
     Path("inst.yaml").write_bytes(b"")
     config = {"study": {"name": "S"}, "inputs": [{"path": "exports/q.csv", "format": "canonical_csv"}]}
     inputs = [{"name": "q", "path": "exports/q.csv", "format": "canonical_csv"}]
-    got = manifest.build(config, inputs, {"schemas/instruments/x.yaml": "inst.yaml"}, ENV)
+    got = manifest.build(config, inputs, {"dyadflow/schemas/instruments/x.yaml": "inst.yaml"}, ENV)
     assert got == {
         "manifest_version": 1,
         "dyadflow_version": "0.1.0",
@@ -120,7 +122,7 @@ def test_build_records_versions_config_and_checksums(tmp_path, monkeypatch):
         "config": config,
         "inputs": [{"name": "q", "path": "exports/q.csv", "format": "canonical_csv", "bytes": 3, "sha256": SHA_ABC}],
         "instruments": [
-            {"path": "schemas/instruments/x.yaml", "sha256": hashlib.sha256(b"").hexdigest()},
+            {"path": "dyadflow/schemas/instruments/x.yaml", "sha256": hashlib.sha256(b"").hexdigest()},
         ],
     }
 
@@ -208,7 +210,7 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
     ]
     assert len([i for i in data["inputs"] if i["format"] == "dial"]) == 7
     assert [i["path"] for i in data["instruments"]] == sorted(
-        f"schemas/instruments/{p.name}" for p in (REPO / "schemas" / "instruments").glob("*.yaml")
+        f"dyadflow/schemas/instruments/{p.name}" for p in (REPO / "dyadflow" / "schemas" / "instruments").glob("*.yaml")
     )
     head = manifest.git_state(REPO)
     assert (data["git_commit"], data["git_dirty"]) == (head["commit"], head["dirty"])

@@ -8,11 +8,12 @@ import pytest
 from scipy import stats
 from scipy.signal import lfilter
 
-from dyadflow import io
-from dyadflow.errors import DyadflowError
-from dyadflow.microprocess import demo, input_files, load, pipeline, segments, series, settings
+from dyadflow.core import atomic
+from dyadflow.core.errors import DyadflowError
+from dyadflow.microprocess import input_files, load, pipeline, segments, series, settings
+from dyadflow.tools import demo_dial as demo
 from dyadflow.microprocess.congruence import effective_n
-from dyadflow.microprocess.validate import validate_frame
+from dyadflow.microprocess.dial_checks import validate_frame
 
 from conftest import REPO
 
@@ -294,7 +295,7 @@ def test_validation_rules_and_accounting(tmp_path):
     ]
     acc = checked.accounting.row(0, named=True)
     assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"], acc["rows_duplicate"], acc["format"]) == (16, 4, 12, 1, "dial_long")
-    assert acc["sha256"] == io.sha256_file(path)
+    assert acc["sha256"] == atomic.sha256_file(path)
 
 
 def test_per_file_layout_reads_ids_from_the_file_name(tmp_path):

@@ -14,7 +14,7 @@ from dyadflow.microprocess.report import DPI, dyad_context
 
 from conftest import REPO
 
-TEMPLATES = REPO / "reports" / "templates"
+TEMPLATES = REPO / "dyadflow" / "report" / "templates"
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from conftest import SMALL_STUDY_CONFIG, make_small_study, run_nightly
-from dyadflow import nightly
+from dyadflow.tools import nightly
 
 # ---------------------------------------------------------------- per-dyad fingerprints
 

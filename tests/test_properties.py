@@ -9,8 +9,9 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dyadflow import ingest, validate
-from dyadflow.schemas import RULES
+from dyadflow import ingest
+from dyadflow.validate import rules as validate
+from dyadflow.validate.checks import RULES
 
 from conftest import HEADER
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dyadflow.ingest import read_input
-from dyadflow.validate import validate_frames
+from dyadflow.validate.rules import validate_frames
 
 HEADER = ["record_id", "redcap_event_name", "pat", "ther", "bdi_date", "bdi_1", "bdi_2", "bdi_complete",
           "wai_date", "wai_sr_1", "wai_sr_2", "wai_sr_complete"]

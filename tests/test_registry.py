@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from dyadflow.errors import DyadflowError
-from dyadflow.registry import load_instrument, load_registry
+from dyadflow.core.errors import DyadflowError
+from dyadflow.core.registry import load_instrument, load_registry
 
 MINIMAL = """\
 key: mini

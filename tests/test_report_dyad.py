@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from pypdf import PdfReader
 
-from dyadflow.consent import CONSENT_TABLE
+from dyadflow.validate.consent import CONSENT_TABLE
 from dyadflow.report import render, shards
 from dyadflow.report.render import fmt_number, fmt_signed
 from dyadflow.report.tables import DYADS, read_report_tables, with_contract_columns

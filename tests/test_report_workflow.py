@@ -27,7 +27,7 @@ def _state(root: Path) -> dict[str, tuple[int, bytes]]:
 
 @pytest.mark.e2e
 def test_reports_in_the_workflow_are_incremental(tmp_path):
-    from dyadflow import demo
+    from dyadflow.tools import demo_study as demo
 
     lines = demo.write_canonical(tmp_path / "src").read_text(encoding="utf-8").splitlines()
     keep = [lines[0]] + [ln for ln in lines[1:] if ln.split(",")[0] in DYADS]

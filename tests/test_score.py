@@ -7,7 +7,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from dyadflow.registry import item_column
+from dyadflow.core.registry import item_column
 from dyadflow.score import score_frame
 
 

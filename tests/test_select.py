@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from dyadflow import select
-from dyadflow.registry import load_registry
+from dyadflow.core.registry import load_registry
 from dyadflow.select import blinding, fixed, high_low, repair_case, rupture
 from dyadflow.stats.sessions import session_table
 
@@ -257,7 +257,7 @@ def test_fixed_sessions_thresholds_and_fall_tolerance_at_their_boundaries():
 
 
 def test_thresholds_above_1_under_pomp_stop_with_the_key_named():
-    from dyadflow.errors import DyadflowError
+    from dyadflow.core.errors import DyadflowError
 
     s = sessions_for([("A", 3, 4.0, 6.0, 20), ("A", 5, 4.0, 6.0, 18)])
     dyads = pl.DataFrame({"dyad_id": ["A"], "arm": ["CBT"], "change_category": ["improved"], "outcome_pre": [20.0], "outcome_post": [18.0]})
@@ -400,7 +400,7 @@ def test_run_writes_identical_files_twice(tmp_path):
 
 def test_arm_filter_keeps_only_those_dyads_for_every_strategy():
     """Issue 15 point 3: the paper selected from the CBT arm only."""
-    from dyadflow.errors import DyadflowError
+    from dyadflow.core.errors import DyadflowError
 
     rows = [(d, s, 4.0, 6.0, 20 - s) for d in ("C1", "C2", "I1") for s in (3, 5)]
     s = sessions_for(rows)
@@ -423,7 +423,7 @@ def test_arm_filter_keeps_only_those_dyads_for_every_strategy():
 
 
 def test_unknown_strategy_and_parameter_are_clear_errors():
-    from dyadflow.errors import DyadflowError
+    from dyadflow.core.errors import DyadflowError
 
     with pytest.raises(DyadflowError, match="unknown selection strategy 'best_sessions'"):
         select.check({"name": "x", "strategy": "best_sessions"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 from dyadflow.stats import agreement
 
 # Shrout & Fleiss (1979), Psychological Bulletin 86:420-428, Table 2: 6 targets x 4 judges.

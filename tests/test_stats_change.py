@@ -11,8 +11,8 @@ import pytest
 
 from stats_helpers import scores
 from dyadflow import stats
-from dyadflow.errors import DyadflowError
-from dyadflow.registry import Instrument, load_registry
+from dyadflow.core.errors import DyadflowError
+from dyadflow.core.registry import Instrument, load_registry
 from dyadflow.stats.change import change_columns, change_rule
 
 DATA = Path(__file__).parent / "data"

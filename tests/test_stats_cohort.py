@@ -9,7 +9,7 @@ import pytest
 
 from stats_helpers import scores
 from dyadflow import stats
-from dyadflow.registry import Instrument, load_registry
+from dyadflow.core.registry import Instrument, load_registry
 from dyadflow.stats.cohort import categories_by_arm, completeness, cronbach_alpha, reliability
 
 ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 from dyadflow.stats import feedback
 from dyadflow.stats.change import ChangeRule
 
@@ -268,7 +268,7 @@ def test_the_stats_stage_writes_the_feedback_table_and_the_dyads_columns(tmp_pat
     from test_stats_cohort import ALLIANCE, _tiny_study
 
     from dyadflow import stats
-    from dyadflow.registry import load_registry
+    from dyadflow.core.registry import load_registry
 
     names = ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort", "feedback", "feedback_csv")
     out = {k: str(tmp_path / f"{k}.x") for k in names}
@@ -310,7 +310,7 @@ def test_config_schema_declares_the_feedback_defaults_and_rejects_typos():
     import jsonschema
     import yaml
 
-    schema = yaml.safe_load((Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    schema = yaml.safe_load((Path(__file__).resolve().parent.parent / "dyadflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
     props = schema["properties"]["feedback"]["properties"]
     assert {k: v["default"] for k, v in props.items()} == feedback.DEFAULTS
     assert all(v.get("description") for v in props.values())

@@ -81,7 +81,7 @@ def test_composite_needs_both_raters():
 def test_pomp_composite_puts_both_scales_on_0_to_1():
     """Issue 15 point 4: WAI-SR 1–5 and WAI-S 1–7 rescaled before averaging (the default)."""
     from dyadflow import stats
-    from dyadflow.registry import load_registry
+    from dyadflow.core.registry import load_registry
 
     rows = [("D1", 1, "wai_sr", "patient", 4), ("D1", 1, "wai_s", "therapist", 5.5)]
     rows += [("D1", 2, "wai_sr", "patient", 2.75), ("D1", 2, "wai_s", "therapist", 7)]

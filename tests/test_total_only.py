@@ -8,8 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dyadflow import ingest, validate
-from dyadflow.registry import load_registry
+from dyadflow import ingest
+from dyadflow.validate import rules as validate
+from dyadflow.core.registry import load_registry
 from dyadflow.score import score_frame
 
 from conftest import WAI_SR_OK, row, write_canonical
@@ -121,8 +122,8 @@ direction: lower_is_better
     ],
 )
 def test_total_only_instrument_file_errors(tmp_path, change, key, words):
-    from dyadflow.errors import DyadflowError
-    from dyadflow.registry import load_instrument
+    from dyadflow.core.errors import DyadflowError
+    from dyadflow.core.registry import load_instrument
 
     path = tmp_path / "tot.yaml"
     path.write_text(TOTAL_FILE.replace(*change), encoding="utf-8")
@@ -132,7 +133,7 @@ def test_total_only_instrument_file_errors(tmp_path, change, key, words):
 
 
 def test_check_instruments_lists_a_total_only_file(capsys):
-    from dyadflow.cli import main
+    from dyadflow.tools.cli import main
 
     assert main(["check-instruments", str(DATA / "instruments")]) == 0
     assert f"{DATA / 'instruments' / 'das.yaml'}: das: pre-scored total 0–151, rated by patient" in capsys.readouterr().out

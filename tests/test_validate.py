@@ -5,9 +5,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from dyadflow.errors import ValidationFailed
-from dyadflow import validate
-from dyadflow.schemas import RULES
+from dyadflow.core.errors import ValidationFailed
+from dyadflow.core import accounting
+from dyadflow.validate import rules as validate
+from dyadflow.validate.checks import RULES
 
 from conftest import BDI_OK, WAI_S_OK, WAI_SR_OK, row, rules_by_line, run_validation, write_canonical
 
@@ -240,7 +241,7 @@ def test_one_wide_csv_read_as_two_inputs_is_accounted_per_input(tmp_path, regist
         ("wide_wai", str(path), 3, 2, 1, 0),
         ("wide_bdi", str(path), 3, 2, 1, 0),
     ]
-    assert res.accounting.columns == list(validate.ACCOUNTING_COLUMNS) and res.accounting.columns[-1] == "input"
+    assert res.accounting.columns == list(accounting.ACCOUNTING_COLUMNS) and res.accounting.columns[-1] == "input"
     assert res.rejections.select("input", "source_line", "column", "source_column", "rule", "instrument").rows() == [
         ("wide_wai", 3, "item_01", "wai_1", "item_value", "wai_sr"),
         ("wide_bdi", 4, "item_21", "bdi_21", "item_value", "bdi_ii"),

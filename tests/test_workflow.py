@@ -225,7 +225,7 @@ EVERY_OUTPUT = (
 
 def one_sided_study(tmp: Path, instruments: list[str]) -> Path:
     """6 dyads × 4 sessions of the demo model, keeping only ``instruments``."""
-    from dyadflow import demo
+    from dyadflow.tools import demo_study as demo
 
     path = demo.write_canonical(tmp / "data", n_dyads=6, n_sessions=4, bad_rows=False)
     rows = pl.read_csv(path, infer_schema=False)
@@ -280,7 +280,7 @@ def test_an_alliance_only_study_runs_every_stage(tmp_path):
 
 def test_braces_in_a_file_path_stop_at_start_up_naming_the_config_key(tmp_path):
     """Issue 14.12: the study name may have braces (tested above); an input path cannot, and says so."""
-    from dyadflow.naming import unsafe_paths
+    from dyadflow.core.naming import unsafe_paths
 
     cfg = tmp_path / "study.yaml"
     cfg.write_text('study: {name: "Pilot {2024} study"}\ninputs: [{path: "data/q{2024}.csv", format: canonical_csv}]\n')

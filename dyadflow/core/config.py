@@ -2,7 +2,7 @@
 
 ``workflow/rules/common.smk`` runs :func:`check` when the Snakefile loads the config,
 so it stays cheap: the standard library, jsonschema and PyYAML only (no polars). It
-checks the config against ``schemas/config.schema.yaml`` (unknown keys at every level,
+checks the config against ``dyadflow/schemas/config.schema.yaml`` (unknown keys at every level,
 types, allowed values) and against the instrument registry (the built-in instruments
 plus the study's ``instruments_dir``): the REDCap ``instruments`` keys, ``outcome``,
 ``alliance``, the ``instrument`` constants and value maps. It also refuses the ``'?'``
@@ -21,6 +21,8 @@ import os
 import re
 import sys
 from pathlib import Path
+
+from dyadflow.core.registry import BUILTIN_DIR
 
 PLACEHOLDER = "?"
 PREFIX = "dyadflow config: "
@@ -103,8 +105,8 @@ def schema_problems(config, schema: dict) -> list[str]:
 
 
 def registry_keys(basedir: str | os.PathLike[str], instruments_dir: str | None) -> set[str]:
-    """The instrument keys (an instrument file's key is its file name, see dyadflow/registry.py)."""
-    files = glob.glob(os.path.join(basedir, "schemas", "instruments", "*.y*ml"))
+    """The instrument keys (an instrument file's key is its file name, see dyadflow/core/registry.py)."""
+    files = glob.glob(os.path.join(BUILTIN_DIR, "*.y*ml"))
     if instruments_dir and os.path.isdir(instruments_dir):
         files += glob.glob(os.path.join(instruments_dir, "*.y*ml"))
     return {Path(f).stem for f in files}

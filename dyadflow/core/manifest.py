@@ -156,9 +156,9 @@ def build(config: dict, inputs: list[dict], instruments: dict[str, str], env: di
 
 
 def write(path: str | os.PathLike[str], manifest: dict) -> None:
-    from dyadflow import io  # polars comes with it; only needed when the job runs
+    from dyadflow.core import atomic  # polars comes with it; only needed when the job runs
 
-    io.write_json(path, manifest)
+    atomic.write_json(path, manifest)
 
 
 def load(path: str | os.PathLike[str]) -> dict:

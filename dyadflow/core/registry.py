@@ -1,8 +1,8 @@
 """The instrument registry: one YAML file per questionnaire.
 
-The files in ``schemas/instruments`` (and a study's own ``instruments_dir``) are the
+The files in ``dyadflow/schemas/instruments`` (and a study's own ``instruments_dir``) are the
 single source of truth. Everything instrument-specific, the pandera schemas in
-:mod:`dyadflow.schemas` and the scoring in :mod:`dyadflow.score`, is generated from
+:mod:`dyadflow.validate.checks` and the scoring in :mod:`dyadflow.score`, is generated from
 the :class:`Instrument` objects built here. Adding an instrument needs no code.
 """
 
@@ -11,16 +11,19 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUILTIN_DIR = REPO_ROOT / "schemas" / "instruments"
-INSTRUMENT_SCHEMA = REPO_ROOT / "schemas" / "instrument.schema.yaml"
+# package data (dyadflow/schemas/), found the same way in a checkout and in an installed dyadflow
+SCHEMAS_DIR = Path(str(resources.files("dyadflow") / "schemas"))
+BUILTIN_DIR = SCHEMAS_DIR / "instruments"
+INSTRUMENT_SCHEMA = SCHEMAS_DIR / "instrument.schema.yaml"
+CONFIG_SCHEMA = SCHEMAS_DIR / "config.schema.yaml"
 
 RATERS = ("patient", "therapist", "observer")
 # Separators between several answers recorded for one item ("1a|2b").

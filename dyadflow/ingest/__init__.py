@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow import io
-from dyadflow.errors import DyadflowError
+from dyadflow.core import atomic
+from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest import canonical, qualtrics, redcap, spreadsheet
 from dyadflow.ingest.mapping import INGEST_RULE_COLUMNS, apply_id_rules
-from dyadflow.naming import input_name  # also re-exported
+from dyadflow.core.naming import input_name  # also re-exported
 
 READERS = {
     "canonical_csv": canonical.read,
@@ -49,7 +49,7 @@ def read_input(spec: dict) -> tuple[pl.DataFrame, dict]:
             "source_file": file,
             "input": input_name(spec),  # two inputs may read one file (two instruments)
             "format": fmt,
-            "sha256": io.sha256_file(spec["path"]),
+            "sha256": atomic.sha256_file(spec["path"]),
             # consent_only rows (a REDCap event with a consent cell and no form) are not questionnaires
             "rows_read": frame.height - (int(frame.get_column("consent_only").sum()) if "consent_only" in frame.columns else 0),
         }
@@ -64,7 +64,7 @@ def quarantined(spec: dict, exc: DyadflowError) -> tuple[pl.DataFrame, dict]:
         schema={"source_line": pl.Int64, **{c: pl.String for c in INGEST_RULE_COLUMNS}, "source_file": pl.String}
     )
     try:
-        sha256 = io.sha256_file(spec["path"])
+        sha256 = atomic.sha256_file(spec["path"])
     except OSError:  # missing or unreadable
         sha256 = None
     meta = {
@@ -89,6 +89,6 @@ def read_or_quarantine(spec: dict, policy: str = "strict") -> tuple[pl.DataFrame
 
 def run(spec: dict, out_parquet: str, out_meta: str, policy: str = "strict") -> dict:
     frame, meta = read_or_quarantine(spec, policy)
-    io.write_parquet(out_parquet, frame)
-    io.write_json(out_meta, meta)
+    atomic.write_parquet(out_parquet, frame)
+    atomic.write_json(out_meta, meta)
     return meta

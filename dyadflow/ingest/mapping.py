@@ -3,7 +3,7 @@
 Every reader produces a *raw table*: the file's columns as strings (empty → null), plus
 ``source_line`` (the line, spreadsheet row or case a person finds the record at) and
 ``source_fields``. :func:`apply_mapping` turns it into the canonical columns using the
-input's config keys (all documented in ``schemas/config.schema.yaml``):
+input's config keys (all documented in ``dyadflow/schemas/config.schema.yaml``):
 
 ``columns``    canonical field → the export's column (``patient_id: pat_code``)
 ``items``      a pattern naming the item columns, ``{n}`` being the item number
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from dyadflow.errors import DyadflowError
-from dyadflow.registry import item_column
+from dyadflow.core.errors import DyadflowError
+from dyadflow.core.registry import item_column
 
 REQUIRED = ("dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument")
 # ``total``: a pre-scored total, for instruments declared ``input: total``

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest.canonical import header_column, read_raw, text_meta
 from dyadflow.ingest.mapping import apply_mapping
 

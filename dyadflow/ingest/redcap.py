@@ -8,7 +8,7 @@ is not one of the input's ``complete`` values (default: 2, Complete) is rejected
 the rule ``redcap_incomplete``; a form with no data and not marked complete is not a
 questionnaire and is only counted (``forms_empty`` in the ingest sidecar).
 
-Config (see ``schemas/config.schema.yaml``)::
+Config (see ``dyadflow/schemas/config.schema.yaml``)::
 
     format: redcap
     dictionary: exports/data_dictionary.csv   # optional: maps label exports to codes
@@ -22,7 +22,7 @@ Config (see ``schemas/config.schema.yaml``)::
 Record-level fields (``columns``) are often entered once, on the enrolment event: an
 empty cell takes the value the record has on its other rows. Not so the consent columns
 (``consent_share_text``, ``consent_share_ratings``): consent is a decision at a point in
-time (see :mod:`dyadflow.consent`), so an empty consent cell is no decision and is never
+time (see :mod:`dyadflow.validate.consent`), so an empty consent cell is no decision and is never
 filled from another event. A record-level consent cell on an event without form data is
 still a decision at that event's session: it becomes a ``consent_only`` row (the
 patient's, as the record's consent field is), which validation takes into
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest.mapping import (
     INGEST_RULE_COLUMNS,
     canonical_exprs,
@@ -46,7 +46,7 @@ from dyadflow.ingest.mapping import (
 )
 from dyadflow.ingest.canonical import header_column, read_raw, text_meta
 from dyadflow.ingest.text import read_text_table
-from dyadflow.schemas import CONSENT_COLUMNS
+from dyadflow.validate.checks import CONSENT_COLUMNS
 
 COMPLETE_LABELS = {"incomplete": "0", "unverified": "1", "complete": "2"}
 COMPLETE_WORDS = {"0": "Incomplete", "1": "Unverified", "2": "Complete"}

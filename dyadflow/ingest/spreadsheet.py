@@ -26,7 +26,7 @@ import zipfile
 
 import polars as pl
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest.mapping import _value_map, apply_mapping, resolve_columns, stringify
 from dyadflow.ingest.text import read_bytes
 

@@ -1,6 +1,6 @@
 """Validate dial ratings: every row is accepted or rejected with a rule and its line.
 
-The accounting is the questionnaires' (:mod:`dyadflow.validate`):
+The accounting is the questionnaires' (:mod:`dyadflow.validate.rules`):
 ``results/microprocess/rejections.csv`` has one line per problem with the same columns
 as ``results/validation/rejections.csv`` plus ``rater``; ``accounting.csv`` shows per
 file ``rows_read = rows_accepted + rows_rejected``.
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from dyadflow.microprocess import DEFAULTS, KEY, RATER_SYNONYMS
-from dyadflow.schemas import ID_PATTERN
-from dyadflow.validate import ACCOUNTING_COLUMNS, ACCOUNTING_KEY, REJECTION_COLUMNS, accounting_table, duplicate_groups
+from dyadflow.validate.checks import ID_PATTERN
+from dyadflow.core.accounting import ACCOUNTING_COLUMNS, ACCOUNTING_KEY, REJECTION_COLUMNS, accounting_table, duplicate_groups
 
 # the questionnaires' columns plus rater; input (the dial input that read the file) last
 REJECTIONS = {k: t for k, t in REJECTION_COLUMNS.items() if k != "input"} | {"rater": pl.String, "input": pl.String}

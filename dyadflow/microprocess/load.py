@@ -8,7 +8,7 @@ Two layouts (``microprocess.inputs[].layout``):
   session and rater (a regular expression with the named groups ``dyad_id``,
   ``session`` and ``rater``); ``time_column`` and ``rating_column`` name the columns.
 
-Every cell stays a string; :mod:`dyadflow.microprocess.validate` judges them. Rows keep
+Every cell stays a string; :mod:`dyadflow.microprocess.dial_checks` judges them. Rows keep
 the line a person sees in a text editor (:func:`dyadflow.ingest.text.read_text_table`).
 Reading is a loop over files (each is one read); all row work is polars.
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import polars as pl
 
-from dyadflow import io
-from dyadflow.errors import DyadflowError
+from dyadflow.core import atomic
+from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest.text import read_text_table
 from dyadflow.microprocess import input_files
 
@@ -48,7 +48,7 @@ def _column(table, wanted: str, file: str) -> str:
 def _meta(file: str, path: str, rows: int, blank: int, fmt: str) -> dict:
     return {
         "source_file": file,
-        "sha256": io.sha256_file(path),
+        "sha256": atomic.sha256_file(path),
         "rows_read": rows,
         "blank_rows": blank,
         "records_read": rows + blank,  # records after the header, blank ones included

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from dyadflow import io
+from dyadflow.core import atomic
 from dyadflow.microprocess import congruence, load, segments, series, settings as fill_settings
-from dyadflow.microprocess.validate import validate_frame
+from dyadflow.microprocess.dial_checks import validate_frame
 
 log = logging.getLogger("dyadflow")
 
@@ -46,7 +46,7 @@ class Analysis:
 
     def write_series(self, path) -> None:
         """Write the per-second table, streamed (the keys are never copied onto every row in memory)."""
-        with io.atomic_path(path) as tmp:
+        with atomic.atomic_path(path) as tmp:
             self._series_lazy().sink_parquet(tmp, compression="zstd", statistics=True)
 
 
@@ -78,17 +78,17 @@ def run(specs: list[dict], config: dict, out: dict) -> Analysis:
     s = fill_settings(config)
     raw, metas = load.read_inputs([dict(x) for x in specs])
     checked = validate_frame(raw, metas, s["range"]["min"], s["range"]["max"], s["max_session_s"])
-    io.write_csv(out["rejections"], checked.rejections)
-    io.write_csv(out["accounting"], checked.accounting)
+    atomic.write_csv(out["rejections"], checked.rejections)
+    atomic.write_csv(out["accounting"], checked.accounting)
     for row in checked.accounting.iter_rows(named=True):  # one line per file in the log
         log.info("%s: %d read, %d accepted, %d rejected", row["source_file"], row["rows_read"], row["rows_accepted"], row["rows_rejected"])
     if checked.rejections.height:
         counts = checked.rejections.group_by("rule").len().sort("rule")
         log.info("rejections by rule: %s", ", ".join(f"{r} {n}" for r, n in counts.iter_rows()))
     result = analyse(checked.accepted, s)
-    io.write_csv(out["sessions"], result.sessions)
-    io.write_csv(out["segments"], result.segments)
-    io.write_csv(out["gaps"], result.gaps)
+    atomic.write_csv(out["sessions"], result.sessions)
+    atomic.write_csv(out["segments"], result.segments)
+    atomic.write_csv(out["gaps"], result.gaps)
     result.write_series(out["series"])
     log.info(
         "%d sessions, %d segments, %d gaps (%d longer than %d s, not interpolated)",

@@ -2,7 +2,7 @@
 
 :func:`dyad_context` reads ``results/microprocess/{sessions.csv, segments.csv,
 series.parquet}`` and returns, per dyad, a plain dict for the Jinja2 partial
-``reports/templates/partials/microprocess.html.j2`` (which renders the variable
+``dyadflow/report/templates/partials/microprocess.html.j2`` (which renders the variable
 ``microprocess``). Numbers come pre-formatted as text, so the partial needs no filters;
 charts come as PNG bytes and as ``data:`` URIs (WeasyPrint fetches nothing).
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 
 SEGMENT_COLUMNS = {
     "dyad_id": pl.String,

@@ -120,7 +120,7 @@ def cohort_context(results_dir: str, study: str, strategies: list[str], config_s
     }
 
 
-ID_WARNING_COLUMNS = ("dyad_id", "rater", "therapist_id")  # the columns of dyadflow.linking's warnings
+ID_WARNING_COLUMNS = ("dyad_id", "rater", "therapist_id")  # the columns of dyadflow.validate.linking's warnings
 
 
 def validation_context(results_dir: str, study: str, config_sha256: str | None) -> dict:
@@ -135,7 +135,7 @@ def validation_context(results_dir: str, study: str, config_sha256: str | None) 
         pl.read_csv(warn_path, schema={"source_file": pl.String, "column": pl.String, "warning": pl.String}).to_dicts()
         if warn_path.exists() else []
     )
-    # warnings about IDs not linked across sources (dyadflow.linking) have their own section
+    # warnings about IDs not linked across sources (dyadflow.validate.linking) have their own section
     id_warnings = [w for w in warnings if w["column"] in ID_WARNING_COLUMNS]
     warnings = [w for w in warnings if w["column"] not in ID_WARNING_COLUMNS]
     sessions = read_table(root / "stats" / "sessions.parquet", SESSIONS)

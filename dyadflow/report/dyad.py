@@ -10,7 +10,7 @@ Audiences (config ``report.audience``, and always ``clinician`` for the
 * ``research``: everything, including selected sessions and every note.
 * ``clinician``: the patient's and observers' notes only of sessions where the
   patient's text consent holds (``share_text`` in ``results/validated/consent.parquet``,
-  see :mod:`dyadflow.consent`), with e-mail addresses, phone numbers and IP addresses
+  see :mod:`dyadflow.validate.consent`), with e-mail addresses, phone numbers and IP addresses
   redacted in every note shown; the therapist's own notes; the patient's own ratings
   (questionnaires, the figures computed from them, dial data) only of sessions where the
   patient's ratings consent (``share_ratings``) holds, and whole-treatment figures from
@@ -26,7 +26,7 @@ import json
 import polars as pl
 
 from dyadflow import __version__
-from dyadflow import consent as consent_rules
+from dyadflow.validate import consent as consent_rules
 from dyadflow.report import charts
 from dyadflow.report.tables import CONSENT, ReportTables
 

@@ -2,7 +2,7 @@
 
 * Jinja2 autoescapes everything and fails on undefined names (StrictUndefined), so a
   note holding HTML, CSS or a URL renders as text.
-* WeasyPrint fetches nothing but files under ``reports/assets`` and ``data:`` URLs;
+* WeasyPrint fetches nothing but files under ``dyadflow/report/assets`` and ``data:`` URLs;
   every other URL (http, https, file paths elsewhere) is refused and logged.
 * ``SOURCE_DATE_EPOCH`` and the PDF dates come from the inputs (the latest date in
   the data shown), so the same inputs give the same bytes.
@@ -17,16 +17,18 @@ import logging
 import math
 import mimetypes
 import os
+from importlib import resources
 from pathlib import Path
 
 import jinja2
 import numpy as np
 import polars as pl
 
-from dyadflow import io
-from dyadflow.hashing import stable_hash  # noqa: F401 (re-exported: report.stable_hash)
+from dyadflow.core import atomic
+from dyadflow.core.hashing import stable_hash  # noqa: F401 (re-exported: report.stable_hash)
 
-REPORTS_DIR = Path(__file__).resolve().parent.parent.parent / "reports"
+# package data (dyadflow/report/templates, dyadflow/report/assets), found with importlib.resources
+REPORTS_DIR = Path(str(resources.files("dyadflow.report")))
 TEMPLATES = REPORTS_DIR / "templates"
 ASSETS = REPORTS_DIR / "assets"
 DASH = "—"
@@ -70,7 +72,7 @@ def make_fetcher(assets: Path = ASSETS):
                     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                     return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": mime})
             self.refused.append(url)
-            log.warning("report rendering refused to fetch %s (only reports/assets and data: URLs are served)", url[:200])
+            log.warning("report rendering refused to fetch %s (only dyadflow/report/assets and data: URLs are served)", url[:200])
             raise ValueError(f"dyadflow reports fetch only their own assets; refused {url}")
 
     return AssetFetcher()
@@ -155,7 +157,7 @@ def render_pdf(html: str, epoch: int, fetcher=None) -> bytes:
 
 def write_pdf(path: str | os.PathLike[str], html: str, epoch: int, fetcher=None) -> bool:
     """Render and write atomically, only when the bytes differ. Returns True if written."""
-    return io.write_bytes_if_changed(path, render_pdf(html, epoch, fetcher))
+    return atomic.write_bytes_if_changed(path, render_pdf(html, epoch, fetcher))
 
 
 def epoch_of(day: dt.date | None) -> int:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import polars as pl
 
-from dyadflow import __version__, io
+from dyadflow import __version__
+from dyadflow.core import atomic
 from dyadflow.report import dyad as dyad_report
 from dyadflow.report import render
 from dyadflow.report.tables import ReportTables, read_report_tables, read_table, with_contract_columns
@@ -59,7 +60,7 @@ def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, fixed_sh
         empty = frame.drop("shard").clear()
         for k in range(n):  # one file per shard and table, also when empty
             part = parts.get(k, empty).sort(pl.all())
-            written += io.write_bytes_if_changed(root / str(k) / f"{name}.parquet", parquet_bytes(part))
+            written += atomic.write_bytes_if_changed(root / str(k) / f"{name}.parquet", parquet_bytes(part))
     if root.is_dir():  # shards beyond the new count
         for old in root.iterdir():
             if old.is_dir() and old.name.isdigit() and int(old.name) >= n:
@@ -68,7 +69,7 @@ def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, fixed_sh
     sizes = dict(counts.iter_rows())
     data = {"n_shards": n, "dyads_per_shard": dyads_per_shard, "n_dyads": t.dyads.height,
             "shards": [{"shard": k, "n_dyads": int(sizes.get(k, 0))} for k in range(n)]}
-    io.write_bytes_if_changed(out_plan, io.json_bytes(data))
+    atomic.write_bytes_if_changed(out_plan, atomic.json_bytes(data))
     log.info("%d dyads in %d shard(s); %d shard table(s) rewritten", t.dyads.height, n, written)
     return data
 
@@ -99,7 +100,7 @@ def _render_one(template, ctx: dict, path: Path, fetcher) -> str:
     full = dyad_report.add_charts(ctx)
     html = template.render(**full)
     pdf = render.render_pdf(html, render.epoch_of(ctx["epoch_date"]), fetcher)
-    io.write_bytes_if_changed(path, pdf)
+    atomic.write_bytes_if_changed(path, pdf)
     return render.sha256_bytes(pdf)
 
 
@@ -119,7 +120,7 @@ def render_shard(
     max_note_chars: int = dyad_report.MAX_NOTE_CHARS,
 ) -> list[dict]:
     """Render the research (or configured audience) report and the clinician bundle copy of every dyad in a shard."""
-    from dyadflow.registry import load_registry
+    from dyadflow.core.registry import load_registry
 
     t = read_shard(shard_dir)
     registry = load_registry(instruments_dir)
@@ -152,7 +153,7 @@ def render_shard(
             rendered += 1
         if cctx is ctx:
             if not (old.get("bundle_fingerprint") == ctx["fingerprint"] and bundle.exists()):
-                io.write_bytes_if_changed(bundle, path.read_bytes())
+                atomic.write_bytes_if_changed(bundle, path.read_bytes())
             bsha = sha
         elif old.get("bundle_fingerprint") == cctx["fingerprint"] and bundle.exists():
             bsha = old["bundle_sha256"]
@@ -165,8 +166,8 @@ def render_shard(
         out.append({"dyad_id": d, "therapist_id": therapist, "path": (shown / path.relative_to(results_dir)).as_posix(),
                     "sha256": sha, "bundle_path": (shown / bundle.relative_to(results_dir)).as_posix(),
                     "bundle_sha256": bsha})
-    io.write_bytes_if_changed(state_path, io.json_bytes(new_state))
-    io.write_json(out_manifest, {"reports": out})
+    atomic.write_bytes_if_changed(state_path, atomic.json_bytes(new_state))
+    atomic.write_json(out_manifest, {"reports": out})
     if fetcher.refused:
         log.warning("refused to fetch %d URL(s) while rendering: %s", len(fetcher.refused), fetcher.refused[:5])
     log.info("%d dyads; %d PDF(s) rendered, the others unchanged", len(out), rendered)
@@ -190,5 +191,5 @@ def index(manifests: list[str], reports_dir: str, out_index: str) -> pl.DataFram
     for folder in root.glob("by_therapist/*"):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-    io.write_bytes_if_changed(out_index, io.csv_bytes(table))
+    atomic.write_bytes_if_changed(out_index, atomic.csv_bytes(table))
     return table

@@ -48,7 +48,7 @@ REJECTIONS = {
     "source_file": S, "source_line": I, "column": S, "value": S, "rule": S, "message": S, "dyad_id": S,
     "session": S, "instrument": S,
 }
-# results/validated/consent.parquet (dyadflow.consent.CONSENT_TABLE): the only source of consent
+# results/validated/consent.parquet (dyadflow.validate.consent.CONSENT_TABLE): the only source of consent
 CONSENT = {
     "dyad_id": S, "session": I, "date": D, "rater": S, "consent": B, "source_file": S, "source_line": I, "kind": S,
 }
@@ -125,7 +125,7 @@ def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> R
     validated = root / "validated" / "questionnaires.parquet"
     if scores is not None and "note" not in scores.columns and validated.exists():
         # score drops the free text: take the note from the validated rows (consent comes from
-        # validated/consent.parquet only, see dyadflow.consent)
+        # validated/consent.parquet only, see dyadflow.validate.consent)
         keys = ["dyad_id", "session", "rater", "instrument"]
         text = pl.read_parquet(validated, columns=[*keys, "note"]).with_columns(
             pl.col("session").cast(scores.schema["session"]))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dyadflow import io
+from dyadflow.core import atomic
 
 DPI = 100
 SIZE = (6.4, 3.6)
@@ -37,7 +37,7 @@ def _figure():
 
 def _save(plt, fig, path: str | Path) -> None:
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
+    with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
 

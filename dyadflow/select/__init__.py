@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow import io
-from dyadflow.errors import DyadflowError
+from dyadflow.core import atomic
+from dyadflow.core.errors import DyadflowError
 from dyadflow.select import blinding, fixed, high_low, repair_case, rupture
 from dyadflow.stats import ruptures as rupture_table
 
@@ -128,14 +128,14 @@ def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | No
     note = missing_data_note(spec["strategy"], sessions, outcome, alliance)
     if note:
         summary["note"] = note
-    io.write_csv(out["selection"], selection)
-    io.write_json(out["summary"], summary)
-    io.write_csv(out["blinded"], blinded)
-    io.write_csv(out["key"], key)
+    atomic.write_csv(out["selection"], selection)
+    atomic.write_json(out["summary"], summary)
+    atomic.write_csv(out["blinded"], blinded)
+    atomic.write_csv(out["key"], key)
     return selection
 
 
 def write_index(strategies: list[dict], out_index: str) -> None:
     for s in strategies:
         check(s)
-    io.write_json(out_index, {"strategies": [{"name": s["name"], "strategy": s["strategy"]} for s in strategies]})
+    atomic.write_json(out_index, {"strategies": [{"name": s["name"], "strategy": s["strategy"]} for s in strategies]})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from dyadflow.hashing import stable_hash
+from dyadflow.core.hashing import stable_hash
 
 ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 

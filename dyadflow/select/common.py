@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 
 DYAD = "dyad_id"
 # results/selection/<name>.csv (a contract: add columns, never rename)

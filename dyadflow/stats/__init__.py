@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dyadflow import io
-from dyadflow.errors import DyadflowError
-from dyadflow.registry import Instrument
+from dyadflow.core import atomic
+from dyadflow.core.errors import DyadflowError
+from dyadflow.core.registry import Instrument
 from dyadflow.stats import alliance as alliance_mod
 from dyadflow.stats import change, cohort, feedback, grouped, lagged, ruptures, sudden_gains
 from dyadflow.stats.sessions import session_table
@@ -244,13 +244,13 @@ def run(
     fcfg = feedback.settings(feedback_cfg)
     reference = feedback.read_reference(fcfg["reference"], outcome) if fcfg["reference"] else None
     res = compute(scores, registry, outcome, alliance, cfg, validated, fcfg, reference)
-    io.write_parquet(out["sessions"], res.sessions)
-    io.write_parquet(out["dyads"], res.dyads)
-    io.write_csv(out["dyads_csv"], res.dyads)
-    io.write_csv(out["sudden_gains"], res.gains)
-    io.write_csv(out["ruptures"], res.ruptures)
-    io.write_json(out["cohort"], res.cohort)
+    atomic.write_parquet(out["sessions"], res.sessions)
+    atomic.write_parquet(out["dyads"], res.dyads)
+    atomic.write_csv(out["dyads_csv"], res.dyads)
+    atomic.write_csv(out["sudden_gains"], res.gains)
+    atomic.write_csv(out["ruptures"], res.ruptures)
+    atomic.write_json(out["cohort"], res.cohort)
     if "feedback" in out:
-        io.write_parquet(out["feedback"], res.feedback)
-        io.write_csv(out["feedback_csv"], res.feedback)
+        atomic.write_parquet(out["feedback"], res.feedback)
+        atomic.write_csv(out["feedback_csv"], res.feedback)
     return res

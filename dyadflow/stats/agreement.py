@@ -24,7 +24,7 @@ from collections.abc import Collection
 import numpy as np
 import polars as pl
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 
 TARGET, CODER, VALUE = "target", "coder", "value"
 MIN_TARGETS = 3  # targets rated by every coder a kappa or ICC needs (pingouin's ANOVA needs 5 ratings)

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from dyadflow.errors import DyadflowError
-from dyadflow.registry import Instrument
+from dyadflow.core.errors import DyadflowError
+from dyadflow.core.registry import Instrument
 
 Z = 1.96
 

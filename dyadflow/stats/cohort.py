@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from dyadflow.registry import Instrument
+from dyadflow.core.registry import Instrument
 from dyadflow.stats import grouped
 from dyadflow.score import keyed
 from dyadflow.stats.lagged import lag_columns, pooled_within

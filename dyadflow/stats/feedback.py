@@ -27,8 +27,8 @@ import warnings
 import numpy as np
 import polars as pl
 
-from dyadflow.errors import DyadflowError
-from dyadflow.hashing import stable_hash
+from dyadflow.core.errors import DyadflowError
+from dyadflow.core.hashing import stable_hash
 from dyadflow.stats import change
 
 DYAD = "dyad_id"
@@ -71,7 +71,7 @@ def _mix(h: np.ndarray) -> np.ndarray:
 
 
 def fold_of(ids: pl.Series, folds: int) -> np.ndarray:
-    """Fold 0 … folds − 1 of each dyad ID by a stable hash (FNV-1a, :mod:`dyadflow.hashing`).
+    """Fold 0 … folds − 1 of each dyad ID by a stable hash (FNV-1a, :mod:`dyadflow.core.hashing`).
 
     The same ID gets the same fold on every machine and run, whatever the other dyads.
     Cross-fitting as in Chernozhukov et al. (2018, "Double/debiased machine learning",

@@ -19,11 +19,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 
 
 def _demo_data(args) -> int:
-    from dyadflow import demo
+    from dyadflow.tools import demo_study as demo
 
     out = demo.write(args.out, seed=args.seed)
     for name in demo.FILES:
@@ -32,7 +32,7 @@ def _demo_data(args) -> int:
 
 
 def _demo_dial(args) -> int:
-    from dyadflow.microprocess import demo
+    from dyadflow.tools import demo_dial as demo
 
     paths = demo.write(args.out)
     print(f"wrote {len(paths)} files to {args.out}")
@@ -40,7 +40,7 @@ def _demo_dial(args) -> int:
 
 
 def _check_instruments(args) -> int:
-    from dyadflow.registry import BUILTIN_DIR, load_instrument
+    from dyadflow.core.registry import BUILTIN_DIR, load_instrument
 
     folders = [Path(d) for d in args.dirs] or [BUILTIN_DIR]
     n = 0
@@ -113,14 +113,14 @@ def _outputs(args) -> int:
 
 
 def _inspect(args) -> int:
-    from dyadflow import inspect
+    from dyadflow.tools import inspect_export as inspect
 
     sheet = int(args.sheet) if args.sheet is not None and args.sheet.isdigit() else args.sheet
     return inspect.main(args.file, sheet=sheet, header_row=args.header_row)
 
 
 def _nightly(args) -> int:
-    from dyadflow import nightly
+    from dyadflow.tools import nightly
 
     return nightly.run(args.configfile, cores=args.cores, workdir=args.directory, extra=args.snakemake_args)
 
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/demo/dial", help="the folder to write to (default: data/demo/dial)")
     p.set_defaults(func=_demo_dial)
     p = sub.add_parser("check-instruments", help="check instrument definition files",
-                       description="Checks instrument YAML files against schemas/instrument.schema.yaml and lists what each defines.")
+                       description="Checks instrument YAML files against dyadflow/schemas/instrument.schema.yaml and lists what each defines.")
     p.add_argument("dirs", nargs="*", help="folders or files (default: the built-in registry)")
     p.set_defaults(func=_check_instruments)
     p = sub.add_parser(
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "seed", 0) is None:
-        from dyadflow.demo import SEED
+        from dyadflow.tools.demo_study import SEED
 
         args.seed = SEED
     try:

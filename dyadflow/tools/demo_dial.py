@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dyadflow import io
+from dyadflow.core import atomic
 
 SEED = 20230615
 # dyad, session, rater, length (s), level, drift SD
@@ -131,6 +131,6 @@ def write(out_dir: str | Path = "data/demo/dial", seed: int = SEED) -> list[Path
         path = out / file_name(dyad, session, rater)
         # an input file, written as the tool would: plain CSV (no spreadsheet-formula guard)
         data = part.select(pl.col("second").alias(TIME_COLUMN), pl.col("rating").alias(RATING_COLUMN)).write_csv(line_terminator="\n")
-        io.write_bytes(path, data.encode("utf-8"))
+        atomic.write_bytes(path, data.encode("utf-8"))
         paths.append(path)
     return paths

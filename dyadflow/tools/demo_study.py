@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dyadflow import io
+from dyadflow.core import atomic
 
 SEED = 20220602
 N_DYADS = 80
@@ -404,7 +404,7 @@ def qualtrics_bytes(q: pl.DataFrame) -> bytes:
             tz = {"timeZone": "Europe/Stockholm"} if c in ("StartDate", "EndDate", "RecordedDate") else {}
             row3[c] = json.dumps({"ImportId": c[0].lower() + c[1:].split(" ")[0], **tz})
     heads = pl.DataFrame([row2, row3], schema={c: pl.String for c in q.columns})
-    return b"\xef\xbb\xbf" + io.csv_bytes(pl.concat([heads, q]))
+    return b"\xef\xbb\xbf" + atomic.csv_bytes(pl.concat([heads, q]))
 
 
 def generate_oq45(table: pl.DataFrame, seed: int = SEED) -> pl.DataFrame:
@@ -493,16 +493,16 @@ def write(out_dir: str | Path = "data/demo", seed: int = SEED) -> Path:
     """Write the demo study in its real export formats (see the module docstring)."""
     out = Path(out_dir)
     table = generate(seed)
-    io.write_bytes(out / FILES[0], io.csv_bytes(redcap_table(table)))
-    io.write_bytes(out / FILES[1], qualtrics_bytes(qualtrics_table(table, seed)))
-    io.write_bytes(out / FILES[2], oq45_workbook_bytes(generate_oq45(table, seed)))
+    atomic.write_bytes(out / FILES[0], atomic.csv_bytes(redcap_table(table)))
+    atomic.write_bytes(out / FILES[1], qualtrics_bytes(qualtrics_table(table, seed)))
+    atomic.write_bytes(out / FILES[2], oq45_workbook_bytes(generate_oq45(table, seed)))
     return out
 
 
 def write_canonical(out_dir: str | Path, seed: int = SEED, **kwargs) -> Path:
     """The demo study as one canonical table (``questionnaires.csv``), e.g. for benchmarks."""
     path = Path(out_dir) / "questionnaires.csv"
-    io.write_bytes(path, io.csv_bytes(generate(seed, **kwargs)))
+    atomic.write_bytes(path, atomic.csv_bytes(generate(seed, **kwargs)))
     return path
 
 

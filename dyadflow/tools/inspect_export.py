@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest.mapping import FIELDS, REQUIRED, canonical_name, identifier_warnings
 from dyadflow.ingest.text import decode, read_bytes, read_text_table
 
@@ -95,7 +95,7 @@ def event_template(events: list[str]) -> str | None:
 
 def guess_instrument(n: int, values: set[str]) -> tuple[str | None, list[str]]:
     """The registry instrument with ``n`` items whose answers (numbers, labels) cover ``values``."""
-    from dyadflow.registry import load_registry
+    from dyadflow.core.registry import load_registry
 
     registry = load_registry()
     keys = sorted(k for k, inst in registry.items() if inst.n_items == n)
@@ -323,7 +323,7 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
         spec["columns"] = dict(fields)
         missing = [c for c in REQUIRED if c not in fields]
         constants = {}
-        from dyadflow.registry import load_registry
+        from dyadflow.core.registry import load_registry
 
         for c in missing:
             if c == "instrument" and guess:
@@ -341,7 +341,7 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
                 + ("; replace each '?' with a column under 'columns', or a value" if "?" in constants.values() else "")
             )
         if "instrument" in fields:
-            from dyadflow.registry import load_registry
+            from dyadflow.core.registry import load_registry
 
             keys = list(load_registry())
             seen = frame.get_column(fields["instrument"]).drop_nulls().unique(maintain_order=True).to_list()
@@ -419,7 +419,7 @@ def report(path: str, sheet=None, header_row: int | None = None) -> str:
         out.append("Warning: these columns look like direct identifiers; dyadflow does not read them, but remove them from exports that leave the clinic:")
         out.append("  " + ", ".join(w["column"] for w in warnings))
     out.append("")
-    out.append("Every key is described in schemas/config.schema.yaml; the README's 'Input formats' has examples.")
+    out.append("Every key is described in dyadflow/schemas/config.schema.yaml; the README's 'Input formats' has examples.")
     return "\n".join(out)
 
 

@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -45,7 +45,7 @@ EXIT_USAGE = 2
 EXIT_NO_DATA = 3  # the build finished, but no row of some input file was accepted
 EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "Snakefile"
 PROFILE = REPO / "profiles" / "nightly"
 # Per-dyad fingerprints are computed from the validated rows without their line numbers
@@ -127,7 +127,7 @@ def changed_outputs(before: dict, after: dict) -> dict:
 
 
 def remove_temporaries(results: Path) -> list[str]:
-    """Temporary files (``.<name>.<random>.tmp``, dyadflow/io.py) left by a killed job."""
+    """Temporary files (``.<name>.<random>.tmp``, dyadflow/core/atomic.py) left by a killed job."""
     gone = []
     if results.is_dir():
         for p in sorted(results.rglob(".*.tmp")):
@@ -233,7 +233,7 @@ def files_without_data(accounting_path: Path) -> list[dict]:
     """Input files no row of which was accepted (all rejected, or quarantined), with a message each."""
     import polars as pl
 
-    from dyadflow import validate
+    from dyadflow.core import accounting
 
     if not accounting_path.exists():
         return []
@@ -243,8 +243,8 @@ def files_without_data(accounting_path: Path) -> list[dict]:
     acc = acc.with_columns(pl.col("rows_read", "rows_accepted").cast(pl.Int64), pl.col("file_error").replace("", None))
     return [
         {"source_file": r["source_file"], "rows_read": r["rows_read"], "file_error": r["file_error"],
-         "message": validate.whole_file_message(r)}
-        for r in validate.files_without_data(acc).sort("source_file").iter_rows(named=True)
+         "message": accounting.whole_file_message(r)}
+        for r in accounting.files_without_data(acc).sort("source_file").iter_rows(named=True)
     ]
 
 
@@ -280,14 +280,14 @@ def _stat(path: Path) -> list[int] | None:
 def save_state(results: Path, run_id: str, dyads, rejections) -> None:
     import polars as pl
 
-    from dyadflow import io
+    from dyadflow.core import atomic
 
     d = _state_dir(results)
     if dyads is not None:
-        io.write_parquet(d / "dyads.parquet", dyads)
+        atomic.write_parquet(d / "dyads.parquet", dyads)
     if rejections is not None:
-        io.write_parquet(d / "rejections.parquet", rejections.select("key", "nth"))
-    io.write_json(d / "state.json", {
+        atomic.write_parquet(d / "rejections.parquet", rejections.select("key", "nth"))
+    atomic.write_json(d / "state.json", {
         "run": run_id, "polars": pl.__version__,
         # unchanged files (size and mtime) need not be hashed again next time
         "sources": {"dyads": _stat(results / FINGERPRINT_SOURCE), "rejections": _stat(results / REJECTIONS)},
@@ -506,7 +506,7 @@ def run(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    from dyadflow import io
+    from dyadflow.core import atomic
 
     work = Path(workdir).resolve()
     if configfile:
@@ -620,8 +620,8 @@ def run(
         try:
             if code == 0:  # the build finished (also with exit status 3): the next comparison's baseline
                 save_state(res, run_id, fp, rej)
-            io.write_json(runs / f"{run_id}.json", summary)
-            io.write_text(runs / f"{run_id}.txt", text)
+            atomic.write_json(runs / f"{run_id}.json", summary)
+            atomic.write_text(runs / f"{run_id}.txt", text)
         except (DyadflowError, OSError) as exc:  # a full disk: the summary is still printed (cron mails it)
             exit_status = summary["exit_status"] = EXIT_FAILED
             problem = str(exc) if isinstance(exc, DyadflowError) else cannot_write(exc, runs)

@@ -2,7 +2,7 @@
 
 Nothing here is written per instrument. :func:`raw_schema` checks the columns every
 questionnaire row has; :func:`instrument_schema` is built from one
-:class:`~dyadflow.registry.Instrument` and checks its raters, its items' allowed values
+:class:`~dyadflow.core.registry.Instrument` and checks its raters, its items' allowed values
 and the columns it must leave empty; :func:`validated_schema` checks the typed table
 that validation writes. The ``name`` of every check is the rejection rule reported to
 the data manager.
@@ -15,7 +15,7 @@ import datetime as dt
 import polars as pl
 import pandera.polars as pa
 
-from dyadflow.registry import RATERS, Instrument, item_column
+from dyadflow.core.registry import RATERS, Instrument, item_column
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 SESSION_PATTERN = r"^[0-9]{1,4}$"
@@ -25,7 +25,7 @@ DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[
 # Scandinavian words count too (ja/j: yes; nei: Norwegian no; nej: Swedish/Danish no).
 TRUE_WORDS = ("true", "yes", "y", "1", "ja", "j")
 FALSE_WORDS = ("false", "no", "n", "0", "nei", "nej")
-# The consent columns (see dyadflow/consent.py): whether the patient's free text and the
+# The consent columns (see dyadflow/validate/consent.py): whether the patient's free text and the
 # patient's own ratings may be shown in the therapist's copy of the case report.
 CONSENT_COLUMNS = ("consent_share_text", "consent_share_ratings")
 

@@ -1,7 +1,7 @@
 """Validate: judge every ingested row, keep the good ones, account for all of them.
 
 Row-level rules are pandera checks generated from the registry (see
-:mod:`dyadflow.schemas`). Rules that compare rows (duplicates, a dyad's identity, the
+:mod:`dyadflow.validate.checks`). Rules that compare rows (duplicates, a dyad's identity, the
 order of dates) are polars expressions over the rows that passed the row-level rules.
 Every row read ends up either in ``results/validated/questionnaires.parquet`` or in
 ``results/validation/rejections.csv`` with its file, line, rule and a message; the
@@ -18,13 +18,25 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from dyadflow import consent as consent_rules
-from dyadflow import io
-from dyadflow.errors import ValidationFailed
-from dyadflow.linking import id_warnings
-from dyadflow.naming import input_name
-from dyadflow.registry import RATERS, Instrument, item_column
-from dyadflow.schemas import (
+from dyadflow.validate import consent as consent_rules
+from dyadflow.core import atomic
+from dyadflow.core.accounting import (
+    ACCOUNTING_KEY,
+    MAX_QUOTED,
+    MAX_VALUE,
+    REJECTION_COLUMNS,
+    WARNING_COLUMNS,
+    accounting_table,
+    duplicate_groups,
+    input_of,
+    quote,
+    shorten,
+    warnings_table,
+)
+from dyadflow.core.errors import ValidationFailed
+from dyadflow.validate.linking import id_warnings
+from dyadflow.core.registry import RATERS, Instrument, item_column
+from dyadflow.validate.checks import (
     ID_PATTERN,
     PANDERA_RULES,
     instrument_item_values,
@@ -43,35 +55,6 @@ DUPLICATE_KEY = ("dyad_id", "session", "rater", "instrument")
 # config earliest_date: a date before it is rejected (date_range); year 0 would crash the reports
 EARLIEST_DATE = dt.date(1900, 1, 1)
 
-REJECTION_COLUMNS = {
-    "source_file": pl.String,
-    "source_line": pl.Int64,
-    "column": pl.String,
-    "value": pl.String,
-    "rule": pl.String,
-    "message": pl.String,
-    "dyad_id": pl.String,
-    "session": pl.String,
-    "instrument": pl.String,
-    "source_column": pl.String,
-    "input": pl.String,  # the config input's name: one file can be two inputs (two instruments)
-}
-ACCOUNTING_COLUMNS = {
-    "source_file": pl.String,
-    "sha256": pl.String,
-    "rows_read": pl.Int64,
-    "rows_accepted": pl.Int64,
-    "rows_rejected": pl.Int64,
-    "rows_duplicate": pl.Int64,
-    "blank_rows": pl.Int64,
-    "format": pl.String,
-    "records_read": pl.Int64,
-    "file_error": pl.String,  # a file quarantined as a whole (validation: quarantine): why it cannot be read
-    "input": pl.String,
-}
-# a file is accounted once per input that reads it (a wide CSV can hold two instruments)
-ACCOUNTING_KEY = ("input", "source_file")
-WARNING_COLUMNS = {"source_file": pl.String, "column": pl.String, "warning": pl.String}
 # Rejections a reader makes while mapping an export (see dyadflow.ingest)
 INGEST_RULE_COLUMNS = ("ingest_rule", "ingest_message", "ingest_column", "ingest_value")
 
@@ -81,10 +64,10 @@ class ValidationResult:
     accepted: pl.DataFrame
     rejections: pl.DataFrame
     accounting: pl.DataFrame
-    # every consent decision, also on rejected rows (dyadflow.consent)
+    # every consent decision, also on rejected rows (dyadflow.validate.consent)
     consent: pl.DataFrame = field(default_factory=consent_rules.empty_table)
     # warnings.csv: ingest warnings, consent cells that are no decision (non-patient rows),
-    # then the ID warnings (dyadflow.linking), which are also kept apart in ``linking``
+    # then the ID warnings (dyadflow.validate.linking), which are also kept apart in ``linking``
     warnings: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WARNING_COLUMNS))
     linking: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WARNING_COLUMNS))
 
@@ -121,38 +104,24 @@ def _pandera_failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.Dat
     return pl.DataFrame(schema={"column": pl.String, "value": pl.String, "rule": pl.String, "_row": pl.Int64})
 
 
-MAX_QUOTED = 80  # characters of a cell quoted in a message
-MAX_VALUE = 200  # characters of a cell kept in the rejections' value column
-
-
-def shorten(expr: pl.Expr, limit: int) -> pl.Expr:
-    """A long cell cut to ``limit`` characters, saying how long it was."""
-    n = expr.str.len_chars()
-    return pl.when(n > limit).then(pl.format("{}… ({} characters)", expr.str.slice(0, limit), n)).otherwise(expr)
-
-
-def _quote(expr: pl.Expr) -> pl.Expr:
-    return pl.concat_str(pl.lit("'"), shorten(expr.fill_null(""), MAX_QUOTED), pl.lit("'"))
-
-
 ROW_MESSAGES = {
     "missing_value": lambda: pl.format("{} is empty", pl.col("column")),
     "id_format": lambda: pl.format(
         "{} is not a valid {}: use letters, digits, _ and - (1–64 characters, starting with a letter or digit)",
-        _quote(pl.col("value")),
+        quote(pl.col("value")),
         pl.col("column"),
     ),
     "session_format": lambda: pl.format(
-        "{} is not a session number: a whole number 0–9999, where 0 is intake", _quote(pl.col("value"))
+        "{} is not a session number: a whole number 0–9999, where 0 is intake", quote(pl.col("value"))
     ),
-    "date_format": lambda: pl.format("{} is not an ISO 8601 date (YYYY-MM-DD) that exists", _quote(pl.col("value"))),
+    "date_format": lambda: pl.format("{} is not an ISO 8601 date (YYYY-MM-DD) that exists", quote(pl.col("value"))),
     "date_future": lambda: pl.format(
         "{} is in the future: after the data freeze date (config data_freeze, by default the day of the build)",
-        _quote(pl.col("value")),
+        quote(pl.col("value")),
     ),
-    "rater_unknown": lambda: pl.format("{} is not a rater: use patient, therapist or observer", _quote(pl.col("value"))),
+    "rater_unknown": lambda: pl.format("{} is not a rater: use patient, therapist or observer", quote(pl.col("value"))),
     "consent_value": lambda: pl.format(
-        "{} is not true or false (true/yes/y/1/ja/j or false/no/n/0/nei/nej)", _quote(pl.col("value"))
+        "{} is not true or false (true/yes/y/1/ja/j or false/no/n/0/nei/nej)", quote(pl.col("value"))
     ),
 }
 
@@ -160,10 +129,10 @@ ROW_MESSAGES = {
 def _row_messages(found: pl.DataFrame, known: list[str], earliest_date: dt.date | None = None) -> pl.DataFrame:
     messages = dict(ROW_MESSAGES)
     messages["date_range"] = lambda: pl.format(
-        "{} is before the earliest date {} (config earliest_date): a typing error?", _quote(pl.col("value")), pl.lit(str(earliest_date))
+        "{} is before the earliest date {} (config earliest_date): a typing error?", quote(pl.col("value")), pl.lit(str(earliest_date))
     )
     messages["instrument_unknown"] = lambda: pl.format(
-        "{} is not in the instrument registry (known: {})", _quote(pl.col("value")), pl.lit(", ".join(known))
+        "{} is not in the instrument registry (known: {})", quote(pl.col("value")), pl.lit(", ".join(known))
     )
     expr = pl.lit(None, dtype=pl.String)
     for rule, make in messages.items():
@@ -180,21 +149,21 @@ def _instrument_messages(found: pl.DataFrame, inst: Instrument) -> pl.DataFrame:
     item_no = pl.col("column").str.extract(r"(\d+)$").cast(pl.Int64).cast(pl.String)
     message = (
         pl.when(pl.col("rule") == "item_value")
-        .then(pl.format("{} is not an allowed answer to {} item {} (allowed: {})", _quote(pl.col("value")), pl.lit(inst.key), item_no, pl.col("_allowed")))
+        .then(pl.format("{} is not an allowed answer to {} item {} (allowed: {})", quote(pl.col("value")), pl.lit(inst.key), item_no, pl.col("_allowed")))
         .when((pl.col("rule") == "item_not_in_instrument") & pl.lit(inst.total_only))
-        .then(pl.format("{} is scored from its total only (input: total), so {} must be empty (found {})", pl.lit(inst.key), pl.col("column"), _quote(pl.col("value"))))
+        .then(pl.format("{} is scored from its total only (input: total), so {} must be empty (found {})", pl.lit(inst.key), pl.col("column"), quote(pl.col("value"))))
         .when(pl.col("rule") == "item_not_in_instrument")
-        .then(pl.format("{} has {} items, so {} must be empty (found {})", pl.lit(inst.key), pl.lit(inst.n_items), pl.col("column"), _quote(pl.col("value"))))
+        .then(pl.format("{} has {} items, so {} must be empty (found {})", pl.lit(inst.key), pl.lit(inst.n_items), pl.col("column"), quote(pl.col("value"))))
         .when(pl.col("rule") == "total_missing")
         .then(pl.lit(f"{inst.key} is scored from its total (input: total), and the total is empty"))
         .when(pl.col("rule") == "total_value")
-        .then(pl.format("{} is not a number: the total of {} must be a number", _quote(pl.col("value")), pl.lit(inst.key)))
+        .then(pl.format("{} is not a number: the total of {} must be a number", quote(pl.col("value")), pl.lit(inst.key)))
         .when(pl.col("rule") == "total_range")
-        .then(pl.format("total {} is outside {}'s total_range {}–{}", _quote(pl.col("value")), pl.lit(inst.key), pl.lit(_number(inst.total_min)), pl.lit(_number(inst.total_max))))
+        .then(pl.format("total {} is outside {}'s total_range {}–{}", quote(pl.col("value")), pl.lit(inst.key), pl.lit(_number(inst.total_min)), pl.lit(_number(inst.total_max))))
         .when(pl.col("rule") == "total_not_in_instrument")
-        .then(pl.format("{} is scored from its items, so total must be empty (found {})", pl.lit(inst.key), _quote(pl.col("value"))))
+        .then(pl.format("{} is scored from its items, so total must be empty (found {})", pl.lit(inst.key), quote(pl.col("value"))))
         .when(pl.col("rule") == "rater_not_allowed")
-        .then(pl.format("{} is rated by {}, not by {}", pl.lit(inst.key), pl.lit(" or ".join(inst.raters)), _quote(pl.col("value"))))
+        .then(pl.format("{} is rated by {}, not by {}", pl.lit(inst.key), pl.lit(" or ".join(inst.raters)), quote(pl.col("value"))))
         .when(pl.col("rule") == "no_items")
         .then(pl.lit(f"no item of {inst.key} is answered: an empty questionnaire is not a completed one"))
     )
@@ -292,32 +261,6 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
     return pl.concat(parts).sort("_row")
 
 
-def duplicate_groups(rows: pl.DataFrame, key: list[str], distinct: pl.Expr) -> pl.DataFrame:
-    """The rows whose ``key`` occurs more than once, each with its group's size ``_n``,
-    its number of distinct contents ``_distinct`` (``distinct``, evaluated per group), its
-    first row ``_first`` and where that is and where all of them are ("line 12" or, across
-    files, "file line 12"), for the duplicate rules of questionnaires and dial files."""
-    # one chunk per column: polars 2.1 panics ("assertion failed: i < self.len()", cf.
-    # pola-rs/polars#25187) in the pl.format(..).sort_by().first().over() below on some
-    # multi-chunk string columns (found by tests/test_redcap_properties.py, kept there as
-    # POLARS_WINDOW_PANIC)
-    rows = rows.rechunk()
-    many_files = pl.col("source_file").n_unique().over(key) > 1
-    where = (
-        pl.when(many_files)
-        .then(pl.format("{} line {}", pl.col("source_file"), pl.col("source_line")))
-        .otherwise(pl.format("line {}", pl.col("source_line")))
-    )
-    # only keys that occur more than once need the expensive comparison
-    return rows.filter(pl.len().over(key) > 1).with_columns(
-        pl.len().over(key).alias("_n"),
-        distinct.n_unique().over(key).alias("_distinct"),
-        pl.col("_row").min().over(key).alias("_first"),
-        where.sort_by("_row").first().over(key).alias("_first_where"),
-        where.sort_by("_row").str.join(", ").over(key).alias("_all_where"),
-    )
-
-
 def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
     key = list(DUPLICATE_KEY)
     content = [c for c in rows.columns if c not in (*key, "_row", "source_file", "source_line", "source_fields", "expected_fields", "consent_only", "input")]
@@ -368,10 +311,10 @@ def _identity(rows: pl.DataFrame) -> pl.DataFrame:
                     "dyad {} has {} {} in {} other rows (from session {}); this row says {}",
                     pl.col("dyad_id"),
                     pl.lit(column),
-                    _quote(pl.col("_ref")),
+                    quote(pl.col("_ref")),
                     pl.col("_ref_n"),
                     pl.col("_ref_from"),
-                    _quote(pl.col(column)),
+                    quote(pl.col(column)),
                 ),
                 column=column,
                 value=pl.col(column),
@@ -544,54 +487,6 @@ def _accounting(
     return accounting_table(base, accepted, rejected_rows, rejections)
 
 
-def accounting_table(
-    base: pl.DataFrame, accepted: pl.DataFrame, rejected_rows: pl.DataFrame, rejections: pl.DataFrame
-) -> pl.DataFrame:
-    """The accounting table (ACCOUNTING_COLUMNS) from each file's own figures (``base``:
-    one row per input and file) and the rows' outcomes (``accepted`` and ``rejected_rows``:
-    one row per row, with ``input`` and ``source_file``); also used for the dial files.
-    Raises if a file's rows read are not its rows accepted plus rejected, which would be a bug."""
-    key = list(ACCOUNTING_KEY)
-    per_file_rejected = rejected_rows.group_by(key).agg(pl.len().alias("rows_rejected"))
-    per_file_dup = rejections.filter(pl.col("rule") == "duplicate_exact").group_by(key).agg(pl.len().alias("rows_duplicate"))
-    per_file_accepted = accepted.group_by(key).agg(pl.len().alias("rows_accepted"))
-    table = (
-        base.join(per_file_accepted, on=key, how="left")
-        .join(per_file_rejected, on=key, how="left")
-        .join(per_file_dup, on=key, how="left")
-        .with_columns(pl.col("rows_accepted", "rows_rejected", "rows_duplicate").fill_null(0))
-        .select(list(ACCOUNTING_COLUMNS))
-        .cast(ACCOUNTING_COLUMNS)
-    )
-    broken = table.filter(pl.col("rows_read") != pl.col("rows_accepted") + pl.col("rows_rejected"))
-    if broken.height:  # a bug in dyadflow, never a data problem
-        raise AssertionError(f"accounting does not balance: {broken.to_dicts()}")
-    return table
-
-
-def files_without_data(accounting: pl.DataFrame) -> pl.DataFrame:
-    """The files no row of which was accepted: every row rejected (``rows_read`` > 0,
-    ``rows_accepted`` 0), or quarantined as a whole (``file_error``)."""
-    return accounting.filter(
-        pl.col("file_error").is_not_null() | ((pl.col("rows_read") > 0) & (pl.col("rows_accepted") == 0))
-    )
-
-
-def whole_file_message(row: dict) -> str:
-    """One line about a file of :func:`files_without_data` (the terminal, the nightly, the report)."""
-    if row.get("file_error"):
-        return f"{row['source_file']}: the whole file was quarantined, it cannot be read: {row['file_error']}"
-    return (
-        f"{row['source_file']}: all {row['rows_read']} row(s) were rejected: no data from this file is used "
-        "(results/validation/rejections.csv)"
-    )
-
-
-def input_of(meta: dict) -> str:
-    """The name of the input a file's meta belongs to (the config input's name)."""
-    return meta.get("input") or input_name({"path": meta["source_file"]})
-
-
 def strict_message(rejections: pl.DataFrame, limit: int = 10) -> str:
     n_rows = rejections.select(*PROVENANCE, "instrument").unique().height
     n_files = rejections.get_column("source_file").n_unique()
@@ -607,12 +502,6 @@ def strict_message(rejections: pl.DataFrame, limit: int = 10) -> str:
         lines.append(f"  … and {rejections.height - limit} more.")
     lines.append("Fix the export, or set 'validation: quarantine' to continue with the accepted rows.")
     return "\n".join(lines)
-
-
-def warnings_table(metas: list[dict]) -> pl.DataFrame:
-    """One row per warning an ingest reader raised (e.g. a column that looks like a direct identifier)."""
-    rows = [w for m in metas for w in m.get("warnings", [])]
-    return pl.DataFrame(rows, schema=WARNING_COLUMNS) if rows else pl.DataFrame(schema=WARNING_COLUMNS)
 
 
 def run(
@@ -641,16 +530,16 @@ def run(
     if policy == "strict" and result.rejections.height:
         message = strict_message(result.rejections)
         if strict_rejections:
-            io.write_csv(strict_rejections, result.rejections)
+            atomic.write_csv(strict_rejections, result.rejections)
             message += f"\nAll {result.rejections.height} rejections: {strict_rejections}"
         raise ValidationFailed(message)
-    io.write_parquet(out_validated, result.accepted)
-    io.write_csv(out_rejections, result.rejections)
-    io.write_csv(out_accounting, result.accounting)
+    atomic.write_parquet(out_validated, result.accepted)
+    atomic.write_csv(out_rejections, result.rejections)
+    atomic.write_csv(out_accounting, result.accounting)
     if out_warnings:
-        io.write_csv(out_warnings, result.warnings)
+        atomic.write_csv(out_warnings, result.warnings)
     if out_consent:
-        io.write_parquet(out_consent, result.consent)
+        atomic.write_parquet(out_consent, result.consent)
     return result
 
 

@@ -216,7 +216,7 @@ def check_sbatch(cluster: Path, slurmctld_log: Path, profile: Path) -> list[str]
         # SLURM gave the job the CPUs of the profile's set-threads (squeue's allocated count)
         if state == "COMPLETED" and cpus != job.threads:
             problems.append(f"job {job.slurm_id} ({job.rule}) got {cpus} CPUs, not its {job.threads} threads")
-        # the rule's own code ran inside that SLURM job, within its CPUs (dyadflow.cluster).
+        # the rule's own code ran inside that SLURM job, within its CPUs (dyadflow.core.cluster).
         # The first task of an array job runs without srun and with the SLURM_* variables
         # scrubbed by the jobstep plugin (0.6.1), so its CPU count is not visible to it.
         stage_log = cluster / job.log if job.log else None

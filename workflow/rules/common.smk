@@ -6,18 +6,19 @@ from snakemake.utils import validate
 
 from snakemake.exceptions import WorkflowError
 
-from dyadflow.config_check import stop_if_wrong
-from dyadflow.naming import input_name, unsafe_paths
+from dyadflow.core.config import stop_if_wrong
+from dyadflow.core.naming import input_name, unsafe_paths
+from dyadflow.core.registry import BUILTIN_DIR, CONFIG_SCHEMA
 
 
 # Every mistake in the config, one line each, before any data is read (README, "Running a study")
 stop_if_wrong(
     config,
-    _os.path.join(workflow.basedir, "schemas", "config.schema.yaml"),
+    str(CONFIG_SCHEMA),
     workflow.basedir,
     getattr(workflow, "configfiles", ()),
 )
-validate(config, _os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+validate(config, str(CONFIG_SCHEMA))
 
 # Snakemake reads { and } in file paths as wildcards: a path with them cannot be an
 # input, so the build stops here with one message naming the config key.
@@ -28,7 +29,7 @@ if _unsafe:
 RESULTS = "results"
 LOGS = "logs"
 INSTRUMENT_FILES = sorted(
-    _glob.glob(_os.path.join(workflow.basedir, "schemas", "instruments", "*.yaml"))
+    _glob.glob(_os.path.join(BUILTIN_DIR, "*.yaml"))
     + (
         _glob.glob(_os.path.join(config["instruments_dir"], "*.y*ml"))
         if config.get("instruments_dir")

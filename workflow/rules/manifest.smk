@@ -1,7 +1,7 @@
-# Provenance of a run: results/manifest.json (see dyadflow/manifest.py). The job is
+# Provenance of a run: results/manifest.json (see dyadflow/core/manifest.py). The job is
 # cheap (it hashes the inputs), so it runs on the submit host (localrules). The
 # reports take the manifest as an input and show it in their footer.
-from dyadflow.manifest import environment as _manifest_environment  # standard library only
+from dyadflow.core.manifest import environment as _manifest_environment  # standard library only
 from dyadflow.microprocess import input_files as _dial_files  # standard library only
 
 # the moment-to-moment (dial) rating files, when the study has them: hashed like inputs

@@ -1,7 +1,7 @@
 # Helpers of the report rules (report.smk). Standard library only at parse time.
 import json as _json
 
-from dyadflow.manifest import config_hash as _config_hash  # standard library only
+from dyadflow.core.manifest import config_hash as _config_hash  # standard library only
 
 REPORT_CFG = config["report"]
 REPORT_CONFIG_SHA = _config_hash(config)
@@ -9,7 +9,8 @@ SELECTION_NAMES = [s["name"] for s in config.get("selection", [])]
 # templates, assets and the report code: a change re-runs the report jobs (and, through
 # the dyad fingerprint, re-renders the reports)
 REPORT_TEMPLATES = sorted(
-    p for p in _glob.glob(_os.path.join(workflow.basedir, "reports", "**", "*"), recursive=True) if _os.path.isfile(p)
+    p for p in _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "templates", "**", "*"), recursive=True)
+    + _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "assets", "**", "*"), recursive=True) if _os.path.isfile(p)
 ) + sorted(_glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "*.py")))
 # the shard input tables the plan writes (only when their bytes change)
 SHARD_TABLES = ["dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections", "consent"]

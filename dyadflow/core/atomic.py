@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from dyadflow.errors import DyadflowError
+from dyadflow.core.errors import DyadflowError
 
 # Text cells starting with one of these are formulas to a spreadsheet program.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
