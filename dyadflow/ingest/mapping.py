@@ -35,7 +35,9 @@ from dyadflow.core.registry import item_column
 
 REQUIRED = ("dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument")
 # ``total``: a pre-scored total, for instruments declared ``input: total``
-OPTIONAL = ("arm", "note", "consent_share_text", "consent_share_ratings", "total")
+# the patient's two consents (dyadflow/validate/consent.py)
+CONSENT_COLUMNS = ("consent_share_text", "consent_share_ratings")
+OPTIONAL = ("arm", "note", *CONSENT_COLUMNS, "total")
 FIELDS = REQUIRED + OPTIONAL
 ITEM_RE = re.compile(r"^item_?0*(\d+)$", re.IGNORECASE)
 # Reader-level rejections (an incomplete REDCap form, a Qualtrics preview) travel with the

@@ -35,6 +35,7 @@ import polars as pl
 
 from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest.mapping import (
+    CONSENT_COLUMNS,
     INGEST_RULE_COLUMNS,
     canonical_exprs,
     check_required,
@@ -46,7 +47,6 @@ from dyadflow.ingest.mapping import (
 )
 from dyadflow.ingest.canonical import header_column, read_raw, text_meta
 from dyadflow.ingest.text import read_text_table
-from dyadflow.validate.checks import CONSENT_COLUMNS
 
 COMPLETE_LABELS = {"incomplete": "0", "unverified": "1", "complete": "2"}
 COMPLETE_WORDS = {"0": "Incomplete", "1": "Unverified", "2": "Complete"}

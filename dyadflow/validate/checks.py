@@ -27,7 +27,6 @@ TRUE_WORDS = ("true", "yes", "y", "1", "ja", "j")
 FALSE_WORDS = ("false", "no", "n", "0", "nei", "nej")
 # The consent columns (see dyadflow/validate/consent.py): whether the patient's free text and the
 # patient's own ratings may be shown in the therapist's copy of the case report.
-CONSENT_COLUMNS = ("consent_share_text", "consent_share_ratings")
 
 ID_COLUMNS = ("dyad_id", "patient_id", "therapist_id")
 # pandera's own check names, mapped to the rule names dyadflow reports

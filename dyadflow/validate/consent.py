@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow.validate.checks import CONSENT_COLUMNS, ID_PATTERN, SESSION_PATTERN, parse_bool, parse_date
+from dyadflow.ingest.mapping import CONSENT_COLUMNS
+from dyadflow.validate.checks import ID_PATTERN, SESSION_PATTERN, parse_bool, parse_date
 
 KINDS = {"consent_share_text": "share_text", "consent_share_ratings": "share_ratings"}
 CONSENT_TABLE = {
