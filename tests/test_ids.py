@@ -100,7 +100,7 @@ def test_a_reader_rejection_is_kept_and_not_overwritten(tmp_path, registry):
     assert frame.select("source_line", "ingest_rule").rows() == [(2, "header_repeated"), (3, "id_unmapped")]
 
 
-# ---------------------------------------------------------------- the three-systems example (README)
+# ---------------------------------------------------------------- the three-systems example (docs/inputs.md)
 
 
 def three_systems(tmp: Path) -> list[dict]:
