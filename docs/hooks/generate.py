@@ -109,14 +109,19 @@ def _type(schema: dict) -> str:
 
 def _allowed(schema: dict) -> list[str]:
     out = []
-    enum = schema.get("enum") or (schema.get("items") or {}).get("enum") if isinstance(schema.get("items"), dict) else schema.get("enum")
+    items = schema.get("items")
+    enum = schema.get("enum") or (items.get("enum") if isinstance(items, dict) else None)
     if enum:
         out.append("one of " + ", ".join(_literal(v) for v in enum))
     for word, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<")):
         if word in schema:
             out.append(f"{sign} {schema[word]}")
-    for word, label in (("minLength", "at least {} character(s)"), ("maxLength", "at most {} character(s)"),
-                        ("minItems", "at least {} item(s)"), ("maxItems", "at most {} item(s)")):
+    for word, label in (
+        ("minLength", "at least {} character(s)"),
+        ("maxLength", "at most {} character(s)"),
+        ("minItems", "at least {} item(s)"),
+        ("maxItems", "at most {} item(s)"),
+    ):
         if word in schema:
             out.append(label.format(schema[word]))
     if "pattern" in schema:
@@ -157,9 +162,13 @@ def config_reference() -> str:
         sections.setdefault(row["key"].split(".")[0].split("[")[0], []).append(row)
     seen: set[str] = set()
     for top, group in sections.items():
-        out += [f"## `{top}`", "", '<table class="config-reference">',
-                "<thead><tr><th>key</th><th>type</th><th>default</th><th>allowed</th><th>description</th></tr></thead>",
-                "<tbody>"]
+        out += [
+            f"## `{top}`",
+            "",
+            '<table class="config-reference">',
+            "<thead><tr><th>key</th><th>type</th><th>default</th><th>allowed</th><th>description</th></tr></thead>",
+            "<tbody>",
+        ]
         for row in group:
             schema = row["schema"]
             default = _literal(schema["default"]) if "default" in schema else "—"
@@ -208,10 +217,15 @@ def instrument_reference() -> str:
     ]
     for key, inst in sorted(registry.items()):
         items = "pre-scored total" if inst.total_only else str(inst.n_items)
-        scale = (f"total {_num(inst.total_min)}–{_num(inst.total_max)}" if inst.total_only
-                 else f"{inst.min_value}–{inst.max_value}")
-        out.append(f"| [`{key}`](#{key}) | {_md(inst.name)} | {', '.join(inst.raters)} | {items} | {scale} "
-                   f"| {inst.method} | {_md(inst.source) or '—'} |")
+        scale = (
+            f"total {_num(inst.total_min)}–{_num(inst.total_max)}"
+            if inst.total_only
+            else f"{inst.min_value}–{inst.max_value}"
+        )
+        out.append(
+            f"| [`{key}`](#{key}) | {_md(inst.name)} | {', '.join(inst.raters)} | {items} | {scale} "
+            f"| {inst.method} | {_md(inst.source) or '—'} |"
+        )
     for key, inst in sorted(registry.items()):
         out += ["", f"## {_md(inst.name)} (`{key}`) {{#{key}}}", "", "| | |", "|---|---|"]
         rows = [("key", f"`{key}`"), ("raters", ", ".join(inst.raters)), ("construct", inst.construct)]
@@ -219,21 +233,38 @@ def instrument_reference() -> str:
             rows.append(("input", f"pre-scored total, {_num(inst.total_min)}–{_num(inst.total_max)}"))
         else:
             labels = "; ".join(f"{v} = {_md(t)}" for v, t in sorted(inst.labels.items()))
-            rows += [("items", str(inst.n_items)),
-                     ("response range", f"{inst.min_value}–{inst.max_value}" + (f" ({labels})" if labels else "")),
-                     ("reverse-keyed items", _items(inst.reverse_keyed))]
+            rows += [
+                ("items", str(inst.n_items)),
+                ("response range", f"{inst.min_value}–{inst.max_value}" + (f" ({labels})" if labels else "")),
+                ("reverse-keyed items", _items(inst.reverse_keyed)),
+            ]
         scoring = f"{inst.method} of the keyed items; direction: {inst.direction.replace('_', ' ')}"
         if not inst.total_only:
-            scoring += (f"; at most {inst.max_missing_fraction:.0%} of items missing ({inst.max_missing_items} of "
-                        f"{inst.n_items}), missing items: {inst.missing_rule.replace('_', ' ')}")
+            scoring += (
+                f"; at most {inst.max_missing_fraction:.0%} of items missing ({inst.max_missing_items} of "
+                f"{inst.n_items}), missing items: {inst.missing_rule.replace('_', ' ')}"
+            )
         rows.append(("scoring", scoring))
         if inst.subscales:
-            rows.append(("subscales", f"scored as the {inst.subscale_score}: " + "; ".join(
-                f"`{name}`: items {_items(nums)}" for name, nums in inst.subscales.items())))
-        rows.append(("severity bands", "; ".join(f"{_md(b.label)} {_num(b.min)}–{_num(b.max)}" for b in inst.bands) or "—"))
+            rows.append(
+                (
+                    "subscales",
+                    f"scored as the {inst.subscale_score}: "
+                    + "; ".join(f"`{name}`: items {_items(nums)}" for name, nums in inst.subscales.items()),
+                )
+            )
+        rows.append(
+            ("severity bands", "; ".join(f"{_md(b.label)} {_num(b.min)}–{_num(b.max)}" for b in inst.bands) or "—")
+        )
         norms = {k: v for k, v in (inst.norms or {}).items() if v is not None}
         if "cutoff" in norms:
-            rows.append(("clinical cut-off", f"{_num(norms['cutoff'])}" + (f" ({_md(norms['cutoff_source'])})" if norms.get("cutoff_source") else "")))
+            rows.append(
+                (
+                    "clinical cut-off",
+                    f"{_num(norms['cutoff'])}"
+                    + (f" ({_md(norms['cutoff_source'])})" if norms.get("cutoff_source") else ""),
+                )
+            )
         for group in ("clinical", "functional"):
             if isinstance(norms.get(group), dict):
                 rows.append((f"{group} norms", ", ".join(f"{k} {_md(_num(v))}" for k, v in norms[group].items())))
@@ -242,9 +273,19 @@ def instrument_reference() -> str:
         if inst.reliability is not None:
             rows.append(("reliability (for the RCI)", _num(inst.reliability)))
         if "reliable_change_points" in norms:
-            rows.append(("reliable change", f"{_num(norms['reliable_change_points'])} points" + (
-                f" ({_md(norms['reliable_change_source'])})" if norms.get("reliable_change_source") else "")))
-        rows.append(("risk items", "; ".join(f"item {r.item} above {_num(r.above)}: {_md(r.label)}" for r in inst.risk_items) or "—"))
+            rows.append(
+                (
+                    "reliable change",
+                    f"{_num(norms['reliable_change_points'])} points"
+                    + (f" ({_md(norms['reliable_change_source'])})" if norms.get("reliable_change_source") else ""),
+                )
+            )
+        rows.append(
+            (
+                "risk items",
+                "; ".join(f"item {r.item} above {_num(r.above)}: {_md(r.label)}" for r in inst.risk_items) or "—",
+            )
+        )
         rows.append(("source", _md(inst.source) or "—"))
         rows.append(("file", f"`{Path(inst.path).name}`" if inst.path else "—"))
         out += [f"| {name} | {value} |" for name, value in rows]
