@@ -125,3 +125,63 @@ def test_readme_links_resolve(site):
         elif not (REPO / link).exists():
             missing.append(link)
     assert missing == []
+
+
+KEYWORDS = {
+    "$schema",
+    "$defs",
+    "$ref",
+    "title",
+    "description",
+    "type",
+    "default",
+    "enum",
+    "const",
+    "required",
+    "properties",
+    "additionalProperties",
+    "propertyNames",
+    "items",
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "allOf",
+    "oneOf",
+    "anyOf",
+    "not",
+    "if",
+    "then",
+}
+
+
+def test_config_schema_descriptions_are_whole():
+    """A description in a YAML flow mapping that holds ', ' is cut there, and the rest becomes a
+    stray key (`{description: Path to the export, relative to ...}`): the reference page would
+    show half a sentence. Every key of a schema node must be a JSON Schema keyword."""
+    root = yaml.safe_load((schema_folder() / "config.schema.yaml").read_text(encoding="utf-8"))
+    stray = []
+
+    def walk(node, path):
+        if isinstance(node, list):
+            for i, sub in enumerate(node):
+                walk(sub, f"{path}/{i}")
+            return
+        if not isinstance(node, dict):
+            return
+        for key, sub in node.items():
+            if key not in KEYWORDS:
+                stray.append(f"{path}: {key!r}")
+            if key in ("properties", "$defs"):
+                for name, child in sub.items():
+                    walk(child, f"{path}/{key}/{name}")
+            elif key not in ("default", "enum", "const", "required", "description", "title"):
+                walk(sub, f"{path}/{key}")
+
+    walk(root, "")
+    assert stray == []

@@ -299,3 +299,9 @@ def on_files(files: Files, config) -> Files:
     for src, make in ((CONFIG_PAGE, config_reference), (INSTRUMENTS_PAGE, instrument_reference)):
         files.append(File.generated(config, src, content=make()))
     return files
+
+
+def on_serve(server, config, builder):
+    """`mkdocs serve` rebuilds the reference pages when the schema or an instrument changes."""
+    server.watch(str(schemas_dir()))
+    return server
