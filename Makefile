@@ -1,6 +1,7 @@
 # dyadflow: two commands do all the set-up on a fresh Debian machine with Python 3.11.
 #   make demo   create .venv, install, run the whole pipeline on the bundled demo study
-#   make test   create or update .venv and run the whole test suite
+#   make test   create or update .venv, run make lint, then the whole test suite
+#   make lint   ruff format/check, snakefmt, snakemake --lint, duplicate code, mkdocs build --strict
 #   make report Snakemake's HTML report of the demo build (validation tables, cohort charts)
 #   make test-cluster   the SLURM path on a real one-node cluster (root; tests/cluster/run.sh)
 SHELL := /bin/bash
@@ -23,7 +24,7 @@ report: demo
 	$(BIN)/snakemake --configfile config/config.yaml --report results/report.html
 	@echo "wrote results/report.html"
 
-test: venv
+test: venv lint
 	$(BIN)/python -m pytest
 
 # A real one-node SLURM on 127.0.0.1 (installs slurm-wlm and munge if missing), the demo
@@ -31,8 +32,15 @@ test: venv
 test-cluster: venv
 	tests/cluster/run.sh
 
+# formatting and lint (settings in pyproject.toml), no block of 6+ lines repeated inside the
+# package, and the documentation site builds without a warning (docs/contributing.md)
 lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile config/config.yaml
+	$(BIN)/pylint --disable=all --enable=duplicate-code --min-similarity-lines=6 dyadflow
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 venv: system-deps $(STAMP)
 

@@ -13,9 +13,9 @@ import yaml
 
 from conftest import REPO, WAI_S_OK, WAI_SR_OK, make_small_study, row, run_nightly, write_canonical
 from dyadflow import ingest
-from dyadflow.validate import linking
+from dyadflow.validate.rules import linking
 from dyadflow.tools import nightly
-from dyadflow.validate import rules as validate
+from dyadflow.validate.rules import rules as validate
 from dyadflow.core.errors import DyadflowError
 
 # ---------------------------------------------------------------- the rules, one kind at a time
@@ -103,7 +103,7 @@ def test_a_reader_rejection_is_kept_and_not_overwritten(tmp_path, registry):
     assert frame.select("source_line", "ingest_rule").rows() == [(2, "header_repeated"), (3, "id_unmapped")]
 
 
-# ---------------------------------------------------------------- the three-systems example (README)
+# ---------------------------------------------------------------- the three-systems example (docs/inputs.md)
 
 
 def three_systems(tmp: Path) -> list[dict]:

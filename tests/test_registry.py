@@ -144,10 +144,10 @@ def test_study_folder_adds_and_overrides_instruments(tmp_path):
     assert load_registry()["wai_s"].reverse_keyed == (4, 10)  # the built-in is untouched
 
 
-def test_readme_example_instrument_is_valid(tmp_path):
+def test_docs_example_instrument_is_valid(tmp_path):
     from conftest import REPO
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "docs" / "scoring.md").read_text(encoding="utf-8")
     block = readme.split("```yaml\nkey: mood_scale", 1)[1].split("```", 1)[0]
     path = write(tmp_path, "key: mood_scale" + block, name="mood_scale.yaml")
     inst = load_instrument(path)

@@ -7,7 +7,7 @@ import pytest
 
 from dyadflow.core.errors import ValidationFailed
 from dyadflow.core import accounting
-from dyadflow.validate import rules as validate
+from dyadflow.validate.rules import rules as validate
 from dyadflow.validate.checks import RULES
 
 from conftest import BDI_OK, WAI_S_OK, WAI_SR_OK, row, rules_by_line, run_validation, write_canonical
@@ -210,11 +210,11 @@ def test_earliest_date_is_configurable(tmp_path, registry):
     assert res.accepted.get_column("source_line").to_list() == [3]
 
 
-def test_the_readme_lists_every_rule():
+def test_the_docs_list_every_rule():
     from conftest import REPO
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Validation: every row is accounted for") : readme.index("### Scores")]
+    readme = (REPO / "docs" / "validation.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Validation: every row is accounted for") :]
     assert [r for r in RULES if f"`{r}`" not in section] == []
 def test_one_wide_csv_read_as_two_inputs_is_accounted_per_input(tmp_path, registry):
     """Issue 14.7: one wide CSV with WAI-SR and BDI-II side by side, wired as two inputs

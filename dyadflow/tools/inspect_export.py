@@ -419,7 +419,7 @@ def report(path: str, sheet=None, header_row: int | None = None) -> str:
         out.append("Warning: these columns look like direct identifiers; dyadflow does not read them, but remove them from exports that leave the clinic:")
         out.append("  " + ", ".join(w["column"] for w in warnings))
     out.append("")
-    out.append("Every key is described in dyadflow/schemas/config.schema.yaml; the README's 'Input formats' has examples.")
+    out.append("Every key is described in dyadflow/schemas/config.schema.yaml; docs/inputs.md ('Inputs and formats') has examples.")
     return "\n".join(out)
 
 
