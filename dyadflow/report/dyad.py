@@ -319,15 +319,19 @@ def shard_contexts(
             "ratings_withheld": withheld.get(d, []),
             "provenance": provenance,
         }
+        ctx["data_fingerprint"] = fingerprint({k: v for k, v in ctx.items() if k != "provenance"}, version=False)
         ctx["fingerprint"] = fingerprint(ctx)
         ctx["epoch_date"] = max(dates) if dates else None
         out.append(ctx)
     return out
 
 
-def fingerprint(ctx: dict) -> str:
-    """sha256 of everything a dyad report shows (its data, audience, provenance, code version)."""
-    payload = json.dumps({**ctx, "version": __version__}, sort_keys=True, default=str, ensure_ascii=False)
+def fingerprint(ctx: dict, version: bool = True) -> str:
+    """sha256 of everything a dyad report shows (its data, audience, provenance, code version):
+    a change re-renders the report. With ``version=False`` and the provenance left out of
+    ``ctx``, the data alone: the fingerprint printed in the report, which a change of
+    dyadflow's code or templates leaves as it is."""
+    payload = json.dumps({**ctx, "version": __version__} if version else ctx, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
