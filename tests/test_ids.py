@@ -13,9 +13,9 @@ import yaml
 
 from conftest import REPO, WAI_S_OK, WAI_SR_OK, make_small_study, row, run_nightly, write_canonical
 from dyadflow import ingest
-from dyadflow.validate.rules import linking
+from dyadflow.validate import linking
 from dyadflow.tools import nightly
-from dyadflow.validate.rules import rules as validate
+from dyadflow.validate import rules as validate
 from dyadflow.core.errors import DyadflowError
 
 # ---------------------------------------------------------------- the rules, one kind at a time

@@ -7,7 +7,7 @@ import pytest
 
 from dyadflow.core.errors import ValidationFailed
 from dyadflow.core import accounting
-from dyadflow.validate.rules import rules as validate
+from dyadflow.validate import rules as validate
 from dyadflow.validate.checks import RULES
 
 from conftest import BDI_OK, WAI_S_OK, WAI_SR_OK, row, rules_by_line, run_validation, write_canonical
