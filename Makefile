@@ -24,8 +24,10 @@ report: demo
 	$(BIN)/snakemake --configfile config/config.yaml --report results/report.html
 	@echo "wrote results/report.html"
 
+# two pytest workers (pytest-xdist), one test file per worker at a time, so a file's
+# module fixtures (a demo build) are built once: the suite fits 15 minutes on 2 cores
 test: venv lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile
 
 # A real one-node SLURM on 127.0.0.1 (installs slurm-wlm and munge if missing), the demo
 # study run through it with --profile profiles/slurm, outputs compared with a local run.
