@@ -386,6 +386,7 @@ def contexts(
         for row in per["instruments"].get(d, []):
             i = registry.get(row["instrument"])
             instruments.append({**row, "name": i.name_in(lang) if i else row["instrument"],
+                                "digits": 2 if i is not None and i.method == "mean" else 1,
                                 "lower_is_better": i.lower_is_better if i else None, **_band_view(i, row["band"], lang)})
         first, last = per["dates"].get(d, (None, None))
         ctx = {
