@@ -6,18 +6,28 @@ from __future__ import annotations
 import datetime as dt
 import io as pyio
 import re
-from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import REPO
 from pypdf import PdfReader
 
-from conftest import REPO
 from dyadflow.consent import CONSENT_TABLE
 from dyadflow.registry import load_registry
 from dyadflow.report import charts, clinician, i18n, render
-from dyadflow.report.tables import (CONSENT, DYADS, FEEDBACK, REJECTIONS, RUPTURES, SCORES, SELECTION, SESSIONS, SUDDEN_GAINS,
-                                    ReportTables, with_contract_columns)
+from dyadflow.report.tables import (
+    CONSENT,
+    DYADS,
+    FEEDBACK,
+    REJECTIONS,
+    RUPTURES,
+    SCORES,
+    SELECTION,
+    SESSIONS,
+    SUDDEN_GAINS,
+    ReportTables,
+    with_contract_columns,
+)
 
 ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}
 D0 = dt.date(2024, 1, 1)
@@ -120,7 +130,7 @@ def test_a_risk_item_overrides_a_green_signal_on_the_banner():
 
 def test_swedish_copy_uses_the_catalogue_the_registry_and_decimal_commas():
     t, fb = _tables(True, risk_sessions=(2,))
-    ctx, text = _copy(t, fb, language="sv")
+    _, text = _copy(t, fb, language="sv")
     assert "På rätt spår" in text and "Riskfråga besvarad positivt — session 2: självmordstankar eller självmordsönskningar" in text
     assert "Becks depressionsskala (BDI-II)" in text and "15 jan. 2024" in text
     assert "23,0" in text and "−8,0" in text and "23.0" not in text

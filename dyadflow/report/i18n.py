@@ -41,7 +41,7 @@ def po_path(language: str) -> Path:
     return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def translations(language: str) -> gettext.NullTranslations:
     """The gettext translations of ``language`` (English: the messages themselves)."""
     if language not in LANGUAGES:
@@ -93,7 +93,7 @@ def fmt_date(value, language: str = "en") -> str:
     return format_date(value, format="medium", locale=language)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def environment(language: str) -> jinja2.Environment:
     """The Jinja2 environment of the clinician templates in ``language``: the report
     environment (autoescape, StrictUndefined) with the i18n extension and locale filters."""
