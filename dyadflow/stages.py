@@ -212,7 +212,8 @@ def _report_caseload(input, output, params, **_):
 def _report_index(input, output, params, **_):
     from dyadflow.report import shards
 
-    shards.index(list(input.manifests), params.reports_dir, output.index)
+    # the shards' dyad reports, and the caseload pages (by_therapist/<T>/_caseload.pdf)
+    shards.index([*input.manifests, input.caseload], params.reports_dir, output.index)
 
 
 def _report_cohort(input, output, params, **_):
