@@ -13,7 +13,7 @@ CORES ?= 2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: report demo test test-cluster lint system-deps venv clean demo-data
+.PHONY: report demo test test-cluster lint system-deps venv clean demo-data catalogues
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
@@ -60,6 +60,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo-data: venv
 	$(BIN)/dyadflow demo-data --out data/demo
 	$(BIN)/dyadflow demo-dial --out data/demo/dial
+
+# the clinician copy's message catalogues: extract dyadflow/report/locale/dyadflow.pot with Babel
+# (babel.cfg) and merge it into the committed sv and nb .po files (compiled in memory at
+# run time by dyadflow/report/i18n.py; no .mo file is written or committed)
+catalogues: venv
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --omit-header -o dyadflow/report/locale/dyadflow.pot .
+	$(BIN)/pybabel update -i dyadflow/report/locale/dyadflow.pot -d dyadflow/report/locale -D dyadflow --no-location --no-fuzzy-matching -w 100
 
 clean:
 	rm -rf results logs .snakemake

@@ -6,6 +6,7 @@
 2. Dyad reports: median time per dyad report (context → charts → HTML → PDF), as a
    ratio to WeasyPrint rendering a plain HTML document with the same page count
    (the floor, measured in the same run).
+3. Clinician copies (issue 17), in English and Swedish, the same way.
 
     .venv/bin/python bench/report_render.py --results results --dyads 20 --repeat 5
 
@@ -112,6 +113,28 @@ def main() -> None:
     med, floor = statistics.median(per), statistics.median(floors)
     print(f"dyad report: median {med * 1000:.0f} ms over {len(per)} dyads ({statistics.median(pages):.0f} pages); "
           f"plain document of the same page count {floor * 1000:.0f} ms; ratio {med / floor:.2f}× (target 2×)")
+
+    # 3. clinician copies (issue 17; context → 2 charts → HTML in the copy's language → PDF)
+    from dyadflow.report import clinician
+
+    for language in ("en", "sv"):
+        cctx = clinician.contexts(t, t.feedback, study="Bench", outcome="bdi_ii",
+                                  alliance={"patient": "wai_sr", "therapist": "wai_s"}, registry=load_registry(),
+                                  report_cfg={"language": language, "clinician": {"patient_ratings": "always"}})
+        clinician.render_html(cctx[0])  # warm-up (catalogue, fonts)
+        per, floors, pages = [], [], []
+        for c in cctx:
+            t0 = time.perf_counter()
+            pdf = render.render_pdf(clinician.render_html(c), render.epoch_of(c["epoch_date"]), fetcher)
+            per.append(time.perf_counter() - t0)
+            n = page_count(pdf)
+            pages.append(n)
+            plain = plain_html(n)
+            floors.append(_median_time(lambda plain=plain: render.render_pdf(plain, 0, fetcher), 1))
+        med, floor = statistics.median(per), statistics.median(floors)
+        print(f"clinician copy ({language}): median {med * 1000:.0f} ms over {len(per)} dyads "
+              f"({statistics.median(pages):.0f} pages); plain document of the same page count {floor * 1000:.0f} ms; "
+              f"ratio {med / floor:.2f}×")
 
 
 if __name__ == "__main__":

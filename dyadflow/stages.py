@@ -194,14 +194,27 @@ def _report_shard(input, output, params, wildcards, **_):
         params.shard_dir, output.manifest, results_dir=params.results, study=params.study, audience=params.audience,
         outcome=params.outcome, alliance=dict(params.alliance), config_sha256=params.config_sha256,
         instruments_dir=params.instruments_dir, config=dict(params.config_flags), strategies=list(params.strategies),
-        max_note_chars=int(params.max_note_chars),
+        max_note_chars=int(params.max_note_chars), report_cfg=_plain(params.report_cfg),
+        prompts_path=input.prompts or None,
     )
+
+
+def _report_caseload(input, output, params, **_):
+    from dyadflow.core.registry import load_registry
+    from dyadflow.report import clinician
+
+    pages = clinician.write_caseloads(
+        params.results, output.manifest, study=params.study, outcome=params.outcome,
+        registry=load_registry(params.instruments_dir), report_cfg=_plain(params.report_cfg), feedback_path=input.feedback,
+    )
+    logger.info("%d caseload page(s)", len(pages))
 
 
 def _report_index(input, output, params, **_):
     from dyadflow.report import shards
 
-    shards.index(list(input.manifests), params.reports_dir, output.index)
+    # the shards' dyad reports, and the caseload pages (by_therapist/<T>/_caseload.pdf)
+    shards.index([*input.manifests, input.caseload], params.reports_dir, output.index)
 
 
 def _report_cohort(input, output, params, **_):
@@ -254,6 +267,7 @@ STAGES = {
     "select_strategy": _select_strategy,
     "report_shard": _report_shard,
     "report_index": _report_index,
+    "report_caseload": _report_caseload,
     "report_cohort": _report_cohort,
     "report_validation": _report_validation,
     "manifest": _manifest,

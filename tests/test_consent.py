@@ -314,23 +314,24 @@ def test_withdrawn_notes_are_absent_from_the_therapists_copy_only(consent_build)
     assert "OBSERVERQUOTE" not in therapist and "LATERNOTE" not in therapist  # sessions 3 and 5, after the withdrawal
     for note in ("PATIENTSECRET", "THERAPISTNOTE", "OBSERVERQUOTE the patient said", "LATERNOTE after withdrawal"):
         assert note in research
-    assert "are not shown in this copy" not in therapist  # D1 shares its ratings: all of them are there
-    assert "Alliance, patient (mean) 3.81" in therapist
+    assert "has not agreed to share their own ratings" not in therapist  # D1 shares its ratings: all are there
+    assert "Working Alliance Inventory – Short Revised (patient) patient 3.00 (s. 1) 4.25 (s. 3) +1.25" in therapist
+    assert "Alliance, patient (mean) 3.81" in research
 
 
 def test_patient_ratings_without_consent_are_absent_from_the_therapists_copy_only(consent_build):
     reports = consent_build / "reports"
     therapist, research = _text(reports / "by_therapist" / "T2" / "D2.pdf"), _text(reports / "dyads" / "D2.pdf")
-    assert "Alliance, patient (mean) 4.00" in research and "Alliance, patient (mean) —" in therapist
-    assert "20.0 → 21.0" in research and "pre → post — → —" in therapist
-    assert ("The patient's own ratings of sessions 0, 1 are not shown in this copy: the patient has not consented to "
-            "share them with the therapist") in therapist
+    # the therapist's copy is the feedback report: D2's own ratings (alliance and BDI-II) are withheld
+    assert "Alliance, patient (mean) 4.00" in research and "20.0 → 21.0" in research
+    assert ("The patient has not agreed to share their own ratings of some sessions with you; those sessions are not "
+            "shown, and neither is what is computed from them. (Sessions: 0, 1)") in therapist
+    assert "All questionnaires — No questionnaires that can be shown." in therapist
+    assert "Alliance — No alliance ratings that can be shown." in therapist
+    for figure in ("20.0", "21.0", "4.00"):
+        assert figure not in therapist
     assert "SHAREDNOTE" in therapist  # the text consent is a separate decision
-    assert ("No risk item was endorsed in the questionnaires shown in this copy; the patient's questionnaires of "
-            "sessions 0, 1 are not shared with the therapist") in therapist
     assert "No risk item was endorsed in the questionnaires on record." in research
-    sessions = therapist.split("Session by session")[1].split("prorated")[0]
-    assert "0 2024-02-01 — — — 1 2024-02-08 — — —" in sessions
     assert "0 2024-02-01 20.0 severe — — 1 2024-02-08 21.0 severe 4.00 —" in research
 
 

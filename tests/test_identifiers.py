@@ -78,7 +78,7 @@ def test_unmapped_identifier_columns_are_dropped_and_listed(clinician_run):
 def test_clinician_pdfs_hold_no_identifier_and_redacted_notes(clinician_run):
     reports = clinician_run / "results" / "reports"
     pdfs = sorted(reports.rglob("*.pdf"))
-    assert len(pdfs) == 3 + 3 + 2  # dyads, bundles, cohort + validation
+    assert len(pdfs) == 3 + 3 + 3 + 2  # dyads, bundles, a caseload page per therapist, cohort + validation
     for pdf in pdfs:
         text = pdf_text(pdf)
         for value in [*SEEDED.values(), "beta@example.invalid", "070-000 00 01"]:

@@ -143,3 +143,15 @@ def test_selection_summary_reads_as_text_not_json():
     assert counts["groups_text"] == "pre 69; repair 62" and counts["groups_table"] is None
     assert cohort.selection_view("none", {"strategy": "repair_case", "groups": {}})["groups_text"] == "none selected"
     assert cohort.selection_view("gone", None) == {"name": "gone", "missing": True}
+
+
+def test_supervisor_table_counts_signals_per_therapist():
+    from dyadflow.report.cohort import supervisor_table
+
+    dyads = pl.DataFrame({"dyad_id": ["A", "B", "C", "D", "E"], "therapist_id": ["T2", "T1", "T1", "T1", "T2"],
+                          "signal": ["red", "red", "green", None, "recovered"], "alliance_alert": [True, None, True, False, False],
+                          "risk_latest": [None, True, False, None, True]})
+    assert supervisor_table(dyads) == [
+        {"therapist_id": "T1", "dyads": 3, "red": 1, "yellow": 0, "green": 1, "recovered": 0, "none": 1, "alliance_alerts": 1, "risk": 1},
+        {"therapist_id": "T2", "dyads": 2, "red": 1, "yellow": 0, "green": 0, "recovered": 1, "none": 0, "alliance_alerts": 1, "risk": 1},
+    ]

@@ -243,8 +243,11 @@ def test_clinician_bundle_has_only_consented_text_and_that_therapists_dyads(buil
     d1 = pdf_text(bundles / "T1" / "D1.pdf")
     assert "PATIENTSECRET" not in d1  # D1 did not consent
     assert "THERAPISTNOTE plan homework" in d1  # the therapist's own note
-    assert "HIGHREASON" not in d1 and "Selected sessions" not in d1 and "high" not in d1.split("Session by session")[1]
-    assert "CLINICIAN COPY" in d1
+    assert "HIGHREASON" not in d1 and "Selected sessions" not in d1 and "ekeblad" not in d1
+    # the clinician copy is the feedback report: nothing for researchers
+    assert "FEEDBACK REPORT FOR THE THERAPIST" in d1
+    for research in ("Data quality", "Provenance", "Rejected rows", "item_value", "manifest.json", "config f4b6f1d6"):
+        assert research not in d1, research
     d2 = pdf_text(bundles / "T2" / "D2.pdf")
     assert "SHAREDNOTE call me at [phone removed] or [e-mail removed]" in d2
     assert "912 34 567" not in d2 and "per@example.org" not in d2

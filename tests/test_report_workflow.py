@@ -45,11 +45,15 @@ def test_reports_in_the_workflow_are_incremental(tmp_path):
     assert (res / "cohort.pdf").is_file() and (res / "validation.pdf").is_file()
     assert sorted(p.stem for p in (res / "dyads").glob("*.pdf")) == DYADS
     index = pl.read_csv(res / "index.csv")
+    caseloads = index.filter(pl.col("kind") == "caseload")
+    index = index.filter(pl.col("kind") == "dyad")
     assert index.get_column("dyad_id").to_list() == DYADS
+    therapists = sorted(set(index.get_column("therapist_id")))
+    assert caseloads.get_column("bundle_path").to_list() == [f"results/reports/by_therapist/{t}/_caseload.pdf" for t in therapists]
     for row in index.iter_rows(named=True):  # each therapist's folder holds only their dyads
         assert row["bundle_path"] == f"results/reports/by_therapist/{row['therapist_id']}/{row['dyad_id']}.pdf"
         assert (tmp_path / row["bundle_path"]).is_file()
-    assert len(list((res / "by_therapist").rglob("*.pdf"))) == len(DYADS)
+    assert len(list((res / "by_therapist").rglob("*.pdf"))) == len(DYADS) + len(therapists)  # and the caseload pages
     n_jobs = proc.stderr.count("rule report_shard:")
     assert n_jobs == 2  # 4 dyads, 2 per shard: 2 jobs, not 4
 
@@ -69,6 +73,7 @@ def test_reports_in_the_workflow_are_incremental(tmp_path):
     changed = sorted(k for k in after if after[k] != before.get(k))
     therapist = index.filter(pl.col("dyad_id") == "D004").get_column("therapist_id")[0]
     pdfs = [k for k in changed if k.endswith(".pdf")]
-    assert set(pdfs) - {"reports/cohort.pdf", "reports/validation.pdf"} == {
+    # the therapist's caseload page may change with D004 (its status or alliance alert); no other page may
+    assert set(pdfs) - {"reports/cohort.pdf", "reports/validation.pdf", f"reports/by_therapist/{therapist}/_caseload.pdf"} == {
         "reports/dyads/D004.pdf", f"reports/by_therapist/{therapist}/D004.pdf"}
     assert proc.stderr.count("rule report_shard:") == 1  # only D004's shard ran again

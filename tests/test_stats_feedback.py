@@ -205,6 +205,12 @@ def test_alliance_drop_below_own_mean_boundary():
     assert out[("JA", 4)] == (True, "patient: latest rating 2.99 more than 1 SD below the earlier mean 5.0 (SD 2.0, 3 earlier ratings)")
     # with only one earlier rating there is no SD: no alert however large the drop
     assert out[("JA", 2)] == (False, None)
+    # two earlier ratings are not enough either (their SD is no person's SD); three are (JA, 4 above)
+    two = _cohort_sessions([("K", 1, 10.0, 4.0, 6.5), ("K", 2, 10.0, 4.02, 6.5), ("K", 3, 10.0, 1.0, 6.5),
+                            ("K", 4, 10.0, 4.0, 6.5), ("K", 5, 10.0, 1.5, 6.5)])
+    alerts = {(d, s): (a, r) for d, s, a, r in _alerts(two)}
+    assert alerts[("K", 3)] == (False, None)
+    assert alerts[("K", 5)][0] is True and alerts[("K", 5)][1].endswith("(SD 1.5, 4 earlier ratings)")
     # alliance_sd 0.5: 3.0 is now more than 0.5 SD below
     assert {(d, s): a for d, s, a, _ in _alerts(sessions, sd=0.5)}[("AT", 4)] is True
 
@@ -228,13 +234,18 @@ def test_alliance_both_raters_in_the_lower_half():
 
 
 def test_alliance_unrepaired_rupture_within_its_window():
-    sessions = _cohort_sessions([(d, s, 10.0, None, 6.0) for d in ("R", "U") for s in range(3, 10)])
+    therapist = {"R": [6.0, 3.5, 3.5, 6.0, 6.0, 6.0, 6.0], "U": [6.0, 3.5, 3.5, 3.5, 3.5, 3.5, 3.5],
+                 # P: a peak at 6, then back to about the usual level (5.4 against an earlier mean of 5.25)
+                 "P": [5.0, 5.0, 5.0, 6.0, 5.4, 5.4, 5.4]}
+    sessions = _cohort_sessions([(d, s, 10.0, None, v[s - 3]) for d, v in therapist.items() for s in range(3, 10)])
     rup = pl.DataFrame(
-        {"dyad_id": ["R", "U"], "rater": ["therapist", "therapist"], "rupture_session": [4, 4], "repair_session": [6, None],
-         "pre_alliance": [6.0, 6.0], "rupture_alliance": [3.5, 3.5]},
+        {"dyad_id": ["R", "U", "P"], "rater": ["therapist"] * 3, "rupture_session": [4, 4, 7], "repair_session": [6, None, None],
+         "pre_alliance": [6.0, 6.0, 6.0], "rupture_alliance": [3.5, 3.5, 5.4]},
         schema_overrides={"repair_session": pl.Int64},
     )
     out = {(d, s): a for d, s, a, _ in _alerts(sessions, rup)}
+    # a fall from a one-off peak back to the usual level: no alert
+    assert [out[("P", s)] for s in range(3, 10)] == [False] * 7
     # repaired at 6: alert at 4 and 5 only
     assert [out[("R", s)] for s in range(3, 10)] == [False, True, True, False, False, False, False]
     # never repaired: alert from 4 to the end of the repair window, 4 + 3
@@ -290,12 +301,10 @@ def test_the_stats_stage_writes_the_feedback_table_and_the_dyads_columns(tmp_pat
         ("D2", 0, 25.0, None, "intake", None),
         ("D3", 2, 22.0, None, "intake", False),
     ]
-    # therapist 5, 6 then 4: mean 5.5, SD 0.71, 4 < 5.5 − 0.71; and a rupture (6 → 4 is at least 1.5 of the
-    # series' SD 0.98), repaired at session 4 (6 again), so unrepaired at session 3
-    assert fb.row(3, named=True)["alliance_alert_reason"] == (
-        "therapist: latest rating 4.0 more than 1 SD below the earlier mean 5.5 (SD 0.71, 2 earlier ratings); "
-        "therapist: unrepaired rupture at session 3 (6.0 → 4.0)"
-    )
+    # therapist 5, 6 then 4: only 2 earlier ratings, so no drop alert (their SD is no person's SD); a rupture
+    # (6 → 4 is at least 1.5 of the series' SD 0.98), repaired at session 4 (6 again), so unrepaired at
+    # session 3, where 4 is below the earlier mean 5.5
+    assert fb.row(3, named=True)["alliance_alert_reason"] == "therapist: unrepaired rupture at session 3 (6.0 → 4.0)"
     assert fb.get_column("alliance_alert_reason")[0] == "no alliance rating up to this session"
     assert res.dyads.columns == stats.DYAD_COLUMNS
     assert res.dyads.select("dyad_id", "signal", "signal_rule", "alliance_alert").rows() == [

@@ -50,8 +50,16 @@ def test_every_output_is_written(demo_run):
     dyads = pl.read_csv(tmp / "results" / "stats" / "dyads.csv").get_column("dyad_id").to_list()
     pdfs = sorted(p.stem for p in (tmp / "results" / "reports" / "dyads").glob("*.pdf"))
     assert pdfs == sorted(dyads) and len(pdfs) == 80
-    bundles = sorted(p.stem for p in (tmp / "results" / "reports" / "by_therapist").glob("*/*.pdf"))
+    bundles = sorted(p.stem for p in (tmp / "results" / "reports" / "by_therapist").glob("*/*.pdf") if p.stem != "_caseload")
     assert bundles == sorted(dyads)
+    # every therapist's caseload page, listed in the index (issue 17)
+    therapists = sorted(set(pl.read_csv(tmp / "results" / "stats" / "dyads.csv").get_column("therapist_id").to_list()))
+    assert sorted(p.parent.name for p in (tmp / "results" / "reports" / "by_therapist").glob("*/_caseload.pdf")) == therapists
+    index = pl.read_csv(tmp / "results" / "reports" / "index.csv")
+    assert index.filter(pl.col("kind") == "caseload").get_column("therapist_id").to_list() == therapists
+    # the demo has dyads in every signal colour
+    assert set(pl.read_parquet(tmp / "results" / "stats" / "dyads.parquet").get_column("signal").drop_nulls()) == {
+        "red", "yellow", "green", "recovered"}
     assert not list((tmp / "results").rglob("*.tmp"))
 
 

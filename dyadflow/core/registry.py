@@ -40,6 +40,7 @@ class Band:
     label: str
     min: float
     max: float
+    labels: dict[str, str] = field(default_factory=dict)  # the label per language (sv, nb), optional
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class RiskItem:
     item: int
     above: float
     label: str
+    labels: dict[str, str] = field(default_factory=dict)  # the label per language (sv, nb), optional
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,11 @@ class Instrument:
     input: str = "items"  # "items", or "total": rows carry a pre-scored total (column ``total``)
     total_min: float | None = None
     total_max: float | None = None
+    names: dict[str, str] = field(default_factory=dict)  # the name per language (sv, nb), optional
+
+    def name_in(self, language: str) -> str:
+        """The instrument's name in ``language`` (the registry's ``names``), else its name."""
+        return self.names.get(language) or self.name
 
     @property
     def total_only(self) -> bool:
@@ -228,7 +235,8 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
 
     bands = _bands(data, file)
 
-    risk = tuple(RiskItem(r["item"], float(r["above"]), r["label"]) for r in data.get("risk_items") or [])
+    risk = tuple(RiskItem(r["item"], float(r["above"]), r["label"], dict(r.get("labels") or {}))
+                 for r in data.get("risk_items") or [])
     check_items([r.item for r in risk], "risk_items")
 
     scoring = data["scoring"]
@@ -275,11 +283,12 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
         construct=data.get("construct", "other"),
         source=data.get("source", ""),
         path=file,
+        names=dict(data.get("names") or {}),
     )
 
 
 def _bands(data: dict, file: str) -> tuple[Band, ...]:
-    bands = tuple(Band(b["label"], float(b["min"]), float(b["max"])) for b in data.get("bands") or [])
+    bands = tuple(Band(b["label"], float(b["min"]), float(b["max"]), dict(b.get("labels") or {})) for b in data.get("bands") or [])
     for i, band in enumerate(bands):
         if band.min > band.max:
             raise DyadflowError(f"band '{band.label}' has min above max", file=file, key=f"bands.{i}")
@@ -316,6 +325,7 @@ def _total_only(data: dict, file: str) -> Instrument:
         construct=data.get("construct", "other"),
         source=data.get("source", ""),
         path=file,
+        names=dict(data.get("names") or {}),
         input="total",
         total_min=lo,
         total_max=hi,

@@ -198,3 +198,90 @@ def subscale_figure(profile: list[dict], names: list[str], labels: tuple[str, st
     ax.set_xlabel("Mean item score")
     ax.legend(loc="lower right", fontsize=7, frameon=True)
     return fig
+
+
+# ---------------------------------------------------------------- the clinician copy (issue 17)
+SIGNAL_MARKERS = {  # colour and a marker shape, so the signal reads in grayscale too
+    "red": ("#c0392b", "X", 7), "yellow": ("#d4a017", "^", 6), "green": ("#2e8b57", "o", 5),
+    "recovered": ("#1f5fa8", "*", 8),
+}
+
+
+def _decimal_axis(ax, language: str, axis: str = "y", digits: int = 1) -> None:
+    """Tick labels formatted for the locale (a decimal comma in sv and nb)."""
+    from matplotlib.ticker import FuncFormatter
+
+    from dyadflow.report.i18n import fmt_decimal
+
+    fmt = FuncFormatter(lambda v, _pos: fmt_decimal(float(v), digits if v != int(v) else 0, language))
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def feedback_figure(points: list[dict], label: str, y_range: tuple[float, float], lower_is_better: bool, _, language: str):
+    """The outcome per session over the expected band (p10–p90 light, p25–p75 darker, median
+    dotted), each session's signal as colour and marker shape; ``_`` translates the labels.
+
+    ``points``: {session, outcome, expected_p10 … expected_p90, signal}.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.6))
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.30, top=0.95)
+    band = [p for p in points if p["expected_p10"] is not None and p["expected_p90"] is not None]
+    if band:
+        xs = [p["session"] for p in band]
+        ax.fill_between(xs, [p["expected_p10"] for p in band], [p["expected_p90"] for p in band], facecolor="#e6e6e6",
+                        edgecolor="#bbbbbb", linewidth=0.4, zorder=0, label=_("expected range (10th–90th percentile)"))
+        ax.fill_between(xs, [p["expected_p25"] for p in band], [p["expected_p75"] for p in band], facecolor="#c4c4c4",
+                        hatch="....", edgecolor="#999999", linewidth=0, zorder=1, label=_("middle half (25th–75th percentile)"))
+        ax.plot(xs, [p["expected_p50"] for p in band], color="#555555", linestyle=":", linewidth=1.0, zorder=2,
+                label=_("expected course (median)"))
+    shown = [p for p in points if p["outcome"] is not None]
+    ax.plot([p["session"] for p in shown], [p["outcome"] for p in shown], color="black", linewidth=1.4, zorder=3,
+            label=label)
+    for sig, (color, marker, size) in SIGNAL_MARKERS.items():
+        pts = [p for p in shown if p.get("signal") == sig]
+        if pts:
+            ax.plot([p["session"] for p in pts], [p["outcome"] for p in pts], linestyle="none", marker=marker,
+                    markersize=size, color=color, markeredgecolor="black", markeredgewidth=0.5, zorder=4)
+    rest = [p for p in shown if p.get("signal") not in SIGNAL_MARKERS]
+    if rest:
+        ax.plot([p["session"] for p in rest], [p["outcome"] for p in rest], linestyle="none", marker="o", markersize=4,
+                color="white", markeredgecolor="black", zorder=4)
+    ax.set_ylim(*y_range)
+    ax.set_ylabel(_("Score") + " (" + (_("lower is better") if lower_is_better else _("higher is better")) + ")", fontsize=7)
+    _session_axis(ax, [p["session"] for p in points])
+    ax.set_xlabel(_("Session"))
+    _decimal_axis(ax, language)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, fontsize=6.5)
+    return fig
+
+
+def alliance01_figure(points: list[dict], _, language: str):
+    """Both raters' alliance on the 0–1 scale ((x − min)/(max − min)), the lower half shaded,
+    sessions with an alliance alert marked ▼ at the top. ``points``: {session, patient,
+    therapist, alliance_alert}."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.2))
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.30, top=0.90)
+    ax.axhspan(0, 0.5, facecolor="#f0f0f0", hatch="////", edgecolor="#cccccc", linewidth=0, zorder=0)
+    for key, style, label in (("patient", PATIENT, _("Patient")), ("therapist", THERAPIST, _("Therapist"))):
+        pts = [(p["session"], p[key]) for p in points if p[key] is not None]
+        if pts:
+            ax.plot([x for x, _y in pts], [y for _x, y in pts], label=label, zorder=3, **style)
+    alerts = [p["session"] for p in points if p.get("alliance_alert")]
+    if alerts:
+        ax.plot(alerts, [1.06] * len(alerts), linestyle="none", marker="v", markersize=6, color="#c0392b",
+                markeredgecolor="black", markeredgewidth=0.5, clip_on=False, zorder=5, label=_("alliance alert"))
+    ax.set_ylim(0, 1.0)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.set_ylabel(_("Alliance (0–1)"), fontsize=7)
+    _session_axis(ax, [p["session"] for p in points])
+    ax.set_xlabel(_("Session"))
+    _decimal_axis(ax, language, digits=2)
+    from matplotlib.patches import Patch
+
+    handles, names = ax.get_legend_handles_labels()
+    handles.append(Patch(facecolor="#f0f0f0", hatch="////", edgecolor="#cccccc", linewidth=0))
+    names.append(_("lower half of the scale"))
+    ax.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False, fontsize=6.5)
+    return fig

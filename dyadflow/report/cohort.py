@@ -114,10 +114,32 @@ def cohort_context(results_dir: str, study: str, strategies: list[str], config_s
         "outcome": cohort.get("outcome"),
         "reliability": cohort.get("reliability") or {},
         "summaries": summaries,
+        "supervisor": supervisor_table(dyads),
         "has_cohort": bool(cohort),
         "provenance": _provenance(config_sha256, last),
         "epoch_date": last,
     }
+
+
+SIGNALS = ("red", "yellow", "green", "recovered")
+
+
+def supervisor_table(dyads: pl.DataFrame) -> list[dict]:
+    """Per therapist: dyads, the latest feedback signal counted per colour (and without one),
+    alliance alerts and dyads whose latest risk-bearing questionnaire has a risk item
+    (issue 17; from the dyads table's signal, alliance_alert and risk_latest)."""
+    if not dyads.height:
+        return []
+    return (
+        dyads.group_by(pl.col("therapist_id").fill_null("—"))
+        .agg(pl.len().alias("dyads"),
+             *[(pl.col("signal") == s).sum().alias(s) for s in SIGNALS],
+             pl.col("signal").is_null().sum().alias("none"),
+             pl.col("alliance_alert").fill_null(False).sum().alias("alliance_alerts"),
+             pl.col("risk_latest").fill_null(False).sum().alias("risk"))
+        .sort("therapist_id")
+        .to_dicts()
+    )
 
 
 ID_WARNING_COLUMNS = ("dyad_id", "rater", "therapist_id")  # the columns of dyadflow.validate.linking's warnings

@@ -119,11 +119,12 @@ def template_env() -> jinja2.Environment:
 
 
 def templates_fingerprint() -> str:
-    """sha256 over the templates, assets and the report code (dyadflow/report/*.py): a
+    """sha256 over the templates, assets, message catalogues and the report code (dyadflow/report/*.py): a
     change in any of them renders every report again."""
     h = hashlib.sha256()
     code = sorted(Path(__file__).resolve().parent.glob("*.py"))
-    for path in [*sorted([*TEMPLATES.rglob("*"), *ASSETS.rglob("*")]), *code]:
+    catalogues = (REPORTS_DIR / "locale").rglob("*.po")
+    for path in [*sorted([*TEMPLATES.rglob("*"), *ASSETS.rglob("*"), *catalogues]), *code]:
         if path.is_file():
             h.update(path.name.encode() if path in code else path.relative_to(REPORTS_DIR).as_posix().encode())
             h.update(path.read_bytes())

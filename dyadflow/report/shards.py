@@ -24,6 +24,7 @@ import polars as pl
 
 from dyadflow import __version__
 from dyadflow.core import atomic
+from dyadflow.report import clinician
 from dyadflow.report import dyad as dyad_report
 from dyadflow.report import render
 from dyadflow.report.tables import ReportTables, read_report_tables, read_table, with_contract_columns
@@ -31,7 +32,7 @@ from dyadflow.report import tables as T
 
 log = logging.getLogger(__name__)
 
-SHARD_TABLES = ("dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections", "consent")
+SHARD_TABLES = ("dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections", "consent", "feedback")
 STATE = "rendered.json"
 
 
@@ -77,7 +78,7 @@ def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, fixed_sh
 def read_shard(shard_dir: str | Path) -> ReportTables:
     d = Path(shard_dir)
     contracts = {"dyads": T.DYADS, "sessions": T.SESSIONS, "scores": T.SCORES, "sudden_gains": T.SUDDEN_GAINS,
-                 "ruptures": T.RUPTURES, "rejections": T.REJECTIONS, "consent": T.CONSENT}
+                 "ruptures": T.RUPTURES, "rejections": T.REJECTIONS, "consent": T.CONSENT, "feedback": T.FEEDBACK}
     frames = {k: read_table(d / f"{k}.parquet", c) for k, c in contracts.items()}
     sel = d / "selection.parquet"
     selection = pl.read_parquet(sel) if sel.exists() else pl.DataFrame(schema={"strategy": pl.String})
@@ -97,8 +98,10 @@ def microprocess_contexts(config: dict, dyad_ids: list[str], results_dir: str) -
 
 
 def _render_one(template, ctx: dict, path: Path, fetcher) -> str:
-    full = dyad_report.add_charts(ctx)
-    html = template.render(**full)
+    if ctx.get("kind") == "clinician":  # the clinician copy: its own template, in the therapist's language
+        html = clinician.render_html(ctx)
+    else:
+        html = template.render(**dyad_report.add_charts(ctx))
     pdf = render.render_pdf(html, render.epoch_of(ctx["epoch_date"]), fetcher)
     atomic.write_bytes_if_changed(path, pdf)
     return render.sha256_bytes(pdf)
@@ -118,8 +121,14 @@ def render_shard(
     config: dict | None = None,
     strategies: list[str] = (),
     max_note_chars: int = dyad_report.MAX_NOTE_CHARS,
+    report_cfg: dict | None = None,
+    prompts_path: str | None = None,
 ) -> list[dict]:
-    """Render the research (or configured audience) report and the clinician bundle copy of every dyad in a shard."""
+    """Render the research (or configured audience) report and the clinician bundle copy of every dyad in a shard.
+
+    The clinician copy (:mod:`dyadflow.report.clinician`) follows ``report_cfg`` (``language``,
+    ``clinician.patient_ratings``, ``clinician.languages``) and the study's prompt catalogue
+    ``prompts_path`` (``feedback.prompts``)."""
     from dyadflow.core.registry import load_registry
 
     t = read_shard(shard_dir)
@@ -129,8 +138,12 @@ def render_shard(
     micro = microprocess_contexts(config or {}, t.dyads.get_column("dyad_id").to_list(), results_dir)
     common = dict(study=study, outcome=outcome, alliance=alliance, registry=registry, provenance=provenance,
                   microprocess=micro, max_note_chars=max_note_chars)
-    main = dyad_report.shard_contexts(t, audience=audience, **common)
-    clin = main if audience == "clinician" else dyad_report.shard_contexts(t, audience="clinician", **common)
+    clin = clinician.contexts(t, t.feedback, study=study, outcome=outcome, alliance=alliance, registry=registry,
+                              report_cfg=report_cfg, prompts=clinician.load_prompts(prompts_path), microprocess=micro,
+                              max_note_chars=max_note_chars)
+    for c in clin:
+        c["kind"] = "clinician"
+    main = clin if audience == "clinician" else dyad_report.shard_contexts(t, audience=audience, **common)
     state_path = Path(shard_dir) / STATE
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     env = render.template_env()
@@ -140,9 +153,9 @@ def render_shard(
     out, new_state, rendered = [], {}, 0
     for ctx, cctx in zip(main, clin):
         d, therapist = ctx["dyad"]["dyad_id"], ctx["dyad"]["therapist_id"]
-        for c in (ctx, cctx):
-            c["provenance"] = {**c["provenance"], "build_date": str(c["epoch_date"] or "—")}
-            c["selection_configured"] = bool(strategies)
+        if cctx is not ctx:
+            ctx["provenance"] = {**ctx["provenance"], "build_date": str(ctx["epoch_date"] or "—")}
+            ctx["selection_configured"] = bool(strategies)
         path = reports_dir / "dyads" / f"{d}.pdf"
         bundle = reports_dir / "by_therapist" / str(therapist) / f"{d}.pdf"
         old = state.get(d, {})
@@ -175,14 +188,22 @@ def render_shard(
 
 
 def index(manifests: list[str], reports_dir: str, out_index: str) -> pl.DataFrame:
-    """results/reports/index.csv, and removal of reports of dyads that are gone."""
+    """results/reports/index.csv, and removal of reports of dyads that are gone.
+
+    ``kind`` says what a row lists: ``dyad`` (a dyad's report and its therapist-bundle copy)
+    or ``caseload`` (a therapist's caseload page, ``by_therapist/<T>/_caseload.pdf``, in
+    ``bundle_path``; no dyad, no ``path``), listed after the dyads."""
     rows = []
     for path in manifests:
         rows.extend(json.loads(Path(path).read_text(encoding="utf-8"))["reports"])
     schema = {"dyad_id": pl.String, "therapist_id": pl.String, "path": pl.String, "sha256": pl.String,
               "bundle_path": pl.String, "bundle_sha256": pl.String}
-    table = pl.DataFrame(rows, schema=schema).sort("dyad_id")
-    listed = table.get_column("path").to_list() + table.get_column("bundle_path").to_list()
+    table = (
+        pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
+        .with_columns(pl.when(pl.col("dyad_id").is_null()).then(pl.lit("caseload")).otherwise(pl.lit("dyad")).alias("kind"))
+        .sort(["kind", "dyad_id", "therapist_id"], descending=[True, False, False], nulls_last=True)
+    )
+    listed = table.get_column("path").drop_nulls().to_list() + table.get_column("bundle_path").drop_nulls().to_list()
     keep = {p.split("/reports/", 1)[1] for p in listed}  # relative to the reports folder
     root = Path(reports_dir)
     for pdf in [*root.glob("dyads/*.pdf"), *root.glob("by_therapist/*/*.pdf")]:

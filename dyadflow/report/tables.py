@@ -52,6 +52,12 @@ REJECTIONS = {
 CONSENT = {
     "dyad_id": S, "session": I, "date": D, "rater": S, "consent": B, "source_file": S, "source_line": I, "kind": S,
 }
+# results/stats/feedback.parquet (dyadflow.stats.feedback.COLUMNS): the clinician copy's signals and bands
+FEEDBACK = {
+    "dyad_id": S, "session": I, "outcome": F, "expected_p10": F, "expected_p25": F, "expected_p50": F,
+    "expected_p75": F, "expected_p90": F, "signal": S, "signal_rule": S, "alliance_alert": B, "alliance_alert_reason": S,
+    "intake": F, "intake_session": I,
+}
 ACCOUNTING = {
     "source_file": S, "rows_read": I, "rows_accepted": I, "rows_rejected": I, "rows_duplicate": I, "file_error": S, "input": S,
 }
@@ -97,6 +103,8 @@ class ReportTables:
     missing: list[str] = field(default_factory=list)  # files that were not there
     # every recorded consent decision (CONSENT); none recorded = no consent
     consent: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CONSENT))
+    # the feedback rows (FEEDBACK); none = the clinician copy shows no signal
+    feedback: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FEEDBACK))
 
 
 def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> ReportTables:
@@ -115,11 +123,12 @@ def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> R
         "ruptures": root / "stats" / "ruptures.csv",
         "rejections": root / "validation" / "rejections.parquet",
         "consent": root / "validated" / "consent.parquet",
+        "feedback": root / "stats" / "feedback.parquet",
     }
     if not paths["rejections"].exists():
         paths["rejections"] = root / "validation" / "rejections.csv"
     contracts = {"dyads": DYADS, "sessions": SESSIONS, "scores": SCORES, "sudden_gains": SUDDEN_GAINS,
-                 "ruptures": RUPTURES, "rejections": REJECTIONS, "consent": CONSENT}
+                 "ruptures": RUPTURES, "rejections": REJECTIONS, "consent": CONSENT, "feedback": FEEDBACK}
     missing = [str(p) for p in paths.values() if not p.exists()]
     scores = _read(paths["scores"])
     validated = root / "validated" / "questionnaires.parquet"

@@ -40,6 +40,8 @@ COLUMNS = [
     "intake", "intake_session", "fold", "risk_flag",
 ]
 DYAD_COLUMNS = ["signal", "signal_rule", "alliance_alert", "risk_latest", "risk_latest_session"]
+# the drop rule needs this many earlier ratings of the rater: the SD of 2 ratings is no person's SD
+MIN_EARLIER = 3
 
 DEFAULTS: dict = {
     "folds": 5,
@@ -268,10 +270,13 @@ def alliance_alerts(
     Each rater's latest rating up to and including the session decides:
 
     - ``drop``: the latest rating is more than ``alliance_sd`` SDs below the mean of that
-      rater's earlier ratings (SD of the earlier ratings, ddof 1, so at least 2 earlier
-      ratings; strictly more: exactly ``alliance_sd`` SDs below is no alert);
+      rater's earlier ratings (SD of the earlier ratings, ddof 1, at least
+      :data:`MIN_EARLIER` (3) earlier ratings: the SD of 2 ratings made a rating a hair
+      below two equal ones an alert; strictly more: exactly ``alliance_sd`` SDs below is no alert);
     - ``rupture``: a rupture of :mod:`dyadflow.stats.ruptures` at session r ≤ s that is not
-      repaired by s, while its repair window is open (s ≤ r + repair_window);
+      repaired by s, while its repair window is open (s ≤ r + repair_window) and the
+      rater's latest rating is still below the mean of their earlier ratings (a drop from
+      a one-off peak back to the usual level is not kept as an alert);
     - ``lower half``: both raters' latest ratings below 0.5 on 0–1 ((x − min)/(max − min)
       with the registry's range; exactly 0.5 is not the lower half).
 
@@ -294,7 +299,7 @@ def alliance_alerts(
             .with_columns((pl.col("_s") / pl.col("n")).alias("mean"))
             .with_columns(((pl.col("_ss") - pl.col("_s") * pl.col("mean")) / (pl.col("n") - 1)).clip(lower_bound=0.0).sqrt().alias("sd"))
             .with_columns(
-                ((pl.col("n") >= 2) & (pl.col("v") < pl.col("mean") - alliance_sd * pl.col("sd"))).alias("drop"),
+                ((pl.col("n") >= MIN_EARLIER) & (pl.col("v") < pl.col("mean") - alliance_sd * pl.col("sd"))).alias("drop"),
                 ((pl.col("v") - lo) / (hi - lo)).alias("pomp"),
             )
             .select(DYAD, pl.col("session").alias("_rs"), pl.col("session"), *[pl.col(c).alias(f"{rater}_{c}") for c in ("v", "n", "mean", "sd", "drop", "pomp")])
@@ -311,7 +316,11 @@ def alliance_alerts(
             .agg(pl.all().sort_by("rupture_session").last())
             .select(DYAD, "session", *[pl.col(c).alias(f"{rater}_{c}") for c in ("rupture_session", "pre_alliance", "rupture_alliance")])
         )
-        out = out.join(ru, on=[DYAD, "session"], how="left")
+        out = out.join(ru, on=[DYAD, "session"], how="left").with_columns(
+            # a rupture alerts only while the rater's latest rating is still below their own earlier
+            # mean: a fall from a one-off peak back to the usual level is no rupture to act on
+            pl.when(pl.col(f"{rater}_v") < pl.col(f"{rater}_mean")).then(pl.col(f"{rater}_rupture_session")).alias(f"{rater}_rupture_session")
+        )
     low = (pl.col("patient_pomp") < 0.5) & (pl.col("therapist_pomp") < 0.5)
     parts = []
     for rater in ("patient", "therapist"):

@@ -11,6 +11,7 @@ checkpoint report_plan:
         rejections=rules.validate.output.rejections,
         sessions=rules.stats.output.sessions,
         dyads=rules.stats.output.dyads,
+        feedback=rules.stats.output.feedback,
         selection=rules.select.output.index,
         optional=_optional_report_inputs,
     output:
@@ -31,6 +32,8 @@ rule report_shard:
         tables=_shard_tables,
         microprocess=_microprocess_inputs,
         templates=REPORT_TEMPLATES,
+        # feedback.prompts: a study's own support prompts, a declared input when set
+        prompts=FEEDBACK_PROMPTS,
     output:
         manifest=f"{RESULTS}/reports/shards/{{shard}}.json",
     params:
@@ -45,15 +48,42 @@ rule report_shard:
         instruments_dir=config_value("instruments_dir"),
         config_flags={"microprocess": bool(config.get("microprocess"))},
         strategies=SELECTION_NAMES,
+        report_cfg=REPORT_CFG,
     log:
         f"{LOGS}/report/shard_{{shard}}.log",
     run:
         stage("report_shard", input=input, output=output, params=params, log=log, wildcards=wildcards)
 
 
+# every therapist's caseload page (by_therapist/<T>/_caseload.pdf), one job for all therapists
+# after the shards (the by_therapist folders span shards); the index lists its pages
+rule report_caseload:
+    input:
+        dyads=rules.stats.output.dyads,
+        sessions=rules.stats.output.sessions,
+        feedback=rules.stats.output.feedback,
+        scores=rules.score.output.parquet,
+        consent=rules.validate.output.consent,
+        shards=_shard_manifests,
+        templates=REPORT_TEMPLATES,
+    output:
+        manifest=f"{RESULTS}/reports/caseload.json",
+    params:
+        results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.manifest)),
+        study=study_name,
+        outcome=config_value("outcome"),
+        instruments_dir=config_value("instruments_dir"),
+        report_cfg=REPORT_CFG,
+    log:
+        f"{LOGS}/report/caseload.log",
+    run:
+        stage("report_caseload", input=input, output=output, params=params, log=log)
+
+
 rule report_index:
     input:
         manifests=_shard_manifests,
+        caseload=rules.report_caseload.output.manifest,
     output:
         index=f"{RESULTS}/reports/index.csv",
     params:

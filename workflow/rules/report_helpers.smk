@@ -6,14 +6,17 @@ from dyadflow.core.manifest import config_hash as _config_hash  # standard libra
 REPORT_CFG = config["report"]
 REPORT_CONFIG_SHA = _config_hash(config)
 SELECTION_NAMES = [s["name"] for s in config.get("selection", [])]
-# templates, assets and the report code: a change re-runs the report jobs (and, through
+# feedback.prompts: the study's own support prompts (a declared input of the clinician copies)
+FEEDBACK_PROMPTS = (config.get("feedback") or {}).get("prompts") or []
+# templates, assets, message catalogues and the report code: a change re-runs the report jobs (and, through
 # the dyad fingerprint, re-renders the reports)
 REPORT_TEMPLATES = sorted(
     p for p in _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "templates", "**", "*"), recursive=True)
-    + _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "assets", "**", "*"), recursive=True) if _os.path.isfile(p)
+    + _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "assets", "**", "*"), recursive=True)
+    + _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "locale", "**", "*.po"), recursive=True) if _os.path.isfile(p)
 ) + sorted(_glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "*.py")))
 # the shard input tables the plan writes (only when their bytes change)
-SHARD_TABLES = ["dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections", "consent"]
+SHARD_TABLES = ["dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections", "consent", "feedback"]
 
 
 def _produced(path):
