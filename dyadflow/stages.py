@@ -184,7 +184,7 @@ def _select_strategy(input, output, params, **_):
 def _report_plan(input, output, params, **_):
     from dyadflow.report import shards
 
-    shards.plan(params.results, list(params.strategies), int(params.dyads_per_shard), params.fixed_shards, output.plan)
+    shards.plan(params.results, list(params.strategies), int(params.dyads_per_shard), output.plan)
 
 
 def _report_shard(input, output, params, wildcards, **_):
