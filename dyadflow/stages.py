@@ -54,18 +54,24 @@ def data_freeze_date(value: str | None):
     return dt.datetime.now(dt.timezone.utc).date()
 
 
+def _study(params):
+    """The study of this job, resolved once from the rule's params (dyadflow/core/study.py)."""
+    from dyadflow.core.study import resolve
+
+    return resolve({k: params.get(k) for k in ("outcome", "alliance", "instruments_dir")})
+
+
 def _validate(input, output, params, log, **_):
     import datetime as dt
 
     from dyadflow.core import accounting
     from dyadflow.validate import rules as validate
-    from dyadflow.core.registry import load_registry
 
-    registry = load_registry(params.instruments_dir)
+    study = _study(params)
     result = validate.run(
         list(input.tables),
         list(input.metas),
-        registry,
+        study.registry,
         params.policy,
         output.validated,
         output.rejections,
@@ -73,7 +79,7 @@ def _validate(input, output, params, log, **_):
         strict_rejections=str(Path(str(log[0])).with_suffix(".rejections.csv")),
         out_warnings=output.get("warnings"),
         date_limit=data_freeze_date(params.data_freeze),
-        alliance=_plain(params.get("alliance")) or None,
+        alliance=study.alliance_keys,
         out_consent=output.get("consent"),
         earliest_date=dt.date.fromisoformat(str(params.earliest_date)),
     )
@@ -107,20 +113,19 @@ def _validate(input, output, params, log, **_):
 
 def _score(input, output, params, **_):
     from dyadflow import score
-    from dyadflow.core.registry import load_registry
 
-    scores = score.run(input.validated, load_registry(params.instruments_dir), output.parquet, output.csv)
+    scores = score.run(input.validated, _study(params).registry, output.parquet, output.csv)
     logger.info("scored %d questionnaires", scores.height)
 
 
 def _stats(input, output, params, **_):
     from dyadflow import stats
-    from dyadflow.core.registry import load_registry
 
+    study = _study(params)
     names = ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort", "feedback", "feedback_csv")
     out = {k: getattr(output, k) for k in names if hasattr(output, k)}
     res = stats.run(
-        input.scores, load_registry(params.instruments_dir), params.outcome, dict(params.alliance),
+        input.scores, study.registry, study.outcome_key, study.alliance_keys,
         _plain(params.stats), out, validated_path=input.validated, feedback_cfg=_plain(params.get("feedback")),
     )
     flow = res.cohort["flow"]
@@ -168,12 +173,12 @@ def _select(input, output, params, **_):
 
 def _select_strategy(input, output, params, **_):
     from dyadflow import select, stats
-    from dyadflow.core.registry import load_registry
 
+    study = _study(params)
     spec = _plain(params.spec)
     chosen = select.run(
-        spec, input.sessions, input.dyads, input.ruptures, load_registry(params.instruments_dir), params.outcome,
-        dict(params.alliance), {k: output[k] for k in ("selection", "summary", "blinded", "key")},
+        spec, input.sessions, input.dyads, input.ruptures, study.registry, study.outcome_key,
+        study.alliance_keys, {k: output[k] for k in ("selection", "summary", "blinded", "key")},
         composite=stats.settings(_plain(params.stats))["composite"],
     )
     counts = chosen.group_by("group").len().sort("group").rows()

@@ -21,6 +21,7 @@ import polars as pl
 from dyadflow.core import atomic
 from dyadflow.core.config import selection_spec
 from dyadflow.core.errors import DyadflowError
+from dyadflow.core.study import instrument
 from dyadflow.select import blinding, fixed, high_low, repair_case, rupture
 from dyadflow.select.common import COMMON
 from dyadflow.stats import ruptures as rupture_table
@@ -84,10 +85,12 @@ def choose(spec: dict, sessions: pl.DataFrame, dyads: pl.DataFrame, ruptures: pl
 def _choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, composite):
     params = {k: v for k, v in spec.items() if k not in COMMON}
     strategy = spec["strategy"]
-    scales = {r: (registry[alliance[r]].score_min, registry[alliance[r]].score_max) for r in ("patient", "therapist")}
+    insts = {r: instrument(registry, alliance[r], f"alliance.{r}") for r in ("patient", "therapist")}
+    scales = {r: (insts[r].score_min, insts[r].score_max) for r in ("patient", "therapist")}
+    lower_is_better = instrument(registry, outcome, "outcome").lower_is_better
     try:
         if strategy == "high_low_alliance":
-            return high_low.select(sessions, dyads, params, registry[outcome].lower_is_better, composite)
+            return high_low.select(sessions, dyads, params, lower_is_better, composite)
         if strategy == "fixed_sessions":
             return fixed.select(sessions, params, scales)
         if strategy == "repair_case":

@@ -25,8 +25,8 @@ import polars as pl
 
 from dyadflow.core import atomic
 from dyadflow.core import config as config_schema
-from dyadflow.core.errors import DyadflowError
 from dyadflow.core.registry import Instrument
+from dyadflow.core.study import instrument
 from dyadflow.stats import alliance as alliance_mod
 from dyadflow.stats import change, cohort, feedback, grouped, lagged, ruptures, sudden_gains
 from dyadflow.stats.sessions import session_table
@@ -114,12 +114,6 @@ class StatsResult:
     feedback: pl.DataFrame | None = None
 
 
-def _instrument(registry: dict[str, Instrument], key: str, what: str) -> Instrument:
-    if key not in registry:
-        raise DyadflowError(f"the {what} instrument '{key}' is not in the instrument registry", key=what)
-    return registry[key]
-
-
 def compute(
     scores: pl.DataFrame,
     registry: dict[str, Instrument],
@@ -133,9 +127,9 @@ def compute(
     """Everything the stats stage writes; ``feedback_cfg`` is the ``feedback:`` config and
     ``reference`` the outcome rows of ``feedback.reference`` (:func:`feedback.read_reference`)."""
     s = settings(cfg)
-    out_inst = _instrument(registry, outcome, "outcome")
-    pat_inst = _instrument(registry, alliance["patient"], "alliance.patient")
-    th_inst = _instrument(registry, alliance["therapist"], "alliance.therapist")
+    out_inst = instrument(registry, outcome, "outcome")
+    pat_inst = instrument(registry, alliance["patient"], "alliance.patient")
+    th_inst = instrument(registry, alliance["therapist"], "alliance.therapist")
 
     ranges = {"patient": (pat_inst.score_min, pat_inst.score_max), "therapist": (th_inst.score_min, th_inst.score_max)}
     sessions = session_table(scores, outcome, alliance, max_gap=int(s["max_gap"]), composite=s["composite"], ranges=ranges)
