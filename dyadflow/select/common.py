@@ -43,8 +43,6 @@ def scaled_thresholds(scale: str, defaults: dict[str, dict[str, float]], given: 
     Under ``pomp`` the thresholds are on 0-1 ((x - min)/(max - min) of the instrument's
     response range); one outside 0-1 stops with the key named.
     """
-    if scale not in defaults:
-        raise DyadflowError(f"scale must be one of {', '.join(sorted(defaults))}, not '{scale}'", key="scale")
     cut = {**defaults[scale], **(given or {})}
     if scale == "pomp":
         for rater, value in cut.items():
