@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from dyadflow.core.config import plain as _plain
 from dyadflow.core.errors import DyadflowError
 
 logger = logging.getLogger("dyadflow")
@@ -154,15 +155,6 @@ def _multilevel(input, output, params, **_):
     )
     if res["message"]:
         logger.warning("multilevel model: %s", res["message"])
-
-
-def _plain(obj):
-    """Snakemake's config mappings as plain dicts and lists."""
-    if hasattr(obj, "items"):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def _select(input, output, params, **_):

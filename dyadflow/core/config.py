@@ -256,17 +256,18 @@ def fill_defaults(config: dict, schema: dict | None = None) -> dict:
     return config
 
 
-def _plain(obj):
+def plain(obj):
+    """Snakemake's config mappings (and any mapping) as plain dicts and lists."""
     if hasattr(obj, "items"):
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     return obj
 
 
 def _part(subschema: dict, value) -> dict:
     root = load_schema()
-    out = _plain(value) if value is not None else {}
+    out = plain(value) if value is not None else {}
     fill_defaults(out, {**subschema, "$defs": root.get("$defs", {})})
     return out
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dyadflow.core.config import _plain, fill_defaults
+from dyadflow.core.config import fill_defaults, plain
 from dyadflow.core.errors import DyadflowError
 from dyadflow.core.registry import Instrument, load_registry
 
@@ -48,7 +48,7 @@ class Study:
 def resolve(config: dict) -> Study:
     """The study of ``config`` (a whole config, or the part a rule passes: ``outcome``,
     ``alliance``, ``instruments_dir``), with the schema's defaults filled in."""
-    cfg = fill_defaults({k: _plain(v) for k, v in config.items() if v is not None})
+    cfg = fill_defaults({k: plain(v) for k, v in config.items() if v is not None})
     registry = load_registry(cfg["instruments_dir"])
     return Study(
         config=cfg,
