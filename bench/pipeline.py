@@ -34,7 +34,7 @@ validation: quarantine
 outcome: bdi_ii
 alliance: {patient: wai_sr, therapist: wai_s}
 selection: []
-report: {audience: research, shards: 1}
+report: {audience: research, dyads_per_shard: 100000}
 """
 STAGES = [
     ("ingest", ["results/ingest/questionnaires.parquet"], "logs/ingest/questionnaires.log"),

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from dyadflow.core.config import plain as _plain
 from dyadflow.core.errors import DyadflowError
 
 logger = logging.getLogger("dyadflow")
@@ -54,18 +55,24 @@ def data_freeze_date(value: str | None):
     return dt.datetime.now(dt.timezone.utc).date()
 
 
+def _study(params):
+    """The study of this job, resolved once from the rule's params (dyadflow/core/study.py)."""
+    from dyadflow.core.study import resolve
+
+    return resolve({k: params.get(k) for k in ("outcome", "alliance", "instruments_dir")})
+
+
 def _validate(input, output, params, log, **_):
     import datetime as dt
 
     from dyadflow.core import accounting
     from dyadflow.validate import rules as validate
-    from dyadflow.core.registry import load_registry
 
-    registry = load_registry(params.instruments_dir)
+    study = _study(params)
     result = validate.run(
         list(input.tables),
         list(input.metas),
-        registry,
+        study.registry,
         params.policy,
         output.validated,
         output.rejections,
@@ -73,7 +80,7 @@ def _validate(input, output, params, log, **_):
         strict_rejections=str(Path(str(log[0])).with_suffix(".rejections.csv")),
         out_warnings=output.get("warnings"),
         date_limit=data_freeze_date(params.data_freeze),
-        alliance=_plain(params.get("alliance")) or None,
+        alliance=study.alliance_keys,
         out_consent=output.get("consent"),
         earliest_date=dt.date.fromisoformat(str(params.earliest_date)),
     )
@@ -107,20 +114,19 @@ def _validate(input, output, params, log, **_):
 
 def _score(input, output, params, **_):
     from dyadflow import score
-    from dyadflow.core.registry import load_registry
 
-    scores = score.run(input.validated, load_registry(params.instruments_dir), output.parquet, output.csv)
+    scores = score.run(input.validated, _study(params).registry, output.parquet, output.csv)
     logger.info("scored %d questionnaires", scores.height)
 
 
 def _stats(input, output, params, **_):
     from dyadflow import stats
-    from dyadflow.core.registry import load_registry
 
+    study = _study(params)
     names = ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort", "feedback", "feedback_csv")
     out = {k: getattr(output, k) for k in names if hasattr(output, k)}
     res = stats.run(
-        input.scores, load_registry(params.instruments_dir), params.outcome, dict(params.alliance),
+        input.scores, study.registry, study.outcome_key, study.alliance_keys,
         _plain(params.stats), out, validated_path=input.validated, feedback_cfg=_plain(params.get("feedback")),
     )
     flow = res.cohort["flow"]
@@ -151,15 +157,6 @@ def _multilevel(input, output, params, **_):
         logger.warning("multilevel model: %s", res["message"])
 
 
-def _plain(obj):
-    """Snakemake's config mappings as plain dicts and lists."""
-    if hasattr(obj, "items"):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
 def _select(input, output, params, **_):
     from dyadflow import select
 
@@ -168,12 +165,12 @@ def _select(input, output, params, **_):
 
 def _select_strategy(input, output, params, **_):
     from dyadflow import select, stats
-    from dyadflow.core.registry import load_registry
 
+    study = _study(params)
     spec = _plain(params.spec)
     chosen = select.run(
-        spec, input.sessions, input.dyads, input.ruptures, load_registry(params.instruments_dir), params.outcome,
-        dict(params.alliance), {k: output[k] for k in ("selection", "summary", "blinded", "key")},
+        spec, input.sessions, input.dyads, input.ruptures, study.registry, study.outcome_key,
+        study.alliance_keys, {k: output[k] for k in ("selection", "summary", "blinded", "key")},
         composite=stats.settings(_plain(params.stats))["composite"],
     )
     counts = chosen.group_by("group").len().sort("group").rows()
@@ -184,7 +181,7 @@ def _select_strategy(input, output, params, **_):
 def _report_plan(input, output, params, **_):
     from dyadflow.report import shards
 
-    shards.plan(params.results, list(params.strategies), int(params.dyads_per_shard), params.fixed_shards, output.plan)
+    shards.plan(params.results, list(params.strategies), int(params.dyads_per_shard), output.plan)
 
 
 def _report_shard(input, output, params, wildcards, **_):
@@ -311,10 +308,6 @@ def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
-        if os.environ.get("DYADFLOW_TEST_PAUSE"):  # test-only (tests/test_faults.py), see dyadflow/core/atomic.py
-            from dyadflow.core import atomic
-
-            atomic.arm_test_pause(name)
         _note_slurm_job()
         STAGES[name](input=input, output=output, params=params, wildcards=wildcards, log=log)
         logger.info("%s finished in %.2f s (peak RSS of the process so far %.0f MB)", name, time.perf_counter() - start,

@@ -95,7 +95,7 @@ validation: quarantine
 outcome: bdi_ii
 alliance: {patient: wai_sr, therapist: wai_s}
 selection: []
-report: {audience: research, shards: 1}
+report: {audience: research, dyads_per_shard: 100000}
 """
 SMALL_STUDY_TARGETS = ("results/stats/cohort.json", "results/selection/index.json")
 

@@ -68,8 +68,8 @@ def test_wrong_values_and_types():
     assert check(GOOD.replace("validation: quarantine", "validation: quarantin")) == [
         "validation: 'quarantin' is not one of: quarantine, strict; did you mean 'quarantine'?"
     ]
-    assert check(GOOD + "report: {shards: many}\n") == [
-        "report.shards: must be a whole number or empty, not a string ('many')"
+    assert check(GOOD + "report: {dyads_per_shard: many}\n") == [
+        "report.dyads_per_shard: must be a whole number, not a string ('many')"
     ]
     assert check("study: {name: x}\n") == ["(the whole config): the key 'inputs' is missing"]
 

@@ -1,7 +1,8 @@
 """Faults (issue 8): a build killed with SIGKILL in the middle of a stage, then a nightly
 rerun, ends with outputs byte-identical to an uninterrupted build.
 
-The kill lands mid-stage deterministically through the test-only hook in dyadflow/core/atomic.py:
+The kill lands mid-stage deterministically through the test-only hook
+tests/fault_hook/sitecustomize.py (on PYTHONPATH only here, never in the package):
 DYADFLOW_TEST_PAUSE=<stage>:<n> makes that stage sleep just before renaming its n-th
 output into place (the earlier outputs finished, the n-th written only under its
 temporary name). The whole process group (dyadflow nightly, snakemake, the job) is killed.
@@ -16,8 +17,10 @@ import time
 
 import pytest
 
-from conftest import make_small_study, results_bytes, run_nightly
+from conftest import REPO, make_small_study, results_bytes, run_nightly
 from dyadflow.core import atomic
+
+HOOK = REPO / "tests" / "fault_hook"
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +31,9 @@ KILL_POINTS = [("ingest", 2), ("validate", 2), ("score", 2), ("stats", 3), ("sel
 
 def _run_until_paused(work, stage: str, at: int):
     signal_file = work / f"paused_{stage}"
-    proc = run_nightly(work, env={"DYADFLOW_TEST_PAUSE": f"{stage}:{at}", "DYADFLOW_TEST_PAUSE_SIGNAL": str(signal_file)}, popen=True)
+    path = os.pathsep.join(p for p in (str(HOOK), os.environ.get("PYTHONPATH")) if p)
+    env = {"DYADFLOW_TEST_PAUSE": f"{stage}:{at}", "DYADFLOW_TEST_PAUSE_SIGNAL": str(signal_file), "PYTHONPATH": path}
+    proc = run_nightly(work, env=env, popen=True)
     deadline = time.monotonic() + 300
     while not signal_file.exists():
         if proc.poll() is not None:
@@ -60,9 +65,14 @@ def test_killed_in_every_stage_then_rerun_gives_identical_outputs(small_study_bu
     assert results_bytes(work / "results") == results_bytes(small_study_built / "results")
 
 
-def test_the_pause_hook_is_inert_unless_armed(monkeypatch, tmp_path):
+def test_the_pause_hook_is_inert_unless_armed_and_not_in_the_package(monkeypatch, tmp_path):
+    import importlib.util
+
     monkeypatch.delenv("DYADFLOW_TEST_PAUSE", raising=False)
-    atomic.arm_test_pause("score")
-    assert atomic._TEST_PAUSE["stage"] is None
+    before = atomic.atomic_path
+    spec = importlib.util.spec_from_file_location("fault_hook_probe", HOOK / "sitecustomize.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    assert atomic.atomic_path is before
     atomic.write_text(tmp_path / "x.txt", "done")
     assert (tmp_path / "x.txt").read_text() == "done"
+    assert [p for p in (REPO / "dyadflow").rglob("*.py") if "DYADFLOW_TEST_PAUSE" in p.read_text(encoding="utf-8")] == []

@@ -46,7 +46,7 @@ def test_context_has_every_session_with_stats_segments_clips_and_chart(results):
     assert (width, height) == (7 * DPI, 3 * DPI) and DPI >= 200
     assert dyad_context(["D001"], results)["D001"]["sessions"][0]["chart_png"] == png  # reproducible
     single = ctx["D003"]["sessions"][0]
-    assert single["text"]["congruence_r"] == "–" and "only the patient" in single["note"]
+    assert single["text"]["congruence_r"] == "—" and "only the patient" in single["note"]
 
 
 def test_context_without_microprocess_results(tmp_path):

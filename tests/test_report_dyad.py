@@ -136,7 +136,7 @@ def write_results(root: Path, full: bool = True) -> Path:
 
 
 def build(res: Path, audience: str = "research", per_shard: int = 25, strategies=("ekeblad",)) -> dict:
-    plan = shards.plan(str(res), list(strategies), per_shard, None, str(res / "reports" / "plan.json"))
+    plan = shards.plan(str(res), list(strategies), per_shard, str(res / "reports" / "plan.json"))
     out = []
     for k in range(plan["n_shards"]):
         out += shards.render_shard(

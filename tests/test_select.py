@@ -11,10 +11,11 @@ import pytest
 from dyadflow import select
 from dyadflow.core.registry import load_registry
 from dyadflow.select import blinding, fixed, high_low, repair_case, rupture
+from dyadflow.select.common import with_defaults
 from dyadflow.stats.sessions import session_table
 
 ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}
-HL = {**high_low.DEFAULTS}
+HL = with_defaults("high_low_alliance", {})  # the config schema's defaults
 
 
 def step4_frame(rows):
@@ -422,10 +423,18 @@ def test_arm_filter_keeps_only_those_dyads_for_every_strategy():
     assert err.value.key == "selection.h.arms"
 
 
-def test_unknown_strategy_and_parameter_are_clear_errors():
-    from dyadflow.core.errors import DyadflowError
+def test_unknown_strategy_and_parameter_are_the_start_up_checks_lines():
+    # the config schema checks a selection entry once, at start-up (select has no second check)
+    from conftest import REPO
+    from dyadflow.core.config import check
+    from dyadflow.core.registry import CONFIG_SCHEMA
 
-    with pytest.raises(DyadflowError, match="unknown selection strategy 'best_sessions'"):
-        select.check({"name": "x", "strategy": "best_sessions"})
-    with pytest.raises(DyadflowError, match="'alpah' is not a parameter of high_low_alliance"):
-        select.check({"name": "x", "strategy": "high_low_alliance", "alpah": 0.1})
+    base = {"study": {"name": "x"}, "inputs": [{"path": "q.csv", "format": "canonical_csv"}]}
+    assert check({**base, "selection": [{"name": "x", "strategy": "best_sessions"}]}, CONFIG_SCHEMA, REPO) == [
+        "selection[0].strategy: 'best_sessions' is not one of: high_low_alliance, fixed_sessions, repair_case, rupture_repair; "
+        "did you mean 'fixed_sessions'?"
+    ]
+    assert check({**base, "selection": [{"name": "x", "strategy": "high_low_alliance", "alpah": 0.1}]}, CONFIG_SCHEMA, REPO) == [
+        "selection[0].alpah: unknown key; did you mean 'alpha'?"
+    ]
+    assert not hasattr(select, "check")

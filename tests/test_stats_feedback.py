@@ -321,7 +321,7 @@ def test_config_schema_declares_the_feedback_defaults_and_rejects_typos():
 
     schema = yaml.safe_load((Path(__file__).resolve().parent.parent / "dyadflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
     props = schema["properties"]["feedback"]["properties"]
-    assert {k: v["default"] for k, v in props.items()} == feedback.DEFAULTS
+    assert {k: v["default"] for k, v in props.items()} == feedback.settings(None)
     assert all(v.get("description") for v in props.values())
     part = {"type": "object", "properties": {"feedback": schema["properties"]["feedback"]}}
     jsonschema.validate({"feedback": {"folds": 5, "reference": "old/questionnaires.parquet"}}, part)

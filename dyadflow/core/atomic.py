@@ -40,33 +40,6 @@ def _disk_error(exc: OSError, target: Path) -> DyadflowError:
     )
 
 
-# Test-only hook (tests/test_faults.py). With DYADFLOW_TEST_PAUSE=<stage>[:<n>] in the
-# environment, dyadflow.stages.run_stage arms this for that stage: just before the n-th
-# rename of the stage (default 1st) the process touches $DYADFLOW_TEST_PAUSE_SIGNAL (if
-# set) and sleeps for an hour, so a test can SIGKILL it with one output finished and the
-# next one written only under its temporary name. Never set in production.
-_TEST_PAUSE: dict[str, Any] = {"stage": None, "at": 1, "renames": 0}
-
-
-def arm_test_pause(stage: str) -> None:
-    """Arm the test-only pause for ``stage`` if DYADFLOW_TEST_PAUSE names it."""
-    want = os.environ.get("DYADFLOW_TEST_PAUSE", "")
-    name, _, at = want.partition(":")
-    if name and name == stage:
-        _TEST_PAUSE.update(stage=stage, at=int(at or 1), renames=0)
-
-
-def _test_pause(tmp_path: Path) -> None:
-    import time
-
-    _TEST_PAUSE["renames"] += 1
-    if _TEST_PAUSE["renames"] == _TEST_PAUSE["at"]:
-        signal = os.environ.get("DYADFLOW_TEST_PAUSE_SIGNAL")
-        if signal:
-            Path(signal).write_text(str(tmp_path), encoding="utf-8")
-        time.sleep(3600)
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it into place on success.
@@ -89,8 +62,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o644)
-        if _TEST_PAUSE["stage"] is not None:
-            _test_pause(tmp_path)
         os.replace(tmp_path, target)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):

@@ -10,11 +10,18 @@ placeholders that ``dyadflow inspect`` writes into a suggested config.
 
 Each mistake is one line: the key path, what is wrong, and "did you mean ..." when a
 known key or value is close (difflib).
+
+The schema is the one home of the config's defaults: :func:`fill_defaults` fills a whole
+config (the Snakefile, right after the check) and :func:`section` / :func:`selection_spec`
+one part of it (Python callers and tests that pass a partial config). No module of the
+package repeats a default the schema holds (tests/test_config_defaults.py).
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import glob
 import json
 import os
@@ -22,7 +29,7 @@ import re
 import sys
 from pathlib import Path
 
-from dyadflow.core.registry import BUILTIN_DIR
+from dyadflow.core.registry import BUILTIN_DIR, CONFIG_SCHEMA
 
 PLACEHOLDER = "?"
 PREFIX = "dyadflow config: "
@@ -104,6 +111,22 @@ def schema_problems(config, schema: dict) -> list[str]:
     return lines
 
 
+# keys a study config may still hold from older dyadflow versions: one line saying what replaces them
+REMOVED = {
+    ("report", "shards"): "report.shards: this key was removed; set report.dyads_per_shard "
+    "(dyads per report-rendering job) instead",
+}
+
+
+def removed_keys(config) -> list[str]:
+    lines = []
+    for (section_name, key), line in REMOVED.items():
+        part = config.get(section_name) if isinstance(config, dict) else None
+        if isinstance(part, dict) and key in part:
+            lines.append(line)
+    return lines
+
+
 def registry_keys(basedir: str | os.PathLike[str], instruments_dir: str | None) -> set[str]:
     """The instrument keys (an instrument file's key is its file name, see dyadflow/core/registry.py)."""
     files = glob.glob(os.path.join(BUILTIN_DIR, "*.y*ml"))
@@ -171,7 +194,11 @@ def check(config, schema_path: str | os.PathLike[str], basedir: str | os.PathLik
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
-    lines = schema_problems(config, schema)
+    removed = removed_keys(config)
+    lines = removed + [
+        line for line in schema_problems(config, schema)
+        if not any(line.startswith(old.split(":")[0] + ":") for old in removed)
+    ]
     if isinstance(config, dict):
         lines += [line for line in registry_problems(config, basedir) if line not in lines]
     return lines
@@ -188,3 +215,74 @@ def stop_if_wrong(config, schema_path, basedir, configfiles=()) -> None:
         print(PREFIX + line, file=sys.stderr)
     print(f"{PREFIX}{len(lines)} mistake(s) in {where}; nothing was read or run.", file=sys.stderr, flush=True)
     raise SystemExit(1)
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return Path(CONFIG_SCHEMA).read_text(encoding="utf-8")
+
+
+def load_schema() -> dict:
+    """The config schema (a fresh copy: callers may change it)."""
+    import yaml
+
+    return yaml.safe_load(_schema_text())
+
+
+def _filling_validator(schema: dict):
+    """A jsonschema validator that fills in every ``default`` of the properties it visits:
+    nested objects (once their own default ``{}`` is in place), array items (``inputs[*]``,
+    ``selection[*]``, ``microprocess.inputs[*]``) and the strategy branch (``if``/``then``)
+    a selection matches. Each default is a copy, never the schema's own object."""
+    from jsonschema import Draft202012Validator, validators
+
+    visit = Draft202012Validator.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, subschema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if isinstance(sub, dict) and "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from visit(validator, props, instance, subschema)
+
+    return validators.extend(Draft202012Validator, {"properties": properties})(schema)
+
+
+def fill_defaults(config: dict, schema: dict | None = None) -> dict:
+    """Fill the schema's defaults into ``config`` in place (and return it). Mistakes are
+    :func:`check`'s business: this only fills."""
+    for _ in _filling_validator(schema or load_schema()).iter_errors(config):
+        pass
+    return config
+
+
+def plain(obj):
+    """Snakemake's config mappings (and any mapping) as plain dicts and lists."""
+    if hasattr(obj, "items"):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    return obj
+
+
+def _part(subschema: dict, value) -> dict:
+    root = load_schema()
+    out = plain(value) if value is not None else {}
+    fill_defaults(out, {**subschema, "$defs": root.get("$defs", {})})
+    return out
+
+
+def section(name: str, value: dict | None = None) -> dict:
+    """The top-level section ``name`` (``stats``, ``feedback``, ``microprocess``, ``report``
+    ...) with the schema's defaults filled in; ``value`` is not changed."""
+    return _part(load_schema()["properties"][name], value)
+
+
+def selection_spec(spec: dict) -> dict:
+    """One ``selection`` entry with its strategy's defaults filled in."""
+    return _part(load_schema()["properties"]["selection"]["items"], spec)
+
+
+def input_spec(spec: dict) -> dict:
+    """One ``inputs`` entry with its format's defaults filled in."""
+    return _part(load_schema()["properties"]["inputs"]["items"], spec)

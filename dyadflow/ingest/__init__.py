@@ -17,6 +17,7 @@ from __future__ import annotations
 import polars as pl
 
 from dyadflow.core import atomic
+from dyadflow.core.config import input_spec
 from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest import canonical, qualtrics, redcap, spreadsheet
 from dyadflow.ingest.mapping import INGEST_RULE_COLUMNS, apply_id_rules
@@ -32,6 +33,7 @@ READERS = {
 
 
 def read_input(spec: dict) -> tuple[pl.DataFrame, dict]:
+    spec = input_spec(spec)  # the config schema's defaults (encoding, delimiter, header rows ...)
     fmt = spec["format"]
     reader = READERS.get(fmt)
     if reader is None:

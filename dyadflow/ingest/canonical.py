@@ -37,7 +37,7 @@ def header_column(header: list[str], name: str) -> str | None:
 def read_raw(path: str, file: str, spec: dict) -> tuple[TextTable, pl.DataFrame]:
     """The text table of an input (its encoding and delimiter), and its rows with the
     expected field count."""
-    table = read_text_table(path, encoding=spec.get("encoding", "utf-8"), delimiter=spec.get("delimiter", ","), file=file)
+    table = read_text_table(path, encoding=spec["encoding"], delimiter=spec["delimiter"], file=file)
     return table, table.frame.with_columns(pl.lit(table.n_fields, dtype=pl.Int64).alias("expected_fields")).with_columns(
         repeated_header(table.header)
     )
@@ -54,7 +54,7 @@ def repeated_header(header: list[str]) -> list[pl.Expr]:
 
 def read(path: str, *, file: str, spec: dict | None = None) -> tuple[pl.DataFrame, dict]:
     spec = spec or {}
-    delimiter = spec.get("delimiter", ",")
+    delimiter = spec["delimiter"]
     table, raw = read_raw(path, file, spec)
     mapped = apply_mapping(raw, table.header, spec, file=file, line=table.header_line)
     meta = text_meta(table, delimiter) | {

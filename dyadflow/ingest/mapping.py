@@ -243,7 +243,7 @@ def canonical_exprs(fields: dict[str, str], items: dict[str, str], spec: dict) -
     """Expressions giving the canonical columns from the raw columns, with value maps,
     constants, dates and decimal commas applied."""
     values = spec.get("values") or {}
-    decimal_comma = bool(spec.get("decimal_comma", False))
+    decimal_comma = bool(spec["decimal_comma"])
     fmt = spec.get("date_format") or []
     formats = [fmt] if isinstance(fmt, str) else list(fmt)
     exprs = []
@@ -256,7 +256,7 @@ def canonical_exprs(fields: dict[str, str], items: dict[str, str], spec: dict) -
         if canon == "total":
             e = to_number_text(e, decimal_comma)
         if canon == "date":
-            e = normalise_dates(e, formats, bool(spec.get("excel_serial_dates", False)))
+            e = normalise_dates(e, formats, bool(spec["excel_serial_dates"]))
         exprs.append(e.alias(canon))
     for canon, value in (spec.get("constants") or {}).items():
         exprs.append(pl.lit(None if value is None else str(value), dtype=pl.String).alias(canon))

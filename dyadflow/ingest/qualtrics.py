@@ -29,10 +29,10 @@ SYSTEM_COLUMNS = ("status", "finished", "progress", "distributionchannel")
 
 
 def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
-    delimiter = spec.get("delimiter", ",")
+    delimiter = spec["delimiter"]
     table, raw = read_raw(path, file, spec)
     header, line = table.header, table.header_line
-    n_extra = int(spec.get("header_rows", 3)) - 1
+    n_extra = int(spec["header_rows"]) - 1
     heads, raw = raw.head(n_extra), raw.slice(n_extra)
     if n_extra == 2:
         import_row = heads.slice(1, 1).select(pl.any_horizontal(pl.col(header).str.starts_with('{"ImportId"'))).to_series()
@@ -56,7 +56,7 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     preview = low(status).is_in(PREVIEW_STATUS).fill_null(False) | (low(channel) == "preview").fill_null(False)
     test = low(status).is_in(TEST_STATUS).fill_null(False) | (low(channel) == "test").fill_null(False)
     done = low(finished).is_in(TRUE).fill_null(False) | (
-        pl.col(progress).cast(pl.Float64, strict=False) >= float(spec.get("min_progress", 100))
+        pl.col(progress).cast(pl.Float64, strict=False) >= float(spec["min_progress"])
     ).fill_null(False) if progress else low(finished).is_in(TRUE).fill_null(False)
     if finished is None and progress is None:
         done = pl.lit(True)

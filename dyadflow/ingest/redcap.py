@@ -97,7 +97,7 @@ def session_from_event(event: pl.Expr, events: dict) -> pl.Expr:
 
 def _session(cfg, fields, event, repeat_no, events, file, line, where) -> tuple[pl.Expr, str]:
     """Where a form's session comes from: the repeat instance, the event, or a mapped column."""
-    if cfg.get("session", "event") == "repeat_instance":
+    if cfg["session"] == "repeat_instance":
         if repeat_no is None:
             raise DyadflowError(
                 "no redcap_repeat_instance column for 'session: repeat_instance'", file=file, line=line, key=f"{where}.session"
@@ -148,16 +148,16 @@ def _consent_only(formless: pl.DataFrame, record_fields: dict, target: str, rid:
 
 
 def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
-    delimiter = spec.get("delimiter", ",")
+    delimiter = spec["delimiter"]
     table, raw = read_raw(path, file, spec)
     header, line = table.header, table.header_line
-    rid = find_column(header, spec.get("record_id_column", "record_id"), file=file, line=line, key="record_id_column")
-    target = spec.get("record_id", "dyad_id")
+    rid = find_column(header, spec["record_id_column"], file=file, line=line, key="record_id_column")
+    target = spec["record_id"]
     event = header_column(header, "redcap_event_name")
     repeat_form = header_column(header, "redcap_repeat_instrument")
     repeat_no = header_column(header, "redcap_repeat_instance")
     choices = read_dictionary(spec["dictionary"]) if spec.get("dictionary") else {}
-    allowed = [str(c) for c in spec.get("complete", [2])]
+    allowed = [str(c) for c in spec["complete"]]
 
     # record-level fields: mapped once, filled within the record
     record_fields, _ = resolve_columns(header, {"columns": spec.get("columns") or {}}, file=file, line=line, auto=False)

@@ -205,7 +205,7 @@ def read_xlsx(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     import fastexcel
 
     read_bytes(path, file)  # a missing file gets the usual message
-    header_row = int(spec.get("header_row", 1))
+    header_row = int(spec["header_row"])
     try:
         book = fastexcel.read_excel(path)
     except Exception as exc:  # fastexcel raises its own error types
@@ -259,7 +259,7 @@ def read_sav(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         if c in used and frame.schema[c].is_float()
     ]
     frame = _mark_rows(stringify(frame.drop("source_line")).with_columns(frame.get_column("source_line")), problems)
-    mode = spec.get("value_labels", "fields")
+    mode = spec["value_labels"]
     labels = info.variable_value_labels or {}
     if mode != "none" and labels:
         targets = set(fields.values()) | (set(items) if mode == "all" else set())

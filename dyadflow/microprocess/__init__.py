@@ -26,21 +26,6 @@ from __future__ import annotations
 import glob
 import os
 
-DEFAULTS = {
-    "range": {"min": -50, "max": 50},
-    "smoothing_s": 30,
-    "min_separation_s": 120,
-    "repair_rise": 10,
-    "clip_s": 120,
-    "clip_anchor": "minimum",
-    "clip_after_s": 30,
-    "overrides": None,
-    "max_gap_s": 5,
-    "n_segments": 3,
-    "onset_tolerance": 1.0,
-    "max_session_s": 14400,
-}
-
 RATERS = ("patient", "therapist")
 # Accepted spellings of the raters; the outputs use the project's words.
 # one rater's ratings of one session: the key of a series, a gap and a duplicate second
@@ -49,14 +34,11 @@ RATER_SYNONYMS = {"patient": "patient", "client": "patient", "therapist": "thera
 
 
 def settings(config: dict | None) -> dict:
-    """The microprocess settings with defaults filled in."""
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
-    for k, v in (config or {}).items():
-        if k == "range":
-            out["range"] = {**DEFAULTS["range"], **dict(v)}
-        else:
-            out[k] = v
-    return out
+    """The microprocess settings (the section without ``inputs``) with every default of the
+    config schema filled in."""
+    from dyadflow.core.config import section
+
+    return section("microprocess", config)
 
 
 def input_files(specs: list[dict]) -> list[str]:
@@ -65,7 +47,7 @@ def input_files(specs: list[dict]) -> list[str]:
     files: list[str] = []
     for spec in specs:
         path = spec["path"]
-        if spec.get("layout", "long") == "long":
+        if spec["layout"] == "long":
             files.append(path)
         elif os.path.isdir(path):
             files.extend(sorted(glob.glob(os.path.join(path, "*.csv"))))

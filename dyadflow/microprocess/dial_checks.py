@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from dyadflow.microprocess import DEFAULTS, KEY, RATER_SYNONYMS
+from dyadflow.core.config import section
+from dyadflow.microprocess import KEY, RATER_SYNONYMS
 from dyadflow.validate.checks import ID_PATTERN
 from dyadflow.core.accounting import ACCOUNTING_COLUMNS, ACCOUNTING_KEY, REJECTION_COLUMNS, accounting_table, duplicate_groups
 
@@ -42,7 +43,8 @@ ACCEPTED = {
     "source_file": pl.String,
     "source_line": pl.Int64,
 }
-MAX_SESSION_S = DEFAULTS["max_session_s"]
+_DEFAULTS = section("microprocess")  # the config schema's
+MAX_SESSION_S = _DEFAULTS["max_session_s"]
 INSTRUMENT = "dial"  # the value of the `instrument` column of the rejections
 
 
@@ -190,7 +192,8 @@ def duplicates(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def validate_frame(
-    raw: pl.DataFrame, metas: list[dict], lo: float = -50, hi: float = 50, max_session_s: int = MAX_SESSION_S
+    raw: pl.DataFrame, metas: list[dict], lo: float = _DEFAULTS["range"]["min"], hi: float = _DEFAULTS["range"]["max"],
+    max_session_s: int = MAX_SESSION_S,
 ) -> DialValidation:
     if "input" not in raw.columns:  # read without load.read_inputs: each file is its own input
         raw = raw.with_columns(pl.col("source_file").alias("input"))

@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from dyadflow.core import atomic
+from dyadflow.core.config import section
 from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest.text import read_text_table
 from dyadflow.microprocess import input_files
@@ -30,7 +31,6 @@ from dyadflow.microprocess import input_files
 COLUMNS = ("dyad_id", "session", "rater", "second", "rating")
 log = logging.getLogger("dyadflow")
 
-DEFAULT_PATTERN = r"^(?P<dyad_id>[A-Za-z0-9][A-Za-z0-9-]*)_s(?P<session>[0-9]+)_(?P<rater>[A-Za-z]+)\.csv$"
 
 
 def _column(table, wanted: str, file: str) -> str:
@@ -58,13 +58,13 @@ def _meta(file: str, path: str, rows: int, blank: int, fmt: str) -> dict:
 
 def read_long(spec: dict) -> tuple[pl.DataFrame, dict]:
     path = spec["path"]
-    table = read_text_table(path, encoding=spec.get("encoding", "utf-8"), delimiter=spec.get("delimiter", ","), file=path)
+    table = read_text_table(path, encoding=spec["encoding"], delimiter=spec["delimiter"], file=path)
     names = {
         "dyad_id": "dyad_id",
         "session": "session",
         "rater": "rater",
-        "second": spec.get("time_column", "second"),
-        "rating": spec.get("rating_column", "rating"),
+        "second": spec["time_column"],
+        "rating": spec["rating_column"],
     }
     cols = {c: _column(table, names[c], path) for c in COLUMNS}
     frame = table.frame.select(
@@ -83,7 +83,7 @@ def input_label(spec: dict) -> str:
 
 
 def read_per_file(spec: dict, skip: set[str] = frozenset()) -> tuple[list[pl.DataFrame], list[dict]]:
-    pattern = re.compile(spec.get("pattern") or DEFAULT_PATTERN)
+    pattern = re.compile(spec["pattern"])
     missing = {"dyad_id", "session", "rater"} - set(pattern.groupindex)
     if missing:
         raise DyadflowError(
@@ -105,9 +105,9 @@ def read_per_file(spec: dict, skip: set[str] = frozenset()) -> tuple[list[pl.Dat
                 "session and rater are unknown; rename it or set the input's 'pattern'",
                 file=path,
             )
-        table = read_text_table(path, encoding=spec.get("encoding", "utf-8"), delimiter=spec.get("delimiter", ","), file=path)
-        t_col = _column(table, spec.get("time_column", "second"), path)
-        r_col = _column(table, spec.get("rating_column", "rating"), path)
+        table = read_text_table(path, encoding=spec["encoding"], delimiter=spec["delimiter"], file=path)
+        t_col = _column(table, spec["time_column"], path)
+        r_col = _column(table, spec["rating_column"], path)
         frame = table.frame.select(
             pl.lit(m.group("dyad_id")).alias("dyad_id"),
             pl.lit(m.group("session")).alias("session"),
@@ -132,6 +132,8 @@ def read_inputs(specs: list[dict]) -> tuple[pl.DataFrame, list[dict]]:
     frames: list[pl.DataFrame] = []
     metas: list[dict] = []
     read_by: dict[str, str] = {}  # normalised path -> the input that read it
+    # each input with the config schema's defaults (layout, pattern, columns, encoding)
+    specs = section("microprocess", {"inputs": list(specs)})["inputs"]
     for spec in specs:
         label = input_label(spec)
         again = [p for p in input_files([spec]) if os.path.normpath(p) in read_by]
@@ -140,7 +142,7 @@ def read_inputs(specs: list[dict]) -> tuple[pl.DataFrame, list[dict]]:
                 "dial file %s is matched by the inputs '%s' and '%s': it is read once, for '%s'",
                 p, read_by[os.path.normpath(p)], label, read_by[os.path.normpath(p)],
             )
-        if spec.get("layout", "long") == "long":
+        if spec["layout"] == "long":
             if again:
                 continue
             f, m = read_long(spec)

@@ -15,12 +15,14 @@ filled for the patient and open for the therapist, so the chart reads in graysca
 
 from __future__ import annotations
 
-import base64
 import io
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from dyadflow.core.formatting import DASH, p_clause
+from dyadflow.core.plotting import data_uri, pyplot
 
 DPI = 200
 RATER_STYLE = {
@@ -33,14 +35,8 @@ KIND_LABEL = {"rupture": "rupture", "repair": "repair", "peak": "peak (helpful m
 
 def _fmt(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
+        return DASH
     return f"{value:.{digits}f}"
-
-
-def _fmt_p(p) -> str:
-    if p is None or (isinstance(p, float) and np.isnan(p)):
-        return "–"
-    return "< .001" if p < 0.001 else f"{p:.3f}".replace("0.", ".", 1)
 
 
 def _clip_start(clip: str) -> int:
@@ -55,11 +51,9 @@ def _mmss(s: int) -> str:
 
 def chart_png(session_series: pl.DataFrame, segments: list[dict], title: str, lo: float = -50, hi: float = 50) -> bytes:
     """A session's chart as PNG bytes (matplotlib, Agg, ``DPI`` dots per inch, reproducible)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+
+    plt = pyplot()
 
     with plt.rc_context({"font.family": "DejaVu Sans", "font.size": 8, "svg.hashsalt": "dyadflow"}):
         fig, ax = plt.subplots(figsize=(7.0, 3.0))
@@ -99,10 +93,6 @@ def chart_png(session_series: pl.DataFrame, segments: list[dict], title: str, lo
         fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
         plt.close(fig)
     return buf.getvalue()
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _empty(dyad_id: str) -> dict:
@@ -154,7 +144,7 @@ def dyad_context(dyad_ids, results_dir: str | Path = "results", charts: bool = T
                                    "congruence_p", "n_effective", "discrepancy_mean", "discrepancy_sd", "note")},
             "text": {
                 "congruence_r": _fmt(row["congruence_r"]),
-                "congruence_p": _fmt_p(row["congruence_p"]),
+                "congruence_p": p_clause(row["congruence_p"]),
                 "n_effective": _fmt(row["n_effective"], 0),
                 "discrepancy_mean": _fmt(row["discrepancy_mean"], 1),
                 "discrepancy_sd": _fmt(row["discrepancy_sd"], 1),

@@ -323,9 +323,9 @@ def _choose(smoothed: pl.DataFrame, settings: dict, invert: bool) -> pl.DataFram
 def clip_column(settings: dict, clip_s: int) -> pl.Expr:
     """The clip of each segment row (with ``kind``, ``start_s``, ``_anchor``, ``_first``, ``_last``)."""
     from_start = clip(pl.col("start_s"), pl.col("_last"), clip_s)
-    if settings.get("clip_anchor", "minimum") == "start":
+    if settings["clip_anchor"] == "start":
         return from_start
-    after = int(settings.get("clip_after_s", 30))
+    after = int(settings["clip_after_s"])
     return (
         pl.when(pl.col("kind") == "rupture")
         .then(clip_ending(pl.col("_anchor") + after, pl.col("_first"), pl.col("_last"), clip_s))

@@ -8,8 +8,9 @@ carries no Software or time metadata, so identical data give identical bytes.
 
 from __future__ import annotations
 
-import base64
 import io
+
+from dyadflow.core.plotting import data_uri, pyplot  # noqa: F401  (data_uri: the dyad report's)
 
 DPI = 200
 WIDTH_IN = 6.7  # 170 mm: the text width of an A4 page with 18 mm margins
@@ -18,17 +19,14 @@ THERAPIST = {"color": "#8c3b00", "linestyle": "--", "marker": "s", "markersize":
 BAND_STYLES = [("#ffffff", ""), ("#eeeeee", "...."), ("#dddddd", "////"), ("#c8c8c8", "xxxx"), ("#b4b4b4", "\\\\\\\\")]
 
 
+RC = {
+    "font.family": "DejaVu Sans", "font.size": 8, "axes.spines.top": False, "axes.spines.right": False,
+    "hatch.linewidth": 0.4, "hatch.color": "#888888", "svg.hashsalt": "dyadflow", "path.simplify": True,
+}
+
+
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({
-        "font.family": "DejaVu Sans", "font.size": 8, "axes.spines.top": False, "axes.spines.right": False,
-        "hatch.linewidth": 0.4, "hatch.color": "#888888", "svg.hashsalt": "dyadflow", "path.simplify": True,
-    })
-    return plt
+    return pyplot(RC)
 
 
 def png_bytes(fig) -> bytes:
@@ -48,10 +46,6 @@ def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG", dpi=(DPI, DPI), compress_level=1)
     return buf.getvalue()
-
-
-def data_uri(data: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def _session_axis(ax, sessions: list[int]) -> None:

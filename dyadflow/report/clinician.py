@@ -92,10 +92,11 @@ PROMPT_KEYS = tuple(PROMPTS)
 
 def settings(report_cfg: dict | None) -> dict:
     """``patient_ratings``, ``language`` and ``languages`` of the report config (defaults as in the schema)."""
-    cfg = report_cfg or {}
-    clin = cfg.get("clinician") or {}
-    out = {"patient_ratings": clin.get("patient_ratings", "consent"), "language": cfg.get("language", "en"),
-           "languages": dict(clin.get("languages") or {})}
+    from dyadflow.core.config import section
+
+    cfg = section("report", report_cfg)
+    clin = cfg["clinician"]
+    out = {"patient_ratings": clin["patient_ratings"], "language": cfg["language"], "languages": dict(clin["languages"])}
     if out["patient_ratings"] not in POLICIES:
         raise ValueError(f"unknown report.clinician.patient_ratings {out['patient_ratings']!r}")
     return out

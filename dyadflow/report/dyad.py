@@ -26,6 +26,8 @@ import json
 import polars as pl
 
 from dyadflow import __version__
+from dyadflow.core.config import section
+from dyadflow.core.study import instrument
 from dyadflow.validate import consent as consent_rules
 from dyadflow.report import charts
 from dyadflow.report.tables import CONSENT, ReportTables
@@ -50,7 +52,7 @@ PATIENT_DYAD_FIGURES = (
     "alliance_patient_early", "alliance_patient_slope", "agreement_r", "agreement_n", "discrepancy_mean", "lag_b",
     "lag_se", "lag_t", "lag_p", "lag_n", "n_sudden_gains", "n_sudden_losses", "n_rupture_repairs",
 )
-MAX_NOTE_CHARS = 2000  # config report.max_note_chars
+MAX_NOTE_CHARS = section("report")["max_note_chars"]  # the config schema's default of report.max_note_chars
 SHORTENED = "… (shortened)"
 
 
@@ -264,14 +266,15 @@ def shard_contexts(
     """The template context of every dyad in ``t.dyads`` (sorted by dyad ID), without charts."""
     if audience not in AUDIENCES:
         raise ValueError(f"unknown report audience {audience!r}")
-    inst = registry.get(outcome)
-    bands = [{"label": b.label, "min": b.min, "max": b.max} for b in inst.bands] if inst else []
-    a_pat, a_ther = registry.get(alliance["patient"]), registry.get(alliance["therapist"])
+    inst = instrument(registry, outcome, "outcome")
+    bands = [{"label": b.label, "min": b.min, "max": b.max} for b in inst.bands]
+    a_pat = instrument(registry, alliance["patient"], "alliance.patient")
+    a_ther = instrument(registry, alliance["therapist"], "alliance.therapist")
     notes = visible_notes(t.scores, audience, t.consent, max_note_chars)
     profile = subscale_profile(t, alliance)
     withheld = {}
     if audience == "clinician":  # the patient's ratings only with their ratings consent
-        t, hidden = clinician_tables(t, outcome_by_patient=inst is None or "patient" in inst.raters)
+        t, hidden = clinician_tables(t, outcome_by_patient="patient" in inst.raters)
         partial = hidden.get_column("dyad_id").unique().implode()
         profile = profile.filter(~(pl.col("dyad_id").is_in(partial) & (pl.col("rater") == "patient")))
         withheld = {r["dyad_id"]: r["session"] for r in hidden.group_by("dyad_id").agg(pl.col("session").sort()).to_dicts()}
@@ -288,8 +291,8 @@ def shard_contexts(
         "rejected": _by_dyad(t.rejections.sort("dyad_id", "source_file", "source_line").select(
             "dyad_id", "source_file", "source_line", "column", "rule", "message")),
     }
-    alliance_max = max([i.score_max for i in (a_pat, a_ther) if i] or [7])
-    alliance_min = min([i.score_min for i in (a_pat, a_ther) if i] or [1])
+    alliance_max = max(a_pat.score_max, a_ther.score_max)
+    alliance_min = min(a_pat.score_min, a_ther.score_min)
     out = []
     for dyad in t.dyads.sort("dyad_id").to_dicts():
         d = dyad["dyad_id"]
@@ -300,11 +303,11 @@ def shard_contexts(
             "audience": audience,
             "dyad": dyad,
             "period": (min(dates), max(dates)) if dates else None,
-            "outcome": {"key": outcome, "name": inst.name if inst else outcome, "bands": bands,
-                        "lower_is_better": inst.lower_is_better if inst else True,
-                        "range": (inst.score_min, inst.score_max) if inst else None},
-            "alliance": {"patient": a_pat.name if a_pat else alliance["patient"],
-                         "therapist": a_ther.name if a_ther else alliance["therapist"],
+            "outcome": {"key": outcome, "name": inst.name, "bands": bands,
+                        "lower_is_better": inst.lower_is_better,
+                        "range": (inst.score_min, inst.score_max)},
+            "alliance": {"patient": a_pat.name,
+                         "therapist": a_ther.name,
                          "range": (alliance_min, alliance_max)},
             "sessions": sessions,
             "risk": per["risk"].get(d, []),

@@ -25,13 +25,13 @@ import numpy as np
 import polars as pl
 
 from dyadflow.core import atomic
+from dyadflow.core.formatting import DASH, fmt_p
 from dyadflow.core.hashing import stable_hash  # noqa: F401 (re-exported: report.stable_hash)
 
 # package data (dyadflow/report/templates, dyadflow/report/assets), found with importlib.resources
 REPORTS_DIR = Path(str(resources.files("dyadflow.report")))
 TEMPLATES = REPORTS_DIR / "templates"
 ASSETS = REPORTS_DIR / "assets"
-DASH = "—"
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,6 @@ def fmt_signed(value, digits: int = 1) -> str:
     if text != DASH and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return "+" + text
     return text
-
-
-def fmt_p(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return DASH
-    return "< .001" if value < 0.001 else f"{value:.3f}".lstrip("0")
 
 
 def template_env() -> jinja2.Environment:

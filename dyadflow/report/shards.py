@@ -1,8 +1,7 @@
 """Sharded, incremental rendering of the dyad reports.
 
 * ``report_plan`` (a Snakemake checkpoint) assigns each dyad to a shard by a stable
-  FNV-1a hash of its ID, with ``ceil(n_dyads / report.dyads_per_shard)`` shards (or
-  ``report.shards`` when a study sets it), and writes each shard's input tables to
+  FNV-1a hash of its ID, with ``ceil(n_dyads / report.dyads_per_shard)`` shards, and writes each shard's input tables to
   ``results/reports/shards/<k>/*.parquet`` only when their bytes change. A shard whose
   dyads did not change keeps its files, so Snakemake does not run it again.
 * ``report_shard`` renders the dyads of one shard. A dyad whose fingerprint (its data,
@@ -36,9 +35,7 @@ SHARD_TABLES = ("dyads", "sessions", "scores", "sudden_gains", "ruptures", "sele
 STATE = "rendered.json"
 
 
-def n_shards_for(n_dyads: int, dyads_per_shard: int, fixed: int | None = None) -> int:
-    if fixed:
-        return int(fixed)
+def n_shards_for(n_dyads: int, dyads_per_shard: int) -> int:
     return max(1, math.ceil(n_dyads / max(1, dyads_per_shard)))
 
 
@@ -48,10 +45,10 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, fixed_shards: int | None, out_plan: str) -> dict:
+def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, out_plan: str) -> dict:
     """Write each shard's input tables (if changed) and the plan: which shards exist."""
     t = read_report_tables(results_dir, strategies)
-    n = n_shards_for(t.dyads.height, dyads_per_shard, fixed_shards)
+    n = n_shards_for(t.dyads.height, dyads_per_shard)
     assign = t.dyads.select("dyad_id").with_columns(render.shard_of(t.dyads.get_column("dyad_id"), n).alias("shard"))
     root = Path(results_dir) / "reports" / "shards"
     written = 0

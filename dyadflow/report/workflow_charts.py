@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from dyadflow.core import atomic
+from dyadflow.core.plotting import pyplot
 
 DPI = 100
 SIZE = (6.4, 3.6)
@@ -25,12 +26,7 @@ MARKERS = ("o", "s", "^", "D", "v", "x")
 
 
 def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.hashsalt": "dyadflow", "font.size": 9})
+    plt = pyplot({"svg.hashsalt": "dyadflow", "font.size": 9})
     fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
     return plt, fig, ax
 

@@ -19,17 +19,13 @@ from __future__ import annotations
 import polars as pl
 
 from dyadflow.core import atomic
+from dyadflow.core.config import selection_spec
 from dyadflow.core.errors import DyadflowError
+from dyadflow.core.study import instrument
 from dyadflow.select import blinding, fixed, high_low, repair_case, rupture
+from dyadflow.select.common import COMMON
 from dyadflow.stats import ruptures as rupture_table
 
-STRATEGIES = {
-    "high_low_alliance": high_low.DEFAULTS,
-    "fixed_sessions": fixed.DEFAULTS,
-    "repair_case": repair_case.DEFAULTS,
-    "rupture_repair": rupture.DEFAULTS,
-}
-COMMON = ("name", "strategy", "seed", "arms")
 # what each strategy needs scores of; without them it selects nothing and its summary says why
 NEEDS = {
     "high_low_alliance": ("alliance", "outcome"),
@@ -53,21 +49,9 @@ def missing_data_note(strategy: str, sessions: pl.DataFrame, outcome: str, allia
     return f"no {' or '.join(lacking)} scores in this study: {strategy} needs {needs} scores, so nothing is selected"
 
 
-def check(spec: dict) -> None:
-    strategy = spec.get("strategy")
-    if strategy not in STRATEGIES:
-        raise DyadflowError(f"unknown selection strategy '{strategy}' (known: {', '.join(sorted(STRATEGIES))})", key=f"selection.{spec.get('name')}")
-    unknown = sorted(set(spec) - set(COMMON) - set(STRATEGIES[strategy]))
-    if unknown:
-        raise DyadflowError(
-            f"'{unknown[0]}' is not a parameter of {strategy} (its parameters: {', '.join(sorted(STRATEGIES[strategy]))})",
-            key=f"selection.{spec['name']}",
-        )
-
-
 def filter_arms(spec: dict, sessions: pl.DataFrame, dyads: pl.DataFrame, ruptures: pl.DataFrame | None):
     """(sessions, dyads, ruptures, arm_filter text) restricted to the dyads of ``spec['arms']``."""
-    arms = spec.get("arms")
+    arms = spec["arms"]
     total = dyads.height
     if arms is None:
         return sessions, dyads, ruptures, f"all arms ({total} dyad(s))"
@@ -88,20 +72,25 @@ def filter_arms(spec: dict, sessions: pl.DataFrame, dyads: pl.DataFrame, rupture
 
 def choose(spec: dict, sessions: pl.DataFrame, dyads: pl.DataFrame, ruptures: pl.DataFrame | None, registry: dict, outcome: str, alliance: dict,
            composite: str | None = None) -> tuple[pl.DataFrame, dict]:
-    """The selection and summary of one configured strategy (``composite``: ``stats.composite``, for the summary)."""
-    check(spec)
+    """The selection and summary of one configured strategy (``composite``: ``stats.composite``, for the summary).
+
+    ``spec`` was checked against the config schema at start-up (dyadflow/core/config.py);
+    its defaults come from there too."""
+    spec = selection_spec(spec)
     sessions, dyads, ruptures, arm_filter = filter_arms(spec, sessions, dyads, ruptures)
     selection, summary = _choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, composite)
-    return selection, {**summary, "arms": spec.get("arms"), "arm_filter": arm_filter}
+    return selection, {**summary, "arms": spec["arms"], "arm_filter": arm_filter}
 
 
 def _choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, composite):
     params = {k: v for k, v in spec.items() if k not in COMMON}
     strategy = spec["strategy"]
-    scales = {r: (registry[alliance[r]].score_min, registry[alliance[r]].score_max) for r in ("patient", "therapist")}
+    insts = {r: instrument(registry, alliance[r], f"alliance.{r}") for r in ("patient", "therapist")}
+    scales = {r: (insts[r].score_min, insts[r].score_max) for r in ("patient", "therapist")}
+    lower_is_better = instrument(registry, outcome, "outcome").lower_is_better
     try:
         if strategy == "high_low_alliance":
-            return high_low.select(sessions, dyads, params, registry[outcome].lower_is_better, composite)
+            return high_low.select(sessions, dyads, params, lower_is_better, composite)
         if strategy == "fixed_sessions":
             return fixed.select(sessions, params, scales)
         if strategy == "repair_case":
@@ -121,8 +110,9 @@ def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | No
     dyads = pl.read_parquet(dyads_path)
     # with the contract's types: a study without alliance ratings has an empty ruptures.csv
     ruptures = pl.read_csv(ruptures_path, schema_overrides=rupture_table.SCHEMA) if ruptures_path else None
+    spec = selection_spec(spec)
     selection, summary = choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, composite)
-    blinded, key = blinding.blind(selection, spec["name"], int(spec.get("seed", 2022)))
+    blinded, key = blinding.blind(selection, spec["name"], int(spec["seed"]))
     summary = {"name": spec["name"], **summary, "selected_sessions": selection.height,
                "groups": summary.get("groups") or {g: n for g, n in selection.group_by("group").len().sort("group").rows()}}
     note = missing_data_note(spec["strategy"], sessions, outcome, alliance)
@@ -136,6 +126,4 @@ def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | No
 
 
 def write_index(strategies: list[dict], out_index: str) -> None:
-    for s in strategies:
-        check(s)
     atomic.write_json(out_index, {"strategies": [{"name": s["name"], "strategy": s["strategy"]} for s in strategies]})

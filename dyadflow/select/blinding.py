@@ -35,7 +35,7 @@ def letter_codes(n: int) -> list[str]:
     return codes.tolist()
 
 
-def blind(selection: pl.DataFrame, name: str, seed: int = 2022) -> tuple[pl.DataFrame, pl.DataFrame]:
+def blind(selection: pl.DataFrame, name: str, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(blinded list, key) of a selection."""
     text = selection.select(pl.format(f"{seed}:{{}}:{{}}", pl.col("dyad_id"), pl.col("session"))).to_series()
     keyed = selection.with_columns(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from dyadflow.core.config import selection_spec
 from dyadflow.core.errors import DyadflowError
 
 DYAD = "dyad_id"
+# the keys every selection entry has; the rest are its strategy's parameters
+COMMON = ("name", "strategy", "seed", "arms")
 # results/selection/<name>.csv (a contract: add columns, never rename)
 SELECTION_SCHEMA = {"dyad_id": pl.String, "session": pl.Int32, "group": pl.String, "rank": pl.Int32, "reason": pl.String}
 
@@ -14,6 +17,12 @@ SELECTION_SCHEMA = {"dyad_id": pl.String, "session": pl.Int32, "group": pl.Strin
 def finish(selection: pl.DataFrame, order: tuple[str, ...] = ("group", "rank", "dyad_id", "session")) -> pl.DataFrame:
     """The selection in its contract columns and types, in a stable order."""
     return selection.select(list(SELECTION_SCHEMA)).cast(SELECTION_SCHEMA).sort(*order)
+
+
+def with_defaults(strategy: str, params: dict) -> dict:
+    """A strategy's parameters with the defaults of the config schema (their one home) filled in."""
+    spec = selection_spec({"name": strategy, "strategy": strategy, **params})
+    return {k: v for k, v in spec.items() if k not in COMMON}
 
 
 def ordinal(n: pl.Expr) -> pl.Expr:
@@ -34,8 +43,6 @@ def scaled_thresholds(scale: str, defaults: dict[str, dict[str, float]], given: 
     Under ``pomp`` the thresholds are on 0-1 ((x - min)/(max - min) of the instrument's
     response range); one outside 0-1 stops with the key named.
     """
-    if scale not in defaults:
-        raise DyadflowError(f"scale must be one of {', '.join(sorted(defaults))}, not '{scale}'", key="scale")
     cut = {**defaults[scale], **(given or {})}
     if scale == "pomp":
         for rater, value in cut.items():

@@ -20,22 +20,20 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow.select.common import DYAD, finish, scaled_thresholds
+from dyadflow.select.common import DYAD, finish, scaled_thresholds, with_defaults
 
 THRESHOLDS = {"pomp": {"patient": 0.625, "therapist": 2 / 3}, "own": {"patient": 3.5, "therapist": 5.0}}
-DEFAULTS = {"sessions": [3, 5], "scale": "pomp", "threshold": THRESHOLDS["pomp"], "fall_tolerance": 0.05}
 RATERS = ("patient", "therapist")
 EPS = 1e-9  # 0-1 values are differences of fractions: 5.0 on 1-7 meets 2/3, a fall of exactly the tolerance is within it
 
 
 def select(sessions: pl.DataFrame, params: dict, scales: dict[str, tuple[float, float]] | None = None) -> tuple[pl.DataFrame, dict]:
     """``scales`` gives each rater's instrument (min, max) for the 0-1 metric (WAI-SR 1-5, WAI-S 1-7 if not given)."""
-    given = {k: v for k, v in params.items() if k in DEFAULTS}
-    params = {**DEFAULTS, **given}
+    params = with_defaults("fixed_sessions", params)
     scales = scales or {"patient": (1, 5), "therapist": (1, 7)}
     first, second = (int(s) for s in params["sessions"])
     scale = params["scale"]
-    cut = scaled_thresholds(scale, THRESHOLDS, given.get("threshold"), "threshold")
+    cut = scaled_thresholds(scale, THRESHOLDS, params.get("threshold"), "threshold")
     tol = float(params["fall_tolerance"])
     dyads = sessions.select(DYAD).unique()
     wide = dyads

@@ -28,17 +28,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow.select.common import DYAD, finish, ordinal
+from dyadflow.select.common import DYAD, finish, ordinal, with_defaults
 from dyadflow.stats import lagged as lagged_model
 
-DEFAULTS = {
-    "alpha": 0.05,
-    "detrend": False,
-    "expected_sign": "auto",  # auto: from the outcome instrument's direction
-    "min_pairs": 3,
-    "per_dyad": 1,
-    "max_per_group": None,
-}
 
 
 def therapies(sessions: pl.DataFrame, params: dict, lower_is_better: bool) -> pl.DataFrame:
@@ -155,7 +147,7 @@ def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, lower_is_b
 
     ``composite`` names how ``alliance_composite`` was made (``stats.composite``), for the summary.
     """
-    params = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
+    params = with_defaults("high_low_alliance", params)
     fits = therapies(sessions, params, lower_is_better)
     qualified = fits.filter(pl.col("qualified"))
     cands = candidates(sessions, qualified, params, lower_is_better)

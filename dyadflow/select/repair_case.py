@@ -30,29 +30,20 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow.select.common import DYAD, finish, scaled_thresholds
+from dyadflow.select.common import DYAD, finish, scaled_thresholds, with_defaults
 
 LOW = {"pomp": {"patient": 0.5, "therapist": 0.5}, "own": {"patient": 3.0, "therapist": 4.0}}
 HIGH = {"pomp": {"patient": 0.75, "therapist": 0.75}, "own": {"patient": 4.0, "therapist": 5.5}}
-DEFAULTS = {
-    "first_k": 3,
-    "scale": "pomp",
-    "low": LOW["pomp"],
-    "high": HIGH["pomp"],
-    "onset_rise": 0.1,
-    "outcome_categories": ["improved", "recovered"],
-}
 ROLES = ("first", "lowest", "between", "onset", "highest", "last")
 EPS = 1e-9  # 0-1 values are fractions: 4.0 on 1-7 is at 0.5
 
 
 def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, scales: dict[str, tuple[float, float]]) -> tuple[pl.DataFrame, dict]:
     """``scales`` gives each rater's instrument (min, max) for the common 0–1 metric."""
-    given = {k: v for k, v in params.items() if k in DEFAULTS}
-    params = {**DEFAULTS, **given}
+    params = with_defaults("repair_case", params)
     scale = params["scale"]
-    low = scaled_thresholds(scale, LOW, given.get("low"), "low")
-    high = scaled_thresholds(scale, HIGH, given.get("high"), "high")
+    low = scaled_thresholds(scale, LOW, params.get("low"), "low")
+    high = scaled_thresholds(scale, HIGH, params.get("high"), "high")
     k = int(params["first_k"])
     norm = [
         ((pl.col(f"alliance_{r}") - scales[r][0]) / (scales[r][1] - scales[r][0])).alias(f"_n_{r}") for r in ("patient", "therapist")

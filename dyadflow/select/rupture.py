@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow.select.common import DYAD, finish
+from dyadflow.select.common import DYAD, finish, with_defaults
 
-DEFAULTS = {"repaired_only": True, "rater": None}
 
 
 def select(ruptures: pl.DataFrame, params: dict) -> tuple[pl.DataFrame, dict]:
-    params = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
+    params = with_defaults("rupture_repair", params)
     seq = ruptures.with_columns(pl.col("repair_session").cast(pl.Int32, strict=False))
     if params["repaired_only"]:
         seq = seq.filter(pl.col("repair_session").is_not_null())

@@ -18,31 +18,20 @@ Every computation runs over all dyads at once with polars expressions (``over`` 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from dyadflow.core import atomic
-from dyadflow.core.errors import DyadflowError
+from dyadflow.core import config as config_schema
 from dyadflow.core.registry import Instrument
+from dyadflow.core.study import instrument
 from dyadflow.stats import alliance as alliance_mod
 from dyadflow.stats import change, cohort, feedback, grouped, lagged, ruptures, sudden_gains
 from dyadflow.stats.sessions import session_table
 
-__all__ = ["DEFAULTS", "settings", "session_table", "compute", "run"]
-
-DEFAULTS: dict = {
-    "max_gap": 1,
-    "composite": "pomp",
-    "early_sessions": [3, 5],
-    "min_agreement": 3,
-    "lag": {"predictor": "composite", "covariate_outcome": False, "detrend": False, "min_pairs": 3},
-    "change": {"criterion": "auto", "cutoff": None},
-    "sudden_gains": {"cutoff": None, "pct": 0.25, "alpha": 0.05, "criterion3": True},
-    "ruptures": {"sd_multiplier": 1.5, "repair_window": 3},
-}
+__all__ = ["settings", "session_table", "compute", "run"]
 
 DYAD_COLUMNS = [
     "dyad_id", "patient_id", "therapist_id", "arm", "n_sessions", "first_session", "last_session",
@@ -60,14 +49,8 @@ DYAD_COLUMNS = [
 
 
 def settings(cfg: dict | None) -> dict:
-    """The ``stats`` config with every default filled in."""
-    out = copy.deepcopy(DEFAULTS)
-    for key, value in (cfg or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key].update(value)
-        else:
-            out[key] = value
-    return out
+    """The ``stats`` config with every default of the config schema filled in."""
+    return config_schema.section("stats", cfg)
 
 
 def _identity(scores: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
@@ -131,12 +114,6 @@ class StatsResult:
     feedback: pl.DataFrame | None = None
 
 
-def _instrument(registry: dict[str, Instrument], key: str, what: str) -> Instrument:
-    if key not in registry:
-        raise DyadflowError(f"the {what} instrument '{key}' is not in the instrument registry", key=what)
-    return registry[key]
-
-
 def compute(
     scores: pl.DataFrame,
     registry: dict[str, Instrument],
@@ -150,9 +127,9 @@ def compute(
     """Everything the stats stage writes; ``feedback_cfg`` is the ``feedback:`` config and
     ``reference`` the outcome rows of ``feedback.reference`` (:func:`feedback.read_reference`)."""
     s = settings(cfg)
-    out_inst = _instrument(registry, outcome, "outcome")
-    pat_inst = _instrument(registry, alliance["patient"], "alliance.patient")
-    th_inst = _instrument(registry, alliance["therapist"], "alliance.therapist")
+    out_inst = instrument(registry, outcome, "outcome")
+    pat_inst = instrument(registry, alliance["patient"], "alliance.patient")
+    th_inst = instrument(registry, alliance["therapist"], "alliance.therapist")
 
     ranges = {"patient": (pat_inst.score_min, pat_inst.score_max), "therapist": (th_inst.score_min, th_inst.score_max)}
     sessions = session_table(scores, outcome, alliance, max_gap=int(s["max_gap"]), composite=s["composite"], ranges=ranges)

@@ -21,12 +21,12 @@ runs over all dyads at once with polars expressions and numpy.
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import numpy as np
 import polars as pl
 
+from dyadflow.core import config as config_schema
 from dyadflow.core.errors import DyadflowError
 from dyadflow.core.hashing import stable_hash
 from dyadflow.stats import change
@@ -43,21 +43,9 @@ DYAD_COLUMNS = ["signal", "signal_rule", "alliance_alert", "risk_latest", "risk_
 # the drop rule needs this many earlier ratings of the rater: the SD of 2 ratings is no person's SD
 MIN_EARLIER = 3
 
-DEFAULTS: dict = {
-    "folds": 5,
-    "min_reference_dyads": 50,
-    "alliance_sd": 1.0,
-    "reference": None,
-    "max_reference_dyads": 20000,
-    "prompts": None,
-}
-
-
 def settings(cfg: dict | None) -> dict:
-    """The ``feedback`` config with every default filled in (defaults as in the config schema)."""
-    out = copy.deepcopy(DEFAULTS)
-    out.update({k: v for k, v in (cfg or {}).items()})
-    return out
+    """The ``feedback`` config with every default of the config schema filled in."""
+    return config_schema.section("feedback", cfg)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:

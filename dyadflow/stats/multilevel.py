@@ -35,10 +35,10 @@ import warnings
 import numpy as np
 import polars as pl
 
+from dyadflow.core import config as config_schema
 from dyadflow.stats import grouped
 
 DYAD = "dyad_id"
-DEFAULTS = {"predictor": "composite", "detrend": False, "covariate_outcome": True, "min_observations": 20, "max_nested_dyads": 1000}
 OPTIMISERS = ["lbfgs", "cg"]  # statsmodels tries the next when one fails; its default (bfgs first) often stops early with variance components
 TERMS = {"alliance_within": "alliance_within", "alliance_between": "alliance_between", "outcome_within": "outcome_within"}
 
@@ -202,7 +202,7 @@ def fit(rows: pl.DataFrame, covariate_outcome: bool = True, min_observations: in
 
 def run(sessions: pl.DataFrame, dyads: pl.DataFrame, cfg: dict | None = None, max_gap: int = 1) -> dict:
     """Prepare and fit with the ``stats.multilevel`` settings; the dict for ``multilevel.json``."""
-    opts = {**DEFAULTS, **(cfg or {})}
+    opts = config_schema.section("stats", {"multilevel": cfg or {}})["multilevel"]
     rows = prepare(sessions, dyads, opts["predictor"], bool(opts["detrend"]))
     out = fit(rows, bool(opts["covariate_outcome"]), int(opts["min_observations"]), int(opts["max_nested_dyads"]))
     out["options"] = {**opts, "max_gap": max_gap}

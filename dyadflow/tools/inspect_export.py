@@ -294,7 +294,7 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
                 + (f" (instruments with {len(cols)} items: {', '.join(keys)})" if keys else " (no registry instrument has that many items)")
             )
         spec["instruments"] = instruments or {"INSTRUMENT_KEY": {"form": "FORM", "items": "FORM_{n}", "rater": "patient"}}
-        undated = [e["form"] for e in instruments.values() if "date" not in e.get("columns", {})]
+        undated = [e["form"] for e in instruments.values() if "date" not in (e.get("columns") or {})]
         if undated:
             notes.append(f"no date field found for form {', '.join(undated)}: add columns: {{date: <field>}} under the instrument")
         absent = [c for c in ("patient_id", "therapist_id") if c not in spec["columns"]]

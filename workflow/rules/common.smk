@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 from snakemake.exceptions import WorkflowError
 
-from dyadflow.core.config import stop_if_wrong
+from dyadflow.core.config import fill_defaults, stop_if_wrong
 from dyadflow.core.naming import input_name, unsafe_paths
 from dyadflow.core.registry import BUILTIN_DIR, CONFIG_SCHEMA
 
@@ -18,7 +18,9 @@ stop_if_wrong(
     workflow.basedir,
     getattr(workflow, "configfiles", ()),
 )
-validate(config, str(CONFIG_SCHEMA))
+validate(config, str(CONFIG_SCHEMA), set_default=False)
+# the schema is the one home of the defaults: filled here, nested objects and lists too
+fill_defaults(config)
 
 # Snakemake reads { and } in file paths as wildcards: a path with them cannot be an
 # input, so the build stops here with one message naming the config key.

@@ -20,7 +20,6 @@ checkpoint report_plan:
         results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.plan)),
         strategies=SELECTION_NAMES,
         dyads_per_shard=REPORT_CFG["dyads_per_shard"],
-        fixed_shards=REPORT_CFG.get("shards"),
     log:
         f"{LOGS}/report/plan.log",
     run:

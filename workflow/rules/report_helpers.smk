@@ -5,9 +5,9 @@ from dyadflow.core.manifest import config_hash as _config_hash  # standard libra
 
 REPORT_CFG = config["report"]
 REPORT_CONFIG_SHA = _config_hash(config)
-SELECTION_NAMES = [s["name"] for s in config.get("selection", [])]
+SELECTION_NAMES = [s["name"] for s in config["selection"]]
 # feedback.prompts: the study's own support prompts (a declared input of the clinician copies)
-FEEDBACK_PROMPTS = (config.get("feedback") or {}).get("prompts") or []
+FEEDBACK_PROMPTS = config["feedback"]["prompts"] or []
 # templates, assets, message catalogues and the report code: a change re-runs the report jobs (and, through
 # the dyad fingerprint, re-renders the reports)
 REPORT_TEMPLATES = sorted(

@@ -18,7 +18,7 @@ rule stats:
         outcome=config_value("outcome"),
         alliance=config["alliance"],
         stats=config["stats"],
-        feedback=config.get("feedback") or {},
+        feedback=config["feedback"],
         instruments_dir=config_value("instruments_dir"),
     log:
         f"{LOGS}/stats.log",
