@@ -12,7 +12,7 @@ CORES ?= 2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: report demo test test-cluster lint system-deps venv clean demo-data
+.PHONY: report demo test test-cluster lint system-deps venv clean demo-data bench
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
@@ -30,6 +30,11 @@ test: venv
 # study run through it with --profile profiles/slurm, outputs compared with a local run.
 test-cluster: venv
 	tests/cluster/run.sh
+
+# issue 18's quick benchmarks (10,000 dyads; 6 M dial rows): one table of ratios and targets
+# (a few minutes; the full sizes are commands in bench/RESULTS.md)
+bench: venv
+	PYTHONPATH=. $(BIN)/python bench/run_all.py
 
 lint: venv
 	$(BIN)/snakemake --lint --configfile config/config.yaml

@@ -27,6 +27,9 @@ from dyadflow.registry import RATERS, Instrument, item_column
 from dyadflow.schemas import (
     ID_PATTERN,
     PANDERA_RULES,
+    clean_rows,
+    fast_path_enabled,
+    plain_numbers,
     instrument_item_values,
     instrument_schema,
     parse_bool,
@@ -104,7 +107,17 @@ EMPTY_FOUND = pl.DataFrame(schema={"_row": pl.Int64, "column": pl.String, "value
 
 
 def _pandera_failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
-    """Run a pandera schema with data checks; failures as (_row, column, value, rule)."""
+    """Run a pandera schema with data checks; failures as (_row, column, value, rule).
+
+    With the fast path on, the rows that pass every check in one polars pass
+    (:func:`dyadflow.schemas.clean_rows`) are left out first: pandera judges only the
+    others, and reports for them what it would report in the whole frame."""
+    if fast_path_enabled():
+        clean = clean_rows(schema, frame)
+        if clean is not None:
+            frame = frame.filter(~clean)
+            if not frame.height:  # pandera would still run every check, on no rows
+                return pl.DataFrame(schema={"column": pl.String, "value": pl.String, "rule": pl.String, "_row": pl.Int64})
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
@@ -280,12 +293,26 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
         total_number(pl.col("total")).alias("total"),
     )
     parts = []
+    fast = fast_path_enabled()
     for key in sorted(rows.get_column("instrument").unique().to_list()):
         part = rows.filter(pl.col("instrument") == key)
         inst = registry[key]
-        part = part.with_columns(instrument_item_values(inst, items)).with_columns(
-            [pl.lit(None, dtype=pl.Int16).alias(c) for c in items if c not in inst.items]
-        )
+        own = [(i, item_column(i)) for i in range(1, inst.n_items + 1) if item_column(i) in items]
+        if fast and own:
+            # fast path: rows whose answers are all plain numbers ("3") are cast; only the
+            # others go through the token lookup (codes, labels, "3.0", "1a|2b")
+            plain = pl.all_horizontal(
+                [pl.col(c).is_null() | pl.col(c).is_in(pl.Series(plain_numbers(inst, i), dtype=pl.String).implode()) for i, c in own]
+            )
+            mask = part.select(plain.alias("_plain")).to_series()
+            typed = [
+                part.filter(mask).with_columns([pl.col(c).cast(pl.Int16) for _, c in own]),
+                part.filter(~mask).with_columns(instrument_item_values(inst, items)),
+            ]
+            part = pl.concat(typed)
+        else:
+            part = part.with_columns(instrument_item_values(inst, items))
+        part = part.with_columns([pl.lit(None, dtype=pl.Int16).alias(c) for c in items if c not in inst.items])
         parts.append(part)
     if not parts:
         return rows.with_columns([pl.lit(None, dtype=pl.Int16).alias(c) for c in items])
