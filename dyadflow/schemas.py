@@ -121,11 +121,13 @@ def clean_rows(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.Series | N
     return frame.select(pl.all_horizontal(conditions).fill_null(False).alias("clean")).to_series()
 
 
-def plain_numbers(inst: Instrument, item: int) -> list[str]:
-    """The answers to ``item`` written as a plain whole number that mean that number
-    ("3" is 3): cells the fast path parses with a cast instead of the token lookup of
-    :func:`item_value` (which gives the same value for them)."""
-    return [k for k, v in inst.token_map(item).items() if k.isdigit() and str(int(k)) == k and v == int(k)]
+def simple_tokens(inst: Instrument, item: int) -> dict[str, int]:
+    """The answers to ``item`` that :func:`item_value` maps without normalising them (no
+    upper-case letter, no ``|`` or ``/``: "3", "3.0", "1a", a label in lower case), with
+    their values: the fast path looks cells up among them in one pass; any other cell
+    (e.g. "1A", "1a|2b", "Seldom") goes through :func:`item_value`, which gives the same
+    value for these."""
+    return {k: v for k, v in inst.token_map(item).items() if k == k.lower() and "|" not in k and "/" not in k}
 
 
 def parse_date(col: pl.Expr) -> pl.Expr:
@@ -263,7 +265,7 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
                     _expr_check(
                         "item_value",
                         lambda x, i=i: item_value(inst, i, _normalise_separators(x)).is_not_null(),
-                        lambda x, plain=plain_numbers(inst, i): x.is_in(pl.Series(plain, dtype=pl.String).implode()),
+                        lambda x, simple=list(simple_tokens(inst, i)): x.is_in(pl.Series(simple, dtype=pl.String).implode()),
                     )
                 ],
             )

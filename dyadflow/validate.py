@@ -29,7 +29,7 @@ from dyadflow.schemas import (
     PANDERA_RULES,
     clean_rows,
     fast_path_enabled,
-    plain_numbers,
+    simple_tokens,
     instrument_item_values,
     instrument_schema,
     parse_bool,
@@ -299,17 +299,20 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
         inst = registry[key]
         own = [(i, item_column(i)) for i in range(1, inst.n_items + 1) if item_column(i) in items]
         if fast and own:
-            # fast path: rows whose answers are all plain numbers ("3") are cast; only the
-            # others go through the token lookup (codes, labels, "3.0", "1a|2b")
-            plain = pl.all_horizontal(
-                [pl.col(c).is_null() | pl.col(c).is_in(pl.Series(plain_numbers(inst, i), dtype=pl.String).implode()) for i, c in own]
+            # fast path: the answers found among the item's simple tokens ("3", "1a") are
+            # looked up in one pass; only rows with another answer ("1A", "1a|2b") take the
+            # text path's normalising lookup
+            simple = {c: simple_tokens(inst, i) for i, c in own}
+            part = part.with_columns(
+                [pl.col(c).replace_strict(list(t), list(t.values()), default=None, return_dtype=pl.Int16).alias(f"_fast{c}")
+                 for c, t in simple.items()]
             )
-            mask = part.select(plain.alias("_plain")).to_series()
-            typed = [
-                part.filter(mask).with_columns([pl.col(c).cast(pl.Int16) for _, c in own]),
-                part.filter(~mask).with_columns(instrument_item_values(inst, items)),
-            ]
-            part = pl.concat(typed)
+            mask = part.select(pl.all_horizontal([pl.col(c).is_null() | pl.col(f"_fast{c}").is_not_null() for c in simple])).to_series()
+            fast_cols = [f"_fast{c}" for c in simple]
+            part = pl.concat([
+                part.filter(mask).with_columns([pl.col(f"_fast{c}").alias(c) for c in simple]).drop(fast_cols),
+                part.filter(~mask).drop(fast_cols).with_columns(instrument_item_values(inst, items)),
+            ])
         else:
             part = part.with_columns(instrument_item_values(inst, items))
         part = part.with_columns([pl.lit(None, dtype=pl.Int16).alias(c) for c in items if c not in inst.items])

@@ -18,7 +18,7 @@ import yaml
 from polars.testing import assert_frame_equal
 
 from dyadflow import demo, ingest, io, score, stats, validate
-from dyadflow.schemas import clean_rows, instrument_schema, plain_numbers, raw_schema
+from dyadflow.schemas import clean_rows, instrument_schema, raw_schema, simple_tokens
 
 REPO = Path(__file__).resolve().parent.parent
 BAD = REPO / "tests" / "data" / "bad"
@@ -29,7 +29,9 @@ ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}
 # at and around the fast path's screen; rule None: accepted
 ODD_CELLS = [
     (3, "item_02", "03", "item_value"),  # a leading zero: not a plain number; the token lookup rejects it
-    (5, "item_03", "3.0", None),  # an accepted spelling that is not a plain number (the text path accepts it)
+    (5, "item_03", "3.0", None),  # an accepted spelling, a simple token
+    (6, "item_16", "1A", None),  # accepted, but not a simple token: the text path lower-cases it
+    (7, "item_18", "1a|2b", None),  # several answers: the highest scores (text path)
     (8, "item_04", "+2", "item_value"),  # casts to 2, but is no answer
     (13, "item_01", "4", "item_value"),  # one above the BDI-II's 0–3 ...
     (21, "item_01", "3", None),  # ... the top itself
@@ -105,26 +107,29 @@ def test_outputs_are_the_same_with_the_fast_path_off_and_on(registry, tmp_path, 
         got = mine.filter(pl.col("source_line") == line).select("column", "rule").rows()
         assert got == ([] if rule is None else [(column, rule)]), (line, column, got)
     accepted = on["accepted"].filter(pl.col("source_file") == csv)
-    assert accepted.filter(pl.col("source_line").is_in([ln for ln, (_, r) in lines.items() if r is None])).height == 5
+    assert accepted.filter(pl.col("source_line").is_in([ln for ln, (_, r) in lines.items() if r is None])).height == 7
 
 
-def test_plain_numbers_are_the_items_own_numbers(registry):
-    assert plain_numbers(registry["bdi_ii"], 1) == ["0", "1", "2", "3"]
-    # BDI-II item 16 also takes the codes 1a, 1b ...: those are not plain numbers
-    assert plain_numbers(registry["bdi_ii"], 16) == ["0", "1", "2", "3"]
-    assert plain_numbers(registry["wai_sr"], 1) == ["1", "2", "3", "4", "5"]
+def test_simple_tokens_are_those_looked_up_as_written(registry):
+    numbers = {"0": 0, "0.0": 0, "1": 1, "1.0": 1, "2": 2, "2.0": 2, "3": 3, "3.0": 3}
+    assert simple_tokens(registry["bdi_ii"], 1) == numbers
+    # BDI-II items 16 and 18 also take the codes 1a … 3b (schemas/instruments/bdi_ii.yaml)
+    assert simple_tokens(registry["bdi_ii"], 16) == numbers | {"1a": 1, "1b": 1, "2a": 2, "2b": 2, "3a": 3, "3b": 3}
+    wai = simple_tokens(registry["wai_sr"], 1)
+    assert (wai["5"], wai["always"], wai["fairly often"]) == (5, 5, 3)
+    assert "Always" not in wai and len(wai) == 15
 
 
 def test_the_screen_passes_only_rows_no_check_can_fail(registry):
     inst = registry["bdi_ii"]
-    cells = ["3", "0", None, "4", "-1", "03", "3.0", "+3", " 3", "1a", "x"]
+    cells = ["3", "0", None, "3.0", "4", "-1", "03", "+3", " 3", "1a", "x", "3|2"]
     frame = pl.DataFrame(
         {"rater": ["patient"] * len(cells), "item_01": cells, "item_02": ["1"] * len(cells), "total": [None] * len(cells)},
         schema={"rater": pl.String, "item_01": pl.String, "item_02": pl.String, "total": pl.String},
     )
     clean = clean_rows(instrument_schema(inst, ["item_01", "item_02", "total"]), frame).to_list()
-    # only the plain numbers in 0–3 (and an empty cell) pass; "3.0" is valid but goes to pandera
-    assert clean == [True, True, True, False, False, False, False, False, False, False, False]
+    # only the simple tokens of item 1 (0–3, "3.0") and an empty cell pass; "3|2" is valid but goes to pandera
+    assert clean == [True, True, True, True, False, False, False, False, False, False, False, False]
     # a therapist's BDI-II fails rater_not_allowed: not clean
     therapist = frame.head(1).with_columns(pl.lit("therapist").alias("rater"))
     assert clean_rows(instrument_schema(inst, ["item_01", "item_02", "total"]), therapist).to_list() == [False]
