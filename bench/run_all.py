@@ -6,7 +6,7 @@ Imports the bench modules and runs their quick sizes: ingest + validate + score 
 process (canonical CSV and REDCap, 10,000 dyads × 14 sessions), the pipeline through
 Snakemake (10,000 dyads × 20 sessions, every stage but reports), the microprocess
 analysis (1,000 sessions × 2 raters × 3,000 s = 6 M dial rows) and a dyad report
-against a bare render (needs a results folder with report tables: ``make demo``).
+against a bare render (from ``--results``, else from the pipeline run's results).
 Prints each measure of issue 18's table with its floor, the ratio, the target and
 whether it is met, and the load average before and after. The full sizes are commands
 in bench/RESULTS.md. Figures vary with the machine's load: compare ratios, not times.
@@ -54,7 +54,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dyads", type=int, default=10000)
     ap.add_argument("--dial-sessions", type=int, default=1000)
-    ap.add_argument("--results", default="results", help="a results folder with report tables (make demo)")
+    ap.add_argument("--results", default="results",
+                    help="a results folder with report tables (make demo); else the pipeline run's (step 3)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     load_before = os.getloadavg()
@@ -79,6 +80,8 @@ def main() -> None:
 
     print("[4/5] dyad report vs a bare render", flush=True)
     results = Path(args.results)
+    if not (results / "stats").exists():  # the pipeline run's own results (step 3) have the report tables
+        results = Path(pipe["results"])
     if (results / "stats").exists():
         rep = report_render.measure(argparse.Namespace(results=str(results), dyads=10, repeat=3), verbose=False)
         row("a dyad case report vs a bare WeasyPrint render of the same page count", rep["floor"], rep["report"], 2)
