@@ -40,6 +40,8 @@ def row(measure: str, floor: float | None, value: float | None, target: float | 
         return
     shown = value / floor if ratio else value
     met = "—" if target is None else ("met" if shown <= target else "not met")
+    if "target is for" in note:  # measured at the quick size, the target is for the full size
+        met = f"at this size {'within' if shown <= target else 'above'} it"
     ROWS.append((
         measure,
         "—" if floor is None else f"{floor:.2f} {unit}",
