@@ -54,7 +54,7 @@ def measure(dyads: int = 2000, sessions: int = 14, fmt: str = "canonical_csv", r
         res = validate.validate_frames([frame], [meta], registry)
         return score.score_frame(res.accepted, registry)
 
-    t_ingest, (frame, meta) = best_of(lambda: ingest.read_input(spec), repeat)
+    t_ingest, _ = best_of(lambda: ingest.read_input(spec), repeat)
     t_all, scores = best_of(stages, repeat)
     return {"path": str(path), "mb": path.stat().st_size / 1e6, "rows": raw.height, "floor": floor, "ingest": t_ingest,
             "all": t_all, "scored": scores.height, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -23,10 +23,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-import ingest_validate_score  # noqa: E402
-import microprocess  # noqa: E402
-import pipeline  # noqa: E402
-import report_render  # noqa: E402
+import ingest_validate_score
+import microprocess
+import pipeline
+import report_render
 
 ROWS: list[tuple[str, str, str, str, str, str]] = []
 

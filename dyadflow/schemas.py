@@ -223,6 +223,12 @@ def instrument_item_values(inst: Instrument, columns: list[str]) -> list[pl.Expr
     ]
 
 
+def _token_screen(tokens: list[str]):
+    """The fast screen of an item column: the cell is one of ``tokens``."""
+    listed = pl.Series(tokens, dtype=pl.String).implode()
+    return lambda x: x.is_in(listed)
+
+
 def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchema:
     """Checks generated from one instrument definition, for rows of that instrument."""
     schema_columns: dict[str, pa.Column] = {
@@ -265,7 +271,7 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
                     _expr_check(
                         "item_value",
                         lambda x, i=i: item_value(inst, i, _normalise_separators(x)).is_not_null(),
-                        lambda x, simple=list(simple_tokens(inst, i)): x.is_in(pl.Series(simple, dtype=pl.String).implode()),
+                        _token_screen(list(simple_tokens(inst, i))),
                     )
                 ],
             )
