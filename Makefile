@@ -13,7 +13,7 @@ CORES ?= 2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: report demo test test-cluster lint system-deps venv clean demo-data catalogues
+.PHONY: report demo test test-cluster lint system-deps venv clean demo-data catalogues bench
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
@@ -33,6 +33,11 @@ test: venv lint
 # study run through it with --profile profiles/slurm, outputs compared with a local run.
 test-cluster: venv
 	tests/cluster/run.sh
+
+# issue 18's quick benchmarks (10,000 dyads; 6 M dial rows): one table of ratios and targets
+# (a few minutes; the full sizes are commands in bench/RESULTS.md)
+bench: venv
+	PYTHONPATH=. $(BIN)/python bench/run_all.py
 
 # formatting and lint (settings in pyproject.toml), no block of 6+ lines repeated inside the
 # package, and the documentation site builds without a warning (docs/contributing.md)

@@ -35,6 +35,34 @@ def best_of(fn, repeat):
     return min(times), out
 
 
+def measure(dyads: int = 2000, sessions: int = 14, fmt: str = "canonical_csv", repeat: int = 3, out: str = "bench/out") -> dict:
+    """Wall times (best of ``repeat``) of the floor, ingest and ingest + validate + score, in one process."""
+    path = Path(out) / f"export_{dyads}x{sessions}{'_redcap' if fmt == 'redcap' else ''}.csv"
+    if not path.exists():
+        table = demo.generate(n_dyads=dyads, n_sessions=sessions, bad_rows=False)
+        data = demo.redcap_table(table) if fmt == "redcap" else table
+        atomic.write_bytes(path, atomic.csv_bytes(data))
+    registry = load_registry()
+    spec = {"path": str(path), "format": fmt}
+    if fmt == "redcap":
+        import yaml
+
+        config = yaml.safe_load(Path(__file__).resolve().parent.parent.joinpath("config", "config.yaml").read_text())
+        spec = {**next(s for s in config["inputs"] if s["format"] == "redcap"), **spec}
+
+    floor, raw = best_of(lambda: pl.read_csv(path, infer_schema=False), repeat)
+
+    def stages():
+        frame, meta = ingest.read_input(spec)
+        res = validate.validate_frames([frame], [meta], registry)
+        return score.score_frame(res.accepted, registry)
+
+    t_ingest, _ = best_of(lambda: ingest.read_input(spec), repeat)
+    t_all, scores = best_of(stages, repeat)
+    return {"path": str(path), "mb": path.stat().st_size / 1e6, "rows": raw.height, "floor": floor, "ingest": t_ingest,
+            "all": t_all, "scored": scores.height, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dyads", type=int, default=2000)
@@ -44,35 +72,13 @@ def main() -> None:
     ap.add_argument("--format", choices=["canonical_csv", "redcap"], default="canonical_csv",
                     help="redcap: the BDI-II and WAI-SR of the study as a REDCap export (config as in config/config.yaml)")
     args = ap.parse_args()
-
-    path = Path(args.out) / f"export_{args.dyads}x{args.sessions}{'_redcap' if args.format == 'redcap' else ''}.csv"
-    if not path.exists():
-        table = demo.generate(n_dyads=args.dyads, n_sessions=args.sessions, bad_rows=False)
-        data = demo.redcap_table(table) if args.format == "redcap" else table
-        atomic.write_bytes(path, atomic.csv_bytes(data))
-    registry = load_registry()
-    spec = {"path": str(path), "format": args.format}
-    if args.format == "redcap":
-        import yaml
-
-        config = yaml.safe_load(Path(__file__).resolve().parent.parent.joinpath("config", "config.yaml").read_text())
-        spec = {**next(s for s in config["inputs"] if s["format"] == "redcap"), **spec}
-
-    floor, raw = best_of(lambda: pl.read_csv(path, infer_schema=False), args.repeat)
-
-    def stages():
-        frame, meta = ingest.read_input(spec)
-        res = validate.validate_frames([frame], [meta], registry)
-        return score.score_frame(res.accepted, registry)
-
-    t_ingest, (frame, meta) = best_of(lambda: ingest.read_input(spec), args.repeat)
-    t_all, scores = best_of(stages, args.repeat)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"file: {path} ({path.stat().st_size / 1e6:.1f} MB, {raw.height} rows, {args.dyads} dyads x {args.sessions} sessions)")
+    m = measure(args.dyads, args.sessions, args.format, args.repeat, args.out)
+    floor, t_ingest, t_all = m["floor"], m["ingest"], m["all"]
+    print(f"file: {m['path']} ({m['mb']:.1f} MB, {m['rows']} rows, {args.dyads} dyads x {args.sessions} sessions)")
     print(f"plain pl.read_csv:          {floor:8.3f} s")
     print(f"ingest only:                {t_ingest:8.3f} s  ({t_ingest / floor:.1f}x the floor)")
     print(f"ingest + validate + score:  {t_all:8.3f} s  ({t_all / floor:.1f}x the floor)")
-    print(f"scored questionnaires: {scores.height}; peak RSS {peak_mb:.0f} MB")
+    print(f"scored questionnaires: {m['scored']}; peak RSS {m['peak_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,23 @@ def phase(name: str, path: Path) -> dict:
     return {"phase": name, "wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb), "rows": rows, **extra}
 
 
+def measure(sessions: int, seconds: int) -> dict:
+    """Each phase in its own process (its own peak RSS): {"floor": {...}, "analyse": {...}}."""
+    path = OUT / f"dial_{sessions}x{seconds}.parquet"
+    if not path.exists():
+        t = time.perf_counter()
+        generate(path, sessions, seconds)
+        print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
+    results = {}
+    for name in ("floor", "analyse"):
+        proc = subprocess.run(
+            [sys.executable, __file__, "--sessions", str(sessions), "--seconds", str(seconds), "--phase", name],
+            capture_output=True, text=True, check=True,
+        )
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=10000)
@@ -101,17 +118,7 @@ def main() -> int:
     if args.phase:
         print(json.dumps(phase(args.phase, path)))
         return 0
-    if not path.exists():
-        t = time.perf_counter()
-        generate(path, args.sessions, args.seconds)
-        print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
-    results = {}
-    for name in ("floor", "analyse"):
-        proc = subprocess.run(
-            [sys.executable, __file__, "--sessions", str(args.sessions), "--seconds", str(args.seconds), "--phase", name],
-            capture_output=True, text=True, check=True,
-        )
-        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    results = measure(args.sessions, args.seconds)
     floor = results["floor"]["wall_s"]
     for name, r in results.items():
         print(f"{name:8s} {r['wall_s']:8.2f} s  peak RSS {r['peak_rss_mb']:6d} MB  ratio {r['wall_s'] / floor:6.1f}  {r}")

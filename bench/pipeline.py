@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 PY = sys.executable
 CONFIG = """\
 study: {name: "Benchmark (synthetic)"}
@@ -64,6 +65,57 @@ def stage_figures(log: Path, stage: str) -> tuple[float, float]:
     return (float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan"))
 
 
+def run_one(n: int, sessions: int = 20, cores: int = 2, out: str = "bench/out/pipeline", nightly: bool = True,
+            quiet: bool = False) -> dict:
+    """Build every stage but reports for ``n`` dyads through Snakemake; the figures as a dict."""
+    import polars as pl
+
+    from dyadflow.tools import demo_study as demo
+    from dyadflow.core import atomic
+
+    say = (lambda *a, **k: None) if quiet else print
+    work = Path(out).resolve() / f"{n}x{sessions}"
+    export = work / "data" / "questionnaires.csv"
+    if not export.exists():
+        t0 = time.perf_counter()
+        atomic.write_bytes(export, atomic.csv_bytes(demo.generate(n_dyads=n, n_sessions=sessions, bad_rows=False)))
+        say(f"[{n}] generated {export} in {time.perf_counter() - t0:.1f} s", flush=True)
+    (work / "study.yaml").write_text(CONFIG, encoding="utf-8")
+    subprocess.run(["rm", "-rf", "results", "logs", ".snakemake"], cwd=work, check=True)
+    t0 = time.perf_counter()
+    raw = pl.read_csv(export, infer_schema=False)
+    floor = time.perf_counter() - t0
+    size_mb, rows = export.stat().st_size / 1e6, raw.height
+    del raw
+    load = os.getloadavg()
+    opts = ["--snakefile", str(REPO / "Snakefile"), "--cores", str(cores), "--quiet", "all",
+            "--configfile", "study.yaml"]  # last: --quiet and --configfile take several values
+    say(f"\n## {n:,} dyads × {sessions} sessions: {size_mb:.0f} MB, {rows:,} rows; "
+        f"load average before {load[0]:.1f}", flush=True)
+    total_wall, peak, code = timed([PY, "-m", "snakemake", *ALL_TARGETS, *opts], work)
+    say("| stage | stage's own time (its log) | process peak RSS when it finished |\n|---|---|---|")
+    own, rss = {}, {}
+    for stage, _targets, log in STAGES:
+        own[stage], rss[stage] = stage_figures(work / log, stage)
+        say(f"| {stage} | {own[stage]:.2f} s | {rss[stage]:,.0f} MB |")
+    say(f"| **whole snakemake call, all stages but reports** | **{total_wall:.1f} s** wall | **{peak:,.0f} MB** peak |"
+        + ("" if code == 0 else " FAILED"))
+    ivs = own["ingest"] + own["validate"] + own["score"]
+    say(f"\nplain pl.read_csv (floor) {floor:.2f} s; ingest + validate + score {ivs:.2f} s = {ivs / floor:.1f}× the floor")
+    result = {"n": n, "floor": floor, "own": own, "rss": rss, "wall": total_wall, "peak_mb": peak, "ok": code == 0,
+              "ivs": ivs, "load_before": load[0], "results": str(work / "results")}
+    if nightly:
+        wall, _rss, code = timed([PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(cores),
+                                  *ALL_TARGETS], work)
+        wall2, rss2, code2 = timed([PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(cores),
+                                    *ALL_TARGETS], work)
+        say(f"first dyadflow nightly after the build (fingerprints, state): {wall:.1f} s (exit {code}); "
+            f"no-op nightly rerun: {wall2:.1f} s, peak {rss2:,.0f} MB (exit {code2}); "
+            f"load average after {os.getloadavg()[0]:.1f}", flush=True)
+        result["noop_nightly"] = wall2
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dyads", type=int, nargs="+", default=[1000, 10000])
@@ -71,48 +123,8 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--out", default="bench/out/pipeline")
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO))
-    import polars as pl
-
-    from dyadflow.tools import demo_study as demo
-    from dyadflow.core import atomic
-
     for n in args.dyads:
-        work = Path(args.out).resolve() / f"{n}x{args.sessions}"
-        export = work / "data" / "questionnaires.csv"
-        if not export.exists():
-            t0 = time.perf_counter()
-            atomic.write_bytes(export, atomic.csv_bytes(demo.generate(n_dyads=n, n_sessions=args.sessions, bad_rows=False)))
-            print(f"[{n}] generated {export} in {time.perf_counter() - t0:.1f} s", flush=True)
-        (work / "study.yaml").write_text(CONFIG, encoding="utf-8")
-        subprocess.run(["rm", "-rf", "results", "logs", ".snakemake"], cwd=work, check=True)
-        t0 = time.perf_counter()
-        raw = pl.read_csv(export, infer_schema=False)
-        floor = time.perf_counter() - t0
-        size_mb, rows = export.stat().st_size / 1e6, raw.height
-        del raw
-        load = os.getloadavg()
-        opts = ["--snakefile", str(REPO / "Snakefile"), "--cores", str(args.cores), "--quiet", "all",
-                "--configfile", "study.yaml"]  # last: --quiet and --configfile take several values
-        print(f"\n## {n:,} dyads × {args.sessions} sessions: {size_mb:.0f} MB, {rows:,} rows; "
-              f"load average before {load[0]:.1f}", flush=True)
-        total_wall, peak, code = timed([PY, "-m", "snakemake", *ALL_TARGETS, *opts], work)
-        print("| stage | stage's own time (its log) | process peak RSS when it finished |\n|---|---|---|")
-        own = {}
-        for stage, _targets, log in STAGES:
-            own[stage], rss = stage_figures(work / log, stage)
-            print(f"| {stage} | {own[stage]:.2f} s | {rss:,.0f} MB |")
-        print(f"| **whole snakemake call, all stages but reports** | **{total_wall:.1f} s** wall | **{peak:,.0f} MB** peak |"
-              + ("" if code == 0 else " FAILED"))
-        ivs = own["ingest"] + own["validate"] + own["score"]
-        print(f"\nplain pl.read_csv (floor) {floor:.2f} s; ingest + validate + score {ivs:.2f} s = {ivs / floor:.1f}× the floor")
-        wall, rss, code = timed([PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(args.cores),
-                                 *ALL_TARGETS], work)
-        wall2, rss2, code2 = timed([PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(args.cores),
-                                    *ALL_TARGETS], work)
-        print(f"first dyadflow nightly after the build (fingerprints, state): {wall:.1f} s (exit {code}); "
-              f"no-op nightly rerun: {wall2:.1f} s, peak {rss2:,.0f} MB (exit {code2}); "
-              f"load average after {os.getloadavg()[0]:.1f}", flush=True)
+        run_one(n, args.sessions, args.cores, args.out)
 
 
 if __name__ == "__main__":

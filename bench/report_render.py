@@ -61,8 +61,13 @@ def main() -> None:
     ap.add_argument("--results", default="results")
     ap.add_argument("--dyads", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args()
+    measure(ap.parse_args())
 
+
+def measure(args, verbose: bool = True) -> dict:
+    """The chart-format figures and the dyad report's median against its floor (``args``:
+    results, dyads, repeat)."""
+    print_ = print if verbose else (lambda *a, **k: None)
     from dyadflow.core.registry import load_registry
     from dyadflow.report import charts, dyad, render
     from dyadflow.report.tables import read_report_tables
@@ -95,10 +100,10 @@ def main() -> None:
     with_svg = bare.replace("<h2>Section 1</h2>", "".join(s.split("?>", 1)[-1] for s in svgs) + "<h2>Section 1</h2>")
     fmt = {name: _median_time(lambda h=h: render.render_pdf(h, 0, fetcher), args.repeat)
            for name, h in (("bare 2-page", bare), ("3 inline SVG", with_svg), ("3 PNG@200dpi", with_png))}
-    print("chart format (WeasyPrint render only, median of", args.repeat, "):")
+    print_("chart format (WeasyPrint render only, median of", args.repeat, "):")
     for name, sec in fmt.items():
-        print(f"  {name:14s} {sec * 1000:7.0f} ms   {sec / fmt['bare 2-page']:.2f}× bare")
-    print(f"  making 3 charts: PNG {chart_png * 1000:.0f} ms, SVG {chart_svg * 1000:.0f} ms")
+        print_(f"  {name:14s} {sec * 1000:7.0f} ms   {sec / fmt['bare 2-page']:.2f}× bare")
+    print_(f"  making 3 charts: PNG {chart_png * 1000:.0f} ms, SVG {chart_svg * 1000:.0f} ms")
 
     # 2. dyad reports vs a plain document of the same page count
     per, floors, pages = [], [], []
@@ -111,8 +116,9 @@ def main() -> None:
         plain = plain_html(n)
         floors.append(_median_time(lambda: render.render_pdf(plain, 0, fetcher), 1))
     med, floor = statistics.median(per), statistics.median(floors)
-    print(f"dyad report: median {med * 1000:.0f} ms over {len(per)} dyads ({statistics.median(pages):.0f} pages); "
+    print_(f"dyad report: median {med * 1000:.0f} ms over {len(per)} dyads ({statistics.median(pages):.0f} pages); "
           f"plain document of the same page count {floor * 1000:.0f} ms; ratio {med / floor:.2f}× (target 2×)")
+    return {"report": med, "floor": floor, "pages": statistics.median(pages), "formats": fmt}
 
     # 3. clinician copies (issue 17; context → 2 charts → HTML in the copy's language → PDF)
     from dyadflow.report import clinician

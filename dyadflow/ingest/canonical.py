@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from dyadflow.core.performance import fast_path_enabled
 from dyadflow.ingest.mapping import FIELDS, REQUIRED, apply_mapping, canonical_name  # noqa: F401  (re-exported)
 from dyadflow.ingest.text import TextTable, read_text_table
 
@@ -38,9 +39,19 @@ def read_raw(path: str, file: str, spec: dict) -> tuple[TextTable, pl.DataFrame]
     """The text table of an input (its encoding and delimiter), and its rows with the
     expected field count."""
     table = read_text_table(path, encoding=spec["encoding"], delimiter=spec["delimiter"], file=file)
-    return table, table.frame.with_columns(pl.lit(table.n_fields, dtype=pl.Int64).alias("expected_fields")).with_columns(
-        repeated_header(table.header)
-    )
+    frame = table.frame.with_columns(pl.lit(table.n_fields, dtype=pl.Int64).alias("expected_fields"))
+    if fast_path_enabled() and not _may_repeat_header(frame, table.header):
+        # fast path: no row starts like the header, so none repeats it (one column looked at, not all)
+        return table, frame.with_columns(
+            pl.lit(None, dtype=pl.String).alias("ingest_rule"), pl.lit(None, dtype=pl.String).alias("ingest_message")
+        )
+    return table, frame.with_columns(repeated_header(table.header))
+
+
+def _may_repeat_header(frame: pl.DataFrame, header: list[str]) -> bool:
+    """Whether some row's first cell is the first header name (ignoring case)."""
+    first = header[0]
+    return bool(frame.select(pl.col(first).str.to_lowercase().eq_missing(first.lower()).any()).item())
 
 
 def repeated_header(header: list[str]) -> list[pl.Expr]:

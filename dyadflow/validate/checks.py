@@ -15,6 +15,7 @@ import datetime as dt
 import polars as pl
 import pandera.polars as pa
 
+from dyadflow.core.performance import fast_path_enabled  # noqa: F401  (re-exported)
 from dyadflow.core.registry import RATERS, Instrument, item_column
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -68,14 +69,64 @@ RULES = {
 }
 
 
-def _expr_check(name: str, expr_fn) -> pa.Check:
+def _expr_check(name: str, expr_fn, fast_fn=None) -> pa.Check:
     """A check on one column whose outcome is the polars expression ``expr_fn(col)``.
 
     An empty cell passes: whether a column may be empty is the column's ``nullable``.
+    ``fast_fn(col)``, if given, is a cheaper expression that is true only where
+    ``expr_fn`` is true too (it may be false where ``expr_fn`` holds): the fast path
+    (:func:`clean_rows`) screens the rows with it and sends the others to pandera.
     """
-    return pa.Check(
+    check = pa.Check(
         lambda data: data.lazyframe.select(pl.col(data.key).is_null() | expr_fn(pl.col(data.key))), name=name
     )
+    check.dyadflow_expr = fast_fn or expr_fn  # read by clean_rows
+    return check
+
+
+def _frame_check(name: str, expr: pl.Expr) -> pa.Check:
+    """A check on whole rows whose outcome is ``expr`` (true: the row passes)."""
+    check = pa.Check(lambda data: data.lazyframe.select(expr), name=name)
+    check.dyadflow_frame_expr = expr  # read by clean_rows
+    return check
+
+
+def clean_rows(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.Series | None:
+    """The fast path's screen: True for the rows of ``frame`` that no check of ``schema``
+    can fail, computed in one polars pass from the checks' own expressions (or their
+    cheaper sufficient ``fast_fn``). Only the other rows need pandera, which then finds
+    exactly the failures it would find in the whole frame, since every check here looks
+    at one row at a time. None when the frame cannot be screened this way (a column
+    missing or not text, a check without an expression): then pandera sees every row."""
+    conditions: list[pl.Expr] = []
+    for name, column in schema.columns.items():
+        if name not in frame.columns or frame.schema[name] != pl.String:
+            return None
+        col = pl.col(name)
+        if not column.nullable:
+            conditions.append(col.is_not_null())
+        for check in column.checks:
+            expr_fn = getattr(check, "dyadflow_expr", None)
+            if expr_fn is None:
+                return None
+            conditions.append(col.is_null() | expr_fn(col))
+    for check in schema.checks:
+        expr = getattr(check, "dyadflow_frame_expr", None)
+        if expr is None:
+            return None
+        conditions.append(expr)
+    if not conditions:
+        return pl.Series("clean", [True] * frame.height, dtype=pl.Boolean)
+    return frame.select(pl.all_horizontal(conditions).fill_null(False).alias("clean")).to_series()
+
+
+def simple_tokens(inst: Instrument, item: int) -> dict[str, int]:
+    """The answers to ``item`` that :func:`item_value` maps without normalising them (no
+    upper-case letter, no ``|`` or ``/``: "3", "3.0", "1a", a label in lower case), with
+    their values: the fast path looks cells up among them in one pass; any other cell
+    (e.g. "1A", "1a|2b", "Seldom") goes through :func:`item_value`, which gives the same
+    value for these."""
+    return {k: v for k, v in inst.token_map(item).items() if k == k.lower() and "|" not in k and "/" not in k}
 
 
 def parse_date(col: pl.Expr) -> pl.Expr:
@@ -171,6 +222,12 @@ def instrument_item_values(inst: Instrument, columns: list[str]) -> list[pl.Expr
     ]
 
 
+def _token_screen(tokens: list[str]):
+    """The fast screen of an item column: the cell is one of ``tokens``."""
+    listed = pl.Series(tokens, dtype=pl.String).implode()
+    return lambda x: x.is_in(listed)
+
+
 def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchema:
     """Checks generated from one instrument definition, for rows of that instrument."""
     schema_columns: dict[str, pa.Column] = {
@@ -213,6 +270,7 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
                     _expr_check(
                         "item_value",
                         lambda x, i=i: item_value(inst, i, _normalise_separators(x)).is_not_null(),
+                        _token_screen(list(simple_tokens(inst, i))),
                     )
                 ],
             )
@@ -227,9 +285,9 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
     )
     if inst.total_only:
         has_total = pl.col("total").is_not_null() if "total" in columns else pl.lit(False)
-        frame_check = pa.Check(lambda data: data.lazyframe.select(has_total), name="total_missing")
+        frame_check = _frame_check("total_missing", has_total)
     else:
-        frame_check = pa.Check(lambda data: data.lazyframe.select(answered), name="no_items")
+        frame_check = _frame_check("no_items", answered)
     return pa.DataFrameSchema(
         schema_columns,
         checks=[frame_check],

@@ -1,0 +1,157 @@
+"""The typed fast path (issue 18) changes no output: a study with it off and on.
+
+``DYADFLOW_FAST_PATH=0`` switches it off (dyadflow/core/performance.py). The study mixes
+the demo's REDCap, Qualtrics and xlsx exports, a canonical CSV with bad and unusual cells
+scattered through it, and every readable file of the bad-input corpus (tests/data/bad/).
+Every output is compared: ingested rows, accepted rows, rejections (rules, messages, line
+numbers), accounting, consent decisions, warnings, scores and statistics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from polars.testing import assert_frame_equal
+
+from dyadflow import ingest, score, stats
+from dyadflow.tools import demo_study as demo
+from dyadflow.core import atomic
+from dyadflow.validate import rules as validate
+from dyadflow.validate.checks import clean_rows, instrument_schema, raw_schema, simple_tokens
+
+REPO = Path(__file__).resolve().parent.parent
+BAD = REPO / "tests" / "data" / "bad"
+FREEZE = dt.date(2025, 1, 1)
+ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}
+
+# (k, column, cell, rule): the k-th BDI-II row of the generated table gets this cell,
+# at and around the fast path's screen; rule None: accepted
+ODD_CELLS = [
+    (3, "item_02", "03", "item_value"),  # a leading zero: not a plain number; the token lookup rejects it
+    (5, "item_03", "3.0", None),  # an accepted spelling, a simple token
+    (6, "item_16", "1A", None),  # accepted, but not a simple token: the text path lower-cases it
+    (7, "item_18", "1a|2b", None),  # several answers: the highest scores (text path)
+    (8, "item_04", "+2", "item_value"),  # casts to 2, but is no answer
+    (13, "item_01", "4", "item_value"),  # one above the BDI-II's 0–3 ...
+    (21, "item_01", "3", None),  # ... the top itself
+    (22, "item_01", "-1", "item_value"),  # one below the bottom ...
+    (23, "item_01", "0", None),  # ... the bottom itself
+    (34, "item_05", "x", "item_value"),
+    (55, "rater", "Patient", None),  # case: accepted, lower-cased
+    (89, "instrument", "BDI_II", None),
+    (144, "session", "12a", "session_format"),
+    (150, "consent_share_text", "maybe", "consent_value"),
+    (160, "date", "2024-13-01", "date_format"),
+]
+
+
+def _canonical(path: Path) -> tuple[Path, dict[int, tuple[str, str | None]]]:
+    """The CSV, and the line of each odd cell with its column and expected rule."""
+    table = demo.generate(n_dyads=64, n_sessions=6, bad_rows=True).with_row_index("_i")
+    # dyads of their own (the demo's REDCap export has D001 … too)
+    table = table.with_columns(pl.col("dyad_id").str.replace("^D", "C"))
+    bdi = table.filter(pl.col("instrument") == "bdi_ii").get_column("_i").to_list()
+    lines = {}
+    for k, column, cell, rule in ODD_CELLS:
+        i = bdi[k]
+        table = table.with_columns(pl.when(pl.col("_i") == i).then(pl.lit(cell)).otherwise(pl.col(column)).alias(column))
+        lines[i + 2] = (column, rule)  # the header is line 1
+    atomic.write_bytes(path, atomic.csv_bytes(table.drop("_i")))
+    return path, lines
+
+
+def _specs(tmp_path: Path) -> list[dict]:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    specs = [{**s, "path": str(REPO / s["path"])} for s in config["inputs"]]
+    specs.append({"path": str(_canonical(tmp_path / "questionnaires.csv")[0]), "format": "canonical_csv"})
+    expected = yaml.safe_load((BAD / "expected.yaml").read_text(encoding="utf-8"))
+    specs += [{"path": str(BAD / name), "format": "canonical_csv", **expected[name].get("spec", {})} for name in sorted(expected)]
+    return specs
+
+
+def _study(specs: list[dict], registry) -> dict[str, pl.DataFrame]:
+    read = [ingest.read_or_quarantine(s, "quarantine") for s in specs]
+    result = validate.validate_frames([f for f, _ in read], [m for _, m in read], registry, FREEZE, ALLIANCE)
+    scores = score.score_frame(result.accepted, registry)
+    st = stats.compute(scores, registry, "bdi_ii", ALLIANCE)
+    out = {f"ingest {i}": f for i, (f, _) in enumerate(read)}
+    out.update({
+        "accepted": result.accepted, "rejections": result.rejections, "accounting": result.accounting,
+        "consent": result.consent, "warnings": result.warnings, "linking": result.linking, "scores": scores,
+        "sessions": st.sessions, "dyads": st.dyads, "gains": st.gains, "ruptures": st.ruptures,
+    })
+    out["cohort"] = pl.DataFrame({"json": [str(st.cohort)]})
+    return out
+
+
+def test_outputs_are_the_same_with_the_fast_path_off_and_on(registry, tmp_path, monkeypatch):
+    specs = _specs(tmp_path)
+    monkeypatch.setenv("DYADFLOW_FAST_PATH", "0")
+    off = _study(specs, registry)
+    monkeypatch.setenv("DYADFLOW_FAST_PATH", "1")
+    on = _study(specs, registry)
+    assert off.keys() == on.keys()
+    for name in off:
+        try:
+            assert_frame_equal(off[name], on[name], check_exact=True)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+    rejections = on["rejections"]
+    assert rejections.height > 20  # the study does exercise the rules
+    # the odd cells are judged as by the text path: the rule on their line, or no rejection
+    _, lines = _canonical(tmp_path / "again.csv")
+    csv = specs[3]["path"]
+    mine = rejections.filter(pl.col("source_file") == csv)
+    for line, (column, rule) in lines.items():
+        got = mine.filter(pl.col("source_line") == line).select("column", "rule").rows()
+        assert got == ([] if rule is None else [(column, rule)]), (line, column, got)
+    accepted = on["accepted"].filter(pl.col("source_file") == csv)
+    assert accepted.filter(pl.col("source_line").is_in([ln for ln, (_, r) in lines.items() if r is None])).height == 7
+
+
+def test_simple_tokens_are_those_looked_up_as_written(registry):
+    numbers = {"0": 0, "0.0": 0, "1": 1, "1.0": 1, "2": 2, "2.0": 2, "3": 3, "3.0": 3}
+    assert simple_tokens(registry["bdi_ii"], 1) == numbers
+    # BDI-II items 16 and 18 also take the codes 1a … 3b (dyadflow/schemas/instruments/bdi_ii.yaml)
+    assert simple_tokens(registry["bdi_ii"], 16) == numbers | {"1a": 1, "1b": 1, "2a": 2, "2b": 2, "3a": 3, "3b": 3}
+    wai = simple_tokens(registry["wai_sr"], 1)
+    assert (wai["5"], wai["always"], wai["fairly often"]) == (5, 5, 3)
+    assert "Always" not in wai and len(wai) == 15
+
+
+def test_the_screen_passes_only_rows_no_check_can_fail(registry):
+    inst = registry["bdi_ii"]
+    cells = ["3", "0", None, "3.0", "4", "-1", "03", "+3", " 3", "1a", "x", "3|2"]
+    frame = pl.DataFrame(
+        {"rater": ["patient"] * len(cells), "item_01": cells, "item_02": ["1"] * len(cells), "total": [None] * len(cells)},
+        schema={"rater": pl.String, "item_01": pl.String, "item_02": pl.String, "total": pl.String},
+    )
+    clean = clean_rows(instrument_schema(inst, ["item_01", "item_02", "total"]), frame).to_list()
+    # only the simple tokens of item 1 (0–3, "3.0") and an empty cell pass; "3|2" is valid but goes to pandera
+    assert clean == [True, True, True, True, False, False, False, False, False, False, False, False]
+    # a therapist's BDI-II fails rater_not_allowed: not clean
+    therapist = frame.head(1).with_columns(pl.lit("therapist").alias("rater"))
+    assert clean_rows(instrument_schema(inst, ["item_01", "item_02", "total"]), therapist).to_list() == [False]
+    # the raw schema: an ID with a slash, an empty session
+    raw = pl.DataFrame(
+        {"dyad_id": ["D1", "D/1", "D1"], "patient_id": ["P1"] * 3, "therapist_id": ["T1"] * 3, "session": ["1", "1", None],
+         "date": ["2024-01-08"] * 3, "rater": ["patient"] * 3, "instrument": ["bdi_ii"] * 3}
+    )
+    assert clean_rows(raw_schema(["bdi_ii"], False, FREEZE, dt.date(1900, 1, 1)), raw).to_list() == [True, False, False]
+
+
+def test_a_text_column_that_is_not_text_is_not_screened(registry):
+    frame = pl.DataFrame({"rater": ["patient"], "item_01": [3], "total": [None]}, schema={"rater": pl.String, "item_01": pl.Int64, "total": pl.String})
+    assert clean_rows(instrument_schema(registry["bdi_ii"], ["item_01", "total"]), frame) is None
+
+
+@pytest.mark.parametrize("value, on", [("0", False), ("false", False), ("OFF", False), ("no", False), ("1", True), ("", True)])
+def test_the_switch(monkeypatch, value, on):
+    from dyadflow.core.performance import fast_path_enabled
+
+    monkeypatch.setenv("DYADFLOW_FAST_PATH", value)
+    assert fast_path_enabled() is on
