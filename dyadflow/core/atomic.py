@@ -163,13 +163,13 @@ def write_csv(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
     write_bytes(path, csv_bytes(df))
 
 
-def write_table(path: str | os.PathLike[str], df: pl.DataFrame, model: type[contract.Contract]) -> pl.DataFrame:
-    """Check ``df`` against its contract ``model``, then write it atomically (Parquet or CSV by
-    the file's suffix). The writer's column order is kept; a contract column it lacks is added
+def write_table(path: str | os.PathLike[str], df: pl.DataFrame, model: type[contract.Contract], kind: str | None = None) -> pl.DataFrame:
+    """Check ``df`` against its contract ``model``, then write it atomically (Parquet or CSV:
+    ``kind``: "parquet" or "csv"; by default from the file's suffix). The writer's column order is kept; a contract column it lacks is added
     (null) at the end. Returns the table as written."""
     checked = contract.conform(df, model, name=path)
     checked = checked.select(*df.columns, *(c for c in checked.columns if c not in df.columns))
-    if str(path).endswith(".parquet"):
+    if (kind or ("parquet" if str(path).endswith(".parquet") else "csv")) == "parquet":
         write_parquet(path, checked)
     else:
         write_csv(path, checked)

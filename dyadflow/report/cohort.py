@@ -128,8 +128,7 @@ ID_WARNING_COLUMNS = ("dyad_id", "rater", "therapist_id")  # the columns of dyad
 def validation_context(results_dir: str, study: str, config_sha256: str | None) -> dict:
     root = Path(results_dir)
     accounting = read_table(root / "validation" / "accounting.csv", AccountingModel)
-    rej_path = root / "validation" / "rejections.parquet"
-    rejections = read_table(rej_path if rej_path.exists() else root / "validation" / "rejections.csv", RejectionsModel)
+    rejections = read_table(root / "validation" / "rejections.csv", RejectionsModel)
     by_rule = rejections.group_by("rule").agg(pl.len().alias("n"), pl.col("dyad_id").n_unique().alias("dyads")).sort("rule")
     first = rejections.sort("source_file", "source_line", "column").head(FIRST_REJECTED)
     warn_path = root / "validation" / "warnings.csv"

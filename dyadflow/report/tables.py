@@ -69,11 +69,10 @@ def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> R
         "scores": root / "scores" / "questionnaires.parquet",
         "sudden_gains": root / "stats" / "sudden_gains.csv",
         "ruptures": root / "stats" / "ruptures.csv",
-        "rejections": root / "validation" / "rejections.parquet",
+        # the validate rule's declared output (no rule writes a rejections.parquet)
+        "rejections": root / "validation" / "rejections.csv",
         "consent": root / "validated" / "consent.parquet",
     }
-    if not paths["rejections"].exists():
-        paths["rejections"] = root / "validation" / "rejections.csv"
     missing = [str(p) for p in paths.values() if not p.exists()]
     frames = {key: read_table(paths[key], model) for key, model in CONTRACTS.items()}
     validated = root / "validated" / "questionnaires.parquet"

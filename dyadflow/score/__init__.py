@@ -172,6 +172,6 @@ def score_frame(validated: pl.DataFrame, registry: dict[str, Instrument]) -> pl.
 
 def run(validated_path: str, registry: dict[str, Instrument], out_parquet: str, out_csv: str) -> pl.DataFrame:
     scores = score_frame(pl.read_parquet(validated_path), registry)
-    atomic.write_table(out_parquet, scores, ScoresModel)
-    atomic.write_table(out_csv, scores, ScoresModel)
+    atomic.write_table(out_parquet, scores, ScoresModel, "parquet")
+    atomic.write_table(out_csv, scores, ScoresModel, "csv")
     return scores

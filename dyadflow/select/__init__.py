@@ -130,7 +130,7 @@ def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | No
     note = missing_data_note(spec["strategy"], sessions, outcome, alliance)
     if note:
         summary["note"] = note
-    atomic.write_table(out["selection"], selection, SelectionModel)
+    atomic.write_table(out["selection"], selection, SelectionModel, "csv")
     atomic.write_json(out["summary"], summary)
     atomic.write_csv(out["blinded"], blinded)
     atomic.write_csv(out["key"], key)

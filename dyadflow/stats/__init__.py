@@ -235,13 +235,13 @@ def run(
     fcfg = feedback.settings(feedback_cfg)
     reference = feedback.read_reference(fcfg["reference"], outcome) if fcfg["reference"] else None
     res = compute(scores, registry, outcome, alliance, cfg, validated, fcfg, reference)
-    atomic.write_table(out["sessions"], res.sessions, SessionsModel)
-    atomic.write_table(out["dyads"], res.dyads, DyadsModel)
-    atomic.write_table(out["dyads_csv"], res.dyads, DyadsModel)
-    atomic.write_table(out["sudden_gains"], res.gains, SuddenGainsModel)
-    atomic.write_table(out["ruptures"], res.ruptures, RupturesModel)
+    atomic.write_table(out["sessions"], res.sessions, SessionsModel, "parquet")
+    atomic.write_table(out["dyads"], res.dyads, DyadsModel, "parquet")
+    atomic.write_table(out["dyads_csv"], res.dyads, DyadsModel, "csv")
+    atomic.write_table(out["sudden_gains"], res.gains, SuddenGainsModel, "csv")
+    atomic.write_table(out["ruptures"], res.ruptures, RupturesModel, "csv")
     atomic.write_json(out["cohort"], res.cohort)
     if "feedback" in out:
-        atomic.write_table(out["feedback"], res.feedback, FeedbackModel)
-        atomic.write_table(out["feedback_csv"], res.feedback, FeedbackModel)
+        atomic.write_table(out["feedback"], res.feedback, FeedbackModel, "parquet")
+        atomic.write_table(out["feedback_csv"], res.feedback, FeedbackModel, "csv")
     return res

@@ -538,12 +538,12 @@ def run(
             message += f"\nAll {result.rejections.height} rejections: {strict_rejections}"
         raise ValidationFailed(message)
     atomic.write_parquet(out_validated, result.accepted)
-    atomic.write_table(out_rejections, result.rejections, RejectionsModel)
-    atomic.write_table(out_accounting, result.accounting, AccountingModel)
+    atomic.write_table(out_rejections, result.rejections, RejectionsModel, "csv")
+    atomic.write_table(out_accounting, result.accounting, AccountingModel, "csv")
     if out_warnings:
-        atomic.write_table(out_warnings, result.warnings, WarningsModel)
+        atomic.write_table(out_warnings, result.warnings, WarningsModel, "csv")
     if out_consent:
-        atomic.write_table(out_consent, result.consent, ConsentModel)
+        atomic.write_table(out_consent, result.consent, ConsentModel, "parquet")
     return result
 
 
