@@ -15,19 +15,13 @@ from pypdf import PdfReader
 from dyadflow.validate.consent import CONSENT_TABLE
 from dyadflow.core.registry import load_registry
 from dyadflow.report import charts, clinician, i18n, render
-from dyadflow.report.tables import (
-    CONSENT,
-    DYADS,
-    FEEDBACK,
-    REJECTIONS,
-    RUPTURES,
-    SCORES,
-    SELECTION,
-    SESSIONS,
-    SUDDEN_GAINS,
-    ReportTables,
-    with_contract_columns,
-)
+from dyadflow.core.accounting import RejectionsModel
+from dyadflow.core.contract import conform, empty
+from dyadflow.report.tables import ReportTables, with_note, with_selection_columns
+from dyadflow.score.contract import ScoresModel
+from dyadflow.select.common import SelectionModel
+from dyadflow.stats.contract import DyadsModel, FeedbackModel, RupturesModel, SessionsModel, SuddenGainsModel
+from dyadflow.validate.consent import ConsentModel
 
 ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}
 D0 = dt.date(2024, 1, 1)
@@ -58,13 +52,13 @@ def _tables(consent: bool | None, risk_sessions=(), signal: str = "green") -> tu
                        "alliance_alert": [None, False, False], "alliance_alert_reason": [None, None, None],
                        "intake": [31.0] * 3, "intake_session": [0] * 3})
     t = ReportTables(
-        dyads=with_contract_columns(dyads, DYADS), sessions=with_contract_columns(sessions, SESSIONS),
-        scores=with_contract_columns(scores, SCORES), sudden_gains=pl.DataFrame(schema=SUDDEN_GAINS),
-        ruptures=pl.DataFrame(schema=RUPTURES), selection=pl.DataFrame(schema={**SELECTION, "strategy": pl.String}),
-        rejections=pl.DataFrame(schema=REJECTIONS),
-        consent=pl.DataFrame(decisions, schema=CONSENT_TABLE).cast(CONSENT) if decisions else pl.DataFrame(schema=CONSENT),
+        dyads=conform(dyads, DyadsModel), sessions=conform(sessions, SessionsModel),
+        scores=with_note(conform(scores, ScoresModel)), sudden_gains=empty(SuddenGainsModel),
+        ruptures=empty(RupturesModel), selection=with_selection_columns(empty(SelectionModel)),
+        rejections=empty(RejectionsModel),
+        consent=conform(pl.DataFrame(decisions, schema=CONSENT_TABLE), ConsentModel) if decisions else empty(ConsentModel),
     )
-    return t, with_contract_columns(fb, FEEDBACK)
+    return t, conform(fb, FeedbackModel)
 
 
 def _dial() -> dict:

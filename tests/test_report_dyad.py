@@ -20,7 +20,9 @@ from pypdf import PdfReader
 from dyadflow.validate.consent import CONSENT_TABLE
 from dyadflow.report import render, shards
 from dyadflow.report.render import fmt_number, fmt_signed
-from dyadflow.report.tables import DYADS, read_report_tables, with_contract_columns
+from dyadflow.core.contract import conform
+from dyadflow.report.tables import read_report_tables
+from dyadflow.stats.contract import DyadsModel
 
 INJECTIONS = [
     '<img src="file:///etc/passwd">',
@@ -48,7 +50,7 @@ def _dyads(full: bool = True) -> pl.DataFrame:
          "agreement_r": None, "agreement_n": 0, "discrepancy_mean": None,
          "stats_note": "agreement needs at least 3 sessions rated by both"},
     ]
-    frame = with_contract_columns(pl.DataFrame(rows), DYADS)
+    frame = conform(pl.DataFrame(rows), DyadsModel)
     return frame if full else frame.select("dyad_id", "patient_id", "therapist_id", "arm", "n_sessions",
                                            "first_session", "last_session", "outcome_pre", "outcome_post", "outcome_change")
 
@@ -366,12 +368,10 @@ def _note_scores(notes: list[str], consent: bool = True) -> pl.DataFrame:
 
 def _text_consent(dyad: str = "D1") -> pl.DataFrame:
     """consent.parquet rows: the patient consents to share text from session 0 on."""
-    from dyadflow.report.tables import CONSENT
-
     return pl.DataFrame({
         "dyad_id": [dyad], "session": [0], "date": [dt.date(2024, 1, 1)], "rater": ["patient"], "consent": [True],
         "source_file": ["data/q.csv"], "source_line": [2], "kind": ["share_text"],
-    }, schema=CONSENT)
+    }, schema=CONSENT_TABLE)
 
 
 def test_a_note_is_shortened_only_beyond_max_note_chars():

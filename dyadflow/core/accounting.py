@@ -10,37 +10,55 @@ from __future__ import annotations
 
 import polars as pl
 
+from dyadflow.core.contract import Contract, dtypes, nullable
 from dyadflow.core.naming import input_name
 
-REJECTION_COLUMNS = {
-    "source_file": pl.String,
-    "source_line": pl.Int64,
-    "column": pl.String,
-    "value": pl.String,
-    "rule": pl.String,
-    "message": pl.String,
-    "dyad_id": pl.String,
-    "session": pl.String,
-    "instrument": pl.String,
-    "source_column": pl.String,
-    "input": pl.String,  # the config input's name: one file can be two inputs (two instruments)
-}
-ACCOUNTING_COLUMNS = {
-    "source_file": pl.String,
-    "sha256": pl.String,
-    "rows_read": pl.Int64,
-    "rows_accepted": pl.Int64,
-    "rows_rejected": pl.Int64,
-    "rows_duplicate": pl.Int64,
-    "blank_rows": pl.Int64,
-    "format": pl.String,
-    "records_read": pl.Int64,
-    "file_error": pl.String,  # a file quarantined as a whole (validation: quarantine): why it cannot be read
-    "input": pl.String,
-}
+
+class RejectionsModel(Contract):
+    """results/validation/rejections.csv: one row per rejected input row, with its rule and line."""
+
+    source_file: pl.String = nullable()
+    source_line: pl.Int64 = nullable()
+    column: pl.String = nullable()
+    value: pl.String = nullable()
+    rule: pl.String = nullable()
+    message: pl.String = nullable()
+    dyad_id: pl.String = nullable()
+    session: pl.String = nullable()
+    instrument: pl.String = nullable()
+    source_column: pl.String = nullable()
+    input: pl.String = nullable()  # the config input's name: one file can be two inputs (two instruments)
+
+
+class AccountingModel(Contract):
+    """results/validation/accounting.csv: rows read = accepted + rejected, per input and file."""
+
+    source_file: pl.String = nullable()
+    sha256: pl.String = nullable()
+    rows_read: pl.Int64 = nullable()
+    rows_accepted: pl.Int64 = nullable()
+    rows_rejected: pl.Int64 = nullable()
+    rows_duplicate: pl.Int64 = nullable()
+    blank_rows: pl.Int64 = nullable()
+    format: pl.String = nullable()
+    records_read: pl.Int64 = nullable()
+    file_error: pl.String = nullable()  # a file quarantined as a whole (validation: quarantine): why it cannot be read
+    input: pl.String = nullable()
+
+
+class WarningsModel(Contract):
+    """results/validation/warnings.csv."""
+
+    source_file: pl.String = nullable()
+    column: pl.String = nullable()
+    warning: pl.String = nullable()
+
+
+REJECTION_COLUMNS = dtypes(RejectionsModel)
+ACCOUNTING_COLUMNS = dtypes(AccountingModel)
 # a file is accounted once per input that reads it (a wide CSV can hold two instruments)
 ACCOUNTING_KEY = ("input", "source_file")
-WARNING_COLUMNS = {"source_file": pl.String, "column": pl.String, "warning": pl.String}
+WARNING_COLUMNS = dtypes(WarningsModel)
 
 
 MAX_QUOTED = 80  # characters of a cell quoted in a message

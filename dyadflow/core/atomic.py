@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from dyadflow.core import contract
 from dyadflow.core.errors import DyadflowError
 
 # Text cells starting with one of these are formulas to a spreadsheet program.
@@ -131,6 +132,19 @@ def csv_bytes(df: pl.DataFrame) -> bytes:
 
 def write_csv(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
     write_bytes(path, csv_bytes(df))
+
+
+def write_table(path: str | os.PathLike[str], df: pl.DataFrame, model: type[contract.Contract], kind: str | None = None) -> pl.DataFrame:
+    """Check ``df`` against its contract ``model``, then write it atomically (Parquet or CSV:
+    ``kind``: "parquet" or "csv"; by default from the file's suffix). The writer's column order is kept; a contract column it lacks is added
+    (null) at the end. Returns the table as written."""
+    checked = contract.conform(df, model, name=path)
+    checked = checked.select(*df.columns, *(c for c in checked.columns if c not in df.columns))
+    if (kind or ("parquet" if str(path).endswith(".parquet") else "csv")) == "parquet":
+        write_parquet(path, checked)
+    else:
+        write_csv(path, checked)
+    return checked
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

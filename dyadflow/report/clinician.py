@@ -35,7 +35,10 @@ from dyadflow.core.errors import DyadflowError
 from dyadflow.report import charts, i18n
 from dyadflow.report import dyad as dyad_report
 from dyadflow.report.i18n import N_
-from dyadflow.report.tables import CONSENT, FEEDBACK, ReportTables
+from dyadflow.core.contract import columns, empty
+from dyadflow.report.tables import ReportTables
+from dyadflow.stats.contract import FeedbackModel
+from dyadflow.validate.consent import ConsentModel
 
 POLICIES = ("consent", "always", "never")
 SIGNALS = ("red", "yellow", "green", "recovered")
@@ -194,7 +197,7 @@ def visible_tables(t: ReportTables, policy: str, outcome_by_patient: bool) -> tu
     without ratings consent; ``always`` withholds nothing."""
     if policy == "always":
         return t, pl.DataFrame(schema={"dyad_id": pl.String, "session": pl.Int64})
-    source = t if policy == "consent" else ReportTables(**{**t.__dict__, "consent": pl.DataFrame(schema=CONSENT)})
+    source = t if policy == "consent" else ReportTables(**{**t.__dict__, "consent": empty(ConsentModel)})
     shown, withheld = dyad_report.clinician_tables(source, outcome_by_patient=outcome_by_patient)
     shown.consent = t.consent  # notes follow the text consent whatever the ratings policy
     return shown, withheld
@@ -230,7 +233,7 @@ def visible_feedback(feedback: pl.DataFrame, withheld: pl.DataFrame, outcome_by_
         pl.when(partial).then(pl.col("_reason") != "").otherwise(pl.col("alliance_alert")).alias("alliance_alert"),
         pl.when(pl.col("_reason") != "").then(pl.col("_reason")).alias("alliance_alert_reason"),
     )
-    return fb.select(*FEEDBACK).sort("dyad_id", "session")
+    return fb.select(*columns(FeedbackModel)).sort("dyad_id", "session")
 
 
 def risk_table(scores: pl.DataFrame, registry: dict, language: str) -> pl.DataFrame:
@@ -352,7 +355,7 @@ def contexts(
     if cfg["patient_ratings"] == "consent":
         microprocess = dyad_report.clinician_microprocess(microprocess, t.consent)
     elif cfg["patient_ratings"] == "never":
-        microprocess = dyad_report.clinician_microprocess(microprocess, pl.DataFrame(schema=CONSENT))
+        microprocess = dyad_report.clinician_microprocess(microprocess, empty(ConsentModel))
     langs = {d: language_of(th, cfg) for d, th in shown.dyads.select("dyad_id", "therapist_id").iter_rows()}
     risk_by_lang = {lang: risk_table(shown.scores, registry, lang) for lang in sorted(set(langs.values()))}
     summary = summaries(shown, fb, risk_by_lang.get(cfg["language"], risk_table(shown.scores, registry, cfg["language"])))
@@ -493,10 +496,11 @@ def write_caseloads(results_dir: str, out_manifest: str, *, study: str, outcome:
     the caseload is a small table; a page whose bytes did not change is not rewritten), and
     a manifest listing them (therapist_id, bundle_path, bundle_sha256) for the index."""
     from dyadflow.report import render
-    from dyadflow.report.tables import read_report_tables, read_table
+    from dyadflow.core.contract import read_table
+    from dyadflow.report.tables import read_report_tables
 
     t = read_report_tables(results_dir)
-    fb = read_table(feedback_path, FEEDBACK) if feedback_path else t.feedback
+    fb = read_table(feedback_path, FeedbackModel) if feedback_path else t.feedback
     cfg = settings(report_cfg)
     rows = caseload_rows(t, fb, registry, outcome, report_cfg)
     dates = t.sessions.group_by(pl.col("dyad_id")).agg(pl.col("date").max().alias("last"))

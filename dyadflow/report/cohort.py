@@ -14,7 +14,9 @@ import polars as pl
 
 from dyadflow import __version__
 from dyadflow.report import render
-from dyadflow.report.tables import ACCOUNTING, DYADS, REJECTIONS, SESSIONS, read_table
+from dyadflow.core.accounting import AccountingModel, RejectionsModel, WarningsModel
+from dyadflow.core.contract import read_table
+from dyadflow.stats.contract import DyadsModel, SessionsModel
 
 FIRST_REJECTED = 200
 
@@ -80,8 +82,8 @@ def selection_view(name: str, summary: dict | None) -> dict:
 
 def cohort_context(results_dir: str, study: str, strategies: list[str], config_sha256: str | None) -> dict:
     root = Path(results_dir)
-    dyads = read_table(root / "stats" / "dyads.parquet", DYADS)
-    sessions = read_table(root / "stats" / "sessions.parquet", SESSIONS)
+    dyads = read_table(root / "stats" / "dyads.parquet", DyadsModel)
+    sessions = read_table(root / "stats" / "sessions.parquet", SessionsModel)
     cohort_path = root / "stats" / "cohort.json"
     cohort = json.loads(cohort_path.read_text(encoding="utf-8")) if cohort_path.exists() else {}
     per_arm = (
@@ -147,20 +149,16 @@ ID_WARNING_COLUMNS = ("dyad_id", "rater", "therapist_id")  # the columns of dyad
 
 def validation_context(results_dir: str, study: str, config_sha256: str | None) -> dict:
     root = Path(results_dir)
-    accounting = read_table(root / "validation" / "accounting.csv", ACCOUNTING)
-    rej_path = root / "validation" / "rejections.parquet"
-    rejections = read_table(rej_path if rej_path.exists() else root / "validation" / "rejections.csv", REJECTIONS)
+    accounting = read_table(root / "validation" / "accounting.csv", AccountingModel)
+    rejections = read_table(root / "validation" / "rejections.csv", RejectionsModel)
     by_rule = rejections.group_by("rule").agg(pl.len().alias("n"), pl.col("dyad_id").n_unique().alias("dyads")).sort("rule")
     first = rejections.sort("source_file", "source_line", "column").head(FIRST_REJECTED)
     warn_path = root / "validation" / "warnings.csv"
-    warnings = (
-        pl.read_csv(warn_path, schema={"source_file": pl.String, "column": pl.String, "warning": pl.String}).to_dicts()
-        if warn_path.exists() else []
-    )
+    warnings = read_table(warn_path, WarningsModel).to_dicts()
     # warnings about IDs not linked across sources (dyadflow.validate.linking) have their own section
     id_warnings = [w for w in warnings if w["column"] in ID_WARNING_COLUMNS]
     warnings = [w for w in warnings if w["column"] not in ID_WARNING_COLUMNS]
-    sessions = read_table(root / "stats" / "sessions.parquet", SESSIONS)
+    sessions = read_table(root / "stats" / "sessions.parquet", SessionsModel)
     last = _latest_date(sessions)
     # files no row of which was accepted (all rejected, or quarantined): highlighted
     no_data = accounting.filter(

@@ -30,7 +30,9 @@ from dyadflow.core.config import section
 from dyadflow.core.study import instrument
 from dyadflow.validate import consent as consent_rules
 from dyadflow.report import charts
-from dyadflow.report.tables import CONSENT, ReportTables
+from dyadflow.core.contract import empty
+from dyadflow.report.tables import ReportTables
+from dyadflow.validate.consent import ConsentModel
 
 AUDIENCES = ("research", "clinician")
 # \w is Unicode-aware (jörg.ex@exämple.se); ＠ is the full-width at sign
@@ -67,7 +69,7 @@ def redact(expr: pl.Expr) -> pl.Expr:
 
 
 def _no_consent() -> pl.DataFrame:
-    return pl.DataFrame(schema=CONSENT)
+    return empty(ConsentModel)
 
 
 def shorten_note(note: pl.Expr, max_chars: int, where: pl.Expr | None = None) -> pl.Expr:

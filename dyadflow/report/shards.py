@@ -26,8 +26,8 @@ from dyadflow.core import atomic
 from dyadflow.report import clinician
 from dyadflow.report import dyad as dyad_report
 from dyadflow.report import render
-from dyadflow.report.tables import ReportTables, read_report_tables, read_table, with_contract_columns
-from dyadflow.report import tables as T
+from dyadflow.core.contract import read_table
+from dyadflow.report.tables import CONTRACTS, ReportTables, read_report_tables, with_note, with_selection_columns
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,10 @@ def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, out_plan
 
 def read_shard(shard_dir: str | Path) -> ReportTables:
     d = Path(shard_dir)
-    contracts = {"dyads": T.DYADS, "sessions": T.SESSIONS, "scores": T.SCORES, "sudden_gains": T.SUDDEN_GAINS,
-                 "ruptures": T.RUPTURES, "rejections": T.REJECTIONS, "consent": T.CONSENT, "feedback": T.FEEDBACK}
-    frames = {k: read_table(d / f"{k}.parquet", c) for k, c in contracts.items()}
+    frames = {k: read_table(d / f"{k}.parquet", model) for k, model in CONTRACTS.items()}
+    frames["scores"] = with_note(frames["scores"])
     sel = d / "selection.parquet"
-    selection = pl.read_parquet(sel) if sel.exists() else pl.DataFrame(schema={"strategy": pl.String})
-    selection = with_contract_columns(selection, {**T.SELECTION, "strategy": pl.String})
+    selection = with_selection_columns(pl.read_parquet(sel) if sel.exists() else pl.DataFrame(schema={"strategy": pl.String}))
     return ReportTables(selection=selection, **frames)
 
 

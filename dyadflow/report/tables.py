@@ -1,4 +1,4 @@
-"""The tables the reports read, always with the contract columns.
+"""The tables the reports read, always with the contract columns (dyadflow.core.contract).
 
 Statistics (issue 4), selection (issue 5) and validation write these files. A study
 may lack some of them (no selection configured) or an older results folder may lack
@@ -14,81 +14,31 @@ from pathlib import Path
 
 import polars as pl
 
-F, I, S, B, D = pl.Float64, pl.Int64, pl.String, pl.Boolean, pl.Date
+from dyadflow.core.accounting import AccountingModel, RejectionsModel
+from dyadflow.core.contract import conform, empty, read_table
+from dyadflow.score.contract import ScoresModel
+from dyadflow.select.common import SelectionModel
+from dyadflow.stats.contract import DyadsModel, FeedbackModel, RupturesModel, SessionsModel, SuddenGainsModel
+from dyadflow.validate.consent import ConsentModel
 
-DYADS = {
-    "dyad_id": S, "patient_id": S, "therapist_id": S, "arm": S, "n_sessions": I, "first_session": I,
-    "last_session": I, "outcome_pre": F, "outcome_post": F, "outcome_change": F, "rci": F, "change_category": S,
-    "alliance_patient_mean": F, "alliance_therapist_mean": F, "alliance_patient_early": F,
-    "alliance_therapist_early": F, "alliance_patient_slope": F, "alliance_therapist_slope": F,
-    "agreement_r": F, "agreement_n": I, "discrepancy_mean": F, "lag_b": F, "lag_se": F, "lag_t": F, "lag_p": F,
-    "lag_n": I, "n_sudden_gains": I, "n_sudden_losses": I, "n_rupture_repairs": I, "stats_note": S,
-    # issue 17 (dyadflow.stats.feedback.DYAD_COLUMNS): the latest feedback signal, alliance alert and risk flag
-    "signal": S, "signal_rule": S, "alliance_alert": B, "risk_latest": B, "risk_latest_session": I,
+# The contract of each table the reports read (owned by the stage that writes it)
+CONTRACTS = {
+    "dyads": DyadsModel, "sessions": SessionsModel, "scores": ScoresModel, "sudden_gains": SuddenGainsModel,
+    "ruptures": RupturesModel, "rejections": RejectionsModel, "consent": ConsentModel, "feedback": FeedbackModel,
 }
-SESSIONS = {
-    "dyad_id": S, "session": I, "date": D, "alliance_patient": F, "alliance_therapist": F,
-    "alliance_composite": F, "outcome": F, "outcome_next": F,
-}
-SUDDEN_GAINS = {
-    "dyad_id": S, "kind": S, "pregain_session": I, "postgain_session": I, "pregain_score": F,
-    "postgain_score": F, "magnitude": F, "reversed": B,
-}
-RUPTURES = {
-    "dyad_id": S, "rater": S, "pre_session": I, "rupture_session": I, "repair_session": I, "pre_alliance": F,
-    "rupture_alliance": F, "drop": F, "repaired": B,
-}
-SELECTION = {"dyad_id": S, "session": I, "group": S, "rank": I, "reason": S}
-SCORES = {
-    "dyad_id": S, "patient_id": S, "therapist_id": S, "session": I, "date": D, "rater": S, "instrument": S,
-    "score": F, "n_answered": I, "n_items": I, "prorated": B, "band": S, "risk_flag": B, "risk_items": S,
-    "score_missing_reason": S, "arm": S, "note": S, "consent_share_text": B,
-}
-REJECTIONS = {
-    "source_file": S, "source_line": I, "column": S, "value": S, "rule": S, "message": S, "dyad_id": S,
-    "session": S, "instrument": S,
-}
-# results/validated/consent.parquet (dyadflow.validate.consent.CONSENT_TABLE): the only source of consent
-CONSENT = {
-    "dyad_id": S, "session": I, "date": D, "rater": S, "consent": B, "source_file": S, "source_line": I, "kind": S,
-}
-# results/stats/feedback.parquet (dyadflow.stats.feedback.COLUMNS): the clinician copy's signals and bands
-FEEDBACK = {
-    "dyad_id": S, "session": I, "outcome": F, "expected_p10": F, "expected_p25": F, "expected_p50": F,
-    "expected_p75": F, "expected_p90": F, "signal": S, "signal_rule": S, "alliance_alert": B, "alliance_alert_reason": S,
-    "intake": F, "intake_session": I,
-}
-ACCOUNTING = {
-    "source_file": S, "rows_read": I, "rows_accepted": I, "rows_rejected": I, "rows_duplicate": I, "file_error": S, "input": S,
-}
+ACCOUNTING = AccountingModel
 
 
-def with_contract_columns(frame: pl.DataFrame, contract: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Add each contract column ``frame`` lacks as a typed null column; cast the rest.
-
-    Extra columns (``sub_*`` subscales, later additions) are kept after the contract ones.
-    """
-    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in contract.items() if name not in frame.columns]
-    frame = frame.with_columns(missing) if missing else frame
-    casts = [pl.col(n).cast(t, strict=False) for n, t in contract.items() if frame.schema[n] != t]
-    frame = frame.with_columns(casts) if casts else frame
-    return frame.select(*contract, *(c for c in frame.columns if c not in contract))
+def with_selection_columns(selection: pl.DataFrame) -> pl.DataFrame:
+    """The selections of all strategies: the selection contract plus the ``strategy`` (configured name)."""
+    if "strategy" not in selection.columns:
+        selection = selection.with_columns(pl.lit(None, dtype=pl.String).alias("strategy"))
+    return conform(selection, SelectionModel).select(*SelectionModel.to_schema().columns, "strategy")
 
 
-def _read(path: Path) -> pl.DataFrame | None:
-    if not path.exists():
-        return None
-    if path.suffix == ".parquet":
-        return pl.read_parquet(path)
-    return pl.read_csv(path, infer_schema_length=10000, try_parse_dates=False)
-
-
-def read_table(path: str | Path | None, contract: dict[str, pl.DataType]) -> pl.DataFrame:
-    """One table with the contract columns; an empty table when the file does not exist."""
-    frame = _read(Path(path)) if path else None
-    if frame is None:
-        frame = pl.DataFrame(schema=contract)
-    return with_contract_columns(frame, contract)
+def with_note(scores: pl.DataFrame) -> pl.DataFrame:
+    """The scores with a ``note`` column (null when the validated rows had none)."""
+    return scores if "note" in scores.columns else scores.with_columns(pl.lit(None, dtype=pl.String).alias("note"))
 
 
 @dataclass
@@ -102,9 +52,9 @@ class ReportTables:
     rejections: pl.DataFrame
     missing: list[str] = field(default_factory=list)  # files that were not there
     # every recorded consent decision (CONSENT); none recorded = no consent
-    consent: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CONSENT))
-    # the feedback rows (FEEDBACK); none = the clinician copy shows no signal
-    feedback: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FEEDBACK))
+    consent: pl.DataFrame = field(default_factory=lambda: empty(ConsentModel))
+    # the feedback rows (FeedbackModel); none = the clinician copy shows no signal
+    feedback: pl.DataFrame = field(default_factory=lambda: empty(FeedbackModel))
 
 
 def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> ReportTables:
@@ -121,31 +71,27 @@ def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> R
         "scores": root / "scores" / "questionnaires.parquet",
         "sudden_gains": root / "stats" / "sudden_gains.csv",
         "ruptures": root / "stats" / "ruptures.csv",
-        "rejections": root / "validation" / "rejections.parquet",
+        # the validate rule's declared output (no rule writes a rejections.parquet)
+        "rejections": root / "validation" / "rejections.csv",
         "consent": root / "validated" / "consent.parquet",
         "feedback": root / "stats" / "feedback.parquet",
     }
-    if not paths["rejections"].exists():
-        paths["rejections"] = root / "validation" / "rejections.csv"
-    contracts = {"dyads": DYADS, "sessions": SESSIONS, "scores": SCORES, "sudden_gains": SUDDEN_GAINS,
-                 "ruptures": RUPTURES, "rejections": REJECTIONS, "consent": CONSENT, "feedback": FEEDBACK}
     missing = [str(p) for p in paths.values() if not p.exists()]
-    scores = _read(paths["scores"])
+    frames = {key: read_table(paths[key], model) for key, model in CONTRACTS.items()}
     validated = root / "validated" / "questionnaires.parquet"
-    if scores is not None and "note" not in scores.columns and validated.exists():
+    if frames["scores"].height and "note" not in frames["scores"].columns and validated.exists():
         # score drops the free text: take the note from the validated rows (consent comes from
         # validated/consent.parquet only, see dyadflow.validate.consent)
         keys = ["dyad_id", "session", "rater", "instrument"]
         text = pl.read_parquet(validated, columns=[*keys, "note"]).with_columns(
-            pl.col("session").cast(scores.schema["session"]))
-        scores = scores.join(text.unique(keys, keep="first"), on=keys, how="left")
-    frames = {key: read_table(paths[key], contracts[key]) for key in contracts if key != "scores"}
-    frames["scores"] = with_contract_columns(scores if scores is not None else pl.DataFrame(schema=SCORES), SCORES)
+            pl.col("session").cast(frames["scores"].schema["session"]))
+        frames["scores"] = frames["scores"].join(text.unique(keys, keep="first"), on=keys, how="left")
+    frames["scores"] = with_note(frames["scores"])
     parts = []
     for name in strategies:
         path = root / "selection" / f"{name}.csv"
         if not path.exists():
             missing.append(str(path))
-        parts.append(read_table(path, SELECTION).select(*SELECTION).with_columns(pl.lit(name).alias("strategy")))
-    selection = pl.concat(parts) if parts else with_contract_columns(pl.DataFrame(schema={"strategy": S}), SELECTION)
-    return ReportTables(selection=selection.select(*SELECTION, "strategy"), missing=missing, **frames)
+        parts.append(read_table(path, SelectionModel).with_columns(pl.lit(name).alias("strategy")))
+    selection = with_selection_columns(pl.concat(parts) if parts else pl.DataFrame(schema={"strategy": pl.String}))
+    return ReportTables(selection=selection, missing=missing, **frames)

@@ -13,6 +13,7 @@ import polars as pl
 
 from dyadflow.core import atomic
 from dyadflow.core.registry import Instrument, item_column
+from dyadflow.score.contract import ScoresModel
 
 ID_COLUMNS = ["dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument"]
 SCORE_COLUMNS = ["total", "mean", "n_answered", "prorated", "band", "risk_flag"]
@@ -171,6 +172,6 @@ def score_frame(validated: pl.DataFrame, registry: dict[str, Instrument]) -> pl.
 
 def run(validated_path: str, registry: dict[str, Instrument], out_parquet: str, out_csv: str) -> pl.DataFrame:
     scores = score_frame(pl.read_parquet(validated_path), registry)
-    atomic.write_parquet(out_parquet, scores)
-    atomic.write_csv(out_csv, scores)
+    atomic.write_table(out_parquet, scores, ScoresModel, "parquet")
+    atomic.write_table(out_csv, scores, ScoresModel, "csv")
     return scores

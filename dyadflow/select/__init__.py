@@ -20,11 +20,12 @@ import polars as pl
 
 from dyadflow.core import atomic
 from dyadflow.core.config import selection_spec
+from dyadflow.core.contract import read_table
 from dyadflow.core.errors import DyadflowError
 from dyadflow.core.study import instrument
 from dyadflow.select import blinding, fixed, high_low, repair_case, rupture
-from dyadflow.select.common import COMMON
-from dyadflow.stats import ruptures as rupture_table
+from dyadflow.select.common import COMMON, SelectionModel
+from dyadflow.stats.contract import DyadsModel, RupturesModel, SessionsModel
 
 # what each strategy needs scores of; without them it selects nothing and its summary says why
 NEEDS = {
@@ -106,10 +107,10 @@ def _choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, compos
 
 def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | None, registry: dict, outcome: str, alliance: dict, out: dict,
         composite: str | None = None) -> pl.DataFrame:
-    sessions = pl.read_parquet(sessions_path)
-    dyads = pl.read_parquet(dyads_path)
+    sessions = read_table(sessions_path, SessionsModel)
+    dyads = read_table(dyads_path, DyadsModel)
     # with the contract's types: a study without alliance ratings has an empty ruptures.csv
-    ruptures = pl.read_csv(ruptures_path, schema_overrides=rupture_table.SCHEMA) if ruptures_path else None
+    ruptures = read_table(ruptures_path, RupturesModel) if ruptures_path else None
     spec = selection_spec(spec)
     selection, summary = choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, composite)
     blinded, key = blinding.blind(selection, spec["name"], int(spec["seed"]))
@@ -118,7 +119,7 @@ def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | No
     note = missing_data_note(spec["strategy"], sessions, outcome, alliance)
     if note:
         summary["note"] = note
-    atomic.write_csv(out["selection"], selection)
+    atomic.write_table(out["selection"], selection, SelectionModel, "csv")
     atomic.write_json(out["summary"], summary)
     atomic.write_csv(out["blinded"], blinded)
     atomic.write_csv(out["key"], key)

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import polars as pl
 
+from dyadflow.core.contract import Contract, dtypes, nullable
 from dyadflow.core.config import selection_spec
 from dyadflow.core.errors import DyadflowError
 
 DYAD = "dyad_id"
 # the keys every selection entry has; the rest are its strategy's parameters
 COMMON = ("name", "strategy", "seed", "arms")
-# results/selection/<name>.csv (a contract: add columns, never rename)
-SELECTION_SCHEMA = {"dyad_id": pl.String, "session": pl.Int32, "group": pl.String, "rank": pl.Int32, "reason": pl.String}
+
+
+class SelectionModel(Contract):
+    """results/selection/<name>.csv (a contract: add columns, never rename). ``session`` and
+    ``rank`` are Int32, as ``session`` is in every other table."""
+
+    dyad_id: pl.String = nullable()
+    session: pl.Int32 = nullable()
+    group: pl.String = nullable()
+    rank: pl.Int32 = nullable()
+    reason: pl.String = nullable()
+
+
+SELECTION_SCHEMA = dtypes(SelectionModel)
 
 
 def finish(selection: pl.DataFrame, order: tuple[str, ...] = ("group", "rank", "dyad_id", "session")) -> pl.DataFrame:

@@ -25,27 +25,18 @@ import polars as pl
 
 from dyadflow.core import atomic
 from dyadflow.core import config as config_schema
+from dyadflow.core.contract import columns
 from dyadflow.core.registry import Instrument
 from dyadflow.core.study import instrument
 from dyadflow.stats import alliance as alliance_mod
 from dyadflow.stats import change, cohort, feedback, grouped, lagged, ruptures, sudden_gains
+from dyadflow.stats.contract import DyadsModel, FeedbackModel, RupturesModel, SessionsModel, SuddenGainsModel
 from dyadflow.stats.sessions import session_table
 
 __all__ = ["settings", "session_table", "compute", "run"]
 
-DYAD_COLUMNS = [
-    "dyad_id", "patient_id", "therapist_id", "arm", "n_sessions", "first_session", "last_session",
-    "outcome_pre", "outcome_post", "outcome_change", "rci", "change_category",
-    "alliance_patient_mean", "alliance_therapist_mean", "alliance_patient_early", "alliance_therapist_early",
-    "alliance_patient_slope", "alliance_therapist_slope", "agreement_r", "agreement_n", "discrepancy_mean",
-    "lag_b", "lag_se", "lag_t", "lag_p", "lag_n", "n_sudden_gains", "n_sudden_losses", "n_rupture_repairs",
-    "stats_note",
-    # additions beyond the contract
-    "n_outcome", "outcome_pre_session", "outcome_post_session", "reliable", "n_ruptures",
-    "clinical_at_pre",
-    # issue 17: the latest feedback signal and alliance alert, and the latest risk flag (for the report's override)
-    *feedback.DYAD_COLUMNS,
-]
+# results/stats/dyads.parquet: the columns and types are the contract dyadflow.stats.contract.DyadsModel
+DYAD_COLUMNS = columns(DyadsModel)
 
 
 def settings(cfg: dict | None) -> dict:
@@ -221,13 +212,13 @@ def run(
     fcfg = feedback.settings(feedback_cfg)
     reference = feedback.read_reference(fcfg["reference"], outcome) if fcfg["reference"] else None
     res = compute(scores, registry, outcome, alliance, cfg, validated, fcfg, reference)
-    atomic.write_parquet(out["sessions"], res.sessions)
-    atomic.write_parquet(out["dyads"], res.dyads)
-    atomic.write_csv(out["dyads_csv"], res.dyads)
-    atomic.write_csv(out["sudden_gains"], res.gains)
-    atomic.write_csv(out["ruptures"], res.ruptures)
+    atomic.write_table(out["sessions"], res.sessions, SessionsModel, "parquet")
+    atomic.write_table(out["dyads"], res.dyads, DyadsModel, "parquet")
+    atomic.write_table(out["dyads_csv"], res.dyads, DyadsModel, "csv")
+    atomic.write_table(out["sudden_gains"], res.gains, SuddenGainsModel, "csv")
+    atomic.write_table(out["ruptures"], res.ruptures, RupturesModel, "csv")
     atomic.write_json(out["cohort"], res.cohort)
     if "feedback" in out:
-        atomic.write_parquet(out["feedback"], res.feedback)
-        atomic.write_csv(out["feedback_csv"], res.feedback)
+        atomic.write_table(out["feedback"], res.feedback, FeedbackModel, "parquet")
+        atomic.write_table(out["feedback_csv"], res.feedback, FeedbackModel, "csv")
     return res

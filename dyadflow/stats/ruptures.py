@@ -16,16 +16,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from dyadflow.core.contract import columns
 from dyadflow.stats import grouped
+from dyadflow.stats.contract import RupturesModel
 
 DYAD = "dyad_id"
-COLUMNS = ["dyad_id", "rater", "pre_session", "rupture_session", "repair_session", "pre_alliance", "rupture_alliance", "drop", "repaired"]
-# the types of ruptures.csv, for reading it back (an empty file would read as strings)
-SCHEMA = {
-    "dyad_id": pl.String, "rater": pl.String, "pre_session": pl.Int32, "rupture_session": pl.Int32,
-    "repair_session": pl.Int32, "pre_alliance": pl.Float64, "rupture_alliance": pl.Float64, "drop": pl.Float64,
-    "repaired": pl.Boolean,
-}
+# ruptures.csv: the columns and types are the contract dyadflow.stats.contract.RupturesModel
+COLUMNS = columns(RupturesModel)
 
 
 def ruptures(sessions: pl.DataFrame, sd_multiplier: float = 1.5, repair_window: int = 3) -> pl.DataFrame:

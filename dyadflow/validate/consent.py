@@ -32,20 +32,27 @@ from __future__ import annotations
 
 import polars as pl
 
+from dyadflow.core.contract import Contract, dtypes, nullable
 from dyadflow.ingest.mapping import CONSENT_COLUMNS
 from dyadflow.validate.checks import ID_PATTERN, SESSION_PATTERN, parse_bool, parse_date
 
 KINDS = {"consent_share_text": "share_text", "consent_share_ratings": "share_ratings"}
-CONSENT_TABLE = {
-    "dyad_id": pl.String,
-    "session": pl.Int32,
-    "date": pl.Date,
-    "rater": pl.String,
-    "consent": pl.Boolean,
-    "source_file": pl.String,
-    "source_line": pl.Int64,
-    "kind": pl.String,
-}
+
+
+class ConsentModel(Contract):
+    """results/validated/consent.parquet: every recorded consent decision, the only source of consent."""
+
+    dyad_id: pl.String = nullable()
+    session: pl.Int32 = nullable()
+    date: pl.Date = nullable()
+    rater: pl.String = nullable()
+    consent: pl.Boolean = nullable()
+    source_file: pl.String = nullable()
+    source_line: pl.Int64 = nullable()
+    kind: pl.String = nullable()
+
+
+CONSENT_TABLE = dtypes(ConsentModel)
 # rows whose cells are not the patient's recorded answer: their consent cell is no decision
 UNTRUSTED_RULES = ("field_count", "header_repeated", "qualtrics_test_response")
 WARNING = (

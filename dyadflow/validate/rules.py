@@ -26,6 +26,9 @@ from dyadflow.core.accounting import (
     MAX_VALUE,
     REJECTION_COLUMNS,
     WARNING_COLUMNS,
+    AccountingModel,
+    RejectionsModel,
+    WarningsModel,
     accounting_table,
     duplicate_groups,
     input_of,
@@ -34,6 +37,7 @@ from dyadflow.core.accounting import (
     warnings_table,
 )
 from dyadflow.core.errors import ValidationFailed
+from dyadflow.validate.consent import ConsentModel
 from dyadflow.validate.linking import id_warnings
 from dyadflow.core.registry import RATERS, Instrument, item_column
 from dyadflow.validate.checks import (
@@ -564,12 +568,12 @@ def run(
             message += f"\nAll {result.rejections.height} rejections: {strict_rejections}"
         raise ValidationFailed(message)
     atomic.write_parquet(out_validated, result.accepted)
-    atomic.write_csv(out_rejections, result.rejections)
-    atomic.write_csv(out_accounting, result.accounting)
+    atomic.write_table(out_rejections, result.rejections, RejectionsModel, "csv")
+    atomic.write_table(out_accounting, result.accounting, AccountingModel, "csv")
     if out_warnings:
-        atomic.write_csv(out_warnings, result.warnings)
+        atomic.write_table(out_warnings, result.warnings, WarningsModel, "csv")
     if out_consent:
-        atomic.write_parquet(out_consent, result.consent)
+        atomic.write_table(out_consent, result.consent, ConsentModel, "parquet")
     return result
 
 

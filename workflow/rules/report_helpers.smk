@@ -37,7 +37,6 @@ def _optional_report_inputs(wildcards):
         f"{RESULTS}/stats/sudden_gains.csv",
         f"{RESULTS}/stats/ruptures.csv",
         f"{RESULTS}/stats/cohort.json",
-        f"{RESULTS}/validation/rejections.parquet",
     ]
     files += [f"{RESULTS}/selection/{n}.csv" for n in SELECTION_NAMES]
     files += [f"{RESULTS}/selection/{n}_summary.json" for n in SELECTION_NAMES]
