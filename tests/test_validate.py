@@ -214,6 +214,7 @@ def test_the_readme_lists_every_rule():
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("### Validation: every row is accounted for") : readme.index("### Scores")]
+    section += (REPO / "docs" / "coding.md").read_text(encoding="utf-8")  # the coders' rules (issue 19)
     assert [r for r in RULES if f"`{r}`" not in section] == []
 def test_one_wide_csv_read_as_two_inputs_is_accounted_per_input(tmp_path, registry):
     """Issue 14.7: one wide CSV with WAI-SR and BDI-II side by side, wired as two inputs
