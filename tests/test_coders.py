@@ -89,7 +89,7 @@ def test_categorical_items_are_not_summed(tmp_path, coded_registry):
     res = validate_rows(tmp_path, coded_registry, rows)
     scored = score.score_frame(res.accepted, coded_registry).sort("instrument")
     assert scored.select("instrument", "coder_id", "score", "n_answered", "score_missing_reason").rows() == [
-        ("rupture_markers", "C1", 2.0, 3, None),  # mean of 2, 1, 3
+        ("rupture_markers", "C1", pytest.approx(5 / 3), 3, None),  # mean of 2, 1 and 5 - 3 (item 3 reverse-keyed)
         ("rupture_type", "C1", None, 1, "categorical codes are not summed"),
     ]
 

@@ -152,9 +152,10 @@ def test_consensus_mean_majority_and_ties(tmp_path, coded_registry):
         ("D", 2, "confrontation", 2, False),
     ]
     score = table.filter((pl.col("instrument") == "rupture_markers") & (pl.col("measure") == "score"))
-    # mean of the coders' means of 3 items: A (4/3 + 5/3)/2, B (5/3 + 2)/2
-    assert score.select("code", "mean").rows()[:2] == [("A", pytest.approx(1.5)), ("B", pytest.approx(11 / 6))]
-    assert score.item(0, "ratings") == "C1=1.3333; C2=1.6667"
+    # the coders' mean of the item means, item 3 reverse-keyed (5 - x): A C1 (1, 0, 2) C2 (2, 0, 2),
+    # B C1 (4, 1, 5) C2 (3, 2, 4)
+    assert score.select("code", "mean").rows()[:2] == [("A", pytest.approx(7 / 6)), ("B", pytest.approx(19 / 6))]
+    assert score.item(0, "ratings") == "C1=1.0; C2=1.3333"
 
 
 @pytest.mark.parametrize("distance, listed", [(0.999, True), (1.0, False), (1.001, False)])
