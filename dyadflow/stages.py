@@ -155,7 +155,9 @@ def _coding_ratings(input, output, params, **_):
     from dyadflow.registry import load_registry
 
     coding = _plain(params.coding)
-    res = pipeline.run_ratings(coding, load_registry(params.instruments_dir), params.policy, params.current_dir,
+    # results/selection/<name>_key.csv of the coded selections that are configured under selection:
+    current = {Path(str(p)).name[: -len("_key.csv")]: str(p) for p in input.current_keys}
+    res = pipeline.run_ratings(coding, load_registry(params.instruments_dir), params.policy, current,
                                {k: output[k] for k in ("ratings", "accounting", "rejections", "warnings")})
     acc = res.accounting
     logger.info("coded rows: %d read, %d accepted, %d rejected (results/coding/rejections.csv)",

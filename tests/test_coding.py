@@ -66,7 +66,7 @@ def study(tmp_path: Path, coded: str = CODED, key: str = KEY, unblind: bool = Fa
 
 def run_all(tmp_path, coding, registry, distance=1.0, current=False):
     out = {k: str(tmp_path / f"{k}.{'parquet' if k == 'ratings' else 'csv'}") for k in ("ratings", "accounting", "rejections", "warnings")}
-    res = pipeline.run_ratings(coding, registry, "quarantine", str(tmp_path / "selection") if current else None, out)
+    res = pipeline.run_ratings(coding, registry, "quarantine", {"hl": str(tmp_path / "selection" / "hl_key.csv")} if current else None, out)
     agree = {k: str(tmp_path / f"{k}.csv") for k in ("agreement", "consensus", "to_discuss")}
     pipeline.run_agreement(out["ratings"], registry, distance, agree)
     pl.DataFrame({"dyad_id": ["DY01", "DY02", "DY03"], "patient_id": ["PA01", "PA02", "PA03"],

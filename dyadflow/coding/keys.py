@@ -10,8 +10,6 @@ keep the session the coders actually saw.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 
 from dyadflow.errors import DyadflowError
@@ -88,14 +86,15 @@ def key_changes(frozen: pl.DataFrame, current: pl.DataFrame, selection: str, fro
     )
 
 
-def frozen_keys(selections: list[dict], current_dir: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(all frozen keys, the warnings about codes changed since) of the configured selections."""
+def frozen_keys(selections: list[dict], current: dict[str, str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(all frozen keys, the warnings about codes changed since) of the configured selections;
+    ``current``: selection name → the path of its current key (results/selection/<name>_key.csv)."""
     keys = [empty_key()]
     warnings = [pl.DataFrame(schema=WARNING_COLUMNS)]
     for spec in selections:
         frozen = read_key(spec["key"], spec["name"])
         keys.append(frozen)
-        current_path = str(Path(current_dir) / f"{spec['name']}_key.csv") if current_dir else None
-        if current_path and Path(current_path).is_file():
+        current_path = (current or {}).get(spec["name"])
+        if current_path:
             warnings.append(key_changes(frozen, read_key(current_path, spec["name"]), spec["name"], spec["key"], current_path))
     return pl.concat(keys), pl.concat(warnings)

@@ -11,11 +11,11 @@ from dyadflow.registry import Instrument
 RATINGS_FILE_COLUMNS = ("selection", "code", "instrument", "coder_id")
 
 
-def run_ratings(coding: dict, registry: dict[str, Instrument], policy: str, current_dir: str | None, out: dict) -> ratings.CodedRatings:
+def run_ratings(coding: dict, registry: dict[str, Instrument], policy: str, current_keys: dict[str, str] | None, out: dict) -> ratings.CodedRatings:
     """Read, resolve and judge the coded files; write ratings.parquet, accounting.csv,
-    rejections.csv and warnings.csv (``out``)."""
+    rejections.csv and warnings.csv (``out``). ``current_keys``: selection name → its current key file."""
     selections = coding.get("selections") or []
-    frozen, key_warnings = keys.frozen_keys(selections, current_dir)
+    frozen, key_warnings = keys.frozen_keys(selections, current_keys)
     read = [ratings.read_coded(spec, policy) for spec in coding.get("inputs") or []]
     result = ratings.judge([f for f, _ in read], [m for _, m in read], frozen, registry, [s["name"] for s in selections], key_warnings)
     io.write_parquet(out["ratings"], result.ratings)

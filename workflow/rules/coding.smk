@@ -20,18 +20,17 @@ CODING_OUTPUTS = (
 )
 
 
-def coding_input_paths(wildcards):
-    """The coded files (and the lookups of their ID rules)."""
-    paths = []
-    for spec in CODING["inputs"]:
-        lookups = [r["lookup"] for r in (spec.get("ids") or {}).values() if r and r.get("lookup")]
-        paths += [spec["path"]] + ([spec["dictionary"]] if spec.get("dictionary") else []) + lookups
-    return sorted(set(paths))
+# the coded files (and the lookups of their ID rules)
+CODING_INPUT_FILES = sorted(
+    {spec["path"] for spec in CODING["inputs"]}
+    | {spec["dictionary"] for spec in CODING["inputs"] if spec.get("dictionary")}
+    | {r["lookup"] for spec in CODING["inputs"] for r in (spec.get("ids") or {}).values() if r and r.get("lookup")}
+)
 
 
 rule coding_ratings:
     input:
-        coded=coding_input_paths,
+        coded=CODING_INPUT_FILES,
         frozen_keys=[s["key"] for s in CODING["selections"]],
         # the current keys, to report codes whose entry changed since the frozen copy
         current_keys=expand(f"{RESULTS}/selection/{{name}}_key.csv", name=[n for n in CODING_SELECTIONS if n in SELECTIONS]),
@@ -45,7 +44,6 @@ rule coding_ratings:
         coding=CODING,
         policy=config["validation"],
         instruments_dir=config_value("instruments_dir"),
-        current_dir=f"{RESULTS}/selection",
     log:
         f"{LOGS}/coding/ratings.log",
     run:
