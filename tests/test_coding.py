@@ -228,3 +228,28 @@ def test_blinded_selections_are_not_compared():
     keys = pl.DataFrame({"selection": ["hl"] * 4, "code": list("ABCD"), "dyad_id": list("1234"), "group": ["high", "low"] * 2})
     assert comparison.compare(table, keys, pl.DataFrame({"dyad_id": list("1234"), "patient_id": list("1234")}), []).height == 0
 
+
+
+def test_a_coded_export_is_mapped_like_any_input(tmp_path, coded_registry):
+    coded = "Urval,Kod,Kodare,Formulär,R1,R2,R3\nhl,A,C1,rupture_markers,1,0,3\nhl,B,C1,rupture_markers,4,1,0\n"
+    coding = study(tmp_path, coded)
+    coding["inputs"][0].update({"columns": {"selection": "Urval", "code": "Kod", "coder_id": "Kodare", "instrument": "Formulär"},
+                                "items": "R{n}"})
+    res = run_all(tmp_path, coding, coded_registry)
+    assert res.ratings.select("code", "coder_id", "item_01", "item_03").rows() == [("A", "C1", 1, 3), ("B", "C1", 4, 0)]
+
+
+def test_a_coded_file_without_coder_column_is_one_clear_message(tmp_path, coded_registry):
+    from dyadflow.errors import DyadflowError
+
+    coding = study(tmp_path, "selection,code,instrument,item_01\nhl,A,rupture_type,none\n")
+    out = {k: str(tmp_path / f"{k}.{'parquet' if k == 'ratings' else 'csv'}") for k in ("ratings", "accounting", "rejections", "warnings")}
+    with pytest.raises(DyadflowError) as info:
+        pipeline.run_ratings(coding, coded_registry, "strict", None, out)
+    assert (info.value.column, info.value.line) == ("coder_id", 1)
+    assert "required column missing: coder_id" in info.value.message
+    # validation: quarantine: the file is quarantined, accounted with no rows
+    res = pipeline.run_ratings(coding, coded_registry, "quarantine", None, out)
+    acc = res.accounting.row(0, named=True)
+    assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"]) == (0, 0, 0)
+    assert "required column missing: coder_id" in acc["file_error"]
