@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 
 from dyadflow import io
+from dyadflow.tools import demo_coding
 
 SEED = 20220602
 N_DYADS = 80
@@ -499,9 +500,7 @@ def write(out_dir: str | Path = "data/demo", seed: int = SEED) -> Path:
     io.write_bytes(out / FILES[0], io.csv_bytes(redcap_table(table)))
     io.write_bytes(out / FILES[1], qualtrics_bytes(qualtrics_table(table, seed)))
     io.write_bytes(out / FILES[2], oq45_workbook_bytes(generate_oq45(table, seed)))
-    from dyadflow.tools import demo_coding  # the coders' files need the key computed from the files above
-
-    demo_coding.write(out, seed)
+    demo_coding.write(out, seed)  # the coders' files: their key is computed from the files above
     return out
 
 

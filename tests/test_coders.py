@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
 import pytest
+from conftest import row, run_validation, write_canonical
 
 from dyadflow import score
 from dyadflow.errors import DyadflowError
 from dyadflow.registry import load_registry, parse_instrument
-
-from conftest import row, run_validation, write_canonical
 
 DEMO_INSTRUMENTS = Path(__file__).resolve().parent.parent / "data" / "demo" / "instruments"
 

@@ -48,11 +48,10 @@ def long_ratings(ratings: pl.DataFrame, registry: dict[str, Instrument]) -> pl.D
         rows = ratings.filter(pl.col("instrument") == key)
         items = [c for c in inst.items if c in rows.columns]
         if inst.categorical:
-            codes = pl.Series(inst.codes, dtype=pl.String)
             long = rows.unpivot(index=ids, on=items, variable_name="measure", value_name="_v").with_columns(
                 pl.lit("categorical").alias("kind"),
                 pl.lit(None, dtype=pl.Float64).alias("value"),
-                pl.col("_v").cast(pl.Int64).sub(1).map_batches(lambda s: codes.gather(s), return_dtype=pl.String).alias("category"),
+                pl.col("_v").replace_strict(list(range(1, len(inst.codes) + 1)), list(inst.codes), return_dtype=pl.String).alias("category"),
             )
         else:
             # score_frame needs the questionnaire columns: the coded session stands in for the dyad
