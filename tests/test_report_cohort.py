@@ -149,8 +149,9 @@ MULTILEVEL = {
     "model": "outcome(t+1) ~ alliance_within + alliance_between", "terms": ["alliance_within", "alliance_between"],
     "n_observations": 918, "n_dyads": 80, "n_patients": 79, "n_therapists": 12, "therapist_level": True, "method": "REML",
     "random_effects": "therapist random intercept (groups)", "converged": True, "message": None,
-    "fixed_effects": {"intercept": {"estimate": 20.5, "se": 1.0, "ci_low": 18.54, "ci_high": 22.46, "p": 0.0},
-                      "alliance_within": {"estimate": -1.2345, "se": 0.2, "ci_low": -1.6265, "ci_high": -0.8425, "p": 0.0000012}},
+    "fixed_effects": {"alliance_between": {"estimate": -0.5, "se": 0.5, "ci_low": -1.48, "ci_high": 0.48, "p": 0.317},
+                      "alliance_within": {"estimate": -1.2345, "se": 0.2, "ci_low": -1.6265, "ci_high": -0.8425, "p": 0.0000012},
+                      "intercept": {"estimate": 20.5, "se": 1.0, "ci_low": 18.54, "ci_high": 22.46, "p": 0.0}},
     "variance_components": {"residual": 9.5, "therapist_intercept": 0.25},
 }
 
@@ -162,7 +163,7 @@ def test_cohort_report_shows_the_multilevel_model_and_says_when_it_did_not_conve
     cohort.run_cohort(str(res), "Trial", [], None, str(out))
     text = pdf_text(out)
     for expected in ("Multilevel alliance–outcome model", "Observations (session pairs) 918", "Patients 79", "Dyads 80",
-                     "Therapists 12", "Alliance, within patient (lagged) −1.234 0.200 −1.627 to −0.843 < .001",
+                     "Therapists 12", "Alliance, within patient (lagged) −1.234 0.200 −1.627 to −0.843 < .001 Alliance, between",
                      "residual 9.500", "therapist intercept 0.250"):
         assert expected in text, expected
     assert "Did not converge" not in text

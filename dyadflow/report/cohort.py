@@ -127,7 +127,9 @@ def multilevel_view(root: Path) -> dict | None:
         "message": m.get("message"),
         "counts": [("Observations (session pairs)", m.get("n_observations")), ("Patients", m.get("n_patients")),
                    ("Dyads", m.get("n_dyads")), ("Therapists", m.get("n_therapists"))],
-        "fixed": [{"term": MULTILEVEL_TERMS.get(k, _words(k)), **v} for k, v in (m.get("fixed_effects") or {}).items()],
+        # the model's terms in their order (multilevel.json is written with sorted keys)
+        "fixed": [{"term": MULTILEVEL_TERMS.get(k, _words(k)), **v} for k, v in sorted(
+            (m.get("fixed_effects") or {}).items(), key=lambda kv: list(MULTILEVEL_TERMS).index(kv[0]) if kv[0] in MULTILEVEL_TERMS else 99)],
         "variance": [(_words(k), v) for k, v in (m.get("variance_components") or {}).items()],
     }
 
