@@ -28,6 +28,7 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/microprocess.smk"
 include: "workflow/rules/charts.smk"
+include: "workflow/rules/coding.smk"
 
 
 # snakemake --report results/report.html: the validation tables and cohort charts
@@ -47,4 +48,5 @@ rule all:
         MANIFEST,
         MICROPROCESS_OUTPUTS,
         CHARTS.values(),
+        CODING_OUTPUTS,
     default_target: True

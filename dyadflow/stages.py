@@ -157,6 +157,38 @@ def _multilevel(input, output, params, **_):
         logger.warning("multilevel model: %s", res["message"])
 
 
+def _coding_ratings(input, output, params, **_):
+    from dyadflow.coding import pipeline
+    from dyadflow.core.registry import load_registry
+
+    coding = _plain(params.coding)
+    # results/selection/<name>_key.csv of the coded selections that are configured under selection:
+    current = {Path(str(p)).name[: -len("_key.csv")]: str(p) for p in input.current_keys}
+    res = pipeline.run_ratings(coding, load_registry(params.instruments_dir), params.policy, current,
+                               {k: output[k] for k in ("ratings", "accounting", "rejections", "warnings")})
+    acc = res.accounting
+    logger.info("coded rows: %d read, %d accepted, %d rejected (results/coding/rejections.csv)",
+                acc.get_column("rows_read").sum(), acc.get_column("rows_accepted").sum(), acc.get_column("rows_rejected").sum())
+    for w in res.warnings.iter_rows(named=True):
+        logger.warning("%s%s (results/coding/warnings.csv)", f"{w['selection']} code {w['code']}: " if w["code"] else "", w["warning"])
+
+
+def _coding_agreement(input, output, params, **_):
+    from dyadflow.coding import pipeline
+    from dyadflow.core.registry import load_registry
+
+    pipeline.run_agreement(input.ratings, load_registry(params.instruments_dir), float(params.discuss_distance),
+                           {k: output[k] for k in ("agreement", "consensus", "to_discuss")})
+
+
+def _coding_comparison(input, output, params, **_):
+    from dyadflow.coding import pipeline
+
+    res = pipeline.run_comparison(input.consensus, _plain(params.selections), input.dyads, output.comparison)
+    logger.info("comparison: %d row(s) (unblinded: %s)", res.height,
+                ", ".join(s["name"] for s in _plain(params.selections) if s.get("unblind")) or "none")
+
+
 def _select(input, output, params, **_):
     from dyadflow import select
 
@@ -270,6 +302,9 @@ STAGES = {
     "manifest": _manifest,
     "microprocess": _microprocess,
     "charts": _charts,
+    "coding_ratings": _coding_ratings,
+    "coding_agreement": _coding_agreement,
+    "coding_comparison": _coding_comparison,
 }
 
 

@@ -59,7 +59,7 @@ def test_a_nested_typo_is_one_line_not_the_schema():
 
 def test_an_unknown_key_with_nothing_close_lists_the_allowed_keys():
     assert check(GOOD + "zzz: 1\n") == [
-        "zzz: unknown key (known: alliance, data_freeze, earliest_date, feedback, inputs, instruments_dir, microprocess, outcome, report, "
+        "zzz: unknown key (known: alliance, coding, data_freeze, earliest_date, feedback, inputs, instruments_dir, microprocess, outcome, report, "
         "selection, stats, study, validation)"
     ]
 

@@ -32,13 +32,14 @@ def pat(session, consent="", note=None, items=WAI_SR_OK, instrument="wai_sr", ra
 
 def ther(session, consent="", note=None, rater="therapist", ratings=""):
     date = (dt.date(2024, 1, 1) + dt.timedelta(days=7 * session)).isoformat()
+    coder = {"coder_id": "C1"} if rater == "observer" else {}  # an observer row needs its coder (issue 19)
     return row(session=session, date=date, rater=rater, instrument="wai_s", items=WAI_S_OK, consent_share_text=consent,
-               consent_share_ratings=ratings, note=note or f"{rater.upper()}{session}")
+               consent_share_ratings=ratings, note=note or f"{rater.upper()}{session}", **coder)
 
 
 def validated(tmp_path, registry, rows):
     path = write_canonical(tmp_path / "q.csv", rows, n_items=21,
-                           extra_columns=("note", "consent_share_text", "consent_share_ratings"))
+                           extra_columns=("note", "consent_share_text", "consent_share_ratings", "coder_id"))
     return run_validation(path, registry)
 
 

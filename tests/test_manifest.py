@@ -206,11 +206,15 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
                 ("wai_s_qualtrics", DEMO_FILES[1], "qualtrics"),
             ]
             + [(f"dial:{p}", p, "dial") for p in sorted(f"data/demo/dial/{f.name}" for f in (tmp_path / "data/demo/dial").glob("*.csv"))]
+            # the coded file and the frozen key of the demo's coding (issue 19)
+            + [("coding:coded_high_low", "data/demo/coded_high_low.csv", "canonical_csv"),
+               ("coding_key:high_low", "data/demo/high_low_key_frozen.csv", "blinding_key")]
         )
     ]
     assert len([i for i in data["inputs"] if i["format"] == "dial"]) == 7
     assert [i["path"] for i in data["instruments"]] == sorted(
-        f"dyadflow/schemas/instruments/{p.name}" for p in (REPO / "dyadflow" / "schemas" / "instruments").glob("*.yaml")
+        [f"dyadflow/schemas/instruments/{p.name}" for p in (REPO / "dyadflow" / "schemas" / "instruments").glob("*.yaml")]
+        + [f"data/demo/instruments/{p.name}" for p in (REPO / "data" / "demo" / "instruments").glob("*.yaml")]  # instruments_dir
     )
     head = manifest.git_state(REPO)
     assert (data["git_commit"], data["git_dirty"]) == (head["commit"], head["dirty"])

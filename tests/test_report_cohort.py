@@ -155,3 +155,62 @@ def test_supervisor_table_counts_signals_per_therapist():
         {"therapist_id": "T1", "dyads": 3, "red": 1, "yellow": 0, "green": 1, "recovered": 0, "none": 1, "alliance_alerts": 1, "risk": 1},
         {"therapist_id": "T2", "dyads": 2, "red": 1, "yellow": 0, "green": 0, "recovered": 1, "none": 0, "alliance_alerts": 1, "risk": 1},
     ]
+
+
+MULTILEVEL = {
+    "model": "outcome(t+1) ~ alliance_within + alliance_between", "terms": ["alliance_within", "alliance_between"],
+    "n_observations": 918, "n_dyads": 80, "n_patients": 79, "n_therapists": 12, "therapist_level": True, "method": "REML",
+    "random_effects": "therapist random intercept (groups)", "converged": True, "message": None,
+    "fixed_effects": {"alliance_between": {"estimate": -0.5, "se": 0.5, "ci_low": -1.48, "ci_high": 0.48, "p": 0.317},
+                      "alliance_within": {"estimate": -1.2345, "se": 0.2, "ci_low": -1.6265, "ci_high": -0.8425, "p": 0.0000012},
+                      "intercept": {"estimate": 20.5, "se": 1.0, "ci_low": 18.54, "ci_high": 22.46, "p": 0.0}},
+    "variance_components": {"residual": 9.5, "therapist_intercept": 0.25},
+}
+
+
+def test_cohort_report_shows_the_multilevel_model_and_says_when_it_did_not_converge(tmp_path):
+    res = write_results(tmp_path)
+    (res / "stats" / "multilevel.json").write_text(json.dumps(MULTILEVEL))
+    out = tmp_path / "cohort.pdf"
+    cohort.run_cohort(str(res), "Trial", [], None, str(out))
+    text = pdf_text(out)
+    for expected in ("Multilevel alliance–outcome model", "Observations (session pairs) 918", "Patients 79", "Dyads 80",
+                     "Therapists 12", "Alliance, within patient (lagged) −1.234 0.200 −1.627 to −0.843 < .001 Alliance, between",
+                     "residual 9.500", "therapist intercept 0.250"):
+        assert expected in text, expected
+    assert "Did not converge" not in text
+    failed = {**MULTILEVEL, "converged": False, "message": "the model did not converge (singular): the estimates are not reliable"}
+    (res / "stats" / "multilevel.json").write_text(json.dumps(failed))
+    cohort.run_cohort(str(res), "Trial", [], None, str(out))
+    assert "Did not converge: the model did not converge (singular): the estimates are not reliable" in pdf_text(out)
+    unfitted = {**MULTILEVEL, "fixed_effects": {}, "variance_components": {}, "converged": False,
+                "message": "not fitted: 12 observation(s) in 1 dyad(s) with at least 2 session pairs"}
+    (res / "stats" / "multilevel.json").write_text(json.dumps(unfitted))
+    cohort.run_cohort(str(res), "Trial", [], None, str(out))
+    assert "Not fitted: not fitted: 12 observation(s)" in pdf_text(out)
+
+
+def test_cohort_report_shows_coder_agreement_and_the_comparison_only_when_unblinded(tmp_path):
+    from dyadflow.coding.agreement import AGREEMENT_SCHEMA
+    from dyadflow.coding.comparison import COMPARISON_SCHEMA
+
+    res = write_results(tmp_path)
+    (res / "coding").mkdir()
+    pl.DataFrame([("rupture_markers", "score", "icc2_1", "interval", 0.8436, 0.5616, 0.9565, 10, 3, None),
+                  ("rupture_type", "item_01", "fleiss_kappa", "nominal", 0.8421, None, None, 10, 3, "no CI")],
+                 schema=AGREEMENT_SCHEMA, orient="row").write_csv(res / "coding" / "agreement.csv")
+    pl.DataFrame(schema=COMPARISON_SCHEMA).write_csv(res / "coding" / "comparison.csv")  # blinded: no rows
+    out = tmp_path / "cohort.pdf"
+    cohort.run_cohort(str(res), "Trial", [], None, str(out))
+    text = pdf_text(out)
+    assert "Agreement between coders" in text
+    assert "rupture_markers score ICC(2,1) 0.84 0.56 to 0.96 10 3" in text
+    assert "rupture_type item_01 Fleiss' κ 0.84 — 10 3 no CI" in text
+    assert "Unblinded comparison" not in text
+    pl.DataFrame([("high_low", "rupture_markers", "score", "high", "low", 5, 5, 1.2, 2.9, -1.7, -2.5, -0.9, 0.002, 9, 1,
+                   "OLS on a group indicator, cluster-robust SE by patient (CR1, t with G-1 df)", None)],
+                 schema=COMPARISON_SCHEMA, orient="row").write_csv(res / "coding" / "comparison.csv")
+    cohort.run_cohort(str(res), "Trial", [], None, str(out))
+    text = pdf_text(out)
+    assert "Unblinded comparison of the selected groups" in text
+    assert "high_low rupture_markers score high − low 5 / 5 1.20 / 2.90 −1.70 −2.50 to −0.90 .002 9 (1)" in text

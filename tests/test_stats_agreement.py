@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from dyadflow.core.errors import DyadflowError
-from dyadflow.stats import agreement
+from dyadflow.coding import agreement
 
 # Shrout & Fleiss (1979), Psychological Bulletin 86:420-428, Table 2: 6 targets x 4 judges.
 SF = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]

@@ -215,6 +215,7 @@ def test_the_docs_list_every_rule():
 
     readme = (REPO / "docs" / "validation.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Validation: every row is accounted for") :]
+    section += (REPO / "docs" / "coding.md").read_text(encoding="utf-8")  # the coders' rules (issue 19)
     assert [r for r in RULES if f"`{r}`" not in section] == []
 def test_one_wide_csv_read_as_two_inputs_is_accounted_per_input(tmp_path, registry):
     """Issue 14.7: one wide CSV with WAI-SR and BDI-II side by side, wired as two inputs

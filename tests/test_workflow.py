@@ -132,6 +132,30 @@ def test_accounting_balances_and_rejections_are_the_planted_ones(demo_run):
     ]
 
 
+def test_the_demo_coding_study_is_accounted_agreed_and_compared(demo_run):
+    """Issue 19: three coders' ratings of the high_low selection's blinded sessions."""
+    tmp, _ = demo_run
+    coding = tmp / "results" / "coding"
+    acc = pl.read_csv(coding / "accounting.csv")
+    assert acc.select("source_file", "rows_read", "rows_accepted", "rows_rejected").rows() == [
+        ("data/demo/coded_high_low.csv", 61, 60, 1)
+    ]
+    assert pl.read_csv(coding / "rejections.csv").select("source_line", "rule", "code").rows() == [(62, "code_unknown", "ZZ")]
+    # the frozen key the demo generator computed in-process is the key the build wrote
+    assert (tmp / "data/demo/high_low_key_frozen.csv").read_bytes() == (tmp / "results/selection/high_low_key.csv").read_bytes()
+    assert pl.read_csv(coding / "warnings.csv").height == 0
+    agreement = pl.read_csv(coding / "agreement.csv")
+    assert agreement.filter(pl.col("measure") == "score").select("statistic", "n_targets", "n_coders").rows() == [
+        ("icc2_1", 10, 3), ("icc2_k", 10, 3)
+    ]
+    assert agreement.filter(pl.col("instrument") == "rupture_type").get_column("statistic").to_list() == ["fleiss_kappa"]
+    assert pl.read_csv(coding / "consensus.csv").height == 10 * (3 + 3 + 1 + 1)  # items, subscales, score; the type
+    score = pl.read_csv(coding / "comparison.csv").filter(pl.col("measure") == "score").row(0, named=True)
+    # constructed with more unresolved rupture markers in the low-alliance sessions
+    assert (score["group_a"], score["group_b"], score["n_a"], score["n_b"]) == ("high", "low", 5, 5)
+    assert score["difference"] < 0 and score["ci_high"] < 0
+
+
 def test_rerun_has_nothing_to_do(demo_run):
     tmp, cfg = demo_run
     proc = snakemake(tmp, "-n", "--cores", "2", "--configfile", str(cfg))

@@ -84,6 +84,16 @@ class Instrument:
     def name_in(self, language: str) -> str:
         """The instrument's name in ``language`` (the registry's ``names``), else its name."""
         return self.names.get(language) or self.name
+    # response.type categorical: the allowed codes, stored as 1 … len(codes); not summed
+    codes: tuple[str, ...] = ()
+
+    @property
+    def categorical(self) -> bool:
+        return bool(self.codes)
+
+    def code_of(self, value: int) -> str:
+        """The code a stored categorical value stands for (1 → the first code)."""
+        return self.codes[value - 1]
 
     @property
     def total_only(self) -> bool:
@@ -126,6 +136,8 @@ class Instrument:
         range (also written ``3.0``), value labels, and the item's extra codes.
         """
         tokens: dict[str, int] = {}
+        if self.categorical:  # only the codes themselves
+            return {c.lower(): i for i, c in enumerate(self.codes, start=1)}
         for v in range(self.min_value, self.max_value + 1):
             tokens[str(v)] = v
             tokens[f"{v}.0"] = v
@@ -136,6 +148,8 @@ class Instrument:
         return tokens
 
     def describe_allowed(self, item: int) -> str:
+        if self.categorical:
+            return ", ".join(self.codes)
         codes = self.item_codes.get(item)
         text = f"{self.min_value}–{self.max_value}"
         if codes:
@@ -196,6 +210,8 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
         return _total_only(data, file)
     n = data["n_items"]
     resp = data["response"]
+    if resp.get("type") == "categorical":
+        return _categorical(data, file)
     lo, hi = resp["min"], resp["max"]
     if lo >= hi:
         raise DyadflowError(f"min ({lo}) must be below max ({hi})", file=file, key="response")
@@ -329,6 +345,32 @@ def _total_only(data: dict, file: str) -> Instrument:
         input="total",
         total_min=lo,
         total_max=hi,
+    )
+
+
+def _categorical(data: dict, file: str) -> Instrument:
+    """An instrument whose items take one of ``response.codes`` (stored 1 … k): coded, not scored."""
+    codes = tuple(str(c) for c in data["response"]["codes"])
+    if len({c.lower() for c in codes}) != len(codes):
+        raise DyadflowError("two codes differ only in case", file=file, key="response.codes")
+    for unused in ("reverse_keyed", "risk_items", "item_codes", "bands", "norms", "subscales"):
+        if data.get(unused):
+            raise DyadflowError(f"a categorical instrument is not scored, so no {unused}", file=file, key=unused)
+    n = data["n_items"]
+    return Instrument(
+        key=data["key"],
+        name=data["name"],
+        raters=tuple(data["raters"]),
+        n_items=n,
+        min_value=1,
+        max_value=len(codes),
+        method=data["scoring"]["method"],
+        direction=data["direction"],
+        labels={i: c for i, c in enumerate(codes, start=1)},
+        construct=data.get("construct", "other"),
+        source=data.get("source", ""),
+        path=file,
+        codes=codes,
     )
 
 

@@ -34,11 +34,17 @@ from dyadflow.core.errors import DyadflowError
 from dyadflow.core.registry import item_column
 
 REQUIRED = ("dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument")
-# ``total``: a pre-scored total, for instruments declared ``input: total``
+# ``total``: a pre-scored total, for instruments declared ``input: total``;
+# ``coder_id``: who rated an observer row (rater observer needs one, rule coder_missing)
 # the patient's two consents (dyadflow/validate/consent.py)
 CONSENT_COLUMNS = ("consent_share_text", "consent_share_ratings")
-OPTIONAL = ("arm", "note", *CONSENT_COLUMNS, "total")
+OPTIONAL = ("arm", "note", *CONSENT_COLUMNS, "total", "coder_id")
 FIELDS = REQUIRED + OPTIONAL
+# A coded file (config ``coding.inputs``, dyadflow.coding) names its session by the
+# selection and the blinding code; dyad, session, patient, therapist and date come from
+# the frozen key, and every row is an observer's.
+CODED_REQUIRED = ("selection", "code", "instrument", "coder_id")
+CODED_FIELDS = CODED_REQUIRED + ("note",)
 ITEM_RE = re.compile(r"^item_?0*(\d+)$", re.IGNORECASE)
 # Reader-level rejections (an incomplete REDCap form, a Qualtrics preview) travel with the
 # row in these columns; validation reports them under their own rule.
@@ -63,10 +69,10 @@ class Mapped:
     source_columns: list[dict] = field(default_factory=list)
 
 
-def canonical_name(name: str) -> str | None:
+def canonical_name(name: str, fields: tuple[str, ...] = FIELDS) -> str | None:
     """The canonical column a header name stands for, or None if it is not one."""
     low = name.strip().lower()
-    if low in FIELDS:
+    if low in fields:
         return low
     m = ITEM_RE.match(low)
     if m and int(m.group(1)) >= 1:
@@ -163,11 +169,12 @@ def resolve_columns(
     header: list[str], spec: dict, *, file: str, line: int | None, auto: bool = True, items_key: str = "items"
 ) -> tuple[dict[str, str], dict[str, str]]:
     """({canonical field: source column}, {source column: item_NN}) for this input."""
+    known = field_names(spec)
     fields: dict[str, str] = {}
     for canon, src in (spec.get("columns") or {}).items():
-        if canon not in FIELDS:
+        if canon not in known:
             raise DyadflowError(
-                f"'{canon}' is not a canonical field (use one of {', '.join(FIELDS)})", file=file, key=f"columns.{canon}"
+                f"'{canon}' is not a canonical field (use one of {', '.join(known)})", file=file, key=f"columns.{canon}"
             )
         fields[canon] = find_column(header, src, file=file, line=line, key=f"columns.{canon}")
     items: dict[str, str] = {}
@@ -187,7 +194,7 @@ def resolve_columns(
         for name in header:
             if name in taken:
                 continue
-            canon = canonical_name(name)
+            canon = canonical_name(name, known)
             if canon is None or canon in fields or canon in constants:
                 continue
             if canon.startswith("item_"):
@@ -207,21 +214,27 @@ def resolve_columns(
             f"'{clash[0]}' is given both as a column and as a constant", file=file, key=f"constants.{clash[0]}"
         )
     for canon in constants:
-        if canon not in FIELDS:
+        if canon not in known:
             raise DyadflowError(f"'{canon}' is not a canonical field", file=file, key=f"constants.{canon}")
     for canon in spec.get("values") or {}:
-        if canon not in FIELDS and canon != "items":
+        if canon not in known and canon != "items":
             raise DyadflowError(
                 f"'{canon}' is not a canonical field: value maps are keyed by the field they fill "
-                f"({', '.join(FIELDS)}) or 'items'",
+                f"({', '.join(known)}) or 'items'",
                 file=file,
                 key=f"values.{canon}",
             )
     return fields, items
 
 
-def check_required(fields: dict, constants: dict, items: dict, *, file: str, line: int | None) -> None:
-    missing = [c for c in REQUIRED if c not in fields and c not in constants]
+def field_names(spec: dict) -> tuple[str, ...]:
+    """The canonical fields of an input: a coded file's (``coded``, set by dyadflow.coding) or a questionnaire export's."""
+    return CODED_FIELDS if spec.get("coded") else FIELDS
+
+
+def check_required(fields: dict, constants: dict, items: dict, *, file: str, line: int | None, spec: dict | None = None) -> None:
+    required = CODED_REQUIRED if (spec or {}).get("coded") else REQUIRED
+    missing = [c for c in required if c not in fields and c not in constants]
     if missing:
         raise DyadflowError(
             f"required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)} "
@@ -274,7 +287,7 @@ def apply_mapping(
     """The canonical frame of a raw table (see the module docstring)."""
     fields, items = resolve_columns(header, spec, file=file, line=line)
     constants = spec.get("constants") or {}
-    check_required(fields, constants, items, file=file, line=line)
+    check_required(fields, constants, items, file=file, line=line, spec=spec)
     frame = raw.select(
         *canonical_exprs(fields, items, spec),
         *[c for c in ("source_line", "source_fields", "expected_fields", *INGEST_RULE_COLUMNS, *keep) if c in raw.columns],

@@ -80,6 +80,62 @@ def selection_view(name: str, summary: dict | None) -> dict:
     }
 
 
+AGREEMENT_SCHEMA = {
+    "instrument": pl.String, "measure": pl.String, "statistic": pl.String, "level": pl.String, "value": pl.Float64,
+    "ci_low": pl.Float64, "ci_high": pl.Float64, "n_targets": pl.Int64, "n_coders": pl.Int64, "note": pl.String,
+}
+COMPARISON_SCHEMA = {
+    "selection": pl.String, "instrument": pl.String, "measure": pl.String, "group_a": pl.String, "group_b": pl.String,
+    "n_a": pl.Int64, "n_b": pl.Int64, "mean_a": pl.Float64, "mean_b": pl.Float64, "difference": pl.Float64,
+    "ci_low": pl.Float64, "ci_high": pl.Float64, "p": pl.Float64, "n_patients": pl.Int64, "n_patients_both": pl.Int64,
+    "method": pl.String, "note": pl.String,
+}
+STATISTIC_NAMES = {"icc2_1": "ICC(2,1)", "icc2_k": "ICC(2,k)", "cohen_kappa": "Cohen's κ", "fleiss_kappa": "Fleiss' κ",
+                   "krippendorff_alpha": "Krippendorff's α"}
+
+
+def coding_view(root: Path) -> dict:
+    """The coding stage's agreement and (unblinded selections only) comparison tables, when the stage ran
+    (results/coding/, docs/coding.md); read with their schemas, so an empty table is still typed."""
+    folder = root / "coding"
+    agreement_path, comparison_path = folder / "agreement.csv", folder / "comparison.csv"
+    agreement = pl.read_csv(agreement_path, schema=AGREEMENT_SCHEMA) if agreement_path.exists() else None
+    comparison = pl.read_csv(comparison_path, schema=COMPARISON_SCHEMA) if comparison_path.exists() else None
+    return {
+        "ran": agreement is not None,
+        "agreement": [] if agreement is None else agreement.with_columns(
+            pl.col("statistic").replace(STATISTIC_NAMES).alias("statistic")).to_dicts(),
+        "comparison": [] if comparison is None else comparison.to_dicts(),
+        "comparison_method": comparison.item(0, "method") if comparison is not None and comparison.height else None,
+    }
+
+
+MULTILEVEL_TERMS = {"intercept": "Intercept", "alliance_within": "Alliance, within patient (lagged)",
+                    "alliance_between": "Alliance, between patients (person mean)", "outcome_within": "Outcome at t, within patient"}
+
+
+def multilevel_view(root: Path) -> dict | None:
+    """results/stats/multilevel.json as the cohort report shows it; None when not produced."""
+    path = root / "stats" / "multilevel.json"
+    if not path.exists():
+        return None
+    m = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        "model": m.get("model"),
+        "random_effects": m.get("random_effects"),
+        "method": m.get("method"),
+        "converged": m.get("converged"),
+        "fitted": bool(m.get("fixed_effects")),
+        "message": m.get("message"),
+        "counts": [("Observations (session pairs)", m.get("n_observations")), ("Patients", m.get("n_patients")),
+                   ("Dyads", m.get("n_dyads")), ("Therapists", m.get("n_therapists"))],
+        # the model's terms in their order (multilevel.json is written with sorted keys)
+        "fixed": [{"term": MULTILEVEL_TERMS.get(k, _words(k)), **v} for k, v in sorted(
+            (m.get("fixed_effects") or {}).items(), key=lambda kv: list(MULTILEVEL_TERMS).index(kv[0]) if kv[0] in MULTILEVEL_TERMS else 99)],
+        "variance": [(_words(k), v) for k, v in (m.get("variance_components") or {}).items()],
+    }
+
+
 def cohort_context(results_dir: str, study: str, strategies: list[str], config_sha256: str | None) -> dict:
     root = Path(results_dir)
     dyads = read_table(root / "stats" / "dyads.parquet", DyadsModel)
@@ -118,6 +174,8 @@ def cohort_context(results_dir: str, study: str, strategies: list[str], config_s
         "summaries": summaries,
         "supervisor": supervisor_table(dyads),
         "has_cohort": bool(cohort),
+        "multilevel": multilevel_view(root),
+        "coding": coding_view(root),
         "provenance": _provenance(config_sha256, last),
         "epoch_date": last,
     }

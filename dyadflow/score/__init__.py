@@ -102,10 +102,34 @@ def score_total_only(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
     ).with_columns(band_expr(inst, pl.col("score")).alias("band"))
 
 
+CATEGORICAL = "categorical codes are not summed"
+
+
+def score_categorical(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
+    """Rows of a categorical instrument (``response.type: categorical``): its items are
+    codes, not amounts, so nothing is summed; the codes stay in the validated table (and
+    dyadflow.coding compares coders on them). Only the answered count is given."""
+    answered = pl.sum_horizontal([pl.col(c).is_not_null().cast(pl.Int32) for c in inst.items])
+    return rows.with_columns(
+        pl.lit(None, dtype=pl.Float64).alias("total"),
+        pl.lit(None, dtype=pl.Float64).alias("mean"),
+        answered.alias("n_answered"),
+        pl.lit(None, dtype=pl.Boolean).alias("prorated"),
+        pl.lit(None, dtype=pl.Float64).alias("score"),
+        pl.lit(inst.n_items).alias("n_items"),
+        pl.lit(None, dtype=pl.Boolean).alias("risk_flag"),
+        pl.lit(None, dtype=pl.String).alias("risk_items"),
+        pl.lit(CATEGORICAL).alias("score_missing_reason"),
+        pl.lit(None, dtype=pl.String).alias("band"),
+    )
+
+
 def score_instrument(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
     """Score the rows of one instrument (all dyads and sessions at once)."""
     if inst.total_only:
         return score_total_only(rows, inst)
+    if inst.categorical:
+        return score_categorical(rows, inst)
     items = list(range(1, inst.n_items + 1))
     mean, answered, ok = scored_mean(inst, items, inst.max_missing_items)
     flag, listed = risk_exprs(inst)
@@ -154,6 +178,8 @@ def score_frame(validated: pl.DataFrame, registry: dict[str, Instrument]) -> pl.
     present = sorted(validated.get_column("instrument").unique().to_list())
     subs = sorted({f"sub_{n}" for k in present for n in registry[k].subscales})
     columns = ID_COLUMNS + SCORE_COLUMNS + subs + EXTRA_COLUMNS
+    if "coder_id" in validated.columns:  # observer rows: one score per coder
+        columns = [*columns, "coder_id"]
     lazy = validated.lazy()
     parts = [score_instrument(lazy.filter(pl.col("instrument") == k), registry[k]) for k in present]
     if not parts:

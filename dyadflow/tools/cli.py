@@ -79,6 +79,9 @@ def _outputs(args) -> int:
     ]
     if not (results / "microprocess").is_dir():  # the stage runs only when the config asks for it
         groups = [g for g in groups if g[0] != "Moment-to-moment ratings"]
+    if (results / "coding").is_dir():  # the coding stage runs when coding.inputs lists coded files
+        groups.insert(-1, ("Coding", [f"coding/{n}" for n in ("ratings.parquet", "accounting.csv", "rejections.csv", "warnings.csv",
+                                                             "agreement.csv", "consensus.csv", "to_discuss.csv", "comparison.csv")]))
     # each configured selection strategy's files, in the order of the config
     index = results / "selection" / "index.json"
     if index.is_file():

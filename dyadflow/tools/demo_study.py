@@ -18,7 +18,10 @@ a real study receives it (see the README, "The demo study"):
 - ``wai_s_qualtrics.csv``: the therapists' WAI-S as a Qualtrics choice-text export
   (three header rows; survey previews, a test response and unfinished responses);
 - ``oq45_clinic.xlsx``: OQ-45 for a subset of dyads, a clinic's spreadsheet (a title
-  above the header, dates as date cells, as text dd.mm.yyyy and as serial numbers).
+  above the header, dates as date cells, as text dd.mm.yyyy and as serial numbers);
+- ``coded_high_low.csv`` and ``high_low_key_frozen.csv``: three coders' ratings of the
+  ``high_low`` selection's blinded sessions and the key handed to them
+  (:mod:`dyadflow.tools.demo_coding`, docs/coding.md).
 
 The bad rows are spread over the three files.
 """
@@ -32,6 +35,7 @@ import numpy as np
 import polars as pl
 
 from dyadflow.core import atomic
+from dyadflow.tools import demo_coding
 
 SEED = 20220602
 N_DYADS = 80
@@ -233,7 +237,7 @@ WAI_S_LABELS = ("Never", "Rarely", "Occasionally", "Sometimes", "Often", "Very o
 # Fixed workbook metadata, so the .xlsx bytes do not depend on when they were written.
 XLSX_TIME = "2024-09-01T00:00:00Z"
 ZIP_TIME = (2024, 9, 1, 0, 0, 0)
-FILES = ("redcap_export.csv", "wai_s_qualtrics.csv", "oq45_clinic.xlsx")
+FILES = ("redcap_export.csv", "wai_s_qualtrics.csv", "oq45_clinic.xlsx", "coded_high_low.csv", "high_low_key_frozen.csv")
 # Forms whose <form>_complete the REDCap export marks 1 (Unverified) or 0 (Incomplete),
 # though they hold answers: rejected as redcap_incomplete.
 REDCAP_INCOMPLETE = {("D003", "wai_sr", 4): "1", ("D027", "bdi_ii", 6): "0"}
@@ -496,6 +500,7 @@ def write(out_dir: str | Path = "data/demo", seed: int = SEED) -> Path:
     atomic.write_bytes(out / FILES[0], atomic.csv_bytes(redcap_table(table)))
     atomic.write_bytes(out / FILES[1], qualtrics_bytes(qualtrics_table(table, seed)))
     atomic.write_bytes(out / FILES[2], oq45_workbook_bytes(generate_oq45(table, seed)))
+    demo_coding.write(out, seed)  # the coders' files: their key is computed from the files above
     return out
 
 

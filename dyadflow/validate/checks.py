@@ -66,6 +66,9 @@ RULES = {
     "header_unnamed": "xlsx: a value in a column whose header cell is empty (a header merged over two columns)",
     "value_out_of_range": "sav: a number beyond ±2^53 or infinite, which no answer, session or ID can be",
     "date_range": "the date is before the earliest date (config earliest_date, default 1900-01-01)",
+    "coder_missing": "an observer row without coder_id: observer ratings are kept per coder",
+    "code_unknown": "coding: the selection and code are not in the frozen key handed to the coders (coding.selections key)",
+    "code_changed": "coding: the code's entry in the selection's current key differs from the frozen key (reported, not remapped)",
 }
 
 
@@ -176,12 +179,22 @@ def raw_schema(
         nullable=False,
         checks=[_expr_check("instrument_unknown", lambda x: x.str.to_lowercase().is_in(known_instruments))],
     )
+    # who rated an observer row (optional column; an observer row needs it: coder_missing)
+    columns["coder_id"] = pa.Column(
+        pl.String, nullable=True, checks=[_expr_check("id_format", lambda x: x.str.contains(ID_PATTERN))]
+    )
     # has_consent: True (consent_share_text) or the consent columns that hold a value
     for name in ("consent_share_text",) if has_consent is True else (has_consent or ()):
         columns[name] = pa.Column(
             pl.String, nullable=True, checks=[_expr_check("consent_value", lambda x: parse_bool(x).is_not_null())]
         )
-    return pa.DataFrameSchema(columns, strict=False, name="questionnaire_row")
+    observer_coder = pa.Check(
+        lambda data: data.lazyframe.select(
+            (pl.col("rater").str.to_lowercase() != "observer").fill_null(True) | pl.col("coder_id").is_not_null()
+        ),
+        name="coder_missing",
+    )
+    return pa.DataFrameSchema(columns, checks=[observer_coder], strict=False, name="questionnaire_row")
 
 
 def item_value(inst: Instrument, item: int, col: pl.Expr) -> pl.Expr:
@@ -319,6 +332,10 @@ def validated_schema(max_items: int) -> pa.DataFrameSchema:
             "source_line": pa.Column(pl.Int64, pa.Check.ge(1)),
             # the pre-scored total of an instrument declared input: total (else empty)
             "total": pa.Column(pl.Float64, nullable=True),
+            # who rated an observer row (empty for patient and therapist rows)
+            "coder_id": pa.Column(pl.String, pa.Check.str_matches(ID_PATTERN), nullable=True),
         }
     )
-    return pa.DataFrameSchema(columns, strict=True, ordered=True, unique=["dyad_id", "session", "rater", "instrument"])
+    return pa.DataFrameSchema(
+        columns, strict=True, ordered=True, unique=["dyad_id", "session", "rater", "instrument", "coder_id"]
+    )

@@ -58,7 +58,8 @@ from dyadflow.validate.checks import (
 BASE_COLUMNS = ("dyad_id", "patient_id", "therapist_id", "arm", "session", "date", "rater", "instrument")
 TEXT_COLUMNS = ("note", "consent_share_text", "consent_share_ratings")
 PROVENANCE = ("source_file", "source_line")
-DUPLICATE_KEY = ("dyad_id", "session", "rater", "instrument")
+# coder_id is empty on patient and therapist rows: an observer row's key is (dyad, session, instrument, coder)
+DUPLICATE_KEY = ("dyad_id", "session", "rater", "instrument", "coder_id")
 # config earliest_date: a date before it is rejected (date_range); year 0 would crash the reports
 EARLIEST_DATE = dt.date(1900, 1, 1)
 
@@ -140,6 +141,7 @@ ROW_MESSAGES = {
     "consent_value": lambda: pl.format(
         "{} is not true or false (true/yes/y/1/ja/j or false/no/n/0/nei/nej)", quote(pl.col("value"))
     ),
+    "coder_missing": lambda: pl.lit("an observer's rating needs its coder: coder_id is empty"),
 }
 
 
@@ -154,7 +156,8 @@ def _row_messages(found: pl.DataFrame, known: list[str], earliest_date: dt.date 
     expr = pl.lit(None, dtype=pl.String)
     for rule, make in messages.items():
         expr = pl.when(pl.col("rule") == rule).then(make()).otherwise(expr)
-    return found.with_columns(expr.alias("message"))
+    coder = pl.col("rule") == "coder_missing"
+    return found.with_columns(expr.alias("message"), pl.when(coder).then(pl.lit("coder_id")).otherwise(pl.col("column")).alias("column"))
 
 
 def _instrument_messages(found: pl.DataFrame, inst: Instrument) -> pl.DataFrame:
@@ -197,7 +200,7 @@ def _number(x: float | None) -> str:
 
 def _prepare(frames: list[pl.DataFrame]) -> pl.DataFrame:
     raw = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    for c in (*BASE_COLUMNS, *TEXT_COLUMNS, "source_file", "input", *INGEST_RULE_COLUMNS, "total"):
+    for c in (*BASE_COLUMNS, *TEXT_COLUMNS, "source_file", "input", *INGEST_RULE_COLUMNS, "total", "coder_id"):
         if c not in raw.columns:
             raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(c))
     for c in ("source_line", "source_fields", "expected_fields"):
@@ -307,12 +310,13 @@ def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
                 conflict,
                 "duplicate_conflict",
                 pl.format(
-                    "{} rows for dyad {}, session {}, {} {} differ ({}); all are rejected",
+                    "{} rows for dyad {}, session {}, {} {}{} differ ({}); all are rejected",
                     pl.col("_n"),
                     pl.col("dyad_id"),
                     pl.col("session"),
                     pl.col("rater"),
                     pl.col("instrument"),
+                    pl.when(pl.col("coder_id").is_not_null()).then(pl.format(", coder {}", pl.col("coder_id"))).otherwise(pl.lit("")),
                     pl.col("_all_where"),
                 ),
             ),
@@ -444,6 +448,7 @@ def validate_frames(
             "consent_share_ratings",
             *PROVENANCE,
             "total",
+            "coder_id",
         )
     )
     accepted = validated_schema(max_items).validate(accepted)

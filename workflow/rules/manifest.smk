@@ -6,6 +6,11 @@ from dyadflow.microprocess import input_files as _dial_files  # standard library
 
 # the moment-to-moment (dial) rating files, when the study has them: hashed like inputs
 DIAL_FILES = _dial_files(config["microprocess"]["inputs"]) if config.get("microprocess") else []
+# the coded files and the frozen blinding keys (docs/coding.md): hashed like inputs
+CODED_FILES = [
+    {"name": f"coding:{input_name(spec)}", "path": spec["path"], "format": spec["format"]}
+    for spec in config["coding"]["inputs"]
+] + [{"name": f"coding_key:{s['name']}", "path": s["key"], "format": "blinding_key"} for s in config["coding"]["selections"]]
 
 MANIFEST = f"{RESULTS}/manifest.json"
 
@@ -19,7 +24,8 @@ rule manifest:
         inputs=[spec["path"] for spec in INPUTS.values()]
         + [spec["dictionary"] for spec in INPUTS.values() if spec.get("dictionary")]
         + sorted({r["lookup"] for spec in INPUTS.values() for r in (spec.get("ids") or {}).values() if r and r.get("lookup")})
-        + DIAL_FILES,
+        + DIAL_FILES
+        + [f["path"] for f in CODED_FILES],
         instruments=INSTRUMENT_FILES,
     output:
         manifest=MANIFEST,
@@ -42,7 +48,8 @@ rule manifest:
             for field, rule in sorted((spec.get("ids") or {}).items())
             if rule and rule.get("lookup")
         ]
-        + [{"name": f"dial:{p}", "path": p, "format": "dial"} for p in DIAL_FILES],
+        + [{"name": f"dial:{p}", "path": p, "format": "dial"} for p in DIAL_FILES]
+        + CODED_FILES,
         # the name each instrument file has in the manifest: built-in ones relative
         # to the workflow, so moving the checkout changes nothing
         instrument_names=[

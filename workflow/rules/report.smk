@@ -99,6 +99,7 @@ rule report_cohort:
         sessions=rules.stats.output.sessions,
         selection=rules.select.output.index,
         optional=_optional_report_inputs,
+        sections=_cohort_report_inputs,
         templates=REPORT_TEMPLATES,
     output:
         pdf=f"{RESULTS}/reports/cohort.pdf",

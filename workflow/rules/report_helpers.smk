@@ -43,6 +43,14 @@ def _optional_report_inputs(wildcards):
     return [p for f in files for p in _produced(f)]
 
 
+def _cohort_report_inputs(wildcards):
+    """The cohort report's own sections: the multilevel model and, when the study codes
+    sessions (coding.smk), the coders' agreement and the unblinded comparison."""
+    files = [f"{RESULTS}/stats/multilevel.json"]
+    files += [f for f in (f"{RESULTS}/coding/agreement.csv", f"{RESULTS}/coding/comparison.csv") if f in CODING_OUTPUTS]
+    return [p for f in files for p in _produced(f)]
+
+
 def _shard_tables(wildcards):
     checkpoints.report_plan.get()
     return [f"{RESULTS}/reports/shards/{wildcards.shard}/{t}.parquet" for t in SHARD_TABLES]
