@@ -43,10 +43,10 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
         MANIFEST,
         MICROPROCESS_OUTPUTS,
         CHARTS.values(),
         CODING_OUTPUTS,
-    default_target: True

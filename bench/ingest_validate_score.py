@@ -20,10 +20,10 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dyadflow import ingest, score  # noqa: E402
-from dyadflow.tools import demo_study as demo
 from dyadflow.core import atomic
-from dyadflow.validate import rules as validate
 from dyadflow.core.registry import load_registry  # noqa: E402
+from dyadflow.tools import demo_study as demo
+from dyadflow.validate import rules as validate
 
 
 def best_of(fn, repeat):
@@ -35,7 +35,9 @@ def best_of(fn, repeat):
     return min(times), out
 
 
-def measure(dyads: int = 2000, sessions: int = 14, fmt: str = "canonical_csv", repeat: int = 3, out: str = "bench/out") -> dict:
+def measure(
+    dyads: int = 2000, sessions: int = 14, fmt: str = "canonical_csv", repeat: int = 3, out: str = "bench/out"
+) -> dict:
     """Wall times (best of ``repeat``) of the floor, ingest and ingest + validate + score, in one process."""
     path = Path(out) / f"export_{dyads}x{sessions}{'_redcap' if fmt == 'redcap' else ''}.csv"
     if not path.exists():
@@ -59,8 +61,16 @@ def measure(dyads: int = 2000, sessions: int = 14, fmt: str = "canonical_csv", r
 
     t_ingest, _ = best_of(lambda: ingest.read_input(spec), repeat)
     t_all, scores = best_of(stages, repeat)
-    return {"path": str(path), "mb": path.stat().st_size / 1e6, "rows": raw.height, "floor": floor, "ingest": t_ingest,
-            "all": t_all, "scored": scores.height, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "path": str(path),
+        "mb": path.stat().st_size / 1e6,
+        "rows": raw.height,
+        "floor": floor,
+        "ingest": t_ingest,
+        "all": t_all,
+        "scored": scores.height,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
@@ -69,8 +79,12 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=14)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default="bench/out")
-    ap.add_argument("--format", choices=["canonical_csv", "redcap"], default="canonical_csv",
-                    help="redcap: the BDI-II and WAI-SR of the study as a REDCap export (config as in config/config.yaml)")
+    ap.add_argument(
+        "--format",
+        choices=["canonical_csv", "redcap"],
+        default="canonical_csv",
+        help="redcap: the BDI-II and WAI-SR of the study as a REDCap export (config as in config/config.yaml)",
+    )
     args = ap.parse_args()
     m = measure(args.dyads, args.sessions, args.format, args.repeat, args.out)
     floor, t_ingest, t_all = m["floor"], m["ingest"], m["all"]

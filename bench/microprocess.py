@@ -102,7 +102,9 @@ def measure(sessions: int, seconds: int) -> dict:
     for name in ("floor", "analyse"):
         proc = subprocess.run(
             [sys.executable, __file__, "--sessions", str(sessions), "--seconds", str(seconds), "--phase", name],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
     return results
@@ -121,7 +123,9 @@ def main() -> int:
     results = measure(args.sessions, args.seconds)
     floor = results["floor"]["wall_s"]
     for name, r in results.items():
-        print(f"{name:8s} {r['wall_s']:8.2f} s  peak RSS {r['peak_rss_mb']:6d} MB  ratio {r['wall_s'] / floor:6.1f}  {r}")
+        print(
+            f"{name:8s} {r['wall_s']:8.2f} s  peak RSS {r['peak_rss_mb']:6d} MB  ratio {r['wall_s'] / floor:6.1f}  {r}"
+        )
     return 0
 
 

@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dyadflow.stats import multilevel
 
 
-def synthetic(n_dyads: int, n_therapists: int, n_sessions: int, within: float = -0.4, between: float = 0.3, seed: int = 1):
+def synthetic(
+    n_dyads: int, n_therapists: int, n_sessions: int, within: float = -0.4, between: float = 0.3, seed: int = 1
+):
     """(sessions, dyads): alliance(t) = person mean + noise; outcome(t+1) from both parts."""
     rng = np.random.default_rng(seed)
     d = np.repeat(np.arange(n_dyads), n_sessions)
@@ -40,21 +42,32 @@ def synthetic(n_dyads: int, n_therapists: int, n_sessions: int, within: float = 
     nxt = 10 + u_t[d] + u_d[d] + slope[d] * (alliance - mu[d]) + between * mu[d] + rng.normal(0, 1, d.size)
     # outcome of session t+1 is nxt of session t; the first session's outcome is the dyad's level
     first = s == 1
-    outcome = np.where(first, 10 + u_t[d] + u_d[d] + between * mu[d] + rng.normal(0, 1, d.size), np.r_[np.nan, nxt[:-1]])
+    outcome = np.where(
+        first, 10 + u_t[d] + u_d[d] + between * mu[d] + rng.normal(0, 1, d.size), np.r_[np.nan, nxt[:-1]]
+    )
     last = s == n_sessions
     ids = np.char.add("D", np.char.zfill(np.arange(n_dyads).astype(str), 6))
-    sessions = pl.DataFrame({
-        "dyad_id": ids[d], "session": s.astype(np.int32), "alliance_composite": alliance,
-        "outcome": outcome, "outcome_next": np.where(last, np.nan, nxt),
-        "outcome_next_session": np.where(last, -1, s + 1).astype(np.int32),
-    }).with_columns(
-        pl.col("outcome_next").fill_nan(None), pl.col("outcome").fill_nan(None),
+    sessions = pl.DataFrame(
+        {
+            "dyad_id": ids[d],
+            "session": s.astype(np.int32),
+            "alliance_composite": alliance,
+            "outcome": outcome,
+            "outcome_next": np.where(last, np.nan, nxt),
+            "outcome_next_session": np.where(last, -1, s + 1).astype(np.int32),
+        }
+    ).with_columns(
+        pl.col("outcome_next").fill_nan(None),
+        pl.col("outcome").fill_nan(None),
         pl.when(pl.col("outcome_next_session") > 0).then(pl.col("outcome_next_session")).alias("outcome_next_session"),
     )
-    dyads = pl.DataFrame({
-        "dyad_id": ids, "patient_id": np.char.add("P", np.char.zfill(np.arange(n_dyads).astype(str), 6)),
-        "therapist_id": np.char.add("T", np.char.zfill(ther.astype(str), 3)),
-    })
+    dyads = pl.DataFrame(
+        {
+            "dyad_id": ids,
+            "patient_id": np.char.add("P", np.char.zfill(np.arange(n_dyads).astype(str), 6)),
+            "therapist_id": np.char.add("T", np.char.zfill(ther.astype(str), 3)),
+        }
+    )
     return sessions, dyads
 
 
@@ -69,9 +82,27 @@ def main() -> None:
     t0 = time.perf_counter()
     res = multilevel.run(sessions, dyads, {"detrend": a.detrend})
     wall = time.perf_counter() - t0
-    print(json.dumps({k: res[k] for k in ("n_observations", "n_dyads", "n_therapists", "converged", "message", "fixed_effects", "variance_components")}, indent=1))
-    print(f"dyads {a.dyads}, therapists {a.therapists}, sessions {a.sessions}: multilevel.run {wall:.1f} s, "
-          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, load average {os.getloadavg()}")
+    print(
+        json.dumps(
+            {
+                k: res[k]
+                for k in (
+                    "n_observations",
+                    "n_dyads",
+                    "n_therapists",
+                    "converged",
+                    "message",
+                    "fixed_effects",
+                    "variance_components",
+                )
+            },
+            indent=1,
+        )
+    )
+    print(
+        f"dyads {a.dyads}, therapists {a.therapists}, sessions {a.sessions}: multilevel.run {wall:.1f} s, "
+        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, load average {os.getloadavg()}"
+    )
 
 
 if __name__ == "__main__":

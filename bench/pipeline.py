@@ -60,18 +60,26 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
 
 
 def stage_figures(log: Path, stage: str) -> tuple[float, float]:
-    m = re.search(rf"{stage} finished in ([0-9.]+) s \(peak RSS of the process so far ([0-9]+) MB\)",
-                  log.read_text(encoding="utf-8") if log.exists() else "")
+    m = re.search(
+        rf"{stage} finished in ([0-9.]+) s \(peak RSS of the process so far ([0-9]+) MB\)",
+        log.read_text(encoding="utf-8") if log.exists() else "",
+    )
     return (float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan"))
 
 
-def run_one(n: int, sessions: int = 20, cores: int = 2, out: str = "bench/out/pipeline", nightly: bool = True,
-            quiet: bool = False) -> dict:
+def run_one(
+    n: int,
+    sessions: int = 20,
+    cores: int = 2,
+    out: str = "bench/out/pipeline",
+    nightly: bool = True,
+    quiet: bool = False,
+) -> dict:
     """Build every stage but reports for ``n`` dyads through Snakemake; the figures as a dict."""
     import polars as pl
 
-    from dyadflow.tools import demo_study as demo
     from dyadflow.core import atomic
+    from dyadflow.tools import demo_study as demo
 
     say = (lambda *a, **k: None) if quiet else print
     work = Path(out).resolve() / f"{n}x{sessions}"
@@ -88,30 +96,59 @@ def run_one(n: int, sessions: int = 20, cores: int = 2, out: str = "bench/out/pi
     size_mb, rows = export.stat().st_size / 1e6, raw.height
     del raw
     load = os.getloadavg()
-    opts = ["--snakefile", str(REPO / "Snakefile"), "--cores", str(cores), "--quiet", "all",
-            "--configfile", "study.yaml"]  # last: --quiet and --configfile take several values
-    say(f"\n## {n:,} dyads × {sessions} sessions: {size_mb:.0f} MB, {rows:,} rows; "
-        f"load average before {load[0]:.1f}", flush=True)
+    opts = [
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--cores",
+        str(cores),
+        "--quiet",
+        "all",
+        "--configfile",
+        "study.yaml",
+    ]  # last: --quiet and --configfile take several values
+    say(
+        f"\n## {n:,} dyads × {sessions} sessions: {size_mb:.0f} MB, {rows:,} rows; load average before {load[0]:.1f}",
+        flush=True,
+    )
     total_wall, peak, code = timed([PY, "-m", "snakemake", *ALL_TARGETS, *opts], work)
     say("| stage | stage's own time (its log) | process peak RSS when it finished |\n|---|---|---|")
     own, rss = {}, {}
     for stage, _targets, log in STAGES:
         own[stage], rss[stage] = stage_figures(work / log, stage)
         say(f"| {stage} | {own[stage]:.2f} s | {rss[stage]:,.0f} MB |")
-    say(f"| **whole snakemake call, all stages but reports** | **{total_wall:.1f} s** wall | **{peak:,.0f} MB** peak |"
-        + ("" if code == 0 else " FAILED"))
+    say(
+        f"| **whole snakemake call, all stages but reports** | **{total_wall:.1f} s** wall | **{peak:,.0f} MB** peak |"
+        + ("" if code == 0 else " FAILED")
+    )
     ivs = own["ingest"] + own["validate"] + own["score"]
-    say(f"\nplain pl.read_csv (floor) {floor:.2f} s; ingest + validate + score {ivs:.2f} s = {ivs / floor:.1f}× the floor")
-    result = {"n": n, "floor": floor, "own": own, "rss": rss, "wall": total_wall, "peak_mb": peak, "ok": code == 0,
-              "ivs": ivs, "load_before": load[0], "results": str(work / "results")}
+    say(
+        f"\nplain pl.read_csv (floor) {floor:.2f} s; ingest + validate + score {ivs:.2f} s = {ivs / floor:.1f}× the floor"
+    )
+    result = {
+        "n": n,
+        "floor": floor,
+        "own": own,
+        "rss": rss,
+        "wall": total_wall,
+        "peak_mb": peak,
+        "ok": code == 0,
+        "ivs": ivs,
+        "load_before": load[0],
+        "results": str(work / "results"),
+    }
     if nightly:
-        wall, _rss, code = timed([PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(cores),
-                                  *ALL_TARGETS], work)
-        wall2, rss2, code2 = timed([PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(cores),
-                                    *ALL_TARGETS], work)
-        say(f"first dyadflow nightly after the build (fingerprints, state): {wall:.1f} s (exit {code}); "
+        wall, _rss, code = timed(
+            [PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(cores), *ALL_TARGETS], work
+        )
+        wall2, rss2, code2 = timed(
+            [PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(cores), *ALL_TARGETS], work
+        )
+        say(
+            f"first dyadflow nightly after the build (fingerprints, state): {wall:.1f} s (exit {code}); "
             f"no-op nightly rerun: {wall2:.1f} s, peak {rss2:,.0f} MB (exit {code2}); "
-            f"load average after {os.getloadavg()[0]:.1f}", flush=True)
+            f"load average after {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         result["noop_nightly"] = wall2
     return result
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 from pypdf import PdfReader
 
@@ -74,9 +73,15 @@ def measure(args, verbose: bool = True) -> dict:
 
     t = read_report_tables(args.results)
     t.dyads = t.dyads.sort("dyad_id").head(args.dyads)
-    ctxs = dyad.shard_contexts(t, study="Bench", audience="research", outcome="bdi_ii",
-                               alliance={"patient": "wai_sr", "therapist": "wai_s"}, registry=load_registry(),
-                               provenance={"version": "bench", "config": "00000000", "build_date": "—"})
+    ctxs = dyad.shard_contexts(
+        t,
+        study="Bench",
+        audience="research",
+        outcome="bdi_ii",
+        alliance={"patient": "wai_sr", "therapist": "wai_s"},
+        registry=load_registry(),
+        provenance={"version": "bench", "config": "00000000", "build_date": "—"},
+    )
     for c in ctxs:
         c["selection_configured"] = False
         c["provenance"] = {**c["provenance"], "build_date": str(c["epoch_date"])}
@@ -96,10 +101,14 @@ def measure(args, verbose: bool = True) -> dict:
     pngs = [charts.data_uri(charts.png_bytes(f)) for f in figs()]
     svgs = [svg_bytes(f).decode() for f in figs()]
     bare = plain_html(2)
-    with_png = bare.replace("<h2>Section 1</h2>", "".join(f'<img style="width:100%" src="{u}">' for u in pngs) + "<h2>Section 1</h2>")
+    with_png = bare.replace(
+        "<h2>Section 1</h2>", "".join(f'<img style="width:100%" src="{u}">' for u in pngs) + "<h2>Section 1</h2>"
+    )
     with_svg = bare.replace("<h2>Section 1</h2>", "".join(s.split("?>", 1)[-1] for s in svgs) + "<h2>Section 1</h2>")
-    fmt = {name: _median_time(lambda h=h: render.render_pdf(h, 0, fetcher), args.repeat)
-           for name, h in (("bare 2-page", bare), ("3 inline SVG", with_svg), ("3 PNG@200dpi", with_png))}
+    fmt = {
+        name: _median_time(lambda h=h: render.render_pdf(h, 0, fetcher), args.repeat)
+        for name, h in (("bare 2-page", bare), ("3 inline SVG", with_svg), ("3 PNG@200dpi", with_png))
+    }
     print_("chart format (WeasyPrint render only, median of", args.repeat, "):")
     for name, sec in fmt.items():
         print_(f"  {name:14s} {sec * 1000:7.0f} ms   {sec / fmt['bare 2-page']:.2f}× bare")
@@ -114,19 +123,27 @@ def measure(args, verbose: bool = True) -> dict:
         n = page_count(pdf)
         pages.append(n)
         plain = plain_html(n)
-        floors.append(_median_time(lambda: render.render_pdf(plain, 0, fetcher), 1))
+        floors.append(_median_time(lambda plain=plain: render.render_pdf(plain, 0, fetcher), 1))
     med, floor = statistics.median(per), statistics.median(floors)
-    print_(f"dyad report: median {med * 1000:.0f} ms over {len(per)} dyads ({statistics.median(pages):.0f} pages); "
-          f"plain document of the same page count {floor * 1000:.0f} ms; ratio {med / floor:.2f}× (target 2×)")
+    print_(
+        f"dyad report: median {med * 1000:.0f} ms over {len(per)} dyads ({statistics.median(pages):.0f} pages); "
+        f"plain document of the same page count {floor * 1000:.0f} ms; ratio {med / floor:.2f}× (target 2×)"
+    )
     return {"report": med, "floor": floor, "pages": statistics.median(pages), "formats": fmt}
 
     # 3. clinician copies (issue 17; context → 2 charts → HTML in the copy's language → PDF)
     from dyadflow.report import clinician
 
     for language in ("en", "sv"):
-        cctx = clinician.contexts(t, t.feedback, study="Bench", outcome="bdi_ii",
-                                  alliance={"patient": "wai_sr", "therapist": "wai_s"}, registry=load_registry(),
-                                  report_cfg={"language": language, "clinician": {"patient_ratings": "always"}})
+        cctx = clinician.contexts(
+            t,
+            t.feedback,
+            study="Bench",
+            outcome="bdi_ii",
+            alliance={"patient": "wai_sr", "therapist": "wai_s"},
+            registry=load_registry(),
+            report_cfg={"language": language, "clinician": {"patient_ratings": "always"}},
+        )
         clinician.render_html(cctx[0])  # warm-up (catalogue, fonts)
         per, floors, pages = [], [], []
         for c in cctx:
@@ -138,9 +155,11 @@ def measure(args, verbose: bool = True) -> dict:
             plain = plain_html(n)
             floors.append(_median_time(lambda plain=plain: render.render_pdf(plain, 0, fetcher), 1))
         med, floor = statistics.median(per), statistics.median(floors)
-        print(f"clinician copy ({language}): median {med * 1000:.0f} ms over {len(per)} dyads "
-              f"({statistics.median(pages):.0f} pages); plain document of the same page count {floor * 1000:.0f} ms; "
-              f"ratio {med / floor:.2f}×")
+        print(
+            f"clinician copy ({language}): median {med * 1000:.0f} ms over {len(per)} dyads "
+            f"({statistics.median(pages):.0f} pages); plain document of the same page count {floor * 1000:.0f} ms; "
+            f"ratio {med / floor:.2f}×"
+        )
 
 
 if __name__ == "__main__":

@@ -23,49 +23,73 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-import ingest_validate_score
-import microprocess
-import pipeline
-import report_render
+import ingest_validate_score  # noqa: E402  (bench/ on sys.path above)
+import microprocess  # noqa: E402  (bench/ on sys.path above)
+import pipeline  # noqa: E402  (bench/ on sys.path above)
+import report_render  # noqa: E402  (bench/ on sys.path above)
 
 ROWS: list[tuple[str, str, str, str, str, str]] = []
 
 
-def row(measure: str, floor: float | None, value: float | None, target: float | None, unit: str = "s",
-        ratio: bool = True, note: str = "") -> None:
+def row(
+    measure: str,
+    floor: float | None,
+    value: float | None,
+    target: float | None,
+    unit: str = "s",
+    ratio: bool = True,
+    note: str = "",
+) -> None:
     """One line of the table: the ratio value/floor against ``target`` (or the value itself when not ``ratio``)."""
     if value is None:
-        ROWS.append((measure, "—", "not measured", "—", f"{'≤ ' if ratio else '< '}{target:g}{'×' if ratio else ' ' + unit}" if target else "—",
-                     note or "not measured"))
+        ROWS.append(
+            (
+                measure,
+                "—",
+                "not measured",
+                "—",
+                f"{'≤ ' if ratio else '< '}{target:g}{'×' if ratio else ' ' + unit}" if target else "—",
+                note or "not measured",
+            )
+        )
         return
     shown = value / floor if ratio else value
     met = "—" if target is None else ("met" if shown <= target else "not met")
     if "target is for" in note:  # measured at the quick size, the target is for the full size
         met = f"at this size {'within' if shown <= target else 'above'} it"
-    ROWS.append((
-        measure,
-        "—" if floor is None else f"{floor:.2f} {unit}",
-        f"{value:.2f} {unit}" if unit == "s" else f"{value:,.0f} {unit}",
-        f"{shown:.1f}×" if ratio else "—",
-        "—" if target is None else (f"≤ {target:g}×" if ratio else f"< {target:g} {unit}"),
-        met + (f" ({note})" if note else ""),
-    ))
+    ROWS.append(
+        (
+            measure,
+            "—" if floor is None else f"{floor:.2f} {unit}",
+            f"{value:.2f} {unit}" if unit == "s" else f"{value:,.0f} {unit}",
+            f"{shown:.1f}×" if ratio else "—",
+            "—" if target is None else (f"≤ {target:g}×" if ratio else f"< {target:g} {unit}"),
+            met + (f" ({note})" if note else ""),
+        )
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dyads", type=int, default=10000)
     ap.add_argument("--dial-sessions", type=int, default=1000)
-    ap.add_argument("--results", default="results",
-                    help="a results folder with report tables (make demo); else the pipeline run's (step 3)")
+    ap.add_argument(
+        "--results",
+        default="results",
+        help="a results folder with report tables (make demo); else the pipeline run's (step 3)",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     load_before = os.getloadavg()
 
     print(f"[1/5] ingest + validate + score, canonical CSV, {args.dyads:,} dyads", flush=True)
     csv = ingest_validate_score.measure(args.dyads, 14, "canonical_csv", args.repeat)
-    row(f"ingest + validate + score, canonical CSV, {args.dyads:,} dyads, one process, vs pl.read_csv",
-        csv["floor"], csv["all"], 4)
+    row(
+        f"ingest + validate + score, canonical CSV, {args.dyads:,} dyads, one process, vs pl.read_csv",
+        csv["floor"],
+        csv["all"],
+        4,
+    )
     print("[2/5] the same, REDCap export", flush=True)
     red = ingest_validate_score.measure(args.dyads, 14, "redcap", args.repeat)
     row("REDCap export vs its plain read", red["floor"], red["all"], 6)
@@ -75,10 +99,23 @@ def main() -> None:
     pipe = pipeline.run_one(args.dyads, 20, nightly=False, quiet=True)
     note = "" if pipe["ok"] else "snakemake FAILED"
     row("the same through Snakemake (three jobs: the stages' own times)", pipe["floor"], pipe["ivs"], 6, note=note)
-    row(f"{args.dyads:,} dyads × 20 sessions, every stage but reports, wall", None, pipe["wall"], 60, ratio=False,
-        note=f"target is for 100,000 dyads; {args.dyads:,} shown{'; ' + note if note else ''}")
-    row(f"peak memory of that run ({args.dyads:,} dyads)", None, pipe["peak_mb"], 4000, unit="MB", ratio=False,
-        note=f"target is for 100,000 dyads; {args.dyads:,} shown")
+    row(
+        f"{args.dyads:,} dyads × 20 sessions, every stage but reports, wall",
+        None,
+        pipe["wall"],
+        60,
+        ratio=False,
+        note=f"target is for 100,000 dyads; {args.dyads:,} shown{'; ' + note if note else ''}",
+    )
+    row(
+        f"peak memory of that run ({args.dyads:,} dyads)",
+        None,
+        pipe["peak_mb"],
+        4000,
+        unit="MB",
+        ratio=False,
+        note=f"target is for 100,000 dyads; {args.dyads:,} shown",
+    )
 
     print("[4/5] dyad report vs a bare render", flush=True)
     results = Path(args.results)
@@ -88,20 +125,32 @@ def main() -> None:
         rep = report_render.measure(argparse.Namespace(results=str(results), dyads=10, repeat=3), verbose=False)
         row("a dyad case report vs a bare WeasyPrint render of the same page count", rep["floor"], rep["report"], 2)
     else:
-        row("a dyad case report vs a bare WeasyPrint render of the same page count", None, None, 2,
-            note=f"no {results}/ with report tables: run make demo first")
+        row(
+            "a dyad case report vs a bare WeasyPrint render of the same page count",
+            None,
+            None,
+            2,
+            note=f"no {results}/ with report tables: run make demo first",
+        )
 
     print(f"[5/5] microprocess, {args.dial_sessions:,} sessions × 2 raters × 3,000 s", flush=True)
     mp = microprocess.measure(args.dial_sessions, 3000)
     rows = mp["floor"]["rows"]
-    row(f"dial ratings, {rows / 1e6:.0f} M rows, analysis vs pl.read_parquet (not yet from the CSV text)",
-        mp["floor"]["wall_s"], mp["analyse"]["wall_s"], 3, note="floor is a parquet read, not the issue's typed CSV read")
+    row(
+        f"dial ratings, {rows / 1e6:.0f} M rows, analysis vs pl.read_parquet (not yet from the CSV text)",
+        mp["floor"]["wall_s"],
+        mp["analyse"]["wall_s"],
+        3,
+        note="floor is a parquet read, not the issue's typed CSV read",
+    )
     row("full report build (research and clinician copies)", None, None, None)
     row("nightly at 100,000 dyads, one dyad changed", None, None, 30, ratio=False)
 
     load_after = os.getloadavg()
-    print(f"\nissue 18, quick sizes; load average before {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f}, "
-          f"after {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} ({os.cpu_count()} cores)\n")
+    print(
+        f"\nissue 18, quick sizes; load average before {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f}, "
+        f"after {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} ({os.cpu_count()} cores)\n"
+    )
     print("| measure | floor | measured | ratio | target | met? |")
     print("|---|---|---|---|---|---|")
     for r in ROWS:

@@ -18,10 +18,10 @@ In one process and one run:
 from __future__ import annotations
 
 import argparse
-import warnings
 import resource
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,21 +51,33 @@ def synthetic_scores(n_dyads: int, n_sessions: int, seed: int = 1) -> pl.DataFra
     sess = np.tile(s, d)
     keep = attended.ravel()
     parts = []
-    for inst, rater, values, from_session in (("bdi_ii", "patient", bdi, 0), ("wai_sr", "patient", pat, 1), ("wai_s", "therapist", th, 1)):
+    for inst, rater, values, from_session in (
+        ("bdi_ii", "patient", bdi, 0),
+        ("wai_sr", "patient", pat, 1),
+        ("wai_s", "therapist", th, 1),
+    ):
         m = keep & (sess >= from_session)
-        parts.append(pl.DataFrame({"d": dyad[m], "session": sess[m].astype(np.int32), "score": values.ravel()[m]}).with_columns(
-            pl.lit(inst).alias("instrument"), pl.lit(rater).alias("rater")
-        ))
+        parts.append(
+            pl.DataFrame({"d": dyad[m], "session": sess[m].astype(np.int32), "score": values.ravel()[m]}).with_columns(
+                pl.lit(inst).alias("instrument"), pl.lit(rater).alias("rater")
+            )
+        )
     df = pl.concat(parts)
-    return df.with_columns(
-        pl.format("D{}", pl.col("d").cast(pl.String).str.zfill(6)).alias("dyad_id"),
-        pl.format("P{}", pl.col("d").cast(pl.String).str.zfill(6)).alias("patient_id"),
-        pl.format("T{}", (pl.col("d") % 500).cast(pl.String).str.zfill(3)).alias("therapist_id"),
-        (pl.lit(np.datetime64("2024-01-08", "D")) + pl.duration(days=7 * pl.col("session"))).cast(pl.Date).alias("date"),
-        pl.when(pl.col("d") % 2 == 0).then(pl.lit("CBT")).otherwise(pl.lit("IPT")).alias("arm"),
-        pl.lit("synthetic.csv").alias("source_file"),
-        pl.int_range(pl.len()).alias("source_line"),
-    ).drop("d").sort("dyad_id", "session", "instrument")
+    return (
+        df.with_columns(
+            pl.format("D{}", pl.col("d").cast(pl.String).str.zfill(6)).alias("dyad_id"),
+            pl.format("P{}", pl.col("d").cast(pl.String).str.zfill(6)).alias("patient_id"),
+            pl.format("T{}", (pl.col("d") % 500).cast(pl.String).str.zfill(3)).alias("therapist_id"),
+            (pl.lit(np.datetime64("2024-01-08", "D")) + pl.duration(days=7 * pl.col("session")))
+            .cast(pl.Date)
+            .alias("date"),
+            pl.when(pl.col("d") % 2 == 0).then(pl.lit("CBT")).otherwise(pl.lit("IPT")).alias("arm"),
+            pl.lit("synthetic.csv").alias("source_file"),
+            pl.int_range(pl.len()).alias("source_line"),
+        )
+        .drop("d")
+        .sort("dyad_id", "session", "instrument")
+    )
 
 
 # ---------------------------------------------------------------- the per-dyad loop
@@ -82,8 +94,10 @@ def loop_stats(scores: pl.DataFrame, rc: float) -> list[dict]:
     for (dyad,), g in scores.partition_by("dyad_id", as_dict=True, maintain_order=True).items():
         p = g.pivot(on="instrument", index="session", values="score").sort("session")
         sess = p.get_column("session").to_numpy().astype(float)
-        col = lambda c: p.get_column(c).to_numpy().astype(float) if c in p.columns else np.full(sess.size, np.nan)  # noqa: E731
-        pat, th, y = col("wai_sr"), col("wai_s"), col("bdi_ii")
+        pat, th, y = (
+            p.get_column(c).to_numpy().astype(float) if c in p.columns else np.full(sess.size, np.nan)
+            for c in ("wai_sr", "wai_s", "bdi_ii")
+        )
         comp = np.nanmean(np.vstack([pat, th]), axis=0) if sess.size else sess
         zc, zy = _z(comp), _z(y)
         # detrend (as the stats stage computes it, for parity of work)
@@ -117,11 +131,19 @@ def loop_stats(scores: pl.DataFrame, rc: float) -> list[dict]:
                 continue
             drop = y[i] - y[i + 1]
             if drop >= rc and drop >= 0.25 * y[i]:
-                pre = [y[j] for j in range(i - 2, i + 1) if j >= 0 and sess[i] - sess[j] == i - j and not np.isnan(y[j])]
-                post = [y[j] for j in range(i + 1, i + 4) if j < sess.size and sess[j] - sess[i] == j - i and not np.isnan(y[j])]
+                pre = [
+                    y[j] for j in range(i - 2, i + 1) if j >= 0 and sess[i] - sess[j] == i - j and not np.isnan(y[j])
+                ]
+                post = [
+                    y[j]
+                    for j in range(i + 1, i + 4)
+                    if j < sess.size and sess[j] - sess[i] == j - i and not np.isnan(y[j])
+                ]
                 if len(pre) >= 2 and len(post) >= 2:
                     dfree = len(pre) + len(post) - 2
-                    pooled = np.sqrt(((len(pre) - 1) * np.var(pre, ddof=1) + (len(post) - 1) * np.var(post, ddof=1)) / dfree)
+                    pooled = np.sqrt(
+                        ((len(pre) - 1) * np.var(pre, ddof=1) + (len(post) - 1) * np.var(post, ddof=1)) / dfree
+                    )
                     if np.mean(pre) - np.mean(post) > sps.t.ppf(0.975, dfree) * pooled:
                         n_gains += 1
         res["n_sudden_gains"] = n_gains
@@ -129,7 +151,7 @@ def loop_stats(scores: pl.DataFrame, rc: float) -> list[dict]:
         n_rup = 0
         for v in (pat, th):
             okv = ~np.isnan(v)
-            vs, ss = v[okv], sess[okv]
+            vs = v[okv]
             sd = np.std(vs, ddof=1) if vs.size >= 2 else 0
             for i in range(1, vs.size):
                 if sd > 0 and vs[i - 1] - vs[i] >= 1.5 * sd:
@@ -152,14 +174,20 @@ def main() -> None:
     scores = synthetic_scores(args.dyads, args.sessions)
     t_gen = time.perf_counter() - t0
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"synthetic scores: {scores.height:,} rows, {args.dyads:,} dyads x {args.sessions} sessions ({t_gen:.1f} s, peak RSS so far {rss_data:.0f} MB)")
+    print(
+        f"synthetic scores: {scores.height:,} rows, {args.dyads:,} dyads x {args.sessions} sessions ({t_gen:.1f} s, peak RSS so far {rss_data:.0f} MB)"
+    )
 
     t0 = time.perf_counter()
     res = stats.compute(scores, registry, "bdi_ii", ALLIANCE, {})
     t_all = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"dyadflow stats, all dyads:   {t_all:8.2f} s  ({t_all / args.dyads * 1e6:8.1f} us per dyad); peak RSS {peak:.0f} MB")
-    print(f"  dyads {res.dyads.height:,}, sessions {res.sessions.height:,}, gains/losses {res.gains.height:,}, ruptures {res.ruptures.height:,}")
+    print(
+        f"dyadflow stats, all dyads:   {t_all:8.2f} s  ({t_all / args.dyads * 1e6:8.1f} us per dyad); peak RSS {peak:.0f} MB"
+    )
+    print(
+        f"  dyads {res.dyads.height:,}, sessions {res.sessions.height:,}, gains/losses {res.gains.height:,}, ruptures {res.ruptures.height:,}"
+    )
     rc = res.cohort["change_rule"]["reliable_change_points"]
 
     subset_ids = res.dyads.get_column("dyad_id").head(args.loop_dyads)
@@ -175,7 +203,9 @@ def main() -> None:
     per_all, per_sub, per_loop = t_all / args.dyads, t_sub / n, t_loop / n
     print(f"dyadflow stats, {n:,} dyads:  {t_sub:8.2f} s  ({per_sub * 1e6:8.1f} us per dyad)")
     print(f"per-dyad loop, {n:,} dyads:   {t_loop:8.2f} s  ({per_loop * 1e6:8.1f} us per dyad)")
-    print(f"ratio loop / vectorised per dyad: {per_loop / per_all:.0f}x (at {args.dyads:,} dyads), {per_loop / per_sub:.0f}x (same {n:,} dyads)")
+    print(
+        f"ratio loop / vectorised per dyad: {per_loop / per_all:.0f}x (at {args.dyads:,} dyads), {per_loop / per_sub:.0f}x (same {n:,} dyads)"
+    )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,11 @@ def _ingest(input, output, params, **_):
         return
     logger.info(
         "read %s (%s): %d rows from %d records (%d blank rows skipped)",
-        meta["source_file"], meta["format"], meta["rows_read"], meta["records_read"], meta.get("blank_rows", 0),
+        meta["source_file"],
+        meta["format"],
+        meta["rows_read"],
+        meta["records_read"],
+        meta.get("blank_rows", 0),
     )
     if meta.get("dropped_columns"):
         logger.info("columns not used: %s", ", ".join(meta["dropped_columns"]))
@@ -52,7 +56,7 @@ def data_freeze_date(value: str | None):
 
     if value:
         return dt.date.fromisoformat(str(value))
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 def _study(params):
@@ -89,8 +93,11 @@ def _validate(input, output, params, log, **_):
         logger.warning("%d warning(s) about input files and columns: see %s", n_warnings, output.get("warnings"))
     n_consent = result.warnings.height - n_warnings - result.linking.height
     if n_consent:
-        logger.warning("%d consent cell(s) ignored (not the patient's row, or not true/false): see %s",
-                       n_consent, output.get("warnings"))
+        logger.warning(
+            "%d consent cell(s) ignored (not the patient's row, or not true/false): see %s",
+            n_consent,
+            output.get("warnings"),
+        )
     logger.info("%d consent decision(s) recorded (%s)", result.consent.height, output.get("consent"))
     for file, column, text in result.linking.iter_rows():
         # in the log and on the terminal (the log handler alone does not reach Snakemake's output)
@@ -101,7 +108,11 @@ def _validate(input, output, params, log, **_):
     for row in result.accounting.iter_rows(named=True):
         logger.info(
             "%s: %d read, %d accepted, %d rejected (%d exact duplicates)",
-            row["source_file"], row["rows_read"], row["rows_accepted"], row["rows_rejected"], row["rows_duplicate"],
+            row["source_file"],
+            row["rows_read"],
+            row["rows_accepted"],
+            row["rows_rejected"],
+            row["rows_duplicate"],
         )
     if result.rejections.height:
         counts = result.rejections.group_by("rule").len().sort("rule")
@@ -126,13 +137,23 @@ def _stats(input, output, params, **_):
     names = ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort", "feedback", "feedback_csv")
     out = {k: getattr(output, k) for k in names if hasattr(output, k)}
     res = stats.run(
-        input.scores, study.registry, study.outcome_key, study.alliance_keys,
-        _plain(params.stats), out, validated_path=input.validated, feedback_cfg=_plain(params.get("feedback")),
+        input.scores,
+        study.registry,
+        study.outcome_key,
+        study.alliance_keys,
+        _plain(params.stats),
+        out,
+        validated_path=input.validated,
+        feedback_cfg=_plain(params.get("feedback")),
     )
     flow = res.cohort["flow"]
     logger.info(
         "%d dyads, %d dyad-sessions; lagged regression for %d dyads; %d sudden gains/losses; %d ruptures",
-        flow["dyads"], flow["dyad_sessions"], flow["dyads_with_lag"], res.gains.height, res.ruptures.height,
+        flow["dyads"],
+        flow["dyad_sessions"],
+        flow["dyads_with_lag"],
+        res.gains.height,
+        res.ruptures.height,
     )
     if res.feedback is not None:
         counts = res.feedback.group_by("signal_rule").len().sort("signal_rule")
@@ -147,11 +168,16 @@ def _multilevel(input, output, params, **_):
     from dyadflow.core import atomic
     from dyadflow.stats import multilevel
 
-    res = multilevel.run(pl.read_parquet(input.sessions), pl.read_parquet(input.dyads), _plain(params.multilevel), int(params.max_gap))
+    res = multilevel.run(
+        pl.read_parquet(input.sessions), pl.read_parquet(input.dyads), _plain(params.multilevel), int(params.max_gap)
+    )
     atomic.write_json(output.multilevel, res)
     logger.info(
         "multilevel model: %d observations, %d dyads, %d therapists; converged: %s",
-        res["n_observations"], res["n_dyads"], res["n_therapists"], res["converged"],
+        res["n_observations"],
+        res["n_dyads"],
+        res["n_therapists"],
+        res["converged"],
     )
     if res["message"]:
         logger.warning("multilevel model: %s", res["message"])
@@ -164,29 +190,49 @@ def _coding_ratings(input, output, params, **_):
     coding = _plain(params.coding)
     # results/selection/<name>_key.csv of the coded selections that are configured under selection:
     current = {Path(str(p)).name[: -len("_key.csv")]: str(p) for p in input.current_keys}
-    res = pipeline.run_ratings(coding, load_registry(params.instruments_dir), params.policy, current,
-                               {k: output[k] for k in ("ratings", "accounting", "rejections", "warnings")})
+    res = pipeline.run_ratings(
+        coding,
+        load_registry(params.instruments_dir),
+        params.policy,
+        current,
+        {k: output[k] for k in ("ratings", "accounting", "rejections", "warnings")},
+    )
     acc = res.accounting
-    logger.info("coded rows: %d read, %d accepted, %d rejected (results/coding/rejections.csv)",
-                acc.get_column("rows_read").sum(), acc.get_column("rows_accepted").sum(), acc.get_column("rows_rejected").sum())
+    logger.info(
+        "coded rows: %d read, %d accepted, %d rejected (results/coding/rejections.csv)",
+        acc.get_column("rows_read").sum(),
+        acc.get_column("rows_accepted").sum(),
+        acc.get_column("rows_rejected").sum(),
+    )
     for w in res.warnings.iter_rows(named=True):
-        logger.warning("%s%s (results/coding/warnings.csv)", f"{w['selection']} code {w['code']}: " if w["code"] else "", w["warning"])
+        logger.warning(
+            "%s%s (results/coding/warnings.csv)",
+            f"{w['selection']} code {w['code']}: " if w["code"] else "",
+            w["warning"],
+        )
 
 
 def _coding_agreement(input, output, params, **_):
     from dyadflow.coding import pipeline
     from dyadflow.core.registry import load_registry
 
-    pipeline.run_agreement(input.ratings, load_registry(params.instruments_dir), float(params.discuss_distance),
-                           {k: output[k] for k in ("agreement", "consensus", "to_discuss")})
+    pipeline.run_agreement(
+        input.ratings,
+        load_registry(params.instruments_dir),
+        float(params.discuss_distance),
+        {k: output[k] for k in ("agreement", "consensus", "to_discuss")},
+    )
 
 
 def _coding_comparison(input, output, params, **_):
     from dyadflow.coding import pipeline
 
     res = pipeline.run_comparison(input.consensus, _plain(params.selections), input.dyads, output.comparison)
-    logger.info("comparison: %d row(s) (unblinded: %s)", res.height,
-                ", ".join(s["name"] for s in _plain(params.selections) if s.get("unblind")) or "none")
+    logger.info(
+        "comparison: %d row(s) (unblinded: %s)",
+        res.height,
+        ", ".join(s["name"] for s in _plain(params.selections) if s.get("unblind")) or "none",
+    )
 
 
 def _select(input, output, params, **_):
@@ -201,13 +247,24 @@ def _select_strategy(input, output, params, **_):
     study = _study(params)
     spec = _plain(params.spec)
     chosen = select.run(
-        spec, input.sessions, input.dyads, input.ruptures, study.registry, study.outcome_key,
-        study.alliance_keys, {k: output[k] for k in ("selection", "summary", "blinded", "key")},
+        spec,
+        input.sessions,
+        input.dyads,
+        input.ruptures,
+        study.registry,
+        study.outcome_key,
+        study.alliance_keys,
+        {k: output[k] for k in ("selection", "summary", "blinded", "key")},
         composite=stats.settings(_plain(params.stats))["composite"],
     )
     counts = chosen.group_by("group").len().sort("group").rows()
-    logger.info("%s (%s): %d session(s) selected: %s", spec["name"], spec["strategy"], chosen.height,
-                ", ".join(f"{g} {n}" for g, n in counts) or "none")
+    logger.info(
+        "%s (%s): %d session(s) selected: %s",
+        spec["name"],
+        spec["strategy"],
+        chosen.height,
+        ", ".join(f"{g} {n}" for g, n in counts) or "none",
+    )
 
 
 def _report_plan(input, output, params, **_):
@@ -220,10 +277,19 @@ def _report_shard(input, output, params, wildcards, **_):
     from dyadflow.report import shards
 
     shards.render_shard(
-        params.shard_dir, output.manifest, results_dir=params.results, study=params.study, audience=params.audience,
-        outcome=params.outcome, alliance=dict(params.alliance), config_sha256=params.config_sha256,
-        instruments_dir=params.instruments_dir, config=dict(params.config_flags), strategies=list(params.strategies),
-        max_note_chars=int(params.max_note_chars), report_cfg=_plain(params.report_cfg),
+        params.shard_dir,
+        output.manifest,
+        results_dir=params.results,
+        study=params.study,
+        audience=params.audience,
+        outcome=params.outcome,
+        alliance=dict(params.alliance),
+        config_sha256=params.config_sha256,
+        instruments_dir=params.instruments_dir,
+        config=dict(params.config_flags),
+        strategies=list(params.strategies),
+        max_note_chars=int(params.max_note_chars),
+        report_cfg=_plain(params.report_cfg),
         prompts_path=input.prompts or None,
     )
 
@@ -233,8 +299,13 @@ def _report_caseload(input, output, params, **_):
     from dyadflow.report import clinician
 
     pages = clinician.write_caseloads(
-        params.results, output.manifest, study=params.study, outcome=params.outcome,
-        registry=load_registry(params.instruments_dir), report_cfg=_plain(params.report_cfg), feedback_path=input.feedback,
+        params.results,
+        output.manifest,
+        study=params.study,
+        outcome=params.outcome,
+        registry=load_registry(params.instruments_dir),
+        report_cfg=_plain(params.report_cfg),
+        feedback_path=input.feedback,
     )
     logger.info("%d caseload page(s)", len(pages))
 
@@ -267,21 +338,28 @@ def _microprocess(input, output, params, **_):
 def _manifest(input, output, params, **_):
     from dyadflow.core import manifest
 
-    names = dict(zip(params.instrument_names, input.instruments))
+    names = dict(zip(params.instrument_names, input.instruments, strict=False))
     data = manifest.build(dict(params.config), [dict(s) for s in params.inputs], names, dict(params.environment))
     manifest.write(output.manifest, data)
     logger.info(
         "dyadflow %s, config %s, git %s%s, %d input file(s)",
-        data["dyadflow_version"], data["config_sha256"][:12], data["git_commit"] or "none",
-        " (uncommitted changes)" if data["git_dirty"] else "", len(data["inputs"]),
+        data["dyadflow_version"],
+        data["config_sha256"][:12],
+        data["git_commit"] or "none",
+        " (uncommitted changes)" if data["git_dirty"] else "",
+        len(data["inputs"]),
     )
 
 
 def _charts(input, output, **_):
     from dyadflow.report import workflow_charts as charts
 
-    charts.run(input.rejections, input.cohort, input.sessions, {k: getattr(output, k) for k in (
-        "validation_summary", "change_by_arm", "completeness", "alliance_outcome")})
+    charts.run(
+        input.rejections,
+        input.cohort,
+        input.sessions,
+        {k: getattr(output, k) for k in ("validation_summary", "change_by_arm", "completeness", "alliance_outcome")},
+    )
     logger.info("wrote 4 charts for the Snakemake report")
 
 
@@ -345,8 +423,12 @@ def run_stage(name: str, *, log, input=None, output=None, params=None, wildcards
     try:
         _note_slurm_job()
         STAGES[name](input=input, output=output, params=params, wildcards=wildcards, log=log)
-        logger.info("%s finished in %.2f s (peak RSS of the process so far %.0f MB)", name, time.perf_counter() - start,
-                    _peak_rss_mb())
+        logger.info(
+            "%s finished in %.2f s (peak RSS of the process so far %.0f MB)",
+            name,
+            time.perf_counter() - start,
+            _peak_rss_mb(),
+        )
     except DyadflowError as exc:
         logger.error("%s", exc)
         print(f"\ndyadflow {name}: {exc}\n", file=sys.stderr, flush=True)

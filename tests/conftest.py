@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from dyadflow import ingest
-from dyadflow.validate import rules as validate
 from dyadflow.core.registry import load_registry
+from dyadflow.validate import rules as validate
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER = ["dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument"]
@@ -20,7 +20,17 @@ def registry():
     return load_registry()
 
 
-def row(dyad="D1", patient="P1", therapist="T1", session=1, date="2024-01-08", rater="patient", instrument="wai_sr", items=(), **extra):
+def row(
+    dyad="D1",
+    patient="P1",
+    therapist="T1",
+    session=1,
+    date="2024-01-08",
+    rater="patient",
+    instrument="wai_sr",
+    items=(),
+    **extra,
+):
     """One canonical row as a dict; items are given in order from item_01."""
     r = {
         "dyad_id": dyad,
@@ -129,8 +139,15 @@ def run_nightly(workdir: Path, *extra: str, env: dict | None = None, popen: bool
     cmd += list(SMALL_STUDY_TARGETS)
     full_env = {**os.environ, **(env or {})}
     if popen:
-        return subprocess.Popen(cmd, cwd=workdir, env=full_env, start_new_session=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            env=full_env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     return subprocess.run(cmd, cwd=workdir, env=full_env, capture_output=True, text=True, timeout=600)
 
 

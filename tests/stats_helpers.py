@@ -39,5 +39,12 @@ def sessions(data: dict[str, dict[str, list]]) -> pl.DataFrame:
             if c == "date":
                 continue
             frame[c] = cols.get(c, [None] * n)
-        parts.append(pl.DataFrame(frame, schema_overrides={c: pl.Float64 for c in frame if c not in ("dyad_id", "session", "outcome_next_session")}))
+        parts.append(
+            pl.DataFrame(
+                frame,
+                schema_overrides={
+                    c: pl.Float64 for c in frame if c not in ("dyad_id", "session", "outcome_next_session")
+                },
+            )
+        )
     return pl.concat(parts).with_columns(pl.col("session").cast(pl.Int32))

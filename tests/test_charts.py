@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from dyadflow.report import workflow_charts as charts
 
 REJ = "source_file,source_line,column,value,rule,message\n"
@@ -34,7 +34,10 @@ def test_change_by_arm_and_completeness_from_cohort(tmp_path):
     cohort = {
         "outcome": "bdi_ii",
         "change_categories": {"CBT": {"improved": 2, "unchanged": 1}, "IPT": {"recovered": 1}},
-        "completeness": [{"instrument": "bdi_ii", "session": s, "n_dyads": 3, "n_observed": 3 - s, "fraction": (3 - s) / 3} for s in range(3)],
+        "completeness": [
+            {"instrument": "bdi_ii", "session": s, "n_dyads": 3, "n_observed": 3 - s, "fraction": (3 - s) / 3}
+            for s in range(3)
+        ],
     }
     charts.change_by_arm(cohort, tmp_path / "c.png")
     charts.completeness(cohort, tmp_path / "k.png")
@@ -46,20 +49,42 @@ def test_change_by_arm_and_completeness_from_cohort(tmp_path):
 def test_snakemake_report_holds_the_validation_tables_and_charts(small_study_built, tmp_path):
     work = tmp_path / "study"
     shutil.copytree(small_study_built, work, symlinks=True)
-    targets = ["results/charts/validation_summary.png", "results/charts/cohort_alliance_outcome.png",
-               "results/charts/cohort_change_by_arm.png", "results/charts/cohort_completeness.png",
-               "results/validation/accounting.csv"]
-    base = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-            "--configfile", str(work / "study.yaml")]
+    targets = [
+        "results/charts/validation_summary.png",
+        "results/charts/cohort_alliance_outcome.png",
+        "results/charts/cohort_change_by_arm.png",
+        "results/charts/cohort_completeness.png",
+        "results/validation/accounting.csv",
+    ]
+    base = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "study.yaml"),
+    ]
     proc = subprocess.run([*base, "--cores", "2", *targets], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = subprocess.run([*base, "--report", str(work / "results" / "report.html"), *targets],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [*base, "--report", str(work / "results" / "report.html"), *targets],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (work / "results" / "report.html").read_text(encoding="utf-8")
-    for caption in ("Validation summary: rejected rows per rule", "Row accounting per input file",
-                    "Rejected rows: one line per problem", "Change categories by arm",
-                    "Completeness by session", "Alliance and the next session"):
+    for caption in (
+        "Validation summary: rejected rows per rule",
+        "Row accounting per input file",
+        "Rejected rows: one line per problem",
+        "Change categories by arm",
+        "Completeness by session",
+        "Alliance and the next session",
+    ):
         assert caption in html, caption
     for name in ("validation_summary.png", "cohort_alliance_outcome.png", "accounting.csv", "rejections.csv"):
         assert name in html, name

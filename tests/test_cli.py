@@ -38,6 +38,8 @@ def test_every_command_and_option_has_help():
 
 @pytest.mark.parametrize("command", ["check-instruments", "demo-data", "demo-dial", "inspect", "nightly", "outputs"])
 def test_every_command_help_exits_0(command):
-    proc = subprocess.run([sys.executable, "-m", "dyadflow", command, "--help"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dyadflow", command, "--help"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"usage: dyadflow {command} ")

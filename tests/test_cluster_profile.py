@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
 
 PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
@@ -47,10 +46,26 @@ def localrules() -> set[str]:
 def dry_run(study) -> dict[str, dict]:
     """Each job of a dry run with the SLURM profile: rule → {local, threads, resources}."""
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(study),
-         "--configfile", str(study / "config" / "config.yaml"), "--profile", str(PROFILE.parent), "-n", "-F",
-         "--cores", "64"],  # a dry run caps threads at --cores
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(study),
+            "--configfile",
+            str(study / "config" / "config.yaml"),
+            "--profile",
+            str(PROFILE.parent),
+            "-n",
+            "-F",
+            "--cores",
+            "64",
+        ],  # a dry run caps threads at --cores
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs: dict[str, dict] = {}
@@ -90,9 +105,21 @@ def test_every_cluster_job_has_memory_runtime_and_threads(profile, dry_run):
 
 def test_profile_names_only_rules_that_exist(profile, study):
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(study),
-         "--configfile", str(study / "config" / "config.yaml"), "--list-rules"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(study),
+            "--configfile",
+            str(study / "config" / "config.yaml"),
+            "--list-rules",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rules = set(proc.stdout.split())
@@ -125,9 +152,23 @@ def test_parsing_the_snakefile_loads_no_heavy_library(study):
         "print(json.dumps([code, sorted(m for m in sys.modules if m.split('.')[0] in heavy)]))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, "--snakefile", str(REPO / "Snakefile"), "--directory", str(study),
-         "--configfile", str(study / "config" / "config.yaml"), "-n", "-F", "--quiet"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(study),
+            "--configfile",
+            str(study / "config" / "config.yaml"),
+            "-n",
+            "-F",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     code, heavy = json.loads(proc.stdout.strip().splitlines()[-1])
     assert code in (0, None), proc.stderr[-2000:]  # the dry run built the whole job graph

@@ -76,8 +76,16 @@ def test_categorical_codes_are_validated_and_stored_in_order(tmp_path, coded_reg
     res = validate_rows(tmp_path, coded_registry, rows)
     assert res.accepted.select("coder_id", "item_01").rows() == [("C1", 2), ("C2", 4)]
     assert res.rejections.select("source_line", "rule", "message").rows() == [
-        (4, "item_value", "'2' is not an allowed answer to rupture_type item 1 (allowed: none, withdrawal, confrontation, mixed)"),
-        (5, "item_value", "'sulking' is not an allowed answer to rupture_type item 1 (allowed: none, withdrawal, confrontation, mixed)"),
+        (
+            4,
+            "item_value",
+            "'2' is not an allowed answer to rupture_type item 1 (allowed: none, withdrawal, confrontation, mixed)",
+        ),
+        (
+            5,
+            "item_value",
+            "'sulking' is not an allowed answer to rupture_type item 1 (allowed: none, withdrawal, confrontation, mixed)",
+        ),
     ]
     assert [inst.code_of(v) for v in res.accepted.get_column("item_01").to_list()] == ["withdrawal", "mixed"]
 
@@ -101,8 +109,15 @@ def test_categorical_items_are_not_summed(tmp_path, coded_registry):
     ],
 )
 def test_a_categorical_instrument_needs_its_codes(response, key, says):
-    data = {"key": "x", "name": "X", "raters": ["observer"], "n_items": 1, "response": response,
-            "scoring": {"method": "sum"}, "direction": "lower_is_better"}
+    data = {
+        "key": "x",
+        "name": "X",
+        "raters": ["observer"],
+        "n_items": 1,
+        "response": response,
+        "scoring": {"method": "sum"},
+        "direction": "lower_is_better",
+    }
     with pytest.raises(DyadflowError) as info:
         parse_instrument(data, Path("x.yaml"))
     assert info.value.key == key

@@ -52,7 +52,9 @@ def coded_registry():
     return load_registry(DEMO_INSTRUMENTS)
 
 
-def study(tmp_path: Path, coded: str = CODED, key: str = KEY, unblind: bool = False, current: str | None = None) -> dict:
+def study(
+    tmp_path: Path, coded: str = CODED, key: str = KEY, unblind: bool = False, current: str | None = None
+) -> dict:
     (tmp_path / "hl_key_frozen.csv").write_text(key, encoding="utf-8")
     (tmp_path / "coded.csv").write_text(coded, encoding="utf-8")
     if current is not None:
@@ -65,13 +67,25 @@ def study(tmp_path: Path, coded: str = CODED, key: str = KEY, unblind: bool = Fa
 
 
 def run_all(tmp_path, coding, registry, distance=1.0, current=False):
-    out = {k: str(tmp_path / f"{k}.{'parquet' if k == 'ratings' else 'csv'}") for k in ("ratings", "accounting", "rejections", "warnings")}
-    res = pipeline.run_ratings(coding, registry, "quarantine", {"hl": str(tmp_path / "selection" / "hl_key.csv")} if current else None, out)
+    out = {
+        k: str(tmp_path / f"{k}.{'parquet' if k == 'ratings' else 'csv'}")
+        for k in ("ratings", "accounting", "rejections", "warnings")
+    }
+    res = pipeline.run_ratings(
+        coding, registry, "quarantine", {"hl": str(tmp_path / "selection" / "hl_key.csv")} if current else None, out
+    )
     agree = {k: str(tmp_path / f"{k}.csv") for k in ("agreement", "consensus", "to_discuss")}
     pipeline.run_agreement(out["ratings"], registry, distance, agree)
-    pl.DataFrame({"dyad_id": ["DY01", "DY02", "DY03"], "patient_id": ["PA01", "PA02", "PA03"],
-                  "therapist_id": ["TH01", "TH01", "TH02"]}).write_parquet(tmp_path / "dyads.parquet")
-    pipeline.run_comparison(agree["consensus"], coding["selections"], str(tmp_path / "dyads.parquet"), str(tmp_path / "comparison.csv"))
+    pl.DataFrame(
+        {
+            "dyad_id": ["DY01", "DY02", "DY03"],
+            "patient_id": ["PA01", "PA02", "PA03"],
+            "therapist_id": ["TH01", "TH01", "TH02"],
+        }
+    ).write_parquet(tmp_path / "dyads.parquet")
+    pipeline.run_comparison(
+        agree["consensus"], coding["selections"], str(tmp_path / "dyads.parquet"), str(tmp_path / "comparison.csv")
+    )
     return res
 
 
@@ -79,7 +93,15 @@ def test_codes_not_in_the_frozen_key_are_rejected_and_accounting_is_exact(tmp_pa
     res = run_all(tmp_path, study(tmp_path), coded_registry)
     rej = pl.read_csv(tmp_path / "rejections.csv")
     assert rej.select("source_line", "column", "value", "rule", "message", "selection", "code").rows() == [
-        (10, "code", "E", "code_unknown", "code 'E' is not in the frozen key of selection 'hl' (the codes handed to the coders)", "hl", "E"),
+        (
+            10,
+            "code",
+            "E",
+            "code_unknown",
+            "code 'E' is not in the frozen key of selection 'hl' (the codes handed to the coders)",
+            "hl",
+            "E",
+        ),
         (11, "coder_id", None, "coder_missing", "an observer's rating needs its coder: coder_id is empty", "hl", "A"),
         (12, "selection", "xx", "code_unknown", "selection 'xx' has no frozen key (coding.selections: hl)", "xx", "A"),
     ]
@@ -103,7 +125,9 @@ def test_a_code_whose_key_entry_changed_is_reported_not_remapped(tmp_path, coded
     res = run_all(tmp_path, study(tmp_path, current=rerun), coded_registry, current=True)
     warnings = pl.read_csv(tmp_path / "warnings.csv")
     assert warnings.select("selection", "code").rows() == [("hl", "A"), ("hl", "D"), ("hl", "F")]
-    assert warnings.item(0, "warning").startswith("the code now stands for another session: a rerun of the selection re-lettered the codes")
+    assert warnings.item(0, "warning").startswith(
+        "the code now stands for another session: a rerun of the selection re-lettered the codes"
+    )
     assert warnings.item(1, "warning").startswith("the code is no longer in the current key")
     assert warnings.item(2, "warning").startswith("the current key has this code but the frozen key does not")
     assert "DY09" not in warnings.get_column("warning").str.join(" ").item()
@@ -114,9 +138,21 @@ def test_a_code_whose_key_entry_changed_is_reported_not_remapped(tmp_path, coded
 def test_nothing_about_groups_dyads_or_therapists_while_blinded(tmp_path, coded_registry):
     run_all(tmp_path, study(tmp_path, unblind=False), coded_registry)
     assert pl.read_csv(tmp_path / "comparison.csv").height == 0
-    for name in ("ratings.parquet", "accounting.csv", "rejections.csv", "warnings.csv", "agreement.csv", "consensus.csv",
-                 "to_discuss.csv", "comparison.csv"):
-        frame = pl.read_parquet(tmp_path / name) if name.endswith(".parquet") else pl.read_csv(tmp_path / name, infer_schema=False)
+    for name in (
+        "ratings.parquet",
+        "accounting.csv",
+        "rejections.csv",
+        "warnings.csv",
+        "agreement.csv",
+        "consensus.csv",
+        "to_discuss.csv",
+        "comparison.csv",
+    ):
+        frame = (
+            pl.read_parquet(tmp_path / name)
+            if name.endswith(".parquet")
+            else pl.read_csv(tmp_path / name, infer_schema=False)
+        )
         assert not {"dyad_id", "patient_id", "therapist_id", "session", "group"} & set(frame.columns), name
         text = " ".join(str(v) for row in frame.rows() for v in row)
         assert not re.search(r"DY0\d|PA0\d|TH0\d|\bhigh\b|\blow\b|T\d+\b", text), (name, text)
@@ -135,7 +171,9 @@ def test_agreement_by_hand(tmp_path, coded_registry):
     )
     kappa = agree.filter(pl.col("instrument") == "rupture_type")
     # codes A w/none, B w/w, C none/none, D conf/conf: po = 3/4, pe = (2*1 + 1*2 + 1*1)/16 = 5/16
-    assert kappa.select("measure", "statistic", "level", "n_targets", "n_coders").rows() == [("item_01", "cohen_kappa", "nominal", 4, 2)]
+    assert kappa.select("measure", "statistic", "level", "n_targets", "n_coders").rows() == [
+        ("item_01", "cohen_kappa", "nominal", 4, 2)
+    ]
     assert kappa.item(0, "value") == pytest.approx((3 / 4 - 5 / 16) / (1 - 5 / 16), abs=1e-12)
 
 
@@ -205,17 +243,30 @@ def test_comparison_recovers_a_known_difference_with_patients_in_both_groups():
     rows += [("hl", f"L{i}", f"DL{i}", "low", patients[i], 2 + u[i] + r_low[i]) for i in range(6)]
     frame = pl.DataFrame(rows, schema=["selection", "code", "dyad_id", "group", "patient_id", "mean"], orient="row")
     table = frame.select(
-        "selection", "code", pl.lit("rupture_markers").alias("instrument"), pl.lit("score").alias("measure"),
-        pl.lit("numeric").alias("kind"), "mean",
+        "selection",
+        "code",
+        pl.lit("rupture_markers").alias("instrument"),
+        pl.lit("score").alias("measure"),
+        pl.lit("numeric").alias("kind"),
+        "mean",
     )
-    out = comparison.compare(table, frame.select("selection", "code", "dyad_id", "group"), frame.select("dyad_id", "patient_id"), ["hl"])
+    out = comparison.compare(
+        table, frame.select("selection", "code", "dyad_id", "group"), frame.select("dyad_id", "patient_id"), ["hl"]
+    )
     row = out.row(0, named=True)
     y = frame.get_column("mean").to_numpy()
     d = (frame.get_column("group") == "high").to_numpy().astype(float)
     want = cr1(y, d, frame.get_column("patient_id").to_numpy())
     high_mean = 2 + u.mean() + 1.5
     low_mean = 2 + u[:6].mean()
-    assert (row["group_a"], row["group_b"], row["n_a"], row["n_b"], row["n_patients"], row["n_patients_both"]) == ("high", "low", 8, 6, 8, 6)
+    assert (row["group_a"], row["group_b"], row["n_a"], row["n_b"], row["n_patients"], row["n_patients_both"]) == (
+        "high",
+        "low",
+        8,
+        6,
+        8,
+        6,
+    )
     assert (row["mean_a"], row["mean_b"]) == (pytest.approx(high_mean), pytest.approx(low_mean))
     assert row["difference"] == pytest.approx(high_mean - low_mean)
     assert (row["difference"], row["ci_low"], row["ci_high"], row["p"]) == pytest.approx(want, rel=1e-9)
@@ -223,18 +274,34 @@ def test_comparison_recovers_a_known_difference_with_patients_in_both_groups():
 
 
 def test_blinded_selections_are_not_compared():
-    table = pl.DataFrame({"selection": ["hl"] * 4, "code": list("ABCD"), "instrument": ["x"] * 4, "measure": ["score"] * 4,
-                          "kind": ["numeric"] * 4, "mean": [1.0, 2.0, 3.0, 4.0]})
-    keys = pl.DataFrame({"selection": ["hl"] * 4, "code": list("ABCD"), "dyad_id": list("1234"), "group": ["high", "low"] * 2})
-    assert comparison.compare(table, keys, pl.DataFrame({"dyad_id": list("1234"), "patient_id": list("1234")}), []).height == 0
-
+    table = pl.DataFrame(
+        {
+            "selection": ["hl"] * 4,
+            "code": list("ABCD"),
+            "instrument": ["x"] * 4,
+            "measure": ["score"] * 4,
+            "kind": ["numeric"] * 4,
+            "mean": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    keys = pl.DataFrame(
+        {"selection": ["hl"] * 4, "code": list("ABCD"), "dyad_id": list("1234"), "group": ["high", "low"] * 2}
+    )
+    assert (
+        comparison.compare(table, keys, pl.DataFrame({"dyad_id": list("1234"), "patient_id": list("1234")}), []).height
+        == 0
+    )
 
 
 def test_a_coded_export_is_mapped_like_any_input(tmp_path, coded_registry):
     coded = "Urval,Kod,Kodare,Formulär,R1,R2,R3\nhl,A,C1,rupture_markers,1,0,3\nhl,B,C1,rupture_markers,4,1,0\n"
     coding = study(tmp_path, coded)
-    coding["inputs"][0].update({"columns": {"selection": "Urval", "code": "Kod", "coder_id": "Kodare", "instrument": "Formulär"},
-                                "items": "R{n}"})
+    coding["inputs"][0].update(
+        {
+            "columns": {"selection": "Urval", "code": "Kod", "coder_id": "Kodare", "instrument": "Formulär"},
+            "items": "R{n}",
+        }
+    )
     res = run_all(tmp_path, coding, coded_registry)
     assert res.ratings.select("code", "coder_id", "item_01", "item_03").rows() == [("A", "C1", 1, 3), ("B", "C1", 4, 0)]
 
@@ -243,7 +310,10 @@ def test_a_coded_file_without_coder_column_is_one_clear_message(tmp_path, coded_
     from dyadflow.core.errors import DyadflowError
 
     coding = study(tmp_path, "selection,code,instrument,item_01\nhl,A,rupture_type,none\n")
-    out = {k: str(tmp_path / f"{k}.{'parquet' if k == 'ratings' else 'csv'}") for k in ("ratings", "accounting", "rejections", "warnings")}
+    out = {
+        k: str(tmp_path / f"{k}.{'parquet' if k == 'ratings' else 'csv'}")
+        for k in ("ratings", "accounting", "rejections", "warnings")
+    }
     with pytest.raises(DyadflowError) as info:
         pipeline.run_ratings(coding, coded_registry, "strict", None, out)
     assert (info.value.column, info.value.line) == ("coder_id", 1)

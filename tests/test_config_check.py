@@ -5,10 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 import yaml
-
 from conftest import REPO
+
 from dyadflow.core import config as config_check
 
 SCHEMA = REPO / "dyadflow" / "schemas" / "config.schema.yaml"
@@ -48,9 +47,9 @@ def test_a_top_level_typo():
 
 def test_a_nested_typo_is_one_line_not_the_schema():
     assert check(GOOD + "report: {audiense: clinician}\n") == ["report.audiense: unknown key; did you mean 'audience'?"]
-    assert check(GOOD.replace("    format: canonical_csv\n", "    format: canonical_csv\n    colums: {dyad_id: Dyad}\n")) == [
-        "inputs[0].colums: unknown key; did you mean 'columns'?"
-    ]
+    assert check(
+        GOOD.replace("    format: canonical_csv\n", "    format: canonical_csv\n    colums: {dyad_id: Dyad}\n")
+    ) == ["inputs[0].colums: unknown key; did you mean 'columns'?"]
     # inside a selection strategy's own keys (the if/then of the schema)
     assert check(GOOD + "selection: [{name: hl, strategy: high_low_alliance, alfa: 0.1}]\n") == [
         "selection[0].alfa: unknown key; did you mean 'alpha'?"
@@ -99,12 +98,15 @@ def test_a_study_instrument_is_known(tmp_path, monkeypatch):
     (tmp_path / "instruments").mkdir()
     (tmp_path / "instruments" / "hamd.yaml").write_text("key: hamd\n")
     assert check(GOOD.replace("outcome: bdi_ii", "outcome: hamd") + "instruments_dir: instruments\n") == []
-    assert check(GOOD + "instruments_dir: instrumnets\n") == ["instruments_dir: the folder 'instrumnets' does not exist"]
+    assert check(GOOD + "instruments_dir: instrumnets\n") == [
+        "instruments_dir: the folder 'instrumnets' does not exist"
+    ]
 
 
 def test_placeholder_constants_and_unknown_instrument_constants():
     text = GOOD.replace(
-        "    format: canonical_csv\n", "    format: canonical_csv\n    constants: {instrument: oq45, therapist_id: '?'}\n"
+        "    format: canonical_csv\n",
+        "    format: canonical_csv\n    constants: {instrument: oq45, therapist_id: '?'}\n",
     )
     assert check(text) == [
         "inputs[0].constants.therapist_id: '?' is a placeholder left from `dyadflow inspect`: give the value, "
@@ -134,9 +136,22 @@ def test_inspect_output_with_its_placeholders_is_refused(tmp_path):
 def _snakemake_dry_run(tmp_path, config_text):
     (tmp_path / "study.yaml").write_text(config_text)
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(tmp_path / "study.yaml"), "-n"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "study.yaml"),
+            "-n",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -7,8 +7,8 @@ import re
 
 import polars as pl
 import pytest
-
 from conftest import REPO
+
 from dyadflow import select, stats
 from dyadflow.core import config as config_check
 from dyadflow.core.errors import DyadflowError
@@ -43,7 +43,13 @@ def _literals(default: str) -> list[str]:
 
 def test_no_module_repeats_a_default_of_the_config_schema():
     pairs = _defaults(config_check.load_schema(), set())
-    assert {("seed", "2022"), ("delimiter", "','"), ("layout", "'long'"), ("min_observations", "20"), ("folds", "5")} <= pairs
+    assert {
+        ("seed", "2022"),
+        ("delimiter", "','"),
+        ("layout", "'long'"),
+        ("min_observations", "20"),
+        ("folds", "5"),
+    } <= pairs
     found = []
     for path in sorted((REPO / "dyadflow").rglob("*.py")):
         text = path.read_text(encoding="utf-8")
@@ -61,7 +67,10 @@ def test_defaults_fill_nested_objects_lists_and_the_strategy_branch():
     config = {
         **BASE,
         "inputs": [{"path": "r.csv", "format": "redcap", "instruments": {"wai_sr": {"form": "wai"}}}],
-        "selection": [{"name": "fx", "strategy": "fixed_sessions"}, {"name": "rr", "strategy": "rupture_repair", "seed": 7}],
+        "selection": [
+            {"name": "fx", "strategy": "fixed_sessions"},
+            {"name": "rr", "strategy": "rupture_repair", "seed": 7},
+        ],
         "stats": {"lag": {"detrend": True}},
         "microprocess": {"inputs": [{"path": "dial"}]},
     }
@@ -69,11 +78,29 @@ def test_defaults_fill_nested_objects_lists_and_the_strategy_branch():
     assert filled is config
     assert config["inputs"][0]["delimiter"] == "," and config["inputs"][0]["complete"] == [2]
     assert config["inputs"][0]["instruments"]["wai_sr"] == {"form": "wai", "session": "event"}
-    assert config["selection"][0] == {"name": "fx", "strategy": "fixed_sessions", "seed": 2022, "arms": None,
-                                      "sessions": [3, 5], "scale": "pomp", "fall_tolerance": 0.05}
-    assert config["selection"][1] == {"name": "rr", "strategy": "rupture_repair", "seed": 7, "arms": None,
-                                      "repaired_only": True, "rater": None}
-    assert config["stats"]["lag"] == {"detrend": True, "predictor": "composite", "covariate_outcome": False, "min_pairs": 3}
+    assert config["selection"][0] == {
+        "name": "fx",
+        "strategy": "fixed_sessions",
+        "seed": 2022,
+        "arms": None,
+        "sessions": [3, 5],
+        "scale": "pomp",
+        "fall_tolerance": 0.05,
+    }
+    assert config["selection"][1] == {
+        "name": "rr",
+        "strategy": "rupture_repair",
+        "seed": 7,
+        "arms": None,
+        "repaired_only": True,
+        "rater": None,
+    }
+    assert config["stats"]["lag"] == {
+        "detrend": True,
+        "predictor": "composite",
+        "covariate_outcome": False,
+        "min_pairs": 3,
+    }
     assert config["stats"]["multilevel"]["min_observations"] == 20
     assert config["feedback"]["folds"] == 5 and config["report"]["dyads_per_shard"] == 25
     assert config["microprocess"]["inputs"][0]["layout"] == "long"
@@ -81,7 +108,9 @@ def test_defaults_fill_nested_objects_lists_and_the_strategy_branch():
     # each default is a copy: changing one filled config leaves the next untouched
     config["microprocess"]["range"]["min"] = -10
     config["selection"][0]["sessions"].append(9)
-    again = config_check.fill_defaults({**BASE, "selection": [{"name": "fx", "strategy": "fixed_sessions"}], "microprocess": {"inputs": []}})
+    again = config_check.fill_defaults(
+        {**BASE, "selection": [{"name": "fx", "strategy": "fixed_sessions"}], "microprocess": {"inputs": []}}
+    )
     assert again["microprocess"]["range"] == {"min": -50, "max": 50}
     assert again["selection"][0]["sessions"] == [3, 5]
 
@@ -111,11 +140,26 @@ def test_an_unknown_outcome_is_one_clear_error_in_every_stage():
         stats.compute(pl.DataFrame(), registry, "bdi2", alliance)
     assert (err.value.key, err.value.message) == ("outcome", message)
     with pytest.raises(DyadflowError) as err:  # was a bare KeyError
-        select.choose({"name": "h", "strategy": "high_low_alliance"}, pl.DataFrame(), pl.DataFrame(), None, registry, "bdi2", alliance)
+        select.choose(
+            {"name": "h", "strategy": "high_low_alliance"},
+            pl.DataFrame(),
+            pl.DataFrame(),
+            None,
+            registry,
+            "bdi2",
+            alliance,
+        )
     assert (err.value.key, err.value.message) == ("outcome", message)
     with pytest.raises(DyadflowError) as err:
-        select.choose({"name": "f", "strategy": "fixed_sessions"}, pl.DataFrame(), pl.DataFrame(), None, registry, "bdi_ii",
-                      {"patient": "wai_sr", "therapist": "wai_z"})
+        select.choose(
+            {"name": "f", "strategy": "fixed_sessions"},
+            pl.DataFrame(),
+            pl.DataFrame(),
+            None,
+            registry,
+            "bdi_ii",
+            {"patient": "wai_sr", "therapist": "wai_z"},
+        )
     assert err.value.key == "alliance.therapist"
     assert err.value.message == f"'wai_z' is not an instrument in the registry ({KNOWN})"
 

@@ -13,33 +13,53 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from conftest import BDI_OK, WAI_S_OK, WAI_SR_OK, row, run_validation, write_canonical
 
-from dyadflow.validate import consent as C
 from dyadflow.ingest import read_input
 from dyadflow.report.dyad import redact, visible_notes
+from dyadflow.validate import consent as C
 from dyadflow.validate.rules import validate_frames
-
-from conftest import BDI_OK, WAI_S_OK, WAI_SR_OK, row, run_validation, write_canonical
 
 D = "2024-01-01"
 
 
 def pat(session, consent="", note=None, items=WAI_SR_OK, instrument="wai_sr", ratings="", **kw):
     date = (dt.date(2024, 1, 1) + dt.timedelta(days=7 * session)).isoformat()
-    return row(session=session, date=date, instrument=instrument, items=items, consent_share_text=consent,
-               consent_share_ratings=ratings, note=note or f"PAT{session}", **kw)
+    return row(
+        session=session,
+        date=date,
+        instrument=instrument,
+        items=items,
+        consent_share_text=consent,
+        consent_share_ratings=ratings,
+        note=note or f"PAT{session}",
+        **kw,
+    )
 
 
 def ther(session, consent="", note=None, rater="therapist", ratings=""):
     date = (dt.date(2024, 1, 1) + dt.timedelta(days=7 * session)).isoformat()
     coder = {"coder_id": "C1"} if rater == "observer" else {}  # an observer row needs its coder (issue 19)
-    return row(session=session, date=date, rater=rater, instrument="wai_s", items=WAI_S_OK, consent_share_text=consent,
-               consent_share_ratings=ratings, note=note or f"{rater.upper()}{session}", **coder)
+    return row(
+        session=session,
+        date=date,
+        rater=rater,
+        instrument="wai_s",
+        items=WAI_S_OK,
+        consent_share_text=consent,
+        consent_share_ratings=ratings,
+        note=note or f"{rater.upper()}{session}",
+        **coder,
+    )
 
 
 def validated(tmp_path, registry, rows):
-    path = write_canonical(tmp_path / "q.csv", rows, n_items=21,
-                           extra_columns=("note", "consent_share_text", "consent_share_ratings", "coder_id"))
+    path = write_canonical(
+        tmp_path / "q.csv",
+        rows,
+        n_items=21,
+        extra_columns=("note", "consent_share_text", "consent_share_ratings", "coder_id"),
+    )
     return run_validation(path, registry)
 
 
@@ -134,8 +154,11 @@ def governed(res, rows, kind="share_text") -> list[int]:
     return frame.filter(pl.col("consent")).get_column("session").to_list()
 
 
-CASES = dict(argnames="rows, want_decisions, want_governed, want_shown", argvalues=[m[1:] for m in MATRIX],
-             ids=[m[0] for m in MATRIX])
+CASES = dict(
+    argnames="rows, want_decisions, want_governed, want_shown",
+    argvalues=[m[1:] for m in MATRIX],
+    ids=[m[0] for m in MATRIX],
+)
 
 
 @pytest.mark.parametrize(**CASES)
@@ -143,7 +166,10 @@ def test_consent_matrix(tmp_path, registry, rows, want_decisions, want_governed,
     res = validated(tmp_path, registry, rows)
     assert decisions(res) == want_decisions
     assert governed(res, rows) == want_governed
-    assert res.consent.filter(pl.col("kind") == "share_text").get_column("rater").unique().to_list() in ([], ["patient"])
+    assert res.consent.filter(pl.col("kind") == "share_text").get_column("rater").unique().to_list() in (
+        [],
+        ["patient"],
+    )
     assert shown(res) == want_shown
 
 
@@ -159,7 +185,16 @@ def test_ratings_consent_follows_the_same_rules(tmp_path, registry, rows, want_d
 def test_the_consent_table_columns_dates_and_lines(tmp_path, registry):
     res = validated(tmp_path, registry, [pat(1, "true", ratings="nej"), pat(3, "false"), ther(3, "true")])
     assert res.consent.schema == pl.Schema(C.CONSENT_TABLE)
-    assert list(res.consent.columns) == ["dyad_id", "session", "date", "rater", "consent", "source_file", "source_line", "kind"]
+    assert list(res.consent.columns) == [
+        "dyad_id",
+        "session",
+        "date",
+        "rater",
+        "consent",
+        "source_file",
+        "source_line",
+        "kind",
+    ]
     assert res.consent.drop("source_file").rows() == [
         ("D1", 1, dt.date(2024, 1, 8), "patient", False, 2, "share_ratings"),
         ("D1", 1, dt.date(2024, 1, 8), "patient", True, 2, "share_text"),
@@ -171,9 +206,11 @@ def test_the_consent_table_columns_dates_and_lines(tmp_path, registry):
 def test_a_consent_cell_on_a_non_patient_row_is_listed_as_a_warning(tmp_path, registry):
     res = validated(tmp_path, registry, [pat(1, "false"), ther(1, "true")])
     assert res.warnings.drop("source_file").rows() == [
-        ("consent_share_text",
-         "line 3: consent_share_text 'true' on a therapist row (wai_s) is ignored: consent is the patient's own "
-         "decision, taken only from the patient's rows"),
+        (
+            "consent_share_text",
+            "line 3: consent_share_text 'true' on a therapist row (wai_s) is ignored: consent is the patient's own "
+            "decision, taken only from the patient's rows",
+        ),
     ]
     assert res.rejections.height == 0 and res.accepted.height == 2
 
@@ -190,8 +227,12 @@ def test_observer_notes_follow_the_patients_text_consent(tmp_path, registry):
 
 def test_untrusted_rows_give_no_decision(tmp_path, registry):
     """A row with a field missing: its cells are shifted, so its 'consent' cell is another field."""
-    path = write_canonical(tmp_path / "q.csv", [pat(1, "true"), pat(3, ratings="yes")], n_items=12,
-                           extra_columns=("note", "consent_share_text", "consent_share_ratings"))
+    path = write_canonical(
+        tmp_path / "q.csv",
+        [pat(1, "true"), pat(3, ratings="yes")],
+        n_items=12,
+        extra_columns=("note", "consent_share_text", "consent_share_ratings"),
+    )
     text = path.read_text(encoding="utf-8").splitlines()
     fields = text[-1].split(",")
     del fields[7]  # item_01 lost: the ratings consent 'yes' lands in consent_share_text
@@ -204,8 +245,18 @@ def test_untrusted_rows_give_no_decision(tmp_path, registry):
 
 # --- REDCap: consent is never filled across events ------------------------------------------
 
-REDCAP_HEADER = ["record_id", "redcap_event_name", "pat", "ther", "arm", "consent", "wai_date",
-                 *[f"wai_sr_{k:02d}" for k in range(1, 13)], "wai_note", "wai_sr_complete"]
+REDCAP_HEADER = [
+    "record_id",
+    "redcap_event_name",
+    "pat",
+    "ther",
+    "arm",
+    "consent",
+    "wai_date",
+    *[f"wai_sr_{k:02d}" for k in range(1, 13)],
+    "wai_note",
+    "wai_sr_complete",
+]
 
 
 def _redcap_line(record, event, pat_, ther_, arm, consent, note=None):
@@ -226,15 +277,31 @@ def test_redcap_consent_is_not_filled_and_counts_on_events_without_forms(tmp_pat
     path = tmp_path / "redcap.csv"
     path.write_text("\n".join(",".join(x) for x in [REDCAP_HEADER, *lines]) + "\n", encoding="utf-8")
     spec = {
-        "path": str(path), "format": "redcap", "record_id": "dyad_id",
+        "path": str(path),
+        "format": "redcap",
+        "record_id": "dyad_id",
         "columns": {"patient_id": "pat", "therapist_id": "ther", "arm": "arm", "consent_share_text": "consent"},
         "events": {"map": {"baseline_arm_1": 0}, "pattern": "session_{n}_arm_1"},
-        "instruments": {"wai_sr": {"items": "wai_sr_{n:02d}", "rater": "patient",
-                                   "columns": {"date": "wai_date", "note": "wai_note"}}},
+        "instruments": {
+            "wai_sr": {
+                "items": "wai_sr_{n:02d}",
+                "rater": "patient",
+                "columns": {"date": "wai_date", "note": "wai_note"},
+            }
+        },
     }
     frame, meta = read_input(spec)
-    got = frame.select("source_line", "dyad_id", "patient_id", "therapist_id", "arm", "session", "instrument",
-                       "consent_share_text", pl.col("consent_only").fill_null(False)).rows()
+    got = frame.select(
+        "source_line",
+        "dyad_id",
+        "patient_id",
+        "therapist_id",
+        "arm",
+        "session",
+        "instrument",
+        "consent_share_text",
+        pl.col("consent_only").fill_null(False),
+    ).rows()
     assert got == [
         (2, "D1", "P1", "T1", "CBT", "0", None, "true", True),
         (3, "D1", "P1", "T1", "CBT", "1", "wai_sr", None, False),  # IDs and arm filled, consent not
@@ -248,7 +315,9 @@ def test_redcap_consent_is_not_filled_and_counts_on_events_without_forms(tmp_pat
     res = validate_frames([frame], [meta], registry)
     assert res.accounting.select("rows_read", "rows_accepted", "rows_rejected").row(0) == (4, 4, 0)
     assert res.consent.select("dyad_id", "session", "date", "consent", "source_line").rows() == [
-        ("D1", 0, None, True, 2), ("D1", 3, dt.date(2024, 1, 12), False, 4), ("D1", 5, None, True, 6),
+        ("D1", 0, None, True, 2),
+        ("D1", 3, dt.date(2024, 1, 12), False, 4),
+        ("D1", 5, None, True, 6),
     ]
     assert res.warnings.get_column("warning").to_list() == [
         "line 8: consent_share_text 'maybe' is not true or false (true/yes/y/1/ja/j or false/no/n/0/nei/nej); "
@@ -259,6 +328,7 @@ def test_redcap_consent_is_not_filled_and_counts_on_events_without_forms(tmp_pat
 
 # --- redaction ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "note, want",
     [
@@ -267,7 +337,10 @@ def test_redcap_consent_is_not_filled_and_counts_on_events_without_forms(tmp_pat
         ("per@example.org", "[e-mail removed]"),
         ("IP 192.168.1.20 hemma", "IP [IP address removed] hemma"),
         ("IP 255.255.255.255 och 256.1.1.1", "IP [IP address removed] och [phone removed]"),
-        ("v6 2001:db8:0:0:0:ff00:42:8329 och fe80::1ff:fe23:4567:890a.", "v6 [IP address removed] och [IP address removed]."),
+        (
+            "v6 2001:db8:0:0:0:ff00:42:8329 och fe80::1ff:fe23:4567:890a.",
+            "v6 [IP address removed] och [IP address removed].",
+        ),
         ("ring +47 912 34 567", "ring [phone removed]"),
         ("kl. 10:30 i dag", "kl. 10:30 i dag"),
     ],
@@ -287,15 +360,38 @@ def consent_build(tmp_path_factory):
     scores = pl.read_parquet(res / "scores" / "questionnaires.parquet")
     later = (pl.col("dyad_id") == "D1") & (pl.col("session") == 5) & (pl.col("instrument") == "bdi_ii")
     observer = scores.filter((pl.col("dyad_id") == "D1") & (pl.col("session") == 3) & (pl.col("rater") == "therapist"))
-    observer = observer.with_columns(pl.lit("observer").alias("rater"), pl.lit("OBSERVERQUOTE the patient said").alias("note"))
-    pl.concat([scores.with_columns(pl.when(later).then(pl.lit("LATERNOTE after withdrawal")).otherwise(pl.col("note")).alias("note")),
-               observer]).write_parquet(res / "scores" / "questionnaires.parquet")
+    observer = observer.with_columns(
+        pl.lit("observer").alias("rater"), pl.lit("OBSERVERQUOTE the patient said").alias("note")
+    )
+    pl.concat(
+        [
+            scores.with_columns(
+                pl.when(later).then(pl.lit("LATERNOTE after withdrawal")).otherwise(pl.col("note")).alias("note")
+            ),
+            observer,
+        ]
+    ).write_parquet(res / "scores" / "questionnaires.parquet")
     # D1: text consent at intake, withdrawn at session 3; ratings shared. D2: text shared, no ratings consent.
-    rows = [("D1", 0, True, "share_text"), ("D1", 3, False, "share_text"), ("D1", 0, True, "share_ratings"),
-            ("D2", 0, True, "share_text")]
+    rows = [
+        ("D1", 0, True, "share_text"),
+        ("D1", 3, False, "share_text"),
+        ("D1", 0, True, "share_ratings"),
+        ("D2", 0, True, "share_text"),
+    ]
     pl.DataFrame(
-        [{"dyad_id": d, "session": s, "date": None, "rater": "patient", "consent": c, "source_file": "data/q.csv",
-          "source_line": i + 2, "kind": k} for i, (d, s, c, k) in enumerate(rows)],
+        [
+            {
+                "dyad_id": d,
+                "session": s,
+                "date": None,
+                "rater": "patient",
+                "consent": c,
+                "source_file": "data/q.csv",
+                "source_line": i + 2,
+                "kind": k,
+            }
+            for i, (d, s, c, k) in enumerate(rows)
+        ],
         schema=C.CONSENT_TABLE,
     ).write_parquet(res / "validated" / "consent.parquet")
     build(res)
@@ -325,8 +421,10 @@ def test_patient_ratings_without_consent_are_absent_from_the_therapists_copy_onl
     therapist, research = _text(reports / "by_therapist" / "T2" / "D2.pdf"), _text(reports / "dyads" / "D2.pdf")
     # the therapist's copy is the feedback report: D2's own ratings (alliance and BDI-II) are withheld
     assert "Alliance, patient (mean) 4.00" in research and "20.0 → 21.0" in research
-    assert ("The patient has not agreed to share their own ratings of some sessions with you; those sessions are not "
-            "shown, and neither is what is computed from them. (Sessions: 0, 1)") in therapist
+    assert (
+        "The patient has not agreed to share their own ratings of some sessions with you; those sessions are not "
+        "shown, and neither is what is computed from them. (Sessions: 0, 1)"
+    ) in therapist
     assert "All questionnaires — No questionnaires that can be shown." in therapist
     assert "Alliance — No alliance ratings that can be shown." in therapist
     for figure in ("20.0", "21.0", "4.00"):
@@ -345,34 +443,58 @@ def test_dial_sessions_follow_the_ratings_consent():
         "D3": {"dyad_id": "D3", "available": False, "sessions": []},
     }
     consent = pl.DataFrame(
-        {"dyad_id": ["D1", "D1", "D2"], "session": [0, 9, 5], "date": [None] * 3, "rater": ["patient"] * 3,
-         "consent": [True, False, True], "source_file": ["x.csv"] * 3, "source_line": [2, 3, 4],
-         "kind": ["share_ratings", "share_ratings", "share_text"]},
+        {
+            "dyad_id": ["D1", "D1", "D2"],
+            "session": [0, 9, 5],
+            "date": [None] * 3,
+            "rater": ["patient"] * 3,
+            "consent": [True, False, True],
+            "source_file": ["x.csv"] * 3,
+            "source_line": [2, 3, 4],
+            "kind": ["share_ratings", "share_ratings", "share_text"],
+        },
         schema=C.CONSENT_TABLE,
     )
     out = clinician_microprocess(micro, consent)
     # D1: withdrawn at 9 (8 just before stays); D2 consented to text only; D3 has no dial data
     assert {d: ([e["session"] for e in v["sessions"]], v["withheld"], v["available"]) for d, v in out.items()} == {
-        "D1": ([3, 8], [9], True), "D2": ([], [5], True), "D3": ([], [], False),
+        "D1": ([3, 8], [9], True),
+        "D2": ([], [5], True),
+        "D3": ([], [], False),
     }
 
 
 def test_the_demo_shows_a_withdrawal_of_each_consent(registry):
     from conftest import demo_inputs
 
-    frames, metas = zip(*(read_input(spec) for spec in demo_inputs()))
+    frames, metas = zip(*(read_input(spec) for spec in demo_inputs()), strict=False)
     res = validate_frames(list(frames), list(metas), registry)
-    got = res.consent.filter(pl.col("dyad_id").is_in(["D002", "D006"])).select("dyad_id", "kind", "session", "consent").rows()
+    got = (
+        res.consent.filter(pl.col("dyad_id").is_in(["D002", "D006"]))
+        .select("dyad_id", "kind", "session", "consent")
+        .rows()
+    )
     assert got == [
-        ("D002", "share_ratings", 0, False), ("D002", "share_text", 0, True), ("D002", "share_text", 7, False),
-        ("D006", "share_ratings", 0, True), ("D006", "share_ratings", 5, False), ("D006", "share_text", 0, False),
+        ("D002", "share_ratings", 0, False),
+        ("D002", "share_text", 0, True),
+        ("D002", "share_text", 7, False),
+        ("D006", "share_ratings", 0, True),
+        ("D006", "share_ratings", 5, False),
+        ("D006", "share_text", 0, False),
     ]
-    per_kind = res.consent.filter(pl.col("session") == 0).group_by("kind").agg(pl.col("consent").sum()).sort("kind").rows()
+    per_kind = (
+        res.consent.filter(pl.col("session") == 0).group_by("kind").agg(pl.col("consent").sum()).sort("kind").rows()
+    )
     assert per_kind == [("share_ratings", 65), ("share_text", 57)]  # of 80 dyads
     # the demo's only warnings are the Qualtrics export's identifier-like columns (not read)
     assert res.warnings.filter(pl.col("column").str.starts_with("consent")).height == 0
     assert set(res.warnings.get_column("column")) == {
-        "IPAddress", "RecipientLastName", "RecipientFirstName", "RecipientEmail", "LocationLatitude", "LocationLongitude"
+        "IPAddress",
+        "RecipientLastName",
+        "RecipientFirstName",
+        "RecipientEmail",
+        "LocationLatitude",
+        "LocationLongitude",
     }
 
 
@@ -382,5 +504,7 @@ def test_the_dial_page_says_which_sessions_are_withheld():
     research = render({"dyad_id": "D1", "available": True, "sessions": []})  # no 'withheld': the research copy
     assert "not shown in this copy" not in research
     clinician = " ".join(render({"dyad_id": "D1", "available": True, "sessions": [], "withheld": [5, 9]}).split())
-    assert ("Sessions 5, 9: not shown in this copy; the patient has not consented to share their ratings with the "
-            "therapist.") in clinician
+    assert (
+        "Sessions 5, 9: not shown in this copy; the patient has not consented to share their ratings with the "
+        "therapist."
+    ) in clinician

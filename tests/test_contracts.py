@@ -22,8 +22,13 @@ def test_column_lists_come_from_the_models():
     assert DYAD_COLUMNS[:3] == ["dyad_id", "patient_id", "therapist_id"] and DYAD_COLUMNS[-1] == "risk_latest_session"
     assert len(DYAD_COLUMNS) == 41
     assert rupture_table.COLUMNS == columns(RupturesModel)
-    assert SELECTION_SCHEMA == {"dyad_id": pl.String, "session": pl.Int32, "group": pl.String, "rank": pl.Int32,
-                                "reason": pl.String}
+    assert SELECTION_SCHEMA == {
+        "dyad_id": pl.String,
+        "session": pl.Int32,
+        "group": pl.String,
+        "rank": pl.Int32,
+        "reason": pl.String,
+    }
     assert REJECTION_COLUMNS == dtypes(RejectionsModel)
 
 
@@ -38,12 +43,20 @@ def test_write_table_refuses_a_table_that_breaks_its_contract(tmp_path):
 
 
 def test_write_table_keeps_the_writers_column_order_and_casts(tmp_path):
-    frame = pl.DataFrame({"dyad_id": ["D002", "D001"], "session": [4, 2], "group": ["low", "high"],
-                          "rank": [1, 1], "reason": ["lowest composite", "highest composite"]})
+    frame = pl.DataFrame(
+        {
+            "dyad_id": ["D002", "D001"],
+            "session": [4, 2],
+            "group": ["low", "high"],
+            "rank": [1, 1],
+            "reason": ["lowest composite", "highest composite"],
+        }
+    )
     written = atomic.write_table(tmp_path / "s.csv", frame, SelectionModel)
     assert written.schema == pl.Schema(SELECTION_SCHEMA)
     assert (tmp_path / "s.csv").read_text() == (
-        "dyad_id,session,group,rank,reason\nD002,4,low,1,lowest composite\nD001,2,high,1,highest composite\n")
+        "dyad_id,session,group,rank,reason\nD002,4,low,1,lowest composite\nD001,2,high,1,highest composite\n"
+    )
 
 
 def test_an_empty_csv_reads_back_with_the_contract_types(tmp_path):
@@ -58,7 +71,9 @@ def test_an_empty_csv_reads_back_with_the_contract_types(tmp_path):
 
 
 def test_an_older_table_gets_the_new_contract_columns_as_null(tmp_path):
-    old = pl.DataFrame({"dyad_id": ["D001"], "n_sessions": [6], "stats_note": [None]}, schema_overrides={"stats_note": pl.String})
+    old = pl.DataFrame(
+        {"dyad_id": ["D001"], "n_sessions": [6], "stats_note": [None]}, schema_overrides={"stats_note": pl.String}
+    )
     old.write_parquet(tmp_path / "dyads.parquet")
     frame = read_table(tmp_path / "dyads.parquet", DyadsModel)
     assert frame.columns == columns(DyadsModel)
@@ -69,7 +84,9 @@ def test_an_older_table_gets_the_new_contract_columns_as_null(tmp_path):
 def test_selection_session_and_rank_are_int32_in_the_report_as_written(tmp_path):
     """select writes session/rank as Int32; the report reads them as Int32 too (it cast them to Int64)."""
     (tmp_path / "selection").mkdir()
-    (tmp_path / "selection" / "high_low.csv").write_text("dyad_id,session,group,rank,reason\nD001,4,high,1,highest composite\n")
+    (tmp_path / "selection" / "high_low.csv").write_text(
+        "dyad_id,session,group,rank,reason\nD001,4,high,1,highest composite\n"
+    )
     t = read_report_tables(tmp_path, ["high_low"])
     assert t.selection.schema["session"] == pl.Int32 == t.sessions.schema["session"]
     assert t.selection.schema["rank"] == pl.Int32

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import polars as pl
-
-from dyadflow.tools import demo_study as demo
-from dyadflow.ingest import read_input
-from dyadflow.validate.rules import validate_frames
-
 from conftest import DEMO_DIR, demo_inputs
+
+from dyadflow.ingest import read_input
+from dyadflow.tools import demo_study as demo
+from dyadflow.validate.rules import validate_frames
 
 
 def test_bundled_demo_equals_the_generator_output(tmp_path):
@@ -36,14 +35,16 @@ def test_demo_shape():
 
 
 def _validated(registry):
-    frames, metas = zip(*(read_input(spec) for spec in demo_inputs()))
+    frames, metas = zip(*(read_input(spec) for spec in demo_inputs()), strict=False)
     return frames, metas, validate_frames(list(frames), list(metas), registry)
 
 
 def test_demo_bad_rows_are_rejected_by_their_rules(registry):
     frames, metas, res = _validated(registry)
     by_rule = res.rejections.group_by("source_file", "rule").len().sort("source_file", "rule").rows()
-    redcap, qualtrics, xlsx = (str(DEMO_DIR / name) for name in ("redcap_export.csv", "wai_s_qualtrics.csv", "oq45_clinic.xlsx"))
+    redcap, qualtrics, xlsx = (
+        str(DEMO_DIR / name) for name in ("redcap_export.csv", "wai_s_qualtrics.csv", "oq45_clinic.xlsx")
+    )
     assert by_rule == [
         (str(DEMO_DIR / "oq45_clinic.xlsx"), "instrument_unknown", 1),
         (redcap, "date_format", 1),
@@ -75,17 +76,26 @@ def test_the_exports_hold_the_generated_study(registry):
     """Apart from the planted problems, the three exports give back the generated table."""
     _, _, res = _validated(registry)
     key = ["dyad_id", "session", "instrument"]
-    table = demo.generate().filter((pl.len().over("dyad_id", "session", "instrument") == 1) & (pl.col("instrument") != "bdi_2"))
+    table = demo.generate().filter(
+        (pl.len().over("dyad_id", "session", "instrument") == 1) & (pl.col("instrument") != "bdi_2")
+    )
     got = res.accepted.filter(pl.col("instrument") != "oq_45").select(*key, "item_01", "item_12", "note")
     want = table.select(
-        "dyad_id", pl.col("session").cast(pl.Int32), "instrument",
-        *[pl.col(c).str.slice(0, 1).cast(pl.Int16, strict=False) for c in ("item_01", "item_12")], "note",
+        "dyad_id",
+        pl.col("session").cast(pl.Int32),
+        "instrument",
+        *[pl.col(c).str.slice(0, 1).cast(pl.Int16, strict=False) for c in ("item_01", "item_12")],
+        "note",
     )
     missing = want.join(got, on=key, how="anti").sort(key)
     # rejected: the out-of-range item, the bad date, the changed therapist, two forms not
     # marked complete in REDCap; nothing else is lost
     assert missing.select("dyad_id", "session", "instrument").rows() == [
-        ("D003", 4, "wai_sr"), ("D007", 2, "wai_sr"), ("D019", 3, "bdi_ii"), ("D027", 6, "bdi_ii"), ("D033", 3, "wai_s"),
+        ("D003", 4, "wai_sr"),
+        ("D007", 2, "wai_sr"),
+        ("D019", 3, "bdi_ii"),
+        ("D027", 6, "bdi_ii"),
+        ("D033", 3, "wai_s"),
     ]
     both = want.join(got, on=key, how="inner")
     assert both.height == want.height - 5
@@ -104,7 +114,8 @@ def test_within_dyad_alliance_predicts_lower_next_symptoms(registry):
         ["alliance_composite", "outcome_next"]
     )
     centred = s.with_columns(
-        (pl.col(c) - pl.col(c).mean().over("dyad_id")).alias(c) for c in ("alliance_composite", "outcome_next", "session")
+        (pl.col(c) - pl.col(c).mean().over("dyad_id")).alias(c)
+        for c in ("alliance_composite", "outcome_next", "session")
     )
     r = centred.select(pl.corr("alliance_composite", "outcome_next")).item()
     assert r < -0.1

@@ -18,8 +18,8 @@ import yaml
 from polars.testing import assert_frame_equal
 
 from dyadflow import ingest, score, stats
-from dyadflow.tools import demo_study as demo
 from dyadflow.core import atomic
+from dyadflow.tools import demo_study as demo
 from dyadflow.validate import rules as validate
 from dyadflow.validate.checks import clean_rows, instrument_schema, raw_schema, simple_tokens
 
@@ -58,7 +58,9 @@ def _canonical(path: Path) -> tuple[Path, dict[int, tuple[str, str | None]]]:
     lines = {}
     for k, column, cell, rule in ODD_CELLS:
         i = bdi[k]
-        table = table.with_columns(pl.when(pl.col("_i") == i).then(pl.lit(cell)).otherwise(pl.col(column)).alias(column))
+        table = table.with_columns(
+            pl.when(pl.col("_i") == i).then(pl.lit(cell)).otherwise(pl.col(column)).alias(column)
+        )
         lines[i + 2] = (column, rule)  # the header is line 1
     atomic.write_bytes(path, atomic.csv_bytes(table.drop("_i")))
     return path, lines
@@ -69,7 +71,10 @@ def _specs(tmp_path: Path) -> list[dict]:
     specs = [{**s, "path": str(REPO / s["path"])} for s in config["inputs"]]
     specs.append({"path": str(_canonical(tmp_path / "questionnaires.csv")[0]), "format": "canonical_csv"})
     expected = yaml.safe_load((BAD / "expected.yaml").read_text(encoding="utf-8"))
-    specs += [{"path": str(BAD / name), "format": "canonical_csv", **expected[name].get("spec", {})} for name in sorted(expected)]
+    specs += [
+        {"path": str(BAD / name), "format": "canonical_csv", **expected[name].get("spec", {})}
+        for name in sorted(expected)
+    ]
     return specs
 
 
@@ -79,11 +84,21 @@ def _study(specs: list[dict], registry) -> dict[str, pl.DataFrame]:
     scores = score.score_frame(result.accepted, registry)
     st = stats.compute(scores, registry, "bdi_ii", ALLIANCE)
     out = {f"ingest {i}": f for i, (f, _) in enumerate(read)}
-    out.update({
-        "accepted": result.accepted, "rejections": result.rejections, "accounting": result.accounting,
-        "consent": result.consent, "warnings": result.warnings, "linking": result.linking, "scores": scores,
-        "sessions": st.sessions, "dyads": st.dyads, "gains": st.gains, "ruptures": st.ruptures,
-    })
+    out.update(
+        {
+            "accepted": result.accepted,
+            "rejections": result.rejections,
+            "accounting": result.accounting,
+            "consent": result.consent,
+            "warnings": result.warnings,
+            "linking": result.linking,
+            "scores": scores,
+            "sessions": st.sessions,
+            "dyads": st.dyads,
+            "gains": st.gains,
+            "ruptures": st.ruptures,
+        }
+    )
     out["cohort"] = pl.DataFrame({"json": [str(st.cohort)]})
     return out
 
@@ -127,7 +142,12 @@ def test_the_screen_passes_only_rows_no_check_can_fail(registry):
     inst = registry["bdi_ii"]
     cells = ["3", "0", None, "3.0", "4", "-1", "03", "+3", " 3", "1a", "x", "3|2"]
     frame = pl.DataFrame(
-        {"rater": ["patient"] * len(cells), "item_01": cells, "item_02": ["1"] * len(cells), "total": [None] * len(cells)},
+        {
+            "rater": ["patient"] * len(cells),
+            "item_01": cells,
+            "item_02": ["1"] * len(cells),
+            "total": [None] * len(cells),
+        },
         schema={"rater": pl.String, "item_01": pl.String, "item_02": pl.String, "total": pl.String},
     )
     clean = clean_rows(instrument_schema(inst, ["item_01", "item_02", "total"]), frame).to_list()
@@ -138,18 +158,30 @@ def test_the_screen_passes_only_rows_no_check_can_fail(registry):
     assert clean_rows(instrument_schema(inst, ["item_01", "item_02", "total"]), therapist).to_list() == [False]
     # the raw schema: an ID with a slash, an empty session
     raw = pl.DataFrame(
-        {"dyad_id": ["D1", "D/1", "D1"], "patient_id": ["P1"] * 3, "therapist_id": ["T1"] * 3, "session": ["1", "1", None],
-         "date": ["2024-01-08"] * 3, "rater": ["patient"] * 3, "instrument": ["bdi_ii"] * 3}
+        {
+            "dyad_id": ["D1", "D/1", "D1"],
+            "patient_id": ["P1"] * 3,
+            "therapist_id": ["T1"] * 3,
+            "session": ["1", "1", None],
+            "date": ["2024-01-08"] * 3,
+            "rater": ["patient"] * 3,
+            "instrument": ["bdi_ii"] * 3,
+        }
     )
     assert clean_rows(raw_schema(["bdi_ii"], False, FREEZE, dt.date(1900, 1, 1)), raw).to_list() == [True, False, False]
 
 
 def test_a_text_column_that_is_not_text_is_not_screened(registry):
-    frame = pl.DataFrame({"rater": ["patient"], "item_01": [3], "total": [None]}, schema={"rater": pl.String, "item_01": pl.Int64, "total": pl.String})
+    frame = pl.DataFrame(
+        {"rater": ["patient"], "item_01": [3], "total": [None]},
+        schema={"rater": pl.String, "item_01": pl.Int64, "total": pl.String},
+    )
     assert clean_rows(instrument_schema(registry["bdi_ii"], ["item_01", "total"]), frame) is None
 
 
-@pytest.mark.parametrize("value, on", [("0", False), ("false", False), ("OFF", False), ("no", False), ("1", True), ("", True)])
+@pytest.mark.parametrize(
+    "value, on", [("0", False), ("false", False), ("OFF", False), ("no", False), ("1", True), ("", True)]
+)
 def test_the_switch(monkeypatch, value, on):
     from dyadflow.core.performance import fast_path_enabled
 

@@ -16,8 +16,8 @@ import signal
 import time
 
 import pytest
-
 from conftest import REPO, make_small_study, results_bytes, run_nightly
+
 from dyadflow.core import atomic
 
 HOOK = REPO / "tests" / "fault_hook"
@@ -75,4 +75,6 @@ def test_the_pause_hook_is_inert_unless_armed_and_not_in_the_package(monkeypatch
     assert atomic.atomic_path is before
     atomic.write_text(tmp_path / "x.txt", "done")
     assert (tmp_path / "x.txt").read_text() == "done"
-    assert [p for p in (REPO / "dyadflow").rglob("*.py") if "DYADFLOW_TEST_PAUSE" in p.read_text(encoding="utf-8")] == []
+    assert [
+        p for p in (REPO / "dyadflow").rglob("*.py") if "DYADFLOW_TEST_PAUSE" in p.read_text(encoding="utf-8")
+    ] == []

@@ -8,14 +8,13 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from conftest import REPO
 
 from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest import read_input
 from dyadflow.ingest.mapping import item_columns_by_pattern, normalise_dates, pattern_regex
 from dyadflow.ingest.redcap import parse_choices
 from dyadflow.validate.rules import validate_frames
-
-from conftest import REPO
 
 FORMATS = REPO / "tests" / "data" / "formats"
 ROW = ("source_line", "dyad_id", "session", "date", "instrument", "item_01", "item_02", "ingest_rule")
@@ -38,7 +37,11 @@ def balanced(frame, meta, registry) -> tuple[int, int, int]:
 def test_item_patterns():
     assert pattern_regex("wai_sr_{n:02d}").pattern == r"^wai_sr_(\d{2,})$"
     header = ["wai_sr_01", "wai_sr_12", "wai_sr_1", "WAI_SR_02", "wai_sr_complete", "OQ7"]
-    assert item_columns_by_pattern(header, "wai_sr_{n:02d}") == {"wai_sr_01": "item_01", "wai_sr_12": "item_12", "WAI_SR_02": "item_02"}
+    assert item_columns_by_pattern(header, "wai_sr_{n:02d}") == {
+        "wai_sr_01": "item_01",
+        "wai_sr_12": "item_12",
+        "WAI_SR_02": "item_02",
+    }
     assert item_columns_by_pattern(header, "OQ{n}") == {"OQ7": "item_07"}
     with pytest.raises(DyadflowError, match="has no"):
         pattern_regex("wai_sr_")
@@ -54,7 +57,9 @@ def test_dates_from_formats_and_excel_serials():
 
 def test_redcap_choices():
     assert parse_choices("1, Seldom | 2, Sometimes|3,Fairly often, at times") == {
-        "seldom": "1", "sometimes": "2", "fairly often, at times": "3",
+        "seldom": "1",
+        "sometimes": "2",
+        "fairly often, at times": "3",
     }
 
 
@@ -68,7 +73,13 @@ REDCAP = {
     "instruments": {
         "bdi_ii": {"form": "bdi", "items": "bdi_{n:02d}", "columns": {"date": "bdi_date"}, "rater": "patient"},
         "wai_sr": {"items": "wai_sr_{n:02d}", "columns": {"date": "wai_date", "note": "wai_note"}, "rater": "patient"},
-        "phq_9": {"form": "phq", "items": "phq_{n}", "columns": {"date": "phq_date"}, "rater": "patient", "session": "repeat_instance"},
+        "phq_9": {
+            "form": "phq",
+            "items": "phq_{n}",
+            "columns": {"date": "phq_date"},
+            "rater": "patient",
+            "session": "repeat_instance",
+        },
     },
 }
 
@@ -126,8 +137,10 @@ def test_redcap_label_export_with_data_dictionary(registry):
 
 def test_redcap_without_dictionary_passes_labels_to_the_registry(registry):
     spec = {
-        "path": str(FORMATS / "redcap_labels.csv"), "format": "redcap",
-        "constants": {"patient_id": "P2", "therapist_id": "T2"}, "events": {"pattern": "Session {n} (Arm 1: Main)"},
+        "path": str(FORMATS / "redcap_labels.csv"),
+        "format": "redcap",
+        "constants": {"patient_id": "P2", "therapist_id": "T2"},
+        "events": {"pattern": "Session {n} (Arm 1: Main)"},
         "instruments": {"wai_sr": {"items": "wai_sr_{n:02d}", "columns": {"date": "wai_date"}, "rater": "patient"}},
     }
     frame, meta = read_input(spec)
@@ -141,7 +154,10 @@ def test_redcap_without_dictionary_passes_labels_to_the_registry(registry):
 
 
 def test_redcap_form_without_complete_column_names_the_key(tmp_path):
-    spec = {**REDCAP, "instruments": {"wai_s": {"items": "wai_s_{n}", "rater": "therapist", "columns": {"date": "wai_date"}}}}
+    spec = {
+        **REDCAP,
+        "instruments": {"wai_s": {"items": "wai_s_{n}", "rater": "therapist", "columns": {"date": "wai_date"}}},
+    }
     with pytest.raises(DyadflowError) as err:
         read_input(spec)
     e = err.value
@@ -183,7 +199,10 @@ def test_qualtrics_export(registry):
     accepted = res.accepted.select("source_line", "session", "date", "item_01", "item_02").rows()
     # choice text goes through the instrument's value labels (WAI-S: Very often = 6, Sometimes = 4)
     assert accepted == [(6, 1, dt.date(2024, 1, 15), 6, 5), (10, 3, dt.date(2024, 2, 5), 4, 6)]
-    assert dict(res.rejections.group_by("rule").len().rows()) == {"qualtrics_test_response": 3, "qualtrics_incomplete": 1}
+    assert dict(res.rejections.group_by("rule").len().rows()) == {
+        "qualtrics_test_response": 3,
+        "qualtrics_incomplete": 1,
+    }
     assert balanced(frame, meta, registry) == (6, 2, 4)
 
 
@@ -221,9 +240,21 @@ def clinic_workbook(path):
 
 
 XLSX = {
-    "format": "xlsx", "sheet": "Data", "header_row": 3, "items": "OQ{n}",
-    "columns": {"dyad_id": "Dyad", "patient_id": "Patient", "therapist_id": "Therapist", "session": "Session", "date": "Date", "note": "Kommentar"},
-    "constants": {"rater": "patient", "instrument": "oq_45"}, "date_format": "%d/%m/%Y", "excel_serial_dates": True,
+    "format": "xlsx",
+    "sheet": "Data",
+    "header_row": 3,
+    "items": "OQ{n}",
+    "columns": {
+        "dyad_id": "Dyad",
+        "patient_id": "Patient",
+        "therapist_id": "Therapist",
+        "session": "Session",
+        "date": "Date",
+        "note": "Kommentar",
+    },
+    "constants": {"rater": "patient", "instrument": "oq_45"},
+    "date_format": "%d/%m/%Y",
+    "excel_serial_dates": True,
 }
 
 
@@ -241,7 +272,9 @@ def test_xlsx_named_sheet_header_row_and_dates(tmp_path, registry):
     assert (meta["sheet"], meta["blank_rows"], meta["dropped_columns"]) == ("Data", 1, ["Telefon"])
     assert [w["column"] for w in meta["warnings"]] == ["Telefon"]
     res = validate_frames([frame], [meta], registry)
-    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [(8, "date", "31/02/2024", "date_format")]
+    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [
+        (8, "date", "31/02/2024", "date_format")
+    ]
     assert balanced(frame, meta, registry) == (4, 3, 1)
 
 
@@ -277,7 +310,9 @@ def save_with_cached_results(wb, path, results: dict[str, str]):
     for formula, value in results.items():
         for name in parts:
             if name.startswith("xl/worksheets/"):
-                parts[name] = parts[name].replace(f"<f>{formula[1:]}</f><v />".encode(), f"<f>{formula[1:]}</f><v>{value}</v>".encode())
+                parts[name] = parts[name].replace(
+                    f"<f>{formula[1:]}</f><v />".encode(), f"<f>{formula[1:]}</f><v>{value}</v>".encode()
+                )
     with zipfile.ZipFile(path, "w") as z:
         for name, data in parts.items():
             z.writestr(name, data)
@@ -333,7 +368,9 @@ def test_problem_cells_in_sheet_xml_with_a_namespace_prefix():
         b"</x:row></x:sheetData></x:worksheet>"
     )
     assert problem_cells(xml).rows() == [
-        (2, 1, "B2", "error", "#REF!"), (2, 2, "C2", "uncached", '=A1&"x"'), (2, 27, "AB2", "error", "#DIV/0!"),
+        (2, 1, "B2", "error", "#REF!"),
+        (2, 2, "C2", "uncached", '=A1&"x"'),
+        (2, 27, "AB2", "error", "#DIV/0!"),
     ]
 
 
@@ -354,9 +391,16 @@ def test_xlsx_hidden_first_sheet_is_skipped_with_a_warning(tmp_path):
     wb.save(tmp_path / "hidden.xlsx")
     frame, meta = read_input({"path": str(tmp_path / "hidden.xlsx"), "format": "xlsx"})
     assert frame.select("source_line", "dyad_id").rows() == [(2, "D1")] and meta["sheet"] == "Current"
-    assert meta["warnings"] == [{"source_file": str(tmp_path / "hidden.xlsx"), "column": None, "warning": (
-        "hidden sheets 'Old export', 'Scratch' not read: reading 'Current', the first visible sheet; "
-        "name the sheet with 'sheet' if that is not the data")}]
+    assert meta["warnings"] == [
+        {
+            "source_file": str(tmp_path / "hidden.xlsx"),
+            "column": None,
+            "warning": (
+                "hidden sheets 'Old export', 'Scratch' not read: reading 'Current', the first visible sheet; "
+                "name the sheet with 'sheet' if that is not the data"
+            ),
+        }
+    ]
     # a sheet named in the config is read, hidden or not, without a warning
     frame, meta = read_input({"path": str(tmp_path / "hidden.xlsx"), "format": "xlsx", "sheet": "Old export"})
     assert frame.get_column("dyad_id").to_list() == ["D9"] and meta["warnings"] == []
@@ -369,22 +413,41 @@ def spss_file(path):
     import pandas as pd
     import pyreadstat
 
-    df = pd.DataFrame({
-        "dyad": ["D1", "D1", "D2"], "pid": ["P1", "P1", "P2"], "tid": ["T1", "T1", "T2"], "sess": [1.0, 2.0, 1.0],
-        "datum": [dt.date(2024, 1, 15), dt.date(2024, 1, 22), dt.date(2024, 3, 4)], "arm": [1.0, 1.0, 2.0],
-        "w1": [4.0, 5.0, 2.0], "w2": [3.0, 99.0, 1.0],
-    })
+    df = pd.DataFrame(
+        {
+            "dyad": ["D1", "D1", "D2"],
+            "pid": ["P1", "P1", "P2"],
+            "tid": ["T1", "T1", "T2"],
+            "sess": [1.0, 2.0, 1.0],
+            "datum": [dt.date(2024, 1, 15), dt.date(2024, 1, 22), dt.date(2024, 3, 4)],
+            "arm": [1.0, 1.0, 2.0],
+            "w1": [4.0, 5.0, 2.0],
+            "w2": [3.0, 99.0, 1.0],
+        }
+    )
     pyreadstat.write_sav(
-        df, str(path),
-        variable_value_labels={"arm": {1: "CBT", 2: "IPT"}, "w1": {1: "Seldom", 2: "Sometimes", 3: "Fairly often", 4: "Very often", 5: "Always"}},
+        df,
+        str(path),
+        variable_value_labels={
+            "arm": {1: "CBT", 2: "IPT"},
+            "w1": {1: "Seldom", 2: "Sometimes", 3: "Fairly often", 4: "Very often", 5: "Always"},
+        },
         missing_ranges={"w2": [99]},
     )
     return path
 
 
 SAV = {
-    "format": "sav", "items": "w{n}",
-    "columns": {"dyad_id": "dyad", "patient_id": "pid", "therapist_id": "tid", "session": "sess", "date": "datum", "arm": "arm"},
+    "format": "sav",
+    "items": "w{n}",
+    "columns": {
+        "dyad_id": "dyad",
+        "patient_id": "pid",
+        "therapist_id": "tid",
+        "session": "sess",
+        "date": "datum",
+        "arm": "arm",
+    },
     "constants": {"rater": "patient", "instrument": "wai_sr"},
 }
 
@@ -415,15 +478,24 @@ def test_sav_numbers_no_instrument_can_hold_are_rejected(tmp_path, registry):
     import pyreadstat
 
     limit = 2.0**53  # 9007199254740992: the largest magnitude accepted
-    df = pd.DataFrame({
-        "dyad": ["D1", "D2", "D3", "D4", "D5"], "tid": ["T1"] * 5, "sess": [1.0] * 5,
-        "datum": [dt.date(2024, 1, 15)] * 5,
-        "pid": [limit - 1, limit, math.nextafter(limit, math.inf), 7.0, 8.0],
-        "w1": [4.0, 4.0, 4.0, 1e19, 4.0], "w2": [3.0, 3.0, 3.0, 3.0, math.inf],
-        "spare": [1e19] * 5,  # not mapped: not judged
-    })
+    df = pd.DataFrame(
+        {
+            "dyad": ["D1", "D2", "D3", "D4", "D5"],
+            "tid": ["T1"] * 5,
+            "sess": [1.0] * 5,
+            "datum": [dt.date(2024, 1, 15)] * 5,
+            "pid": [limit - 1, limit, math.nextafter(limit, math.inf), 7.0, 8.0],
+            "w1": [4.0, 4.0, 4.0, 1e19, 4.0],
+            "w2": [3.0, 3.0, 3.0, 3.0, math.inf],
+            "spare": [1e19] * 5,  # not mapped: not judged
+        }
+    )
     pyreadstat.write_sav(df, str(tmp_path / "big.sav"))
-    spec = {**SAV, "path": str(tmp_path / "big.sav"), "columns": {k: v for k, v in SAV["columns"].items() if k != "arm"}}
+    spec = {
+        **SAV,
+        "path": str(tmp_path / "big.sav"),
+        "columns": {k: v for k, v in SAV["columns"].items() if k != "arm"},
+    }
     frame, meta = read_input(spec)
     res = validate_frames([frame], [meta], registry)
     assert res.rejections.select("source_line", "column", "value", "rule").rows() == [
@@ -449,10 +521,22 @@ EUROPEAN = (
     "D1;P1;T1;4;2024-02-05;WAI-SR;3,5;2;;\n"
 )
 EUROPEAN_SPEC = {
-    "format": "canonical_csv", "encoding": "cp1252", "delimiter": ";", "decimal_comma": True,
-    "date_format": "%d.%m.%Y", "excel_serial_dates": True, "items": "F{n}",
-    "columns": {"dyad_id": "Dyad", "patient_id": "Patient", "therapist_id": "Terapeut", "session": "Session",
-                "date": "Datum", "instrument": "Formulär", "note": "Anteckning"},
+    "format": "canonical_csv",
+    "encoding": "cp1252",
+    "delimiter": ";",
+    "decimal_comma": True,
+    "date_format": "%d.%m.%Y",
+    "excel_serial_dates": True,
+    "items": "F{n}",
+    "columns": {
+        "dyad_id": "Dyad",
+        "patient_id": "Patient",
+        "therapist_id": "Terapeut",
+        "session": "Session",
+        "date": "Datum",
+        "instrument": "Formulär",
+        "note": "Anteckning",
+    },
     "values": {"instrument": {"WAI-SR": "wai_sr"}},
     "constants": {"rater": "patient"},
 }
@@ -483,22 +567,34 @@ def test_utf8_text_in_a_file_declared_cp1252_is_a_warning_naming_the_lines(tmp_p
     path.write_bytes(EUROPEAN.replace("Formulär", "Form").encode("utf-8"))  # bättre (line 2), søvn (3)
     columns = {**EUROPEAN_SPEC["columns"], "instrument": "Form"}
     frame, meta = read_input({**EUROPEAN_SPEC, "path": str(path), "columns": columns})
-    assert meta["warnings"][0] == {"source_file": str(path), "column": None, "warning": (
-        "the file is declared cp1252 but lines 2, 3 hold UTF-8 text ('Ã¤' is 'ä' in UTF-8), which reads as "
-        "garbled text: if the file is UTF-8, set encoding: utf-8")}
+    assert meta["warnings"][0] == {
+        "source_file": str(path),
+        "column": None,
+        "warning": (
+            "the file is declared cp1252 but lines 2, 3 hold UTF-8 text ('Ã¤' is 'ä' in UTF-8), which reads as "
+            "garbled text: if the file is UTF-8, set encoding: utf-8"
+        ),
+    }
     assert frame.get_column("note")[0] == "Jag sov bÃ¤ttre, tror jag"  # read as declared: warned, not refused
 
 
-@pytest.mark.parametrize("note, lines", [
-    ("Á©", None),   # C1 A9: C1 is no UTF-8 lead byte
-    ("Â©", "2"),    # C2 A9: the smallest two-byte sequence (©)
-    ("Ãx", None),   # a lead byte without its continuation byte
-    ("â€x", None),  # E2 80: a three-byte lead with one continuation byte only
-    ("â€™", "2"),   # E2 80 99: ’ as UTF-8
-])
+@pytest.mark.parametrize(
+    "note, lines",
+    [
+        ("Á©", None),  # C1 A9: C1 is no UTF-8 lead byte
+        ("Â©", "2"),  # C2 A9: the smallest two-byte sequence (©)
+        ("Ãx", None),  # a lead byte without its continuation byte
+        ("â€x", None),  # E2 80: a three-byte lead with one continuation byte only
+        ("â€™", "2"),  # E2 80 99: ’ as UTF-8
+    ],
+)
 def test_utf8_sequences_in_cp1252_at_the_boundaries(tmp_path, note, lines):
     path = tmp_path / "export.csv"
-    path.write_bytes(f"dyad_id,patient_id,therapist_id,session,date,rater,instrument,item_01,note\nD1,P1,T1,1,2024-01-08,patient,wai_sr,4,{note}\n".encode("cp1252"))
+    path.write_bytes(
+        f"dyad_id,patient_id,therapist_id,session,date,rater,instrument,item_01,note\nD1,P1,T1,1,2024-01-08,patient,wai_sr,4,{note}\n".encode(
+            "cp1252"
+        )
+    )
     _, meta = read_input({"path": str(path), "format": "canonical_csv", "encoding": "cp1252"})
     assert [w["warning"].split(" hold")[0] for w in meta["warnings"]] == (
         [f"the file is declared cp1252 but line {lines}"] if lines else []
@@ -531,9 +627,19 @@ def test_wrong_encoding_names_file_and_line(tmp_path):
 @pytest.mark.parametrize(
     "change, column, key, words",
     [
-        ({"columns": {**EUROPEAN_SPEC["columns"], "session": "Sesion"}}, "Sesion", "columns.session", "names column 'Sesion', which is not in the file"),
+        (
+            {"columns": {**EUROPEAN_SPEC["columns"], "session": "Sesion"}},
+            "Sesion",
+            "columns.session",
+            "names column 'Sesion', which is not in the file",
+        ),
         ({"items": "Fråga{n}"}, "Fråga{n}", "items", "matches no column"),
-        ({"constants": {"rater": "patient", "session": "1"}}, None, "constants.session", "both as a column and as a constant"),
+        (
+            {"constants": {"rater": "patient", "session": "1"}},
+            None,
+            "constants.session",
+            "both as a column and as a constant",
+        ),
         ({"constants": {}}, "rater", None, "required column missing: rater"),
         ({"values": {"Formulär": {"WAI-SR": "wai_sr"}}}, None, "values.Formulär", "value maps are keyed by the field"),
     ],
@@ -550,9 +656,32 @@ def test_mapping_errors_name_file_column_and_key(tmp_path, change, column, key, 
 def test_identifier_like_column_names():
     from dyadflow.ingest.mapping import IDENTIFIER_RE
 
-    flagged = ["full_name", "RecipientEmail", "e-mail", "Telefon", "phone_mobile", "IPAddress", "Adress", "Personnummer",
-               "ssn", "patient_ssn", "birth_date", "LocationLatitude", "Fødselsnummer"]
-    fine = ["redcap_event_name", "instrument_name", "form_name", "dyad", "session", "wai_sr_01", "lessons", "Datum", "Kommentar"]
+    flagged = [
+        "full_name",
+        "RecipientEmail",
+        "e-mail",
+        "Telefon",
+        "phone_mobile",
+        "IPAddress",
+        "Adress",
+        "Personnummer",
+        "ssn",
+        "patient_ssn",
+        "birth_date",
+        "LocationLatitude",
+        "Fødselsnummer",
+    ]
+    fine = [
+        "redcap_event_name",
+        "instrument_name",
+        "form_name",
+        "dyad",
+        "session",
+        "wai_sr_01",
+        "lessons",
+        "Datum",
+        "Kommentar",
+    ]
     assert [c for c in flagged if not IDENTIFIER_RE.search(c)] == []
     assert [c for c in fine if IDENTIFIER_RE.search(c)] == []
 

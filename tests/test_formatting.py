@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import REPO
+
 from dyadflow.core.formatting import DASH, fmt_p, p_clause
 
 
@@ -37,7 +37,9 @@ def test_one_dash_and_never_p_equals_less_than():
 
     assert _fmt(None) == DASH and render.fmt_number(None) == DASH
     assert render.template_env().filters["p"] is fmt_p
-    template = (REPO / "dyadflow" / "report" / "templates" / "partials" / "microprocess.html.j2").read_text(encoding="utf-8")
+    template = (REPO / "dyadflow" / "report" / "templates" / "partials" / "microprocess.html.j2").read_text(
+        encoding="utf-8"
+    )
     assert "p = {{ s.text.congruence_p }}" not in template
 
 
@@ -46,4 +48,6 @@ def test_matplotlib_data_uri_and_fmt_p_are_defined_once():
     for pattern in (r"matplotlib\.use\(", r"^def data_uri\(", r"^def fmt_p\(", r"^def _fmt_p\("):
         where = sorted(str(p.relative_to(REPO)) for p, text in sources.items() if re.search(pattern, text, re.M))
         assert len(where) <= 1, (pattern, where)
-    assert [str(p.relative_to(REPO)) for p, t in sources.items() if re.search(r"matplotlib\.use\(", t)] == ["dyadflow/core/plotting.py"]
+    assert [str(p.relative_to(REPO)) for p, t in sources.items() if re.search(r"matplotlib\.use\(", t)] == [
+        "dyadflow/core/plotting.py"
+    ]

@@ -12,30 +12,63 @@ import datetime as dt
 from pathlib import Path
 
 import yaml
-
+from conftest import row, write_canonical
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dyadflow import ingest
+from dyadflow.core.errors import DyadflowError
 from dyadflow.tools import demo_study as demo
 from dyadflow.validate import rules as validate
-from dyadflow.core.errors import DyadflowError
 from dyadflow.validate.checks import RULES
-
-from conftest import row, write_canonical
 
 FREEZE = dt.date(2025, 1, 1)
 # Characters that break exports: delimiters, quotes, line ends, NUL, non-ASCII, formula starts.
-NASTY = st.sampled_from([b",", b";", b'"', b"\n", b"\r\n", b"\x00", "å".encode(), b"\xe5", b"=", b" ", b"9", b"-", b"a", b"\t", b"\xef\xbb\xbf"])
+NASTY = st.sampled_from(
+    [
+        b",",
+        b";",
+        b'"',
+        b"\n",
+        b"\r\n",
+        b"\x00",
+        "å".encode(),
+        b"\xe5",
+        b"=",
+        b" ",
+        b"9",
+        b"-",
+        b"a",
+        b"\t",
+        b"\xef\xbb\xbf",
+    ]
+)
 
 
 def seed_export(tmp_path) -> bytes:
     rows = [
-        row(dyad="D1", session=s, date=f"2024-01-{7 * s + 1:02d}", rater="patient", instrument="wai_sr", items=[4] * 12, note="bra")
+        row(
+            dyad="D1",
+            session=s,
+            date=f"2024-01-{7 * s + 1:02d}",
+            rater="patient",
+            instrument="wai_sr",
+            items=[4] * 12,
+            note="bra",
+        )
         for s in range(1, 4)
     ] + [
-        row(dyad="D2", patient="P2", therapist="T2", session=s, date=f"2024-02-{7 * s - 6:02d}", rater="patient",
-            instrument="bdi_ii", items=[1] * 15 + ["2a"] + [1] + ["1b"] + [0] * 3, note="ö, \"citat\"")
+        row(
+            dyad="D2",
+            patient="P2",
+            therapist="T2",
+            session=s,
+            date=f"2024-02-{7 * s - 6:02d}",
+            rater="patient",
+            instrument="bdi_ii",
+            items=[1] * 15 + ["2a"] + [1] + ["1b"] + [0] * 3,
+            note='ö, "citat"',
+        )
         for s in range(1, 4)
     ]
     return write_canonical(tmp_path / "seed.csv", rows, n_items=21, extra_columns=["note"]).read_bytes()
@@ -98,7 +131,11 @@ def check_outcome(path, registry, spec: dict, one_row_per_line: bool = True) -> 
         assert not rejected & accepted
 
 
-@settings(max_examples=int(__import__("os").environ.get("DYADFLOW_FUZZ_EXAMPLES", "120")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(__import__("os").environ.get("DYADFLOW_FUZZ_EXAMPLES", "120")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_corrupted_canonical_exports_never_crash(tmp_path, registry, data):
     seed = seed_export(tmp_path)
@@ -110,12 +147,19 @@ def test_corrupted_canonical_exports_never_crash(tmp_path, registry, data):
 
 REPO = Path(__file__).resolve().parent.parent
 # the demo study's REDCap mapping, as a data manager would write it
-REDCAP_SPEC = next(s for s in yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))["inputs"] if s["format"] == "redcap")
+REDCAP_SPEC = next(
+    s
+    for s in yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))["inputs"]
+    if s["format"] == "redcap"
+)
 REDCAP_SEED = demo.redcap_table(demo.generate(n_dyads=2, n_sessions=4, bad_rows=False))
 
 
-@settings(max_examples=int(__import__("os").environ.get("DYADFLOW_FUZZ_EXAMPLES", "120")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(__import__("os").environ.get("DYADFLOW_FUZZ_EXAMPLES", "120")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_corrupted_redcap_exports_never_crash(tmp_path, registry, data):
     path = tmp_path / "redcap.csv"

@@ -18,8 +18,8 @@ import polars as pl
 import pytest
 from pypdf import PdfReader
 
-from dyadflow.tools import demo_study as demo
 from dyadflow.core import atomic
+from dyadflow.tools import demo_study as demo
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDED = {
@@ -45,7 +45,11 @@ def clinician_run(tmp_path_factory):
     table = table.with_columns(
         pl.when(is_note).then(pl.lit(NOTE)).otherwise(pl.col("note")).alias("note"),
         # consent is the patient's decision: on the patient's rows only
-        pl.when(pl.col("rater") != "patient").then(None).when(consent).then(pl.lit("true")).otherwise(pl.lit("false"))
+        pl.when(pl.col("rater") != "patient")
+        .then(None)
+        .when(consent)
+        .then(pl.lit("true"))
+        .otherwise(pl.lit("false"))
         .alias("consent_share_text"),
         *[pl.lit(v).alias(k) for k, v in SEEDED.items()],
     )
@@ -58,9 +62,21 @@ def clinician_run(tmp_path_factory):
         encoding="utf-8",
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp),
-         "--cores", "2", "--configfile", str(cfg)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp),
+            "--cores",
+            "2",
+            "--configfile",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp
@@ -94,7 +110,9 @@ def tiny_disk(tmp_path):
     """A 16 KB tmpfs: too small for a report (needs root, as CI has)."""
     mount = tmp_path / "full"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     yield mount
@@ -119,7 +137,9 @@ def test_rendering_into_a_full_disk_fails_cleanly(clinician_run, tiny_disk, caps
             log=[str(clinician_run / "logs" / "full_disk.log")],
             input=SimpleNamespace(),
             output=SimpleNamespace(pdf=str(out)),
-            params=SimpleNamespace(results=str(clinician_run / "results"), study="Identifier test", config_sha256="0" * 64),
+            params=SimpleNamespace(
+                results=str(clinician_run / "results"), study="Identifier test", config_sha256="0" * 64
+            ),
         )
     err = capsys.readouterr().err
     assert f"{out}: cannot be written: no space left on the device" in err

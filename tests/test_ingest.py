@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from conftest import HEADER
 
 from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest import read_input
 from dyadflow.ingest.text import read_text_table, scan_records
-
-from conftest import HEADER
 
 
 def read(path, **spec):
@@ -30,7 +29,7 @@ def test_source_lines_follow_the_editor(tmp_path):
         'D1,P1,T1,1,2024-01-08,patient,wai_sr,4,"two\nlines"\n'
         "\n"
         "D1,P1,T1,2,2024-01-15,patient,wai_sr,5,\n"
-        ',,,,,,,,\n'
+        ",,,,,,,,\n"
         'D1,P1,T1,3,2024-01-22,patient,wai_sr,3,"say ""hi"""\n'
     )
     path = tmp_path / "q.csv"
@@ -43,7 +42,10 @@ def test_source_lines_follow_the_editor(tmp_path):
 
 def test_byte_order_mark_and_crlf(tmp_path):
     path = tmp_path / "q.csv"
-    path.write_bytes("\ufeff".encode() + b"DYAD_ID,patient_id,therapist_id,session,date,rater,instrument,Item_1\r\nD1,P1,T1,1,2024-01-08,patient,wai_sr,4\r\n")
+    path.write_bytes(
+        "\ufeff".encode()
+        + b"DYAD_ID,patient_id,therapist_id,session,date,rater,instrument,Item_1\r\nD1,P1,T1,1,2024-01-08,patient,wai_sr,4\r\n"
+    )
     frame, meta = read(path)
     assert frame.select("dyad_id", "item_01", "source_line").row(0) == ("D1", "4", 2)
     assert meta["encoding"] == "utf-8-sig"
@@ -51,7 +53,10 @@ def test_byte_order_mark_and_crlf(tmp_path):
 
 def test_ragged_rows_keep_their_field_count(tmp_path):
     path = tmp_path / "q.csv"
-    path.write_text(",".join(HEADER + ["item_01"]) + "\nD1,P1,T1,1,2024-01-08,patient,wai_sr\nD1,P1,T1,2,2024-01-15,patient,wai_sr,4,9\n")
+    path.write_text(
+        ",".join(HEADER + ["item_01"])
+        + "\nD1,P1,T1,1,2024-01-08,patient,wai_sr\nD1,P1,T1,2,2024-01-15,patient,wai_sr,4,9\n"
+    )
     frame, _ = read(path)
     assert frame.select("source_fields", "expected_fields").rows() == [(7, 8), (9, 8)]
 
@@ -68,10 +73,20 @@ def test_unmapped_columns_are_dropped_and_listed(tmp_path):
     [
         (b"", 1, None, "the file is empty"),
         (b"\n\n", 1, None, "the file is empty"),
-        (",".join(HEADER[:3] + HEADER[4:] + ["item_01"]).encode() + b"\n", 1, "session", "required column missing: session"),
+        (
+            ",".join(HEADER[:3] + HEADER[4:] + ["item_01"]).encode() + b"\n",
+            1,
+            "session",
+            "required column missing: session",
+        ),
         (",".join(HEADER + ["item_01", "Session"]).encode() + b"\n", 1, "Session", "appears twice"),
         (",".join(HEADER).encode() + b"\nD1\n", 1, None, "no item columns"),
-        (",".join(HEADER + ["item_01"]).encode() + b"\nD1,P1,T1,1,2024-01-08,patient,wai_sr,\x004\n", 2, None, "NUL bytes"),
+        (
+            ",".join(HEADER + ["item_01"]).encode() + b"\nD1,P1,T1,1,2024-01-08,patient,wai_sr,\x004\n",
+            2,
+            None,
+            "NUL bytes",
+        ),
     ],
 )
 def test_file_level_problems_name_file_line_and_column(tmp_path, content, line, column, words):
@@ -85,7 +100,10 @@ def test_file_level_problems_name_file_line_and_column(tmp_path, content, line, 
 
 def test_wrong_encoding_names_the_line(tmp_path):
     path = tmp_path / "latin1.csv"
-    text = ",".join(HEADER + ["item_01", "note"]) + "\nD1,P1,T1,1,2024-01-08,patient,wai_sr,4,ok\nD1,P1,T1,2,2024-01-15,patient,wai_sr,4,sömn\n"
+    text = (
+        ",".join(HEADER + ["item_01", "note"])
+        + "\nD1,P1,T1,1,2024-01-08,patient,wai_sr,4,ok\nD1,P1,T1,2,2024-01-15,patient,wai_sr,4,sömn\n"
+    )
     path.write_bytes(text.encode("latin-1"))
     with pytest.raises(DyadflowError) as err:
         read(path)
@@ -96,7 +114,10 @@ def test_wrong_encoding_names_the_line(tmp_path):
 
 def test_unbalanced_quote_is_a_file_error(tmp_path):
     path = tmp_path / "q.csv"
-    path.write_text(",".join(HEADER + ["item_01", "note"]) + '\nD1,P1,T1,1,2024-01-08,patient,wai_sr,4,"open\nD1,P1,T1,2,2024-01-15,patient,wai_sr,4,x\n')
+    path.write_text(
+        ",".join(HEADER + ["item_01", "note"])
+        + '\nD1,P1,T1,1,2024-01-08,patient,wai_sr,4,"open\nD1,P1,T1,2,2024-01-15,patient,wai_sr,4,x\n'
+    )
     with pytest.raises(DyadflowError) as err:
         read(path)
     assert err.value.line == 2 and "quote" in str(err.value)

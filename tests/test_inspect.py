@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import yaml
-
-from dyadflow.tools.cli import main
-from dyadflow.ingest import read_input
-
 from conftest import DEMO_DIR, REPO, demo_inputs
+
+from dyadflow.ingest import read_input
+from dyadflow.tools.cli import main
 
 FORMATS = REPO / "tests" / "data" / "formats"
 
@@ -35,7 +34,9 @@ def test_inspect_the_demo_exports_suggests_what_the_demo_config_says(capsys):
     out, spec = inspect(capsys, DEMO_DIR / "wai_s_qualtrics.csv")
     assert "format:    qualtrics" in out and "encoding:  utf-8-sig" in out and "delimiter: ','" in out
     assert spec["items"] == "Q1_{n}" and spec["constants"] == {"rater": "therapist", "instrument": "wai_s"}
-    assert "IPAddress, RecipientLastName, RecipientFirstName, RecipientEmail, LocationLatitude, LocationLongitude" in out
+    assert (
+        "IPAddress, RecipientLastName, RecipientFirstName, RecipientEmail, LocationLatitude, LocationLongitude" in out
+    )
     assert read_input(spec)[1]["rows_read"] == 941
 
     out, spec = inspect(capsys, DEMO_DIR / "redcap_export.csv")
@@ -56,10 +57,22 @@ def test_inspect_a_nordic_csv(capsys, tmp_path):
     out, spec = inspect(capsys, path)
     assert "encoding:  cp1252" in out and "delimiter: ';'" in out
     assert spec == {
-        "path": str(path), "format": "canonical_csv", "encoding": "cp1252", "delimiter": ";", "items": "F{n}",
-        "columns": {"dyad_id": "Dyad", "patient_id": "Patient", "therapist_id": "Terapeut", "session": "Session", "date": "Datum", "note": "Anteckning"},
+        "path": str(path),
+        "format": "canonical_csv",
+        "encoding": "cp1252",
+        "delimiter": ";",
+        "items": "F{n}",
+        "columns": {
+            "dyad_id": "Dyad",
+            "patient_id": "Patient",
+            "therapist_id": "Terapeut",
+            "session": "Session",
+            "date": "Datum",
+            "note": "Anteckning",
+        },
         "constants": {"rater": "patient", "instrument": "phq_9"},
-        "date_format": "%d.%m.%Y", "decimal_comma": True,
+        "date_format": "%d.%m.%Y",
+        "decimal_comma": True,
     }
     assert "Telefon" in out.split("direct identifiers")[1]
     frame, meta = read_input(spec)

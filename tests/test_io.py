@@ -29,14 +29,24 @@ def test_write_if_changed_keeps_the_file_untouched(tmp_path):
 def test_csv_neutralises_formulas():
     df = pl.DataFrame(
         {
-            "note": ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "fine", None, "-2+3+cmd|' /C calc'!A0", "\tx", "-0,5"],
+            "note": [
+                '=HYPERLINK("http://x")',
+                "+1",
+                "-2",
+                "@SUM(A1)",
+                "fine",
+                None,
+                "-2+3+cmd|' /C calc'!A0",
+                "\tx",
+                "-0,5",
+            ],
             "n": [-1, 2, 3, 4, 5, 6, 7, 8, 9],
         }
     )
     text = atomic.csv_bytes(df).decode()
     assert text.splitlines() == [
         "note,n",
-        "\"'=HYPERLINK(\"\"http://x\"\")\",-1",
+        '"\'=HYPERLINK(""http://x"")",-1',
         "+1,2",  # a plain number is not a formula: left as it is
         "-2,3",
         "'@SUM(A1),4",
@@ -44,5 +54,5 @@ def test_csv_neutralises_formulas():
         ",6",
         "'-2+3+cmd|' /C calc'!A0,7",
         "'\tx,8",
-        "\"-0,5\",9",
+        '"-0,5",9',
     ]

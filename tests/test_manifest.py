@@ -13,12 +13,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_FILES, REPO, copy_demo
 from pypdf import PdfReader
 
-from conftest import DEMO_FILES, REPO, copy_demo
 from dyadflow import __version__
-from dyadflow.core import cluster
-from dyadflow.core import manifest
+from dyadflow.core import cluster, manifest
 
 SHA_EMPTY_OBJECT = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"  # sha256(b"{}")
 SHA_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256(b"abc"), FIPS 180-2
@@ -74,7 +73,9 @@ def test_direct_dependencies_are_the_pinned_ones_of_pyproject():
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
 
 
@@ -132,7 +133,10 @@ def test_written_manifest_is_deterministic_and_loads_back(tmp_path, monkeypatch)
     Path("q.csv").write_bytes(b"abc")
     data = manifest.build({"z": 1, "a": 2}, [{"name": "q", "path": "q.csv", "format": "canonical_csv"}], {}, ENV)
     manifest.write("one/manifest.json", data)
-    manifest.write("two/manifest.json", manifest.build({"a": 2, "z": 1}, [{"name": "q", "path": "q.csv", "format": "canonical_csv"}], {}, ENV))
+    manifest.write(
+        "two/manifest.json",
+        manifest.build({"a": 2, "z": 1}, [{"name": "q", "path": "q.csv", "format": "canonical_csv"}], {}, ENV),
+    )
     one, two = Path("one/manifest.json").read_bytes(), Path("two/manifest.json").read_bytes()
     assert one == two
     assert one.endswith(b"}\n") and one.index(b'"config"') < one.index(b'"dyadflow_version"')  # sorted keys
@@ -141,10 +145,18 @@ def test_written_manifest_is_deterministic_and_loads_back(tmp_path, monkeypatch)
 
 
 def test_summary_for_the_report_footer():
-    data = {"dyadflow_version": "0.1.0", "config_sha256": "f4b6f1d69cf60c59" + "0" * 48, "git_commit": "673c2864" + "a" * 32, "git_dirty": True}
+    data = {
+        "dyadflow_version": "0.1.0",
+        "config_sha256": "f4b6f1d69cf60c59" + "0" * 48,
+        "git_commit": "673c2864" + "a" * 32,
+        "git_dirty": True,
+    }
     assert manifest.summary(data) == {"version": "0.1.0", "config": "f4b6f1d6", "commit": "673c2864", "dirty": True}
     assert manifest.summary({**data, "git_commit": None, "git_dirty": None}) == {
-        "version": "0.1.0", "config": "f4b6f1d6", "commit": None, "dirty": False,
+        "version": "0.1.0",
+        "config": "f4b6f1d6",
+        "commit": None,
+        "dirty": False,
     }
     assert manifest.summary(None) == {"version": __version__, "config": None, "commit": None, "dirty": False}
 
@@ -184,7 +196,9 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
     copy_demo(tmp_path)
     cfg = tmp_path / "study.yaml"
     cfg.write_text((REPO / "config" / "config.yaml").read_text())
-    proc = snakemake(tmp_path, "results/manifest.json", "results/reports/shards/0.json", "--cores", "2", "--configfile", str(cfg))
+    proc = snakemake(
+        tmp_path, "results/manifest.json", "results/reports/shards/0.json", "--cores", "2", "--configfile", str(cfg)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     path = tmp_path / "results" / "manifest.json"
@@ -197,24 +211,38 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
     assert data["config_sha256"] == manifest.config_hash(data["config"])
     assert data["inputs"] == [
         {
-            "name": name, "path": path, "format": fmt,
-            "bytes": (tmp_path / path).stat().st_size, "sha256": hashlib.sha256((tmp_path / path).read_bytes()).hexdigest(),
+            "name": name,
+            "path": path,
+            "format": fmt,
+            "bytes": (tmp_path / path).stat().st_size,
+            "sha256": hashlib.sha256((tmp_path / path).read_bytes()).hexdigest(),
         }
         for name, path, fmt in sorted(  # sorted by name; the dial rating files are inputs too
             [
-                ("oq45_clinic", DEMO_FILES[2], "xlsx"), ("redcap_export", DEMO_FILES[0], "redcap"),
+                ("oq45_clinic", DEMO_FILES[2], "xlsx"),
+                ("redcap_export", DEMO_FILES[0], "redcap"),
                 ("wai_s_qualtrics", DEMO_FILES[1], "qualtrics"),
             ]
-            + [(f"dial:{p}", p, "dial") for p in sorted(f"data/demo/dial/{f.name}" for f in (tmp_path / "data/demo/dial").glob("*.csv"))]
+            + [
+                (f"dial:{p}", p, "dial")
+                for p in sorted(f"data/demo/dial/{f.name}" for f in (tmp_path / "data/demo/dial").glob("*.csv"))
+            ]
             # the coded file and the frozen key of the demo's coding (issue 19)
-            + [("coding:coded_high_low", "data/demo/coded_high_low.csv", "canonical_csv"),
-               ("coding_key:high_low", "data/demo/high_low_key_frozen.csv", "blinding_key")]
+            + [
+                ("coding:coded_high_low", "data/demo/coded_high_low.csv", "canonical_csv"),
+                ("coding_key:high_low", "data/demo/high_low_key_frozen.csv", "blinding_key"),
+            ]
         )
     ]
     assert len([i for i in data["inputs"] if i["format"] == "dial"]) == 7
     assert [i["path"] for i in data["instruments"]] == sorted(
-        [f"dyadflow/schemas/instruments/{p.name}" for p in (REPO / "dyadflow" / "schemas" / "instruments").glob("*.yaml")]
-        + [f"data/demo/instruments/{p.name}" for p in (REPO / "data" / "demo" / "instruments").glob("*.yaml")]  # instruments_dir
+        [
+            f"dyadflow/schemas/instruments/{p.name}"
+            for p in (REPO / "dyadflow" / "schemas" / "instruments").glob("*.yaml")
+        ]
+        + [
+            f"data/demo/instruments/{p.name}" for p in (REPO / "data" / "demo" / "instruments").glob("*.yaml")
+        ]  # instruments_dir
     )
     head = manifest.git_state(REPO)
     assert (data["git_commit"], data["git_dirty"]) == (head["commit"], head["dirty"])
@@ -232,7 +260,9 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
     before = path.read_bytes()
     proc = snakemake(tmp_path, "results/manifest.json", "-n", "--configfile", str(cfg))
     assert "Nothing to be done" in proc.stdout + proc.stderr
-    proc = snakemake(tmp_path, "results/manifest.json", "--cores", "1", "--forcerun", "manifest", "--configfile", str(cfg))
+    proc = snakemake(
+        tmp_path, "results/manifest.json", "--cores", "1", "--forcerun", "manifest", "--configfile", str(cfg)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert path.read_bytes() == before
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from conftest import REPO
 from scipy import stats
 from scipy.signal import lfilter
 
 from dyadflow.core import atomic
 from dyadflow.core.errors import DyadflowError
 from dyadflow.microprocess import input_files, load, pipeline, segments, series, settings
-from dyadflow.tools import demo_dial as demo
 from dyadflow.microprocess.congruence import effective_n
 from dyadflow.microprocess.dial_checks import validate_frame
-
-from conftest import REPO
+from dyadflow.tools import demo_dial as demo
 
 NO_SMOOTHING = {"smoothing_s": 1, "min_separation_s": 3, "repair_rise": 10, "n_segments": 3}
 
@@ -54,7 +53,18 @@ def test_segments_of_a_short_series_without_smoothing():
         # the peak at 10 is within 3 s of peak 1's segment [12, 14]; the start plateau is next
         ("peak", 2, 0, 0, "00:00–00:15", 10.0),
     ]
-    assert seg.columns == ["dyad_id", "session", "rater", "kind", "rank", "start_s", "end_s", "clip", "extreme_rating", "source"]
+    assert seg.columns == [
+        "dyad_id",
+        "session",
+        "rater",
+        "kind",
+        "rank",
+        "start_s",
+        "end_s",
+        "clip",
+        "extreme_rating",
+        "source",
+    ]
     assert set(seg.get_column("source")) == {"algorithm"}
 
 
@@ -73,7 +83,9 @@ def test_ruptures_are_separated_and_ranked_lowest_first():
     ]
     repairs = seg.filter(pl.col("kind") == "repair")
     assert repairs.select("rank", "start_s", "end_s", "extreme_rating").rows() == [
-        (1, 160, 160, 20.0), (2, 510, 510, 20.0), (3, 810, 810, 20.0),
+        (1, 160, 160, 20.0),
+        (2, 510, 510, 20.0),
+        (3, 810, 810, 20.0),
     ]
     # minimum + 30 s, 120 s long: 150 + 30 = 180 (03:00) back to 60 (01:00), …
     assert ruptures.get_column("clip").to_list() == ["01:00–03:00", "06:50–08:50", "11:50–13:50"]
@@ -106,9 +118,14 @@ def test_segments_with_the_default_30_second_smoothing():
 def test_a_blip_at_the_bottom_does_not_move_the_onset():
     # given as the smoothed series itself: 20 until 9, a decline, a 1-point blip at 16, the minimum at 18
     values = [20] * 10 + [16, 12, 8, 4, 0, -2, -1, -3, -5, -5, 0, 5, 10, 15] + [20] * 16
-    smoothed = pl.DataFrame({"series": 0, "second": list(range(len(values))), "smoothed": [float(v) for v in values]},
-                            schema_overrides={"series": pl.Int32, "second": pl.Int32})
-    keys = pl.DataFrame({"series": [0], "dyad_id": ["D1"], "session": [1], "rater": ["patient"]}, schema_overrides={"series": pl.Int32, "session": pl.Int32})
+    smoothed = pl.DataFrame(
+        {"series": 0, "second": list(range(len(values))), "smoothed": [float(v) for v in values]},
+        schema_overrides={"series": pl.Int32, "second": pl.Int32},
+    )
+    keys = pl.DataFrame(
+        {"series": [0], "dyad_id": ["D1"], "session": [1], "rater": ["patient"]},
+        schema_overrides={"series": pl.Int32, "session": pl.Int32},
+    )
     base = {**settings(None), "n_segments": 1}
 
     def found(smoothing_s):
@@ -134,7 +151,13 @@ def test_rupture_clip_contains_the_minimum_of_a_long_decline():
     """Trusty (2023) clips the low itself: a 200 s decline (20 at 100 down to -20 at 300,
     0.2 a second), held to 400, then up 1 a second. The clip used to start at the onset
     (100: 01:40–03:40) and end two minutes before the minimum."""
-    values = [20.0] * 101 + [20 - 0.2 * k for k in range(1, 201)] + [-20.0] * 100 + [-20.0 + k for k in range(1, 41)] + [20.0] * 100
+    values = (
+        [20.0] * 101
+        + [20 - 0.2 * k for k in range(1, 201)]
+        + [-20.0] * 100
+        + [-20.0 + k for k in range(1, 41)]
+        + [20.0] * 100
+    )
     seg = pipeline.analyse(ratings(values), NO_SMOOTHING).segments
     rows = seg.filter(pl.col("kind") != "peak").select("kind", "start_s", "end_s", "clip").rows()
     # rupture [100, 300]; its clip ends 30 s after the minimum: 330 (05:30), from 210 (03:30).
@@ -147,7 +170,13 @@ def test_rupture_clip_contains_the_minimum_of_a_long_decline():
 
 
 def test_smoothing_is_a_centred_mean_cut_at_the_ends_and_gaps():
-    grid = pl.DataFrame({"series": [0] * 6 + [1] * 3, "second": [0, 1, 2, 3, 4, 5, 0, 1, 2], "rating": [0.0, 3, 6, None, 9, 12, 1, 2, 3]})
+    grid = pl.DataFrame(
+        {
+            "series": [0] * 6 + [1] * 3,
+            "second": [0, 1, 2, 3, 4, 5, 0, 1, 2],
+            "rating": [0.0, 3, 6, None, 9, 12, 1, 2, 3],
+        }
+    )
     out3 = series.smooth(grid, 3).get_column("smoothed").to_list()
     assert out3 == [1.5, 3.0, 4.5, None, 10.5, 10.5, 1.5, 2.0, 2.5]
     out4 = series.smooth(grid, 4).get_column("smoothed").to_list()  # 2 before, 1 after
@@ -225,13 +254,18 @@ def test_single_rater_session_gets_segments_but_no_dyad_statistics():
     values = [20] * 200 + [-10] * 20 + [20] * 200
     both = pl.concat([ratings(values, session=1, rater="patient"), ratings(values, session=2, rater="therapist")])
     result = pipeline.analyse(both, {"smoothing_s": 1})
-    rows = result.sessions.select("session", "seconds_patient", "seconds_therapist", "seconds_aligned", "congruence_r", "discrepancy_mean", "note").rows()
+    rows = result.sessions.select(
+        "session", "seconds_patient", "seconds_therapist", "seconds_aligned", "congruence_r", "discrepancy_mean", "note"
+    ).rows()
     assert rows == [
         (1, 420, 0, 0, None, None, "only the patient rated this session: no dyad statistics"),
         (2, 0, 420, 0, None, None, "only the therapist rated this session: no dyad statistics"),
     ]
     ruptures = result.segments.filter(pl.col("kind") == "rupture", pl.col("rank") == 1)
-    assert ruptures.select("session", "rater", "start_s", "end_s").rows() == [(1, "patient", 199, 200), (2, "therapist", 199, 200)]
+    assert ruptures.select("session", "rater", "start_s", "end_s").rows() == [
+        (1, "patient", 199, 200),
+        (2, "therapist", 199, 200),
+    ]
 
 
 def test_constant_series_has_no_congruence_and_says_why():
@@ -284,17 +318,37 @@ def test_validation_rules_and_accounting(tmp_path):
         (17, "rating", "missing_value"),
     ]
     assert checked.rejections.columns == [
-        "source_file", "source_line", "column", "value", "rule", "message", "dyad_id", "session", "instrument", "source_column", "rater", "input",
+        "source_file",
+        "source_line",
+        "column",
+        "value",
+        "rule",
+        "message",
+        "dyad_id",
+        "session",
+        "instrument",
+        "source_column",
+        "rater",
+        "input",
     ]
     assert checked.rejections.filter(pl.col("rule") == "rating_range").get_column("message").to_list() == [
         "'51' is outside the rating range -50 to 50"
     ]
     # 'client' is the patient; 12.5 is a valid rating; the kept copy of second 6
     assert checked.accepted.select("rater", "second", "rating").rows() == [
-        ("patient", 0, 10.0), ("patient", 1, 12.5), ("patient", 5, 0.0), ("patient", 6, 1.0),
+        ("patient", 0, 10.0),
+        ("patient", 1, 12.5),
+        ("patient", 5, 0.0),
+        ("patient", 6, 1.0),
     ]
     acc = checked.accounting.row(0, named=True)
-    assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"], acc["rows_duplicate"], acc["format"]) == (16, 4, 12, 1, "dial_long")
+    assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"], acc["rows_duplicate"], acc["format"]) == (
+        16,
+        4,
+        12,
+        1,
+        "dial_long",
+    )
     assert acc["sha256"] == atomic.sha256_file(path)
 
 
@@ -305,7 +359,10 @@ def test_per_file_layout_reads_ids_from_the_file_name(tmp_path):
     raw, metas = load.read_inputs([spec])
     checked = validate_frame(raw, metas)
     assert checked.accepted.select("dyad_id", "session", "rater", "second", "rating").rows() == [
-        ("A7", 2, "patient", 0, 3.0), ("A7", 2, "patient", 1, 4.0), ("A7", 2, "therapist", 0, 1.0), ("A7", 2, "therapist", 1, 2.0),
+        ("A7", 2, "patient", 0, 3.0),
+        ("A7", 2, "patient", 1, 4.0),
+        ("A7", 2, "therapist", 0, 1.0),
+        ("A7", 2, "therapist", 1, 2.0),
     ]
     assert checked.rejections.select("source_line", "rule", "rater").rows() == [(4, "rating_format", "therapist")]
     assert checked.accounting.select("rows_read", "rows_accepted", "rows_rejected").rows() == [(2, 2, 0), (3, 2, 1)]
@@ -335,12 +392,29 @@ def test_bundled_demo_dial_files_equal_the_generator(tmp_path):
 def test_demo_study_end_to_end(tmp_path):
     out = {k: str(tmp_path / f"{k}.csv") for k in ("sessions", "segments", "gaps", "rejections", "accounting")}
     out["series"] = str(tmp_path / "series.parquet")
-    spec = {"path": str(REPO / "data" / "demo" / "dial"), "layout": "per_file", "time_column": "Time (s)", "rating_column": "Rating"}
+    spec = {
+        "path": str(REPO / "data" / "demo" / "dial"),
+        "layout": "per_file",
+        "time_column": "Time (s)",
+        "rating_column": "Rating",
+    }
     result = pipeline.run([spec], {}, out)
-    assert set(result.sessions.select("dyad_id", "session").rows()) == {("D001", 3), ("D001", 9), ("D002", 5), ("D003", 4)}
-    assert pl.read_csv(out["rejections"]).get_column("rule").to_list() == ["rating_range", "second_format", "duplicate_second", "duplicate_second"]
+    assert set(result.sessions.select("dyad_id", "session").rows()) == {
+        ("D001", 3),
+        ("D001", 9),
+        ("D002", 5),
+        ("D003", 4),
+    }
+    assert pl.read_csv(out["rejections"]).get_column("rule").to_list() == [
+        "rating_range",
+        "second_format",
+        "duplicate_second",
+        "duplicate_second",
+    ]
     gaps = pl.read_csv(out["gaps"])
-    assert gaps.filter(~pl.col("interpolated")).select("dyad_id", "session", "rater", "from_s", "to_s").rows() == [("D001", 3, "therapist", 1800, 1819)]
+    assert gaps.filter(~pl.col("interpolated")).select("dyad_id", "session", "rater", "from_s", "to_s").rows() == [
+        ("D001", 3, "therapist", 1800, 1819)
+    ]
     # every planted rupture is found, its onset within 20 s of the planted one (less the
     # 15 s by which the 30 s window anticipates it), and repaired
     ruptures = result.segments.filter(pl.col("kind") == "rupture")
@@ -352,11 +426,18 @@ def test_demo_study_end_to_end(tmp_path):
         for rater in raters.filter(pl.col("dyad_id") == dyad, pl.col("session") == session).get_column("rater"):
             expected = onset + (delay if rater == "therapist" else 0) - 15
             hit = ruptures.filter(
-                pl.col("dyad_id") == dyad, pl.col("session") == session, pl.col("rater") == rater,
+                pl.col("dyad_id") == dyad,
+                pl.col("session") == session,
+                pl.col("rater") == rater,
                 (pl.col("start_s") - expected).abs() <= 20,
             )
             assert hit.height == 1, (dyad, session, rater, onset)
-            assert hit.select("dyad_id", "session", "rater", "rank").join(repaired, on=["dyad_id", "session", "rater", "rank"]).height == 1
+            assert (
+                hit.select("dyad_id", "session", "rater", "rank")
+                .join(repaired, on=["dyad_id", "session", "rater", "rank"])
+                .height
+                == 1
+            )
     single = result.sessions.filter(pl.col("dyad_id") == "D003").row(0, named=True)
     assert single["note"] == "only the patient rated this session: no dyad statistics"
     assert result.segments.filter(pl.col("dyad_id") == "D003", pl.col("kind") == "rupture").height == 3
@@ -374,7 +455,9 @@ def test_a_dial_file_matched_by_a_folder_and_a_glob_is_read_once_with_a_warning(
         {"path": str(tmp_path / "*_client.csv"), "name": "clients", **common},
         {"path": str(tmp_path / "extra" / "*.csv"), "name": "extra", **common},
     ]
-    assert input_files(specs) == [str(tmp_path / n) for n in ("A7_s02_client.csv", "A7_s02_therapist.csv", "extra/B1_s01_patient.csv")]
+    assert input_files(specs) == [
+        str(tmp_path / n) for n in ("A7_s02_client.csv", "A7_s02_therapist.csv", "extra/B1_s01_patient.csv")
+    ]
     with caplog.at_level("WARNING", logger="dyadflow"):
         raw, metas = load.read_inputs(specs)
     assert [r.getMessage() for r in caplog.records] == [
@@ -409,13 +492,20 @@ def test_seconds_after_the_session_length_are_rejected_and_the_grid_stays_small(
     result = pipeline.run([{"path": str(path)}], {}, out)  # default max_session_s: 14400
     rej = pl.read_csv(out["rejections"])
     assert rej.select("source_line", "column", "value", "rule").rows() == [
-        (5, "second", 14401, "second_range"), (6, "second", 20000000, "second_range"), (7, "second", 3000000000, "second_range"),
+        (5, "second", 14401, "second_range"),
+        (6, "second", 20000000, "second_range"),
+        (7, "second", 3000000000, "second_range"),
     ]
-    assert rej.get_column("message")[0] == "'14401' is after the end of the session: seconds run 0–14400 (config microprocess.max_session_s)"
+    assert (
+        rej.get_column("message")[0]
+        == "'14401' is after the end of the session: seconds run 0–14400 (config microprocess.max_session_s)"
+    )
     acc = pl.read_csv(out["accounting"])
     assert acc.select("rows_read", "rows_accepted", "rows_rejected").row(0) == (8, 5, 3)
     # the grid follows each series' own rated seconds: 0…14400 and 0…3
-    series_rows = pl.read_parquet(out["series"]).group_by("session").agg(pl.len(), pl.col("second").max()).sort("session")
+    series_rows = (
+        pl.read_parquet(out["series"]).group_by("session").agg(pl.len(), pl.col("second").max()).sort("session")
+    )
     assert series_rows.rows() == [(1, 14401, 14400), (2, 4, 3)]
     assert result.gaps.select("session", "from_s", "to_s").rows() == [(1, 1, 14398), (2, 1, 2)]
 
@@ -428,6 +518,8 @@ def test_max_session_s_is_configurable_at_its_boundary(tmp_path):
     assert checked.accepted.get_column("second").to_list() == [99, 100]
     assert checked.rejections.select("source_line", "rule").rows() == [(4, "second_range")]
     assert settings(None)["max_session_s"] == 14400 and settings({"max_session_s": 100})["max_session_s"] == 100
+
+
 # --- overrides (a researcher confirms or replaces the algorithm's segments) --------
 
 SHORT = [10, 10, 10, 8, 5, 2, 2, 4, 9, 15, 20, 20, 18, 25, 30, 28]
@@ -442,10 +534,16 @@ def write_overrides(tmp_path, text):
 def test_overrides_replace_the_algorithms_segments_of_their_kind(tmp_path):
     """Trusty (2023) picked the lows visually; a researcher's marks replace the
     algorithm's segments of that kind for that rater and session, other kinds stay."""
-    path = write_overrides(tmp_path, "dyad_id,session,rater,kind,start_s,end_s\nD1,1,client,rupture,10,12\nD1,1,patient,rupture,0,3\n")
+    path = write_overrides(
+        tmp_path, "dyad_id,session,rater,kind,start_s,end_s\nD1,1,client,rupture,10,12\nD1,1,patient,rupture,0,3\n"
+    )
     both = pl.concat([ratings(SHORT), ratings(SHORT, rater="therapist")])
     seg = pipeline.analyse(both, {**NO_SMOOTHING, "overrides": path}).segments
-    patient = seg.filter(pl.col("rater") == "patient").select("kind", "rank", "start_s", "end_s", "clip", "extreme_rating", "source").rows()
+    patient = (
+        seg.filter(pl.col("rater") == "patient")
+        .select("kind", "rank", "start_s", "end_s", "clip", "extreme_rating", "source")
+        .rows()
+    )
     assert patient == [
         # ranked by start; rating at end_s (3: 8, 12: 18); clips end 30 s after end_s, cut at 0 and 15
         ("rupture", 1, 0, 3, "00:00–00:15", 8.0, "manual"),
@@ -463,11 +561,31 @@ def test_overrides_replace_the_algorithms_segments_of_their_kind(tmp_path):
     "text, line, column, words",
     [
         ("dyad_id,session,rater,kind,start_s\nD1,1,patient,rupture,1\n", 1, "end_s", "missing: end_s"),
-        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,1,3\nD1,1,patient,dip,1,3\n", 3, "kind", "kind must be rupture, repair or peak (found 'dip')"),
+        (
+            "dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,1,3\nD1,1,patient,dip,1,3\n",
+            3,
+            "kind",
+            "kind must be rupture, repair or peak (found 'dip')",
+        ),
         ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,1.5,3\n", 2, "start_s", "whole number"),
-        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,5,3\n", 2, "end_s", "end_s (3) is before start_s (5)"),
-        ("dyad_id,session,rater,kind,start_s,end_s\nD2,1,patient,rupture,1,3\n", 2, "dyad_id", "no accepted dial ratings for dyad D2, session 1, patient"),
-        ("dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,peak,10,16\n", 2, "end_s", "outside the rated seconds 0–15"),
+        (
+            "dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,rupture,5,3\n",
+            2,
+            "end_s",
+            "end_s (3) is before start_s (5)",
+        ),
+        (
+            "dyad_id,session,rater,kind,start_s,end_s\nD2,1,patient,rupture,1,3\n",
+            2,
+            "dyad_id",
+            "no accepted dial ratings for dyad D2, session 1, patient",
+        ),
+        (
+            "dyad_id,session,rater,kind,start_s,end_s\nD1,1,patient,peak,10,16\n",
+            2,
+            "end_s",
+            "outside the rated seconds 0–15",
+        ),
     ],
 )
 def test_bad_overrides_name_file_line_and_column(tmp_path, text, line, column, words):

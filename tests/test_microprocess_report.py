@@ -7,12 +7,11 @@ import subprocess
 
 import jinja2
 import pytest
+from conftest import REPO
 from pypdf import PdfReader
 
 from dyadflow.microprocess import pipeline
 from dyadflow.microprocess.report import DPI, dyad_context
-
-from conftest import REPO
 
 TEMPLATES = REPO / "dyadflow" / "report" / "templates"
 
@@ -20,9 +19,16 @@ TEMPLATES = REPO / "dyadflow" / "report" / "templates"
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("mp")
-    out = {k: str(root / "microprocess" / f"{k}.csv") for k in ("sessions", "segments", "gaps", "rejections", "accounting")}
+    out = {
+        k: str(root / "microprocess" / f"{k}.csv") for k in ("sessions", "segments", "gaps", "rejections", "accounting")
+    }
     out["series"] = str(root / "microprocess" / "series.parquet")
-    spec = {"path": str(REPO / "data" / "demo" / "dial"), "layout": "per_file", "time_column": "Time (s)", "rating_column": "Rating"}
+    spec = {
+        "path": str(REPO / "data" / "demo" / "dial"),
+        "layout": "per_file",
+        "time_column": "Time (s)",
+        "rating_column": "Rating",
+    }
     pipeline.run([spec], {}, out)
     return root
 
@@ -36,7 +42,9 @@ def test_context_has_every_session_with_stats_segments_clips_and_chart(results):
     s3 = d1["sessions"][0]
     assert s3["seconds_aligned"] == 2980 and s3["note"] is None
     assert s3["text"]["congruence_r"] == f"{s3['congruence_r']:.2f}"
-    assert {(g["rater"], g["kind"]) for g in s3["segments"]} == {(r, k) for r in ("patient", "therapist") for k in ("rupture", "repair", "peak")}
+    assert {(g["rater"], g["kind"]) for g in s3["segments"]} == {
+        (r, k) for r in ("patient", "therapist") for k in ("rupture", "repair", "peak")
+    }
     starts = [int(c["clip"][:2]) * 60 + int(c["clip"][3:5]) for c in s3["clips"]]
     assert starts == sorted(starts) and len(s3["clips"]) == len(s3["segments"])
     png = s3["chart_png"]
@@ -54,7 +62,9 @@ def test_context_without_microprocess_results(tmp_path):
 
 
 def render(microprocess: dict) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     wrapper = env.from_string(
         '<!DOCTYPE html><html><head><meta charset="utf-8"><style>@page { size: A4; margin: 15mm } '
         "body { font-family: 'DejaVu Sans'; font-size: 9pt } table { border-collapse: collapse } "

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from conftest import SMALL_STUDY_CONFIG, make_small_study, run_nightly
+
 from dyadflow.tools import nightly
 
 # ---------------------------------------------------------------- per-dyad fingerprints
@@ -17,7 +17,9 @@ from dyadflow.tools import nightly
 
 def _validated(rows):
     return pl.DataFrame(
-        rows, schema={"dyad_id": pl.String, "session": pl.Int64, "total": pl.Float64, "source_line": pl.Int64}, orient="row"
+        rows,
+        schema={"dyad_id": pl.String, "session": pl.Int64, "total": pl.Float64, "source_line": pl.Int64},
+        orient="row",
     )
 
 
@@ -68,7 +70,9 @@ def test_new_rejections_are_found_by_content_not_line(tmp_path):
         + "x.csv,31,item_04,6,item_value,too high,D7,2,wai_sr,item_04\n"
         + "x.csv,40,session,x,session_format,not a number,D2,x,wai_s,session\n"
     )
-    new = nightly.new_rejections(nightly.rejection_keys(tmp_path / "prev.csv"), nightly.rejection_keys(tmp_path / "cur.csv"))
+    new = nightly.new_rejections(
+        nightly.rejection_keys(tmp_path / "prev.csv"), nightly.rejection_keys(tmp_path / "cur.csv")
+    )
     assert new.select("source_line", "rule").rows() == [("31", "item_value"), ("40", "session_format")]
 
 
@@ -134,7 +138,10 @@ def _edit_export(path: Path) -> None:
     first_d003 = df.with_row_index().filter(pl.col("dyad_id") == "D003").get_column("index")[0]
     old = df.get_column("item_01")[first_d003]
     df = df.with_columns(
-        pl.when(pl.int_range(pl.len()) == first_d003).then(pl.lit("0" if old != "0" else "1")).otherwise(pl.col("item_01")).alias("item_01")
+        pl.when(pl.int_range(pl.len()) == first_d003)
+        .then(pl.lit("0" if old != "0" else "1"))
+        .otherwise(pl.col("item_01"))
+        .alias("item_01")
     )
     new = df.filter(pl.col("dyad_id") == "D001").with_columns(dyad_id=pl.lit("D099"), patient_id=pl.lit("P099"))
     bad = df.filter((pl.col("dyad_id") == "D004") & (pl.col("instrument") == "wai_sr")).head(1)
@@ -160,11 +167,21 @@ def test_one_changed_dyad_is_reported(small_study_built, tmp_path):
     assert (rej["total"], rej["new_total"], rej["new_by_rule"]) == (1, 1, {"item_value": 1})
     n_lines = len((work / "data" / "questionnaires.csv").read_text().splitlines())
     assert rej["new"][0]["source_line"] == str(n_lines) and rej["new"][0]["dyad_id"] == "D004"
-    assert s["outputs"]["by_folder"] == {"ingest": 2, "scores": 2, "selection": 1, "stats": 8, "validated": 2, "validation": 3}  # validated: questionnaires and consent; stats: + feedback.parquet and .csv
+    assert s["outputs"]["by_folder"] == {
+        "ingest": 2,
+        "scores": 2,
+        "selection": 1,
+        "stats": 8,
+        "validated": 2,
+        "validation": 3,
+    }  # validated: questionnaires and consent; stats: + feedback.parquet and .csv
     assert s["wall_time_s"] > 0
     text = (work / "results" / "runs" / f"{runs[-1].stem}.txt").read_text()
     assert text.startswith(f"dyadflow nightly {runs[-1].stem}: OK (exit status 0)")
-    assert "  new: 1: D099\n  changed (their rows differ): 1: D003\n  removed (no accepted rows any more): 1: D012\n" in text
+    assert (
+        "  new: 1: D099\n  changed (their rows differ): 1: D003\n  removed (no accepted rows any more): 1: D012\n"
+        in text
+    )
     assert "rejected now: 1; new since the last nightly: 1\n    item_value: 1\n" in text
     assert text in proc.stdout  # cron mails stdout
 
@@ -185,7 +202,9 @@ def test_strict_validation_failure_is_a_non_zero_exit(tmp_path):
     (summary,) = (tmp_path / "results" / "runs").glob("*.json")
     s = json.loads(summary.read_text())
     assert s["exit_status"] == 1 and s["snakemake_exit_code"] != 0
-    assert s["failure"].startswith("dyadflow validate: validation failed (validation: strict): 1 row(s) rejected in 1 file(s)")
+    assert s["failure"].startswith(
+        "dyadflow validate: validation failed (validation: strict): 1 row(s) rejected in 1 file(s)"
+    )
     text = summary.with_suffix(".txt").read_text()
     assert text.startswith(f"dyadflow nightly {summary.stem}: FAILED (exit status 1)")
     assert "WHAT WENT WRONG\n  dyadflow validate: validation failed" in text
@@ -225,7 +244,9 @@ def _start_fake_run(tmp_path, work, script_name, *args, cwd, keep_log):
     script.parent.mkdir(exist_ok=True)
     script.write_text(FAKE_RUN)
     ready = tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, str(script), *args, str(work), str(ready), "log" if keep_log else "-"], cwd=cwd)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args, str(work), str(ready), "log" if keep_log else "-"], cwd=cwd
+    )
     while not ready.exists():
         assert proc.poll() is None
         time.sleep(0.05)
@@ -233,7 +254,8 @@ def _start_fake_run(tmp_path, work, script_name, *args, cwd, keep_log):
 
 
 @pytest.mark.parametrize(
-    "how", ["log_open", "snakemake_directory_arg", "snakemake_cwd"],
+    "how",
+    ["log_open", "snakemake_directory_arg", "snakemake_cwd"],
 )
 def test_a_live_manual_run_keeps_its_lock_and_the_nightly_exits_75(tmp_path, capsys, how):
     work = tmp_path / "study"
@@ -244,7 +266,9 @@ def test_a_live_manual_run_keeps_its_lock_and_the_nightly_exits_75(tmp_path, cap
     if how == "log_open":  # not called snakemake, elsewhere: only its open log says it is a run here
         proc = _start_fake_run(tmp_path, work, "job.py", cwd=elsewhere, keep_log=True)
     elif how == "snakemake_directory_arg":
-        proc = _start_fake_run(tmp_path, work, "snakemake", "--cores", "2", "--directory", "../study", cwd=elsewhere, keep_log=False)
+        proc = _start_fake_run(
+            tmp_path, work, "snakemake", "--cores", "2", "--directory", "../study", cwd=elsewhere, keep_log=False
+        )
     else:
         proc = _start_fake_run(tmp_path, work, "snakemake", "--cores", "2", cwd=work, keep_log=False)
     try:
@@ -353,7 +377,10 @@ THREE_INPUTS = SMALL_STUDY_CONFIG.replace(
 def _add_bad_files(work: Path) -> None:
     from conftest import row, write_canonical
 
-    write_canonical(work / "data" / "all_bad.csv", [row(dyad="D/1", items=(4,) * 12), row(dyad="D020", session="x", items=(4,) * 12)])
+    write_canonical(
+        work / "data" / "all_bad.csv",
+        [row(dyad="D/1", items=(4,) * 12), row(dyad="D020", session="x", items=(4,) * 12)],
+    )
     shutil.copy(Path(__file__).parent / "data" / "bad" / "binary.csv", work / "data" / "binary.csv")
 
 
@@ -367,7 +394,8 @@ def test_a_file_without_accepted_rows_is_exit_3_and_a_binary_file_is_quarantined
     assert s["exit_status"] == 3 and s["snakemake_exit_code"] == 0 and "failure" not in s
     binary_error = "data/binary.csv, line 1: is not a text export: it is binary (this is a PNG image)"
     assert [(f["source_file"], f["rows_read"], f["file_error"]) for f in s["files_without_data"]] == [
-        ("data/all_bad.csv", 2, None), ("data/binary.csv", 0, binary_error),
+        ("data/all_bad.csv", 2, None),
+        ("data/binary.csv", 0, binary_error),
     ]
     assert proc.stdout.startswith(f"dyadflow nightly {summary.stem}: WARNING (exit status 3)\n")
     assert (
@@ -382,7 +410,10 @@ def test_a_file_without_accepted_rows_is_exit_3_and_a_binary_file_is_quarantined
     assert rows[0][0] == "data/questionnaires.csv" and rows[0][1] == rows[0][2] and rows[0][3:] == ("0", None)
     assert rows[1:] == [("data/all_bad.csv", "2", "0", "2", None), ("data/binary.csv", "0", "0", "0", binary_error)]
     log = (tmp_path / s["snakemake_log"]).read_text()
-    assert f"dyadflow ingest: WARNING: data/binary.csv: the whole file is quarantined (validation: quarantine), it cannot be read: {binary_error}" in log
+    assert (
+        f"dyadflow ingest: WARNING: data/binary.csv: the whole file is quarantined (validation: quarantine), it cannot be read: {binary_error}"
+        in log
+    )
     assert "dyadflow validate: WARNING: data/all_bad.csv: all 2 row(s) were rejected" in log
     # a finished build with exit status 3 is the baseline of the next comparison
     assert json.loads((tmp_path / "results" / "runs" / ".state" / "state.json").read_text())["run"] == summary.stem
@@ -395,13 +426,19 @@ def test_strict_still_stops_at_a_binary_file(tmp_path):
     assert proc.returncode == nightly.EXIT_FAILED == 1
     (summary,) = (tmp_path / "results" / "runs").glob("*.json")
     s = json.loads(summary.read_text())
-    assert s["failure"] == "dyadflow ingest: data/binary.csv, line 1: is not a text export: it is binary (this is a PNG image)"
+    assert (
+        s["failure"]
+        == "dyadflow ingest: data/binary.csv, line 1: is not a text export: it is binary (this is a PNG image)"
+    )
     assert not (tmp_path / "results" / "ingest" / "binary.parquet").exists()
 
 
 def test_a_config_mistake_is_what_went_wrong(tmp_path):
     cfg = make_small_study(
-        tmp_path, SMALL_STUDY_CONFIG.replace("validation: quarantine", "validation: lenient").replace("outcome: bdi_ii", "outcome: bdi")
+        tmp_path,
+        SMALL_STUDY_CONFIG.replace("validation: quarantine", "validation: lenient").replace(
+            "outcome: bdi_ii", "outcome: bdi"
+        ),
     )
     proc = run_nightly(tmp_path)
     assert proc.returncode == nightly.EXIT_FAILED == 1
@@ -428,5 +465,8 @@ def test_what_went_wrong_is_the_error_after_snakemakes_workflowerror_line():
     assert nightly._failure_reason(log, 1) == (
         "Error validating config file. ValidationError: Additional properties are not allowed ('audiense' was unexpected)"
     )
-    ours = "dyadflow ingest: WARNING: data/x.csv: the whole file is quarantined\ndyadflow config: validaton: unknown key\n" * 2
+    ours = (
+        "dyadflow ingest: WARNING: data/x.csv: the whole file is quarantined\ndyadflow config: validaton: unknown key\n"
+        * 2
+    )
     assert nightly._failure_reason(ours, 1) == "dyadflow config: validaton: unknown key"

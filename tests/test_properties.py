@@ -6,14 +6,13 @@ import csv
 import io
 
 import polars as pl
+from conftest import HEADER
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dyadflow import ingest
 from dyadflow.validate import rules as validate
 from dyadflow.validate.checks import RULES
-
-from conftest import HEADER
 
 ITEMS = 21
 COLUMNS = HEADER + [f"item_{i:02d}" for i in range(1, ITEMS + 1)] + ["note"]
@@ -26,7 +25,7 @@ dates = st.sampled_from(["2024-01-01", "2024-01-08", "2024-01-15", "2023-12-01",
 raters = st.sampled_from(["patient", "therapist", "observer", "Patient", "doctor", ""])
 instruments = st.sampled_from(["wai_sr", "wai_s", "bdi_ii", "phq_9", "BDI_II", "bdi_2", ""])
 values = st.sampled_from(["0", "1", "2", "3", "4", "5", "7", "9", "", "1a", "2b|3a", "Always", "x", "-1", "3 pts"])
-notes = st.sampled_from(["", "ok", "två\nrader", 'a "quote"', "=HYPERLINK(\"x\")", "semi;colon,comma"])
+notes = st.sampled_from(["", "ok", "två\nrader", 'a "quote"', '=HYPERLINK("x")', "semi;colon,comma"])
 
 
 @st.composite

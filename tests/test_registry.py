@@ -36,7 +36,10 @@ def test_builtin_instruments_match_methods(registry):
     assert wai_s.raters == ("therapist",)
     assert (bdi.n_items, bdi.method, bdi.reliability, bdi.max_missing_items) == (21, "sum", 0.93, 4)
     assert [(b.label, b.min, b.max) for b in bdi.bands] == [
-        ("minimal", 0, 13), ("mild", 14, 19), ("moderate", 20, 28), ("severe", 29, 63)
+        ("minimal", 0, 13),
+        ("mild", 14, 19),
+        ("moderate", 20, 28),
+        ("severe", 29, 63),
     ]
     assert [(r.item, r.above) for r in bdi.risk_items] == [(9, 0)]
     assert bdi.item_codes[16]["1b"] == 1 and bdi.item_codes[18]["3a"] == 3
@@ -87,9 +90,21 @@ def test_minimal_file_loads_with_defaults(tmp_path):
         (("scoring: {method: sum}", "scoring: {method: median}"), "scoring.method", "'median' is not one of"),
         (("raters: [patient]", "raters: [client]"), "raters.0", "'client' is not one of"),
         (("name: Mini scale\n", ""), "name", "'name' is a required property"),
-        (("direction: lower_is_better", "direction: lower_is_better\nreverse: [1]"), "reverse", "Additional properties"),
-        (("direction: lower_is_better", "direction: lower_is_better\nreverse_keyed: [4]"), "reverse_keyed", "beyond n_items"),
-        (("direction: lower_is_better", "direction: lower_is_better\nsubscales: {a: [1, 9]}"), "subscales.a", "item 9 is beyond"),
+        (
+            ("direction: lower_is_better", "direction: lower_is_better\nreverse: [1]"),
+            "reverse",
+            "Additional properties",
+        ),
+        (
+            ("direction: lower_is_better", "direction: lower_is_better\nreverse_keyed: [4]"),
+            "reverse_keyed",
+            "beyond n_items",
+        ),
+        (
+            ("direction: lower_is_better", "direction: lower_is_better\nsubscales: {a: [1, 9]}"),
+            "subscales.a",
+            "item 9 is beyond",
+        ),
         (("response: {min: 0, max: 4}", "response: {min: 4, max: 0}"), "response", "must be below max"),
         (
             ("scoring: {method: sum}", "scoring: {method: sum, missing: subscale_mean}\nsubscales: {a: [1, 2]}"),
@@ -97,13 +112,23 @@ def test_minimal_file_loads_with_defaults(tmp_path):
             "item 3 is in no subscale",
         ),
         (
-            ("scoring: {method: sum}", "scoring: {method: sum, missing: subscale_mean}\nsubscales: {a: [1, 2], b: [2, 3]}"),
+            (
+                "scoring: {method: sum}",
+                "scoring: {method: sum, missing: subscale_mean}\nsubscales: {a: [1, 2], b: [2, 3]}",
+            ),
             "scoring.missing",
             "item 2 is in subscales a and b",
         ),
-        (("scoring: {method: sum}", "scoring: {method: sum, subscales: median}"), "scoring.subscales", "'median' is not one of"),
         (
-            ("direction: lower_is_better", "direction: lower_is_better\nbands: [{label: a, min: 0, max: 5}, {label: b, min: 4, max: 12}]"),
+            ("scoring: {method: sum}", "scoring: {method: sum, subscales: median}"),
+            "scoring.subscales",
+            "'median' is not one of",
+        ),
+        (
+            (
+                "direction: lower_is_better",
+                "direction: lower_is_better\nbands: [{label: a, min: 0, max: 5}, {label: b, min: 4, max: 12}]",
+            ),
             "bands.1",
             "overlaps",
         ),
@@ -134,8 +159,10 @@ def test_broken_yaml_names_the_line(tmp_path):
 
 def test_study_folder_adds_and_overrides_instruments(tmp_path):
     write(tmp_path, MINIMAL)
-    corrected = (load_instrument.__globals__["BUILTIN_DIR"] / "wai_s.yaml").read_text().replace(
-        "reverse_keyed: [4, 10]", "reverse_keyed: [4]"
+    corrected = (
+        (load_instrument.__globals__["BUILTIN_DIR"] / "wai_s.yaml")
+        .read_text()
+        .replace("reverse_keyed: [4, 10]", "reverse_keyed: [4]")
     )
     write(tmp_path, corrected, name="wai_s.yaml")
     reg = load_registry(tmp_path)

@@ -17,12 +17,12 @@ import polars as pl
 import pytest
 from pypdf import PdfReader
 
-from dyadflow.validate.consent import CONSENT_TABLE
+from dyadflow.core.contract import conform
 from dyadflow.report import render, shards
 from dyadflow.report.render import fmt_number, fmt_signed
-from dyadflow.core.contract import conform
 from dyadflow.report.tables import read_report_tables
 from dyadflow.stats.contract import DyadsModel
+from dyadflow.validate.consent import CONSENT_TABLE
 
 INJECTIONS = [
     '<img src="file:///etc/passwd">',
@@ -40,57 +40,151 @@ def pdf_text(path: Path) -> str:
 
 def _dyads(full: bool = True) -> pl.DataFrame:
     rows = [
-        {"dyad_id": "D1", "patient_id": "P1", "therapist_id": "T1", "arm": "CBT", "n_sessions": 4, "first_session": 1,
-         "last_session": 5, "outcome_pre": 30.0, "outcome_post": 12.0, "outcome_change": -18.0, "rci": -3.456,
-         "change_category": "recovered", "alliance_patient_mean": 3.8125, "alliance_therapist_mean": 5.25,
-         "agreement_r": 0.634, "agreement_n": 4, "discrepancy_mean": -1.4375, "stats_note": None},
-        {"dyad_id": "D2", "patient_id": "P2", "therapist_id": "T2", "arm": "IPT", "n_sessions": 1, "first_session": 1,
-         "last_session": 1, "outcome_pre": 20.0, "outcome_post": 21.0, "outcome_change": 1.0, "rci": None,
-         "change_category": None, "alliance_patient_mean": 4.0, "alliance_therapist_mean": None,
-         "agreement_r": None, "agreement_n": 0, "discrepancy_mean": None,
-         "stats_note": "agreement needs at least 3 sessions rated by both"},
+        {
+            "dyad_id": "D1",
+            "patient_id": "P1",
+            "therapist_id": "T1",
+            "arm": "CBT",
+            "n_sessions": 4,
+            "first_session": 1,
+            "last_session": 5,
+            "outcome_pre": 30.0,
+            "outcome_post": 12.0,
+            "outcome_change": -18.0,
+            "rci": -3.456,
+            "change_category": "recovered",
+            "alliance_patient_mean": 3.8125,
+            "alliance_therapist_mean": 5.25,
+            "agreement_r": 0.634,
+            "agreement_n": 4,
+            "discrepancy_mean": -1.4375,
+            "stats_note": None,
+        },
+        {
+            "dyad_id": "D2",
+            "patient_id": "P2",
+            "therapist_id": "T2",
+            "arm": "IPT",
+            "n_sessions": 1,
+            "first_session": 1,
+            "last_session": 1,
+            "outcome_pre": 20.0,
+            "outcome_post": 21.0,
+            "outcome_change": 1.0,
+            "rci": None,
+            "change_category": None,
+            "alliance_patient_mean": 4.0,
+            "alliance_therapist_mean": None,
+            "agreement_r": None,
+            "agreement_n": 0,
+            "discrepancy_mean": None,
+            "stats_note": "agreement needs at least 3 sessions rated by both",
+        },
     ]
     frame = conform(pl.DataFrame(rows), DyadsModel)
-    return frame if full else frame.select("dyad_id", "patient_id", "therapist_id", "arm", "n_sessions",
-                                           "first_session", "last_session", "outcome_pre", "outcome_post", "outcome_change")
+    return (
+        frame
+        if full
+        else frame.select(
+            "dyad_id",
+            "patient_id",
+            "therapist_id",
+            "arm",
+            "n_sessions",
+            "first_session",
+            "last_session",
+            "outcome_pre",
+            "outcome_post",
+            "outcome_change",
+        )
+    )
 
 
 def _sessions() -> pl.DataFrame:
     d0 = dt.date(2024, 1, 1)
     rows = []
-    for s, (out, ap, at) in enumerate([(30.0, None, None), (28.0, 3.0, 5.0), (26.0, 3.5, 5.0), (14.0, 4.25, 5.5),
-                                       (13.0, 4.5, 5.5), (12.0, None, None)]):
+    for s, (out, ap, at) in enumerate(
+        [
+            (30.0, None, None),
+            (28.0, 3.0, 5.0),
+            (26.0, 3.5, 5.0),
+            (14.0, 4.25, 5.5),
+            (13.0, 4.5, 5.5),
+            (12.0, None, None),
+        ]
+    ):
         if s == 4:
             continue  # a missed session
-        rows.append({"dyad_id": "D1", "session": s, "date": d0 + dt.timedelta(days=7 * s), "alliance_patient": ap,
-                     "alliance_therapist": at, "outcome": out})
-    rows += [{"dyad_id": "D2", "session": 0, "date": dt.date(2024, 2, 1), "alliance_patient": None,
-              "alliance_therapist": None, "outcome": 20.0},
-             {"dyad_id": "D2", "session": 1, "date": dt.date(2024, 2, 8), "alliance_patient": 4.0,
-              "alliance_therapist": None, "outcome": 21.0}]
+        rows.append(
+            {
+                "dyad_id": "D1",
+                "session": s,
+                "date": d0 + dt.timedelta(days=7 * s),
+                "alliance_patient": ap,
+                "alliance_therapist": at,
+                "outcome": out,
+            }
+        )
+    rows += [
+        {
+            "dyad_id": "D2",
+            "session": 0,
+            "date": dt.date(2024, 2, 1),
+            "alliance_patient": None,
+            "alliance_therapist": None,
+            "outcome": 20.0,
+        },
+        {
+            "dyad_id": "D2",
+            "session": 1,
+            "date": dt.date(2024, 2, 8),
+            "alliance_patient": 4.0,
+            "alliance_therapist": None,
+            "outcome": 21.0,
+        },
+    ]
     return pl.DataFrame(rows).with_columns(
-        pl.mean_horizontal("alliance_patient", "alliance_therapist").alias("alliance_composite"))
+        pl.mean_horizontal("alliance_patient", "alliance_therapist").alias("alliance_composite")
+    )
 
 
 def _scores() -> pl.DataFrame:
     s = _sessions()
     out = s.filter(pl.col("outcome").is_not_null()).select(
-        "dyad_id", "session", "date", pl.lit("patient").alias("rater"), pl.lit("bdi_ii").alias("instrument"),
-        pl.col("outcome").alias("score"))
+        "dyad_id",
+        "session",
+        "date",
+        pl.lit("patient").alias("rater"),
+        pl.lit("bdi_ii").alias("instrument"),
+        pl.col("outcome").alias("score"),
+    )
     pat = s.filter(pl.col("alliance_patient").is_not_null()).select(
-        "dyad_id", "session", "date", pl.lit("patient").alias("rater"), pl.lit("wai_sr").alias("instrument"),
-        pl.col("alliance_patient").alias("score"))
+        "dyad_id",
+        "session",
+        "date",
+        pl.lit("patient").alias("rater"),
+        pl.lit("wai_sr").alias("instrument"),
+        pl.col("alliance_patient").alias("score"),
+    )
     ther = s.filter(pl.col("alliance_therapist").is_not_null()).select(
-        "dyad_id", "session", "date", pl.lit("therapist").alias("rater"), pl.lit("wai_s").alias("instrument"),
-        pl.col("alliance_therapist").alias("score"))
+        "dyad_id",
+        "session",
+        "date",
+        pl.lit("therapist").alias("rater"),
+        pl.lit("wai_s").alias("instrument"),
+        pl.col("alliance_therapist").alias("score"),
+    )
     frame = pl.concat([out, pat, ther]).with_columns(
         pl.col("dyad_id").replace({"D1": "P1", "D2": "P2"}).alias("patient_id"),
         pl.col("dyad_id").replace({"D1": "T1", "D2": "T2"}).alias("therapist_id"),
         pl.when(pl.col("instrument") == "bdi_ii").then(pl.lit("severe")).alias("band"),
         # BDI-II item 9 endorsed in D1 session 3
-        ((pl.col("dyad_id") == "D1") & (pl.col("session") == 3) & (pl.col("instrument") == "bdi_ii")).alias("risk_flag"),
+        ((pl.col("dyad_id") == "D1") & (pl.col("session") == 3) & (pl.col("instrument") == "bdi_ii")).alias(
+            "risk_flag"
+        ),
         pl.when((pl.col("dyad_id") == "D1") & (pl.col("session") == 3) & (pl.col("instrument") == "bdi_ii"))
-        .then(pl.lit("item 9 = 2")).alias("risk_items"),
+        .then(pl.lit("item 9 = 2"))
+        .alias("risk_items"),
         pl.when(pl.col("instrument") != "bdi_ii").then(pl.col("score")).alias("sub_goal"),
         pl.when(pl.col("instrument") != "bdi_ii").then(pl.col("score") - 0.5).alias("sub_bond"),
         pl.lit(False).alias("prorated"),
@@ -117,23 +211,68 @@ def write_results(root: Path, full: bool = True) -> Path:
     _sessions().write_parquet(res / "stats" / "sessions.parquet")
     _scores().write_parquet(res / "scores" / "questionnaires.parquet")
     if full:
-        pl.DataFrame({"dyad_id": ["D1"], "kind": ["gain"], "pregain_session": [2], "postgain_session": [3],
-                      "pregain_score": [26.0], "postgain_score": [14.0], "magnitude": [12.0], "reversed": [False]}
-                     ).write_csv(res / "stats" / "sudden_gains.csv")
-        pl.DataFrame({"dyad_id": ["D1"], "rater": ["patient"], "pre_session": [1], "rupture_session": [2],
-                      "repair_session": [3], "pre_alliance": [3.0], "rupture_alliance": [2.5], "drop": [0.5],
-                      "repaired": [True]}).write_csv(res / "stats" / "ruptures.csv")
-        pl.DataFrame({"dyad_id": ["D1", "D1"], "session": [3, 1], "group": ["high", "low"], "rank": [1, 1],
-                      "reason": ["HIGHREASON highest composite", "LOWREASON lowest composite"]}
-                     ).write_csv(res / "selection" / "ekeblad.csv")
+        pl.DataFrame(
+            {
+                "dyad_id": ["D1"],
+                "kind": ["gain"],
+                "pregain_session": [2],
+                "postgain_session": [3],
+                "pregain_score": [26.0],
+                "postgain_score": [14.0],
+                "magnitude": [12.0],
+                "reversed": [False],
+            }
+        ).write_csv(res / "stats" / "sudden_gains.csv")
+        pl.DataFrame(
+            {
+                "dyad_id": ["D1"],
+                "rater": ["patient"],
+                "pre_session": [1],
+                "rupture_session": [2],
+                "repair_session": [3],
+                "pre_alliance": [3.0],
+                "rupture_alliance": [2.5],
+                "drop": [0.5],
+                "repaired": [True],
+            }
+        ).write_csv(res / "stats" / "ruptures.csv")
+        pl.DataFrame(
+            {
+                "dyad_id": ["D1", "D1"],
+                "session": [3, 1],
+                "group": ["high", "low"],
+                "rank": [1, 1],
+                "reason": ["HIGHREASON highest composite", "LOWREASON lowest composite"],
+            }
+        ).write_csv(res / "selection" / "ekeblad.csv")
     (res / "validated").mkdir()
     # D2 shares text, both share their ratings: consent.parquet is the reports' only source of consent
-    pl.DataFrame({"dyad_id": ["D1", "D2", "D2"], "session": [0, 0, 0], "date": [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 2, 1)], "rater": ["patient"] * 3, "consent": [True, True, True],
-                  "source_file": ["data/q.csv"] * 3, "source_line": [2, 3, 3], "kind": ["share_ratings", "share_ratings", "share_text"]},
-                 schema=CONSENT_TABLE).write_parquet(res / "validated" / "consent.parquet")
-    pl.DataFrame({"source_file": ["data/q.csv"], "source_line": [17], "column": ["item_04"], "value": ["9"],
-                  "rule": ["item_value"], "message": ["'9' is not an allowed answer"], "dyad_id": ["D1"],
-                  "session": ["2"], "instrument": ["wai_sr"]}).write_csv(res / "validation" / "rejections.csv")
+    pl.DataFrame(
+        {
+            "dyad_id": ["D1", "D2", "D2"],
+            "session": [0, 0, 0],
+            "date": [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 2, 1)],
+            "rater": ["patient"] * 3,
+            "consent": [True, True, True],
+            "source_file": ["data/q.csv"] * 3,
+            "source_line": [2, 3, 3],
+            "kind": ["share_ratings", "share_ratings", "share_text"],
+        },
+        schema=CONSENT_TABLE,
+    ).write_parquet(res / "validated" / "consent.parquet")
+    pl.DataFrame(
+        {
+            "source_file": ["data/q.csv"],
+            "source_line": [17],
+            "column": ["item_04"],
+            "value": ["9"],
+            "rule": ["item_value"],
+            "message": ["'9' is not an allowed answer"],
+            "dyad_id": ["D1"],
+            "session": ["2"],
+            "instrument": ["wai_sr"],
+        }
+    ).write_csv(res / "validation" / "rejections.csv")
     return res
 
 
@@ -142,11 +281,21 @@ def build(res: Path, audience: str = "research", per_shard: int = 25, strategies
     out = []
     for k in range(plan["n_shards"]):
         out += shards.render_shard(
-            str(res / "reports" / "shards" / str(k)), str(res / "reports" / "shards" / f"{k}.json"),
-            results_dir=str(res), study="Trial <B>", audience=audience, outcome="bdi_ii", alliance=ALLIANCE,
-            config_sha256="f4b6f1d6" + "0" * 56, strategies=list(strategies))
-    shards.index([str(res / "reports" / "shards" / f"{k}.json") for k in range(plan["n_shards"])],
-                 str(res / "reports"), str(res / "reports" / "index.csv"))
+            str(res / "reports" / "shards" / str(k)),
+            str(res / "reports" / "shards" / f"{k}.json"),
+            results_dir=str(res),
+            study="Trial <B>",
+            audience=audience,
+            outcome="bdi_ii",
+            alliance=ALLIANCE,
+            config_sha256="f4b6f1d6" + "0" * 56,
+            strategies=list(strategies),
+        )
+    shards.index(
+        [str(res / "reports" / "shards" / f"{k}.json") for k in range(plan["n_shards"])],
+        str(res / "reports"),
+        str(res / "reports" / "index.csv"),
+    )
     return {r["dyad_id"]: r for r in out}
 
 
@@ -171,16 +320,31 @@ def test_key_figures_equal_the_stats_tables(built):
     text = pdf_text(res / "reports" / "dyads" / "D1.pdf")
     d = pl.read_parquet(res / "stats" / "dyads.parquet").filter(pl.col("dyad_id") == "D1").row(0, named=True)
     for expected in (
-        "Dyad D1", "Trial <B>", "P1", "T1", "CBT", "2024-01-01 to 2024-02-05", "4 (sessions 1–5)",
+        "Dyad D1",
+        "Trial <B>",
+        "P1",
+        "T1",
+        "CBT",
+        "2024-01-01 to 2024-02-05",
+        "4 (sessions 1–5)",
         f"{fmt_number(d['outcome_pre'])} → {fmt_number(d['outcome_post'])}",  # 30.0 → 12.0
         f"change {fmt_signed(d['outcome_change'])} points",  # −18.0
-        "recovered", f"(RCI) {fmt_number(d['rci'], 2)}",  # −3.46
-        fmt_number(d["alliance_patient_mean"], 2), fmt_number(d["alliance_therapist_mean"], 2),  # 3.81, 5.25
-        f"r = {fmt_number(d['agreement_r'], 2)}", f"(patient − therapist, each scale rescaled to 0–1) {fmt_signed(d['discrepancy_mean'], 2)}",
-        "Risk items endorsed", "Session 3 (2024-01-22), bdi_ii: item 9 = 2",
-        "HIGHREASON highest composite", "LOWREASON lowest composite",
-        "Missed sessions 4", "data/q.csv 17 item_04 item_value",
-        "CONFIDENTIAL", "Page 1 of", "config f4b6f1d6", "results/manifest.json",
+        "recovered",
+        f"(RCI) {fmt_number(d['rci'], 2)}",  # −3.46
+        fmt_number(d["alliance_patient_mean"], 2),
+        fmt_number(d["alliance_therapist_mean"], 2),  # 3.81, 5.25
+        f"r = {fmt_number(d['agreement_r'], 2)}",
+        f"(patient − therapist, each scale rescaled to 0–1) {fmt_signed(d['discrepancy_mean'], 2)}",
+        "Risk items endorsed",
+        "Session 3 (2024-01-22), bdi_ii: item 9 = 2",
+        "HIGHREASON highest composite",
+        "LOWREASON lowest composite",
+        "Missed sessions 4",
+        "data/q.csv 17 item_04 item_value",
+        "CONFIDENTIAL",
+        "Page 1 of",
+        "config f4b6f1d6",
+        "results/manifest.json",
     ):
         assert expected in text, expected
     assert "−3.46" in text and "3.81" in text and "−18.0" in text  # true minus signs
@@ -234,8 +398,11 @@ def test_fetcher_refuses_files_outside_assets_and_remote_urls():
     fetcher = render.make_fetcher()
     html = '<p>x</p><img src="file:///etc/passwd"><img src="http://example.invalid/x.png"><img src="../templates/base.html.j2">'
     render.render_pdf(html, 0, fetcher)
-    assert fetcher.refused == ["file:///etc/passwd", "http://example.invalid/x.png",
-                               (render.REPORTS_DIR / "templates" / "base.html.j2").as_uri()]
+    assert fetcher.refused == [
+        "file:///etc/passwd",
+        "http://example.invalid/x.png",
+        (render.REPORTS_DIR / "templates" / "base.html.j2").as_uri(),
+    ]
 
 
 def test_clinician_bundle_has_only_consented_text_and_that_therapists_dyads(built):
@@ -283,25 +450,35 @@ def test_only_the_changed_dyad_is_rendered_again(tmp_path):
     tables = sorted((res / "reports" / "shards").rglob("*.parquet"))
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in pdfs + tables}
     sessions = pl.read_parquet(res / "stats" / "sessions.parquet").with_columns(
-        pl.when((pl.col("dyad_id") == "D2") & (pl.col("session") == 1)).then(3.0).otherwise(pl.col("alliance_patient"))
-        .alias("alliance_patient"))
+        pl.when((pl.col("dyad_id") == "D2") & (pl.col("session") == 1))
+        .then(3.0)
+        .otherwise(pl.col("alliance_patient"))
+        .alias("alliance_patient")
+    )
     sessions.write_parquet(res / "stats" / "sessions.parquet")
     build(res, per_shard=1)
-    changed = {p.relative_to(res).as_posix() for p in pdfs + tables
-               if (p.stat().st_mtime_ns, p.read_bytes()) != before[p]}
+    changed = {
+        p.relative_to(res).as_posix() for p in pdfs + tables if (p.stat().st_mtime_ns, p.read_bytes()) != before[p]
+    }
     d2_shard = int(render.shard_of(pl.Series(["D2"]), 2)[0])
-    assert changed == {"reports/dyads/D2.pdf", "reports/by_therapist/T2/D2.pdf",
-                       f"reports/shards/{d2_shard}/sessions.parquet"}
+    assert changed == {
+        "reports/dyads/D2.pdf",
+        "reports/by_therapist/T2/D2.pdf",
+        f"reports/shards/{d2_shard}/sessions.parquet",
+    }
 
 
 def test_stale_reports_are_removed(tmp_path):
     res = write_results(tmp_path)
     build(res)
     pl.read_parquet(res / "stats" / "dyads.parquet").filter(pl.col("dyad_id") == "D2").write_parquet(
-        res / "stats" / "dyads.parquet")
+        res / "stats" / "dyads.parquet"
+    )
     build(res)
     assert sorted(p.relative_to(res / "reports").as_posix() for p in (res / "reports").rglob("*.pdf")) == [
-        "by_therapist/T2/D2.pdf", "dyads/D2.pdf"]
+        "by_therapist/T2/D2.pdf",
+        "dyads/D2.pdf",
+    ]
     assert not (res / "reports" / "by_therapist" / "T1").exists()
     index = pl.read_csv(res / "reports" / "index.csv")
     assert index.get_column("dyad_id").to_list() == ["D2"]
@@ -312,15 +489,20 @@ def test_stale_reports_are_removed(tmp_path):
 def test_long_session_table_repeats_its_header_on_every_page(tmp_path):
     res = write_results(tmp_path)
     d0 = dt.date(2023, 1, 2)
-    long = pl.DataFrame({
-        "dyad_id": ["D1"] * 70, "session": list(range(70)),
-        "date": [d0 + dt.timedelta(days=7 * s) for s in range(70)],
-        "alliance_patient": [None] + [3.0 + (s % 5) / 4 for s in range(1, 70)],
-        "alliance_therapist": [None] + [4.0 + (s % 3) / 3 for s in range(1, 70)],
-        "outcome": [30.0 - s / 5 for s in range(70)],
-    }).with_columns(pl.mean_horizontal("alliance_patient", "alliance_therapist").alias("alliance_composite"))
-    pl.concat([long, pl.read_parquet(res / "stats" / "sessions.parquet").filter(pl.col("dyad_id") == "D2")],
-              how="diagonal_relaxed").write_parquet(res / "stats" / "sessions.parquet")
+    long = pl.DataFrame(
+        {
+            "dyad_id": ["D1"] * 70,
+            "session": list(range(70)),
+            "date": [d0 + dt.timedelta(days=7 * s) for s in range(70)],
+            "alliance_patient": [None] + [3.0 + (s % 5) / 4 for s in range(1, 70)],
+            "alliance_therapist": [None] + [4.0 + (s % 3) / 3 for s in range(1, 70)],
+            "outcome": [30.0 - s / 5 for s in range(70)],
+        }
+    ).with_columns(pl.mean_horizontal("alliance_patient", "alliance_therapist").alias("alliance_composite"))
+    pl.concat(
+        [long, pl.read_parquet(res / "stats" / "sessions.parquet").filter(pl.col("dyad_id") == "D2")],
+        how="diagonal_relaxed",
+    ).write_parquet(res / "stats" / "sessions.parquet")
     build(res)
     reader = PdfReader(pyio.BytesIO((res / "reports" / "dyads" / "D1.pdf").read_bytes()))
     pages = [" ".join(p.extract_text().split()) for p in reader.pages]
@@ -351,7 +533,9 @@ def test_selected_session_labels_of_neighbouring_sessions_stack():
         (7, "rupture_repair: repair", 2),  # 6.11–7.89 overlaps both rows
     ]
     assert _label_rows([{"session": 2, "label": "a"}, {"session": 12, "label": "b"}], list(range(15))) == [
-        (2, "a", 0), (12, "b", 0)]
+        (2, "a", 0),
+        (12, "b", 0),
+    ]
 
 
 # --- issue 14.10: long notes are shortened --------------------------------------------
@@ -359,19 +543,36 @@ def test_selected_session_labels_of_neighbouring_sessions_stack():
 
 def _note_scores(notes: list[str], consent: bool = True) -> pl.DataFrame:
     n = len(notes)
-    return pl.DataFrame({
-        "dyad_id": ["D1"] * n, "session": list(range(1, n + 1)), "date": [dt.date(2024, 1, k) for k in range(1, n + 1)],
-        "rater": ["patient"] * n, "instrument": ["wai_sr"] * n, "note": notes, "consent_share_text": [consent] * n,
-        "source_file": ["data/q.csv"] * n, "source_line": list(range(2, n + 2)),
-    })
+    return pl.DataFrame(
+        {
+            "dyad_id": ["D1"] * n,
+            "session": list(range(1, n + 1)),
+            "date": [dt.date(2024, 1, k) for k in range(1, n + 1)],
+            "rater": ["patient"] * n,
+            "instrument": ["wai_sr"] * n,
+            "note": notes,
+            "consent_share_text": [consent] * n,
+            "source_file": ["data/q.csv"] * n,
+            "source_line": list(range(2, n + 2)),
+        }
+    )
 
 
 def _text_consent(dyad: str = "D1") -> pl.DataFrame:
     """consent.parquet rows: the patient consents to share text from session 0 on."""
-    return pl.DataFrame({
-        "dyad_id": [dyad], "session": [0], "date": [dt.date(2024, 1, 1)], "rater": ["patient"], "consent": [True],
-        "source_file": ["data/q.csv"], "source_line": [2], "kind": ["share_text"],
-    }, schema=CONSENT_TABLE)
+    return pl.DataFrame(
+        {
+            "dyad_id": [dyad],
+            "session": [0],
+            "date": [dt.date(2024, 1, 1)],
+            "rater": ["patient"],
+            "consent": [True],
+            "source_file": ["data/q.csv"],
+            "source_line": [2],
+            "kind": ["share_text"],
+        },
+        schema=CONSENT_TABLE,
+    )
 
 
 def test_a_note_is_shortened_only_beyond_max_note_chars():
@@ -384,8 +585,11 @@ def test_a_note_is_shortened_only_beyond_max_note_chars():
     research = visible_notes(_note_scores([below, at, over]), "research").get_column("note").to_list()
     assert research[0] == below and research[1] == at
     assert research[2] == words.rstrip() + " … (shortened), full text: data/q.csv line 4"
-    clinician = visible_notes(_note_scores([below, at, over]), "clinician", _text_consent()).get_column("note").to_list()
+    clinician = (
+        visible_notes(_note_scores([below, at, over]), "clinician", _text_consent()).get_column("note").to_list()
+    )
     assert clinician == [below, at, words.rstrip() + " … (shortened)"]
+
     # a word that runs over the limit is left out whole, unless that loses more than a fifth
     def short(note, n):
         return visible_notes(_note_scores([note]), "clinician", _text_consent(), max_chars=n).get_column("note").item()
@@ -403,8 +607,11 @@ def test_a_million_character_note_renders_in_a_few_pages(tmp_path):
     long = "lorem ipsum " * 83334  # 1,000,008 characters
     scores = scores.with_columns(
         pl.when((pl.col("dyad_id") == "D1") & (pl.col("session") == 1) & (pl.col("instrument") == "wai_sr"))
-        .then(pl.lit(long)).otherwise(pl.col("note")).alias("note"),
-        pl.lit("data/q.csv").alias("source_file"), pl.lit(7, dtype=pl.Int64).alias("source_line"),
+        .then(pl.lit(long))
+        .otherwise(pl.col("note"))
+        .alias("note"),
+        pl.lit("data/q.csv").alias("source_file"),
+        pl.lit(7, dtype=pl.Int64).alias("source_line"),
     )
     scores.write_parquet(res / "scores" / "questionnaires.parquet")
     build(res, strategies=())

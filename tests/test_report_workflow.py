@@ -9,7 +9,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -21,7 +20,10 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def _state(root: Path) -> dict[str, tuple[int, bytes]]:
-    files = [*(root / "results" / "reports").rglob("*.pdf"), *(root / "results" / "reports" / "shards").rglob("*.parquet")]
+    files = [
+        *(root / "results" / "reports").rglob("*.pdf"),
+        *(root / "results" / "reports" / "shards").rglob("*.parquet"),
+    ]
     return {p.relative_to(root / "results").as_posix(): (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
 
 
@@ -49,7 +51,9 @@ def test_reports_in_the_workflow_are_incremental(tmp_path):
     index = index.filter(pl.col("kind") == "dyad")
     assert index.get_column("dyad_id").to_list() == DYADS
     therapists = sorted(set(index.get_column("therapist_id")))
-    assert caseloads.get_column("bundle_path").to_list() == [f"results/reports/by_therapist/{t}/_caseload.pdf" for t in therapists]
+    assert caseloads.get_column("bundle_path").to_list() == [
+        f"results/reports/by_therapist/{t}/_caseload.pdf" for t in therapists
+    ]
     for row in index.iter_rows(named=True):  # each therapist's folder holds only their dyads
         assert row["bundle_path"] == f"results/reports/by_therapist/{row['therapist_id']}/{row['dyad_id']}.pdf"
         assert (tmp_path / row["bundle_path"]).is_file()
@@ -74,6 +78,9 @@ def test_reports_in_the_workflow_are_incremental(tmp_path):
     therapist = index.filter(pl.col("dyad_id") == "D004").get_column("therapist_id")[0]
     pdfs = [k for k in changed if k.endswith(".pdf")]
     # the therapist's caseload page may change with D004 (its status or alliance alert); no other page may
-    assert set(pdfs) - {"reports/cohort.pdf", "reports/validation.pdf", f"reports/by_therapist/{therapist}/_caseload.pdf"} == {
-        "reports/dyads/D004.pdf", f"reports/by_therapist/{therapist}/D004.pdf"}
+    assert set(pdfs) - {
+        "reports/cohort.pdf",
+        "reports/validation.pdf",
+        f"reports/by_therapist/{therapist}/_caseload.pdf",
+    } == {"reports/dyads/D004.pdf", f"reports/by_therapist/{therapist}/D004.pdf"}
     assert proc.stderr.count("rule report_shard:") == 1  # only D004's shard ran again

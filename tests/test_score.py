@@ -13,9 +13,18 @@ from dyadflow.score import score_frame
 
 def validated(instrument: str, items: list, n_cols: int = 45, rater: str = "patient", session: int = 1) -> dict:
     r = {
-        "dyad_id": "D1", "patient_id": "P1", "therapist_id": "T1", "arm": None, "session": session,
-        "date": dt.date(2024, 1, 1), "rater": rater, "instrument": instrument,
-        "note": None, "consent_share_text": None, "source_file": "x.csv", "source_line": 2,
+        "dyad_id": "D1",
+        "patient_id": "P1",
+        "therapist_id": "T1",
+        "arm": None,
+        "session": session,
+        "date": dt.date(2024, 1, 1),
+        "rater": rater,
+        "instrument": instrument,
+        "note": None,
+        "consent_share_text": None,
+        "source_file": "x.csv",
+        "source_line": 2,
     }
     for i in range(1, n_cols + 1):
         r[item_column(i)] = items[i - 1] if i <= len(items) else None
@@ -23,7 +32,9 @@ def validated(instrument: str, items: list, n_cols: int = 45, rater: str = "pati
 
 
 def score(registry, *rows) -> pl.DataFrame:
-    frame = pl.DataFrame(list(rows), schema_overrides={item_column(i): pl.Int16 for i in range(1, 46)} | {"session": pl.Int32})
+    frame = pl.DataFrame(
+        list(rows), schema_overrides={item_column(i): pl.Int16 for i in range(1, 46)} | {"session": pl.Int32}
+    )
     return score_frame(frame, registry)
 
 
@@ -53,7 +64,19 @@ def test_bdi_sum_band_and_risk(registry):
     assert out["risk_flag"] is True and out["risk_items"] == "item 9 = 1"
 
 
-@pytest.mark.parametrize("total, band", [(0, "minimal"), (13, "minimal"), (14, "mild"), (19, "mild"), (20, "moderate"), (28, "moderate"), (29, "severe"), (63, "severe")])
+@pytest.mark.parametrize(
+    "total, band",
+    [
+        (0, "minimal"),
+        (13, "minimal"),
+        (14, "mild"),
+        (19, "mild"),
+        (20, "moderate"),
+        (28, "moderate"),
+        (29, "severe"),
+        (63, "severe"),
+    ],
+)
 def test_bdi_band_boundaries(registry, total, band):
     items = [3] * (total // 3) + [total % 3] + [0] * 21
     items = items[:21]
@@ -137,8 +160,19 @@ def test_instruments_scored_together_keep_their_own_columns(registry):
     assert out.get_column("total").to_list() == [21.0, 36.0]
     assert out.get_column("sub_task").to_list() == [None, 3.0]
     assert out.columns[:13] == [
-        "dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument",
-        "total", "mean", "n_answered", "prorated", "band", "risk_flag",
+        "dyad_id",
+        "patient_id",
+        "therapist_id",
+        "session",
+        "date",
+        "rater",
+        "instrument",
+        "total",
+        "mean",
+        "n_answered",
+        "prorated",
+        "band",
+        "risk_flag",
     ]
 
 
@@ -171,7 +205,9 @@ def test_oq45_missing_item_takes_its_subscale_rounded_mean(registry):
     # SR misses item 4 only: (6 + 6) / 8 = 1.5 -> 2, SR 14.
     d = oq({i: None for i in range(2, 12)})
     out = score(registry, *(validated("oq_45", x, session=s) for s, x in enumerate((a, b, c, d), 1)))
-    got = out.select("total", "sub_symptom_distress", "sub_interpersonal_relations", "sub_social_role", "n_answered", "prorated").rows()
+    got = out.select(
+        "total", "sub_symptom_distress", "sub_interpersonal_relations", "sub_social_role", "n_answered", "prorated"
+    ).rows()
     assert got == [
         (46.0, 13.0, 20.0, 13.0, 43, True),
         (73.0, 31.0, 19.0, 23.0, 44, True),
@@ -179,7 +215,12 @@ def test_oq45_missing_item_takes_its_subscale_rounded_mean(registry):
         (None, None, 20.0, 14.0, 35, False),
     ]
     assert out.get_column("mean").to_list()[:3] == pytest.approx([46 / 45, 73 / 45, 65 / 45])
-    assert out.get_column("score_missing_reason").to_list() == [None, None, None, "10 of 45 items missing; at most 9 may be missing"]
+    assert out.get_column("score_missing_reason").to_list() == [
+        None,
+        None,
+        None,
+        "10 of 45 items missing; at most 9 may be missing",
+    ]
 
 
 def test_missing_and_subscales_are_read_from_the_instrument_file(registry):

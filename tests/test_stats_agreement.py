@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from dyadflow.core.errors import DyadflowError
 from dyadflow.coding import agreement
+from dyadflow.core.errors import DyadflowError
 
 # Shrout & Fleiss (1979), Psychological Bulletin 86:420-428, Table 2: 6 targets x 4 judges.
 SF = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]
@@ -16,12 +16,36 @@ SF = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6,
 # ratings are the R irr package's `diagnoses` data set (also statsmodels'
 # stats/tests/test_inter_rater.py); kappam.fleiss(diagnoses) = 0.430.
 DIAGNOSES = [
-    [4, 4, 4, 4, 4, 4], [2, 2, 2, 5, 5, 5], [2, 3, 3, 3, 3, 5], [5, 5, 5, 5, 5, 5], [2, 2, 2, 4, 4, 4],
-    [1, 1, 3, 3, 3, 3], [3, 3, 3, 3, 5, 5], [1, 1, 3, 3, 3, 4], [1, 1, 4, 4, 4, 4], [5, 5, 5, 5, 5, 5],
-    [1, 4, 4, 4, 4, 4], [1, 2, 4, 4, 4, 4], [2, 2, 2, 3, 3, 3], [1, 4, 4, 4, 4, 4], [2, 2, 4, 4, 4, 5],
-    [3, 3, 3, 3, 3, 5], [1, 1, 1, 4, 5, 5], [1, 1, 1, 1, 1, 2], [2, 2, 4, 4, 4, 4], [1, 3, 3, 5, 5, 5],
-    [5, 5, 5, 5, 5, 5], [2, 4, 4, 4, 4, 4], [2, 2, 4, 5, 5, 5], [1, 1, 4, 4, 4, 4], [1, 4, 4, 4, 4, 5],
-    [2, 2, 2, 2, 2, 4], [1, 1, 1, 1, 5, 5], [2, 2, 4, 4, 4, 4], [1, 3, 3, 3, 3, 3], [5, 5, 5, 5, 5, 5],
+    [4, 4, 4, 4, 4, 4],
+    [2, 2, 2, 5, 5, 5],
+    [2, 3, 3, 3, 3, 5],
+    [5, 5, 5, 5, 5, 5],
+    [2, 2, 2, 4, 4, 4],
+    [1, 1, 3, 3, 3, 3],
+    [3, 3, 3, 3, 5, 5],
+    [1, 1, 3, 3, 3, 4],
+    [1, 1, 4, 4, 4, 4],
+    [5, 5, 5, 5, 5, 5],
+    [1, 4, 4, 4, 4, 4],
+    [1, 2, 4, 4, 4, 4],
+    [2, 2, 2, 3, 3, 3],
+    [1, 4, 4, 4, 4, 4],
+    [2, 2, 4, 4, 4, 5],
+    [3, 3, 3, 3, 3, 5],
+    [1, 1, 1, 4, 5, 5],
+    [1, 1, 1, 1, 1, 2],
+    [2, 2, 4, 4, 4, 4],
+    [1, 3, 3, 5, 5, 5],
+    [5, 5, 5, 5, 5, 5],
+    [2, 4, 4, 4, 4, 4],
+    [2, 2, 4, 5, 5, 5],
+    [1, 1, 4, 4, 4, 4],
+    [1, 4, 4, 4, 4, 5],
+    [2, 2, 2, 2, 2, 4],
+    [1, 1, 1, 1, 5, 5],
+    [2, 2, 4, 4, 4, 4],
+    [1, 3, 3, 3, 3, 3],
+    [5, 5, 5, 5, 5, 5],
 ]
 
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", example C: 4 observers
@@ -39,7 +63,9 @@ def long(matrix, instrument="obs", measure="total", coders=None) -> pl.DataFrame
     coders = coders or [f"C{j + 1}" for j in range(len(matrix[0]))]
     rows = [
         (instrument, measure, f"S{i + 1:02d}", coders[j], v)
-        for i, r in enumerate(matrix) for j, v in enumerate(r) if v is not None
+        for i, r in enumerate(matrix)
+        for j, v in enumerate(r)
+        if v is not None
     ]
     return pl.DataFrame(rows, schema=["instrument", "measure", "target", "coder", "value"], orient="row")
 
@@ -99,7 +125,7 @@ def test_fleiss_kappa_fleiss_1971():
 
 def test_krippendorff_alpha_2011_nominal_with_missing():
     # observers are KRIPP's rows: transpose to targets x coders
-    matrix = [list(col) for col in zip(*KRIPP)]
+    matrix = [list(col) for col in zip(*KRIPP, strict=False)]
     res = agreement.krippendorff_alpha(long(matrix), "nominal")
     assert round(res["value"], 3) == 0.743
     assert res["value"] == pytest.approx(0.743421, abs=1e-6)
@@ -119,14 +145,19 @@ def test_agreement_table_numeric_complete_gives_iccs_only():
 
 
 def test_agreement_table_missing_by_design_adds_krippendorff():
-    matrix = [list(col) for col in zip(*KRIPP)]
+    matrix = [list(col) for col in zip(*KRIPP, strict=False)]
     numeric = long(matrix, instrument="num")
     codes = long(matrix, instrument="codes").with_columns(pl.col("value").cast(pl.String))
-    out = agreement.agreement_table(pl.concat([numeric.with_columns(pl.col("value").cast(pl.String)), codes]), categorical={"codes"})
+    out = agreement.agreement_table(
+        pl.concat([numeric.with_columns(pl.col("value").cast(pl.String)), codes]), categorical={"codes"}
+    )
     rows = {(r["instrument"], r["statistic"]): r for r in out.iter_rows(named=True)}
     assert list(rows) == [
-        ("codes", "fleiss_kappa"), ("codes", "krippendorff_alpha"),
-        ("num", "icc2_1"), ("num", "icc2_k"), ("num", "krippendorff_alpha"),
+        ("codes", "fleiss_kappa"),
+        ("codes", "krippendorff_alpha"),
+        ("num", "icc2_1"),
+        ("num", "icc2_k"),
+        ("num", "krippendorff_alpha"),
     ]
     assert rows[("codes", "krippendorff_alpha")]["value"] == pytest.approx(0.743421, abs=1e-6)
     assert rows[("codes", "krippendorff_alpha")]["level"] == "nominal"
@@ -141,7 +172,9 @@ def test_agreement_table_missing_by_design_adds_krippendorff():
 def test_agreement_table_two_coders_categorical_is_cohen():
     pairs = [("yes", "yes")] * 20 + [("yes", "no")] * 5 + [("no", "yes")] * 10 + [("no", "no")] * 15
     out = agreement.agreement_table(long([list(p) for p in pairs], instrument="marker"), categorical=["marker"])
-    assert out.select("statistic", "value", "n_targets", "n_coders").rows() == [("cohen_kappa", pytest.approx(0.4), 50, 2)]
+    assert out.select("statistic", "value", "n_targets", "n_coders").rows() == [
+        ("cohen_kappa", pytest.approx(0.4), 50, 2)
+    ]
 
 
 def test_agreement_table_not_computable_says_why():
@@ -171,6 +204,14 @@ def test_duplicate_rating_is_a_clear_error():
 
 
 def test_empty_table_has_the_columns():
-    empty = pl.DataFrame(schema={"instrument": pl.String, "measure": pl.String, "target": pl.String, "coder": pl.String, "value": pl.Float64})
+    empty = pl.DataFrame(
+        schema={
+            "instrument": pl.String,
+            "measure": pl.String,
+            "target": pl.String,
+            "coder": pl.String,
+            "value": pl.Float64,
+        }
+    )
     out = agreement.agreement_table(empty)
     assert out.height == 0 and out.columns == agreement.AGREEMENT_COLUMNS

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import pytest
-
 from stats_helpers import sessions
+
 from dyadflow.stats.alliance import alliance_summary
 
 RANGES = {"patient": (1, 5), "therapist": (1, 7)}
 
 
 def test_every_statistic_by_hand():
-    s = sessions({"D1": {"session": [1, 2, 3, 4, 5], "alliance_patient": [1, 2, 3, 4, 5], "alliance_therapist": [7, 5, 6, 4, 3]}})
+    s = sessions(
+        {"D1": {"session": [1, 2, 3, 4, 5], "alliance_patient": [1, 2, 3, 4, 5], "alliance_therapist": [7, 5, 6, 4, 3]}}
+    )
     r = alliance_summary(s, RANGES).row(0, named=True)
     assert r["alliance_patient_mean"] == 3 and r["alliance_therapist_mean"] == 5
     assert r["alliance_patient_early"] == 4 and r["alliance_therapist_early"] == pytest.approx(13 / 3)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from stats_helpers import scores
+
 from dyadflow import stats
 from dyadflow.core.errors import DyadflowError
 from dyadflow.core.registry import Instrument, load_registry
@@ -20,13 +20,23 @@ DATA = Path(__file__).parent / "data"
 
 def inst(direction="lower_is_better", reliability=None, **norms):
     return Instrument(
-        key="x", name="x", raters=("patient",), n_items=10, min_value=0, max_value=3, method="sum",
-        direction=direction, reliability=reliability, norms=norms,
+        key="x",
+        name="x",
+        raters=("patient",),
+        n_items=10,
+        min_value=0,
+        max_value=3,
+        method="sum",
+        direction=direction,
+        reliability=reliability,
+        norms=norms,
     )
 
 
 def categorise(instrument, pre, post, criterion="auto", cutoff=None):
-    d = pl.DataFrame({"outcome_pre": pre, "outcome_post": post}, schema={"outcome_pre": pl.Float64, "outcome_post": pl.Float64})
+    d = pl.DataFrame(
+        {"outcome_pre": pre, "outcome_post": post}, schema={"outcome_pre": pl.Float64, "outcome_post": pl.Float64}
+    )
     rule = change_rule(instrument, d.get_column("outcome_pre"), criterion, cutoff)
     return rule, d.with_columns(change_columns(rule))
 
@@ -89,9 +99,13 @@ def test_jacobson_truax_das_end_to_end():
     """Table 2 of Jacobson & Truax (1991): r .84, criterion a from the pre distribution, higher is better."""
     with open(DATA / "jacobson_truax_1991_table2_das.csv", newline="") as fh:
         table = [(f"C{int(r['ppid']):02d}", float(r["pre"]), float(r["post"])) for r in csv.DictReader(fh)]
-    rows = [(c, 0, "das", "patient", pre) for c, pre, _ in table] + [(c, 1, "das", "patient", post) for c, _, post in table]
+    rows = [(c, 0, "das", "patient", pre) for c, pre, _ in table] + [
+        (c, 1, "das", "patient", post) for c, _, post in table
+    ]
     reg = load_registry(DATA / "instruments")
-    res = stats.compute(scores(rows), reg, "das", {"patient": "wai_sr", "therapist": "wai_s"}, {"change": {"criterion": "a"}})
+    res = stats.compute(
+        scores(rows), reg, "das", {"patient": "wai_sr", "therapist": "wai_s"}, {"change": {"criterion": "a"}}
+    )
     # by hand: pre mean 81.5833, SD 11.8257; S_diff = SD * sqrt(2) * sqrt(.16) = 6.6896; cut-off 105.2347
     pre = [p for _, p, _ in table]
     m = sum(pre) / 30
@@ -103,14 +117,16 @@ def test_jacobson_truax_das_end_to_end():
     d = res.dyads.sort("dyad_id")
     expected_rci = [(post - pre) / s_diff for _, pre, post in table]
     assert d.get_column("rci").to_list() == pytest.approx(expected_rci)
-    cats = dict(zip(d.get_column("dyad_id"), d.get_column("change_category")))
+    cats = dict(zip(d.get_column("dyad_id"), d.get_column("change_category"), strict=False))
     assert cats["C02"] == "recovered"  # 74 -> 124: RCI 7.47, post above 105.23
     assert cats["C05"] == "improved"  # 61 -> 96.5: RCI 5.31, post below the cut-off
     assert cats["C18"] == "unchanged"  # 88 -> 100.5: RCI 1.87
     assert cats["C29"] == "deteriorated"  # 80 -> 60.5: RCI -2.91
     counts = d.group_by("change_category").len().sort("change_category").rows()
     assert counts == [("deteriorated", 1), ("improved", 8), ("recovered", 10), ("unchanged", 11)]
-    assert res.cohort["change_categories"] == {"CBT": {"deteriorated": 1, "improved": 8, "recovered": 10, "unchanged": 11}}
+    assert res.cohort["change_categories"] == {
+        "CBT": {"deteriorated": 1, "improved": 8, "recovered": 10, "unchanged": 11}
+    }
     # no alliance data: nulls with reasons, never a crash
     assert d.get_column("lag_b").null_count() == 30
     assert "lag: 0 complete session pair(s), needs 3" in d.get_column("stats_note")[0]
@@ -142,7 +158,15 @@ def test_cutoff_boundary_lower_is_better():
     pre = [30, 30, 30, 20, 20.5, 19.5, None]
     post = [20, 20.5, 19.5, 10, 10, 10, 10]
     rule, d = categorise(i, pre, post, "fixed", 20)
-    assert d.get_column("change_category").to_list() == ["improved", "improved", "recovered", "recovered", "recovered", "improved", None]
+    assert d.get_column("change_category").to_list() == [
+        "improved",
+        "improved",
+        "recovered",
+        "recovered",
+        "recovered",
+        "improved",
+        None,
+    ]
     assert d.get_column("clinical_at_pre").to_list() == [True, True, True, True, True, False, None]
 
 
@@ -153,7 +177,14 @@ def test_cutoff_boundary_higher_is_better():
     pre = [60, 60, 60, 80, 79.5, 80.5]
     post = [80, 79.5, 80.5, 90, 90, 90]
     rule, d = categorise(i, pre, post, "fixed", 80)
-    assert d.get_column("change_category").to_list() == ["improved", "improved", "recovered", "recovered", "recovered", "improved"]
+    assert d.get_column("change_category").to_list() == [
+        "improved",
+        "improved",
+        "recovered",
+        "recovered",
+        "recovered",
+        "improved",
+    ]
     assert d.get_column("clinical_at_pre").to_list() == [True, True, True, True, True, False]
 
 

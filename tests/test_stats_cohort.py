@@ -6,8 +6,8 @@ import json
 
 import polars as pl
 import pytest
-
 from stats_helpers import scores
+
 from dyadflow import stats
 from dyadflow.core.registry import Instrument, load_registry
 from dyadflow.stats.cohort import categories_by_arm, completeness, cronbach_alpha, reliability
@@ -26,18 +26,35 @@ def test_cronbach_alpha_by_hand():
 
 
 def test_reliability_uses_the_keyed_items():
-    inst = Instrument(key="toy", name="toy", raters=("patient",), n_items=3, min_value=1, max_value=5, method="mean",
-                      direction="higher_is_better", reverse_keyed=(2,))
+    inst = Instrument(
+        key="toy",
+        name="toy",
+        raters=("patient",),
+        n_items=3,
+        min_value=1,
+        max_value=5,
+        method="mean",
+        direction="higher_is_better",
+        reverse_keyed=(2,),
+    )
     # item 2 is reverse keyed: raw 6 - (2, 2, 3, 3) gives the table above
-    validated = pl.DataFrame({"instrument": ["toy"] * 4, "item_01": [1, 2, 3, 4], "item_02": [4, 4, 3, 3], "item_03": [1, 3, 3, 5]})
+    validated = pl.DataFrame(
+        {"instrument": ["toy"] * 4, "item_01": [1, 2, 3, 4], "item_02": [4, 4, 3, 3], "item_03": [1, 3, 3, 5]}
+    )
     out = reliability(validated, {"toy": inst}, ["toy"])
     assert out["toy"]["alpha"] == pytest.approx(30 / 34) and out["toy"]["omega"] is None
     assert (out["toy"]["n"], out["toy"]["k"]) == (4, 3)
 
 
 def test_completeness_per_instrument_and_session():
-    sc = scores([("D1", 1, "bdi_ii", "patient", 10), ("D2", 1, "bdi_ii", "patient", None), ("D2", 2, "bdi_ii", "patient", 8),
-                 ("D1", 2, "wai_sr", "patient", 4)])
+    sc = scores(
+        [
+            ("D1", 1, "bdi_ii", "patient", 10),
+            ("D2", 1, "bdi_ii", "patient", None),
+            ("D2", 2, "bdi_ii", "patient", 8),
+            ("D1", 2, "wai_sr", "patient", 4),
+        ]
+    )
     rows = completeness(sc, ["bdi_ii", "wai_sr"])
     assert rows == [
         {"instrument": "bdi_ii", "session": 1, "n_dyads": 2, "n_observed": 1, "fraction": 0.5},
@@ -48,13 +65,21 @@ def test_completeness_per_instrument_and_session():
 
 
 def test_categories_by_arm():
-    d = pl.DataFrame({"arm": ["CBT", "CBT", "IPT", None], "change_category": ["recovered", None, "recovered", "improved"]})
-    assert categories_by_arm(d) == {"(none)": {"improved": 1}, "CBT": {"not computed": 1, "recovered": 1}, "IPT": {"recovered": 1}}
+    d = pl.DataFrame(
+        {"arm": ["CBT", "CBT", "IPT", None], "change_category": ["recovered", None, "recovered", "improved"]}
+    )
+    assert categories_by_arm(d) == {
+        "(none)": {"improved": 1},
+        "CBT": {"not computed": 1, "recovered": 1},
+        "IPT": {"recovered": 1},
+    }
 
 
 def _tiny_study():
     rows = []
-    for s, (y, p, t) in enumerate([(30, None, None), (28, 3, 5), (27, 4, 6), (20, 3, 4), (18, 5, 6), (15, 4, 5), (12, 5, 7)]):
+    for s, (y, p, t) in enumerate(
+        [(30, None, None), (28, 3, 5), (27, 4, 6), (20, 3, 4), (18, 5, 6), (15, 4, 5), (12, 5, 7)]
+    ):
         rows.append(("D1", s, "bdi_ii", "patient", y))
         if p is not None:
             rows += [("D1", s, "wai_sr", "patient", p), ("D1", s, "wai_s", "therapist", t)]
@@ -64,7 +89,9 @@ def _tiny_study():
 
 
 def test_whole_stage_on_a_tiny_study_never_crashes_and_explains_nulls(tmp_path):
-    out = {k: str(tmp_path / f"{k}.x") for k in ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort")}
+    out = {
+        k: str(tmp_path / f"{k}.x") for k in ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort")
+    }
     src = tmp_path / "scores.parquet"
     _tiny_study().write_parquet(src)
     res = stats.run(str(src), load_registry(), "bdi_ii", ALLIANCE, {}, out)
@@ -83,10 +110,25 @@ def test_whole_stage_on_a_tiny_study_never_crashes_and_explains_nulls(tmp_path):
     assert set(cohort["pooled_effect"]["raw"]) >= {"b", "se", "t", "p", "n_obs", "n_dyads"}
     assert cohort["flow"]["dyads"] == 3 and cohort["flow"]["dyads_with_lag"] == 1
     assert pl.read_csv(tmp_path / "sudden_gains.x").columns == [
-        "dyad_id", "kind", "pregain_session", "postgain_session", "pregain_score", "postgain_score", "magnitude", "reversed"
+        "dyad_id",
+        "kind",
+        "pregain_session",
+        "postgain_session",
+        "pregain_score",
+        "postgain_score",
+        "magnitude",
+        "reversed",
     ]
     assert pl.read_csv(tmp_path / "ruptures.x").columns == [
-        "dyad_id", "rater", "pre_session", "rupture_session", "repair_session", "pre_alliance", "rupture_alliance", "drop", "repaired"
+        "dyad_id",
+        "rater",
+        "pre_session",
+        "rupture_session",
+        "repair_session",
+        "pre_alliance",
+        "rupture_alliance",
+        "drop",
+        "repaired",
     ]
     # deterministic: the same inputs give the same bytes
     first = {k: open(v, "rb").read() for k, v in out.items()}

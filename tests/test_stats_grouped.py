@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import polars as pl
-import pytest
 
 from dyadflow.stats import grouped
 
@@ -38,6 +37,8 @@ def test_zscore_and_detrend():
     # 1, 2, 3 on 1, 2, 4: slope 9/14 (t mean 7/3); residuals by hand
     res = grouped.detrend(x, t, g, 3)
     slope = 9 / 14
-    np.testing.assert_allclose(res[:3], [(1 - 2) - slope * (1 - 7 / 3), 0 - slope * (2 - 7 / 3), 1 - slope * (4 - 7 / 3)])
+    np.testing.assert_allclose(
+        res[:3], [(1 - 2) - slope * (1 - 7 / 3), 0 - slope * (2 - 7 / 3), 1 - slope * (4 - 7 / 3)]
+    )
     assert math.isclose(res[:3].sum(), 0, abs_tol=1e-12)
     assert grouped.column("c", np.array([1.0, NAN])).to_list() == [1.0, None]

@@ -25,28 +25,48 @@ def cohort(n_dyads=200, n_therapists=20, n_sessions=10, seed=7, trend=0.0):
     dev = rng.normal(0, 1, d.size)
     alliance = mu[d] + dev + trend * s
     level = 10 + rng.normal(0, 0.5, n_therapists)[ther][d] + rng.normal(0, 0.5, n_dyads)[d]
-    nxt = level + (WITHIN + rng.normal(0, 0.05, n_dyads)[d]) * dev + BETWEEN * mu[d] + rng.normal(0, 1, d.size) - 2 * trend * (s + 1)
+    nxt = (
+        level
+        + (WITHIN + rng.normal(0, 0.05, n_dyads)[d]) * dev
+        + BETWEEN * mu[d]
+        + rng.normal(0, 1, d.size)
+        - 2 * trend * (s + 1)
+    )
     outcome = np.where(s == 1, level + BETWEEN * mu[d] - 2 * trend + rng.normal(0, 1, d.size), np.r_[np.nan, nxt[:-1]])
     last = s == n_sessions
     ids = np.array([f"D{i:04d}" for i in range(n_dyads)])
-    sessions = pl.DataFrame({
-        "dyad_id": ids[d], "session": s.astype(np.int32), "alliance_composite": alliance,
-        "outcome": outcome, "outcome_next_session": np.where(last, -1, s + 1).astype(np.int32),
-    }).with_columns(
+    sessions = pl.DataFrame(
+        {
+            "dyad_id": ids[d],
+            "session": s.astype(np.int32),
+            "alliance_composite": alliance,
+            "outcome": outcome,
+            "outcome_next_session": np.where(last, -1, s + 1).astype(np.int32),
+        }
+    ).with_columns(
         pl.col("outcome").fill_nan(None),
         pl.when(pl.col("outcome_next_session") > 0).then(pl.col("outcome_next_session")).alias("outcome_next_session"),
     )
-    dyads = pl.DataFrame({
-        "dyad_id": ids, "patient_id": [f"P{i:04d}" for i in range(n_dyads)], "therapist_id": [f"T{t:02d}" for t in ther],
-    })
+    dyads = pl.DataFrame(
+        {
+            "dyad_id": ids,
+            "patient_id": [f"P{i:04d}" for i in range(n_dyads)],
+            "therapist_id": [f"T{t:02d}" for t in ther],
+        }
+    )
     return sessions, dyads
 
 
 def test_prepare_person_mean_centring_and_detrending_by_hand():
-    sessions = pl.DataFrame({
-        "dyad_id": ["D1"] * 4, "session": [1, 2, 3, 4], "alliance_composite": [1.0, 2.0, 3.0, 5.0],
-        "outcome": [10.0, 8.0, 8.0, 6.0], "outcome_next_session": [2, 3, 4, None],
-    })
+    sessions = pl.DataFrame(
+        {
+            "dyad_id": ["D1"] * 4,
+            "session": [1, 2, 3, 4],
+            "alliance_composite": [1.0, 2.0, 3.0, 5.0],
+            "outcome": [10.0, 8.0, 8.0, 6.0],
+            "outcome_next_session": [2, 3, 4, None],
+        }
+    )
     dyads = pl.DataFrame({"dyad_id": ["D1"], "patient_id": ["P1"], "therapist_id": ["T1"]})
     rows = multilevel.prepare(sessions, dyads)
     # person mean 11/4 = 2.75; the last session has no next outcome
@@ -110,7 +130,9 @@ def test_more_dyads_than_max_nested_fits_dyads_as_groups():
     sessions, dyads = cohort(n_dyads=40, n_therapists=4)
     res = multilevel.run(sessions, dyads, {"max_nested_dyads": 39})
     assert res["therapist_level"] is False
-    assert res["message"].startswith("fitted without the therapist level: 40 dyads, more than stats.multilevel.max_nested_dyads (39)")
+    assert res["message"].startswith(
+        "fitted without the therapist level: 40 dyads, more than stats.multilevel.max_nested_dyads (39)"
+    )
     at = multilevel.run(sessions, dyads, {"max_nested_dyads": 40})
     assert at["therapist_level"] is True
 
@@ -141,7 +163,7 @@ def test_convergence_warning_gives_the_clear_message(monkeypatch):
     original = MixedLM.fit
 
     def warn_then_fit(self, *args, **kwargs):
-        warnings.warn("Gradient optimization failed, |grad| = 26.9", ConvergenceWarning)
+        warnings.warn("Gradient optimization failed, |grad| = 26.9", ConvergenceWarning, stacklevel=2)
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(MixedLM, "fit", warn_then_fit)

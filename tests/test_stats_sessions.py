@@ -6,8 +6,8 @@ import math
 
 import polars as pl
 import pytest
-
 from stats_helpers import scores
+
 from dyadflow.stats.sessions import SESSION_COLUMNS, session_table
 
 ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}

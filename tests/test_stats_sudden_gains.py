@@ -6,8 +6,8 @@ import math
 
 import polars as pl
 import pytest
-
 from stats_helpers import sessions
+
 from dyadflow.stats.sudden_gains import candidates, dyad_counts, sudden_gains, t_critical
 
 
@@ -32,10 +32,18 @@ def test_a_clear_gain_by_hand():
     # 20 21 20 | 10 9 10 9: drop 10 >= 5 and >= 25 % of 20; means 20.33 vs 9.67,
     # pooled SD sqrt((0.667 + 0.667) / 4) = 0.577, 2.776 * 0.577 = 1.60 < 10.67
     g, counts = gains_of([20, 21, 20, 10, 9, 10, 9])
-    assert g == [{
-        "dyad_id": "D1", "kind": "gain", "pregain_session": 3, "postgain_session": 4,
-        "pregain_score": 20.0, "postgain_score": 10.0, "magnitude": 10.0, "reversed": False,
-    }]
+    assert g == [
+        {
+            "dyad_id": "D1",
+            "kind": "gain",
+            "pregain_session": 3,
+            "postgain_session": 4,
+            "pregain_score": 20.0,
+            "postgain_score": 10.0,
+            "magnitude": 10.0,
+            "reversed": False,
+        }
+    ]
     assert counts == [{"dyad_id": "D1", "n_sudden_gains": 1, "n_sudden_losses": 0, "_undecided": 0}]
 
 
@@ -46,7 +54,9 @@ def test_criterion_2_and_criterion_3_can_reject():
     # pooled SD sqrt((42.67 + 42.67) / 4) = 4.62, 2.776 * 4.62 = 12.8 > 6: criterion 3 fails
     g, counts = gains_of([20, 12, 20, 14, 6, 14])
     assert [x for x in g if x["pregain_session"] == 3] == []
-    cand = candidates(series([20, 12, 20, 14, 6, 14]), 5.0, True).filter(pl.col("pregain_session") == 3).row(0, named=True)
+    cand = (
+        candidates(series([20, 12, 20, 14, 6, 14]), 5.0, True).filter(pl.col("pregain_session") == 3).row(0, named=True)
+    )
     assert cand["decision"] is False and (cand["n_pre"], cand["n_post"]) == (3, 3)
 
 
@@ -54,14 +64,22 @@ def test_missing_session_after_the_gain_shrinks_the_window():
     # session 5 missing: post window 10, 10 (n 2), df 3, t 3.182; pooled SD sqrt(0.667 / 3)
     g, _ = gains_of([20, 21, 20, 10, None, 10, 9])
     assert [(x["pregain_session"], x["postgain_session"]) for x in g] == [(3, 4)]
-    cand = candidates(series([20, 21, 20, 10, None, 10, 9]), 5.0, True).filter(pl.col("pregain_session") == 3).row(0, named=True)
+    cand = (
+        candidates(series([20, 21, 20, 10, None, 10, 9]), 5.0, True)
+        .filter(pl.col("pregain_session") == 3)
+        .row(0, named=True)
+    )
     assert (cand["n_pre"], cand["n_post"]) == (3, 2)
 
 
 def test_missing_session_before_the_gain_shrinks_the_window():
     g, _ = gains_of([20, None, 20, 10, 9, 10])
     assert [(x["pregain_session"], x["postgain_session"]) for x in g] == [(3, 4)]
-    cand = candidates(series([20, None, 20, 10, 9, 10]), 5.0, True).filter(pl.col("pregain_session") == 3).row(0, named=True)
+    cand = (
+        candidates(series([20, None, 20, 10, 9, 10]), 5.0, True)
+        .filter(pl.col("pregain_session") == 3)
+        .row(0, named=True)
+    )
     assert (cand["n_pre"], cand["n_post"]) == (2, 3)
 
 
@@ -94,10 +112,18 @@ def test_reversal_when_a_later_score_loses_more_than_half_the_gain():
 
 def test_sudden_loss_is_the_mirror_image():
     g, counts = gains_of([10, 9, 10, 20, 21, 20])
-    assert g == [{
-        "dyad_id": "D1", "kind": "loss", "pregain_session": 3, "postgain_session": 4,
-        "pregain_score": 10.0, "postgain_score": 20.0, "magnitude": 10.0, "reversed": False,
-    }]
+    assert g == [
+        {
+            "dyad_id": "D1",
+            "kind": "loss",
+            "pregain_session": 3,
+            "postgain_session": 4,
+            "pregain_score": 10.0,
+            "postgain_score": 20.0,
+            "magnitude": 10.0,
+            "reversed": False,
+        }
+    ]
     assert counts[0]["n_sudden_losses"] == 1 and counts[0]["n_sudden_gains"] == 0
     # a loss reverses when a later score improves by more than half of it
     g2, _ = gains_of([10, 9, 10, 20, 21, 20, 14])
@@ -137,19 +163,29 @@ def test_criterion_3_between_neighbouring_critical_values_for_each_window():
     assert 2.571 < 27 / pooled["3+3"] < 2.776 < 30 / pooled["3+3"] < 3.182
     assert 2.776 < 28 / pooled["3+2"] < 3.182 < 35 / pooled["3+2"] < 4.303
     assert 3.182 < 28 / pooled["2+2"] < 4.303 < 35 / pooled["2+2"] < 12.706
-    s = pl.concat([
-        series([90, 100, 110, 63, 73, 83], dyad="A"),
-        series([90, 100, 110, 60, 70, 80], dyad="B"),
-        series([90, 100, 110, 77, 67], dyad="C"),
-        series([90, 100, 110, 70, 60], dyad="D"),
-        series([95, 105, 77, 67], dyad="E"),
-        series([95, 105, 70, 60], dyad="F"),
-    ])
+    s = pl.concat(
+        [
+            series([90, 100, 110, 63, 73, 83], dyad="A"),
+            series([90, 100, 110, 60, 70, 80], dyad="B"),
+            series([90, 100, 110, 77, 67], dyad="C"),
+            series([90, 100, 110, 70, 60], dyad="D"),
+            series([95, 105, 77, 67], dyad="E"),
+            series([95, 105, 70, 60], dyad="F"),
+        ]
+    )
     cand = candidates(s, 5.0, True).filter(pl.col("kind") == "gain").sort("dyad_id")
     assert cand.select("dyad_id", "pregain_session", "n_pre", "n_post", "decision").rows() == [
-        ("A", 3, 3, 3, False), ("B", 3, 3, 3, True), ("C", 3, 3, 2, False),
-        ("D", 3, 3, 2, True), ("E", 2, 2, 2, False), ("F", 2, 2, 2, True),
+        ("A", 3, 3, 3, False),
+        ("B", 3, 3, 3, True),
+        ("C", 3, 3, 2, False),
+        ("D", 3, 3, 2, True),
+        ("E", 2, 2, 2, False),
+        ("F", 2, 2, 2, True),
     ]
     g, counts = sudden_gains(s, 5.0, True)
-    assert g.select("dyad_id", "pregain_score", "postgain_score").rows() == [("B", 110.0, 60.0), ("D", 110.0, 70.0), ("F", 105.0, 70.0)]
+    assert g.select("dyad_id", "pregain_score", "postgain_score").rows() == [
+        ("B", 110.0, 60.0),
+        ("D", 110.0, 70.0),
+        ("F", 105.0, 70.0),
+    ]
     assert counts.filter(pl.col("_undecided") > 0).height == 0

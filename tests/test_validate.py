@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from conftest import BDI_OK, WAI_S_OK, WAI_SR_OK, row, rules_by_line, run_validation, write_canonical
 
-from dyadflow.core.errors import ValidationFailed
 from dyadflow.core import accounting
+from dyadflow.core.errors import ValidationFailed
 from dyadflow.validate import rules as validate
 from dyadflow.validate.checks import RULES
-
-from conftest import BDI_OK, WAI_S_OK, WAI_SR_OK, row, rules_by_line, run_validation, write_canonical
 
 
 def check(tmp_path, registry, rows, **kw):
@@ -19,11 +18,15 @@ def check(tmp_path, registry, rows, **kw):
 
 
 def test_valid_rows_are_all_accepted(tmp_path, registry):
-    res = check(tmp_path, registry, [
-        row(session=0, instrument="bdi_ii", items=BDI_OK, date="2024-01-01"),
-        row(session=1, items=WAI_SR_OK),
-        row(session=1, rater="therapist", instrument="wai_s", items=WAI_S_OK),
-    ])
+    res = check(
+        tmp_path,
+        registry,
+        [
+            row(session=0, instrument="bdi_ii", items=BDI_OK, date="2024-01-01"),
+            row(session=1, items=WAI_SR_OK),
+            row(session=1, rater="therapist", instrument="wai_s", items=WAI_S_OK),
+        ],
+    )
     assert res.rejections.height == 0
     assert res.accepted.height == 3
     assert res.accounting.select("rows_read", "rows_accepted", "rows_rejected").row(0) == (3, 3, 0)
@@ -71,7 +74,9 @@ def test_item_codes_and_multiple_answers(tmp_path, registry):
     bad = dict(items=tuple(items[:15] + ["4a"] + items[16:]), session=2, date="2024-01-15")
     res = check(tmp_path, registry, [row(instrument="bdi_ii", **ok), row(instrument="bdi_ii", **bad)])
     assert res.accepted.select("item_16", "item_18").row(0) == (3, 2)
-    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [(3, "item_16", "4a", "item_value")]
+    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [
+        (3, "item_16", "4a", "item_value")
+    ]
 
 
 def test_value_labels_are_accepted(tmp_path, registry):
@@ -92,7 +97,9 @@ def test_exact_duplicates_kept_once(tmp_path, registry):
 def test_conflicting_duplicates_all_rejected(tmp_path, registry):
     other = list(WAI_SR_OK)
     other[0] = 1
-    res = check(tmp_path, registry, [row(items=WAI_SR_OK), row(items=other), row(session=2, date="2024-01-15", items=WAI_SR_OK)])
+    res = check(
+        tmp_path, registry, [row(items=WAI_SR_OK), row(items=other), row(session=2, date="2024-01-15", items=WAI_SR_OK)]
+    )
     assert rules_by_line(res.rejections) == {(2, "duplicate_conflict"), (3, "duplicate_conflict")}
     assert res.accepted.get_column("source_line").to_list() == [4]
     assert "lines" not in res.rejections.get_column("message")[0] or True
@@ -105,8 +112,13 @@ def test_changed_therapist_rejects_the_odd_row_out(tmp_path, registry):
     rows = [row(session=s, date=f"2024-01-{7 + s:02d}", items=WAI_SR_OK) for s in range(1, 5)]
     rows[2]["therapist_id"] = "T9"
     res = check(tmp_path, registry, rows)
-    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [(4, "therapist_id", "T9", "dyad_therapist_changed")]
-    assert res.rejections.get_column("message")[0] == "dyad D1 has therapist_id 'T1' in 3 other rows (from session 1); this row says 'T9'"
+    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [
+        (4, "therapist_id", "T9", "dyad_therapist_changed")
+    ]
+    assert (
+        res.rejections.get_column("message")[0]
+        == "dyad D1 has therapist_id 'T1' in 3 other rows (from session 1); this row says 'T9'"
+    )
 
 
 def test_changed_patient_and_arm(tmp_path, registry):
@@ -121,7 +133,9 @@ def test_a_wrong_date_rejects_one_session_not_all_later_ones(tmp_path, registry)
     dates = ["2024-01-08", "2024-01-15", "2024-12-22", "2024-01-29", "2024-02-05"]
     rows = [row(session=s, date=d, items=WAI_SR_OK) for s, d in enumerate(dates, start=1)]
     res = check(tmp_path, registry, rows)
-    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [(4, "date", "2024-12-22", "date_order")]
+    assert res.rejections.select("source_line", "column", "value", "rule").rows() == [
+        (4, "date", "2024-12-22", "date_order")
+    ]
     assert res.rejections.get_column("message")[0] == (
         "session 3 is dated 2024-12-22, out of order with session 4 on 2024-01-29 (2 session(s) in conflict)"
     )
@@ -147,11 +161,15 @@ def test_field_count(tmp_path, registry):
     with open(path, "a") as fh:
         fh.write("D1,P1,T1,2,2024-01-15,patient,wai_sr,4\n")
     res = run_validation(path, registry)
-    assert res.rejections.select("source_line", "rule", "message").rows() == [(3, "field_count", "the row has 8 fields but the header has 19")]
+    assert res.rejections.select("source_line", "rule", "message").rows() == [
+        (3, "field_count", "the row has 8 fields but the header has 19")
+    ]
 
 
 def test_strict_mode_names_file_line_and_rule(tmp_path, registry):
-    path = write_canonical(tmp_path / "q.csv", [row(items=WAI_SR_OK), row(session=2, date="2024-01-15", items=(9,) * 12)])
+    path = write_canonical(
+        tmp_path / "q.csv", [row(items=WAI_SR_OK), row(session=2, date="2024-01-15", items=(9,) * 12)]
+    )
     from dyadflow import ingest
 
     ingest.run({"path": str(path), "format": "canonical_csv"}, str(tmp_path / "i.parquet"), str(tmp_path / "i.json"))
@@ -170,10 +188,14 @@ def test_accounting_across_two_files(tmp_path, registry):
     from dyadflow import ingest
 
     a = write_canonical(tmp_path / "a.csv", [row(items=WAI_SR_OK), row(session=2, date="2024-01-15", items=WAI_SR_OK)])
-    b = write_canonical(tmp_path / "b.csv", [row(items=WAI_SR_OK), row(session=3, dyad="D 2", date="2024-01-22", items=WAI_SR_OK)])
-    frames, metas = zip(*(ingest.read_input({"path": str(p), "format": "canonical_csv"}) for p in (a, b)))
+    b = write_canonical(
+        tmp_path / "b.csv", [row(items=WAI_SR_OK), row(session=3, dyad="D 2", date="2024-01-22", items=WAI_SR_OK)]
+    )
+    frames, metas = zip(*(ingest.read_input({"path": str(p), "format": "canonical_csv"}) for p in (a, b)), strict=False)
     res = validate.validate_frames(list(frames), list(metas), registry)
-    assert res.accounting.select("source_file", "rows_read", "rows_accepted", "rows_rejected", "rows_duplicate").rows() == [
+    assert res.accounting.select(
+        "source_file", "rows_read", "rows_accepted", "rows_rejected", "rows_duplicate"
+    ).rows() == [
         (str(a), 2, 2, 0, 0),
         (str(b), 2, 0, 2, 1),
     ]
@@ -189,8 +211,20 @@ def test_dates_before_the_earliest_date_are_rejected_at_the_boundary(tmp_path, r
     ]
     res = check(tmp_path, registry, rows)
     assert res.rejections.select("source_line", "column", "value", "rule", "message").rows() == [
-        (2, "date", "1899-12-31", "date_range", "'1899-12-31' is before the earliest date 1900-01-01 (config earliest_date): a typing error?"),
-        (5, "date", "0000-01-01", "date_range", "'0000-01-01' is before the earliest date 1900-01-01 (config earliest_date): a typing error?"),
+        (
+            2,
+            "date",
+            "1899-12-31",
+            "date_range",
+            "'1899-12-31' is before the earliest date 1900-01-01 (config earliest_date): a typing error?",
+        ),
+        (
+            5,
+            "date",
+            "0000-01-01",
+            "date_range",
+            "'0000-01-01' is before the earliest date 1900-01-01 (config earliest_date): a typing error?",
+        ),
     ]
     assert res.accepted.get_column("source_line").to_list() == [3, 4]
     assert "date_range" in RULES
@@ -201,9 +235,13 @@ def test_earliest_date_is_configurable(tmp_path, registry):
 
     from dyadflow import ingest
 
-    path = write_canonical(tmp_path / "q.csv", [
-        row(session=1, date="2024-01-07", items=WAI_SR_OK), row(session=2, date="2024-01-08", items=WAI_SR_OK),
-    ])
+    path = write_canonical(
+        tmp_path / "q.csv",
+        [
+            row(session=1, date="2024-01-07", items=WAI_SR_OK),
+            row(session=2, date="2024-01-08", items=WAI_SR_OK),
+        ],
+    )
     frame, meta = ingest.read_input({"path": str(path), "format": "canonical_csv"})
     res = validate.validate_frames([frame], [meta], registry, earliest_date=dt.date(2024, 1, 8))
     assert res.rejections.select("source_line", "rule").rows() == [(2, "date_range")]
@@ -217,6 +255,8 @@ def test_the_docs_list_every_rule():
     section = readme[readme.index("## Validation: every row is accounted for") :]
     section += (REPO / "docs" / "coding.md").read_text(encoding="utf-8")  # the coders' rules (issue 19)
     assert [r for r in RULES if f"`{r}`" not in section] == []
+
+
 def test_one_wide_csv_read_as_two_inputs_is_accounted_per_input(tmp_path, registry):
     """Issue 14.7: one wide CSV with WAI-SR and BDI-II side by side, wired as two inputs
     (each its items and constants): each input is accounted on its own, no AssertionError."""
@@ -232,13 +272,27 @@ def test_one_wide_csv_read_as_two_inputs_is_accounted_per_input(tmp_path, regist
     path = tmp_path / "wide.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     specs = [
-        {"name": "wide_wai", "path": str(path), "format": "canonical_csv", "items": "wai_{n}", "constants": {"instrument": "wai_sr"}},
-        {"name": "wide_bdi", "path": str(path), "format": "canonical_csv", "items": "bdi_{n}", "constants": {"instrument": "bdi_ii"}},
+        {
+            "name": "wide_wai",
+            "path": str(path),
+            "format": "canonical_csv",
+            "items": "wai_{n}",
+            "constants": {"instrument": "wai_sr"},
+        },
+        {
+            "name": "wide_bdi",
+            "path": str(path),
+            "format": "canonical_csv",
+            "items": "bdi_{n}",
+            "constants": {"instrument": "bdi_ii"},
+        },
     ]
-    frames, metas = zip(*(ingest.read_input(s) for s in specs))
+    frames, metas = zip(*(ingest.read_input(s) for s in specs), strict=False)
     assert [m["input"] for m in metas] == ["wide_wai", "wide_bdi"]
     res = validate.validate_frames(list(frames), list(metas), registry)
-    assert res.accounting.select("input", "source_file", "rows_read", "rows_accepted", "rows_rejected", "rows_duplicate").rows() == [
+    assert res.accounting.select(
+        "input", "source_file", "rows_read", "rows_accepted", "rows_rejected", "rows_duplicate"
+    ).rows() == [
         ("wide_wai", str(path), 3, 2, 1, 0),
         ("wide_bdi", str(path), 3, 2, 1, 0),
     ]
@@ -249,6 +303,8 @@ def test_one_wide_csv_read_as_two_inputs_is_accounted_per_input(tmp_path, regist
     ]
     assert res.rejections.columns[:6] == ["source_file", "source_line", "column", "value", "rule", "message"]
     assert res.accepted.select("session", "instrument").sort("session", "instrument").rows() == [
-        (1, "bdi_ii"), (1, "wai_sr"), (2, "bdi_ii"), (3, "wai_sr"),
+        (1, "bdi_ii"),
+        (1, "wai_sr"),
+        (2, "bdi_ii"),
+        (3, "wai_sr"),
     ]
-

@@ -29,12 +29,28 @@ from dyadflow.core.errors import DyadflowError
 TARGET, CODER, VALUE = "target", "coder", "value"
 MIN_TARGETS = 3  # targets rated by every coder a kappa or ICC needs (pingouin's ANOVA needs 5 ratings)
 AGREEMENT_COLUMNS = [
-    "instrument", "measure", "statistic", "level", "value", "ci_low", "ci_high", "n_targets", "n_coders", "note",
+    "instrument",
+    "measure",
+    "statistic",
+    "level",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n_targets",
+    "n_coders",
+    "note",
 ]
 AGREEMENT_SCHEMA = {
-    "instrument": pl.String, "measure": pl.String, "statistic": pl.String, "level": pl.String,
-    "value": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
-    "n_targets": pl.Int32, "n_coders": pl.Int32, "note": pl.String,
+    "instrument": pl.String,
+    "measure": pl.String,
+    "statistic": pl.String,
+    "level": pl.String,
+    "value": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "n_targets": pl.Int32,
+    "n_coders": pl.Int32,
+    "note": pl.String,
 }
 
 
@@ -42,14 +58,22 @@ def _check_unique(ratings: pl.DataFrame, target: str, coder: str, what: str = ""
     dup = ratings.group_by(target, coder).len().filter(pl.col("len") > 1).sort(target, coder)
     if dup.height:
         t, c, n = dup.row(0)
-        raise DyadflowError(f"{what}target '{t}' has {n} ratings by coder '{c}'; agreement needs one rating per target and coder")
+        raise DyadflowError(
+            f"{what}target '{t}' has {n} ratings by coder '{c}'; agreement needs one rating per target and coder"
+        )
 
 
-def wide(ratings: pl.DataFrame, target: str = TARGET, coder: str = CODER, value: str = VALUE) -> tuple[list, list, pl.DataFrame]:
+def wide(
+    ratings: pl.DataFrame, target: str = TARGET, coder: str = CODER, value: str = VALUE
+) -> tuple[list, list, pl.DataFrame]:
     """The target × coder matrix (targets and coders sorted; null where a coder did not rate)."""
     _check_unique(ratings, target, coder)
     coders = sorted(ratings.get_column(coder).unique().drop_nulls().to_list())
-    w = ratings.select(target, pl.col(coder).cast(pl.String), value).pivot(on=coder, index=target, values=value).sort(target)
+    w = (
+        ratings.select(target, pl.col(coder).cast(pl.String), value)
+        .pivot(on=coder, index=target, values=value)
+        .sort(target)
+    )
     names = [str(c) for c in coders]
     return w.get_column(target).to_list(), names, w.select(names)
 
@@ -79,14 +103,26 @@ def icc(ratings: pl.DataFrame, target: str = TARGET, coder: str = CODER, value: 
     with _no_rounding(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pingouin's pandas deprecation notices
         res = pg.intraclass_corr(data=long, targets="t", raters="r", ratings="v")
-    names = {"ICC(1,1)": "icc1_1", "ICC(A,1)": "icc2_1", "ICC(C,1)": "icc3_1", "ICC(1,k)": "icc1_k", "ICC(A,k)": "icc2_k", "ICC(C,k)": "icc3_k"}
+    names = {
+        "ICC(1,1)": "icc1_1",
+        "ICC(A,1)": "icc2_1",
+        "ICC(C,1)": "icc3_1",
+        "ICC(1,k)": "icc1_k",
+        "ICC(A,k)": "icc2_k",
+        "ICC(C,k)": "icc3_k",
+    }
     for row in res.itertuples(index=False):
         ci = np.asarray(row.CI95, dtype=float)
         if not np.isfinite(row.ICC):
             continue  # no variance at all: not computable
         out[names[row.Type]] = {
-            "value": float(row.ICC), "ci_low": float(ci[0]), "ci_high": float(ci[1]),
-            "F": float(row.F), "df1": int(row.df1), "df2": int(row.df2), "p": float(row.pval),
+            "value": float(row.ICC),
+            "ci_low": float(ci[0]),
+            "ci_high": float(ci[1]),
+            "F": float(row.F),
+            "df1": int(row.df1),
+            "df2": int(row.df2),
+            "p": float(row.pval),
         }
     return out
 
@@ -95,9 +131,16 @@ def _codes(m: pl.DataFrame) -> tuple[np.ndarray, list]:
     """Categorical matrix → integer codes 0..c-1 (NaN where missing) and the sorted categories."""
     cats = sorted({v for c in m.columns for v in m.get_column(c).cast(pl.String).drop_nulls().unique().to_list()})
     lookup = {v: float(i) for i, v in enumerate(cats)}
-    x = np.column_stack([
-        m.get_column(c).cast(pl.String).replace_strict(lookup, default=None, return_dtype=pl.Float64).to_numpy() for c in m.columns
-    ]) if m.width else np.empty((m.height, 0))
+    x = (
+        np.column_stack(
+            [
+                m.get_column(c).cast(pl.String).replace_strict(lookup, default=None, return_dtype=pl.Float64).to_numpy()
+                for c in m.columns
+            ]
+        )
+        if m.width
+        else np.empty((m.height, 0))
+    )
     return x, cats
 
 
@@ -118,7 +161,13 @@ def cohen_kappa(ratings: pl.DataFrame, target: str = TARGET, coder: str = CODER,
     if np.isclose((table.sum(axis=0) * table.sum(axis=1)).sum() / table.sum() ** 2, 1.0):
         return out  # both coders used one and the same code throughout: chance agreement is 1
     res = sm_kappa(table)
-    return {**out, "value": float(res.kappa), "ci_low": float(res.kappa_low), "ci_high": float(res.kappa_upp), "table": table}
+    return {
+        **out,
+        "value": float(res.kappa),
+        "ci_low": float(res.kappa_low),
+        "ci_high": float(res.kappa_upp),
+        "table": table,
+    }
 
 
 def fleiss_kappa(ratings: pl.DataFrame, target: str = TARGET, coder: str = CODER, value: str = VALUE) -> dict:
@@ -135,7 +184,9 @@ def fleiss_kappa(ratings: pl.DataFrame, target: str = TARGET, coder: str = CODER
     return {**out, "value": float(sm_fleiss(counts, method="fleiss")), "counts": counts}
 
 
-def krippendorff_alpha(ratings: pl.DataFrame, level: str, target: str = TARGET, coder: str = CODER, value: str = VALUE) -> dict:
+def krippendorff_alpha(
+    ratings: pl.DataFrame, level: str, target: str = TARGET, coder: str = CODER, value: str = VALUE
+) -> dict:
     """Krippendorff's alpha over all pairable ratings (missing ratings allowed); level nominal or interval."""
     import krippendorff
 
@@ -154,15 +205,30 @@ def krippendorff_alpha(ratings: pl.DataFrame, level: str, target: str = TARGET, 
     return {**out, "value": float(krippendorff.alpha(reliability_data=x.T, level_of_measurement=level))}
 
 
-def _row(instrument: str, measure: str, statistic: str, level: str | None, res: dict, note: str | None, est: dict | None = None) -> dict:
+def _row(
+    instrument: str,
+    measure: str,
+    statistic: str,
+    level: str | None,
+    res: dict,
+    note: str | None,
+    est: dict | None = None,
+) -> dict:
     est = est if est is not None else res
     value = est.get("value")
     if value is None and note is None:
         note = "not computable: no variation in the ratings"
     return {
-        "instrument": instrument, "measure": measure, "statistic": statistic, "level": level,
-        "value": value, "ci_low": est.get("ci_low"), "ci_high": est.get("ci_high"),
-        "n_targets": res.get("n_targets"), "n_coders": res.get("n_coders"), "note": note,
+        "instrument": instrument,
+        "measure": measure,
+        "statistic": statistic,
+        "level": level,
+        "value": value,
+        "ci_low": est.get("ci_low"),
+        "ci_high": est.get("ci_high"),
+        "n_targets": res.get("n_targets"),
+        "n_coders": res.get("n_coders"),
+        "note": note,
     }
 
 
@@ -200,7 +266,11 @@ def agreement_table(ratings: pl.DataFrame, categorical: Collection[str] = ()) ->
                 ests = [("cohen_kappa", res)]
             else:
                 res = fleiss_kappa(part)
-                note = "Fleiss' kappa has no confidence interval here (statsmodels gives none)" if res.get("value") is not None else None
+                note = (
+                    "Fleiss' kappa has no confidence interval here (statsmodels gives none)"
+                    if res.get("value") is not None
+                    else None
+                )
                 ests = [("fleiss_kappa", {**res, "_note": note})]
         else:
             res = icc(part.with_columns(pl.col(VALUE).cast(pl.Float64)))

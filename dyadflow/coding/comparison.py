@@ -26,11 +26,23 @@ import numpy as np
 import polars as pl
 
 COMPARISON_SCHEMA = {
-    "selection": pl.String, "instrument": pl.String, "measure": pl.String,
-    "group_a": pl.String, "group_b": pl.String, "n_a": pl.Int32, "n_b": pl.Int32,
-    "mean_a": pl.Float64, "mean_b": pl.Float64, "difference": pl.Float64,
-    "ci_low": pl.Float64, "ci_high": pl.Float64, "p": pl.Float64,
-    "n_patients": pl.Int32, "n_patients_both": pl.Int32, "method": pl.String, "note": pl.String,
+    "selection": pl.String,
+    "instrument": pl.String,
+    "measure": pl.String,
+    "group_a": pl.String,
+    "group_b": pl.String,
+    "n_a": pl.Int32,
+    "n_b": pl.Int32,
+    "mean_a": pl.Float64,
+    "mean_b": pl.Float64,
+    "difference": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "p": pl.Float64,
+    "n_patients": pl.Int32,
+    "n_patients_both": pl.Int32,
+    "method": pl.String,
+    "note": pl.String,
 }
 METHOD = "OLS on a group indicator, cluster-robust SE by patient (CR1, t with G-1 df)"
 
@@ -44,7 +56,9 @@ def cluster_difference(y: np.ndarray, in_a: np.ndarray, cluster: np.ndarray) -> 
     if n_clusters < 3 or in_a.all() or (~in_a).all():
         return {**out, "note": f"{n_clusters} patient(s): a confidence interval needs at least 3"}
     x = sm.add_constant(in_a.astype(float), has_constant="add")
-    fit = sm.OLS(y, x).fit(cov_type="cluster", cov_kwds={"groups": np.unique(cluster, return_inverse=True)[1]}, use_t=True)
+    fit = sm.OLS(y, x).fit(
+        cov_type="cluster", cov_kwds={"groups": np.unique(cluster, return_inverse=True)[1]}, use_t=True
+    )
     lo, hi = fit.conf_int(alpha=0.05)[1]
     se = float(fit.bse[1])
     if not np.isfinite(se) or se == 0:
@@ -54,10 +68,14 @@ def cluster_difference(y: np.ndarray, in_a: np.ndarray, cluster: np.ndarray) -> 
 
 def compare(consensus: pl.DataFrame, keys: pl.DataFrame, dyads: pl.DataFrame, unblind: list[str]) -> pl.DataFrame:
     """The rows of ``comparison.csv`` for the selections in ``unblind`` (none while blinded)."""
-    numeric = consensus.filter((pl.col("kind") == "numeric") & pl.col("selection").is_in(unblind) & pl.col("mean").is_not_null())
-    joined = numeric.join(keys.select("selection", "code", "dyad_id", "group"), on=["selection", "code"], how="inner").join(
-        dyads.select("dyad_id", "patient_id"), on="dyad_id", how="left"
-    ).with_columns(pl.coalesce("patient_id", "dyad_id").alias("_cluster"))
+    numeric = consensus.filter(
+        (pl.col("kind") == "numeric") & pl.col("selection").is_in(unblind) & pl.col("mean").is_not_null()
+    )
+    joined = (
+        numeric.join(keys.select("selection", "code", "dyad_id", "group"), on=["selection", "code"], how="inner")
+        .join(dyads.select("dyad_id", "patient_id"), on="dyad_id", how="left")
+        .with_columns(pl.coalesce("patient_id", "dyad_id").alias("_cluster"))
+    )
     rows = []
     for (selection, instrument, measure), part in joined.sort("selection", "instrument", "measure").group_by(
         ["selection", "instrument", "measure"], maintain_order=True
@@ -70,13 +88,35 @@ def compare(consensus: pl.DataFrame, keys: pl.DataFrame, dyads: pl.DataFrame, un
             cluster = pair.get_column("_cluster").to_numpy()
             pa, pb = set(cluster[in_a]), set(cluster[~in_a])
             res = cluster_difference(y, in_a, cluster)
-            rows.append({
-                "selection": selection, "instrument": instrument, "measure": measure, "group_a": a, "group_b": b,
-                "n_a": int(in_a.sum()), "n_b": int((~in_a).sum()), "mean_a": float(y[in_a].mean()), "mean_b": float(y[~in_a].mean()),
-                "difference": res["difference"], "ci_low": res.get("ci_low"), "ci_high": res.get("ci_high"), "p": res.get("p"),
-                "n_patients": len(pa | pb), "n_patients_both": len(pa & pb), "method": METHOD, "note": res.get("note"),
-            })
-    frame = pl.DataFrame(rows, schema=COMPARISON_SCHEMA, orient="row") if rows else pl.DataFrame(schema=COMPARISON_SCHEMA)
-    rank = pl.when(pl.col("measure").str.starts_with("item_")).then(pl.col("measure").str.extract(r"(\d+)$").cast(pl.Int64)).when(
-        pl.col("measure") == "score").then(pl.lit(1_000_000)).otherwise(pl.lit(100_000))
+            rows.append(
+                {
+                    "selection": selection,
+                    "instrument": instrument,
+                    "measure": measure,
+                    "group_a": a,
+                    "group_b": b,
+                    "n_a": int(in_a.sum()),
+                    "n_b": int((~in_a).sum()),
+                    "mean_a": float(y[in_a].mean()),
+                    "mean_b": float(y[~in_a].mean()),
+                    "difference": res["difference"],
+                    "ci_low": res.get("ci_low"),
+                    "ci_high": res.get("ci_high"),
+                    "p": res.get("p"),
+                    "n_patients": len(pa | pb),
+                    "n_patients_both": len(pa & pb),
+                    "method": METHOD,
+                    "note": res.get("note"),
+                }
+            )
+    frame = (
+        pl.DataFrame(rows, schema=COMPARISON_SCHEMA, orient="row") if rows else pl.DataFrame(schema=COMPARISON_SCHEMA)
+    )
+    rank = (
+        pl.when(pl.col("measure").str.starts_with("item_"))
+        .then(pl.col("measure").str.extract(r"(\d+)$").cast(pl.Int64))
+        .when(pl.col("measure") == "score")
+        .then(pl.lit(1_000_000))
+        .otherwise(pl.lit(100_000))
+    )
     return frame.sort("selection", "instrument", rank, "measure", "group_a", "group_b")

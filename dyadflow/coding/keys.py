@@ -29,7 +29,9 @@ def read_key(path: str, selection: str) -> pl.DataFrame:
             raise DyadflowError(
                 f"the blinding key has no column '{col}' (columns: {', '.join(table.header)}): "
                 f"give the copy of results/selection/{selection}_key.csv that was handed to the coders",
-                file=path, line=table.header_line, column=col,
+                file=path,
+                line=table.header_line,
+                column=col,
             )
     frame = table.frame.select(
         pl.lit(selection).alias("selection"),
@@ -40,11 +42,19 @@ def read_key(path: str, selection: str) -> pl.DataFrame:
     for col in KEY_COLUMNS:
         empty = frame.filter(pl.col(col).is_null())
         if empty.height:
-            raise DyadflowError(f"the blinding key has an empty '{col}' cell", file=path, line=empty.item(0, "source_line"), column=lookup[col])
+            raise DyadflowError(
+                f"the blinding key has an empty '{col}' cell",
+                file=path,
+                line=empty.item(0, "source_line"),
+                column=lookup[col],
+            )
     bad = frame.filter(~pl.col("session").str.contains(r"^[0-9]{1,4}$"))
     if bad.height:
         raise DyadflowError(
-            f"'{bad.item(0, 'session')}' is not a session number", file=path, line=bad.item(0, "source_line"), column=lookup["session"]
+            f"'{bad.item(0, 'session')}' is not a session number",
+            file=path,
+            line=bad.item(0, "source_line"),
+            column=lookup["session"],
         )
     dup = frame.filter(pl.col("code").is_duplicated()).sort("source_line")
     if dup.height:
@@ -52,16 +62,28 @@ def read_key(path: str, selection: str) -> pl.DataFrame:
         lines = dup.filter(pl.col("code") == code).get_column("source_line").to_list()
         raise DyadflowError(
             f"code '{code}' appears twice in the blinding key (lines {', '.join(map(str, lines))})",
-            file=path, line=lines[1], column=lookup["code"],
+            file=path,
+            line=lines[1],
+            column=lookup["code"],
         )
     return frame.with_columns(pl.col("session").cast(pl.Int32)).drop("source_line")
 
 
 def empty_key() -> pl.DataFrame:
-    return pl.DataFrame(schema={"selection": pl.String, "code": pl.String, "dyad_id": pl.String, "session": pl.Int32, "group": pl.String})
+    return pl.DataFrame(
+        schema={
+            "selection": pl.String,
+            "code": pl.String,
+            "dyad_id": pl.String,
+            "session": pl.Int32,
+            "group": pl.String,
+        }
+    )
 
 
-def key_changes(frozen: pl.DataFrame, current: pl.DataFrame, selection: str, frozen_path: str, current_path: str) -> pl.DataFrame:
+def key_changes(
+    frozen: pl.DataFrame, current: pl.DataFrame, selection: str, frozen_path: str, current_path: str
+) -> pl.DataFrame:
     """One warning per code whose entry in the current key differs from the frozen key's
     (another session, or no longer in the key), and per code the current key has that the
     frozen one lacks. By code only: nothing about dyads or groups."""
@@ -71,11 +93,23 @@ def key_changes(frozen: pl.DataFrame, current: pl.DataFrame, selection: str, fro
     where = f"(frozen key {frozen_path}, current key {current_path})"
     msg = (
         pl.when(pl.col("_c").is_null())
-        .then(pl.lit(f"the code is no longer in the current key: a rerun of the selection dropped its session; the coded rows keep the session of the frozen key {where}"))
+        .then(
+            pl.lit(
+                f"the code is no longer in the current key: a rerun of the selection dropped its session; the coded rows keep the session of the frozen key {where}"
+            )
+        )
         .when(pl.col("_f").is_null())
-        .then(pl.lit(f"the current key has this code but the frozen key does not: it was not handed to the coders {where}"))
+        .then(
+            pl.lit(
+                f"the current key has this code but the frozen key does not: it was not handed to the coders {where}"
+            )
+        )
         .when(pl.col("_f") != pl.col("_c"))
-        .then(pl.lit(f"the code now stands for another session: a rerun of the selection re-lettered the codes; the coded rows keep the session of the frozen key, never remapped {where}"))
+        .then(
+            pl.lit(
+                f"the code now stands for another session: a rerun of the selection re-lettered the codes; the coded rows keep the session of the frozen key, never remapped {where}"
+            )
+        )
     )
     return (
         both.with_columns(msg.alias("warning"))
@@ -96,5 +130,7 @@ def frozen_keys(selections: list[dict], current: dict[str, str] | None = None) -
         keys.append(frozen)
         current_path = (current or {}).get(spec["name"])
         if current_path:
-            warnings.append(key_changes(frozen, read_key(current_path, spec["name"]), spec["name"], spec["key"], current_path))
+            warnings.append(
+                key_changes(frozen, read_key(current_path, spec["name"]), spec["name"], spec["key"], current_path)
+            )
     return pl.concat(keys), pl.concat(warnings)

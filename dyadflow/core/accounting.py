@@ -110,7 +110,9 @@ def accounting_table(
     Raises if a file's rows read are not its rows accepted plus rejected, which would be a bug."""
     key = list(ACCOUNTING_KEY)
     per_file_rejected = rejected_rows.group_by(key).agg(pl.len().alias("rows_rejected"))
-    per_file_dup = rejections.filter(pl.col("rule") == "duplicate_exact").group_by(key).agg(pl.len().alias("rows_duplicate"))
+    per_file_dup = (
+        rejections.filter(pl.col("rule") == "duplicate_exact").group_by(key).agg(pl.len().alias("rows_duplicate"))
+    )
     per_file_accepted = accepted.group_by(key).agg(pl.len().alias("rows_accepted"))
     table = (
         base.join(per_file_accepted, on=key, how="left")

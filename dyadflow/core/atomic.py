@@ -29,7 +29,11 @@ PLAIN_NUMBER = r"^[+-]?[0-9]+([.,][0-9]+)?$"
 
 
 # Errors of the disk, not of dyadflow: they get a plain message instead of a traceback.
-DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "the file system is read-only"}
+DISK_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+}
 
 
 def _disk_error(exc: OSError, target: Path) -> DyadflowError:
@@ -91,9 +95,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode(
-        "utf-8"
-    )
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
@@ -134,7 +136,9 @@ def write_csv(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
     write_bytes(path, csv_bytes(df))
 
 
-def write_table(path: str | os.PathLike[str], df: pl.DataFrame, model: type[contract.Contract], kind: str | None = None) -> pl.DataFrame:
+def write_table(
+    path: str | os.PathLike[str], df: pl.DataFrame, model: type[contract.Contract], kind: str | None = None
+) -> pl.DataFrame:
     """Check ``df`` against its contract ``model``, then write it atomically (Parquet or CSV:
     ``kind``: "parquet" or "csv"; by default from the file's suffix). The writer's column order is kept; a contract column it lacks is added
     (null) at the end. Returns the table as written."""

@@ -60,10 +60,24 @@ def _short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number",
-              type(None): "empty"}
-SCHEMA_TYPES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "a whole number",
-                "number": "a number", "boolean": "true or false", "null": "empty"}
+JSON_TYPES = {
+    dict: "a mapping",
+    list: "a list",
+    str: "a string",
+    bool: "true or false",
+    int: "a number",
+    float: "a number",
+    type(None): "empty",
+}
+SCHEMA_TYPES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "empty",
+}
 
 
 def _describe(err) -> list[str]:
@@ -84,14 +98,18 @@ def _describe(err) -> list[str]:
         return [f"{_path(where)}: the key '{k}' is missing" for k in missing]
     if kind == "enum":
         options = err.validator_value
-        return [f"{_path(where)}: {_short(err.instance)} is not one of: {', '.join(map(str, options))}"
-                + (_suggest(err.instance, options, list_all=False) if isinstance(err.instance, str) else "")]
+        return [
+            f"{_path(where)}: {_short(err.instance)} is not one of: {', '.join(map(str, options))}"
+            + (_suggest(err.instance, options, list_all=False) if isinstance(err.instance, str) else "")
+        ]
     if kind == "propertyNames":
         return [f"{_path(where)}: {_short(err.instance)} is not allowed as a key here"]
     if kind == "type":
         want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
         got = JSON_TYPES.get(type(err.instance), type(err.instance).__name__)
-        return [f"{_path(where)}: must be {' or '.join(SCHEMA_TYPES.get(w, w) for w in want)}, not {got} ({_short(err.instance)})"]
+        return [
+            f"{_path(where)}: must be {' or '.join(SCHEMA_TYPES.get(w, w) for w in want)}, not {got} ({_short(err.instance)})"
+        ]
     message = err.message
     if len(message) > 160:
         message = message[:159] + "…"
@@ -180,7 +198,9 @@ def registry_problems(config: dict, basedir: str | os.PathLike[str]) -> list[str
         if isinstance(forms, dict):
             for key, form in forms.items():
                 if key not in keys:
-                    lines.append(f"{where}.instruments.{key}: '{key}' is not an instrument in the registry{_suggest(key, keys)}")
+                    lines.append(
+                        f"{where}.instruments.{key}: '{key}' is not an instrument in the registry{_suggest(key, keys)}"
+                    )
                 if isinstance(form, dict):
                     lines += _placeholders(f"{where}.instruments.{key}.constants", form.get("constants"))
     return lines
@@ -196,7 +216,8 @@ def check(config, schema_path: str | os.PathLike[str], basedir: str | os.PathLik
     schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
     removed = removed_keys(config)
     lines = removed + [
-        line for line in schema_problems(config, schema)
+        line
+        for line in schema_problems(config, schema)
         if not any(line.startswith(old.split(":")[0] + ":") for old in removed)
     ]
     if isinstance(config, dict):

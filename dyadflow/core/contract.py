@@ -62,8 +62,9 @@ def conform(frame: pl.DataFrame, model: type[Contract], *, name: str | os.PathLi
     except (SchemaError, SchemaErrors) as exc:
         column = getattr(getattr(exc, "schema", None), "name", None)
         what = str(name) if name else model.__name__
-        raise DyadflowError(f"does not match its contract {model.__name__}: {exc}".splitlines()[0],
-                            file=what, column=column) from None
+        raise DyadflowError(
+            f"does not match its contract {model.__name__}: {exc}".splitlines()[0], file=what, column=column
+        ) from None
 
 
 def read_table(path: str | os.PathLike[str] | None, model: type[Contract]) -> pl.DataFrame:
@@ -80,6 +81,10 @@ def read_table(path: str | os.PathLike[str] | None, model: type[Contract]) -> pl
     else:
         header = pl.read_csv(p, n_rows=0).columns
         types = dtypes(model)
-        frame = pl.read_csv(p, infer_schema_length=10000, try_parse_dates=False,
-                            schema_overrides={c: types[c] for c in header if c in types})
+        frame = pl.read_csv(
+            p,
+            infer_schema_length=10000,
+            try_parse_dates=False,
+            schema_overrides={c: types[c] for c in header if c in types},
+        )
     return conform(frame, model, name=p)

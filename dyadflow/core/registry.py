@@ -84,6 +84,7 @@ class Instrument:
     def name_in(self, language: str) -> str:
         """The instrument's name in ``language`` (the registry's ``names``), else its name."""
         return self.names.get(language) or self.name
+
     # response.type categorical: the allowed codes, stored as 1 … len(codes); not summed
     codes: tuple[str, ...] = ()
 
@@ -244,15 +245,15 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
         for item in block["items"]:
             item_codes.setdefault(item, {}).update({str(c): int(v) for c, v in block["codes"].items()})
 
-    subscales = {
-        name: check_items(items, f"subscales.{name}") for name, items in (data.get("subscales") or {}).items()
-    }
+    subscales = {name: check_items(items, f"subscales.{name}") for name, items in (data.get("subscales") or {}).items()}
     reverse = check_items(data.get("reverse_keyed") or [], "reverse_keyed")
 
     bands = _bands(data, file)
 
-    risk = tuple(RiskItem(r["item"], float(r["above"]), r["label"], dict(r.get("labels") or {}))
-                 for r in data.get("risk_items") or [])
+    risk = tuple(
+        RiskItem(r["item"], float(r["above"]), r["label"], dict(r.get("labels") or {}))
+        for r in data.get("risk_items") or []
+    )
     check_items([r.item for r in risk], "risk_items")
 
     scoring = data["scoring"]
@@ -304,7 +305,9 @@ def parse_instrument(data: Any, path: Path) -> Instrument:
 
 
 def _bands(data: dict, file: str) -> tuple[Band, ...]:
-    bands = tuple(Band(b["label"], float(b["min"]), float(b["max"]), dict(b.get("labels") or {})) for b in data.get("bands") or [])
+    bands = tuple(
+        Band(b["label"], float(b["min"]), float(b["max"]), dict(b.get("labels") or {})) for b in data.get("bands") or []
+    )
     for i, band in enumerate(bands):
         if band.min > band.max:
             raise DyadflowError(f"band '{band.label}' has min above max", file=file, key=f"bands.{i}")

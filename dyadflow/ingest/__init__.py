@@ -19,9 +19,9 @@ import polars as pl
 from dyadflow.core import atomic
 from dyadflow.core.config import input_spec
 from dyadflow.core.errors import DyadflowError
+from dyadflow.core.naming import input_name  # also re-exported
 from dyadflow.ingest import canonical, qualtrics, redcap, spreadsheet
 from dyadflow.ingest.mapping import INGEST_RULE_COLUMNS, apply_id_rules
-from dyadflow.core.naming import input_name  # also re-exported
 
 READERS = {
     "canonical_csv": canonical.read,
@@ -53,7 +53,8 @@ def read_input(spec: dict) -> tuple[pl.DataFrame, dict]:
             "format": fmt,
             "sha256": atomic.sha256_file(spec["path"]),
             # consent_only rows (a REDCap event with a consent cell and no form) are not questionnaires
-            "rows_read": frame.height - (int(frame.get_column("consent_only").sum()) if "consent_only" in frame.columns else 0),
+            "rows_read": frame.height
+            - (int(frame.get_column("consent_only").sum()) if "consent_only" in frame.columns else 0),
         }
     )
     meta.setdefault("records_read", frame.height)
@@ -70,8 +71,14 @@ def quarantined(spec: dict, exc: DyadflowError) -> tuple[pl.DataFrame, dict]:
     except OSError:  # missing or unreadable
         sha256 = None
     meta = {
-        "source_file": spec["path"], "format": spec["format"], "sha256": sha256, "rows_read": 0, "records_read": 0,
-        "blank_rows": 0, "warnings": [], "file_error": str(exc),
+        "source_file": spec["path"],
+        "format": spec["format"],
+        "sha256": sha256,
+        "rows_read": 0,
+        "records_read": 0,
+        "blank_rows": 0,
+        "warnings": [],
+        "file_error": str(exc),
     }
     return frame, meta
 

@@ -59,7 +59,9 @@ def repeated_header(header: list[str]) -> list[pl.Expr]:
     same = pl.all_horizontal([pl.col(h).str.to_lowercase().eq_missing(h.lower()) for h in header])
     return [
         pl.when(same).then(pl.lit("header_repeated")).alias("ingest_rule"),
-        pl.when(same).then(pl.lit("this row repeats the header line: two exports pasted into one file?")).alias("ingest_message"),
+        pl.when(same)
+        .then(pl.lit("this row repeats the header line: two exports pasted into one file?"))
+        .alias("ingest_message"),
     ]
 
 

@@ -91,7 +91,7 @@ def pattern_regex(pattern: str) -> re.Pattern:
             out.append(re.escape(part))
         else:
             width = int(part) if part else 1
-            out.append(r"(\d{%d,})" % width if width > 1 else r"(\d+)")
+            out.append(rf"(\d{{{width},}})" if width > 1 else r"(\d+)")
     return re.compile("^" + "".join(out) + "$", re.IGNORECASE)
 
 
@@ -232,7 +232,9 @@ def field_names(spec: dict) -> tuple[str, ...]:
     return CODED_FIELDS if spec.get("coded") else FIELDS
 
 
-def check_required(fields: dict, constants: dict, items: dict, *, file: str, line: int | None, spec: dict | None = None) -> None:
+def check_required(
+    fields: dict, constants: dict, items: dict, *, file: str, line: int | None, spec: dict | None = None
+) -> None:
     required = CODED_REQUIRED if (spec or {}).get("coded") else REQUIRED
     missing = [c for c in required if c not in fields and c not in constants]
     if missing:
@@ -290,12 +292,20 @@ def apply_mapping(
     check_required(fields, constants, items, file=file, line=line, spec=spec)
     frame = raw.select(
         *canonical_exprs(fields, items, spec),
-        *[c for c in ("source_line", "source_fields", "expected_fields", *INGEST_RULE_COLUMNS, *keep) if c in raw.columns],
+        *[
+            c
+            for c in ("source_line", "source_fields", "expected_fields", *INGEST_RULE_COLUMNS, *keep)
+            if c in raw.columns
+        ],
     )
     used = set(fields.values()) | set(items) | set(keep)
     dropped = [h for h in header if h not in used]
     return Mapped(
-        frame, sorted(used, key=header.index), dropped, identifier_warnings(dropped, file), source_columns(fields, items)
+        frame,
+        sorted(used, key=header.index),
+        dropped,
+        identifier_warnings(dropped, file),
+        source_columns(fields, items),
     )
 
 
@@ -313,8 +323,12 @@ def null_empty(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 def number_text(col: pl.Expr) -> pl.Expr:
     """A numeric column as text; whole numbers without ``.0`` (3.0 → ``3``)."""
     whole = col.is_finite() & (col == col.round(0))
-    return pl.when(col.is_nan()).then(None).when(whole).then(col.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(
-        col.cast(pl.String)
+    return (
+        pl.when(col.is_nan())
+        .then(None)
+        .when(whole)
+        .then(col.cast(pl.Int64, strict=False).cast(pl.String))
+        .otherwise(col.cast(pl.String))
     )
 
 
@@ -365,8 +379,11 @@ def read_id_lookup(path: str, source: str, target: str, *, key: str) -> pl.DataF
         empty = frame.filter(pl.col(col).is_null())
         if empty.height:
             raise DyadflowError(
-                f"the lookup of '{key}' has an empty '{name}' cell", file=path, line=empty.item(0, "source_line"),
-                column=name, key=key,
+                f"the lookup of '{key}' has an empty '{name}' cell",
+                file=path,
+                line=empty.item(0, "source_line"),
+                column=name,
+                key=key,
             )
     dup = frame.filter(pl.col("_from").is_duplicated()).sort("source_line")
     if dup.height:
@@ -375,7 +392,10 @@ def read_id_lookup(path: str, source: str, target: str, *, key: str) -> pl.DataF
         raise DyadflowError(
             f"'{value}' appears twice in column '{src}' of the lookup of '{key}' (lines {', '.join(map(str, lines))}): "
             "each ID it maps must appear once",
-            file=path, line=lines[1], column=src, key=key,
+            file=path,
+            line=lines[1],
+            column=src,
+            key=key,
         )
     return frame.select("_from", "_to")
 
@@ -389,14 +409,17 @@ def id_rule_regex(pattern: str, *, file: str, key: str) -> str:
     if compiled.groups < 1:
         raise DyadflowError(
             f"the regular expression '{pattern}' has no capture group: put the part that is the ID in ( )",
-            file=file, key=key,
+            file=file,
+            key=key,
         )
     anchored = f"^(?:{pattern})$"
     try:  # polars (Rust's regex) knows less than Python's re: no look-around, no backreferences
         pl.Series([""], dtype=pl.String).str.extract(anchored, 1)
     except pl.exceptions.PolarsError as exc:
-        why = next((ln[len("error: "):] for ln in str(exc).splitlines() if ln.startswith("error: ")), "not supported")
-        raise DyadflowError(f"'{pattern}' is not a regular expression polars can use ({why})", file=file, key=key) from None
+        why = next((ln[len("error: ") :] for ln in str(exc).splitlines() if ln.startswith("error: ")), "not supported")
+        raise DyadflowError(
+            f"'{pattern}' is not a regular expression polars can use ({why})", file=file, key=key
+        ) from None
     return anchored
 
 
@@ -422,15 +445,30 @@ def apply_id_rules(frame: pl.DataFrame, spec: dict, *, file: str) -> pl.DataFram
         if rule.get("strip_prefix") is not None:
             prefix = str(rule["strip_prefix"])
             mapped = pl.when(col.str.starts_with(prefix)).then(col.str.strip_prefix(prefix).replace("", None))
-            why = pl.format("{} does not start with the prefix '{}' ({} of this input)", _quoted(col), pl.lit(prefix), pl.lit(key))
+            why = pl.format(
+                "{} does not start with the prefix '{}' ({} of this input)", _quoted(col), pl.lit(prefix), pl.lit(key)
+            )
         elif rule.get("regex") is not None:
             rx = id_rule_regex(str(rule["regex"]), file=file, key=f"{key}.regex")
             mapped = col.str.extract(rx, 1).replace("", None)
-            why = pl.format("{} does not match the regular expression '{}' ({} of this input)", _quoted(col), pl.lit(rule["regex"]), pl.lit(key))
+            why = pl.format(
+                "{} does not match the regular expression '{}' ({} of this input)",
+                _quoted(col),
+                pl.lit(rule["regex"]),
+                pl.lit(key),
+            )
         elif rule.get("lookup") is not None:
             table = read_id_lookup(str(rule["lookup"]), str(rule["from"]), str(rule["to"]), key=key)
-            mapped = col.replace_strict(table.get_column("_from"), table.get_column("_to"), default=None, return_dtype=pl.String)
-            why = pl.format("{} is not in column '{}' of {} ({} of this input)", _quoted(col), pl.lit(rule["from"]), pl.lit(rule["lookup"]), pl.lit(key))
+            mapped = col.replace_strict(
+                table.get_column("_from"), table.get_column("_to"), default=None, return_dtype=pl.String
+            )
+            why = pl.format(
+                "{} is not in column '{}' of {} ({} of this input)",
+                _quoted(col),
+                pl.lit(rule["from"]),
+                pl.lit(rule["lookup"]),
+                pl.lit(key),
+            )
         else:  # the config schema allows nothing else
             raise DyadflowError("give one of strip_prefix, regex or lookup", file=file, key=key)
         frame = frame.with_columns(mapped.alias(f"_id_{canon}"))
@@ -447,6 +485,6 @@ def apply_id_rules(frame: pl.DataFrame, spec: dict, *, file: str) -> pl.DataFram
         pl.when(unmapped).then(first(lambda c, why: pl.col(c))).otherwise(value).alias("ingest_value"),
     )
     # rows whose ID did not map keep the export's value (rejections show it as it was)
-    return frame.with_columns(
-        pl.coalesce(f"_id_{canon}", canon).alias(canon) for canon, _, _ in failures
-    ).drop([f"_id_{canon}" for canon, _, _ in failures])
+    return frame.with_columns(pl.coalesce(f"_id_{canon}", canon).alias(canon) for canon, _, _ in failures).drop(
+        [f"_id_{canon}" for canon, _, _ in failures]
+    )

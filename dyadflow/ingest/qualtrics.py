@@ -35,7 +35,9 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     n_extra = int(spec["header_rows"]) - 1
     heads, raw = raw.head(n_extra), raw.slice(n_extra)
     if n_extra == 2:
-        import_row = heads.slice(1, 1).select(pl.any_horizontal(pl.col(header).str.starts_with('{"ImportId"'))).to_series()
+        import_row = (
+            heads.slice(1, 1).select(pl.any_horizontal(pl.col(header).str.starts_with('{"ImportId"'))).to_series()
+        )
         if not import_row.len() or not import_row[0]:
             where = int(heads.get_column("source_line")[1]) if heads.height > 1 else line + 2
             raise DyadflowError(
@@ -45,7 +47,11 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
                 line=where,
             )
     spec = dict(spec)
-    if "date" not in (spec.get("columns") or {}) and "date" not in (spec.get("constants") or {}) and header_column(header, "recordeddate"):
+    if (
+        "date" not in (spec.get("columns") or {})
+        and "date" not in (spec.get("constants") or {})
+        and header_column(header, "recordeddate")
+    ):
         spec["columns"] = {**(spec.get("columns") or {}), "date": header_column(header, "recordeddate")}
 
     status = header_column(header, "status")
@@ -55,22 +61,50 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     low = lambda c: pl.col(c).str.to_lowercase() if c else pl.lit(None, dtype=pl.String)  # noqa: E731
     preview = low(status).is_in(PREVIEW_STATUS).fill_null(False) | (low(channel) == "preview").fill_null(False)
     test = low(status).is_in(TEST_STATUS).fill_null(False) | (low(channel) == "test").fill_null(False)
-    done = low(finished).is_in(TRUE).fill_null(False) | (
-        pl.col(progress).cast(pl.Float64, strict=False) >= float(spec["min_progress"])
-    ).fill_null(False) if progress else low(finished).is_in(TRUE).fill_null(False)
+    done = (
+        low(finished).is_in(TRUE).fill_null(False)
+        | (pl.col(progress).cast(pl.Float64, strict=False) >= float(spec["min_progress"])).fill_null(False)
+        if progress
+        else low(finished).is_in(TRUE).fill_null(False)
+    )
     if finished is None and progress is None:
         done = pl.lit(True)
     shown = lambda c: pl.col(c).fill_null("") if c else pl.lit("")  # noqa: E731
     raw = raw.with_columns(
-        pl.when(preview | test).then(pl.lit("qualtrics_test_response"))
-        .when(~done).then(pl.lit("qualtrics_incomplete")).alias("ingest_rule"),
-        pl.when(preview).then(pl.format("a survey preview (Status '{}', DistributionChannel '{}'), not a response", shown(status), shown(channel)))
-        .when(test).then(pl.format("a test response (Status '{}', DistributionChannel '{}'), not a real one", shown(status), shown(channel)))
-        .when(~done).then(pl.format("the response is not finished (Finished '{}', Progress {} %)", shown(finished), shown(progress)))
+        pl.when(preview | test)
+        .then(pl.lit("qualtrics_test_response"))
+        .when(~done)
+        .then(pl.lit("qualtrics_incomplete"))
+        .alias("ingest_rule"),
+        pl.when(preview)
+        .then(
+            pl.format(
+                "a survey preview (Status '{}', DistributionChannel '{}'), not a response",
+                shown(status),
+                shown(channel),
+            )
+        )
+        .when(test)
+        .then(
+            pl.format(
+                "a test response (Status '{}', DistributionChannel '{}'), not a real one", shown(status), shown(channel)
+            )
+        )
+        .when(~done)
+        .then(
+            pl.format("the response is not finished (Finished '{}', Progress {} %)", shown(finished), shown(progress))
+        )
         .alias("ingest_message"),
-        pl.when(preview | test).then(pl.lit(status or channel)).when(~done).then(pl.lit(finished or progress)).alias("ingest_column"),
-        pl.when(preview | test).then(pl.col(status or channel) if (status or channel) else None)
-        .when(~done).then(pl.col(finished or progress) if (finished or progress) else None).alias("ingest_value"),
+        pl.when(preview | test)
+        .then(pl.lit(status or channel))
+        .when(~done)
+        .then(pl.lit(finished or progress))
+        .alias("ingest_column"),
+        pl.when(preview | test)
+        .then(pl.col(status or channel) if (status or channel) else None)
+        .when(~done)
+        .then(pl.col(finished or progress) if (finished or progress) else None)
+        .alias("ingest_value"),
     )
     keep_system = [c for c in (status, channel, finished, progress) if c]
     mapped = apply_mapping(raw, header, spec, file=file, line=line)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import polars as pl
 
 from dyadflow.core.errors import DyadflowError
+from dyadflow.ingest.canonical import header_column, read_raw, text_meta
 from dyadflow.ingest.mapping import (
     CONSENT_COLUMNS,
     INGEST_RULE_COLUMNS,
@@ -45,7 +46,6 @@ from dyadflow.ingest.mapping import (
     resolve_columns,
     source_columns,
 )
-from dyadflow.ingest.canonical import header_column, read_raw, text_meta
 from dyadflow.ingest.text import read_text_table
 
 COMPLETE_LABELS = {"incomplete": "0", "unverified": "1", "complete": "2"}
@@ -100,7 +100,10 @@ def _session(cfg, fields, event, repeat_no, events, file, line, where) -> tuple[
     if cfg["session"] == "repeat_instance":
         if repeat_no is None:
             raise DyadflowError(
-                "no redcap_repeat_instance column for 'session: repeat_instance'", file=file, line=line, key=f"{where}.session"
+                "no redcap_repeat_instance column for 'session: repeat_instance'",
+                file=file,
+                line=line,
+                key=f"{where}.session",
             )
         return pl.col(repeat_no), repeat_no
     if event is not None:
@@ -116,17 +119,24 @@ def _session(cfg, fields, event, repeat_no, events, file, line, where) -> tuple[
 def _incomplete_message(form: str, complete: str, status: pl.Expr, allowed: list[str]) -> pl.Expr:
     word = status.replace_strict(COMPLETE_WORDS, default=pl.col(complete), return_dtype=pl.String)
     shown = (
-        pl.when(pl.col(complete).is_null()).then(pl.lit("empty"))
-        .when(pl.col(complete) == word).then(pl.col(complete))
+        pl.when(pl.col(complete).is_null())
+        .then(pl.lit("empty"))
+        .when(pl.col(complete) == word)
+        .then(pl.col(complete))
         .otherwise(pl.format("{}, {}", pl.col(complete), word))
     )
     return pl.format(
         "form {} is not marked complete ({} = {}); only forms marked {} are scored (the input's 'complete')",
-        pl.lit(form), pl.lit(complete), shown, pl.lit(" or ".join(allowed)),
+        pl.lit(form),
+        pl.lit(complete),
+        shown,
+        pl.lit(" or ".join(allowed)),
     )
 
 
-def _consent_only(formless: pl.DataFrame, record_fields: dict, target: str, rid: str, event: str | None, spec: dict) -> pl.DataFrame:
+def _consent_only(
+    formless: pl.DataFrame, record_fields: dict, target: str, rid: str, event: str | None, spec: dict
+) -> pl.DataFrame:
     """One ``consent_only`` row per record without form data whose record-level consent
     cell holds a value: the patient's decision at the event's session."""
     consent = {canon: src for canon, src in record_fields.items() if canon in CONSENT_COLUMNS}
@@ -172,7 +182,9 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
 
     instruments = spec.get("instruments") or {}
     if not instruments:
-        raise DyadflowError("a REDCap input needs 'instruments': which forms hold which questionnaire", file=file, key="instruments")
+        raise DyadflowError(
+            "a REDCap input needs 'instruments': which forms hold which questionnaire", file=file, key="instruments"
+        )
     parts = []
     origins: list[dict] = []
     empty_forms = 0
@@ -183,26 +195,43 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         where = f"instruments.{key}"
         complete = find_column(header, f"{form}_complete", file=file, line=line, key=f"{where}.form")
         own_fields, items = resolve_columns(
-            header, {"columns": cfg.get("columns") or {}, "items": cfg.get("items", None if "total" in (cfg.get("columns") or {}) else f"{form}_{{n}}")},
-            file=file, line=line, auto=False,
+            header,
+            {
+                "columns": cfg.get("columns") or {},
+                "items": cfg.get("items", None if "total" in (cfg.get("columns") or {}) else f"{form}_{{n}}"),
+            },
+            file=file,
+            line=line,
+            auto=False,
         )
         items = {src: canon for src, canon in items.items() if src != complete}
         fields = {**record_fields, **own_fields, target: rid}
         sub_spec = {
             **spec,
-            "constants": {"instrument": key, **({"rater": cfg["rater"]} if cfg.get("rater") else {}), **(spec.get("constants") or {}), **(cfg.get("constants") or {})},
+            "constants": {
+                "instrument": key,
+                **({"rater": cfg["rater"]} if cfg.get("rater") else {}),
+                **(spec.get("constants") or {}),
+                **(cfg.get("constants") or {}),
+            },
             "values": {**(spec.get("values") or {}), **(cfg.get("values") or {})},
         }
         clash = sorted(set(fields) & set(sub_spec["constants"]))
         if clash:
-            raise DyadflowError(f"'{clash[0]}' is given both as a column and as a constant", file=file, key=f"{where}.constants")
+            raise DyadflowError(
+                f"'{clash[0]}' is given both as a column and as a constant", file=file, key=f"{where}.constants"
+            )
         session, session_column = _session(cfg, fields, event, repeat_no, spec.get("events") or {}, file, line, where)
         fields.pop("session", None)
         check_required({**fields, "session": "-"}, sub_spec["constants"], items, file=file, line=line)
         used |= {complete, *own_fields.values(), *items}
         origins += source_columns({**fields, "session": session_column}, items, key)
 
-        belongs = pl.lit(True) if repeat_form is None else (pl.col(repeat_form).is_null() | (pl.col(repeat_form).str.to_lowercase() == form.lower()))
+        belongs = (
+            pl.lit(True)
+            if repeat_form is None
+            else (pl.col(repeat_form).is_null() | (pl.col(repeat_form).str.to_lowercase() == form.lower()))
+        )
         status = pl.col(complete).str.to_lowercase().replace(COMPLETE_LABELS)
         data_cols = [*items, *own_fields.values()]
         has_data = pl.any_horizontal([pl.col(c).is_not_null() for c in data_cols])
@@ -212,7 +241,9 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         sub = raw.filter(present)
         if choices:  # a label export: labels back to the project's codes
             sub = sub.with_columns(
-                pl.col(src).str.to_lowercase().replace_strict(list(choices[src.lower()]), list(choices[src.lower()].values()), default=pl.col(src))
+                pl.col(src)
+                .str.to_lowercase()
+                .replace_strict(list(choices[src.lower()]), list(choices[src.lower()].values()), default=pl.col(src))
                 for src in items
                 if choices.get(src.lower())
             )

@@ -30,14 +30,16 @@ from dyadflow.core.errors import DyadflowError
 from dyadflow.ingest.mapping import _value_map, apply_mapping, resolve_columns, stringify
 from dyadflow.ingest.text import read_bytes
 
-
 # Beyond 2**53 a float no longer holds every whole number: no item answer, session number,
 # code or ID is that large, and such a value would be read as empty (value_out_of_range).
 MAX_NUMBER = 2.0**53
 
 
 def _finish(raw: pl.DataFrame, header: list[str], spec: dict, file: str, line: int | None, meta: dict):
-    raw = raw.with_columns(pl.lit(len(header), dtype=pl.Int64).alias("source_fields"), pl.lit(len(header), dtype=pl.Int64).alias("expected_fields"))
+    raw = raw.with_columns(
+        pl.lit(len(header), dtype=pl.Int64).alias("source_fields"),
+        pl.lit(len(header), dtype=pl.Int64).alias("expected_fields"),
+    )
     blank = pl.all_horizontal(pl.col(header).is_null()) if header else pl.lit(True)
     if "ingest_rule" in raw.columns:  # a row rejected while reading is never blank
         blank = blank & pl.col("ingest_rule").is_null()
@@ -45,19 +47,35 @@ def _finish(raw: pl.DataFrame, header: list[str], spec: dict, file: str, line: i
     raw = raw.filter(~blank)
     mapped = apply_mapping(raw, header, spec, file=file, line=line)
     meta.update(
-        {"blank_rows": int(blank_rows), "columns": header, "dropped_columns": mapped.dropped,
-         "warnings": mapped.warnings, "records_read": raw.height, "source_columns": mapped.source_columns}
+        {
+            "blank_rows": int(blank_rows),
+            "columns": header,
+            "dropped_columns": mapped.dropped,
+            "warnings": mapped.warnings,
+            "records_read": raw.height,
+            "source_columns": mapped.source_columns,
+        }
     )
     return mapped.frame, meta
 
 
-PROBLEMS = {"source_line": pl.Int64, "_pos": pl.Int64, "ingest_rule": pl.String, "ingest_message": pl.String,
-            "ingest_column": pl.String, "ingest_value": pl.String}
+PROBLEMS = {
+    "source_line": pl.Int64,
+    "_pos": pl.Int64,
+    "ingest_rule": pl.String,
+    "ingest_message": pl.String,
+    "ingest_column": pl.String,
+    "ingest_value": pl.String,
+}
 
 
 def _mark_rows(frame: pl.DataFrame, problems: list[pl.DataFrame]) -> pl.DataFrame:
     """Each row's first problem (leftmost column) as its ingest rule; rows without one are unchanged."""
-    found = pl.concat([p.select(list(PROBLEMS)).cast(PROBLEMS) for p in problems]) if problems else pl.DataFrame(schema=PROBLEMS)
+    found = (
+        pl.concat([p.select(list(PROBLEMS)).cast(PROBLEMS) for p in problems])
+        if problems
+        else pl.DataFrame(schema=PROBLEMS)
+    )
     first = found.sort("source_line", "_pos").unique("source_line", keep="first", maintain_order=True).drop("_pos")
     return frame.join(first, on="source_line", how="left", maintain_order="left")
 
@@ -133,8 +151,10 @@ def workbook_sheets(path: str, file: str) -> tuple[dict[str, str], dict[str, str
     except Exception as exc:  # openpyxl raises many types
         raise DyadflowError(f"cannot be read as an Excel workbook: {exc}", file=file) from None
     try:
-        return ({ws.title: ws.sheet_state for ws in wb.worksheets},
-                {ws.title: getattr(ws, "_worksheet_path", None) for ws in wb.worksheets})
+        return (
+            {ws.title: ws.sheet_state for ws in wb.worksheets},
+            {ws.title: getattr(ws, "_worksheet_path", None) for ws in wb.worksheets},
+        )
     finally:
         wb.close()
 
@@ -150,54 +170,92 @@ def choose_sheet(names: list[str], states: dict[str, str], sheet, file: str) -> 
     """The sheet to read (its name) and, when none is named, the hidden sheets skipped."""
     if isinstance(sheet, str):
         if sheet not in names:
-            raise DyadflowError(f"the workbook has no sheet '{sheet}' (sheets: {', '.join(names)})", file=file, key="sheet")
+            raise DyadflowError(
+                f"the workbook has no sheet '{sheet}' (sheets: {', '.join(names)})", file=file, key="sheet"
+            )
         return sheet, []
     if isinstance(sheet, int):
         return names[sheet], []
     hidden = [n for n in names if states.get(n, "visible") != "visible"]
     visible = [n for n in names if n not in hidden]
     if not visible:
-        raise DyadflowError(f"every sheet of the workbook is hidden ({', '.join(hidden)}): name one with 'sheet'", file=file, key="sheet")
+        raise DyadflowError(
+            f"every sheet of the workbook is hidden ({', '.join(hidden)}): name one with 'sheet'",
+            file=file,
+            key="sheet",
+        )
     return visible[0], hidden
 
 
 def hidden_sheets_warning(hidden: list[str], name: str, file: str) -> list[dict]:
     if not hidden:
         return []
-    return [{"source_file": file, "column": None, "warning": (
-        f"hidden sheet{'s' if len(hidden) > 1 else ''} {', '.join(repr(h) for h in hidden)} not read: reading "
-        f"'{name}', the first visible sheet; name the sheet with 'sheet' if that is not the data")}]
+    return [
+        {
+            "source_file": file,
+            "column": None,
+            "warning": (
+                f"hidden sheet{'s' if len(hidden) > 1 else ''} {', '.join(repr(h) for h in hidden)} not read: reading "
+                f"'{name}', the first visible sheet; name the sheet with 'sheet' if that is not the data"
+            ),
+        }
+    ]
 
 
-def cell_problems(frame: pl.DataFrame, cells: pl.DataFrame, columns: dict[int, str], used: dict[str, str],
-                  header_row: int) -> list[pl.DataFrame]:
+def cell_problems(
+    frame: pl.DataFrame, cells: pl.DataFrame, columns: dict[int, str], used: dict[str, str], header_row: int
+) -> list[pl.DataFrame]:
     """Rejections of rows with an error or uncached formula in a mapped column (``used``:
     export column → canonical column), and of rows with a value in an unnamed column."""
-    names = pl.DataFrame({"col": list(columns), "_src": list(columns.values())}, schema={"col": pl.Int64, "_src": pl.String})
-    bad = cells.filter(pl.col("row") > header_row).join(names, on="col", how="inner").filter(pl.col("_src").is_in(list(used)))
-    out = [bad.select(
-        pl.col("row").alias("source_line"),
-        pl.col("col").alias("_pos"),
-        pl.lit("cell_error").alias("ingest_rule"),
-        pl.when(pl.col("kind") == "error")
-        .then(pl.format("cell {} holds the Excel error {}: the answer is unknown (correct the formula or type the value)", pl.col("cell"), pl.col("value")))
-        .otherwise(pl.format("cell {} is a formula ({}) with no saved result: the program that wrote the workbook did not "
-                             "calculate it; open and save it in Excel, or export values", pl.col("cell"), pl.col("value")))
-        .alias("ingest_message"),
-        pl.col("_src").replace_strict(used, default=None, return_dtype=pl.String).alias("ingest_column"),
-        pl.col("value").alias("ingest_value"),
-    )]
+    names = pl.DataFrame(
+        {"col": list(columns), "_src": list(columns.values())}, schema={"col": pl.Int64, "_src": pl.String}
+    )
+    bad = (
+        cells.filter(pl.col("row") > header_row)
+        .join(names, on="col", how="inner")
+        .filter(pl.col("_src").is_in(list(used)))
+    )
+    out = [
+        bad.select(
+            pl.col("row").alias("source_line"),
+            pl.col("col").alias("_pos"),
+            pl.lit("cell_error").alias("ingest_rule"),
+            pl.when(pl.col("kind") == "error")
+            .then(
+                pl.format(
+                    "cell {} holds the Excel error {}: the answer is unknown (correct the formula or type the value)",
+                    pl.col("cell"),
+                    pl.col("value"),
+                )
+            )
+            .otherwise(
+                pl.format(
+                    "cell {} is a formula ({}) with no saved result: the program that wrote the workbook did not "
+                    "calculate it; open and save it in Excel, or export values",
+                    pl.col("cell"),
+                    pl.col("value"),
+                )
+            )
+            .alias("ingest_message"),
+            pl.col("_src").replace_strict(used, default=None, return_dtype=pl.String).alias("ingest_column"),
+            pl.col("value").alias("ingest_value"),
+        )
+    ]
     for pos, name in columns.items():
         if name.startswith("__UNNAMED__"):
-            out.append(frame.filter(pl.col(name).is_not_null()).select(
-                "source_line",
-                pl.lit(pos, dtype=pl.Int64).alias("_pos"),
-                pl.lit("header_unnamed").alias("ingest_rule"),
-                pl.lit(f"column {column_letter(pos)} has a value but no name in the header (row {header_row}): a header "
-                       "cell merged over two columns? The value cannot be attributed to a question").alias("ingest_message"),
-                pl.lit(None, dtype=pl.String).alias("ingest_column"),
-                pl.col(name).alias("ingest_value"),
-            ))
+            out.append(
+                frame.filter(pl.col(name).is_not_null()).select(
+                    "source_line",
+                    pl.lit(pos, dtype=pl.Int64).alias("_pos"),
+                    pl.lit("header_unnamed").alias("ingest_rule"),
+                    pl.lit(
+                        f"column {column_letter(pos)} has a value but no name in the header (row {header_row}): a header "
+                        "cell merged over two columns? The value cannot be attributed to a question"
+                    ).alias("ingest_message"),
+                    pl.lit(None, dtype=pl.String).alias("ingest_column"),
+                    pl.col(name).alias("ingest_value"),
+                )
+            )
     return out
 
 
@@ -228,8 +286,13 @@ def read_xlsx(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     frame = _mark_rows(frame, cell_problems(frame, cells, positions, used, header_row)).drop(
         [c for c in frame.columns if c.startswith("__UNNAMED__")]
     )
-    meta = {"sheet": name, "header_line": header_row, "encoding": None, "delimiter": None,
-            "file_warnings": hidden_sheets_warning(hidden, name, file)}
+    meta = {
+        "sheet": name,
+        "header_line": header_row,
+        "encoding": None,
+        "delimiter": None,
+        "file_warnings": hidden_sheets_warning(hidden, name, file),
+    }
     return _finish(frame, header, spec, file, header_row, meta)
 
 
@@ -250,8 +313,12 @@ def read_sav(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
             "source_line",
             pl.lit(header.index(c), dtype=pl.Int64).alias("_pos"),
             pl.lit("value_out_of_range").alias("ingest_rule"),
-            pl.format("{} in {} is out of range: no answer, session number, code or ID is beyond ±2^53 "
-                      "(9007199254740992); it would be read as empty", pl.col(c).cast(pl.String), pl.lit(c)).alias("ingest_message"),
+            pl.format(
+                "{} in {} is out of range: no answer, session number, code or ID is beyond ±2^53 "
+                "(9007199254740992); it would be read as empty",
+                pl.col(c).cast(pl.String),
+                pl.lit(c),
+            ).alias("ingest_message"),
             pl.lit(used[c]).alias("ingest_column"),
             pl.col(c).cast(pl.String).alias("ingest_value"),
         )
@@ -268,8 +335,13 @@ def read_sav(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
             for c, table in labels.items()
             if c in targets
         )
-    meta = {"header_line": None, "encoding": info.file_encoding, "delimiter": None, "value_labels": mode,
-            "labelled_columns": sorted(labels)}
+    meta = {
+        "header_line": None,
+        "encoding": info.file_encoding,
+        "delimiter": None,
+        "value_labels": mode,
+        "labelled_columns": sorted(labels),
+    }
     return _finish(frame, header, spec, file, None, meta)
 
 

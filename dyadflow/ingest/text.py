@@ -92,7 +92,9 @@ def refuse_binary(raw: bytes, file: str, encoding: str = "utf-8") -> None:
         return
     line = raw.count(b"\n", 0, nul) + 1 if nul >= 0 and kind is None else 1
     what = f"this is {kind}" if kind else "NUL bytes are never part of a text export (a damaged or binary file?)"
-    raise DyadflowError(f"is not a text export: it is binary ({what})" if kind else f"contains NUL bytes: {what}", file=file, line=line)
+    raise DyadflowError(
+        f"is not a text export: it is binary ({what})" if kind else f"contains NUL bytes: {what}", file=file, line=line
+    )
 
 
 def single_byte(encoding: str) -> bool:
@@ -130,10 +132,17 @@ def utf8_in_single_byte(raw: bytes, encoding: str, file: str, limit: int = 10) -
     size = 2 if a[first] <= 0xDF else 3 if a[first] <= 0xEF else 4
     seq = raw[first : first + size]
     shown = ", ".join(str(x) for x in lines[:limit]) + (f" and {lines.size - limit} more" if lines.size > limit else "")
-    return [{"source_file": file, "column": None, "warning": (
-        f"the file is declared {encoding} but line{'s' if lines.size > 1 else ''} {shown} "
-        f"hold{'' if lines.size > 1 else 's'} UTF-8 text ('{seq.decode(encoding, errors='replace')}' is "
-        f"'{seq.decode('utf-8')}' in UTF-8), which reads as garbled text: if the file is UTF-8, set encoding: utf-8")}]
+    return [
+        {
+            "source_file": file,
+            "column": None,
+            "warning": (
+                f"the file is declared {encoding} but line{'s' if lines.size > 1 else ''} {shown} "
+                f"hold{'' if lines.size > 1 else 's'} UTF-8 text ('{seq.decode(encoding, errors='replace')}' is "
+                f"'{seq.decode('utf-8')}' in UTF-8), which reads as garbled text: if the file is UTF-8, set encoding: utf-8"
+            ),
+        }
+    ]
 
 
 @dataclass
@@ -203,8 +212,12 @@ def _parse_header(text: str, delimiter: str, file: str, line: int) -> list[str]:
     return header
 
 
-NOT_REGULAR = {stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-               stat.S_IFSOCK: "a socket"}
+NOT_REGULAR = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def read_bytes(path: str | Path, file: str) -> bytes:
@@ -254,9 +267,7 @@ def read_text_table(
         raise DyadflowError("the file is empty: no header line", file=file, line=1)
     first = int(np.argmax(~rec.empty))  # blank lines before the header are skipped
     header_line = int(rec.lines[first])
-    header = _parse_header(
-        data[rec.starts[first] : rec.stops[first]].decode("utf-8"), delimiter, file, header_line
-    )
+    header = _parse_header(data[rec.starts[first] : rec.stops[first]].decode("utf-8"), delimiter, file, header_line)
     n_fields = len(header)
     body_lines = rec.lines[first + 1 :]
     names = [f"_c{i}" for i in range(n_fields)]
@@ -288,7 +299,7 @@ def read_text_table(
             line=_first_unbalanced_quote_line(data),
         )
     frame = (
-        frame.rename(dict(zip(names, header)))
+        frame.rename(dict(zip(names, header, strict=False)))
         .with_columns(pl.all().str.strip_chars().replace("", None))
         .with_columns(
             pl.Series("source_line", body_lines, dtype=pl.Int64),

@@ -73,9 +73,13 @@ def sessions(grid: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
     lookup = keys.join(pairs, on=["dyad_id", "session"], how="left").sort("series")
     pair_of = lookup.get_column("pair").cast(pl.Int32)
     is_patient = lookup.get_column("rater") == "patient"
-    rows = grid.lazy().filter(pl.col("rating").is_not_null()).with_columns(
-        pl.lit(pair_of).gather(pl.col("series")).alias("pair"),
-        pl.lit(is_patient).gather(pl.col("series")).alias("_p"),
+    rows = (
+        grid.lazy()
+        .filter(pl.col("rating").is_not_null())
+        .with_columns(
+            pl.lit(pair_of).gather(pl.col("series")).alias("pair"),
+            pl.lit(is_patient).gather(pl.col("series")).alias("_p"),
+        )
     )
     per_rater = rows.group_by("pair").agg(
         pl.col("observed").filter("_p").sum().cast(pl.Int64).alias("seconds_patient"),
@@ -132,18 +136,35 @@ def _tests_and_notes(table: pl.DataFrame) -> pl.DataFrame:
         pl.Series("congruence_p_naive", p_value(r, n - 2)),
         pl.Series("n_effective", np.where(enough & ~np.isnan(r), ne, np.nan)),
     ).with_columns(pl.col("congruence_p", "congruence_p_naive", "n_effective", "congruence_r").fill_nan(None))
-    p_only = (pl.col("seconds_patient") + pl.col("interpolated_patient") > 0) & (pl.col("seconds_therapist") + pl.col("interpolated_therapist") == 0)
-    t_only = (pl.col("seconds_therapist") + pl.col("interpolated_therapist") > 0) & (pl.col("seconds_patient") + pl.col("interpolated_patient") == 0)
+    p_only = (pl.col("seconds_patient") + pl.col("interpolated_patient") > 0) & (
+        pl.col("seconds_therapist") + pl.col("interpolated_therapist") == 0
+    )
+    t_only = (pl.col("seconds_therapist") + pl.col("interpolated_therapist") > 0) & (
+        pl.col("seconds_patient") + pl.col("interpolated_patient") == 0
+    )
     few = pl.col("seconds_aligned") < MIN_ALIGNED
     flat = (pl.col("_sx") == 0) | (pl.col("_sy") == 0)
     note = (
-        pl.when(p_only).then(pl.lit("only the patient rated this session: no dyad statistics"))
-        .when(t_only).then(pl.lit("only the therapist rated this session: no dyad statistics"))
-        .when(pl.col("seconds_aligned") == 0).then(pl.lit("the two raters share no second: no dyad statistics"))
-        .when(few).then(pl.format("only {} aligned second(s): congruence needs at least {}", pl.col("seconds_aligned"), pl.lit(MIN_ALIGNED)))
-        .when(flat & (pl.col("_sx") == 0) & (pl.col("_sy") == 0)).then(pl.lit("both raters' ratings are constant: congruence is undefined"))
-        .when(flat & (pl.col("_sx") == 0)).then(pl.lit("the patient's ratings are constant: congruence is undefined"))
-        .when(flat).then(pl.lit("the therapist's ratings are constant: congruence is undefined"))
+        pl.when(p_only)
+        .then(pl.lit("only the patient rated this session: no dyad statistics"))
+        .when(t_only)
+        .then(pl.lit("only the therapist rated this session: no dyad statistics"))
+        .when(pl.col("seconds_aligned") == 0)
+        .then(pl.lit("the two raters share no second: no dyad statistics"))
+        .when(few)
+        .then(
+            pl.format(
+                "only {} aligned second(s): congruence needs at least {}",
+                pl.col("seconds_aligned"),
+                pl.lit(MIN_ALIGNED),
+            )
+        )
+        .when(flat & (pl.col("_sx") == 0) & (pl.col("_sy") == 0))
+        .then(pl.lit("both raters' ratings are constant: congruence is undefined"))
+        .when(flat & (pl.col("_sx") == 0))
+        .then(pl.lit("the patient's ratings are constant: congruence is undefined"))
+        .when(flat)
+        .then(pl.lit("the therapist's ratings are constant: congruence is undefined"))
     )
     null_all = pl.col("seconds_aligned") < MIN_ALIGNED
     stats_cols = ["congruence_r", "congruence_p", "congruence_p_naive", "n_effective"]
@@ -151,7 +172,10 @@ def _tests_and_notes(table: pl.DataFrame) -> pl.DataFrame:
         table.with_columns(note.alias("note"))
         .with_columns(
             *[pl.when(null_all | flat.fill_null(False)).then(None).otherwise(pl.col(c)).alias(c) for c in stats_cols],
-            *[pl.when(null_all).then(None).otherwise(pl.col(c)).alias(c) for c in ("discrepancy_mean", "discrepancy_sd", "autocorr_patient", "autocorr_therapist")],
+            *[
+                pl.when(null_all).then(None).otherwise(pl.col(c)).alias(c)
+                for c in ("discrepancy_mean", "discrepancy_sd", "autocorr_patient", "autocorr_therapist")
+            ],
         )
         .select(list(SESSION_COLUMNS))
         .cast(SESSION_COLUMNS)

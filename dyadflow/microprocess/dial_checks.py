@@ -27,10 +27,16 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from dyadflow.core.accounting import (
+    ACCOUNTING_COLUMNS,
+    ACCOUNTING_KEY,
+    REJECTION_COLUMNS,
+    accounting_table,
+    duplicate_groups,
+)
 from dyadflow.core.config import section
 from dyadflow.microprocess import KEY, RATER_SYNONYMS
 from dyadflow.validate.checks import ID_PATTERN
-from dyadflow.core.accounting import ACCOUNTING_COLUMNS, ACCOUNTING_KEY, REJECTION_COLUMNS, accounting_table, duplicate_groups
 
 # the questionnaires' columns plus rater; input (the dial input that read the file) last
 REJECTIONS = {k: t for k, t in REJECTION_COLUMNS.items() if k != "input"} | {"rater": pl.String, "input": pl.String}
@@ -68,7 +74,9 @@ def _row_rules(lo: float, hi: float, max_s: int = MAX_SESSION_S) -> list[tuple[s
             "field_count",
             None,
             pl.col("source_fields") != pl.col("expected_fields"),
-            pl.format("the row has {} fields but the header has {}", pl.col("source_fields"), pl.col("expected_fields")),
+            pl.format(
+                "the row has {} fields but the header has {}", pl.col("source_fields"), pl.col("expected_fields")
+            ),
         )
     ]
     ok_fields = pl.col("source_fields") == pl.col("expected_fields")
@@ -79,7 +87,10 @@ def _row_rules(lo: float, hi: float, max_s: int = MAX_SESSION_S) -> list[tuple[s
             "id_format",
             "dyad_id",
             ok_fields & pl.col("dyad_id").is_not_null() & ~pl.col("dyad_id").str.contains(ID_PATTERN),
-            pl.format("{} is not a valid dyad_id: use letters, digits, _ and - (1–64 characters, starting with a letter or digit)", _q(pl.col("dyad_id"))),
+            pl.format(
+                "{} is not a valid dyad_id: use letters, digits, _ and - (1–64 characters, starting with a letter or digit)",
+                _q(pl.col("dyad_id")),
+            ),
         ),
         (
             "session_format",
@@ -112,7 +123,8 @@ def _row_rules(lo: float, hi: float, max_s: int = MAX_SESSION_S) -> list[tuple[s
             ok_fields & sec.is_finite() & (sec == sec.floor()) & (sec > max_s),
             pl.format(
                 "{} is after the end of the session: seconds run 0–{} (config microprocess.max_session_s)",
-                _q(pl.col("second")), pl.lit(str(max_s)),
+                _q(pl.col("second")),
+                pl.lit(str(max_s)),
             ),
         ),
         (
@@ -125,7 +137,9 @@ def _row_rules(lo: float, hi: float, max_s: int = MAX_SESSION_S) -> list[tuple[s
             "rating_range",
             "rating",
             ok_fields & rat.is_not_nan() & ((rat < lo) | (rat > hi)),
-            pl.format("{} is outside the rating range {} to {}", _q(pl.col("rating")), pl.lit(_num(lo)), pl.lit(_num(hi))),
+            pl.format(
+                "{} is outside the rating range {} to {}", _q(pl.col("rating")), pl.lit(_num(lo)), pl.lit(_num(hi))
+            ),
         ),
     ]
     return rules
@@ -178,21 +192,33 @@ def duplicates(rows: pl.DataFrame) -> pl.DataFrame:
                 "second",
                 pl.format(
                     "second {} of dyad {}, session {}, {} is rated {} times with different values ({}); all are rejected",
-                    pl.col("second"), pl.col("dyad_id"), pl.col("session"), pl.col("rater"), pl.col("_n"), pl.col("_all_where"),
+                    pl.col("second"),
+                    pl.col("dyad_id"),
+                    pl.col("session"),
+                    pl.col("rater"),
+                    pl.col("_n"),
+                    pl.col("_all_where"),
                 ),
             ),
             _found(
                 exact,
                 "duplicate_exact",
                 "second",
-                pl.format("second {} again with the same rating as {}, which is kept", pl.col("second"), pl.col("_first_where")),
+                pl.format(
+                    "second {} again with the same rating as {}, which is kept",
+                    pl.col("second"),
+                    pl.col("_first_where"),
+                ),
             ),
         ]
     )
 
 
 def validate_frame(
-    raw: pl.DataFrame, metas: list[dict], lo: float = _DEFAULTS["range"]["min"], hi: float = _DEFAULTS["range"]["max"],
+    raw: pl.DataFrame,
+    metas: list[dict],
+    lo: float = _DEFAULTS["range"]["min"],
+    hi: float = _DEFAULTS["range"]["max"],
     max_session_s: int = MAX_SESSION_S,
 ) -> DialValidation:
     if "input" not in raw.columns:  # read without load.read_inputs: each file is its own input
@@ -205,15 +231,30 @@ def validate_frame(
     survivors = survivors.join(found[1].select("_row"), on="_row", how="anti")
     accepted = survivors.select(list(ACCEPTED)).cast(ACCEPTED).sort(*KEY, "second")
     context = raw.select(
-        "_row", "source_file", "source_line", "input", "dyad_id", pl.col("session").alias("_s"), pl.col("rater").alias("_r")
+        "_row",
+        "source_file",
+        "source_line",
+        "input",
+        "dyad_id",
+        pl.col("session").alias("_s"),
+        pl.col("rater").alias("_r"),
     )
     rejections = (
         pl.concat(found)
         .join(context, on="_row", how="left")
         .select(
-            "source_file", "source_line", "column", "value", "rule", "message", "dyad_id",
-            pl.col("_s").alias("session"), pl.lit(INSTRUMENT).alias("instrument"),
-            pl.col("column").alias("source_column"), pl.col("_r").alias("rater"), "input",
+            "source_file",
+            "source_line",
+            "column",
+            "value",
+            "rule",
+            "message",
+            "dyad_id",
+            pl.col("_s").alias("session"),
+            pl.lit(INSTRUMENT).alias("instrument"),
+            pl.col("column").alias("source_column"),
+            pl.col("_r").alias("rater"),
+            "input",
         )
         .sort("source_file", "source_line", "rule", "column", nulls_last=True)
         .cast(REJECTIONS)

@@ -32,7 +32,6 @@ COLUMNS = ("dyad_id", "session", "rater", "second", "rating")
 log = logging.getLogger("dyadflow")
 
 
-
 def _column(table, wanted: str, file: str) -> str:
     for name in table.header:
         if name.strip().lower() == wanted.strip().lower():
@@ -140,7 +139,10 @@ def read_inputs(specs: list[dict]) -> tuple[pl.DataFrame, list[dict]]:
         for p in again:
             log.warning(
                 "dial file %s is matched by the inputs '%s' and '%s': it is read once, for '%s'",
-                p, read_by[os.path.normpath(p)], label, read_by[os.path.normpath(p)],
+                p,
+                read_by[os.path.normpath(p)],
+                label,
+                read_by[os.path.normpath(p)],
             )
         if spec["layout"] == "long":
             if again:
@@ -155,7 +157,10 @@ def read_inputs(specs: list[dict]) -> tuple[pl.DataFrame, list[dict]]:
         frames.extend(f.with_columns(pl.lit(label).alias("input")) for f in fs)
         metas.extend(ms)
     schema = {c: pl.String for c in COLUMNS} | {
-        "source_line": pl.Int64, "source_fields": pl.Int64, "expected_fields": pl.Int64, "source_file": pl.String,
+        "source_line": pl.Int64,
+        "source_fields": pl.Int64,
+        "expected_fields": pl.Int64,
+        "source_file": pl.String,
         "input": pl.String,
     }
     raw = pl.concat([f.cast(schema) for f in frames]) if frames else pl.DataFrame(schema=schema)

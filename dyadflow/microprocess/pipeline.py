@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from dyadflow.core import atomic
-from dyadflow.microprocess import congruence, load, segments, series, settings as fill_settings
+from dyadflow.microprocess import congruence, load, segments, series
+from dyadflow.microprocess import settings as fill_settings
 from dyadflow.microprocess.dial_checks import validate_frame
 
 log = logging.getLogger("dyadflow")
@@ -66,7 +67,9 @@ def analyse(accepted: pl.DataFrame | pl.LazyFrame, config: dict | None = None) -
     )
     return Analysis(
         sessions=congruence.sessions(grid, keys),
-        segments=segments.find(smoothed, keys, s, segments.read_overrides(s["overrides"]) if s.get("overrides") else None),
+        segments=segments.find(
+            smoothed, keys, s, segments.read_overrides(s["overrides"]) if s.get("overrides") else None
+        ),
         gaps=gaps_out,
         series=smoothed,
         keys=keys,
@@ -81,7 +84,13 @@ def run(specs: list[dict], config: dict, out: dict) -> Analysis:
     atomic.write_csv(out["rejections"], checked.rejections)
     atomic.write_csv(out["accounting"], checked.accounting)
     for row in checked.accounting.iter_rows(named=True):  # one line per file in the log
-        log.info("%s: %d read, %d accepted, %d rejected", row["source_file"], row["rows_read"], row["rows_accepted"], row["rows_rejected"])
+        log.info(
+            "%s: %d read, %d accepted, %d rejected",
+            row["source_file"],
+            row["rows_read"],
+            row["rows_accepted"],
+            row["rows_rejected"],
+        )
     if checked.rejections.height:
         counts = checked.rejections.group_by("rule").len().sort("rule")
         log.info("rejections by rule: %s", ", ".join(f"{r} {n}" for r, n in counts.iter_rows()))
@@ -92,7 +101,10 @@ def run(specs: list[dict], config: dict, out: dict) -> Analysis:
     result.write_series(out["series"])
     log.info(
         "%d sessions, %d segments, %d gaps (%d longer than %d s, not interpolated)",
-        result.sessions.height, result.segments.height, result.gaps.height,
-        result.gaps.filter(~pl.col("interpolated")).height, s["max_gap_s"],
+        result.sessions.height,
+        result.segments.height,
+        result.gaps.height,
+        result.gaps.filter(~pl.col("interpolated")).height,
+        s["max_gap_s"],
     )
     return result

@@ -67,19 +67,56 @@ def chart_png(session_series: pl.DataFrame, segments: list[dict], title: str, lo
             smooth = part.get_column("smoothed").fill_null(np.nan).to_numpy()
             ax.plot(minutes, raw, color=style["raw"], linewidth=0.4, linestyle=style["linestyle"], zorder=1)
             ax.plot(minutes, smooth, color=style["color"], linewidth=1.3, linestyle=style["linestyle"], zorder=2)
-            handles.append(Line2D([], [], color=style["color"], linestyle=style["linestyle"], linewidth=1.3, label=f"{style['label']} (smoothed)"))
-            by_second = dict(zip(part.get_column("second").to_list(), smooth.tolist()))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=style["color"],
+                    linestyle=style["linestyle"],
+                    linewidth=1.3,
+                    label=f"{style['label']} (smoothed)",
+                )
+            )
+            by_second = dict(zip(part.get_column("second").to_list(), smooth.tolist(), strict=False))
             for seg in (s for s in segments if s["rater"] == rater):
                 at = seg["end_s"] if seg["kind"] != "repair" else seg["start_s"]
                 y = by_second.get(at, seg["extreme_rating"])
                 if seg["kind"] == "rupture":
-                    ax.axvspan(seg["start_s"] / 60.0, seg["end_s"] / 60.0, color="0.5", alpha=0.12, linewidth=0, zorder=0)
-                ax.plot([at / 60.0], [y], marker=KIND_MARKER[seg["kind"]], markersize=6, markerfacecolor=style["face"],
-                        markeredgecolor="black", markeredgewidth=0.9, linestyle="none", zorder=3)
-                ax.annotate(str(seg["rank"]), (at / 60.0, y), xytext=(0, -11 if seg["kind"] == "rupture" else 6),
-                            textcoords="offset points", ha="center", fontsize=6.5, zorder=4)
+                    ax.axvspan(
+                        seg["start_s"] / 60.0, seg["end_s"] / 60.0, color="0.5", alpha=0.12, linewidth=0, zorder=0
+                    )
+                ax.plot(
+                    [at / 60.0],
+                    [y],
+                    marker=KIND_MARKER[seg["kind"]],
+                    markersize=6,
+                    markerfacecolor=style["face"],
+                    markeredgecolor="black",
+                    markeredgewidth=0.9,
+                    linestyle="none",
+                    zorder=3,
+                )
+                ax.annotate(
+                    str(seg["rank"]),
+                    (at / 60.0, y),
+                    xytext=(0, -11 if seg["kind"] == "rupture" else 6),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=6.5,
+                    zorder=4,
+                )
         for kind, marker in KIND_MARKER.items():
-            handles.append(Line2D([], [], marker=marker, color="black", markerfacecolor="0.6", linestyle="none", label=KIND_LABEL[kind]))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker=marker,
+                    color="black",
+                    markerfacecolor="0.6",
+                    linestyle="none",
+                    label=KIND_LABEL[kind],
+                )
+            )
         ax.axhline(0, color="0.6", linewidth=0.6, linestyle=":")
         ax.set_ylim(lo, hi)
         ax.set_xlim(left=0)
@@ -117,15 +154,21 @@ def dyad_context(dyad_ids, results_dir: str | Path = "results", charts: bool = T
     if not (base / "sessions.csv").exists():
         return out
     wanted = pl.Series("dyad_id", ids, dtype=pl.String).implode()
-    sessions = pl.read_csv(base / "sessions.csv", schema_overrides={"dyad_id": pl.String, "session": pl.Int32, "note": pl.String}).filter(pl.col("dyad_id").is_in(wanted))
-    segments = pl.read_csv(base / "segments.csv", schema_overrides={"dyad_id": pl.String, "session": pl.Int32}).filter(pl.col("dyad_id").is_in(wanted))
+    sessions = pl.read_csv(
+        base / "sessions.csv", schema_overrides={"dyad_id": pl.String, "session": pl.Int32, "note": pl.String}
+    ).filter(pl.col("dyad_id").is_in(wanted))
+    segments = pl.read_csv(base / "segments.csv", schema_overrides={"dyad_id": pl.String, "session": pl.Int32}).filter(
+        pl.col("dyad_id").is_in(wanted)
+    )
     series = (
         pl.scan_parquet(base / "series.parquet").filter(pl.col("dyad_id").is_in(wanted)).collect()
         if charts and (base / "series.parquet").exists()
         else None
     )
     seg_by = {k: g for k, g in segments.sort("session", "rater", "kind", "rank").group_by("dyad_id", "session")}
-    ser_by = {k: g for k, g in series.sort("rater", "second").group_by("dyad_id", "session")} if series is not None else {}
+    ser_by = (
+        {k: g for k, g in series.sort("rater", "second").group_by("dyad_id", "session")} if series is not None else {}
+    )
     kind_order = {"rupture": 0, "repair": 1, "peak": 2}
     rater_order = {"patient": 0, "therapist": 1}
     for row in sessions.sort("dyad_id", "session").iter_rows(named=True):  # one page section per session
@@ -140,8 +183,21 @@ def dyad_context(dyad_ids, results_dir: str | Path = "results", charts: bool = T
             s["start"], s["end"] = _mmss(s["start_s"]), _mmss(s["end_s"])
             s["extreme_text"] = _fmt(s["extreme_rating"], 1)
         entry = {
-            **{k: row[k] for k in ("session", "seconds_patient", "seconds_therapist", "seconds_aligned", "congruence_r",
-                                   "congruence_p", "n_effective", "discrepancy_mean", "discrepancy_sd", "note")},
+            **{
+                k: row[k]
+                for k in (
+                    "session",
+                    "seconds_patient",
+                    "seconds_therapist",
+                    "seconds_aligned",
+                    "congruence_r",
+                    "congruence_p",
+                    "n_effective",
+                    "discrepancy_mean",
+                    "discrepancy_sd",
+                    "note",
+                )
+            },
             "text": {
                 "congruence_r": _fmt(row["congruence_r"]),
                 "congruence_p": p_clause(row["congruence_p"]),
@@ -153,7 +209,10 @@ def dyad_context(dyad_ids, results_dir: str | Path = "results", charts: bool = T
             "segments": seg_rows,
             "clips": [
                 {k: s[k] for k in ("rater", "kind", "rank", "clip")}
-                for s in sorted(seg_rows, key=lambda s: (_clip_start(s["clip"]), rater_order.get(s["rater"], 9), kind_order[s["kind"]]))
+                for s in sorted(
+                    seg_rows,
+                    key=lambda s: (_clip_start(s["clip"]), rater_order.get(s["rater"], 9), kind_order[s["kind"]]),
+                )
             ],
             "chart_png": None,
             "chart_uri": None,

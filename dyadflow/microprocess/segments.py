@@ -100,8 +100,12 @@ def minima(smoothed: pl.DataFrame, column: str = "smoothed") -> pl.DataFrame:
             (pl.col("_falls") - pl.when("_run_start").then("_falls").forward_fill()).alias("_falls"),
         )
         .with_columns(
-            pl.when((d < 0) & (pl.col("_falls") == 1)).then(pl.col("second") - 1).when("_run_start").then(-1)
-            .forward_fill().alias("_first_fall"),
+            pl.when((d < 0) & (pl.col("_falls") == 1))
+            .then(pl.col("second") - 1)
+            .when("_run_start")
+            .then(-1)
+            .forward_fill()
+            .alias("_first_fall"),
         )
         .filter((start | (d < 0)) & pl.col("_next_sgn").is_in([0, 1]))
         .select(
@@ -166,7 +170,9 @@ def pick(candidates: pl.DataFrame, n: int, separation: int) -> pl.DataFrame:
             .drop("_o", "_t")
         )
     if not chosen:
-        return pl.DataFrame(schema={"series": pl.Int32, "rank": pl.Int32, "onset": pl.Int32, "second": pl.Int32, "s": pl.Float64})
+        return pl.DataFrame(
+            schema={"series": pl.Int32, "rank": pl.Int32, "onset": pl.Int32, "second": pl.Int32, "s": pl.Float64}
+        )
     return pl.concat(chosen).select("series", "rank", "onset", "second", "s")
 
 
@@ -175,16 +181,25 @@ def repairs(rising: pl.DataFrame, ruptures: pl.DataFrame, rise: float, n: int, n
 
     One pass over the rising seconds: each rupture's minimum and threshold are looked up
     by series number (an array gather), and every rank is one aggregation."""
-    empty = pl.DataFrame(schema={"series": pl.Int32, "rank": pl.Int32, "start": pl.Int32, "end": pl.Int32, "value": pl.Float64})
+    empty = pl.DataFrame(
+        schema={"series": pl.Int32, "rank": pl.Int32, "start": pl.Int32, "end": pl.Int32, "value": pl.Float64}
+    )
     ranks = sorted(set(ruptures.get_column("rank").to_list()))
     if not ranks:
         return empty
     lookups, aggs = [], []
     for k in ranks:  # over ranks (3 by default), never over series
         part = ruptures.filter(pl.col("rank") == k)
-        at = pl.Series(f"_t{k}", [None] * n_series, dtype=pl.Int32).scatter(part.get_column("series"), part.get_column("second"))
-        need = pl.Series(f"_v{k}", [None] * n_series, dtype=pl.Float64).scatter(part.get_column("series"), part.get_column("s") + rise)
-        lookups += [pl.lit(at).gather(pl.col("series")).alias(f"_t{k}"), pl.lit(need).gather(pl.col("series")).alias(f"_v{k}")]
+        at = pl.Series(f"_t{k}", [None] * n_series, dtype=pl.Int32).scatter(
+            part.get_column("series"), part.get_column("second")
+        )
+        need = pl.Series(f"_v{k}", [None] * n_series, dtype=pl.Float64).scatter(
+            part.get_column("series"), part.get_column("s") + rise
+        )
+        lookups += [
+            pl.lit(at).gather(pl.col("series")).alias(f"_t{k}"),
+            pl.lit(need).gather(pl.col("series")).alias(f"_v{k}"),
+        ]
         hit = (pl.col("second") > pl.col(f"_t{k}")) & (pl.col("s") >= pl.col(f"_v{k}"))
         aggs += [
             pl.col("second").filter(hit).first().alias(f"start_{k}"),
@@ -237,7 +252,11 @@ def rise_begins(smoothed: pl.DataFrame, spans: pl.DataFrame) -> pl.Series:
     found = (
         spans.with_columns(base.alias("_base"), pl.int_range(pl.len()).alias("_span"))
         .lazy()
-        .select("_span", "_base", pl.int_ranges(pl.col("_base") + pl.col("_from"), pl.col("_base") + pl.col("_to") + 1).alias("_row"))
+        .select(
+            "_span",
+            "_base",
+            pl.int_ranges(pl.col("_base") + pl.col("_from"), pl.col("_base") + pl.col("_to") + 1).alias("_row"),
+        )
         .explode("_row")
         .with_columns(pl.lit(values).gather(pl.col("_row")).alias("v"))
         .group_by("_span")
@@ -284,20 +303,36 @@ def refine(chosen: pl.DataFrame, frame: pl.DataFrame, column: str, tolerance: fl
     values = frame.get_column(column)
     rows = (
         seg.lazy()
-        .select("_seg", pl.int_ranges(pl.col("_base") + pl.col("onset"), pl.col("_base") + pl.col("second") + 1).alias("_row"))
+        .select(
+            "_seg",
+            pl.int_ranges(pl.col("_base") + pl.col("onset"), pl.col("_base") + pl.col("second") + 1).alias("_row"),
+        )
         .explode("_row")
-        .with_columns(pl.lit(values).gather(pl.col("_row")).alias("v"), (pl.col("_row") - pl.col("_row").min().over("_seg")).alias("_pos"))
+        .with_columns(
+            pl.lit(values).gather(pl.col("_row")).alias("v"),
+            (pl.col("_row") - pl.col("_row").min().over("_seg")).alias("_pos"),
+        )
         .with_columns(
             (pl.col("v") > pl.col("v").shift(1)).over("_seg").fill_null(False).alias("_rise"),
             (pl.col("v") < pl.col("v").shift(1)).over("_seg").fill_null(False).alias("_fall"),
             (pl.col("v") >= pl.col("v").max().over("_seg") - tolerance).alias("_near_top"),
         )
         .with_columns(pl.col("_pos").filter("_near_top").max().over("_seg").alias("_r"))
-        .with_columns(pl.col("_pos").filter(pl.col("_rise") & (pl.col("_pos") <= pl.col("_r"))).max().over("_seg").fill_null(0).alias("_q"))
+        .with_columns(
+            pl.col("_pos")
+            .filter(pl.col("_rise") & (pl.col("_pos") <= pl.col("_r")))
+            .max()
+            .over("_seg")
+            .fill_null(0)
+            .alias("_q")
+        )
         .group_by("_seg")
         .agg(
             pl.col("_r").first(),
-            pl.col("_pos").filter(pl.col("_fall") & (pl.col("_pos") > pl.col("_q")) & (pl.col("_pos") <= pl.col("_r"))).min().alias("_f"),
+            pl.col("_pos")
+            .filter(pl.col("_fall") & (pl.col("_pos") > pl.col("_q")) & (pl.col("_pos") <= pl.col("_r")))
+            .min()
+            .alias("_f"),
             pl.col("v").last().alias("_vmin"),
         )
         .collect()
@@ -305,7 +340,9 @@ def refine(chosen: pl.DataFrame, frame: pl.DataFrame, column: str, tolerance: fl
     return (
         seg.join(rows, on="_seg", how="left")
         .with_columns(
-            (pl.col("onset") + pl.when(pl.col("_f").is_not_null()).then(pl.col("_f") - 1).otherwise("_r")).cast(pl.Int32).alias("onset"),
+            (pl.col("onset") + pl.when(pl.col("_f").is_not_null()).then(pl.col("_f") - 1).otherwise("_r"))
+            .cast(pl.Int32)
+            .alias("onset"),
             pl.col("_vmin").alias("s"),
         )
         .select(chosen.columns)
@@ -314,7 +351,9 @@ def refine(chosen: pl.DataFrame, frame: pl.DataFrame, column: str, tolerance: fl
 
 def _choose(smoothed: pl.DataFrame, settings: dict, invert: bool) -> pl.DataFrame:
     width = max(1, 2 * int(settings["smoothing_s"]) - 1)
-    frame = smoothed.select("series", "second", (-pl.col("smoothed") if invert else pl.col("smoothed")).alias("smoothed"))
+    frame = smoothed.select(
+        "series", "second", (-pl.col("smoothed") if invert else pl.col("smoothed")).alias("smoothed")
+    )
     opened = opening(frame, width)
     chosen = pick(minima(opened, "opened"), settings["n_segments"], settings["min_separation_s"])
     return refine(chosen, opened, "smoothed", float(settings["onset_tolerance"])).sort("series", "rank")
@@ -360,19 +399,35 @@ def read_overrides(path: str) -> pl.DataFrame:
     checks = {
         "dyad_id": (pl.col("dyad_id").is_not_null(), "a dyad_id is needed"),
         "session": (pl.col("session").str.contains(whole).fill_null(False), "session must be a whole number"),
-        "rater": (pl.col("rater").str.to_lowercase().is_in(list(RATER_SYNONYMS)).fill_null(False), "rater must be patient (or client) or therapist"),
-        "kind": (pl.col("kind").str.to_lowercase().is_in(list(KIND_ORDER)).fill_null(False), "kind must be rupture, repair or peak"),
-        "start_s": (pl.col("start_s").str.contains(whole).fill_null(False), "start_s must be a whole number of seconds"),
+        "rater": (
+            pl.col("rater").str.to_lowercase().is_in(list(RATER_SYNONYMS)).fill_null(False),
+            "rater must be patient (or client) or therapist",
+        ),
+        "kind": (
+            pl.col("kind").str.to_lowercase().is_in(list(KIND_ORDER)).fill_null(False),
+            "kind must be rupture, repair or peak",
+        ),
+        "start_s": (
+            pl.col("start_s").str.contains(whole).fill_null(False),
+            "start_s must be a whole number of seconds",
+        ),
         "end_s": (pl.col("end_s").str.contains(whole).fill_null(False), "end_s must be a whole number of seconds"),
     }
     bad = raw.select(
-        "source_line", *[(~ok).alias(c) for c, (ok, _) in checks.items()], *[pl.col(c).alias(f"_v_{c}") for c in OVERRIDE_COLUMNS]
+        "source_line",
+        *[(~ok).alias(c) for c, (ok, _) in checks.items()],
+        *[pl.col(c).alias(f"_v_{c}") for c in OVERRIDE_COLUMNS],
     )
     for column, (_, message) in checks.items():  # six columns, not rows
         hit = bad.filter(pl.col(column)).head(1)
         if hit.height:
             value = hit.get_column(f"_v_{column}")[0]
-            raise DyadflowError(f"{message} (found '{value or ''}')", file=path, line=int(hit.get_column("source_line")[0]), column=column)
+            raise DyadflowError(
+                f"{message} (found '{value or ''}')",
+                file=path,
+                line=int(hit.get_column("source_line")[0]),
+                column=column,
+            )
     typed = raw.with_columns(
         pl.col("session").cast(pl.Int32),
         pl.col("rater").str.to_lowercase().replace_strict(RATER_SYNONYMS, return_dtype=pl.String),
@@ -382,7 +437,9 @@ def read_overrides(path: str) -> pl.DataFrame:
     reversed_ = typed.filter(pl.col("end_s") < pl.col("start_s")).head(1)
     if reversed_.height:
         r = reversed_.row(0, named=True)
-        raise DyadflowError(f"end_s ({r['end_s']}) is before start_s ({r['start_s']})", file=path, line=r["source_line"], column="end_s")
+        raise DyadflowError(
+            f"end_s ({r['end_s']}) is before start_s ({r['start_s']})", file=path, line=r["source_line"], column="end_s"
+        )
     return typed
 
 
@@ -392,15 +449,24 @@ def manual_rows(overrides: pl.DataFrame, smoothed: pl.DataFrame, keys: pl.DataFr
     ``extreme_rating`` the smoothed rating at ``end_s`` (the minimum of a rupture, the
     peak of a peak, where a repair levels off); a rupture's clip is anchored on its
     ``end_s``, a repair's on its ``start_s``."""
-    span = smoothed.group_by("series").agg(pl.col("second").min().alias("_first"), pl.col("second").max().alias("_last"))
+    span = smoothed.group_by("series").agg(
+        pl.col("second").min().alias("_first"), pl.col("second").max().alias("_last")
+    )
     rows = overrides.join(keys, on=["dyad_id", "session", "rater"], how="left").join(span, on="series", how="left")
     unknown = rows.filter(pl.col("series").is_null()).sort("source_line").head(1)
     if unknown.height:
         r = unknown.row(0, named=True)
         raise DyadflowError(
-            f"no accepted dial ratings for dyad {r['dyad_id']}, session {r['session']}, {r['rater']}", file=path, line=r["source_line"], column="dyad_id"
+            f"no accepted dial ratings for dyad {r['dyad_id']}, session {r['session']}, {r['rater']}",
+            file=path,
+            line=r["source_line"],
+            column="dyad_id",
         )
-    outside = rows.filter((pl.col("start_s") < pl.col("_first")) | (pl.col("end_s") > pl.col("_last"))).sort("source_line").head(1)
+    outside = (
+        rows.filter((pl.col("start_s") < pl.col("_first")) | (pl.col("end_s") > pl.col("_last")))
+        .sort("source_line")
+        .head(1)
+    )
     if outside.height:
         r = outside.row(0, named=True)
         raise DyadflowError(
@@ -417,11 +483,22 @@ def manual_rows(overrides: pl.DataFrame, smoothed: pl.DataFrame, keys: pl.DataFr
             pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("series", "kind").alias("rank"),
             pl.when(pl.col("kind") == "repair").then("start_s").otherwise("end_s").alias("_anchor"),
         )
-        .select(pl.col("series").cast(pl.Int32), "kind", "rank", "start_s", "end_s", "extreme_rating", pl.col("_anchor").cast(pl.Int32), pl.lit("manual").alias("source"))
+        .select(
+            pl.col("series").cast(pl.Int32),
+            "kind",
+            "rank",
+            "start_s",
+            "end_s",
+            "extreme_rating",
+            pl.col("_anchor").cast(pl.Int32),
+            pl.lit("manual").alias("source"),
+        )
     )
 
 
-def find(smoothed: pl.DataFrame, keys: pl.DataFrame, settings: dict, overrides: pl.DataFrame | None = None) -> pl.DataFrame:
+def find(
+    smoothed: pl.DataFrame, keys: pl.DataFrame, settings: dict, overrides: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """segments.csv rows for every series in ``smoothed`` (series, second, smoothed).
 
     ``overrides`` (from :func:`read_overrides`) replace the algorithm's segments of their
@@ -431,16 +508,42 @@ def find(smoothed: pl.DataFrame, keys: pl.DataFrame, settings: dict, overrides: 
     fixed = repairs(rises(smoothed), ruptures, rise, n, keys.height)
     peaks = _choose(smoothed, settings, invert=True)
     # where each repair's rise begins: the lowest point between its rupture's minimum and its start
-    spans = fixed.join(ruptures.select("series", "rank", pl.col("second").alias("_from")), on=["series", "rank"], how="left").with_columns(
-        pl.col("start").alias("_to")
-    )
+    spans = fixed.join(
+        ruptures.select("series", "rank", pl.col("second").alias("_from")), on=["series", "rank"], how="left"
+    ).with_columns(pl.col("start").alias("_to"))
     fixed = fixed.with_columns(rise_begins(smoothed, spans.select("series", "_from", "_to")).alias("_anchor"))
-    last = smoothed.group_by("series").agg(pl.col("second").max().alias("_last"), pl.col("second").min().alias("_first"))
+    last = smoothed.group_by("series").agg(
+        pl.col("second").max().alias("_last"), pl.col("second").min().alias("_first")
+    )
     rows = pl.concat(
         [
-            ruptures.select("series", pl.lit("rupture").alias("kind"), "rank", pl.col("onset").alias("start_s"), pl.col("second").alias("end_s"), pl.col("s").alias("extreme_rating"), pl.col("second").alias("_anchor")),
-            fixed.select("series", pl.lit("repair").alias("kind"), "rank", pl.col("start").alias("start_s"), pl.col("end").alias("end_s"), pl.col("value").alias("extreme_rating"), "_anchor"),
-            peaks.select("series", pl.lit("peak").alias("kind"), "rank", pl.col("onset").alias("start_s"), pl.col("second").alias("end_s"), (-pl.col("s")).alias("extreme_rating"), pl.lit(None, dtype=pl.Int32).alias("_anchor")),
+            ruptures.select(
+                "series",
+                pl.lit("rupture").alias("kind"),
+                "rank",
+                pl.col("onset").alias("start_s"),
+                pl.col("second").alias("end_s"),
+                pl.col("s").alias("extreme_rating"),
+                pl.col("second").alias("_anchor"),
+            ),
+            fixed.select(
+                "series",
+                pl.lit("repair").alias("kind"),
+                "rank",
+                pl.col("start").alias("start_s"),
+                pl.col("end").alias("end_s"),
+                pl.col("value").alias("extreme_rating"),
+                "_anchor",
+            ),
+            peaks.select(
+                "series",
+                pl.lit("peak").alias("kind"),
+                "rank",
+                pl.col("onset").alias("start_s"),
+                pl.col("second").alias("end_s"),
+                (-pl.col("s")).alias("extreme_rating"),
+                pl.lit(None, dtype=pl.Int32).alias("_anchor"),
+            ),
         ],
         how="vertical_relaxed",
     ).with_columns(pl.lit("algorithm").alias("source"))

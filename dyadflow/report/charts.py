@@ -20,8 +20,14 @@ BAND_STYLES = [("#ffffff", ""), ("#eeeeee", "...."), ("#dddddd", "////"), ("#c8c
 
 
 RC = {
-    "font.family": "DejaVu Sans", "font.size": 8, "axes.spines.top": False, "axes.spines.right": False,
-    "hatch.linewidth": 0.4, "hatch.color": "#888888", "svg.hashsalt": "dyadflow", "path.simplify": True,
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "hatch.linewidth": 0.4,
+    "hatch.color": "#888888",
+    "svg.hashsalt": "dyadflow",
+    "path.simplify": True,
 }
 
 
@@ -69,20 +75,44 @@ def outcome_figure(points: list[dict], bands: list[dict], gains: list[dict], lab
     fig.subplots_adjust(left=0.08, right=0.83, bottom=0.18, top=0.95)
     for i, band in enumerate(bands):
         color, hatch = BAND_STYLES[i % len(BAND_STYLES)]
-        ax.axhspan(band["min"] - 0.5 if i else band["min"], band["max"] + 0.5, facecolor=color, hatch=hatch,
-                   edgecolor="#999999", linewidth=0, zorder=0)
-        ax.text(1.01, (band["min"] + band["max"]) / 2, band["label"], transform=ax.get_yaxis_transform(),
-                va="center", fontsize=7, color="#333333")
+        ax.axhspan(
+            band["min"] - 0.5 if i else band["min"],
+            band["max"] + 0.5,
+            facecolor=color,
+            hatch=hatch,
+            edgecolor="#999999",
+            linewidth=0,
+            zorder=0,
+        )
+        ax.text(
+            1.01,
+            (band["min"] + band["max"]) / 2,
+            band["label"],
+            transform=ax.get_yaxis_transform(),
+            va="center",
+            fontsize=7,
+            color="#333333",
+        )
     xs = [p["session"] for p in points if p["outcome"] is not None]
     ys = [p["outcome"] for p in points if p["outcome"] is not None]
     ax.plot(xs, ys, color="black", linestyle="-", marker="o", markersize=4, linewidth=1.4, zorder=3, label=label)
     for g in gains:
         gain = g["kind"] == "gain"
-        ax.annotate("", xy=(g["postgain_session"], g["postgain_score"]), xytext=(g["pregain_session"], g["pregain_score"]),
-                    arrowprops={"arrowstyle": "-|>", "linestyle": "-" if gain else ":", "linewidth": 2.2, "color": "black"},
-                    zorder=4)
-        ax.text(g["postgain_session"] + 0.15, g["postgain_score"], "sudden gain" if gain else "sudden loss",
-                fontsize=7, fontweight="bold", va="bottom")
+        ax.annotate(
+            "",
+            xy=(g["postgain_session"], g["postgain_score"]),
+            xytext=(g["pregain_session"], g["pregain_score"]),
+            arrowprops={"arrowstyle": "-|>", "linestyle": "-" if gain else ":", "linewidth": 2.2, "color": "black"},
+            zorder=4,
+        )
+        ax.text(
+            g["postgain_session"] + 0.15,
+            g["postgain_score"],
+            "sudden gain" if gain else "sudden loss",
+            fontsize=7,
+            fontweight="bold",
+            va="bottom",
+        )
     ax.set_ylim(*y_range)
     ax.set_ylabel(label)
     _session_axis(ax, xs)
@@ -121,8 +151,9 @@ def _label_rows(marks: list[dict], sessions: list[int]) -> list[tuple[int, str, 
     return out
 
 
-def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict], y_range: tuple[float, float],
-                    labels: tuple[str, str]):
+def alliance_figure(
+    points: list[dict], marks: list[dict], ruptures: list[dict], y_range: tuple[float, float], labels: tuple[str, str]
+):
     """Patient and therapist alliance per session; selected sessions and rupture–repair marked.
 
     ``marks``: {session, label} (selected sessions); ``ruptures``: {rater, pre_session,
@@ -143,12 +174,27 @@ def alliance_figure(points: list[dict], marks: list[dict], ruptures: list[dict],
             ax.plot([x for x, _ in pts], [y for _, y in pts], label=label, zorder=3, **style)
     for r in ruptures:
         end = r["repair_session"] if r["repair_session"] is not None else r["rupture_session"]
-        ax.axvspan(r["rupture_session"] - 0.35, end + 0.35, facecolor="#dddddd", hatch="////", edgecolor="#888888",
-                   linewidth=0, zorder=0)
+        ax.axvspan(
+            r["rupture_session"] - 0.35,
+            end + 0.35,
+            facecolor="#dddddd",
+            hatch="////",
+            edgecolor="#888888",
+            linewidth=0,
+            zorder=0,
+        )
     for session, text, row in placed:
         ax.axvline(session, color="#444444", linestyle=":", linewidth=1.0, zorder=1)
-        ax.text(session, 1.0 + 0.01 + row_step * row, text, transform=ax.get_xaxis_transform(), ha="center",
-                va="bottom", fontsize=LABEL_PT, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+        ax.text(
+            session,
+            1.0 + 0.01 + row_step * row,
+            text,
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=LABEL_PT,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+        )
     ax.set_ylim(*y_range)
     ax.set_ylabel("Alliance (mean item)")
     _session_axis(ax, [p["session"] for p in points])
@@ -176,14 +222,18 @@ def subscale_figure(profile: list[dict], names: list[str], labels: tuple[str, st
     fig.subplots_adjust(left=0.12, right=0.98, bottom=0.5 / height_in, top=1 - 0.08 / height_in)
     height = 0.36
     for offset, (rater, label, style) in enumerate(
-        (("patient", labels[0], {"color": PATIENT["color"], "hatch": ""}),
-         ("therapist", labels[1], {"color": "#f2d0b5", "hatch": "////"}))
+        (
+            ("patient", labels[0], {"color": PATIENT["color"], "hatch": ""}),
+            ("therapist", labels[1], {"color": "#f2d0b5", "hatch": "////"}),
+        )
     ):
-        values = [next((p["value"] for p in profile if p["rater"] == rater and p["subscale"] == n), None) for n in names]
+        values = [
+            next((p["value"] for p in profile if p["rater"] == rater and p["subscale"] == n), None) for n in names
+        ]
         ys = [i + (offset - 0.5) * height for i in range(len(names))]
         vals = [v if v is not None else 0 for v in values]
         ax.barh(ys, vals, height=height, label=label, edgecolor="black", linewidth=0.5, **style)
-        for y, v in zip(ys, values):
+        for y, v in zip(ys, values, strict=False):
             ax.text((v or x_range[0]) + 0.03, y, f"{v:.2f}" if v is not None else "—", va="center", fontsize=7)
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels([n.capitalize() for n in names])
@@ -196,7 +246,9 @@ def subscale_figure(profile: list[dict], names: list[str], labels: tuple[str, st
 
 # ---------------------------------------------------------------- the clinician copy (issue 17)
 SIGNAL_MARKERS = {  # colour and a marker shape, so the signal reads in grayscale too
-    "red": ("#c0392b", "X", 7), "yellow": ("#d4a017", "^", 6), "green": ("#2e8b57", "o", 5),
+    "red": ("#c0392b", "X", 7),
+    "yellow": ("#d4a017", "^", 6),
+    "green": ("#2e8b57", "o", 5),
     "recovered": ("#1f5fa8", "*", 8),
 }
 
@@ -211,7 +263,9 @@ def _decimal_axis(ax, language: str, axis: str = "y", digits: int = 1) -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
-def feedback_figure(points: list[dict], label: str, y_range: tuple[float, float], lower_is_better: bool, _, language: str):
+def feedback_figure(
+    points: list[dict], label: str, y_range: tuple[float, float], lower_is_better: bool, _, language: str
+):
     """The outcome per session over the expected band (p10–p90 light, p25–p75 darker, median
     dotted), each session's signal as colour and marker shape; ``_`` translates the labels.
 
@@ -223,26 +277,75 @@ def feedback_figure(points: list[dict], label: str, y_range: tuple[float, float]
     band = [p for p in points if p["expected_p10"] is not None and p["expected_p90"] is not None]
     if band:
         xs = [p["session"] for p in band]
-        ax.fill_between(xs, [p["expected_p10"] for p in band], [p["expected_p90"] for p in band], facecolor="#e6e6e6",
-                        edgecolor="#bbbbbb", linewidth=0.4, zorder=0, label=_("expected range (10th–90th percentile)"))
-        ax.fill_between(xs, [p["expected_p25"] for p in band], [p["expected_p75"] for p in band], facecolor="#c4c4c4",
-                        hatch="....", edgecolor="#999999", linewidth=0, zorder=1, label=_("middle half (25th–75th percentile)"))
-        ax.plot(xs, [p["expected_p50"] for p in band], color="#555555", linestyle=":", linewidth=1.0, zorder=2,
-                label=_("expected course (median)"))
+        ax.fill_between(
+            xs,
+            [p["expected_p10"] for p in band],
+            [p["expected_p90"] for p in band],
+            facecolor="#e6e6e6",
+            edgecolor="#bbbbbb",
+            linewidth=0.4,
+            zorder=0,
+            label=_("expected range (10th–90th percentile)"),
+        )
+        ax.fill_between(
+            xs,
+            [p["expected_p25"] for p in band],
+            [p["expected_p75"] for p in band],
+            facecolor="#c4c4c4",
+            hatch="....",
+            edgecolor="#999999",
+            linewidth=0,
+            zorder=1,
+            label=_("middle half (25th–75th percentile)"),
+        )
+        ax.plot(
+            xs,
+            [p["expected_p50"] for p in band],
+            color="#555555",
+            linestyle=":",
+            linewidth=1.0,
+            zorder=2,
+            label=_("expected course (median)"),
+        )
     shown = [p for p in points if p["outcome"] is not None]
-    ax.plot([p["session"] for p in shown], [p["outcome"] for p in shown], color="black", linewidth=1.4, zorder=3,
-            label=label)
+    ax.plot(
+        [p["session"] for p in shown],
+        [p["outcome"] for p in shown],
+        color="black",
+        linewidth=1.4,
+        zorder=3,
+        label=label,
+    )
     for sig, (color, marker, size) in SIGNAL_MARKERS.items():
         pts = [p for p in shown if p.get("signal") == sig]
         if pts:
-            ax.plot([p["session"] for p in pts], [p["outcome"] for p in pts], linestyle="none", marker=marker,
-                    markersize=size, color=color, markeredgecolor="black", markeredgewidth=0.5, zorder=4)
+            ax.plot(
+                [p["session"] for p in pts],
+                [p["outcome"] for p in pts],
+                linestyle="none",
+                marker=marker,
+                markersize=size,
+                color=color,
+                markeredgecolor="black",
+                markeredgewidth=0.5,
+                zorder=4,
+            )
     rest = [p for p in shown if p.get("signal") not in SIGNAL_MARKERS]
     if rest:
-        ax.plot([p["session"] for p in rest], [p["outcome"] for p in rest], linestyle="none", marker="o", markersize=4,
-                color="white", markeredgecolor="black", zorder=4)
+        ax.plot(
+            [p["session"] for p in rest],
+            [p["outcome"] for p in rest],
+            linestyle="none",
+            marker="o",
+            markersize=4,
+            color="white",
+            markeredgecolor="black",
+            zorder=4,
+        )
     ax.set_ylim(*y_range)
-    ax.set_ylabel(_("Score") + " (" + (_("lower is better") if lower_is_better else _("higher is better")) + ")", fontsize=7)
+    ax.set_ylabel(
+        _("Score") + " (" + (_("lower is better") if lower_is_better else _("higher is better")) + ")", fontsize=7
+    )
     _session_axis(ax, [p["session"] for p in points])
     ax.set_xlabel(_("Session"))
     _decimal_axis(ax, language)
@@ -264,8 +367,19 @@ def alliance01_figure(points: list[dict], _, language: str):
             ax.plot([x for x, _y in pts], [y for _x, y in pts], label=label, zorder=3, **style)
     alerts = [p["session"] for p in points if p.get("alliance_alert")]
     if alerts:
-        ax.plot(alerts, [1.06] * len(alerts), linestyle="none", marker="v", markersize=6, color="#c0392b",
-                markeredgecolor="black", markeredgewidth=0.5, clip_on=False, zorder=5, label=_("alliance alert"))
+        ax.plot(
+            alerts,
+            [1.06] * len(alerts),
+            linestyle="none",
+            marker="v",
+            markersize=6,
+            color="#c0392b",
+            markeredgecolor="black",
+            markeredgewidth=0.5,
+            clip_on=False,
+            zorder=5,
+            label=_("alliance alert"),
+        )
     ax.set_ylim(0, 1.0)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_ylabel(_("Alliance (0–1)"), fontsize=7)

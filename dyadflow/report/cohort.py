@@ -13,9 +13,11 @@ from pathlib import Path
 import polars as pl
 
 from dyadflow import __version__
-from dyadflow.report import render
+from dyadflow.coding.agreement import AGREEMENT_SCHEMA
+from dyadflow.coding.comparison import COMPARISON_SCHEMA
 from dyadflow.core.accounting import AccountingModel, RejectionsModel, WarningsModel
 from dyadflow.core.contract import read_table
+from dyadflow.report import render
 from dyadflow.stats.contract import DyadsModel, SessionsModel
 
 FIRST_REJECTED = 200
@@ -63,8 +65,10 @@ def selection_view(name: str, summary: dict | None) -> dict:
         # one column per group (a strategy has few groups) and one row per figure, so the
         # table fits the page however many figures a strategy reports
         figures = sorted({c for v in groups.values() for c in v})
-        table = {"columns": list(groups),
-                 "rows": [[_words(f).capitalize()] + [_text(v.get(f)) for v in groups.values()] for f in figures]}
+        table = {
+            "columns": list(groups),
+            "rows": [[_words(f).capitalize()] + [_text(v.get(f)) for v in groups.values()] for f in figures],
+        }
         groups_text = None
     else:
         groups_text = _text(groups) if groups else "none selected"
@@ -80,18 +84,14 @@ def selection_view(name: str, summary: dict | None) -> dict:
     }
 
 
-AGREEMENT_SCHEMA = {
-    "instrument": pl.String, "measure": pl.String, "statistic": pl.String, "level": pl.String, "value": pl.Float64,
-    "ci_low": pl.Float64, "ci_high": pl.Float64, "n_targets": pl.Int64, "n_coders": pl.Int64, "note": pl.String,
+# the coding stage's tables (results/coding/agreement.csv, comparison.csv), read with their writers' types
+STATISTIC_NAMES = {
+    "icc2_1": "ICC(2,1)",
+    "icc2_k": "ICC(2,k)",
+    "cohen_kappa": "Cohen's κ",
+    "fleiss_kappa": "Fleiss' κ",
+    "krippendorff_alpha": "Krippendorff's α",
 }
-COMPARISON_SCHEMA = {
-    "selection": pl.String, "instrument": pl.String, "measure": pl.String, "group_a": pl.String, "group_b": pl.String,
-    "n_a": pl.Int64, "n_b": pl.Int64, "mean_a": pl.Float64, "mean_b": pl.Float64, "difference": pl.Float64,
-    "ci_low": pl.Float64, "ci_high": pl.Float64, "p": pl.Float64, "n_patients": pl.Int64, "n_patients_both": pl.Int64,
-    "method": pl.String, "note": pl.String,
-}
-STATISTIC_NAMES = {"icc2_1": "ICC(2,1)", "icc2_k": "ICC(2,k)", "cohen_kappa": "Cohen's κ", "fleiss_kappa": "Fleiss' κ",
-                   "krippendorff_alpha": "Krippendorff's α"}
 
 
 def coding_view(root: Path) -> dict:
@@ -103,15 +103,20 @@ def coding_view(root: Path) -> dict:
     comparison = pl.read_csv(comparison_path, schema=COMPARISON_SCHEMA) if comparison_path.exists() else None
     return {
         "ran": agreement is not None,
-        "agreement": [] if agreement is None else agreement.with_columns(
-            pl.col("statistic").replace(STATISTIC_NAMES).alias("statistic")).to_dicts(),
+        "agreement": []
+        if agreement is None
+        else agreement.with_columns(pl.col("statistic").replace(STATISTIC_NAMES).alias("statistic")).to_dicts(),
         "comparison": [] if comparison is None else comparison.to_dicts(),
         "comparison_method": comparison.item(0, "method") if comparison is not None and comparison.height else None,
     }
 
 
-MULTILEVEL_TERMS = {"intercept": "Intercept", "alliance_within": "Alliance, within patient (lagged)",
-                    "alliance_between": "Alliance, between patients (person mean)", "outcome_within": "Outcome at t, within patient"}
+MULTILEVEL_TERMS = {
+    "intercept": "Intercept",
+    "alliance_within": "Alliance, within patient (lagged)",
+    "alliance_between": "Alliance, between patients (person mean)",
+    "outcome_within": "Outcome at t, within patient",
+}
 
 
 def multilevel_view(root: Path) -> dict | None:
@@ -127,11 +132,20 @@ def multilevel_view(root: Path) -> dict | None:
         "converged": m.get("converged"),
         "fitted": bool(m.get("fixed_effects")),
         "message": m.get("message"),
-        "counts": [("Observations (session pairs)", m.get("n_observations")), ("Patients", m.get("n_patients")),
-                   ("Dyads", m.get("n_dyads")), ("Therapists", m.get("n_therapists"))],
+        "counts": [
+            ("Observations (session pairs)", m.get("n_observations")),
+            ("Patients", m.get("n_patients")),
+            ("Dyads", m.get("n_dyads")),
+            ("Therapists", m.get("n_therapists")),
+        ],
         # the model's terms in their order (multilevel.json is written with sorted keys)
-        "fixed": [{"term": MULTILEVEL_TERMS.get(k, _words(k)), **v} for k, v in sorted(
-            (m.get("fixed_effects") or {}).items(), key=lambda kv: list(MULTILEVEL_TERMS).index(kv[0]) if kv[0] in MULTILEVEL_TERMS else 99)],
+        "fixed": [
+            {"term": MULTILEVEL_TERMS.get(k, _words(k)), **v}
+            for k, v in sorted(
+                (m.get("fixed_effects") or {}).items(),
+                key=lambda kv: list(MULTILEVEL_TERMS).index(kv[0]) if kv[0] in MULTILEVEL_TERMS else 99,
+            )
+        ],
         "variance": [(_words(k), v) for k, v in (m.get("variance_components") or {}).items()],
     }
 
@@ -144,13 +158,20 @@ def cohort_context(results_dir: str, study: str, strategies: list[str], config_s
     cohort = json.loads(cohort_path.read_text(encoding="utf-8")) if cohort_path.exists() else {}
     per_arm = (
         dyads.group_by(pl.col("arm").fill_null("—"))
-        .agg(pl.len().alias("dyads"), pl.col("n_sessions").sum().alias("sessions"),
-             pl.col("n_sessions").median().alias("median_sessions"))
+        .agg(
+            pl.len().alias("dyads"),
+            pl.col("n_sessions").sum().alias("sessions"),
+            pl.col("n_sessions").median().alias("median_sessions"),
+        )
         .sort("arm")
     )
     # flow computed here from the dyad table; cohort.json's own flow (if any) is shown as well
-    flow = {"dyads": dyads.height, "sessions": int(dyads.get_column("n_sessions").sum() or 0),
-            "per_arm": per_arm.to_dicts(), "reported": cohort.get("flow") or {}}
+    flow = {
+        "dyads": dyads.height,
+        "sessions": int(dyads.get_column("n_sessions").sum() or 0),
+        "per_arm": per_arm.to_dicts(),
+        "reported": cohort.get("flow") or {},
+    }
     categories = cohort.get("change_categories") or {}
     cat_names = sorted({c for arm in categories.values() for c in arm})
     completeness = cohort.get("completeness") or []
@@ -192,11 +213,13 @@ def supervisor_table(dyads: pl.DataFrame) -> list[dict]:
         return []
     return (
         dyads.group_by(pl.col("therapist_id").fill_null("—"))
-        .agg(pl.len().alias("dyads"),
-             *[(pl.col("signal") == s).sum().alias(s) for s in SIGNALS],
-             pl.col("signal").is_null().sum().alias("none"),
-             pl.col("alliance_alert").fill_null(False).sum().alias("alliance_alerts"),
-             pl.col("risk_latest").fill_null(False).sum().alias("risk"))
+        .agg(
+            pl.len().alias("dyads"),
+            *[(pl.col("signal") == s).sum().alias(s) for s in SIGNALS],
+            pl.col("signal").is_null().sum().alias("none"),
+            pl.col("alliance_alert").fill_null(False).sum().alias("alliance_alerts"),
+            pl.col("risk_latest").fill_null(False).sum().alias("risk"),
+        )
         .sort("therapist_id")
         .to_dicts()
     )
@@ -209,7 +232,9 @@ def validation_context(results_dir: str, study: str, config_sha256: str | None) 
     root = Path(results_dir)
     accounting = read_table(root / "validation" / "accounting.csv", AccountingModel)
     rejections = read_table(root / "validation" / "rejections.csv", RejectionsModel)
-    by_rule = rejections.group_by("rule").agg(pl.len().alias("n"), pl.col("dyad_id").n_unique().alias("dyads")).sort("rule")
+    by_rule = (
+        rejections.group_by("rule").agg(pl.len().alias("n"), pl.col("dyad_id").n_unique().alias("dyads")).sort("rule")
+    )
     first = rejections.sort("source_file", "source_line", "column").head(FIRST_REJECTED)
     warn_path = root / "validation" / "warnings.csv"
     warnings = read_table(warn_path, WarningsModel).to_dicts()
@@ -232,7 +257,8 @@ def validation_context(results_dir: str, study: str, config_sha256: str | None) 
         )
         .to_dicts(),
         "files_without_data": [
-            f"{r['source_file']}: the whole file was quarantined, it cannot be read: {r['file_error']}" if r["file_error"]
+            f"{r['source_file']}: the whole file was quarantined, it cannot be read: {r['file_error']}"
+            if r["file_error"]
             else f"{r['source_file']}: all {r['rows_read']} row(s) were rejected: no data from this file is used"
             for r in no_data.iter_rows(named=True)
         ],

@@ -27,11 +27,11 @@ import polars as pl
 
 from dyadflow import __version__
 from dyadflow.core.config import section
-from dyadflow.core.study import instrument
-from dyadflow.validate import consent as consent_rules
-from dyadflow.report import charts
 from dyadflow.core.contract import empty
+from dyadflow.core.study import instrument
+from dyadflow.report import charts
 from dyadflow.report.tables import ReportTables
+from dyadflow.validate import consent as consent_rules
 from dyadflow.validate.consent import ConsentModel
 
 AUDIENCES = ("research", "clinician")
@@ -50,9 +50,25 @@ REDACTED_IP = "[IP address removed]"
 REDACTED_PHONE = "[phone removed]"
 # consent_share_ratings: the patient's ratings in the clinician copy (see shard_contexts)
 PATIENT_DYAD_FIGURES = (
-    "outcome_pre", "outcome_post", "outcome_change", "rci", "change_category", "alliance_patient_mean",
-    "alliance_patient_early", "alliance_patient_slope", "agreement_r", "agreement_n", "discrepancy_mean", "lag_b",
-    "lag_se", "lag_t", "lag_p", "lag_n", "n_sudden_gains", "n_sudden_losses", "n_rupture_repairs",
+    "outcome_pre",
+    "outcome_post",
+    "outcome_change",
+    "rci",
+    "change_category",
+    "alliance_patient_mean",
+    "alliance_patient_early",
+    "alliance_patient_slope",
+    "agreement_r",
+    "agreement_n",
+    "discrepancy_mean",
+    "lag_b",
+    "lag_se",
+    "lag_t",
+    "lag_p",
+    "lag_n",
+    "n_sudden_gains",
+    "n_sudden_losses",
+    "n_rupture_repairs",
 )
 MAX_NOTE_CHARS = section("report")["max_note_chars"]  # the config schema's default of report.max_note_chars
 SHORTENED = "… (shortened)"
@@ -143,7 +159,9 @@ def clinician_tables(t: ReportTables, outcome_by_patient: bool = True) -> tuple[
         .filter(~(hidden & (pl.col("rater") == "patient")))
         .drop("_s", "_withheld")
     )
-    by_patient = ["alliance_patient", "alliance_composite"] + (["outcome", "outcome_next"] if outcome_by_patient else [])
+    by_patient = ["alliance_patient", "alliance_composite"] + (
+        ["outcome", "outcome_next"] if outcome_by_patient else []
+    )
     sessions = (
         t.sessions.with_columns(pl.col("session").cast(pl.Int64).alias("_s"))
         .join(keyed.rename({"session": "_s"}), on=["dyad_id", "_s"], how="left")
@@ -152,7 +170,11 @@ def clinician_tables(t: ReportTables, outcome_by_patient: bool = True) -> tuple[
     )
     in_partial = pl.col("dyad_id").is_in(partial.get_column("dyad_id").implode())
     dyads = t.dyads.with_columns(
-        [pl.when(in_partial).then(None).otherwise(pl.col(c)).alias(c) for c in PATIENT_DYAD_FIGURES if c in t.dyads.columns]
+        [
+            pl.when(in_partial).then(None).otherwise(pl.col(c)).alias(c)
+            for c in PATIENT_DYAD_FIGURES
+            if c in t.dyads.columns
+        ]
     )
     return ReportTables(
         dyads=dyads,
@@ -189,9 +211,13 @@ def clinician_microprocess(microprocess: dict | None, consent: pl.DataFrame) -> 
 
 def session_rows(t: ReportTables, outcome: str) -> pl.DataFrame:
     """One row per dyad × session for the session table and the charts."""
-    band = t.scores.filter(pl.col("instrument") == outcome).group_by("dyad_id", "session").agg(
-        pl.col("band").drop_nulls().first().alias("outcome_band"),
-        pl.col("prorated").fill_null(False).any().alias("outcome_prorated"),
+    band = (
+        t.scores.filter(pl.col("instrument") == outcome)
+        .group_by("dyad_id", "session")
+        .agg(
+            pl.col("band").drop_nulls().first().alias("outcome_band"),
+            pl.col("prorated").fill_null(False).any().alias("outcome_prorated"),
+        )
     )
     risk = (
         t.scores.filter(pl.col("risk_flag").fill_null(False))
@@ -202,8 +228,18 @@ def session_rows(t: ReportTables, outcome: str) -> pl.DataFrame:
         t.sessions.join(band, on=["dyad_id", "session"], how="left")
         .join(risk, on=["dyad_id", "session"], how="left")
         .sort("dyad_id", "session")
-        .select("dyad_id", "session", "date", "outcome", "outcome_band", "outcome_prorated", "alliance_patient",
-                "alliance_therapist", "alliance_composite", "risk")
+        .select(
+            "dyad_id",
+            "session",
+            "date",
+            "outcome",
+            "outcome_band",
+            "outcome_prorated",
+            "alliance_patient",
+            "alliance_therapist",
+            "alliance_composite",
+            "risk",
+        )
     )
 
 
@@ -232,7 +268,9 @@ def subscale_profile(t: ReportTables, alliance: dict[str, str]) -> pl.DataFrame:
     """Mean of each ``sub_*`` column of the alliance instruments over sessions, per dyad and rater."""
     subs = [c for c in t.scores.columns if c.startswith("sub_")]
     if not subs:
-        return pl.DataFrame(schema={"dyad_id": pl.String, "rater": pl.String, "subscale": pl.String, "value": pl.Float64})
+        return pl.DataFrame(
+            schema={"dyad_id": pl.String, "rater": pl.String, "subscale": pl.String, "value": pl.Float64}
+        )
     keep = pl.any_horizontal(
         *[(pl.col("rater") == rater) & (pl.col("instrument") == inst) for rater, inst in alliance.items()]
     )
@@ -279,7 +317,9 @@ def shard_contexts(
         t, hidden = clinician_tables(t, outcome_by_patient="patient" in inst.raters)
         partial = hidden.get_column("dyad_id").unique().implode()
         profile = profile.filter(~(pl.col("dyad_id").is_in(partial) & (pl.col("rater") == "patient")))
-        withheld = {r["dyad_id"]: r["session"] for r in hidden.group_by("dyad_id").agg(pl.col("session").sort()).to_dicts()}
+        withheld = {
+            r["dyad_id"]: r["session"] for r in hidden.group_by("dyad_id").agg(pl.col("session").sort()).to_dicts()
+        }
         microprocess = clinician_microprocess(microprocess, t.consent)
     per = {
         "sessions": _by_dyad(session_rows(t, outcome)),
@@ -290,8 +330,11 @@ def shard_contexts(
         "gains": _by_dyad(t.sudden_gains.sort("dyad_id", "pregain_session")),
         "ruptures": _by_dyad(t.ruptures.sort("dyad_id", "rupture_session", "rater")),
         "selected": _by_dyad(t.selection.sort("dyad_id", "strategy", "session")) if audience == "research" else {},
-        "rejected": _by_dyad(t.rejections.sort("dyad_id", "source_file", "source_line").select(
-            "dyad_id", "source_file", "source_line", "column", "rule", "message")),
+        "rejected": _by_dyad(
+            t.rejections.sort("dyad_id", "source_file", "source_line").select(
+                "dyad_id", "source_file", "source_line", "column", "rule", "message"
+            )
+        ),
     }
     alliance_max = max(a_pat.score_max, a_ther.score_max)
     alliance_min = min(a_pat.score_min, a_ther.score_min)
@@ -305,12 +348,14 @@ def shard_contexts(
             "audience": audience,
             "dyad": dyad,
             "period": (min(dates), max(dates)) if dates else None,
-            "outcome": {"key": outcome, "name": inst.name, "bands": bands,
-                        "lower_is_better": inst.lower_is_better,
-                        "range": (inst.score_min, inst.score_max)},
-            "alliance": {"patient": a_pat.name,
-                         "therapist": a_ther.name,
-                         "range": (alliance_min, alliance_max)},
+            "outcome": {
+                "key": outcome,
+                "name": inst.name,
+                "bands": bands,
+                "lower_is_better": inst.lower_is_better,
+                "range": (inst.score_min, inst.score_max),
+            },
+            "alliance": {"patient": a_pat.name, "therapist": a_ther.name, "range": (alliance_min, alliance_max)},
             "sessions": sessions,
             "risk": per["risk"].get(d, []),
             "notes": per["notes"].get(d, []),
@@ -336,7 +381,9 @@ def fingerprint(ctx: dict, version: bool = True) -> str:
     a change re-renders the report. With ``version=False`` and the provenance left out of
     ``ctx``, the data alone: the fingerprint printed in the report, which a change of
     dyadflow's code or templates leaves as it is."""
-    payload = json.dumps({**ctx, "version": __version__} if version else ctx, sort_keys=True, default=str, ensure_ascii=False)
+    payload = json.dumps(
+        {**ctx, "version": __version__} if version else ctx, sort_keys=True, default=str, ensure_ascii=False
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -346,18 +393,36 @@ def add_charts(ctx: dict) -> dict:
     out = {"outcome": None, "alliance": None, "subscales": None}
     if any(s["outcome"] is not None for s in sessions):
         rng = ctx["outcome"]["range"] or (0, max(s["outcome"] or 0 for s in sessions))
-        out["outcome"] = charts.data_uri(charts.png_bytes(charts.outcome_figure(
-            sessions, ctx["outcome"]["bands"], ctx["gains"], ctx["outcome"]["name"].split(" (")[0],
-            (rng[0], rng[1]))))
+        out["outcome"] = charts.data_uri(
+            charts.png_bytes(
+                charts.outcome_figure(
+                    sessions,
+                    ctx["outcome"]["bands"],
+                    ctx["gains"],
+                    ctx["outcome"]["name"].split(" (")[0],
+                    (rng[0], rng[1]),
+                )
+            )
+        )
     if any(s["alliance_patient"] is not None or s["alliance_therapist"] is not None for s in sessions):
-        marks = [{"session": s["session"], "label": f"{s['strategy']}: {s['group']}" if s["group"] else s["strategy"]}
-                 for s in ctx["selected"]]
+        marks = [
+            {"session": s["session"], "label": f"{s['strategy']}: {s['group']}" if s["group"] else s["strategy"]}
+            for s in ctx["selected"]
+        ]
         lo, hi = ctx["alliance"]["range"]
-        out["alliance"] = charts.data_uri(charts.png_bytes(charts.alliance_figure(
-            sessions, marks, ctx["ruptures"], (lo - 0.2, hi + 0.2), ("Patient", "Therapist"))))
+        out["alliance"] = charts.data_uri(
+            charts.png_bytes(
+                charts.alliance_figure(sessions, marks, ctx["ruptures"], (lo - 0.2, hi + 0.2), ("Patient", "Therapist"))
+            )
+        )
     if ctx["profile"]:
         names = sorted({p["subscale"] for p in ctx["profile"]})
         lo, hi = ctx["alliance"]["range"]
-        out["subscales"] = charts.data_uri(charts.png_bytes(charts.subscale_figure(
-            ctx["profile"], names, ("Patient", "Therapist"), (lo - 1 if lo > 0 else 0, hi + 0.6))))
+        out["subscales"] = charts.data_uri(
+            charts.png_bytes(
+                charts.subscale_figure(
+                    ctx["profile"], names, ("Patient", "Therapist"), (lo - 1 if lo > 0 else 0, hi + 0.6)
+                )
+            )
+        )
     return {**ctx, "charts": out}

@@ -72,7 +72,10 @@ def make_fetcher(assets: Path = ASSETS):
                     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                     return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": mime})
             self.refused.append(url)
-            log.warning("report rendering refused to fetch %s (only dyadflow/report/assets and data: URLs are served)", url[:200])
+            log.warning(
+                "report rendering refused to fetch %s (only dyadflow/report/assets and data: URLs are served)",
+                url[:200],
+            )
             raise ValueError(f"dyadflow reports fetch only their own assets; refused {url}")
 
     return AssetFetcher()
@@ -142,7 +145,7 @@ def render_pdf(html: str, epoch: int, fetcher=None) -> bytes:
     """Render ``html`` to PDF bytes, reproducibly for a given ``epoch``."""
     weasyprint = _weasyprint()
     fetcher = fetcher or make_fetcher()
-    stamp = dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with source_date_epoch(epoch):
         doc = weasyprint.HTML(string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=fetcher).render()
         doc.metadata.created = stamp
@@ -161,7 +164,7 @@ def epoch_of(day: dt.date | None) -> int:
         return 0
     if isinstance(day, dt.datetime):
         day = day.date()
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp())
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
 def shard_of(dyad_ids: pl.Series, n_shards: int) -> pl.Series:

@@ -23,15 +23,24 @@ import polars as pl
 
 from dyadflow import __version__
 from dyadflow.core import atomic
-from dyadflow.report import clinician
-from dyadflow.report import dyad as dyad_report
-from dyadflow.report import render
 from dyadflow.core.contract import read_table
+from dyadflow.report import clinician, render
+from dyadflow.report import dyad as dyad_report
 from dyadflow.report.tables import CONTRACTS, ReportTables, read_report_tables, with_note, with_selection_columns
 
 log = logging.getLogger(__name__)
 
-SHARD_TABLES = ("dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections", "consent", "feedback")
+SHARD_TABLES = (
+    "dyads",
+    "sessions",
+    "scores",
+    "sudden_gains",
+    "ruptures",
+    "selection",
+    "rejections",
+    "consent",
+    "feedback",
+)
 STATE = "rendered.json"
 
 
@@ -65,8 +74,12 @@ def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, out_plan
                 shutil.rmtree(old)
     counts = assign.group_by("shard").len().sort("shard")
     sizes = dict(counts.iter_rows())
-    data = {"n_shards": n, "dyads_per_shard": dyads_per_shard, "n_dyads": t.dyads.height,
-            "shards": [{"shard": k, "n_dyads": int(sizes.get(k, 0))} for k in range(n)]}
+    data = {
+        "n_shards": n,
+        "dyads_per_shard": dyads_per_shard,
+        "n_dyads": t.dyads.height,
+        "shards": [{"shard": k, "n_dyads": int(sizes.get(k, 0))} for k in range(n)],
+    }
     atomic.write_bytes_if_changed(out_plan, atomic.json_bytes(data))
     log.info("%d dyads in %d shard(s); %d shard table(s) rewritten", t.dyads.height, n, written)
     return data
@@ -77,7 +90,9 @@ def read_shard(shard_dir: str | Path) -> ReportTables:
     frames = {k: read_table(d / f"{k}.parquet", model) for k, model in CONTRACTS.items()}
     frames["scores"] = with_note(frames["scores"])
     sel = d / "selection.parquet"
-    selection = with_selection_columns(pl.read_parquet(sel) if sel.exists() else pl.DataFrame(schema={"strategy": pl.String}))
+    selection = with_selection_columns(
+        pl.read_parquet(sel) if sel.exists() else pl.DataFrame(schema={"strategy": pl.String})
+    )
     return ReportTables(selection=selection, **frames)
 
 
@@ -128,14 +143,33 @@ def render_shard(
 
     t = read_shard(shard_dir)
     registry = load_registry(instruments_dir)
-    provenance = {"version": __version__, "config": config_sha256[:8] if config_sha256 else None,
-                  "templates": render.templates_fingerprint()[:8]}
+    provenance = {
+        "version": __version__,
+        "config": config_sha256[:8] if config_sha256 else None,
+        "templates": render.templates_fingerprint()[:8],
+    }
     micro = microprocess_contexts(config or {}, t.dyads.get_column("dyad_id").to_list(), results_dir)
-    common = dict(study=study, outcome=outcome, alliance=alliance, registry=registry, provenance=provenance,
-                  microprocess=micro, max_note_chars=max_note_chars)
-    clin = clinician.contexts(t, t.feedback, study=study, outcome=outcome, alliance=alliance, registry=registry,
-                              report_cfg=report_cfg, prompts=clinician.load_prompts(prompts_path), microprocess=micro,
-                              max_note_chars=max_note_chars)
+    common = dict(
+        study=study,
+        outcome=outcome,
+        alliance=alliance,
+        registry=registry,
+        provenance=provenance,
+        microprocess=micro,
+        max_note_chars=max_note_chars,
+    )
+    clin = clinician.contexts(
+        t,
+        t.feedback,
+        study=study,
+        outcome=outcome,
+        alliance=alliance,
+        registry=registry,
+        report_cfg=report_cfg,
+        prompts=clinician.load_prompts(prompts_path),
+        microprocess=micro,
+        max_note_chars=max_note_chars,
+    )
     for c in clin:
         c["kind"] = "clinician"
     main = clin if audience == "clinician" else dyad_report.shard_contexts(t, audience=audience, **common)
@@ -146,7 +180,7 @@ def render_shard(
     fetcher = render.make_fetcher()
     reports_dir = Path(results_dir) / "reports"
     out, new_state, rendered = [], {}, 0
-    for ctx, cctx in zip(main, clin):
+    for ctx, cctx in zip(main, clin, strict=False):
         d, therapist = ctx["dyad"]["dyad_id"], ctx["dyad"]["therapist_id"]
         if cctx is not ctx:
             ctx["provenance"] = {**ctx["provenance"], "build_date": str(ctx["epoch_date"] or "—")}
@@ -168,12 +202,23 @@ def render_shard(
         else:
             bsha = _render_one(template, cctx, bundle, fetcher)
             rendered += 1
-        new_state[d] = {"fingerprint": ctx["fingerprint"], "sha256": sha,
-                        "bundle_fingerprint": cctx["fingerprint"], "bundle_sha256": bsha}
+        new_state[d] = {
+            "fingerprint": ctx["fingerprint"],
+            "sha256": sha,
+            "bundle_fingerprint": cctx["fingerprint"],
+            "bundle_sha256": bsha,
+        }
         shown = Path(Path(results_dir).name)  # "results/reports/...", wherever the run directory is
-        out.append({"dyad_id": d, "therapist_id": therapist, "path": (shown / path.relative_to(results_dir)).as_posix(),
-                    "sha256": sha, "bundle_path": (shown / bundle.relative_to(results_dir)).as_posix(),
-                    "bundle_sha256": bsha})
+        out.append(
+            {
+                "dyad_id": d,
+                "therapist_id": therapist,
+                "path": (shown / path.relative_to(results_dir)).as_posix(),
+                "sha256": sha,
+                "bundle_path": (shown / bundle.relative_to(results_dir)).as_posix(),
+                "bundle_sha256": bsha,
+            }
+        )
     atomic.write_bytes_if_changed(state_path, atomic.json_bytes(new_state))
     atomic.write_json(out_manifest, {"reports": out})
     if fetcher.refused:
@@ -191,11 +236,19 @@ def index(manifests: list[str], reports_dir: str, out_index: str) -> pl.DataFram
     rows = []
     for path in manifests:
         rows.extend(json.loads(Path(path).read_text(encoding="utf-8"))["reports"])
-    schema = {"dyad_id": pl.String, "therapist_id": pl.String, "path": pl.String, "sha256": pl.String,
-              "bundle_path": pl.String, "bundle_sha256": pl.String}
+    schema = {
+        "dyad_id": pl.String,
+        "therapist_id": pl.String,
+        "path": pl.String,
+        "sha256": pl.String,
+        "bundle_path": pl.String,
+        "bundle_sha256": pl.String,
+    }
     table = (
         pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
-        .with_columns(pl.when(pl.col("dyad_id").is_null()).then(pl.lit("caseload")).otherwise(pl.lit("dyad")).alias("kind"))
+        .with_columns(
+            pl.when(pl.col("dyad_id").is_null()).then(pl.lit("caseload")).otherwise(pl.lit("dyad")).alias("kind")
+        )
         .sort(["kind", "dyad_id", "therapist_id"], descending=[True, False, False], nulls_last=True)
     )
     listed = table.get_column("path").drop_nulls().to_list() + table.get_column("bundle_path").drop_nulls().to_list()

@@ -23,8 +23,14 @@ from dyadflow.validate.consent import ConsentModel
 
 # The contract of each table the reports read (owned by the stage that writes it)
 CONTRACTS = {
-    "dyads": DyadsModel, "sessions": SessionsModel, "scores": ScoresModel, "sudden_gains": SuddenGainsModel,
-    "ruptures": RupturesModel, "rejections": RejectionsModel, "consent": ConsentModel, "feedback": FeedbackModel,
+    "dyads": DyadsModel,
+    "sessions": SessionsModel,
+    "scores": ScoresModel,
+    "sudden_gains": SuddenGainsModel,
+    "ruptures": RupturesModel,
+    "rejections": RejectionsModel,
+    "consent": ConsentModel,
+    "feedback": FeedbackModel,
 }
 ACCOUNTING = AccountingModel
 
@@ -84,7 +90,8 @@ def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> R
         # validated/consent.parquet only, see dyadflow.validate.consent)
         keys = ["dyad_id", "session", "rater", "instrument"]
         text = pl.read_parquet(validated, columns=[*keys, "note"]).with_columns(
-            pl.col("session").cast(frames["scores"].schema["session"]))
+            pl.col("session").cast(frames["scores"].schema["session"])
+        )
         frames["scores"] = frames["scores"].join(text.unique(keys, keep="first"), on=keys, how="left")
     frames["scores"] = with_note(frames["scores"])
     parts = []

@@ -72,8 +72,15 @@ def change_by_arm(cohort: dict, out: str | Path) -> None:
         width = 0.8 / len(names)
         for i, name in enumerate(names):
             xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(arms))]
-            ax.bar(xs, [cats[a].get(name, 0) for a in arms], width, label=name, color=GREYS[i % 6],
-                   hatch=HATCHES[i % 6], edgecolor="black")
+            ax.bar(
+                xs,
+                [cats[a].get(name, 0) for a in arms],
+                width,
+                label=name,
+                color=GREYS[i % 6],
+                hatch=HATCHES[i % 6],
+                edgecolor="black",
+            )
         ax.set_xticks(range(len(arms)), arms)
         ax.set_ylabel("dyads")
         ax.set_title(f"Change in {cohort.get('outcome', 'the outcome')} by arm (reliable change index)")
@@ -89,8 +96,14 @@ def completeness(cohort: dict, out: str | Path) -> None:
     instruments = sorted({r["instrument"] for r in rows})
     for i, inst in enumerate(instruments):
         pts = sorted((r["session"], r["fraction"]) for r in rows if r["instrument"] == inst)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=MARKERS[i % 6], color=GREYS[i % 5],
-                linestyle=("-", "--", ":", "-.")[i % 4], label=inst)
+        ax.plot(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            marker=MARKERS[i % 6],
+            color=GREYS[i % 5],
+            linestyle=("-", "--", ":", "-.")[i % 4],
+            label=inst,
+        )
     if instruments:
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("session")
@@ -116,8 +129,13 @@ def alliance_outcome(sessions_parquet: str | Path, cohort: dict, out: str | Path
         ax.scatter(df.get_column(x_col), df.get_column(y_col), s=6, color="0.4", alpha=0.5, linewidths=0)
         if eff.get("b") is not None:
             xs = [df.get_column(x_col).min(), df.get_column(x_col).max()]
-            ax.plot(xs, [eff["b"] * x for x in xs], color="black", linewidth=1.5,
-                    label=f"pooled b = {eff['b']:.2f} (SE {eff['se']:.2f}), {eff['n_obs']} sessions, {eff['n_dyads']} dyads")
+            ax.plot(
+                xs,
+                [eff["b"] * x for x in xs],
+                color="black",
+                linewidth=1.5,
+                label=f"pooled b = {eff['b']:.2f} (SE {eff['se']:.2f}), {eff['n_obs']} sessions, {eff['n_dyads']} dyads",
+            )
             ax.legend(frameon=False, fontsize=8, loc="upper right")
         ax.set_xlabel(f"{x_col} (within-dyad, detrended, z)")
         ax.set_ylabel(f"{y_col} (within-dyad, detrended, z)")

@@ -159,7 +159,9 @@ def score_instrument(rows: pl.LazyFrame, inst: Instrument) -> pl.LazyFrame:
         )
     )
     if by_subscale:
-        reason = reason.when(total.is_null()).then(pl.lit("a subscale has no answered item to impute its missing items from"))
+        reason = reason.when(total.is_null()).then(
+            pl.lit("a subscale has no answered item to impute its missing items from")
+        )
     return rows.with_columns(
         total.alias("total"),
         mean.alias("mean"),

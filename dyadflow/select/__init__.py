@@ -39,10 +39,14 @@ def missing_data_note(strategy: str, sessions: pl.DataFrame, outcome: str, allia
     """Why a strategy can select nothing in this study (an outcome-only or alliance-only
     trial), or None when the scores it needs are there."""
     has = {
-        "alliance": sessions.select(pl.col("alliance_patient", "alliance_therapist").is_not_null().any()).row(0) != (False, False),
+        "alliance": sessions.select(pl.col("alliance_patient", "alliance_therapist").is_not_null().any()).row(0)
+        != (False, False),
         "outcome": sessions.select(pl.col("outcome").is_not_null().any()).item(),
     }
-    names = {"alliance": f"alliance ({alliance['patient']}, {alliance['therapist']})", "outcome": f"outcome ({outcome})"}
+    names = {
+        "alliance": f"alliance ({alliance['patient']}, {alliance['therapist']})",
+        "outcome": f"outcome ({outcome})",
+    }
     lacking = [names[k] for k in NEEDS.get(strategy, ()) if not has[k]]
     if not lacking:
         return None
@@ -61,7 +65,8 @@ def filter_arms(spec: dict, sessions: pl.DataFrame, dyads: pl.DataFrame, rupture
     unknown = [a for a in arms if a not in present]
     if unknown:
         raise DyadflowError(
-            f"arm '{unknown[0]}' is not in the data (arms: {', '.join(present) or 'none'})", key=f"selection.{spec['name']}.arms"
+            f"arm '{unknown[0]}' is not in the data (arms: {', '.join(present) or 'none'})",
+            key=f"selection.{spec['name']}.arms",
         )
     dyads = dyads.filter(pl.col("arm").is_in(arms))
     keep = dyads.select("dyad_id")
@@ -71,8 +76,16 @@ def filter_arms(spec: dict, sessions: pl.DataFrame, dyads: pl.DataFrame, rupture
     return sessions, dyads, ruptures, f"arms {', '.join(arms)} only ({dyads.height} of {total} dyad(s))"
 
 
-def choose(spec: dict, sessions: pl.DataFrame, dyads: pl.DataFrame, ruptures: pl.DataFrame | None, registry: dict, outcome: str, alliance: dict,
-           composite: str | None = None) -> tuple[pl.DataFrame, dict]:
+def choose(
+    spec: dict,
+    sessions: pl.DataFrame,
+    dyads: pl.DataFrame,
+    ruptures: pl.DataFrame | None,
+    registry: dict,
+    outcome: str,
+    alliance: dict,
+    composite: str | None = None,
+) -> tuple[pl.DataFrame, dict]:
     """The selection and summary of one configured strategy (``composite``: ``stats.composite``, for the summary).
 
     ``spec`` was checked against the config schema at start-up (dyadflow/core/config.py);
@@ -105,8 +118,17 @@ def _choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, compos
     return rupture.select(ruptures, params)
 
 
-def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | None, registry: dict, outcome: str, alliance: dict, out: dict,
-        composite: str | None = None) -> pl.DataFrame:
+def run(
+    spec: dict,
+    sessions_path: str,
+    dyads_path: str,
+    ruptures_path: str | None,
+    registry: dict,
+    outcome: str,
+    alliance: dict,
+    out: dict,
+    composite: str | None = None,
+) -> pl.DataFrame:
     sessions = read_table(sessions_path, SessionsModel)
     dyads = read_table(dyads_path, DyadsModel)
     # with the contract's types: a study without alliance ratings has an empty ruptures.csv
@@ -114,8 +136,12 @@ def run(spec: dict, sessions_path: str, dyads_path: str, ruptures_path: str | No
     spec = selection_spec(spec)
     selection, summary = choose(spec, sessions, dyads, ruptures, registry, outcome, alliance, composite)
     blinded, key = blinding.blind(selection, spec["name"], int(spec["seed"]))
-    summary = {"name": spec["name"], **summary, "selected_sessions": selection.height,
-               "groups": summary.get("groups") or {g: n for g, n in selection.group_by("group").len().sort("group").rows()}}
+    summary = {
+        "name": spec["name"],
+        **summary,
+        "selected_sessions": selection.height,
+        "groups": summary.get("groups") or {g: n for g, n in selection.group_by("group").len().sort("group").rows()},
+    }
     note = missing_data_note(spec["strategy"], sessions, outcome, alliance)
     if note:
         summary["note"] = note

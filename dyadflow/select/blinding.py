@@ -38,9 +38,7 @@ def letter_codes(n: int) -> list[str]:
 def blind(selection: pl.DataFrame, name: str, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(blinded list, key) of a selection."""
     text = selection.select(pl.format(f"{seed}:{{}}:{{}}", pl.col("dyad_id"), pl.col("session"))).to_series()
-    keyed = selection.with_columns(
-        pl.Series("_h", stable_hash(text), dtype=pl.UInt64)
-    ).sort("_h", "dyad_id", "session")
+    keyed = selection.with_columns(pl.Series("_h", stable_hash(text), dtype=pl.UInt64)).sort("_h", "dyad_id", "session")
     keyed = keyed.with_columns(pl.Series("code", letter_codes(keyed.height), dtype=pl.String))
     key = keyed.select("code", "dyad_id", "session", "group", "rank", "reason")
     blinded = keyed.select("code", pl.lit(name).alias("selection"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from dyadflow.core.contract import Contract, dtypes, nullable
 from dyadflow.core.config import selection_spec
+from dyadflow.core.contract import Contract, dtypes, nullable
 from dyadflow.core.errors import DyadflowError
 
 DYAD = "dyad_id"
@@ -41,16 +41,22 @@ def with_defaults(strategy: str, params: dict) -> dict:
 def ordinal(n: pl.Expr) -> pl.Expr:
     """1 → '', 2 → '2nd ', 3 → '3rd ', 4 → '4th ' (for 'highest' / '2nd highest')."""
     suffix = (
-        pl.when((n % 100).is_between(11, 13)).then(pl.lit("th"))
-        .when(n % 10 == 1).then(pl.lit("st"))
-        .when(n % 10 == 2).then(pl.lit("nd"))
-        .when(n % 10 == 3).then(pl.lit("rd"))
+        pl.when((n % 100).is_between(11, 13))
+        .then(pl.lit("th"))
+        .when(n % 10 == 1)
+        .then(pl.lit("st"))
+        .when(n % 10 == 2)
+        .then(pl.lit("nd"))
+        .when(n % 10 == 3)
+        .then(pl.lit("rd"))
         .otherwise(pl.lit("th"))
     )
     return pl.when(n == 1).then(pl.lit("")).otherwise(pl.format("{}{} ", n, suffix))
 
 
-def scaled_thresholds(scale: str, defaults: dict[str, dict[str, float]], given: dict | None, key: str) -> dict[str, float]:
+def scaled_thresholds(
+    scale: str, defaults: dict[str, dict[str, float]], given: dict | None, key: str
+) -> dict[str, float]:
     """Per rater, the thresholds ``given`` under ``key`` over the defaults of their ``scale`` (``own`` or ``pomp``).
 
     Under ``pomp`` the thresholds are on 0-1 ((x - min)/(max - min) of the instrument's

@@ -32,7 +32,6 @@ from dyadflow.select.common import DYAD, finish, ordinal, with_defaults
 from dyadflow.stats import lagged as lagged_model
 
 
-
 def therapies(sessions: pl.DataFrame, params: dict, lower_is_better: bool) -> pl.DataFrame:
     """Steps 2–3: per dyad ``lag_b, lag_p, lag_n``, ``tested`` and ``qualified`` (+ why not)."""
     fit = lagged_model.lagged(sessions, detrend=bool(params["detrend"]), min_pairs=int(params["min_pairs"]))
@@ -42,9 +41,12 @@ def therapies(sessions: pl.DataFrame, params: dict, lower_is_better: bool) -> pl
     return fit.with_columns(
         pl.col("lag_b").is_not_null().alias("tested"),
         (pl.col("lag_b").is_not_null() & (pl.col("lag_p") < params["alpha"]) & right_sign).alias("qualified"),
-        pl.when(pl.col("lag_b").is_null()).then(pl.col("_note_lag"))
-        .when(pl.col("lag_p") >= params["alpha"]).then(pl.format("not significant (p = {})", pl.col("lag_p").round(3)))
-        .when(~right_sign).then(pl.lit("wrong sign"))
+        pl.when(pl.col("lag_b").is_null())
+        .then(pl.col("_note_lag"))
+        .when(pl.col("lag_p") >= params["alpha"])
+        .then(pl.format("not significant (p = {})", pl.col("lag_p").round(3)))
+        .when(~right_sign)
+        .then(pl.lit("wrong sign"))
         .alias("why_not"),
     )
 
@@ -53,7 +55,9 @@ def _skip_flags(cands: pl.DataFrame) -> pl.DataFrame:
     """Per candidate, whether one ranked above it in its dyad and group was skipped, and why."""
     flags = []
     for name in ("final", "no_next", "no_change"):
-        above = pl.col(f"_skip_{name}").cast(pl.Int8).cum_max().shift(1, fill_value=0).over(DYAD, "group", order_by="_rank")
+        above = (
+            pl.col(f"_skip_{name}").cast(pl.Int8).cum_max().shift(1, fill_value=0).over(DYAD, "group", order_by="_rank")
+        )
         flags.append((above > 0).alias(f"_above_{name}"))
     return cands.with_columns(flags)
 
@@ -68,8 +72,12 @@ def candidates(sessions: pl.DataFrame, qualified: pl.DataFrame, params: dict, lo
         .filter(pl.col(score).is_not_null() & pl.col(score).is_not_nan())
         .select(DYAD, "session", "_last", "outcome", "outcome_next", pl.col(score).alias("_z"))
     )
-    better = pl.col("outcome_next") < pl.col("outcome") if lower_is_better else pl.col("outcome_next") > pl.col("outcome")
-    worse = pl.col("outcome_next") > pl.col("outcome") if lower_is_better else pl.col("outcome_next") < pl.col("outcome")
+    better = (
+        pl.col("outcome_next") < pl.col("outcome") if lower_is_better else pl.col("outcome_next") > pl.col("outcome")
+    )
+    worse = (
+        pl.col("outcome_next") > pl.col("outcome") if lower_is_better else pl.col("outcome_next") < pl.col("outcome")
+    )
     words = ("decrease", "increase") if lower_is_better else ("increase", "decrease")
     parts = []
     for group, descending, change, word in (("high", True, better, words[0]), ("low", False, worse, words[1])):
@@ -87,9 +95,7 @@ def candidates(sessions: pl.DataFrame, qualified: pl.DataFrame, params: dict, lo
     cands = pl.concat(parts).sort(DYAD, "group", "_rank")
     cands = cands.with_columns(
         (~(pl.col("_skip_final") | pl.col("_skip_no_next") | pl.col("_skip_no_change"))).alias("_eligible")
-    ).with_columns(
-        pl.col("_eligible").cast(pl.Int32).cum_sum().over(DYAD, "group", order_by="_rank").alias("_nth")
-    )
+    ).with_columns(pl.col("_eligible").cast(pl.Int32).cum_sum().over(DYAD, "group", order_by="_rank").alias("_nth"))
     return _skip_flags(cands)
 
 
@@ -113,9 +119,14 @@ def no_eligible(cands: pl.DataFrame, qualified: pl.DataFrame, lower_is_better: b
             pl.format(
                 "no eligible session: {} session(s) {} the patient's mean composite (z {} 0), none followed by {} "
                 "at the next session (final session: {}; no outcome at next session: {}; no {}: {})",
-                pl.col("_n"), side, pl.when(pl.col("group") == "high").then(pl.lit(">")).otherwise(pl.lit("<")),
+                pl.col("_n"),
+                side,
+                pl.when(pl.col("group") == "high").then(pl.lit(">")).otherwise(pl.lit("<")),
                 pl.when(change == "increase").then(pl.lit("an increase")).otherwise(pl.lit("a decrease")),
-                pl.col("_final"), pl.col("_no_next"), change, pl.col("_no_change"),
+                pl.col("_final"),
+                pl.col("_no_next"),
+                change,
+                pl.col("_no_change"),
             ).alias("reason")
         )
         .select(DYAD, "group", "reason")
@@ -130,19 +141,28 @@ def pick(sessions: pl.DataFrame, qualified: pl.DataFrame, params: dict, lower_is
 
 def _picked(cands: pl.DataFrame, params: dict) -> pl.DataFrame:
     picked = cands.filter(pl.col("_eligible") & (pl.col("_nth") <= params["per_dyad"]))
-    replaced = pl.concat_list(
-        pl.when(pl.col("_above_final")).then(pl.lit("final session")),
-        pl.when(pl.col("_above_no_next")).then(pl.lit("no outcome at next session")),
-        pl.when(pl.col("_above_no_change")).then(pl.format("no {} at next session", pl.col("_word"))),
-    ).list.drop_nulls().list.join(", ")
+    replaced = (
+        pl.concat_list(
+            pl.when(pl.col("_above_final")).then(pl.lit("final session")),
+            pl.when(pl.col("_above_no_next")).then(pl.lit("no outcome at next session")),
+            pl.when(pl.col("_above_no_change")).then(pl.format("no {} at next session", pl.col("_word"))),
+        )
+        .list.drop_nulls()
+        .list.join(", ")
+    )
     ranked = pl.format("{}{} composite", ordinal(pl.col("_rank")), pl.col("_end"))
     return picked.with_columns(
-        pl.when(replaced == "").then(ranked).otherwise(pl.format("replaced: {} (took the {})", replaced, ranked)).alias("reason"),
+        pl.when(replaced == "")
+        .then(ranked)
+        .otherwise(pl.format("replaced: {} (took the {})", replaced, ranked))
+        .alias("reason"),
         pl.col("_z").abs().alias("abs_z"),
     ).select(DYAD, "session", "group", "reason", "abs_z", "_z")
 
 
-def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, lower_is_better: bool, composite: str | None = None) -> tuple[pl.DataFrame, dict]:
+def select(
+    sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, lower_is_better: bool, composite: str | None = None
+) -> tuple[pl.DataFrame, dict]:
     """The selection (``dyad_id, session, group, rank, reason``) and its summary.
 
     ``composite`` names how ``alliance_composite`` was made (``stats.composite``), for the summary.
@@ -179,9 +199,19 @@ def _mean(expr: pl.Expr) -> pl.Expr:
     return expr.mean().round(2)
 
 
-def summary(picked: pl.DataFrame, sessions: pl.DataFrame, dyads: pl.DataFrame, fits: pl.DataFrame, params: dict) -> dict:
+def summary(
+    picked: pl.DataFrame, sessions: pl.DataFrame, dyads: pl.DataFrame, fits: pl.DataFrame, params: dict
+) -> dict:
     """What the paper reports per group (their Table 1), from the selected sessions."""
-    people = dyads.select(DYAD, "patient_id", "therapist_id", "outcome_pre", "outcome_post", "alliance_patient_mean", "alliance_therapist_mean")
+    people = dyads.select(
+        DYAD,
+        "patient_id",
+        "therapist_id",
+        "outcome_pre",
+        "outcome_post",
+        "alliance_patient_mean",
+        "alliance_therapist_mean",
+    )
     rows = picked.join(people, on=DYAD, how="left")
     per_patient = rows.unique(subset=["group", DYAD])
     counts = rows.group_by("group").agg(
@@ -209,7 +239,9 @@ def summary(picked: pl.DataFrame, sessions: pl.DataFrame, dyads: pl.DataFrame, f
         "therapies_total": fits.height,
         "patients_in_both_groups": both,
         "groups": {g: groups.get(g) for g in ("high", "low")},
-        "not_qualified": fits.filter(~pl.col("qualified")).group_by(
-            pl.col("why_not").str.replace(r" \(p = .*\)$", "").alias("why")
-        ).len().sort("why").rows(),
+        "not_qualified": fits.filter(~pl.col("qualified"))
+        .group_by(pl.col("why_not").str.replace(r" \(p = .*\)$", "").alias("why"))
+        .len()
+        .sort("why")
+        .rows(),
     }

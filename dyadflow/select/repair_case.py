@@ -38,7 +38,9 @@ ROLES = ("first", "lowest", "between", "onset", "highest", "last")
 EPS = 1e-9  # 0-1 values are fractions: 4.0 on 1-7 is at 0.5
 
 
-def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, scales: dict[str, tuple[float, float]]) -> tuple[pl.DataFrame, dict]:
+def select(
+    sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, scales: dict[str, tuple[float, float]]
+) -> tuple[pl.DataFrame, dict]:
     """``scales`` gives each rater's instrument (min, max) for the common 0–1 metric."""
     params = with_defaults("repair_case", params)
     scale = params["scale"]
@@ -46,7 +48,8 @@ def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, scales: di
     high = scaled_thresholds(scale, HIGH, params.get("high"), "high")
     k = int(params["first_k"])
     norm = [
-        ((pl.col(f"alliance_{r}") - scales[r][0]) / (scales[r][1] - scales[r][0])).alias(f"_n_{r}") for r in ("patient", "therapist")
+        ((pl.col(f"alliance_{r}") - scales[r][0]) / (scales[r][1] - scales[r][0])).alias(f"_n_{r}")
+        for r in ("patient", "therapist")
     ]
     both = (
         sessions.filter(pl.col("alliance_patient").is_not_null() & pl.col("alliance_therapist").is_not_null())
@@ -59,17 +62,29 @@ def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, scales: di
     on = {r: pl.col(f"_n_{r}") if scale == "pomp" else pl.col(f"alliance_{r}") for r in ("patient", "therapist")}
     per_dyad = both.group_by(DYAD).agg(
         ((on["patient"] <= low["patient"] + EPS) & (on["therapist"] <= low["therapist"] + EPS))
-        .filter(pl.col("_i") <= k).all().alias("low_start"),
-        ((on["patient"].last() >= high["patient"] - EPS) & (on["therapist"].last() >= high["therapist"] - EPS)).alias("high_end"),
+        .filter(pl.col("_i") <= k)
+        .all()
+        .alias("low_start"),
+        ((on["patient"].last() >= high["patient"] - EPS) & (on["therapist"].last() >= high["therapist"] - EPS)).alias(
+            "high_end"
+        ),
         pl.len().alias("n_rated"),
     )
     outcome = dyads.select(DYAD, "change_category", "outcome_pre", "outcome_post")
-    judged = per_dyad.join(outcome, on=DYAD, how="left").with_columns(
-        (pl.col("n_rated") > k).alias("enough"),
-        pl.col("change_category").is_in(list(params["outcome_categories"])).fill_null(False).alias("good_outcome"),
-    ).with_columns((pl.col("enough") & pl.col("low_start") & pl.col("high_end") & pl.col("good_outcome")).alias("qualified"))
+    judged = (
+        per_dyad.join(outcome, on=DYAD, how="left")
+        .with_columns(
+            (pl.col("n_rated") > k).alias("enough"),
+            pl.col("change_category").is_in(list(params["outcome_categories"])).fill_null(False).alias("good_outcome"),
+        )
+        .with_columns(
+            (pl.col("enough") & pl.col("low_start") & pl.col("high_end") & pl.col("good_outcome")).alias("qualified")
+        )
+    )
     cases = both.join(judged.filter(pl.col("qualified")).select(DYAD), on=DYAD, how="semi")
-    after = (pl.col("_i") > pl.col("_i").sort_by("_level", "_i").first()) & (pl.col("_level") >= pl.col("_level").min() + params["onset_rise"])
+    after = (pl.col("_i") > pl.col("_i").sort_by("_level", "_i").first()) & (
+        pl.col("_level") >= pl.col("_level").min() + params["onset_rise"]
+    )
     # per dyad, the session of each role among the rated sessions
     roles = cases.group_by(DYAD).agg(
         pl.col("session").sort_by("_level", "_i").first().alias("lowest"),
@@ -77,16 +92,24 @@ def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, scales: di
         pl.col("session").sort_by(pl.col("_level"), pl.col("_i"), descending=[True, False]).first().alias("highest"),
     )
     # the actual first and last treatment sessions: any scored questionnaire, rated or not
-    treated = sessions.filter(pl.col("session") >= 1).group_by(DYAD).agg(
-        pl.col("session").min().alias("first"), pl.col("session").max().alias("last")
+    treated = (
+        sessions.filter(pl.col("session") >= 1)
+        .group_by(DYAD)
+        .agg(pl.col("session").min().alias("first"), pl.col("session").max().alias("last"))
     )
     roles = roles.join(treated, on=DYAD, how="left")
     wanted = roles.select(
         DYAD,
         pl.concat_list(
             pl.concat_list(pl.col("first", "lowest", "onset", "highest", "last").cast(pl.Int64)),
-            pl.int_ranges(pl.col("lowest").cast(pl.Int64) + 1, pl.col("onset").cast(pl.Int64).fill_null(pl.col("lowest").cast(pl.Int64) + 1)),
-        ).list.drop_nulls().list.unique().alias("session"),
+            pl.int_ranges(
+                pl.col("lowest").cast(pl.Int64) + 1,
+                pl.col("onset").cast(pl.Int64).fill_null(pl.col("lowest").cast(pl.Int64) + 1),
+            ),
+        )
+        .list.drop_nulls()
+        .list.unique()
+        .alias("session"),
     ).explode("session")
     rated = cases.select(DYAD, "session", "alliance_patient", "alliance_therapist")
     marked = (
@@ -94,21 +117,39 @@ def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, scales: di
         .join(roles, on=DYAD, how="left")
         .join(rated, on=[DYAD, "session"], how="left")
         .with_columns(
-            *[(pl.col("session") == pl.col(r)).fill_null(False).alias(f"_{r}") for r in ("first", "lowest", "onset", "highest", "last")],
-            ((pl.col("session") > pl.col("lowest")) & (pl.col("session") < pl.col("onset"))).fill_null(False).alias("_between"),
+            *[
+                (pl.col("session") == pl.col(r)).fill_null(False).alias(f"_{r}")
+                for r in ("first", "lowest", "onset", "highest", "last")
+            ],
+            ((pl.col("session") > pl.col("lowest")) & (pl.col("session") < pl.col("onset")))
+            .fill_null(False)
+            .alias("_between"),
         )
     )
     names = {
-        "first": "first treatment session", "lowest": "lowest alliance", "between": "between the lowest and the onset",
-        "onset": "onset of improvement", "highest": "highest alliance", "last": "last treatment session",
+        "first": "first treatment session",
+        "lowest": "lowest alliance",
+        "between": "between the lowest and the onset",
+        "onset": "onset of improvement",
+        "highest": "highest alliance",
+        "last": "last treatment session",
     }
     labels = pl.concat_list([pl.when(pl.col(f"_{r}")).then(pl.lit(r)) for r in ROLES]).list.drop_nulls()
-    words = pl.concat_list([pl.when(pl.col(f"_{r}")).then(pl.lit(names[r])) for r in ROLES]).list.drop_nulls().list.join(", ")
+    words = (
+        pl.concat_list([pl.when(pl.col(f"_{r}")).then(pl.lit(names[r])) for r in ROLES])
+        .list.drop_nulls()
+        .list.join(", ")
+    )
     unrated = pl.col("alliance_patient").is_null()
     why = (
         pl.when(pl.col("_between"))
-        .then(pl.format(": unrated, included as a session where the alliance was repaired (after the lowest, session {}, before the onset, session {})",
-                        pl.col("lowest"), pl.col("onset")))
+        .then(
+            pl.format(
+                ": unrated, included as a session where the alliance was repaired (after the lowest, session {}, before the onset, session {})",
+                pl.col("lowest"),
+                pl.col("onset"),
+            )
+        )
         .otherwise(pl.lit(": unrated (no alliance rating by both raters), included as the actual treatment session"))
     )
     rows = (
@@ -117,9 +158,17 @@ def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, scales: di
         .with_columns(
             pl.col("_roles").list.join("+").alias("group"),
             pl.int_range(1, pl.len() + 1).over(DYAD).alias("rank"),
-            pl.when(unrated).then(pl.format("{}{}", words, why))
-            .otherwise(pl.format("{} (patient {}, therapist {})", words,
-                                 pl.col("alliance_patient").round(2), pl.col("alliance_therapist").round(2))).alias("reason"),
+            pl.when(unrated)
+            .then(pl.format("{}{}", words, why))
+            .otherwise(
+                pl.format(
+                    "{} (patient {}, therapist {})",
+                    words,
+                    pl.col("alliance_patient").round(2),
+                    pl.col("alliance_therapist").round(2),
+                )
+            )
+            .alias("reason"),
         )
     )
     summary = {
@@ -128,7 +177,10 @@ def select(sessions: pl.DataFrame, dyads: pl.DataFrame, params: dict, scales: di
         "parameters": {**params, "low": low, "high": high},
         "dyads_tested": judged.filter(pl.col("enough")).height,
         "dyads_qualified": int(judged.get_column("qualified").sum()),
-        "qualified": judged.filter(pl.col("qualified")).sort(DYAD).select(DYAD, "change_category", "outcome_pre", "outcome_post").to_dicts(),
+        "qualified": judged.filter(pl.col("qualified"))
+        .sort(DYAD)
+        .select(DYAD, "change_category", "outcome_pre", "outcome_post")
+        .to_dicts(),
         "sessions": rows.height,
         "unrated_sessions": int(rows.get_column("alliance_patient").is_null().sum()),
     }

@@ -14,7 +14,6 @@ import polars as pl
 from dyadflow.select.common import DYAD, finish, with_defaults
 
 
-
 def select(ruptures: pl.DataFrame, params: dict) -> tuple[pl.DataFrame, dict]:
     params = with_defaults("rupture_repair", params)
     seq = ruptures.with_columns(pl.col("repair_session").cast(pl.Int32, strict=False))
@@ -24,8 +23,13 @@ def select(ruptures: pl.DataFrame, params: dict) -> tuple[pl.DataFrame, dict]:
         seq = seq.filter(pl.col("rater") == params["rater"])
     seq = seq.sort(DYAD, "rupture_session", "rater").with_columns(
         pl.int_range(1, pl.len() + 1).over(DYAD).alias("_seq"),
-        pl.format("{}-rated drop of {} from session {} to {}", pl.col("rater"), pl.col("drop").round(2),
-                  pl.col("pre_session"), pl.col("rupture_session")).alias("_what"),
+        pl.format(
+            "{}-rated drop of {} from session {} to {}",
+            pl.col("rater"),
+            pl.col("drop").round(2),
+            pl.col("pre_session"),
+            pl.col("rupture_session"),
+        ).alias("_what"),
     )
     parts = []
     for role, col, text in (
@@ -35,7 +39,10 @@ def select(ruptures: pl.DataFrame, params: dict) -> tuple[pl.DataFrame, dict]:
     ):
         parts.append(
             seq.filter(pl.col(col).is_not_null()).select(
-                DYAD, pl.col(col).cast(pl.Int32).alias("session"), pl.lit(role).alias("group"), pl.col("_seq").cast(pl.Int32).alias("rank"),
+                DYAD,
+                pl.col(col).cast(pl.Int32).alias("session"),
+                pl.lit(role).alias("group"),
+                pl.col("_seq").cast(pl.Int32).alias("rank"),
                 pl.format("sequence {}: {} ({})", pl.col("_seq"), pl.lit(text), pl.col("_what")).alias("reason"),
             )
         )

@@ -53,16 +53,26 @@ def _identity(scores: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
     first = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, dtype=bool)
     arms = rows.filter(pl.col("arm").is_not_null())
     ga, _ = grouped.group_index(arms, "dyad_id")
-    ident = rows.filter(pl.Series(first, dtype=pl.Boolean)).select("dyad_id", "patient_id", "therapist_id").join(
-        arms.filter(pl.Series(np.r_[True, ga[1:] != ga[:-1]] if ga.size else np.zeros(0, dtype=bool), dtype=pl.Boolean)).select("dyad_id", "arm"),
-        on="dyad_id",
-        how="left",
-        maintain_order="left",
+    ident = (
+        rows.filter(pl.Series(first, dtype=pl.Boolean))
+        .select("dyad_id", "patient_id", "therapist_id")
+        .join(
+            arms.filter(
+                pl.Series(np.r_[True, ga[1:] != ga[:-1]] if ga.size else np.zeros(0, dtype=bool), dtype=pl.Boolean)
+            ).select("dyad_id", "arm"),
+            on="dyad_id",
+            how="left",
+            maintain_order="left",
+        )
     )
-    treated = sessions.filter(pl.col("session") >= 1).group_by("dyad_id").agg(
-        pl.col("session").n_unique().cast(pl.Int32).alias("n_sessions"),
-        pl.col("session").min().alias("first_session"),
-        pl.col("session").max().alias("last_session"),
+    treated = (
+        sessions.filter(pl.col("session") >= 1)
+        .group_by("dyad_id")
+        .agg(
+            pl.col("session").n_unique().cast(pl.Int32).alias("n_sessions"),
+            pl.col("session").min().alias("first_session"),
+            pl.col("session").max().alias("last_session"),
+        )
     )
     outcome = (
         sessions.filter(pl.col("outcome").is_not_null())
@@ -123,10 +133,14 @@ def compute(
     th_inst = instrument(registry, alliance["therapist"], "alliance.therapist")
 
     ranges = {"patient": (pat_inst.score_min, pat_inst.score_max), "therapist": (th_inst.score_min, th_inst.score_max)}
-    sessions = session_table(scores, outcome, alliance, max_gap=int(s["max_gap"]), composite=s["composite"], ranges=ranges)
+    sessions = session_table(
+        scores, outcome, alliance, max_gap=int(s["max_gap"]), composite=s["composite"], ranges=ranges
+    )
     dyads = _identity(scores, sessions)
 
-    rule = change.change_rule(out_inst, dyads.get_column("outcome_pre"), s["change"]["criterion"], s["change"]["cutoff"])
+    rule = change.change_rule(
+        out_inst, dyads.get_column("outcome_pre"), s["change"]["criterion"], s["change"]["cutoff"]
+    )
     dyads = dyads.with_columns(change.change_columns(rule)).with_columns(
         pl.when(pl.col("rci").is_null() & pl.col("outcome_change").is_not_null())
         .then(pl.lit("rci: the outcome instrument has neither reliability with an SD nor a reliable-change value"))
@@ -134,11 +148,15 @@ def compute(
     )
 
     early = tuple(int(v) for v in s["early_sessions"])
-    dyads = dyads.join(alliance_mod.alliance_summary(sessions, ranges, early, int(s["min_agreement"])), on="dyad_id", how="left")
+    dyads = dyads.join(
+        alliance_mod.alliance_summary(sessions, ranges, early, int(s["min_agreement"])), on="dyad_id", how="left"
+    )
 
     lag = s["lag"]
     dyads = dyads.join(
-        lagged.lagged(sessions, bool(lag["detrend"]), bool(lag["covariate_outcome"]), lag["predictor"], int(lag["min_pairs"])),
+        lagged.lagged(
+            sessions, bool(lag["detrend"]), bool(lag["covariate_outcome"]), lag["predictor"], int(lag["min_pairs"])
+        ),
         on="dyad_id",
         how="left",
     )
@@ -146,7 +164,14 @@ def compute(
     sg = s["sudden_gains"]
     sg_cut = sg["cutoff"] if sg["cutoff"] is not None else rule.reliable_points
     if sg_cut is not None:
-        gains, counts = sudden_gains.sudden_gains(sessions, float(sg_cut), out_inst.lower_is_better, float(sg["pct"]), float(sg["alpha"]), bool(sg["criterion3"]))
+        gains, counts = sudden_gains.sudden_gains(
+            sessions,
+            float(sg_cut),
+            out_inst.lower_is_better,
+            float(sg["pct"]),
+            float(sg["alpha"]),
+            bool(sg["criterion3"]),
+        )
     else:
         gains, counts = sudden_gains.empty(sessions.schema["session"])
     dyads = dyads.join(sudden_gains.dyad_counts(dyads, counts, sg_cut is not None), on="dyad_id", how="left")
@@ -187,7 +212,13 @@ def compute(
             "reliability": out_inst.reliability,
             "direction": out_inst.direction,
         },
-        "sudden_gains": {"cutoff": sg_cut, "pct": sg["pct"], "alpha": sg["alpha"], "gains": int((gains.get_column("kind") == "gain").sum()), "losses": int((gains.get_column("kind") == "loss").sum())},
+        "sudden_gains": {
+            "cutoff": sg_cut,
+            "pct": sg["pct"],
+            "alpha": sg["alpha"],
+            "gains": int((gains.get_column("kind") == "gain").sum()),
+            "losses": int((gains.get_column("kind") == "loss").sum()),
+        },
         "ruptures": {**rp, "n": rup.height, "repaired": int(rup.get_column("repaired").sum())},
         "flow": cohort.flow(scores, dyads, sessions, lag_y, lag_xs),
         "settings": s,

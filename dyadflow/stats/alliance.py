@@ -60,18 +60,25 @@ def alliance_summary(
     early_rows = (session >= early[0]) & (session <= early[1])
     r, n_both = _pearson(pat, th, g, n)
     first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if g.size else np.zeros(0, dtype=np.int64)
-    out = t[first].select(DYAD).with_columns(
-        grouped.column("alliance_patient_mean", grouped.group_mean(pat, g, n)[0]),
-        grouped.column("alliance_therapist_mean", grouped.group_mean(th, g, n)[0]),
-        grouped.column("alliance_patient_early", grouped.group_mean(np.where(early_rows, pat, np.nan), g, n)[0]),
-        grouped.column("alliance_therapist_early", grouped.group_mean(np.where(early_rows, th, np.nan), g, n)[0]),
-        grouped.column("alliance_patient_slope", _slope(pat, session, g, n)),
-        grouped.column("alliance_therapist_slope", _slope(th, session, g, n)),
-        grouped.column("_r", r),
-        pl.Series("agreement_n", n_both.astype(np.int32)),
-        grouped.column("discrepancy_mean", grouped.group_mean(unit(pat, *ranges["patient"]) - unit(th, *ranges["therapist"]), g, n)[0]),
-        pl.Series("_n_pat", grouped.group_count(pat, g, n).astype(np.int32)),
-        pl.Series("_n_th", grouped.group_count(th, g, n).astype(np.int32)),
+    out = (
+        t[first]
+        .select(DYAD)
+        .with_columns(
+            grouped.column("alliance_patient_mean", grouped.group_mean(pat, g, n)[0]),
+            grouped.column("alliance_therapist_mean", grouped.group_mean(th, g, n)[0]),
+            grouped.column("alliance_patient_early", grouped.group_mean(np.where(early_rows, pat, np.nan), g, n)[0]),
+            grouped.column("alliance_therapist_early", grouped.group_mean(np.where(early_rows, th, np.nan), g, n)[0]),
+            grouped.column("alliance_patient_slope", _slope(pat, session, g, n)),
+            grouped.column("alliance_therapist_slope", _slope(th, session, g, n)),
+            grouped.column("_r", r),
+            pl.Series("agreement_n", n_both.astype(np.int32)),
+            grouped.column(
+                "discrepancy_mean",
+                grouped.group_mean(unit(pat, *ranges["patient"]) - unit(th, *ranges["therapist"]), g, n)[0],
+            ),
+            pl.Series("_n_pat", grouped.group_count(pat, g, n).astype(np.int32)),
+            pl.Series("_n_th", grouped.group_count(th, g, n).astype(np.int32)),
+        )
     )
     notes = []
     for rater, n in (("patient", "_n_pat"), ("therapist", "_n_th")):
@@ -88,7 +95,9 @@ def alliance_summary(
         )
     notes.append(
         pl.when(pl.col("agreement_n") < min_agreement)
-        .then(pl.format("agreement: {} session(s) rated by both, needs {}", pl.col("agreement_n"), pl.lit(min_agreement)))
+        .then(
+            pl.format("agreement: {} session(s) rated by both, needs {}", pl.col("agreement_n"), pl.lit(min_agreement))
+        )
         .when(pl.col("_r").is_null())
         .then(pl.lit("agreement: a rater's scores do not vary"))
     )
@@ -97,8 +106,17 @@ def alliance_summary(
         .with_columns(pl.concat_str(notes, separator="; ", ignore_nulls=True).alias("_note_alliance"))
         .with_columns(pl.when(pl.col("_note_alliance") != "").then(pl.col("_note_alliance")).alias("_note_alliance"))
         .select(
-            DYAD, "alliance_patient_mean", "alliance_therapist_mean", "alliance_patient_early", "alliance_therapist_early",
-            "alliance_patient_slope", "alliance_therapist_slope", "agreement_r", "agreement_n", "discrepancy_mean", "_note_alliance",
+            DYAD,
+            "alliance_patient_mean",
+            "alliance_therapist_mean",
+            "alliance_patient_early",
+            "alliance_therapist_early",
+            "alliance_patient_slope",
+            "alliance_therapist_slope",
+            "agreement_r",
+            "agreement_n",
+            "discrepancy_mean",
+            "_note_alliance",
         )
         .sort(DYAD)
     )

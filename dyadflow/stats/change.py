@@ -96,14 +96,20 @@ def change_rule(inst: Instrument, pre: pl.Series, criterion: str = "auto", cutof
         value = functional["mean"] - sign * 2 * functional["sd"] if functional else None
     elif criterion == "c":
         if clinical and functional:
-            value = (clinical["sd"] * functional["mean"] + functional["sd"] * clinical["mean"]) / (clinical["sd"] + functional["sd"])
+            value = (clinical["sd"] * functional["mean"] + functional["sd"] * clinical["mean"]) / (
+                clinical["sd"] + functional["sd"]
+            )
         else:
             value = None
     else:
-        raise DyadflowError(f"unknown change criterion '{criterion}' (a, b, c, fixed or auto)", key="stats.change.criterion")
+        raise DyadflowError(
+            f"unknown change criterion '{criterion}' (a, b, c, fixed or auto)", key="stats.change.criterion"
+        )
     if criterion in ("b", "c") and value is None:
         raise DyadflowError(
-            f"criterion {criterion} needs norms.clinical and norms.functional in the instrument file", file=inst.path, key="norms"
+            f"criterion {criterion} needs norms.clinical and norms.functional in the instrument file",
+            file=inst.path,
+            key="norms",
         )
     return ChangeRule(s_diff, fixed_points, value, criterion, lower, sd_source)
 

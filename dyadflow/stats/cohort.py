@@ -17,8 +17,8 @@ import numpy as np
 import polars as pl
 
 from dyadflow.core.registry import Instrument
-from dyadflow.stats import grouped
 from dyadflow.score import keyed
+from dyadflow.stats import grouped
 from dyadflow.stats.lagged import lag_columns, pooled_within
 
 OMEGA_NOTE = "McDonald's omega is not computed: no maintained library in the pinned environment provides it"
@@ -47,9 +47,13 @@ def reliability(validated: pl.DataFrame, registry: dict[str, Instrument], instru
     for key in sorted(instruments):  # a handful of instruments, not dyads
         inst = registry[key]
         present = [i for i in range(1, inst.n_items + 1) if f"item_{i:02d}" in validated.columns]
-        items = validated.select(pl.col("instrument"), *[keyed(inst, i).alias(f"i{i}") for i in present]).filter(
-            pl.col("instrument") == key
-        ).drop("instrument") if present else pl.DataFrame()
+        items = (
+            validated.select(pl.col("instrument"), *[keyed(inst, i).alias(f"i{i}") for i in present])
+            .filter(pl.col("instrument") == key)
+            .drop("instrument")
+            if present
+            else pl.DataFrame()
+        )
         alpha, n, k = cronbach_alpha(items)
         out[key] = {"alpha": alpha, "omega": None, "n": n, "k": k, "note": OMEGA_NOTE}
     return out
@@ -62,8 +66,12 @@ def completeness(scores: pl.DataFrame, instruments: list[str]) -> list[dict]:
     grid = pl.DataFrame({"instrument": sorted(instruments)}).join(sessions, how="cross")
     # each dyad counts once per instrument and session (several raters may fill one in)
     rows = grouped.sort_by(
-        scores.filter(pl.col("score").is_not_null() & pl.col("instrument").is_in(instruments)).select("dyad_id", "session", "instrument"),
-        "dyad_id", "session", "instrument",
+        scores.filter(pl.col("score").is_not_null() & pl.col("instrument").is_in(instruments)).select(
+            "dyad_id", "session", "instrument"
+        ),
+        "dyad_id",
+        "session",
+        "instrument",
     )
     g, _ = grouped.group_index(rows, "dyad_id", "session", "instrument")
     first = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, dtype=bool)
@@ -102,7 +110,9 @@ def flow(scores: pl.DataFrame, dyads: pl.DataFrame, sessions: pl.DataFrame, lag_
         "questionnaires_scored": scores.filter(pl.col("score").is_not_null()).height,
         "dyads": dyads.height,
         "dyad_sessions": sessions.height,
-        "dyads_with_outcome_pre_post": dyads.filter(pl.col("outcome_post").is_not_null() & (pl.col("n_outcome") >= 2)).height,
+        "dyads_with_outcome_pre_post": dyads.filter(
+            pl.col("outcome_post").is_not_null() & (pl.col("n_outcome") >= 2)
+        ).height,
         "dyads_with_change_category": dyads.filter(pl.col("change_category").is_not_null()).height,
         "dyads_with_lag": dyads.filter(pl.col("lag_b").is_not_null()).height,
         "lag_session_pairs": pairs.height,

@@ -35,13 +35,24 @@ DYAD = "dyad_id"
 QUANTILES = (0.10, 0.25, 0.50, 0.75, 0.90)
 EXPECTED = ["expected_p10", "expected_p25", "expected_p50", "expected_p75", "expected_p90"]
 COLUMNS = [
-    "dyad_id", "session", "outcome", *EXPECTED, "signal", "signal_rule", "alliance_alert", "alliance_alert_reason",
+    "dyad_id",
+    "session",
+    "outcome",
+    *EXPECTED,
+    "signal",
+    "signal_rule",
+    "alliance_alert",
+    "alliance_alert_reason",
     # additions beyond the contract
-    "intake", "intake_session", "fold", "risk_flag",
+    "intake",
+    "intake_session",
+    "fold",
+    "risk_flag",
 ]
 DYAD_COLUMNS = ["signal", "signal_rule", "alliance_alert", "risk_latest", "risk_latest_session"]
 # the drop rule needs this many earlier ratings of the rater: the SD of 2 ratings is no person's SD
 MIN_EARLIER = 3
+
 
 def settings(cfg: dict | None) -> dict:
     """The ``feedback`` config with every default of the config schema filled in."""
@@ -96,12 +107,22 @@ def read_reference(path: str, outcome: str) -> pl.DataFrame:
         else:
             raw = pl.read_parquet(path)
     except FileNotFoundError:
-        raise DyadflowError("the feedback reference scores table does not exist", file=path, key="feedback.reference") from None
+        raise DyadflowError(
+            "the feedback reference scores table does not exist", file=path, key="feedback.reference"
+        ) from None
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DyadflowError(f"cannot read the feedback reference scores table ({exc.__class__.__name__})", file=path, key="feedback.reference") from None
+        raise DyadflowError(
+            f"cannot read the feedback reference scores table ({exc.__class__.__name__})",
+            file=path,
+            key="feedback.reference",
+        ) from None
     for col in need:
         if col not in raw.columns:
-            raise DyadflowError("the feedback reference scores table has no such column (it must be an earlier run's results/scores/questionnaires.parquet or .csv)", file=path, column=col)
+            raise DyadflowError(
+                "the feedback reference scores table has no such column (it must be an earlier run's results/scores/questionnaires.parquet or .csv)",
+                file=path,
+                column=col,
+            )
     typed = raw.select([pl.col(c).cast(t, strict=False) for c, t in need.items()])
     return outcome_rows(typed, outcome)
 
@@ -178,7 +199,11 @@ def expected_curves(rows: pl.DataFrame, cfg: dict, reference: pl.DataFrame | Non
     if reference is not None:
         ref = with_intake(reference)
         ids = training_dyads(ref, cap)
-        fitted = fit_quantiles(ref.filter(pl.col(DYAD).is_in(ids.implode()) & (pl.col("log_t") > 0))) if ids.len() >= min_n and n else None
+        fitted = (
+            fit_quantiles(ref.filter(pl.col(DYAD).is_in(ids.implode()) & (pl.col("log_t") > 0)))
+            if ids.len() >= min_n and n
+            else None
+        )
         if fitted is not None:
             params[:] = fitted
         fold = pl.lit(None, dtype=pl.Int32).alias("fold")
@@ -199,7 +224,9 @@ def expected_curves(rows: pl.DataFrame, cfg: dict, reference: pl.DataFrame | Non
         fold = pl.Series("fold", fold_np, dtype=pl.Int32)
     pred = predict(rows, np.nan_to_num(params)) if n else np.zeros((0, len(QUANTILES)))
     pred = np.where(np.isnan(params[:, :, 0]), np.nan, pred)
-    return rows.with_columns(fold, *[pl.Series(name, pred[:, i], dtype=pl.Float64).fill_nan(None) for i, name in enumerate(EXPECTED)])
+    return rows.with_columns(
+        fold, *[pl.Series(name, pred[:, i], dtype=pl.Float64).fill_nan(None) for i, name in enumerate(EXPECTED)]
+    )
 
 
 def signal_columns(lower_is_better: bool) -> list[pl.Expr]:
@@ -238,7 +265,10 @@ def signal_columns(lower_is_better: bool) -> list[pl.Expr]:
     for cond, sig, name in decided[1:]:  # the rules, not rows
         signal = signal.when(cond).then(pl.lit(sig, dtype=pl.String))
         rule = rule.when(cond).then(pl.lit(name))
-    return [signal.otherwise(None).alias("signal"), rule.otherwise(pl.lit("no_curves_no_reliable_change_rule")).alias("signal_rule")]
+    return [
+        signal.otherwise(None).alias("signal"),
+        rule.otherwise(pl.lit("no_curves_no_reliable_change_rule")).alias("signal_rule"),
+    ]
 
 
 def _fmt(expr: pl.Expr) -> pl.Expr:
@@ -275,7 +305,9 @@ def alliance_alerts(
     for rater in ("patient", "therapist"):  # the two raters
         lo, hi = ranges[rater]
         r = (
-            sessions.select(DYAD, pl.col("session").cast(pl.Int64), pl.col(f"alliance_{rater}").cast(pl.Float64).alias("v"))
+            sessions.select(
+                DYAD, pl.col("session").cast(pl.Int64), pl.col(f"alliance_{rater}").cast(pl.Float64).alias("v")
+            )
             .drop_nulls("v")
             .sort(DYAD, "session")
             .rechunk()
@@ -285,16 +317,36 @@ def alliance_alerts(
                 ((pl.col("v") ** 2).cum_sum().over(DYAD) - pl.col("v") ** 2).alias("_ss"),
             )
             .with_columns((pl.col("_s") / pl.col("n")).alias("mean"))
-            .with_columns(((pl.col("_ss") - pl.col("_s") * pl.col("mean")) / (pl.col("n") - 1)).clip(lower_bound=0.0).sqrt().alias("sd"))
             .with_columns(
-                ((pl.col("n") >= MIN_EARLIER) & (pl.col("v") < pl.col("mean") - alliance_sd * pl.col("sd"))).alias("drop"),
+                ((pl.col("_ss") - pl.col("_s") * pl.col("mean")) / (pl.col("n") - 1))
+                .clip(lower_bound=0.0)
+                .sqrt()
+                .alias("sd")
+            )
+            .with_columns(
+                ((pl.col("n") >= MIN_EARLIER) & (pl.col("v") < pl.col("mean") - alliance_sd * pl.col("sd"))).alias(
+                    "drop"
+                ),
                 ((pl.col("v") - lo) / (hi - lo)).alias("pomp"),
             )
-            .select(DYAD, pl.col("session").alias("_rs"), pl.col("session"), *[pl.col(c).alias(f"{rater}_{c}") for c in ("v", "n", "mean", "sd", "drop", "pomp")])
+            .select(
+                DYAD,
+                pl.col("session").alias("_rs"),
+                pl.col("session"),
+                *[pl.col(c).alias(f"{rater}_{c}") for c in ("v", "n", "mean", "sd", "drop", "pomp")],
+            )
         )
-        out = out.join_asof(r, on="session", by=DYAD, strategy="backward", check_sortedness=False).rename({"_rs": f"{rater}_session"})
+        out = out.join_asof(r, on="session", by=DYAD, strategy="backward", check_sortedness=False).rename(
+            {"_rs": f"{rater}_session"}
+        )
         ru = (
-            keys.join(rup.filter(pl.col("rater") == rater).select(DYAD, "rupture_session", "repair_session", "pre_alliance", "rupture_alliance"), on=DYAD, how="inner")
+            keys.join(
+                rup.filter(pl.col("rater") == rater).select(
+                    DYAD, "rupture_session", "repair_session", "pre_alliance", "rupture_alliance"
+                ),
+                on=DYAD,
+                how="inner",
+            )
             .filter(
                 (pl.col("rupture_session") <= pl.col("session"))
                 & (pl.col("session") <= pl.col("rupture_session") + repair_window)
@@ -302,12 +354,18 @@ def alliance_alerts(
             )
             .group_by(DYAD, "session")
             .agg(pl.all().sort_by("rupture_session").last())
-            .select(DYAD, "session", *[pl.col(c).alias(f"{rater}_{c}") for c in ("rupture_session", "pre_alliance", "rupture_alliance")])
+            .select(
+                DYAD,
+                "session",
+                *[pl.col(c).alias(f"{rater}_{c}") for c in ("rupture_session", "pre_alliance", "rupture_alliance")],
+            )
         )
         out = out.join(ru, on=[DYAD, "session"], how="left").with_columns(
             # a rupture alerts only while the rater's latest rating is still below their own earlier
             # mean: a fall from a one-off peak back to the usual level is no rupture to act on
-            pl.when(pl.col(f"{rater}_v") < pl.col(f"{rater}_mean")).then(pl.col(f"{rater}_rupture_session")).alias(f"{rater}_rupture_session")
+            pl.when(pl.col(f"{rater}_v") < pl.col(f"{rater}_mean"))
+            .then(pl.col(f"{rater}_rupture_session"))
+            .alias(f"{rater}_rupture_session")
         )
     low = (pl.col("patient_pomp") < 0.5) & (pl.col("therapist_pomp") < 0.5)
     parts = []
@@ -316,8 +374,14 @@ def alliance_alerts(
         parts.append(
             pl.when(pl.col(p + "drop")).then(
                 pl.concat_str(
-                    pl.lit(f"{rater}: latest rating "), _fmt(pl.col(p + "v")), pl.lit(f" more than {alliance_sd:g} SD below the earlier mean "),
-                    _fmt(pl.col(p + "mean")), pl.lit(" (SD "), _fmt(pl.col(p + "sd")), pl.lit(", "), pl.col(p + "n").cast(pl.Int64).cast(pl.String),
+                    pl.lit(f"{rater}: latest rating "),
+                    _fmt(pl.col(p + "v")),
+                    pl.lit(f" more than {alliance_sd:g} SD below the earlier mean "),
+                    _fmt(pl.col(p + "mean")),
+                    pl.lit(" (SD "),
+                    _fmt(pl.col(p + "sd")),
+                    pl.lit(", "),
+                    pl.col(p + "n").cast(pl.Int64).cast(pl.String),
                     pl.lit(" earlier ratings)"),
                 )
             )
@@ -325,21 +389,35 @@ def alliance_alerts(
         parts.append(
             pl.when(pl.col(p + "rupture_session").is_not_null()).then(
                 pl.concat_str(
-                    pl.lit(f"{rater}: unrepaired rupture at session "), pl.col(p + "rupture_session").cast(pl.String), pl.lit(" ("),
-                    _fmt(pl.col(p + "pre_alliance")), pl.lit(" → "), _fmt(pl.col(p + "rupture_alliance")), pl.lit(")"),
+                    pl.lit(f"{rater}: unrepaired rupture at session "),
+                    pl.col(p + "rupture_session").cast(pl.String),
+                    pl.lit(" ("),
+                    _fmt(pl.col(p + "pre_alliance")),
+                    pl.lit(" → "),
+                    _fmt(pl.col(p + "rupture_alliance")),
+                    pl.lit(")"),
                 )
             )
         )
     parts.append(
         pl.when(low).then(
             pl.concat_str(
-                pl.lit("both raters in the lower half of the 0-1 scale (patient "), _fmt(pl.col("patient_pomp")),
-                pl.lit(", therapist "), _fmt(pl.col("therapist_pomp")), pl.lit(")"),
+                pl.lit("both raters in the lower half of the 0-1 scale (patient "),
+                _fmt(pl.col("patient_pomp")),
+                pl.lit(", therapist "),
+                _fmt(pl.col("therapist_pomp")),
+                pl.lit(")"),
             )
         )
     )
     any_rating = pl.col("patient_v").is_not_null() | pl.col("therapist_v").is_not_null()
-    fired = pl.col("patient_drop").fill_null(False) | pl.col("therapist_drop").fill_null(False) | pl.col("patient_rupture_session").is_not_null() | pl.col("therapist_rupture_session").is_not_null() | low.fill_null(False)
+    fired = (
+        pl.col("patient_drop").fill_null(False)
+        | pl.col("therapist_drop").fill_null(False)
+        | pl.col("patient_rupture_session").is_not_null()
+        | pl.col("therapist_rupture_session").is_not_null()
+        | low.fill_null(False)
+    )
     return out.select(
         DYAD,
         "session",
@@ -348,7 +426,11 @@ def alliance_alerts(
         .then(pl.lit("no alliance rating up to this session"))
         .otherwise(pl.concat_str(parts, separator="; ", ignore_nulls=True))
         .alias("alliance_alert_reason"),
-    ).with_columns(pl.when(pl.col("alliance_alert_reason") != "").then(pl.col("alliance_alert_reason")).alias("alliance_alert_reason"))
+    ).with_columns(
+        pl.when(pl.col("alliance_alert_reason") != "")
+        .then(pl.col("alliance_alert_reason"))
+        .alias("alliance_alert_reason")
+    )
 
 
 def risk_by_session(scores: pl.DataFrame) -> pl.DataFrame:
@@ -380,7 +462,9 @@ def feedback_table(
     s = settings(cfg)
     rows = with_intake(sessions.select(DYAD, pl.col("session").cast(pl.Int64), pl.col("outcome").cast(pl.Float64)))
     rows = expected_curves(rows, s, reference)
-    rows = rows.with_columns(change.change_columns(rule, pre="intake", post="outcome")).with_columns(signal_columns(rule.lower_is_better))
+    rows = rows.with_columns(change.change_columns(rule, pre="intake", post="outcome")).with_columns(
+        signal_columns(rule.lower_is_better)
+    )
     alerts = alliance_alerts(rows, sessions, rup, ranges, float(s["alliance_sd"]), int(repair_window))
     return (
         rows.join(alerts, on=[DYAD, "session"], how="left")
@@ -395,8 +479,14 @@ def dyad_latest(dyads: pl.DataFrame, fb: pl.DataFrame, scores: pl.DataFrame) -> 
     """Per dyad: the latest session's ``signal``, ``signal_rule`` and ``alliance_alert``, and the
     risk flag of the latest session carrying one (``risk_latest``, ``risk_latest_session``)."""
     latest = fb.group_by(DYAD).agg(pl.col("signal", "signal_rule", "alliance_alert").sort_by("session").last())
-    risk = risk_by_session(scores).group_by(DYAD).agg(
-        pl.col("risk_flag").sort_by("session").last().alias("risk_latest"),
-        pl.col("session").max().alias("risk_latest_session"),
+    risk = (
+        risk_by_session(scores)
+        .group_by(DYAD)
+        .agg(
+            pl.col("risk_flag").sort_by("session").last().alias("risk_latest"),
+            pl.col("session").max().alias("risk_latest_session"),
+        )
     )
-    return dyads.select(DYAD).join(latest, on=DYAD, how="left").join(risk, on=DYAD, how="left").select(DYAD, *DYAD_COLUMNS)
+    return (
+        dyads.select(DYAD).join(latest, on=DYAD, how="left").join(risk, on=DYAD, how="left").select(DYAD, *DYAD_COLUMNS)
+    )

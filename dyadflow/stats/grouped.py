@@ -15,7 +15,12 @@ def group_index(df: pl.DataFrame, *by: str) -> tuple[np.ndarray, int]:
     """(index of each row's group, number of groups) for a frame sorted by ``by``."""
     if df.height == 0:
         return np.zeros(0, dtype=np.int64), 0
-    g = df.select(pl.struct(*by).rle_id() if len(by) > 1 else pl.col(by[0]).rle_id()).to_series().to_numpy().astype(np.int64)
+    g = (
+        df.select(pl.struct(*by).rle_id() if len(by) > 1 else pl.col(by[0]).rle_id())
+        .to_series()
+        .to_numpy()
+        .astype(np.int64)
+    )
     return g, int(g[-1]) + 1
 
 

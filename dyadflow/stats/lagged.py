@@ -47,7 +47,11 @@ def _moments(g: np.ndarray, data: np.ndarray, n_groups: int) -> tuple[np.ndarray
     for i in range(k):  # k(k+1)/2 cross-products, not dyads
         for j in range(i, k):
             a[:, i, j] = a[:, j, i] = grouped.group_sum(data[i + 1] * data[j + 1], g, n_groups)
-    xy = np.column_stack([grouped.group_sum(data[i + 1] * data[0], g, n_groups) for i in range(k)]) if k else np.empty((n_groups, 0))
+    xy = (
+        np.column_stack([grouped.group_sum(data[i + 1] * data[0], g, n_groups) for i in range(k)])
+        if k
+        else np.empty((n_groups, 0))
+    )
     return np.bincount(g, minlength=n_groups), a, xy
 
 
@@ -88,12 +92,14 @@ def within_ols(df: pl.DataFrame, y: str, xs: list[str], by: str = DYAD) -> pl.Da
         b0 = np.where(good, b[:, 0], np.nan)
         t = b0 / se
         p = 2 * sps.t.sf(np.abs(t), np.where(df_resid > 0, df_resid, 1))
-    return pl.DataFrame(
-        {by: ids, "n": n.astype(np.int32), "b": b0, "se": se, "t": t, "p": p}
-    ).with_columns(pl.col("b", "se", "t", "p").fill_nan(None))
+    return pl.DataFrame({by: ids, "n": n.astype(np.int32), "b": b0, "se": se, "t": t, "p": p}).with_columns(
+        pl.col("b", "se", "t", "p").fill_nan(None)
+    )
 
 
-def lag_columns(sessions: pl.DataFrame, detrend: bool = False, covariate_outcome: bool = False, predictor: str = "composite") -> tuple[str, list[str]]:
+def lag_columns(
+    sessions: pl.DataFrame, detrend: bool = False, covariate_outcome: bool = False, predictor: str = "composite"
+) -> tuple[str, list[str]]:
     """The (y, xs) column names of the lagged model for these options."""
     suffix = "_dt" if detrend else "_z"
     xs = [f"alliance_{predictor}{suffix}"]
@@ -102,19 +108,24 @@ def lag_columns(sessions: pl.DataFrame, detrend: bool = False, covariate_outcome
     return f"outcome_next{suffix}", xs
 
 
-def lagged(sessions: pl.DataFrame, detrend: bool = False, covariate_outcome: bool = False, predictor: str = "composite", min_pairs: int = 3) -> pl.DataFrame:
+def lagged(
+    sessions: pl.DataFrame,
+    detrend: bool = False,
+    covariate_outcome: bool = False,
+    predictor: str = "composite",
+    min_pairs: int = 3,
+) -> pl.DataFrame:
     """Per dyad: ``lag_b, lag_se, lag_t, lag_p, lag_n`` and ``_note_lag`` (why it is null)."""
     y, xs = lag_columns(sessions, detrend, covariate_outcome, predictor)
     k = len(xs)
     need = max(min_pairs, k + 2)
     est = within_ols(sessions, y, xs)
     out = (
-        sessions.select(DYAD).unique()
+        sessions.select(DYAD)
+        .unique()
         .join(est, on=DYAD, how="left")
         .with_columns(pl.col("n").fill_null(0))
-        .with_columns(
-            pl.when(pl.col("n") >= need).then(pl.col(c)).alias(f"lag_{c}") for c in ("b", "se", "t", "p")
-        )
+        .with_columns(pl.when(pl.col("n") >= need).then(pl.col(c)).alias(f"lag_{c}") for c in ("b", "se", "t", "p"))
         .with_columns(
             pl.when(pl.col("n") < need)
             .then(pl.format("lag: {} complete session pair(s), needs {}", pl.col("n"), pl.lit(need)))

@@ -39,11 +39,20 @@ from dyadflow.core import config as config_schema
 from dyadflow.stats import grouped
 
 DYAD = "dyad_id"
-OPTIMISERS = ["lbfgs", "cg"]  # statsmodels tries the next when one fails; its default (bfgs first) often stops early with variance components
-TERMS = {"alliance_within": "alliance_within", "alliance_between": "alliance_between", "outcome_within": "outcome_within"}
+OPTIMISERS = [
+    "lbfgs",
+    "cg",
+]  # statsmodels tries the next when one fails; its default (bfgs first) often stops early with variance components
+TERMS = {
+    "alliance_within": "alliance_within",
+    "alliance_between": "alliance_between",
+    "outcome_within": "outcome_within",
+}
 
 
-def prepare(sessions: pl.DataFrame, dyads: pl.DataFrame, predictor: str = "composite", detrend: bool = False) -> pl.DataFrame:
+def prepare(
+    sessions: pl.DataFrame, dyads: pl.DataFrame, predictor: str = "composite", detrend: bool = False
+) -> pl.DataFrame:
     """The model's rows: one per dyad × session with alliance(t) and outcome(t+1) observed.
 
     Columns: dyad_id, patient_id, therapist_id, session, outcome_next (y), outcome
@@ -77,8 +86,15 @@ def prepare(sessions: pl.DataFrame, dyads: pl.DataFrame, predictor: str = "compo
         .filter(pl.col("outcome_next").is_not_null() & pl.col("alliance_within").is_not_null())
     )
     return out.select(
-        DYAD, "patient_id", "therapist_id", "session", "outcome_next", pl.col("_y").alias("outcome"),
-        "alliance_within", "alliance_between", "outcome_within",
+        DYAD,
+        "patient_id",
+        "therapist_id",
+        "session",
+        "outcome_next",
+        pl.col("_y").alias("outcome"),
+        "alliance_within",
+        "alliance_between",
+        "outcome_within",
     ).sort(DYAD, "session")
 
 
@@ -87,7 +103,9 @@ def _num(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def fit(rows: pl.DataFrame, covariate_outcome: bool = True, min_observations: int = 20, max_nested_dyads: int = 1000) -> dict:
+def fit(
+    rows: pl.DataFrame, covariate_outcome: bool = True, min_observations: int = 20, max_nested_dyads: int = 1000
+) -> dict:
     """Fit the model on :func:`prepare`'s rows; a dict for ``multilevel.json``."""
     import pandas as pd
     import statsmodels.formula.api as smf
@@ -129,7 +147,9 @@ def fit(rows: pl.DataFrame, covariate_outcome: bool = True, min_observations: in
                 f"{n_dyads} dyads, more than stats.multilevel.max_nested_dyads ({max_nested_dyads}); "
                 "the nested fit's time grows with the cube of the dyads per therapist"
             )
-        out["random_effects"] = "dyad random intercept and random slope of alliance_within (correlated); no therapist level"
+        out["random_effects"] = (
+            "dyad random intercept and random slope of alliance_within (correlated); no therapist level"
+        )
         out["message"] = f"fitted without the therapist level: {why}"
     dyads_with_two = rows.group_by(DYAD).len().filter(pl.col("len") >= 2).height
     if rows.height < min_observations or dyads_with_two < 2:
@@ -146,7 +166,10 @@ def fit(rows: pl.DataFrame, covariate_outcome: bool = True, min_observations: in
     if nested:
         data["therapist"] = rows.get_column("therapist_id").cast(pl.String).to_numpy()
         model = smf.mixedlm(
-            formula, data, groups="therapist", re_formula="1",
+            formula,
+            data,
+            groups="therapist",
+            re_formula="1",
             vc_formula={"dyad": "0 + C(dyad)", "dyad_slope": "0 + C(dyad):alliance_within"},
         )
     else:
@@ -171,15 +194,18 @@ def fit(rows: pl.DataFrame, covariate_outcome: bool = True, min_observations: in
     fe = {}
     for name in ["Intercept", *terms]:
         fe[TERMS.get(name, "intercept")] = {
-            "estimate": _num(res.fe_params[name]), "se": _num(res.bse_fe[name]),
-            "ci_low": _num(ci.loc[name, 0]), "ci_high": _num(ci.loc[name, 1]), "p": _num(res.pvalues[name]),
+            "estimate": _num(res.fe_params[name]),
+            "se": _num(res.bse_fe[name]),
+            "ci_low": _num(ci.loc[name, 0]),
+            "ci_high": _num(ci.loc[name, 1]),
+            "p": _num(res.pvalues[name]),
         }
     vc: dict = {"residual": _num(res.scale)}
     cov_re = np.asarray(res.cov_re)
     if nested:
         vc["therapist_intercept"] = _num(cov_re[0, 0])
         names = list(model.exog_vc.names)
-        for name, v in zip(names, np.asarray(res.vcomp)):
+        for name, v in zip(names, np.asarray(res.vcomp), strict=False):
             vc["dyad_intercept" if name == "dyad" else "dyad_slope"] = _num(v)
     else:
         vc["dyad_intercept"] = _num(cov_re[0, 0])
@@ -190,8 +216,16 @@ def fit(rows: pl.DataFrame, covariate_outcome: bool = True, min_observations: in
         problems.append("standard errors could not be computed (the Hessian is not positive definite)")
     out.update(converged=converged, fixed_effects=fe, variance_components=vc, log_likelihood=_num(res.llf))
     if boundary:
-        small = ", ".join(k for k, v in vc.items() if k in ("therapist_intercept", "dyad_intercept", "dyad_slope") and v is not None and v < 1e-4 * max(vc["residual"] or 1.0, 1e-12))
-        note = "a variance component is estimated at or near zero (the boundary of the parameter space)" + (f": {small}" if small else "")
+        small = ", ".join(
+            k
+            for k, v in vc.items()
+            if k in ("therapist_intercept", "dyad_intercept", "dyad_slope")
+            and v is not None
+            and v < 1e-4 * max(vc["residual"] or 1.0, 1e-12)
+        )
+        note = "a variance component is estimated at or near zero (the boundary of the parameter space)" + (
+            f": {small}" if small else ""
+        )
         out["message"] = f"{out['message']}; {note}" if out["message"] else note
     if not converged:
         detail = "; ".join(dict.fromkeys(problems)) or "the optimiser did not converge"

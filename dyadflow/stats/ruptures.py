@@ -33,7 +33,9 @@ def ruptures(sessions: pl.DataFrame, sd_multiplier: float = 1.5, repair_window: 
 
 
 def _rater_ruptures(sessions: pl.DataFrame, rater: str, sd_multiplier: float, repair_window: int) -> pl.DataFrame:
-    series = sessions.select(DYAD, pl.lit(rater).alias("rater"), "session", pl.col(f"alliance_{rater}").cast(pl.Float64).alias("value")).drop_nulls("value")
+    series = sessions.select(
+        DYAD, pl.lit(rater).alias("rater"), "session", pl.col(f"alliance_{rater}").cast(pl.Float64).alias("value")
+    ).drop_nulls("value")
     g, n_groups = grouped.group_index(series, DYAD)
     value = grouped.values(series, "value")
     session = grouped.values(series, "session")
@@ -75,4 +77,8 @@ def dyad_counts(dyads: pl.DataFrame, rup: pl.DataFrame) -> pl.DataFrame:
         pl.len().cast(pl.Int32).alias("n_ruptures"),
         pl.col("repaired").sum().cast(pl.Int32).alias("n_rupture_repairs"),
     )
-    return dyads.select(DYAD).join(counts, on=DYAD, how="left").with_columns(pl.col("n_ruptures", "n_rupture_repairs").fill_null(0))
+    return (
+        dyads.select(DYAD)
+        .join(counts, on=DYAD, how="left")
+        .with_columns(pl.col("n_ruptures", "n_rupture_repairs").fill_null(0))
+    )

@@ -14,10 +14,24 @@ from dyadflow.stats import grouped
 DYAD = "dyad_id"
 SERIES = ["alliance_patient", "alliance_therapist", "alliance_composite", "outcome"]
 SESSION_COLUMNS = [
-    "dyad_id", "session", "date",
-    "alliance_patient", "alliance_therapist", "alliance_composite", "outcome", "outcome_next",
-    "alliance_patient_z", "alliance_therapist_z", "alliance_composite_z", "outcome_z", "outcome_next_z",
-    "alliance_patient_dt", "alliance_therapist_dt", "alliance_composite_dt", "outcome_dt", "outcome_next_dt",
+    "dyad_id",
+    "session",
+    "date",
+    "alliance_patient",
+    "alliance_therapist",
+    "alliance_composite",
+    "outcome",
+    "outcome_next",
+    "alliance_patient_z",
+    "alliance_therapist_z",
+    "alliance_composite_z",
+    "outcome_z",
+    "outcome_next_z",
+    "alliance_patient_dt",
+    "alliance_therapist_dt",
+    "alliance_composite_dt",
+    "outcome_dt",
+    "outcome_next_dt",
     "outcome_next_session",
 ]
 
@@ -52,7 +66,11 @@ def session_table(
     # Sorting is cheap when the scores come sorted from the score stage; then every
     # dyad × session is a run of rows, aggregated with bincount / reduceat.
     rows = scores.select(
-        DYAD, "session", pl.col("date").cast(pl.Int32).alias("_day"), pl.col("score").cast(pl.Float64), *[c.alias(n) for n, c in wanted.items()]
+        DYAD,
+        "session",
+        pl.col("date").cast(pl.Int32).alias("_day"),
+        pl.col("score").cast(pl.Float64),
+        *[c.alias(n) for n, c in wanted.items()],
     )
     rows = grouped.sort_by(rows, DYAD, "session")
     k, n_keys = grouped.group_index(rows, DYAD, "session")
@@ -65,7 +83,12 @@ def session_table(
         "session",
         pl.Series("date", first_day).replace(np.iinfo(np.int32).max, None).cast(pl.Date),
         *[
-            grouped.column(name, grouped.group_mean(np.where(rows.get_column(name).fill_null(False).to_numpy(), score, np.nan), k, n_keys)[0])
+            grouped.column(
+                name,
+                grouped.group_mean(
+                    np.where(rows.get_column(name).fill_null(False).to_numpy(), score, np.nan), k, n_keys
+                )[0],
+            )
             for name in wanted
         ],
     )
@@ -77,7 +100,10 @@ def session_table(
     if composite == "pomp":
         if ranges is None:
             raise ValueError("composite='pomp' needs the raters' instrument ranges")
-        src = {r: (raw[r] - ranges[k][0]) / (ranges[k][1] - ranges[k][0]) for k, r in (("patient", "alliance_patient"), ("therapist", "alliance_therapist"))}
+        src = {
+            r: (raw[r] - ranges[k][0]) / (ranges[k][1] - ranges[k][0])
+            for k, r in (("patient", "alliance_patient"), ("therapist", "alliance_therapist"))
+        }
     else:
         src = z if composite == "z_mean" else raw
     raw["alliance_composite"] = (src["alliance_patient"] + src["alliance_therapist"]) / 2

@@ -29,16 +29,35 @@ from scipy import stats as sps
 from dyadflow.stats import grouped
 
 DYAD = "dyad_id"
-COLUMNS = ["dyad_id", "kind", "pregain_session", "postgain_session", "pregain_score", "postgain_score", "magnitude", "reversed"]
+COLUMNS = [
+    "dyad_id",
+    "kind",
+    "pregain_session",
+    "postgain_session",
+    "pregain_score",
+    "postgain_score",
+    "magnitude",
+    "reversed",
+]
 
 
 def empty(session_dtype=pl.Int32) -> tuple[pl.DataFrame, pl.DataFrame]:
     """No gains table and no counts (when there is no cut-off)."""
-    gains = pl.DataFrame(schema={
-        "dyad_id": pl.String, "kind": pl.String, "pregain_session": session_dtype, "postgain_session": session_dtype,
-        "pregain_score": pl.Float64, "postgain_score": pl.Float64, "magnitude": pl.Float64, "reversed": pl.Boolean,
-    })
-    counts = pl.DataFrame(schema={"dyad_id": pl.String, "n_sudden_gains": pl.Int32, "n_sudden_losses": pl.Int32, "_undecided": pl.Int32})
+    gains = pl.DataFrame(
+        schema={
+            "dyad_id": pl.String,
+            "kind": pl.String,
+            "pregain_session": session_dtype,
+            "postgain_session": session_dtype,
+            "pregain_score": pl.Float64,
+            "postgain_score": pl.Float64,
+            "magnitude": pl.Float64,
+            "reversed": pl.Boolean,
+        }
+    )
+    counts = pl.DataFrame(
+        schema={"dyad_id": pl.String, "n_sudden_gains": pl.Int32, "n_sudden_losses": pl.Int32, "_undecided": pl.Int32}
+    )
     return gains, counts
 
 
@@ -47,7 +66,9 @@ def t_critical(df: int, alpha: float = 0.05) -> float:
     return float(sps.t.ppf(1 - alpha / 2, df))
 
 
-def dense_series(sessions: pl.DataFrame, value: str = "outcome") -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
+def dense_series(
+    sessions: pl.DataFrame, value: str = "outcome"
+) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
     """Every session number from each dyad's first to last observed value, missing ones NaN.
 
     Returns (dyad ids, group index of each grid row, session of each grid row, values),
@@ -80,7 +101,14 @@ def _window(y: np.ndarray, g: np.ndarray, shifts: list[int]) -> tuple[np.ndarray
     return n, mean, ss
 
 
-def candidates(sessions: pl.DataFrame, cutoff: float, lower_is_better: bool, pct: float = 0.25, alpha: float = 0.05, criterion3: bool = True) -> pl.DataFrame:
+def candidates(
+    sessions: pl.DataFrame,
+    cutoff: float,
+    lower_is_better: bool,
+    pct: float = 0.25,
+    alpha: float = 0.05,
+    criterion3: bool = True,
+) -> pl.DataFrame:
     """Every session pair meeting criteria 1 and 2, with the criterion-3 decision (null = none)."""
     sign = 1.0 if lower_is_better else -1.0
     ids, g, grid_session, y = dense_series(sessions)
@@ -106,32 +134,54 @@ def candidates(sessions: pl.DataFrame, cutoff: float, lower_is_better: bool, pct
         decision = np.where(decidable, c3, False) if criterion3 else np.ones(y.size, dtype=bool)
         idx = np.flatnonzero(hit)
         out.append(
-            pl.DataFrame({
-                DYAD: ids.gather(g[idx]),
-                "kind": pl.Series([kind] * idx.size, dtype=pl.String),
-                "pregain_session": pl.Series(grid_session[idx]).cast(stype),
-                "postgain_session": pl.Series(grid_session[idx] + 1).cast(stype),
-                "pregain_score": pl.Series(y[idx], dtype=pl.Float64),
-                "postgain_score": pl.Series(post[idx], dtype=pl.Float64),
-                "magnitude": pl.Series(mag[idx], dtype=pl.Float64),
-                "decision": pl.Series(decision[idx], dtype=pl.Boolean),
-                "n_pre": n_pre[idx].astype(np.int32),
-                "n_post": n_post[idx].astype(np.int32),
-            }).with_columns(
-                pl.when(pl.lit(not criterion3) | pl.Series(decidable[idx], dtype=pl.Boolean)).then(pl.col("decision")).alias("decision")
+            pl.DataFrame(
+                {
+                    DYAD: ids.gather(g[idx]),
+                    "kind": pl.Series([kind] * idx.size, dtype=pl.String),
+                    "pregain_session": pl.Series(grid_session[idx]).cast(stype),
+                    "postgain_session": pl.Series(grid_session[idx] + 1).cast(stype),
+                    "pregain_score": pl.Series(y[idx], dtype=pl.Float64),
+                    "postgain_score": pl.Series(post[idx], dtype=pl.Float64),
+                    "magnitude": pl.Series(mag[idx], dtype=pl.Float64),
+                    "decision": pl.Series(decision[idx], dtype=pl.Boolean),
+                    "n_pre": n_pre[idx].astype(np.int32),
+                    "n_post": n_post[idx].astype(np.int32),
+                }
+            ).with_columns(
+                pl.when(pl.lit(not criterion3) | pl.Series(decidable[idx], dtype=pl.Boolean))
+                .then(pl.col("decision"))
+                .alias("decision")
             )
         )
     return pl.concat(out).select(
-        DYAD, "kind", "pregain_session", "postgain_session", "pregain_score", "postgain_score", "magnitude", "decision", "n_pre", "n_post",
+        DYAD,
+        "kind",
+        "pregain_session",
+        "postgain_session",
+        "pregain_score",
+        "postgain_score",
+        "magnitude",
+        "decision",
+        "n_pre",
+        "n_post",
     )
 
 
-def sudden_gains(sessions: pl.DataFrame, cutoff: float, lower_is_better: bool, pct: float = 0.25, alpha: float = 0.05, criterion3: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+def sudden_gains(
+    sessions: pl.DataFrame,
+    cutoff: float,
+    lower_is_better: bool,
+    pct: float = 0.25,
+    alpha: float = 0.05,
+    criterion3: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(gains table, per-dyad counts). Gains and losses where all three criteria hold."""
     sign = 1.0 if lower_is_better else -1.0
     cand = candidates(sessions, cutoff, lower_is_better, pct, alpha, criterion3)
     found = cand.filter(pl.col("decision").fill_null(False)).with_row_index("_gid")
-    later = sessions.filter(pl.col("outcome").is_not_null()).select(DYAD, pl.col("session").alias("_s"), pl.col("outcome").cast(pl.Float64).alias("_y"))
+    later = sessions.filter(pl.col("outcome").is_not_null()).select(
+        DYAD, pl.col("session").alias("_s"), pl.col("outcome").cast(pl.Float64).alias("_y")
+    )
     s = pl.when(pl.col("kind") == "gain").then(sign).otherwise(-sign)
     worse_by = s * (pl.col("_y") - pl.col("postgain_score"))  # > 0: back towards the pregain side
     rev = (
@@ -147,7 +197,10 @@ def sudden_gains(sessions: pl.DataFrame, cutoff: float, lower_is_better: bool, p
     )
     counts = cand.group_by(DYAD).agg(
         ((pl.col("kind") == "gain") & pl.col("decision").fill_null(False)).sum().cast(pl.Int32).alias("n_sudden_gains"),
-        ((pl.col("kind") == "loss") & pl.col("decision").fill_null(False)).sum().cast(pl.Int32).alias("n_sudden_losses"),
+        ((pl.col("kind") == "loss") & pl.col("decision").fill_null(False))
+        .sum()
+        .cast(pl.Int32)
+        .alias("n_sudden_losses"),
         pl.col("decision").is_null().sum().cast(pl.Int32).alias("_undecided"),
     )
     return gains, counts
@@ -155,17 +208,25 @@ def sudden_gains(sessions: pl.DataFrame, cutoff: float, lower_is_better: bool, p
 
 def dyad_counts(dyads: pl.DataFrame, counts: pl.DataFrame, has_cutoff: bool) -> pl.DataFrame:
     """Per dyad: counts (0 when none) and a note about undecided candidates or a missing cut-off."""
-    out = dyads.select(DYAD).join(counts, on=DYAD, how="left").with_columns(
-        pl.col("n_sudden_gains", "n_sudden_losses", "_undecided").fill_null(0)
+    out = (
+        dyads.select(DYAD)
+        .join(counts, on=DYAD, how="left")
+        .with_columns(pl.col("n_sudden_gains", "n_sudden_losses", "_undecided").fill_null(0))
     )
     if not has_cutoff:
         return out.with_columns(
             pl.lit(None, dtype=pl.Int32).alias("n_sudden_gains"),
             pl.lit(None, dtype=pl.Int32).alias("n_sudden_losses"),
-            pl.lit("sudden gains: no cut-off (no reliable-change value in the instrument file and too few pre scores for a sample SD; set stats.sudden_gains.cutoff)").alias("_note_sg"),
+            pl.lit(
+                "sudden gains: no cut-off (no reliable-change value in the instrument file and too few pre scores for a sample SD; set stats.sudden_gains.cutoff)"
+            ).alias("_note_sg"),
         ).drop("_undecided")
     return out.with_columns(
         pl.when(pl.col("_undecided") > 0)
-        .then(pl.format("sudden gains: {} candidate(s) without a decision (fewer than 2 values on a side)", pl.col("_undecided")))
+        .then(
+            pl.format(
+                "sudden gains: {} candidate(s) without a decision (fewer than 2 values on a side)", pl.col("_undecided")
+            )
+        )
         .alias("_note_sg")
     ).drop("_undecided")

@@ -50,7 +50,9 @@ def _check_instruments(args) -> int:
             inst = load_instrument(path)
             subs = ", ".join(f"{k} ({len(v)})" for k, v in inst.subscales.items()) or "none"
             if inst.total_only:
-                print(f"{path}: {inst.key}: pre-scored total {inst.total_min:g}–{inst.total_max:g}, rated by {'/'.join(inst.raters)}")
+                print(
+                    f"{path}: {inst.key}: pre-scored total {inst.total_min:g}–{inst.total_max:g}, rated by {'/'.join(inst.raters)}"
+                )
                 n += 1
                 continue
             print(
@@ -69,26 +71,74 @@ def _outputs(args) -> int:
         ("Validated data", ["validated/questionnaires.parquet", "validated/consent.parquet"]),
         ("Validation", ["validation/accounting.csv", "validation/rejections.csv", "validation/warnings.csv"]),
         ("Scores", ["scores/questionnaires.csv", "scores/questionnaires.parquet"]),
-        ("Statistics", ["stats/dyads.csv", "stats/dyads.parquet", "stats/sessions.parquet", "stats/sudden_gains.csv", "stats/ruptures.csv",
-                        "stats/cohort.json", "stats/feedback.parquet", "stats/feedback.csv", "stats/multilevel.json"]),
+        (
+            "Statistics",
+            [
+                "stats/dyads.csv",
+                "stats/dyads.parquet",
+                "stats/sessions.parquet",
+                "stats/sudden_gains.csv",
+                "stats/ruptures.csv",
+                "stats/cohort.json",
+                "stats/feedback.parquet",
+                "stats/feedback.csv",
+                "stats/multilevel.json",
+            ],
+        ),
         ("Selection", ["selection/index.json"]),
-        ("Reports", ["reports/index.csv", "reports/dyads/", "reports/by_therapist/", "reports/cohort.pdf",
-                     "reports/validation.pdf"]),
-        ("Moment-to-moment ratings", ["microprocess/sessions.csv", "microprocess/segments.csv", "microprocess/gaps.csv", "microprocess/accounting.csv", "microprocess/rejections.csv"]),
+        (
+            "Reports",
+            [
+                "reports/index.csv",
+                "reports/dyads/",
+                "reports/by_therapist/",
+                "reports/cohort.pdf",
+                "reports/validation.pdf",
+            ],
+        ),
+        (
+            "Moment-to-moment ratings",
+            [
+                "microprocess/sessions.csv",
+                "microprocess/segments.csv",
+                "microprocess/gaps.csv",
+                "microprocess/accounting.csv",
+                "microprocess/rejections.csv",
+            ],
+        ),
         ("Provenance", ["manifest.json"]),
     ]
     if not (results / "microprocess").is_dir():  # the stage runs only when the config asks for it
         groups = [g for g in groups if g[0] != "Moment-to-moment ratings"]
     if (results / "coding").is_dir():  # the coding stage runs when coding.inputs lists coded files
-        groups.insert(-1, ("Coding", [f"coding/{n}" for n in ("ratings.parquet", "accounting.csv", "rejections.csv", "warnings.csv",
-                                                             "agreement.csv", "consensus.csv", "to_discuss.csv", "comparison.csv")]))
+        groups.insert(
+            -1,
+            (
+                "Coding",
+                [
+                    f"coding/{n}"
+                    for n in (
+                        "ratings.parquet",
+                        "accounting.csv",
+                        "rejections.csv",
+                        "warnings.csv",
+                        "agreement.csv",
+                        "consensus.csv",
+                        "to_discuss.csv",
+                        "comparison.csv",
+                    )
+                ],
+            ),
+        )
     # each configured selection strategy's files, in the order of the config
     index = results / "selection" / "index.json"
     if index.is_file():
         import json
 
         names = [s["name"] for s in json.loads(index.read_text(encoding="utf-8")).get("strategies", [])]
-        selection = [f"selection/{n}{suffix}" for n in names for suffix in (".csv", "_summary.json", "_blinded.csv", "_key.csv")]
+        selection = [
+            f"selection/{n}{suffix}" for n in names for suffix in (".csv", "_summary.json", "_blinded.csv", "_key.csv")
+        ]
         groups = [(t, p + selection if t == "Selection" else p) for t, p in groups]
     charts = sorted((results / "charts").glob("*.png"))
     if charts:
@@ -111,7 +161,9 @@ def _outputs(args) -> int:
 
         acc = pl.read_csv(accounting)
         total = acc.select(pl.col("rows_read", "rows_accepted", "rows_rejected").sum()).row(0)
-        print(f"  Rows: {total[0]} read, {total[1]} accepted, {total[2]} rejected (see {results}/validation/rejections.csv)")
+        print(
+            f"  Rows: {total[0]} read, {total[1]} accepted, {total[2]} rejected (see {results}/validation/rejections.csv)"
+        )
     return 0
 
 
@@ -142,20 +194,34 @@ def version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``dyadflow`` command line: every command and option has a help text."""
-    parser = argparse.ArgumentParser(prog="dyadflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"dyadflow {version()}", help="print the version and exit")
+    parser = argparse.ArgumentParser(
+        prog="dyadflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"dyadflow {version()}", help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("demo-data", help="write the synthetic demo study", description="Writes the synthetic demo study "
-                       "(a REDCap export, a Qualtrics export and an Excel workbook) with pseudonymous IDs only.")
+    p = sub.add_parser(
+        "demo-data",
+        help="write the synthetic demo study",
+        description="Writes the synthetic demo study "
+        "(a REDCap export, a Qualtrics export and an Excel workbook) with pseudonymous IDs only.",
+    )
     p.add_argument("--out", default="data/demo", help="the folder to write to (default: data/demo)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the seed of the bundled demo data)")
     p.set_defaults(func=_demo_data)
-    p = sub.add_parser("demo-dial", help="write the demo moment-to-moment (dial) ratings",
-                       description="Writes the demo moment-to-moment (dial) rating files, one per dyad, session and rater.")
+    p = sub.add_parser(
+        "demo-dial",
+        help="write the demo moment-to-moment (dial) ratings",
+        description="Writes the demo moment-to-moment (dial) rating files, one per dyad, session and rater.",
+    )
     p.add_argument("--out", default="data/demo/dial", help="the folder to write to (default: data/demo/dial)")
     p.set_defaults(func=_demo_dial)
-    p = sub.add_parser("check-instruments", help="check instrument definition files",
-                       description="Checks instrument YAML files against dyadflow/schemas/instrument.schema.yaml and lists what each defines.")
+    p = sub.add_parser(
+        "check-instruments",
+        help="check instrument definition files",
+        description="Checks instrument YAML files against dyadflow/schemas/instrument.schema.yaml and lists what each defines.",
+    )
     p.add_argument("dirs", nargs="*", help="folders or files (default: the built-in registry)")
     p.set_defaults(func=_check_instruments)
     p = sub.add_parser(
@@ -166,10 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="the export to look at (csv, xlsx, sav, a REDCap or Qualtrics export)")
     p.add_argument("--sheet", default=None, help="xlsx: the sheet name or 0-based index (default: the first)")
-    p.add_argument("--header-row", type=int, default=None, help="xlsx: the row with the column names (default: guessed)")
+    p.add_argument(
+        "--header-row", type=int, default=None, help="xlsx: the row with the column names (default: guessed)"
+    )
     p.set_defaults(func=_inspect)
-    p = sub.add_parser("outputs", help="list the outputs of a finished run",
-                       description="Lists where a finished run put its outputs, and the row accounting.")
+    p = sub.add_parser(
+        "outputs",
+        help="list the outputs of a finished run",
+        description="Lists where a finished run put its outputs, and the row accounting.",
+    )
     p.add_argument("--results", default="results", help="the results folder of the run (default: results)")
     p.set_defaults(func=_outputs)
     p = sub.add_parser(
@@ -184,8 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--configfile", default=None, help="the study config (default: the bundled demo config)")
     p.add_argument("--cores", type=int, default=2, help="CPU cores snakemake may use (default: 2)")
     p.add_argument("--directory", default=".", help="the study's working directory (results/ and logs/ go there)")
-    p.add_argument("snakemake_args", nargs=argparse.REMAINDER,
-                   help="targets or snakemake options, passed on to snakemake (options after --)")
+    p.add_argument(
+        "snakemake_args",
+        nargs=argparse.REMAINDER,
+        help="targets or snakemake options, passed on to snakemake (options after --)",
+    )
     p.set_defaults(func=_nightly)
     return parser
 

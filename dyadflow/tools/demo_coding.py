@@ -47,9 +47,9 @@ def demo_config() -> dict:
 def frozen_key(export_dir: Path) -> pl.DataFrame:
     """The blinding key of the demo's high_low selection, from the exports in ``export_dir``."""
     from dyadflow import score, select, stats
-    from dyadflow.validate import rules as validate
     from dyadflow.ingest import read_or_quarantine
     from dyadflow.select import blinding
+    from dyadflow.validate import rules as validate
 
     cfg = demo_config()
     registry = load_registry(REPO_ROOT / cfg["instruments_dir"] if cfg.get("instruments_dir") else None)
@@ -59,8 +59,16 @@ def frozen_key(export_dir: Path) -> pl.DataFrame:
     scores = score.score_frame(checked.accepted, registry)
     res = stats.compute(scores, registry, cfg["outcome"], cfg["alliance"], cfg["stats"], checked.accepted)
     spec = selection_spec(next(s for s in cfg["selection"] if s["name"] == SELECTION))
-    chosen, _ = select.choose(spec, res.sessions, res.dyads, res.ruptures, registry, cfg["outcome"], cfg["alliance"],
-                              stats.settings(cfg["stats"])["composite"])
+    chosen, _ = select.choose(
+        spec,
+        res.sessions,
+        res.dyads,
+        res.ruptures,
+        registry,
+        cfg["outcome"],
+        cfg["alliance"],
+        stats.settings(cfg["stats"])["composite"],
+    )
     return blinding.blind(chosen, SELECTION, int(spec["seed"]))[1]
 
 

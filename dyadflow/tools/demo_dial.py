@@ -69,15 +69,24 @@ def generate(seed: int = SEED) -> pl.DataFrame:
     meta = pl.DataFrame(SERIES, schema=["dyad_id", "session", "rater", "length", "level", "drift"], orient="row")
     n, t_max = meta.height, int(meta.get_column("length").max())
     t = np.arange(t_max, dtype=float)
-    drift = lfilter([1.0], [1.0, -0.995], rng.normal(0, 1, (n, t_max)), axis=1) * 0.1 * meta.get_column("drift").to_numpy()[:, None]
+    drift = (
+        lfilter([1.0], [1.0, -0.995], rng.normal(0, 1, (n, t_max)), axis=1)
+        * 0.1
+        * meta.get_column("drift").to_numpy()[:, None]
+    )
     signal = meta.get_column("level").to_numpy()[:, None] + drift
 
-    ev = pl.DataFrame(EVENTS, schema=["dyad_id", "session", "onset", "change", "fall", "hold", "recover", "delay"], orient="row")
+    ev = pl.DataFrame(
+        EVENTS, schema=["dyad_id", "session", "onset", "change", "fall", "hold", "recover", "delay"], orient="row"
+    )
     hits = meta.with_row_index("_i").join(ev, on=["dyad_id", "session"], how="inner").sort("_i", "onset")
     is_th = (hits.get_column("rater") == "therapist").to_numpy()
     onset = hits.get_column("onset").to_numpy() + np.where(is_th, hits.get_column("delay").to_numpy(), 0)
     contrib = _trapezoid(
-        t, onset, hits.get_column("change").to_numpy(), *(hits.get_column(c).to_numpy() for c in ("fall", "hold", "recover"))
+        t,
+        onset,
+        hits.get_column("change").to_numpy(),
+        *(hits.get_column(c).to_numpy() for c in ("fall", "hold", "recover")),
     )
     np.add.at(signal, hits.get_column("_i").to_numpy(), contrib)
     signal += rng.normal(0, 1.0, signal.shape)  # hand jitter on the dial
@@ -103,11 +112,18 @@ def with_problems(clean: pl.DataFrame) -> pl.DataFrame:
     def at(dyad, session, rater):
         return (pl.col("dyad_id") == dyad) & (pl.col("session") == session) & (pl.col("rater") == rater)
 
-    t = clean.with_columns(pl.col("second").cast(pl.Float64).alias("_order"), pl.col("second").cast(pl.String), pl.col("rating").cast(pl.String))
+    t = clean.with_columns(
+        pl.col("second").cast(pl.Float64).alias("_order"),
+        pl.col("second").cast(pl.String),
+        pl.col("rating").cast(pl.String),
+    )
     t = t.filter(~(at("D001", 3, "therapist") & pl.col("_order").is_between(1800, 1819)))
     t = t.filter(~(at("D002", 5, "patient") & pl.col("_order").is_between(600, 602)))
     t = t.with_columns(
-        pl.when(at("D001", 9, "patient") & (pl.col("_order") == 700)).then(pl.lit("55")).otherwise("rating").alias("rating")
+        pl.when(at("D001", 9, "patient") & (pl.col("_order") == 700))
+        .then(pl.lit("55"))
+        .otherwise("rating")
+        .alias("rating")
     )
     dup = t.filter(at("D002", 5, "therapist") & (pl.col("_order") == 1200)).with_columns(
         pl.format("{}", pl.col("rating").cast(pl.Int64) - 7).alias("rating"), pl.lit(1200.5).alias("_order")
@@ -127,10 +143,14 @@ def write(out_dir: str | Path = "data/demo/dial", seed: int = SEED) -> list[Path
     table = with_problems(generate(seed))
     out = Path(out_dir)
     paths = []
-    for (dyad, session, rater), part in table.group_by("dyad_id", "session", "rater", maintain_order=True):  # one file each
+    for (dyad, session, rater), part in table.group_by(
+        "dyad_id", "session", "rater", maintain_order=True
+    ):  # one file each
         path = out / file_name(dyad, session, rater)
         # an input file, written as the tool would: plain CSV (no spreadsheet-formula guard)
-        data = part.select(pl.col("second").alias(TIME_COLUMN), pl.col("rating").alias(RATING_COLUMN)).write_csv(line_terminator="\n")
+        data = part.select(pl.col("second").alias(TIME_COLUMN), pl.col("rating").alias(RATING_COLUMN)).write_csv(
+            line_terminator="\n"
+        )
         atomic.write_bytes(path, data.encode("utf-8"))
         paths.append(path)
     return paths

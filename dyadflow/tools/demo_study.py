@@ -66,7 +66,9 @@ def _latent_items(rng, level, n_items, lo, hi, spread):
     return np.clip(np.rint(raw), lo, hi).astype(np.int64)
 
 
-def generate(seed: int = SEED, n_dyads: int = N_DYADS, n_sessions: int = N_SESSIONS, bad_rows: bool = True) -> pl.DataFrame:
+def generate(
+    seed: int = SEED, n_dyads: int = N_DYADS, n_sessions: int = N_SESSIONS, bad_rows: bool = True
+) -> pl.DataFrame:
     """The demo questionnaire table in the canonical layout (strings, as in an export)."""
     rng = np.random.default_rng(seed)
     d = n_dyads
@@ -91,7 +93,9 @@ def generate(seed: int = SEED, n_dyads: int = N_DYADS, n_sessions: int = N_SESSI
     for t in range(1, n_sessions + 1):  # over sessions (14 steps), vectorised across dyads
         dev[:, t] = 0.3 * dev[:, t - 1] + rng.normal(0, 0.4, d)
     alliance_pat = pat_mean[:, None] + growth[:, None] * s_idx[None, :] + dev
-    alliance_th = th_mean[:, None] + 1.3 * growth[:, None] * s_idx[None, :] + 1.1 * dev + rng.normal(0, 0.25, (d, n_sessions + 1))
+    alliance_th = (
+        th_mean[:, None] + 1.3 * growth[:, None] * s_idx[None, :] + 1.1 * dev + rng.normal(0, 0.25, (d, n_sessions + 1))
+    )
 
     # symptoms: baseline, improvement, and the within-dyad effect of last session's alliance
     base = np.clip(rng.normal(29, 7, d), 14, 52)
@@ -139,8 +143,14 @@ def generate(seed: int = SEED, n_dyads: int = N_DYADS, n_sessions: int = N_SESSI
             cols["note"] = pl.Series(text[dd, ss].tolist(), dtype=pl.String).zip_with(pl.Series(~none[dd, ss]), nulls)
         else:
             cols["note"] = nulls
-        cols["consent_share_text"] = pl.Series(np.where(consent[dd] & (ss < text_at[dd]), "true", "false")) if note is not None else nulls
-        cols["consent_share_ratings"] = pl.Series(np.where(consent_ratings[dd] & (ss < ratings_at[dd]), "true", "false")) if note is not None else nulls
+        cols["consent_share_text"] = (
+            pl.Series(np.where(consent[dd] & (ss < text_at[dd]), "true", "false")) if note is not None else nulls
+        )
+        cols["consent_share_ratings"] = (
+            pl.Series(np.where(consent_ratings[dd] & (ss < ratings_at[dd]), "true", "false"))
+            if note is not None
+            else nulls
+        )
         return pl.DataFrame(cols)
 
     flat = lambda a: a.reshape(-1)  # noqa: E731
@@ -171,10 +181,25 @@ def generate(seed: int = SEED, n_dyads: int = N_DYADS, n_sessions: int = N_SESSI
 
     table = pl.concat(rows, how="diagonal_relaxed")
     order = {"bdi_ii": 0, "wai_sr": 1, "wai_s": 2}
-    table = table.with_columns(pl.col("instrument").replace_strict(order).alias("_o"), pl.col("session").cast(pl.Int32).alias("_s"))
+    table = table.with_columns(
+        pl.col("instrument").replace_strict(order).alias("_o"), pl.col("session").cast(pl.Int32).alias("_s")
+    )
     table = table.sort("dyad_id", "_s", "_o").drop("_o", "_s")
     items = [f"item_{k:02d}" for k in range(1, 22)]
-    table = table.select("dyad_id", "patient_id", "therapist_id", "arm", "session", "date", "rater", "instrument", *items, "note", "consent_share_text", "consent_share_ratings")
+    table = table.select(
+        "dyad_id",
+        "patient_id",
+        "therapist_id",
+        "arm",
+        "session",
+        "date",
+        "rater",
+        "instrument",
+        *items,
+        "note",
+        "consent_share_text",
+        "consent_share_ratings",
+    )
     return _add_bad_rows(table) if bad_rows else table
 
 
@@ -211,7 +236,11 @@ def _add_bad_rows(table: pl.DataFrame) -> pl.DataFrame:
     t = t.with_columns(
         [
             pl.when(pl.col("_i").is_in(list(i for i, e in edits.items() if col in e)))
-            .then(pl.col("_i").replace_strict({i: e[col] for i, e in edits.items() if col in e}, default=None, return_dtype=pl.String))
+            .then(
+                pl.col("_i").replace_strict(
+                    {i: e[col] for i, e in edits.items() if col in e}, default=None, return_dtype=pl.String
+                )
+            )
             .otherwise(pl.col(col))
             .alias(col)
             for col in sorted({c for e in edits.values() for c in e})
@@ -237,7 +266,13 @@ WAI_S_LABELS = ("Never", "Rarely", "Occasionally", "Sometimes", "Often", "Very o
 # Fixed workbook metadata, so the .xlsx bytes do not depend on when they were written.
 XLSX_TIME = "2024-09-01T00:00:00Z"
 ZIP_TIME = (2024, 9, 1, 0, 0, 0)
-FILES = ("redcap_export.csv", "wai_s_qualtrics.csv", "oq45_clinic.xlsx", "coded_high_low.csv", "high_low_key_frozen.csv")
+FILES = (
+    "redcap_export.csv",
+    "wai_s_qualtrics.csv",
+    "oq45_clinic.xlsx",
+    "coded_high_low.csv",
+    "high_low_key_frozen.csv",
+)
 # Forms whose <form>_complete the REDCap export marks 1 (Unverified) or 0 (Incomplete),
 # though they hold answers: rejected as redcap_incomplete.
 REDCAP_INCOMPLETE = {("D003", "wai_sr", 4): "1", ("D027", "bdi_ii", 6): "0"}
@@ -263,14 +298,21 @@ def redcap_table(table: pl.DataFrame) -> pl.DataFrame:
     bdi = t.filter(pl.col("instrument") == "bdi_ii").with_columns(
         pl.int_range(1, pl.len() + 1).over(key).alias("_instance"), pl.len().over(key).alias("_n")
     )
-    bdi_cols = [pl.col("date").alias("bdi_date")] + [pl.col(f"item_{k:02d}").alias(f"bdi_{k:02d}") for k in range(1, 22)]
+    bdi_cols = [pl.col("date").alias("bdi_date")] + [
+        pl.col(f"item_{k:02d}").alias(f"bdi_{k:02d}") for k in range(1, 22)
+    ]
     wai = t.filter(pl.col("instrument") == "wai_sr").select(
-        *key, pl.col("date").alias("wai_sr_date"), *[pl.col(f"item_{k:02d}").alias(f"wai_sr_{k:02d}") for k in range(1, 13)],
+        *key,
+        pl.col("date").alias("wai_sr_date"),
+        *[pl.col(f"item_{k:02d}").alias(f"wai_sr_{k:02d}") for k in range(1, 13)],
         pl.col("note").alias("wai_sr_note"),
     )
     single = bdi.filter(pl.col("_n") == 1).select(*key, *bdi_cols)
     repeated = bdi.filter(pl.col("_n") > 1).select(
-        *key, *bdi_cols, pl.lit("bdi").alias("redcap_repeat_instrument"), pl.col("_instance").cast(pl.String).alias("redcap_repeat_instance")
+        *key,
+        *bdi_cols,
+        pl.lit("bdi").alias("redcap_repeat_instrument"),
+        pl.col("_instance").cast(pl.String).alias("redcap_repeat_instance"),
     )
     events = t.select(*key, "_s").unique()
     base = events.join(single, on=key, how="left").join(wai, on=key, how="left")
@@ -284,14 +326,27 @@ def redcap_table(table: pl.DataFrame) -> pl.DataFrame:
     consent = {"consent_share": "consent_share_text", "consent_ratings": "consent_share_ratings"}
     # a change of consent after enrolment: on the event of the first session with the new value
     changes = (
-        t.filter(pl.col("consent_share_text").is_not_null()).sort("dyad_id", "_s")
-        .with_columns([(pl.col(c) != pl.col(c).shift(1).over("dyad_id")).fill_null(False).alias(f"_{k}") for k, c in consent.items()])
+        t.filter(pl.col("consent_share_text").is_not_null())
+        .sort("dyad_id", "_s")
+        .with_columns(
+            [
+                (pl.col(c) != pl.col(c).shift(1).over("dyad_id")).fill_null(False).alias(f"_{k}")
+                for k, c in consent.items()
+            ]
+        )
         .select(*key, *[pl.when(pl.col(f"_{k}")).then(pl.col(c)).alias(f"_{k}") for k, c in consent.items()])
     )
-    base = base.join(ident, on="dyad_id", how="left").join(changes, on=key, how="left").with_columns(
-        [pl.when(pl.col("session") == "0").then(pl.col(c)).alias(c) for c in ("patient_code", "therapist_code", "arm")]
-        + [pl.when(pl.col("session") == "0").then(pl.col(k)).otherwise(pl.col(f"_{k}")).alias(k) for k in consent]
-        + [pl.when(pl.col("session") == "0").then(pl.lit("2")).alias("enrolment_complete")]
+    base = (
+        base.join(ident, on="dyad_id", how="left")
+        .join(changes, on=key, how="left")
+        .with_columns(
+            [
+                pl.when(pl.col("session") == "0").then(pl.col(c)).alias(c)
+                for c in ("patient_code", "therapist_code", "arm")
+            ]
+            + [pl.when(pl.col("session") == "0").then(pl.col(k)).otherwise(pl.col(f"_{k}")).alias(k) for k in consent]
+            + [pl.when(pl.col("session") == "0").then(pl.lit("2")).alias("enrolment_complete")]
+        )
     )
     rows = pl.concat([base, repeated.join(events, on=key, how="left")], how="diagonal_relaxed")
     status = {}
@@ -301,23 +356,51 @@ def redcap_table(table: pl.DataFrame) -> pl.DataFrame:
     for (dyad, inst, session), value in REDCAP_INCOMPLETE.items():
         col = "bdi_complete" if inst == "bdi_ii" else "wai_sr_complete"
         rows = rows.with_columns(
-            pl.when((pl.col("dyad_id") == dyad) & (pl.col("_s") == session)).then(pl.lit(value)).otherwise(pl.col(col)).alias(col)
+            pl.when((pl.col("dyad_id") == dyad) & (pl.col("_s") == session))
+            .then(pl.lit(value))
+            .otherwise(pl.col(col))
+            .alias(col)
         )
     rows = rows.sort("dyad_id", "_s", pl.col("redcap_repeat_instance").fill_null(""))
     return rows.select(
         pl.col("dyad_id").alias("record_id"),
         _event(pl.col("session")).alias("redcap_event_name"),
-        "redcap_repeat_instrument", "redcap_repeat_instance",
-        "patient_code", "therapist_code", "arm", "consent_share", "consent_ratings", "enrolment_complete",
-        "bdi_date", *[f"bdi_{k:02d}" for k in range(1, 22)], "bdi_complete",
-        "wai_sr_date", *[f"wai_sr_{k:02d}" for k in range(1, 13)], "wai_sr_note", "wai_sr_complete",
+        "redcap_repeat_instrument",
+        "redcap_repeat_instance",
+        "patient_code",
+        "therapist_code",
+        "arm",
+        "consent_share",
+        "consent_ratings",
+        "enrolment_complete",
+        "bdi_date",
+        *[f"bdi_{k:02d}" for k in range(1, 22)],
+        "bdi_complete",
+        "wai_sr_date",
+        *[f"wai_sr_{k:02d}" for k in range(1, 13)],
+        "wai_sr_note",
+        "wai_sr_complete",
     )
 
 
 QUALTRICS_SYSTEM = (
-    "StartDate", "EndDate", "Status", "IPAddress", "Progress", "Duration (in seconds)", "Finished", "RecordedDate",
-    "ResponseId", "RecipientLastName", "RecipientFirstName", "RecipientEmail", "ExternalReference",
-    "LocationLatitude", "LocationLongitude", "DistributionChannel", "UserLanguage",
+    "StartDate",
+    "EndDate",
+    "Status",
+    "IPAddress",
+    "Progress",
+    "Duration (in seconds)",
+    "Finished",
+    "RecordedDate",
+    "ResponseId",
+    "RecipientLastName",
+    "RecipientFirstName",
+    "RecipientEmail",
+    "ExternalReference",
+    "LocationLatitude",
+    "LocationLongitude",
+    "DistributionChannel",
+    "UserLanguage",
 )
 QUALTRICS_EMBEDDED = ("dyad", "patient", "therapist", "session")
 
@@ -335,9 +418,10 @@ def qualtrics_table(table: pl.DataFrame, seed: int = SEED) -> pl.DataFrame:
     took = rng.integers(90, 400, n)
     recorded = pl.Series([f"{m:02d}" for m in minute])
     items = [
-        pl.col(f"item_{k:02d}").cast(pl.Int32, strict=False).replace_strict(
-            list(range(1, 8)), list(WAI_S_LABELS), default=None, return_dtype=pl.String
-        ).alias(f"Q1_{k}")
+        pl.col(f"item_{k:02d}")
+        .cast(pl.Int32, strict=False)
+        .replace_strict(list(range(1, 8)), list(WAI_S_LABELS), default=None, return_dtype=pl.String)
+        .alias(f"Q1_{k}")
         for k in range(1, 13)
     ]
     out = t.with_columns(recorded.alias("_m"), pl.Series(took).alias("_took")).select(
@@ -366,12 +450,15 @@ def qualtrics_table(table: pl.DataFrame, seed: int = SEED) -> pl.DataFrame:
         for i in rows:
             r = out.slice(i, 1)
             if kind == "preview":
-                r = r.with_columns(pl.lit("Survey Preview").alias("Status"), pl.lit("preview").alias("DistributionChannel"))
+                r = r.with_columns(
+                    pl.lit("Survey Preview").alias("Status"), pl.lit("preview").alias("DistributionChannel")
+                )
             elif kind == "test":
                 r = r.with_columns(pl.lit("Survey Test").alias("Status"), pl.lit("test").alias("DistributionChannel"))
             else:
                 r = r.with_columns(
-                    pl.lit("False").alias("Finished"), pl.lit("42").alias("Progress"),
+                    pl.lit("False").alias("Finished"),
+                    pl.lit("42").alias("Progress"),
                     *[pl.lit(None, dtype=pl.String).alias(f"Q1_{k}") for k in range(6, 13)],
                 )
             extra.append(r.with_columns(pl.lit(i + 0.5).alias("_k")))
@@ -387,12 +474,22 @@ def qualtrics_bytes(q: pl.DataFrame) -> bytes:
     import json
 
     texts = {
-        "StartDate": "Start Date", "EndDate": "End Date", "Status": "Response Type", "IPAddress": "IP Address",
-        "Progress": "Progress", "Duration (in seconds)": "Duration (in seconds)", "Finished": "Finished",
-        "RecordedDate": "Recorded Date", "ResponseId": "Response ID", "RecipientLastName": "Recipient Last Name",
-        "RecipientFirstName": "Recipient First Name", "RecipientEmail": "Recipient Email",
-        "ExternalReference": "External Data Reference", "LocationLatitude": "Location Latitude",
-        "LocationLongitude": "Location Longitude", "DistributionChannel": "Distribution Channel",
+        "StartDate": "Start Date",
+        "EndDate": "End Date",
+        "Status": "Response Type",
+        "IPAddress": "IP Address",
+        "Progress": "Progress",
+        "Duration (in seconds)": "Duration (in seconds)",
+        "Finished": "Finished",
+        "RecordedDate": "Recorded Date",
+        "ResponseId": "Response ID",
+        "RecipientLastName": "Recipient Last Name",
+        "RecipientFirstName": "Recipient First Name",
+        "RecipientEmail": "Recipient Email",
+        "ExternalReference": "External Data Reference",
+        "LocationLatitude": "Location Latitude",
+        "LocationLongitude": "Location Longitude",
+        "DistributionChannel": "Distribution Channel",
         "UserLanguage": "User Language",
     }
     question = "Tänk på den senaste sessionen. Markera hur ofta påståendet stämmer. - Påstående {k}"
@@ -421,9 +518,11 @@ def generate_oq45(table: pl.DataFrame, seed: int = SEED) -> pl.DataFrame:
         & (pl.col("dyad_id").str.slice(1).cast(pl.Int32) % OQ_EVERY == 0)
     ).unique(["dyad_id", "session"], keep="first", maintain_order=True)
     items = [f"item_{k:02d}" for k in range(1, 22)]
-    total = bdi.select(
-        pl.sum_horizontal(pl.col(items).str.extract(r"^(\d)", 1).cast(pl.Int32, strict=False).fill_null(0))
-    ).to_series().to_numpy()
+    total = (
+        bdi.select(pl.sum_horizontal(pl.col(items).str.extract(r"^(\d)", 1).cast(pl.Int32, strict=False).fill_null(0)))
+        .to_series()
+        .to_numpy()
+    )
     level = np.clip(0.4 + total / 63 * 4.0, 0, 4)
     answers = _latent_items(rng, level.astype(float), 45, 0, 4, 0.4)
     reverse = [0, 11, 12, 19, 20, 23, 30, 36, 42]  # items 1, 12, 13, 20, 21, 24, 31, 37, 43
@@ -453,7 +552,9 @@ def oq45_workbook_bytes(oq: pl.DataFrame) -> bytes:
     ws.append(["Klinikens OQ-45-logg: behandlingsstudie (syntetiska data)"])
     ws.append([])
     ws.append(["Dyad", "Patient", "Terapeut", "Session", "Datum", "Formulär", *[f"OQ{k}" for k in range(1, 46)]])
-    cols = oq.select("dyad_id", "patient_id", "therapist_id", "session", "date", *[f"item_{k:02d}" for k in range(1, 46)]).rows()
+    cols = oq.select(
+        "dyad_id", "patient_id", "therapist_id", "session", "date", *[f"item_{k:02d}" for k in range(1, 46)]
+    ).rows()
     for i, r in enumerate(cols):
         date = r[4]
         if i % 11 == 10:

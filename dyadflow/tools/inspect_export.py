@@ -37,9 +37,23 @@ SYNONYMS = {
     "consent_share_ratings": ["consentshareratings", "consentratings"],
 }
 QUALTRICS_SYSTEM = {
-    "startdate", "enddate", "status", "ipaddress", "progress", "duration (in seconds)", "finished", "recordeddate",
-    "responseid", "recipientlastname", "recipientfirstname", "recipientemail", "externalreference", "locationlatitude",
-    "locationlongitude", "distributionchannel", "userlanguage",
+    "startdate",
+    "enddate",
+    "status",
+    "ipaddress",
+    "progress",
+    "duration (in seconds)",
+    "finished",
+    "recordeddate",
+    "responseid",
+    "recipientlastname",
+    "recipientfirstname",
+    "recipientemail",
+    "externalreference",
+    "locationlatitude",
+    "locationlongitude",
+    "distributionchannel",
+    "userlanguage",
 }
 DIGITS = re.compile(r"^(.*?)(\d+)$")
 
@@ -86,7 +100,7 @@ def event_template(events: list[str]) -> str | None:
     counts: dict[str, set[str]] = defaultdict(set)
     for e in events:
         for m in re.finditer(r"\d+", e):
-            counts[e[: m.start()] + "{n}" + e[m.end():]].add(m.group())
+            counts[e[: m.start()] + "{n}" + e[m.end() :]].add(m.group())
     if not counts:
         return None
     best = max(counts, key=lambda t: (len(counts[t]), -len(t)))
@@ -147,24 +161,41 @@ def _read(path: str, sheet=None, header_row: int | None = None) -> dict:
         visible = [n for n in book.sheet_names if n not in hidden] or book.sheet_names
         name = sheet if sheet is not None else next((n for n in visible if max(filled(n), default=0) >= 3), visible[0])
         if name not in book.sheet_names:
-            raise DyadflowError(f"the workbook has no sheet '{name}' (sheets: {', '.join(book.sheet_names)})", file=path)
+            raise DyadflowError(
+                f"the workbook has no sheet '{name}' (sheets: {', '.join(book.sheet_names)})", file=path
+            )
         if header_row is None:  # the first row that fills most of the widest row's cells
             counts = filled(name)
-            header_row = next((i + 1 for i, c in enumerate(counts) if c >= 0.8 * max(counts) and c > 0), 1) if counts else 1
+            header_row = (
+                next((i + 1 for i, c in enumerate(counts) if c >= 0.8 * max(counts) and c > 0), 1) if counts else 1
+            )
         wb.close()
         loaded = book.load_sheet(name, header_row=header_row - 1, dtypes="string")
         whole = loaded.to_polars()
         letters = {c.name: c.absolute_index for c in loaded.available_columns()}
         unnamed = [
-            (letters[c], whole.with_row_index("_i").filter(pl.col(c).str.strip_chars().replace("", None).is_not_null())
-             .get_column("_i").to_list())
-            for c in whole.columns if c.startswith("__UNNAMED__")
+            (
+                letters[c],
+                whole.with_row_index("_i")
+                .filter(pl.col(c).str.strip_chars().replace("", None).is_not_null())
+                .get_column("_i")
+                .to_list(),
+            )
+            for c in whole.columns
+            if c.startswith("__UNNAMED__")
         ]
         cells = sheet_problem_cells(path, parts.get(name)).filter(pl.col("row") > header_row)
         frame = whole.head(200).drop([c for c in whole.columns if c.startswith("__UNNAMED__")])
-        return {"format": "xlsx", "sheets": book.sheet_names, "sheet": name, "header_row": header_row, "frame": frame,
-                "hidden": hidden, "cells": cells,
-                "unnamed": [(pos, [header_row + 1 + i for i in rows]) for pos, rows in unnamed if rows]}
+        return {
+            "format": "xlsx",
+            "sheets": book.sheet_names,
+            "sheet": name,
+            "header_row": header_row,
+            "frame": frame,
+            "hidden": hidden,
+            "cells": cells,
+            "unnamed": [(pos, [header_row + 1 + i for i in rows]) for pos, rows in unnamed if rows],
+        }
     if suffix in (".sav", ".zsav"):
         import pyreadstat
 
@@ -172,7 +203,12 @@ def _read(path: str, sheet=None, header_row: int | None = None) -> dict:
         frame, info = pyreadstat.read_sav(path, output_format="polars", row_limit=200)
         from dyadflow.ingest.mapping import stringify
 
-        return {"format": "sav", "frame": stringify(frame), "labels": info.variable_value_labels, "encoding": info.file_encoding}
+        return {
+            "format": "sav",
+            "frame": stringify(frame),
+            "labels": info.variable_value_labels,
+            "encoding": info.file_encoding,
+        }
     raw = read_bytes(path, path)
     encoding, delimiter = sniff_text(raw)
     table = read_text_table(path, encoding=encoding, delimiter=delimiter, file=path)
@@ -190,8 +226,15 @@ def _read(path: str, sheet=None, header_row: int | None = None) -> dict:
         fmt = "qualtrics"
     else:
         fmt = "canonical_csv"
-    return {"format": fmt, "encoding": table.encoding, "delimiter": delimiter, "frame": frame, "header_line": table.header_line,
-            "n_fields": table.n_fields, "ragged": ragged_lines}
+    return {
+        "format": fmt,
+        "encoding": table.encoding,
+        "delimiter": delimiter,
+        "frame": frame,
+        "header_line": table.header_line,
+        "n_fields": table.n_fields,
+        "ragged": ragged_lines,
+    }
 
 
 def _lines(numbers: list, limit: int = 10) -> str:
@@ -245,7 +288,9 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
     notes: list[str] = []
     if info.get("encoding") and fmt != "sav" and info["encoding"] not in ("utf-8", "utf-8-sig"):
         spec["encoding"] = info["encoding"]
-        notes.append(f"the file is not UTF-8; {info['encoding']} is a guess (latin-1 and cp1252 differ in a few characters)")
+        notes.append(
+            f"the file is not UTF-8; {info['encoding']} is a guess (latin-1 and cp1252 differ in a few characters)"
+        )
     if info.get("delimiter") and info["delimiter"] != ",":
         spec["delimiter"] = info["delimiter"]
     if fmt == "xlsx":
@@ -259,8 +304,16 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
         forms = [c[: -len("_complete")] for c in columns if c.lower().endswith("_complete")]
         record_fields = guess_fields([c for c in columns if c.lower() not in ("record_id", "redcap_event_name")])
         spec["record_id"] = "dyad_id"
-        spec["columns"] = {k: v for k, v in record_fields.items() if k in ("patient_id", "therapist_id", "arm", "consent_share_text", "consent_share_ratings")}
-        events = frame.get_column("redcap_event_name").drop_nulls().unique(maintain_order=True).to_list() if "redcap_event_name" in frame.columns else []
+        spec["columns"] = {
+            k: v
+            for k, v in record_fields.items()
+            if k in ("patient_id", "therapist_id", "arm", "consent_share_text", "consent_share_ratings")
+        }
+        events = (
+            frame.get_column("redcap_event_name").drop_nulls().unique(maintain_order=True).to_list()
+            if "redcap_event_name" in frame.columns
+            else []
+        )
         template = event_template(events)
         if template:
             spec["events"] = {"pattern": template}
@@ -268,7 +321,9 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
             others = [e for e in events if not rx.match(e)]
             if others:
                 spec["events"]["map"] = {e: 0 for e in others}
-                notes.append(f"event{'s' if len(others) > 1 else ''} {', '.join(others)} mapped to session 0 as a guess: correct events.map")
+                notes.append(
+                    f"event{'s' if len(others) > 1 else ''} {', '.join(others)} mapped to session 0 as a guess: correct events.map"
+                )
         instruments = {}
         form_columns: list[str] = ["redcap_repeat_instrument", "redcap_repeat_instance"]
         groups = item_groups(columns, least=2)  # a form's own prefix makes two fields enough
@@ -277,12 +332,24 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
             if not mine:
                 continue
             prefix, cols = mine[0]
-            values = set(frame.select(pl.concat_list(pl.col(cols).str.to_lowercase()).explode().drop_nulls().unique()).to_series())
+            values = set(
+                frame.select(
+                    pl.concat_list(pl.col(cols).str.to_lowercase()).explode().drop_nulls().unique()
+                ).to_series()
+            )
             guess, keys = guess_instrument(len(cols), values)
             key = next((k for k in keys if k == form.lower()), guess or form)
             date = next((c for c in columns if c.lower().startswith(form.lower()) and "date" in c.lower()), None)
             entry = {"form": form, "items": item_pattern(prefix, cols), "rater": "patient"}
-            note = next((c for c in columns if c.lower().startswith(form.lower()) and any(w in c.lower() for w in ("note", "comment", "kommentar"))), None)
+            note = next(
+                (
+                    c
+                    for c in columns
+                    if c.lower().startswith(form.lower())
+                    and any(w in c.lower() for w in ("note", "comment", "kommentar"))
+                ),
+                None,
+            )
             own = {"date": date, "note": note}
             if date or note:
                 entry["columns"] = {k: v for k, v in own.items() if v}
@@ -291,15 +358,25 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
             form_columns.extend([*cols, *([date] if date else []), f"{form}_complete"])
             notes.append(
                 f"form {form}: {len(cols)} item fields ({cols[0]} … {cols[-1]}); instrument '{key}' is a guess"
-                + (f" (instruments with {len(cols)} items: {', '.join(keys)})" if keys else " (no registry instrument has that many items)")
+                + (
+                    f" (instruments with {len(cols)} items: {', '.join(keys)})"
+                    if keys
+                    else " (no registry instrument has that many items)"
+                )
             )
-        spec["instruments"] = instruments or {"INSTRUMENT_KEY": {"form": "FORM", "items": "FORM_{n}", "rater": "patient"}}
+        spec["instruments"] = instruments or {
+            "INSTRUMENT_KEY": {"form": "FORM", "items": "FORM_{n}", "rater": "patient"}
+        }
         undated = [e["form"] for e in instruments.values() if "date" not in (e.get("columns") or {})]
         if undated:
-            notes.append(f"no date field found for form {', '.join(undated)}: add columns: {{date: <field>}} under the instrument")
+            notes.append(
+                f"no date field found for form {', '.join(undated)}: add columns: {{date: <field>}} under the instrument"
+            )
         absent = [c for c in ("patient_id", "therapist_id") if c not in spec["columns"]]
         if absent:
-            notes.append(f"no column found for {', '.join(absent)}: map it under 'columns' or give it under 'constants'")
+            notes.append(
+                f"no column found for {', '.join(absent)}: map it under 'columns' or give it under 'constants'"
+            )
         used = {*spec["columns"].values(), "record_id", "redcap_event_name", *form_columns}
     else:
         fields = guess_fields(columns)
@@ -311,7 +388,11 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
         if groups and not all(canonical_name(c) for c in groups[0][1]):
             prefix, items_cols = groups[0]
             spec["items"] = item_pattern(prefix, items_cols)
-            values = set(frame.select(pl.concat_list(pl.col(items_cols).str.to_lowercase()).explode().drop_nulls().unique()).to_series())
+            values = set(
+                frame.select(
+                    pl.concat_list(pl.col(items_cols).str.to_lowercase()).explode().drop_nulls().unique()
+                ).to_series()
+            )
             guess, keys = guess_instrument(len(items_cols), values)
             notes.append(
                 f"items: {len(items_cols)} columns {items_cols[0]} … {items_cols[-1]}"
@@ -337,7 +418,9 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
         if constants:
             spec["constants"] = constants
             notes.append(
-                "no column found for " + ", ".join(missing) + ": given as constants"
+                "no column found for "
+                + ", ".join(missing)
+                + ": given as constants"
                 + ("; replace each '?' with a column under 'columns', or a value" if "?" in constants.values() else "")
             )
         if "instrument" in fields:
@@ -345,7 +428,9 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
 
             keys = list(load_registry())
             seen = frame.get_column(fields["instrument"]).drop_nulls().unique(maintain_order=True).to_list()
-            recode = {v: next((k for k in keys if _squash(k) == _squash(v)), None) for v in seen if v.lower() not in keys}
+            recode = {
+                v: next((k for k in keys if _squash(k) == _squash(v)), None) for v in seen if v.lower() not in keys
+            }
             if any(recode.values()):
                 spec["values"] = {"instrument": {v: k for v, k in recode.items() if k}}
             unknown = [v for v, k in recode.items() if not k]
@@ -354,7 +439,11 @@ def suggest(path: str, info: dict) -> tuple[dict, list[str], list[str]]:
                     f"instrument value{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} match no registry key: "
                     "add them under values.instrument, or validation rejects those rows (instrument_unknown)"
                 )
-        dates = frame.get_column(fields["date"]).drop_nulls().head(50) if "date" in fields else pl.Series([], dtype=pl.String)
+        dates = (
+            frame.get_column(fields["date"]).drop_nulls().head(50)
+            if "date" in fields
+            else pl.Series([], dtype=pl.String)
+        )
         if dates.str.contains(r"^\d{1,2}\.\d{1,2}\.\d{4}").any():
             spec["date_format"] = "%d.%m.%Y"
         elif dates.str.contains(r"^\d{1,2}/\d{1,2}/\d{4}").any():
@@ -382,14 +471,18 @@ def report(path: str, sheet=None, header_row: int | None = None) -> str:
     shown = frame.slice(2) if info["format"] == "qualtrics" else frame
     out = [f"{path}", f"  format:    {info['format']}"]
     if info["format"] == "xlsx":
-        out.append(f"  sheets:    {', '.join(info['sheets'])} (reading '{info['sheet']}', column names on row {info['header_row']})")
+        out.append(
+            f"  sheets:    {', '.join(info['sheets'])} (reading '{info['sheet']}', column names on row {info['header_row']})"
+        )
     else:
         out.append(f"  encoding:  {info.get('encoding')}")
     if info.get("delimiter"):
         out.append(f"  delimiter: {info['delimiter']!r}")
     more = info["format"] in ("xlsx", "sav") and shown.height >= 200
     ragged = f" (and {len(info['ragged'])} with another number of fields, not shown)" if info.get("ragged") else ""
-    out.append(f"  rows:      {'the first ' if more else ''}{shown.height}{' (the rest not read here)' if more else ''}{ragged}")
+    out.append(
+        f"  rows:      {'the first ' if more else ''}{shown.height}{' (the rest not read here)' if more else ''}{ragged}"
+    )
     out.append(f"  columns ({len(frame.columns)}):")
     width = min(max((len(c) for c in frame.columns), default=10), 32)
     for c in frame.columns:
@@ -416,10 +509,14 @@ def report(path: str, sheet=None, header_row: int | None = None) -> str:
         out.append(f"Not read (not mapped): {', '.join(unused)}")
     if warnings:
         out.append("")
-        out.append("Warning: these columns look like direct identifiers; dyadflow does not read them, but remove them from exports that leave the clinic:")
+        out.append(
+            "Warning: these columns look like direct identifiers; dyadflow does not read them, but remove them from exports that leave the clinic:"
+        )
         out.append("  " + ", ".join(w["column"] for w in warnings))
     out.append("")
-    out.append("Every key is described in dyadflow/schemas/config.schema.yaml; docs/inputs.md ('Inputs and formats') has examples.")
+    out.append(
+        "Every key is described in dyadflow/schemas/config.schema.yaml; docs/inputs.md ('Inputs and formats') has examples."
+    )
     return "\n".join(out)
 
 

@@ -94,7 +94,7 @@ class Lock:
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 # ---------------------------------------------------------------------------- outputs
@@ -242,8 +242,12 @@ def files_without_data(accounting_path: Path) -> list[dict]:
         acc = acc.with_columns(pl.lit(None, dtype=pl.String).alias("file_error"))
     acc = acc.with_columns(pl.col("rows_read", "rows_accepted").cast(pl.Int64), pl.col("file_error").replace("", None))
     return [
-        {"source_file": r["source_file"], "rows_read": r["rows_read"], "file_error": r["file_error"],
-         "message": accounting.whole_file_message(r)}
+        {
+            "source_file": r["source_file"],
+            "rows_read": r["rows_read"],
+            "file_error": r["file_error"],
+            "message": accounting.whole_file_message(r),
+        }
         for r in accounting.files_without_data(acc).sort("source_file").iter_rows(named=True)
     ]
 
@@ -287,17 +291,23 @@ def save_state(results: Path, run_id: str, dyads, rejections) -> None:
         atomic.write_parquet(d / "dyads.parquet", dyads)
     if rejections is not None:
         atomic.write_parquet(d / "rejections.parquet", rejections.select("key", "nth"))
-    atomic.write_json(d / "state.json", {
-        "run": run_id, "polars": pl.__version__,
-        # unchanged files (size and mtime) need not be hashed again next time
-        "sources": {"dyads": _stat(results / FINGERPRINT_SOURCE), "rejections": _stat(results / REJECTIONS)},
-    })
+    atomic.write_json(
+        d / "state.json",
+        {
+            "run": run_id,
+            "polars": pl.__version__,
+            # unchanged files (size and mtime) need not be hashed again next time
+            "sources": {"dyads": _stat(results / FINGERPRINT_SOURCE), "rejections": _stat(results / REJECTIONS)},
+        },
+    )
 
 
 # ---------------------------------------------------------------------------- snakemake
 
 
-def snakemake_cmd(configfile: str | None, cores: int, workdir: Path, extra: list[str], profile: Path = PROFILE) -> list[str]:
+def snakemake_cmd(
+    configfile: str | None, cores: int, workdir: Path, extra: list[str], profile: Path = PROFILE
+) -> list[str]:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir)]
     if configfile:  # first: --configfile takes several values, a target after it would be read as one
         cmd += ["--configfile", configfile]
@@ -313,7 +323,7 @@ def _is_snakemake(argv: list[str]) -> bool:
     """``snakemake ...``, ``python .../bin/snakemake ...`` or ``python -m snakemake ...``."""
     if any(os.path.basename(a) == "snakemake" for a in argv[:2]):
         return True
-    return any(a == "-m" and b == "snakemake" for a, b in zip(argv, argv[1:]))
+    return any(a == "-m" and b == "snakemake" for a, b in zip(argv, argv[1:], strict=False))
 
 
 def _run_directory(argv: list[str], cwd: str) -> str:
@@ -404,13 +414,19 @@ def summary_text(s: dict) -> str:
             "  fix the cause and the next nightly (or `dyadflow nightly` by hand) continues from there.",
         ]
     if s.get("files_without_data"):
-        lines += ["", f"WARNING: NO DATA USED FROM {len(s['files_without_data'])} INPUT FILE(S) (exit status {EXIT_NO_DATA})"]
+        lines += [
+            "",
+            f"WARNING: NO DATA USED FROM {len(s['files_without_data'])} INPUT FILE(S) (exit status {EXIT_NO_DATA})",
+        ]
         lines += [f"  {f['message']}" for f in s["files_without_data"]]
         lines.append("  Check the export (or its mapping in the study config); the rest of the study was built.")
     if s.get("cleanup"):
         lines += ["", "CLEAN-UP AFTER AN INTERRUPTED RUN"] + [f"  {c}" for c in s["cleanup"]]
     d = s["dyads"]
-    lines += ["", "DYADS (compared with the last successful nightly" + (f", {s['previous_run']})" if s["previous_run"] else ")")]
+    lines += [
+        "",
+        "DYADS (compared with the last successful nightly" + (f", {s['previous_run']})" if s["previous_run"] else ")"),
+    ]
     if d.get("note"):
         lines.append(f"  {d['note']}")
     if d.get("total") is not None:
@@ -469,7 +485,9 @@ def _failure_reason(log_text: str, code: int) -> str:
     (every mistake the start-up config check found), else the error Snakemake reports
     (the lines after ``WorkflowError in file …, line N:``), else its first error line."""
     lines = log_text.splitlines()
-    ours = [line.strip() for line in lines if line.startswith("dyadflow ") and ":" in line and ": WARNING: " not in line]
+    ours = [
+        line.strip() for line in lines if line.startswith("dyadflow ") and ":" in line and ": WARNING: " not in line
+    ]
     config = list(dict.fromkeys(line for line in ours if line.startswith("dyadflow config:")))
     if config:
         return "\n  ".join(config)
@@ -478,7 +496,7 @@ def _failure_reason(log_text: str, code: int) -> str:
     for i, line in enumerate(lines):
         if re.match(r"^\w+(Error|Exception) in (file|rule|line)\b.*:$", line.strip()):
             detail = []
-            for nxt in lines[i + 1:i + 3]:
+            for nxt in lines[i + 1 : i + 3]:
                 if not nxt.strip() or nxt.startswith(("Failed validating", "  File ", "Traceback")):
                     break
                 detail.append(nxt.strip())
@@ -520,7 +538,10 @@ def run(
     try:
         holder = lock.acquire()
     except OSError as exc:
-        print(f"dyadflow nightly: {cannot_write(exc, runs / '.lock')}. Nothing was done; exit status {EXIT_FAILED}.", file=err)
+        print(
+            f"dyadflow nightly: {cannot_write(exc, runs / '.lock')}. Nothing was done; exit status {EXIT_FAILED}.",
+            file=err,
+        )
         return EXIT_FAILED
     if holder is not None:
         print(
@@ -557,8 +578,11 @@ def run(
             log.write(f"$ {' '.join(snakemake_cmd(configfile, cores, work, extra or [], profile))}\n")
             log.flush()
             code = subprocess.run(
-                snakemake_cmd(configfile, cores, work, extra or [], profile), stdout=log, stderr=subprocess.STDOUT,
-                check=False, cwd=work,
+                snakemake_cmd(configfile, cores, work, extra or [], profile),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+                cwd=work,
             ).returncode
         no_data = files_without_data(res / ACCOUNTING) if code == 0 else []
         exit_status = EXIT_FAILED if code != 0 else EXIT_NO_DATA if no_data else EXIT_OK
@@ -608,8 +632,13 @@ def run(
             by_rule = dict(sorted(new.group_by("rule").len().rows())) if new.height else {}
             rows = new.drop("key", "nth").to_dicts()
             summary["rejections"] = {
-                "total": rej.height, "new_total": new.height, "new_by_rule": by_rule, "new": rows,
-                "note": "first nightly in this directory: every rejection counts as new" if state["info"] is None else None,
+                "total": rej.height,
+                "new_total": new.height,
+                "new_by_rule": by_rule,
+                "new": rows,
+                "note": "first nightly in this directory: every rejection counts as new"
+                if state["info"] is None
+                else None,
             }
         summary["warnings"] = warnings_summary(res / WARNINGS, results)
         finish = utc_now()
@@ -646,7 +675,11 @@ def cannot_write(exc: OSError, default: Path) -> str:
     """``<file>: cannot be written: <why>`` for an OSError of the disk."""
     import errno
 
-    why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-           errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-           errno.EPERM: "operation not permitted"}.get(exc.errno, exc.strerror or str(exc))
+    why = {
+        errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+    }.get(exc.errno, exc.strerror or str(exc))
     return f"{exc.filename or default}: cannot be written: {why}"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 
 from dyadflow.core.performance import fast_path_enabled  # noqa: F401  (re-exported)
 from dyadflow.core.registry import RATERS, Instrument, item_column
@@ -265,7 +265,9 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
                 checks=[
                     _expr_check("total_value", lambda x: total_number(x).is_not_null()),
                     # a non-number is reported once, by total_value
-                    _expr_check("total_range", lambda x: total_number(x).is_null() | total_number(x).is_between(lo, hi)),
+                    _expr_check(
+                        "total_range", lambda x: total_number(x).is_null() | total_number(x).is_between(lo, hi)
+                    ),
                 ],
             )
         else:
@@ -293,9 +295,7 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
                 pl.String, nullable=True, checks=[_expr_check("item_not_in_instrument", lambda x: x.is_null())]
             )
     present = [c for c in inst.items if c in columns]
-    answered = (
-        pl.any_horizontal([pl.col(c).is_not_null() for c in present]) if present else pl.lit(False)
-    )
+    answered = pl.any_horizontal([pl.col(c).is_not_null() for c in present]) if present else pl.lit(False)
     if inst.total_only:
         has_total = pl.col("total").is_not_null() if "total" in columns else pl.lit(False)
         frame_check = _frame_check("total_missing", has_total)

@@ -115,9 +115,12 @@ def decisions(raw: pl.DataFrame, untrusted: pl.Series) -> tuple[pl.DataFrame, pl
             )
         )
     table = (
-        pl.concat(parts).sort("_row")
+        pl.concat(parts)
+        .sort("_row")
         # one REDCap record line gives several forms the same record-level cell: one decision
-        .unique(["source_file", "source_line", "kind", "dyad_id", "session", "consent"], keep="first", maintain_order=True)
+        .unique(
+            ["source_file", "source_line", "kind", "dyad_id", "session", "consent"], keep="first", maintain_order=True
+        )
         .drop("_row")
         .sort("dyad_id", "kind", "session", "source_file", "source_line")
         .select(list(CONSENT_TABLE))
@@ -177,7 +180,11 @@ def governs(frame: pl.DataFrame, consent: pl.DataFrame, kind: str, alias: str = 
     resolved = by_session(consent, kind).rename({"session": "_consent_session", "consent": "_consent"})
     keyed = frame.with_columns(pl.col("session").cast(pl.Int64).alias("_s")).with_row_index("_i")
     hit = keyed.sort("_s").join_asof(
-        resolved.sort("_consent_session"), left_on="_s", right_on="_consent_session", by="dyad_id", strategy="backward",
+        resolved.sort("_consent_session"),
+        left_on="_s",
+        right_on="_consent_session",
+        by="dyad_id",
+        strategy="backward",
         check_sortedness=False,  # both sides are sorted by session, hence within each dyad too
     )
     return (

@@ -78,9 +78,13 @@ def one_rater(accepted: pl.DataFrame, alliance: dict | None) -> pl.DataFrame:
     if not (per_dyad.get_column("_p").any() and per_dyad.get_column("_t").any()):
         return pl.DataFrame(schema=WARNING_SCHEMA)
     out = []
-    for has, lacks, who, other in (("_p", "_t", f"the patient ({pat})", f"the therapist ({th})"),
-                                   ("_t", "_p", f"the therapist ({th})", f"the patient ({pat})")):
-        found = per_dyad.filter(pl.col(has) & ~pl.col(lacks)).select(pl.len().alias("_k"), listed(pl.col("dyad_id")).alias("_ids"))
+    for has, lacks, who, other in (
+        ("_p", "_t", f"the patient ({pat})", f"the therapist ({th})"),
+        ("_t", "_p", f"the therapist ({th})", f"the patient ({pat})"),
+    ):
+        found = per_dyad.filter(pl.col(has) & ~pl.col(lacks)).select(
+            pl.len().alias("_k"), listed(pl.col("dyad_id")).alias("_ids")
+        )
         if found.item(0, "_k"):
             out.append(
                 found.select(
@@ -89,7 +93,10 @@ def one_rater(accepted: pl.DataFrame, alliance: dict | None) -> pl.DataFrame:
                     pl.format(
                         "{} dyad(s) have alliance ratings by {} but none by {}: {}. "
                         "If the other rater's forms are in another input under another dyad ID, link the IDs with its ids rules",
-                        pl.col("_k"), pl.lit(who), pl.lit(other), pl.col("_ids"),
+                        pl.col("_k"),
+                        pl.lit(who),
+                        pl.lit(other),
+                        pl.col("_ids"),
                     ).alias("warning"),
                 )
             )
@@ -102,10 +109,14 @@ def therapist_like_dyad(accepted: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema=WARNING_SCHEMA)
     dyads = accepted.select(pl.col("dyad_id").unique())
     shapes = dyads.select(id_shape(pl.col("dyad_id")).unique().alias("_shape"))
-    therapists = accepted.select(pl.col("therapist_id").drop_nulls().unique()).with_columns(
-        pl.col("therapist_id").is_in(dyads.get_column("dyad_id").implode()).alias("_equal"),
-        id_shape(pl.col("therapist_id")).alias("_shape"),
-    ).with_columns(pl.col("_shape").is_in(shapes.get_column("_shape").implode()).alias("_like"))
+    therapists = (
+        accepted.select(pl.col("therapist_id").drop_nulls().unique())
+        .with_columns(
+            pl.col("therapist_id").is_in(dyads.get_column("dyad_id").implode()).alias("_equal"),
+            id_shape(pl.col("therapist_id")).alias("_shape"),
+        )
+        .with_columns(pl.col("_shape").is_in(shapes.get_column("_shape").implode()).alias("_like"))
+    )
     out = []
     equal = therapists.filter(pl.col("_equal"))
     if equal.height:
@@ -113,7 +124,8 @@ def therapist_like_dyad(accepted: pl.DataFrame) -> pl.DataFrame:
             equal.select(
                 pl.format(
                     "{} therapist ID(s) are also dyad IDs: {}. Check that the therapist column is not the dyad column",
-                    pl.len(), listed(pl.col("therapist_id")),
+                    pl.len(),
+                    listed(pl.col("therapist_id")),
                 ).alias("warning")
             )
         )
@@ -124,14 +136,18 @@ def therapist_like_dyad(accepted: pl.DataFrame) -> pl.DataFrame:
                 pl.format(
                     "{} therapist ID(s) have the form of the study's dyad IDs ({}; digits shown as 9): {}. "
                     "Check that the therapist column holds therapist IDs",
-                    pl.len(), pl.col("_shape").unique().sort().str.join(", "), listed(pl.col("therapist_id")),
+                    pl.len(),
+                    pl.col("_shape").unique().sort().str.join(", "),
+                    listed(pl.col("therapist_id")),
                 ).alias("warning")
             )
         )
     if not out:
         return pl.DataFrame(schema=WARNING_SCHEMA)
     return _rows(
-        pl.concat(out).with_columns(pl.lit(None, dtype=pl.String).alias("source_file"), pl.lit("therapist_id").alias("column"))
+        pl.concat(out).with_columns(
+            pl.lit(None, dtype=pl.String).alias("source_file"), pl.lit("therapist_id").alias("column")
+        )
     )
 
 

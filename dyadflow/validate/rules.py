@@ -18,7 +18,6 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from dyadflow.validate import consent as consent_rules
 from dyadflow.core import atomic
 from dyadflow.core.accounting import (
     ACCOUNTING_KEY,
@@ -37,23 +36,24 @@ from dyadflow.core.accounting import (
     warnings_table,
 )
 from dyadflow.core.errors import ValidationFailed
-from dyadflow.validate.consent import ConsentModel
-from dyadflow.validate.linking import id_warnings
 from dyadflow.core.registry import RATERS, Instrument, item_column
+from dyadflow.validate import consent as consent_rules
 from dyadflow.validate.checks import (
     ID_PATTERN,
     PANDERA_RULES,
     clean_rows,
     fast_path_enabled,
-    simple_tokens,
     instrument_item_values,
     instrument_schema,
     parse_bool,
-    total_number,
     parse_date,
     raw_schema,
+    simple_tokens,
+    total_number,
     validated_schema,
 )
+from dyadflow.validate.consent import ConsentModel
+from dyadflow.validate.linking import id_warnings
 
 BASE_COLUMNS = ("dyad_id", "patient_id", "therapist_id", "arm", "session", "date", "rater", "instrument")
 TEXT_COLUMNS = ("note", "consent_share_text", "consent_share_ratings")
@@ -80,7 +80,9 @@ class ValidationResult:
     linking: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WARNING_COLUMNS))
 
 
-def _found(rows: pl.DataFrame, rule: str, message: pl.Expr, column: str | None = None, value: pl.Expr | None = None) -> pl.DataFrame:
+def _found(
+    rows: pl.DataFrame, rule: str, message: pl.Expr, column: str | None = None, value: pl.Expr | None = None
+) -> pl.DataFrame:
     """Rejection records for the rows of ``rows`` (which has ``_row``)."""
     return rows.select(
         pl.col("_row"),
@@ -91,7 +93,9 @@ def _found(rows: pl.DataFrame, rule: str, message: pl.Expr, column: str | None =
     )
 
 
-EMPTY_FOUND = pl.DataFrame(schema={"_row": pl.Int64, "column": pl.String, "value": pl.String, "rule": pl.String, "message": pl.String})
+EMPTY_FOUND = pl.DataFrame(
+    schema={"_row": pl.Int64, "column": pl.String, "value": pl.String, "rule": pl.String, "message": pl.String}
+)
 
 
 def _pandera_failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
@@ -105,19 +109,25 @@ def _pandera_failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.Dat
         if clean is not None:
             frame = frame.filter(~clean)
             if not frame.height:  # pandera would still run every check, on no rows
-                return pl.DataFrame(schema={"column": pl.String, "value": pl.String, "rule": pl.String, "_row": pl.Int64})
+                return pl.DataFrame(
+                    schema={"column": pl.String, "value": pl.String, "rule": pl.String, "_row": pl.Int64}
+                )
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         fc = exc.failure_cases
         rows = frame.get_column("_row")
-        return fc.select(
-            pl.col("index").cast(pl.Int64),
-            pl.when(pl.col("schema_context") == "Column").then(pl.col("column").cast(pl.String)).alias("column"),
-            pl.when(pl.col("schema_context") == "Column").then(pl.col("failure_case").cast(pl.String)).alias("value"),
-            pl.col("check").replace(PANDERA_RULES).alias("rule"),
-        ).with_columns(pl.col("index").map_batches(lambda s: rows.gather(s), return_dtype=pl.Int64).alias("_row")).drop(
-            "index"
+        return (
+            fc.select(
+                pl.col("index").cast(pl.Int64),
+                pl.when(pl.col("schema_context") == "Column").then(pl.col("column").cast(pl.String)).alias("column"),
+                pl.when(pl.col("schema_context") == "Column")
+                .then(pl.col("failure_case").cast(pl.String))
+                .alias("value"),
+                pl.col("check").replace(PANDERA_RULES).alias("rule"),
+            )
+            .with_columns(pl.col("index").map_batches(lambda s: rows.gather(s), return_dtype=pl.Int64).alias("_row"))
+            .drop("index")
         )
     return pl.DataFrame(schema={"column": pl.String, "value": pl.String, "rule": pl.String, "_row": pl.Int64})
 
@@ -148,7 +158,9 @@ ROW_MESSAGES = {
 def _row_messages(found: pl.DataFrame, known: list[str], earliest_date: dt.date | None = None) -> pl.DataFrame:
     messages = dict(ROW_MESSAGES)
     messages["date_range"] = lambda: pl.format(
-        "{} is before the earliest date {} (config earliest_date): a typing error?", quote(pl.col("value")), pl.lit(str(earliest_date))
+        "{} is before the earliest date {} (config earliest_date): a typing error?",
+        quote(pl.col("value")),
+        pl.lit(str(earliest_date)),
     )
     messages["instrument_unknown"] = lambda: pl.format(
         "{} is not in the instrument registry (known: {})", quote(pl.col("value")), pl.lit(", ".join(known))
@@ -157,7 +169,9 @@ def _row_messages(found: pl.DataFrame, known: list[str], earliest_date: dt.date 
     for rule, make in messages.items():
         expr = pl.when(pl.col("rule") == rule).then(make()).otherwise(expr)
     coder = pl.col("rule") == "coder_missing"
-    return found.with_columns(expr.alias("message"), pl.when(coder).then(pl.lit("coder_id")).otherwise(pl.col("column")).alias("column"))
+    return found.with_columns(
+        expr.alias("message"), pl.when(coder).then(pl.lit("coder_id")).otherwise(pl.col("column")).alias("column")
+    )
 
 
 def _instrument_messages(found: pl.DataFrame, inst: Instrument) -> pl.DataFrame:
@@ -169,21 +183,67 @@ def _instrument_messages(found: pl.DataFrame, inst: Instrument) -> pl.DataFrame:
     item_no = pl.col("column").str.extract(r"(\d+)$").cast(pl.Int64).cast(pl.String)
     message = (
         pl.when(pl.col("rule") == "item_value")
-        .then(pl.format("{} is not an allowed answer to {} item {} (allowed: {})", quote(pl.col("value")), pl.lit(inst.key), item_no, pl.col("_allowed")))
+        .then(
+            pl.format(
+                "{} is not an allowed answer to {} item {} (allowed: {})",
+                quote(pl.col("value")),
+                pl.lit(inst.key),
+                item_no,
+                pl.col("_allowed"),
+            )
+        )
         .when((pl.col("rule") == "item_not_in_instrument") & pl.lit(inst.total_only))
-        .then(pl.format("{} is scored from its total only (input: total), so {} must be empty (found {})", pl.lit(inst.key), pl.col("column"), quote(pl.col("value"))))
+        .then(
+            pl.format(
+                "{} is scored from its total only (input: total), so {} must be empty (found {})",
+                pl.lit(inst.key),
+                pl.col("column"),
+                quote(pl.col("value")),
+            )
+        )
         .when(pl.col("rule") == "item_not_in_instrument")
-        .then(pl.format("{} has {} items, so {} must be empty (found {})", pl.lit(inst.key), pl.lit(inst.n_items), pl.col("column"), quote(pl.col("value"))))
+        .then(
+            pl.format(
+                "{} has {} items, so {} must be empty (found {})",
+                pl.lit(inst.key),
+                pl.lit(inst.n_items),
+                pl.col("column"),
+                quote(pl.col("value")),
+            )
+        )
         .when(pl.col("rule") == "total_missing")
         .then(pl.lit(f"{inst.key} is scored from its total (input: total), and the total is empty"))
         .when(pl.col("rule") == "total_value")
-        .then(pl.format("{} is not a number: the total of {} must be a number", quote(pl.col("value")), pl.lit(inst.key)))
+        .then(
+            pl.format("{} is not a number: the total of {} must be a number", quote(pl.col("value")), pl.lit(inst.key))
+        )
         .when(pl.col("rule") == "total_range")
-        .then(pl.format("total {} is outside {}'s total_range {}–{}", quote(pl.col("value")), pl.lit(inst.key), pl.lit(_number(inst.total_min)), pl.lit(_number(inst.total_max))))
+        .then(
+            pl.format(
+                "total {} is outside {}'s total_range {}–{}",
+                quote(pl.col("value")),
+                pl.lit(inst.key),
+                pl.lit(_number(inst.total_min)),
+                pl.lit(_number(inst.total_max)),
+            )
+        )
         .when(pl.col("rule") == "total_not_in_instrument")
-        .then(pl.format("{} is scored from its items, so total must be empty (found {})", pl.lit(inst.key), quote(pl.col("value"))))
+        .then(
+            pl.format(
+                "{} is scored from its items, so total must be empty (found {})",
+                pl.lit(inst.key),
+                quote(pl.col("value")),
+            )
+        )
         .when(pl.col("rule") == "rater_not_allowed")
-        .then(pl.format("{} is rated by {}, not by {}", pl.lit(inst.key), pl.lit(" or ".join(inst.raters)), quote(pl.col("value"))))
+        .then(
+            pl.format(
+                "{} is rated by {}, not by {}",
+                pl.lit(inst.key),
+                pl.lit(" or ".join(inst.raters)),
+                quote(pl.col("value")),
+            )
+        )
         .when(pl.col("rule") == "no_items")
         .then(pl.lit(f"no item of {inst.key} is answered: an empty questionnaire is not a completed one"))
     )
@@ -219,7 +279,10 @@ def item_columns(frame: pl.DataFrame) -> list[str]:
 
 
 def _row_level(
-    raw: pl.DataFrame, registry: dict[str, Instrument], date_limit: dt.date | None = None, earliest_date: dt.date | None = EARLIEST_DATE
+    raw: pl.DataFrame,
+    registry: dict[str, Instrument],
+    date_limit: dt.date | None = None,
+    earliest_date: dt.date | None = EARLIEST_DATE,
 ) -> pl.DataFrame:
     """Rejections from the rules that look at one row at a time."""
     found: list[pl.DataFrame] = [
@@ -237,12 +300,16 @@ def _row_level(
         _found(
             ragged,
             "field_count",
-            pl.format("the row has {} fields but the header has {}", pl.col("source_fields"), pl.col("expected_fields")),
+            pl.format(
+                "the row has {} fields but the header has {}", pl.col("source_fields"), pl.col("expected_fields")
+            ),
         )
     )
     rest = raw.filter(pl.col("source_fields") == pl.col("expected_fields"))
     known = sorted(registry)
-    has_consent = tuple(c for c in ("consent_share_text", "consent_share_ratings") if rest.get_column(c).null_count() < rest.height)
+    has_consent = tuple(
+        c for c in ("consent_share_text", "consent_share_ratings") if rest.get_column(c).null_count() < rest.height
+    )
     failures = _pandera_failures(raw_schema(known, has_consent, date_limit, earliest_date), rest)
     found.append(_row_messages(failures, known, earliest_date).select(EMPTY_FOUND.columns))
 
@@ -280,15 +347,23 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
             # text path's normalising lookup
             simple = {c: simple_tokens(inst, i) for i, c in own}
             part = part.with_columns(
-                [pl.col(c).replace_strict(list(t), list(t.values()), default=None, return_dtype=pl.Int16).alias(f"_fast{c}")
-                 for c, t in simple.items()]
+                [
+                    pl.col(c)
+                    .replace_strict(list(t), list(t.values()), default=None, return_dtype=pl.Int16)
+                    .alias(f"_fast{c}")
+                    for c, t in simple.items()
+                ]
             )
-            mask = part.select(pl.all_horizontal([pl.col(c).is_null() | pl.col(f"_fast{c}").is_not_null() for c in simple])).to_series()
+            mask = part.select(
+                pl.all_horizontal([pl.col(c).is_null() | pl.col(f"_fast{c}").is_not_null() for c in simple])
+            ).to_series()
             fast_cols = [f"_fast{c}" for c in simple]
-            part = pl.concat([
-                part.filter(mask).with_columns([pl.col(f"_fast{c}").alias(c) for c in simple]).drop(fast_cols),
-                part.filter(~mask).drop(fast_cols).with_columns(instrument_item_values(inst, items)),
-            ])
+            part = pl.concat(
+                [
+                    part.filter(mask).with_columns([pl.col(f"_fast{c}").alias(c) for c in simple]).drop(fast_cols),
+                    part.filter(~mask).drop(fast_cols).with_columns(instrument_item_values(inst, items)),
+                ]
+            )
         else:
             part = part.with_columns(instrument_item_values(inst, items))
         part = part.with_columns([pl.lit(None, dtype=pl.Int16).alias(c) for c in items if c not in inst.items])
@@ -300,7 +375,12 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
 
 def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
     key = list(DUPLICATE_KEY)
-    content = [c for c in rows.columns if c not in (*key, "_row", "source_file", "source_line", "source_fields", "expected_fields", "consent_only", "input")]
+    content = [
+        c
+        for c in rows.columns
+        if c
+        not in (*key, "_row", "source_file", "source_line", "source_fields", "expected_fields", "consent_only", "input")
+    ]
     g = duplicate_groups(rows, key, pl.struct(content))
     conflict = g.filter((pl.col("_n") > 1) & (pl.col("_distinct") > 1))
     exact = g.filter((pl.col("_n") > 1) & (pl.col("_distinct") == 1) & (pl.col("_row") != pl.col("_first")))
@@ -316,7 +396,9 @@ def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
                     pl.col("session"),
                     pl.col("rater"),
                     pl.col("instrument"),
-                    pl.when(pl.col("coder_id").is_not_null()).then(pl.format(", coder {}", pl.col("coder_id"))).otherwise(pl.lit("")),
+                    pl.when(pl.col("coder_id").is_not_null())
+                    .then(pl.format(", coder {}", pl.col("coder_id")))
+                    .otherwise(pl.lit("")),
                     pl.col("_all_where"),
                 ),
             ),
@@ -328,15 +410,26 @@ def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
 def _identity(rows: pl.DataFrame) -> pl.DataFrame:
     """A dyad keeps one patient, one therapist and one arm: the value most of its rows give."""
     found = []
-    for column, rule in (("patient_id", "dyad_patient_changed"), ("therapist_id", "dyad_therapist_changed"), ("arm", "dyad_arm_changed")):
+    for column, rule in (
+        ("patient_id", "dyad_patient_changed"),
+        ("therapist_id", "dyad_therapist_changed"),
+        ("arm", "dyad_arm_changed"),
+    ):
         counts = (
             rows.filter(pl.col(column).is_not_null())
             .group_by("dyad_id", column)
             .agg(pl.len().alias("_n"), pl.col("session").min().alias("_from"), pl.col("_row").min().alias("_r"))
             .sort(["dyad_id", "_n", "_from", "_r"], descending=[False, True, False, False])
         )
-        ref = counts.group_by("dyad_id", maintain_order=True).first().select(
-            "dyad_id", pl.col(column).alias("_ref"), pl.col("_n").alias("_ref_n"), pl.col("_from").alias("_ref_from")
+        ref = (
+            counts.group_by("dyad_id", maintain_order=True)
+            .first()
+            .select(
+                "dyad_id",
+                pl.col(column).alias("_ref"),
+                pl.col("_n").alias("_ref_n"),
+                pl.col("_from").alias("_ref_from"),
+            )
         )
         bad = rows.join(ref, on="dyad_id", how="inner").filter(
             pl.col(column).is_not_null() & (pl.col(column) != pl.col("_ref"))
@@ -370,9 +463,11 @@ def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
     """
     entries = rows.select("dyad_id", "session", "date").unique()
     # cheap screen: dyads where some session starts before an earlier session ended
-    per_session = entries.group_by("dyad_id", "session").agg(
-        pl.col("date").min().alias("_lo"), pl.col("date").max().alias("_hi")
-    ).sort("dyad_id", "session")
+    per_session = (
+        entries.group_by("dyad_id", "session")
+        .agg(pl.col("date").min().alias("_lo"), pl.col("date").max().alias("_hi"))
+        .sort("dyad_id", "session")
+    )
     per_session = per_session.with_columns(pl.col("_hi").cum_max().shift(1).over("dyad_id").alias("_before"))
     suspects = per_session.filter(pl.col("_lo") < pl.col("_before")).get_column("dyad_id").unique()
     entries = entries.filter(pl.col("dyad_id").is_in(suspects.implode()))
@@ -384,14 +479,20 @@ def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
         )
         if not pairs.height:
             break
-        counts = pairs.group_by("dyad_id", "session", "date").agg(
-            pl.len().alias("_inv"),
-            pl.col("session_o").sort_by("session_o").first().alias("_o_session"),
-            pl.col("date_o").sort_by("session_o").first().alias("_o_date"),
-        ).with_columns(pl.col("_inv").max().over("dyad_id").alias("_max"))
+        counts = (
+            pairs.group_by("dyad_id", "session", "date")
+            .agg(
+                pl.len().alias("_inv"),
+                pl.col("session_o").sort_by("session_o").first().alias("_o_session"),
+                pl.col("date_o").sort_by("session_o").first().alias("_o_date"),
+            )
+            .with_columns(pl.col("_inv").max().over("dyad_id").alias("_max"))
+        )
         worst = counts.filter(pl.col("_inv") == pl.col("_max"))
         bad_entries.append(worst)
-        entries = entries.join(worst.select("dyad_id", "session", "date"), on=["dyad_id", "session", "date"], how="anti")
+        entries = entries.join(
+            worst.select("dyad_id", "session", "date"), on=["dyad_id", "session", "date"], how="anti"
+        )
     if not bad_entries:
         return EMPTY_FOUND
     worst = pl.concat(bad_entries)
@@ -413,7 +514,10 @@ def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def validate_frames(
-    frames: list[pl.DataFrame], metas: list[dict], registry: dict[str, Instrument], date_limit: dt.date | None = None,
+    frames: list[pl.DataFrame],
+    metas: list[dict],
+    registry: dict[str, Instrument],
+    date_limit: dt.date | None = None,
     alliance: dict | None = None,
     earliest_date: dt.date | None = EARLIEST_DATE,
 ) -> ValidationResult:
@@ -423,7 +527,9 @@ def validate_frames(
 
     ``frames`` and ``metas`` are parallel: one ingested input each. Each input's rows are
     accounted under its name (meta ``input``), also when two inputs read the same file."""
-    frames = [f.with_columns(pl.lit(input_of(m), dtype=pl.String).alias("input")) for f, m in zip(frames, metas)]
+    frames = [
+        f.with_columns(pl.lit(input_of(m), dtype=pl.String).alias("input")) for f, m in zip(frames, metas, strict=False)
+    ]
     raw = _prepare(frames)
     consent_only = raw.filter(pl.col("consent_only"))  # not questionnaires: only their consent counts
     raw = raw.filter(~pl.col("consent_only"))
@@ -438,7 +544,13 @@ def validate_frames(
     items = item_columns(survivors)
     max_items = max((int(c[5:]) for c in items), default=0)
     accepted = (
-        survivors.with_columns([pl.lit(None, dtype=pl.Int16).alias(item_column(i)) for i in range(1, max_items + 1) if item_column(i) not in items])
+        survivors.with_columns(
+            [
+                pl.lit(None, dtype=pl.Int16).alias(item_column(i))
+                for i in range(1, max_items + 1)
+                if item_column(i) not in items
+            ]
+        )
         .sort("dyad_id", "session", "instrument", "rater", "source_file", "source_line")
         .select(
             *BASE_COLUMNS,
@@ -454,7 +566,12 @@ def validate_frames(
     accepted = validated_schema(max_items).validate(accepted)
 
     context = raw.select(
-        "_row", *PROVENANCE, "input", "dyad_id", pl.col("session").alias("_session"), pl.col("instrument").alias("_instrument")
+        "_row",
+        *PROVENANCE,
+        "input",
+        "dyad_id",
+        pl.col("session").alias("_session"),
+        pl.col("instrument").alias("_instrument"),
     )
     rejections = (
         pl.concat(found)
@@ -489,14 +606,26 @@ def _with_source_columns(rejections: pl.DataFrame, metas: list[dict]) -> pl.Data
     """Add ``source_column``: the export's own name of the column a rejection is about
     (``wai_sr_04`` for ``item_04`` of a REDCap form); the column itself when not renamed."""
     origins = pl.DataFrame(
-        [{**o, "source_file": m["source_file"], "input": input_of(m)} for m in metas for o in m.get("source_columns", [])],
-        schema={"instrument": pl.String, "column": pl.String, "source_column": pl.String, "source_file": pl.String, "input": pl.String},
+        [
+            {**o, "source_file": m["source_file"], "input": input_of(m)}
+            for m in metas
+            for o in m.get("source_columns", [])
+        ],
+        schema={
+            "instrument": pl.String,
+            "column": pl.String,
+            "source_column": pl.String,
+            "source_file": pl.String,
+            "input": pl.String,
+        },
     )
     per_instrument = origins.filter(pl.col("instrument").is_not_null()).rename({"source_column": "_by_instrument"})
     per_file = origins.filter(pl.col("instrument").is_null()).drop("instrument").rename({"source_column": "_by_file"})
-    out = rejections.with_row_index("_i").join(
-        per_instrument, on=["input", "source_file", "instrument", "column"], how="left"
-    ).join(per_file, on=["input", "source_file", "column"], how="left")
+    out = (
+        rejections.with_row_index("_i")
+        .join(per_instrument, on=["input", "source_file", "instrument", "column"], how="left")
+        .join(per_file, on=["input", "source_file", "column"], how="left")
+    )
     return (
         out.with_columns(pl.coalesce("_by_instrument", "_by_file", "column").alias("source_column"))
         .sort("_i")
@@ -505,7 +634,11 @@ def _with_source_columns(rejections: pl.DataFrame, metas: list[dict]) -> pl.Data
 
 
 def _accounting(
-    raw: pl.DataFrame, rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dict], rejected_rows: pl.DataFrame | None = None
+    raw: pl.DataFrame,
+    rejections: pl.DataFrame,
+    accepted: pl.DataFrame,
+    metas: list[dict],
+    rejected_rows: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     if rejected_rows is None:
         rejected_rows = rejections.select(*PROVENANCE, "input").unique()
@@ -520,8 +653,16 @@ def _accounting(
             "records_read": [m.get("records_read", m["rows_read"]) for m in metas],
             "file_error": [m.get("file_error") for m in metas],
         },
-        schema={"input": pl.String, "source_file": pl.String, "sha256": pl.String, "rows_read": pl.Int64, "blank_rows": pl.Int64,
-                "format": pl.String, "records_read": pl.Int64, "file_error": pl.String},
+        schema={
+            "input": pl.String,
+            "source_file": pl.String,
+            "sha256": pl.String,
+            "rows_read": pl.Int64,
+            "blank_rows": pl.Int64,
+            "format": pl.String,
+            "records_read": pl.Int64,
+            "file_error": pl.String,
+        },
     )
     return accounting_table(base, accepted, rejected_rows, rejections)
 

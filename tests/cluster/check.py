@@ -136,7 +136,9 @@ def squeue_states(ids: set[str]) -> dict[str, tuple[str, str, int]]:
     base = sorted({i.split("_")[0] for i in ids}, key=int)
     out = subprocess.run(
         ["squeue", "--states=all", "--noheader", "--format=%i|%T|%C|%j", "--jobs", ",".join(base)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     states = {}
     for line in out.splitlines():
@@ -229,8 +231,12 @@ def check_sbatch(cluster: Path, slurmctld_log: Path, profile: Path) -> list[str]
         jobs = [j for j in remote if j.rule == rule]
         if len(jobs) > 1 and not all(j.array for j in jobs):
             problems.append(f"the profile submits {rule} as an array job, but its jobs went one by one")
-    print(f"sbatch: {len(remote)} cluster jobs, {len(run.arrays)} array job(s); localrules {sorted({j.rule for j in local})}")
-    for job in sorted(remote, key=lambda j: (j.slurm_id.split("_")[0].zfill(9) if j.slurm_id else "", j.slurm_id or "")):
+    print(
+        f"sbatch: {len(remote)} cluster jobs, {len(run.arrays)} array job(s); localrules {sorted({j.rule for j in local})}"
+    )
+    for job in sorted(
+        remote, key=lambda j: (j.slurm_id.split("_")[0].zfill(9) if j.slurm_id else "", j.slurm_id or "")
+    ):
         wc = f" [{job.wildcards}]" if job.wildcards else ""
         state = states.get(job.slurm_id or "", ("-",))[0]
         print(f"  SLURM job {job.slurm_id or '-':>6} {state:<10} {job.threads} CPU(s)  {job.rule}{wc}")

@@ -24,12 +24,8 @@ rule charts:
             caption="../report/validation_summary.rst",
             category="Validation",
         ),
-        change_by_arm=report(
-            CHARTS["change_by_arm"], caption="../report/change_by_arm.rst", category="Cohort"
-        ),
-        completeness=report(
-            CHARTS["completeness"], caption="../report/completeness.rst", category="Cohort"
-        ),
+        change_by_arm=report(CHARTS["change_by_arm"], caption="../report/change_by_arm.rst", category="Cohort"),
+        completeness=report(CHARTS["completeness"], caption="../report/completeness.rst", category="Cohort"),
         alliance_outcome=report(
             CHARTS["alliance_outcome"],
             caption="../report/alliance_outcome.rst",

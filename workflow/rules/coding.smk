@@ -33,19 +33,21 @@ rule coding_ratings:
         coded=CODING_INPUT_FILES,
         frozen_keys=[s["key"] for s in CODING["selections"]],
         # the current keys, to report codes whose entry changed since the frozen copy
-        current_keys=expand(f"{RESULTS}/selection/{{name}}_key.csv", name=[n for n in CODING_SELECTIONS if n in SELECTIONS]),
+        current_keys=expand(
+            f"{RESULTS}/selection/{{name}}_key.csv", name=[n for n in CODING_SELECTIONS if n in SELECTIONS]
+        ),
         instruments=INSTRUMENT_FILES,
     output:
         ratings=f"{RESULTS}/coding/ratings.parquet",
         accounting=f"{RESULTS}/coding/accounting.csv",
         rejections=f"{RESULTS}/coding/rejections.csv",
         warnings=f"{RESULTS}/coding/warnings.csv",
+    log:
+        f"{LOGS}/coding/ratings.log",
     params:
         coding=CODING,
         policy=config["validation"],
         instruments_dir=config_value("instruments_dir"),
-    log:
-        f"{LOGS}/coding/ratings.log",
     run:
         stage("coding_ratings", input=input, output=output, params=params, log=log)
 
@@ -58,11 +60,11 @@ rule coding_agreement:
         agreement=f"{RESULTS}/coding/agreement.csv",
         consensus=f"{RESULTS}/coding/consensus.csv",
         to_discuss=f"{RESULTS}/coding/to_discuss.csv",
+    log:
+        f"{LOGS}/coding/agreement.log",
     params:
         instruments_dir=config_value("instruments_dir"),
         discuss_distance=CODING["discuss_distance"],
-    log:
-        f"{LOGS}/coding/agreement.log",
     run:
         stage("coding_agreement", input=input, output=output, params=params, log=log)
 
@@ -75,9 +77,9 @@ rule coding_comparison:
         dyads=rules.stats.output.dyads,
     output:
         comparison=f"{RESULTS}/coding/comparison.csv",
-    params:
-        selections=CODING["selections"],
     log:
         f"{LOGS}/coding/comparison.log",
+    params:
+        selections=CODING["selections"],
     run:
         stage("coding_comparison", input=input, output=output, params=params, log=log)

@@ -10,7 +10,6 @@ from dyadflow.core.config import fill_defaults, stop_if_wrong
 from dyadflow.core.naming import input_name, unsafe_paths
 from dyadflow.core.registry import BUILTIN_DIR, CONFIG_SCHEMA
 
-
 # Every mistake in the config, one line each, before any data is read (README, "Running a study")
 stop_if_wrong(
     config,
@@ -32,11 +31,7 @@ RESULTS = "results"
 LOGS = "logs"
 INSTRUMENT_FILES = sorted(
     _glob.glob(_os.path.join(BUILTIN_DIR, "*.yaml"))
-    + (
-        _glob.glob(_os.path.join(config["instruments_dir"], "*.y*ml"))
-        if config.get("instruments_dir")
-        else []
-    )
+    + (_glob.glob(_os.path.join(config["instruments_dir"], "*.y*ml")) if config.get("instruments_dir") else [])
 )
 
 
@@ -44,11 +39,8 @@ INPUTS = {}
 for _spec in config["inputs"]:
     _name = input_name(_spec)
     if _name in INPUTS:
-        raise ValueError(
-            f"two inputs share the name '{_name}': give one of them a 'name' in the config"
-        )
+        raise ValueError(f"two inputs share the name '{_name}': give one of them a 'name' in the config")
     INPUTS[_name] = _spec
-
 
 
 wildcard_constraints:

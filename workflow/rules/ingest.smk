@@ -4,10 +4,10 @@ rule ingest:
     output:
         table=f"{RESULTS}/ingest/{{name}}.parquet",
         meta=f"{RESULTS}/ingest/{{name}}.json",
+    log:
+        f"{LOGS}/ingest/{{name}}.log",
     params:
         spec=input_spec,
         policy=config["validation"],
-    log:
-        f"{LOGS}/ingest/{{name}}.log",
     run:
         stage("ingest", output=output, params=params, log=log)

@@ -10,7 +10,10 @@ DIAL_FILES = _dial_files(config["microprocess"]["inputs"]) if config.get("microp
 CODED_FILES = [
     {"name": f"coding:{input_name(spec)}", "path": spec["path"], "format": spec["format"]}
     for spec in config["coding"]["inputs"]
-] + [{"name": f"coding_key:{s['name']}", "path": s["key"], "format": "blinding_key"} for s in config["coding"]["selections"]]
+] + [
+    {"name": f"coding_key:{s['name']}", "path": s["key"], "format": "blinding_key"}
+    for s in config["coding"]["selections"]
+]
 
 MANIFEST = f"{RESULTS}/manifest.json"
 
@@ -23,18 +26,24 @@ rule manifest:
     input:
         inputs=[spec["path"] for spec in INPUTS.values()]
         + [spec["dictionary"] for spec in INPUTS.values() if spec.get("dictionary")]
-        + sorted({r["lookup"] for spec in INPUTS.values() for r in (spec.get("ids") or {}).values() if r and r.get("lookup")})
+        + sorted(
+            {
+                r["lookup"]
+                for spec in INPUTS.values()
+                for r in (spec.get("ids") or {}).values()
+                if r and r.get("lookup")
+            }
+        )
         + DIAL_FILES
         + [f["path"] for f in CODED_FILES],
         instruments=INSTRUMENT_FILES,
     output:
         manifest=MANIFEST,
+    log:
+        f"{LOGS}/manifest.log",
     params:
         config=config,
-        inputs=[
-            {"name": name, "path": spec["path"], "format": spec["format"]}
-            for name, spec in INPUTS.items()
-        ]
+        inputs=[{"name": name, "path": spec["path"], "format": spec["format"]} for name, spec in INPUTS.items()]
         # a REDCap data dictionary changes what is read: hashed like an input
         + [
             {"name": f"{name}_dictionary", "path": spec["dictionary"], "format": "redcap_dictionary"}
@@ -53,15 +62,15 @@ rule manifest:
         # the name each instrument file has in the manifest: built-in ones relative
         # to the workflow, so moving the checkout changes nothing
         instrument_names=[
-            _os.path.relpath(p, workflow.basedir)
-            if _os.path.abspath(p).startswith(_os.path.join(workflow.basedir, ""))
-            else p
+            (
+                _os.path.relpath(p, workflow.basedir)
+                if _os.path.abspath(p).startswith(_os.path.join(workflow.basedir, ""))
+                else p
+            )
             for p in INSTRUMENT_FILES
         ],
         # dyadflow version, package versions and git commit, looked up when the job
         # graph is built (not at parse time): a new commit or package writes a new manifest
         environment=lambda wildcards: _manifest_environment(workflow.basedir),
-    log:
-        f"{LOGS}/manifest.log",
     run:
         stage("manifest", input=input, output=output, params=params, log=log)

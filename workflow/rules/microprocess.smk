@@ -34,10 +34,10 @@ if config.get("microprocess"):
             rejections=f"{MICROPROCESS}/rejections.csv",
             accounting=f"{MICROPROCESS}/accounting.csv",
             series=f"{MICROPROCESS}/series.parquet",
+        log:
+            f"{LOGS}/microprocess.log",
         params:
             inputs=config["microprocess"]["inputs"],
             settings={k: v for k, v in config["microprocess"].items() if k != "inputs"},
-        log:
-            f"{LOGS}/microprocess.log",
         run:
             stage("microprocess", input=input, output=output, params=params, log=log)

@@ -16,12 +16,12 @@ checkpoint report_plan:
         optional=_optional_report_inputs,
     output:
         plan=f"{RESULTS}/reports/plan.json",
+    log:
+        f"{LOGS}/report/plan.log",
     params:
         results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.plan)),
         strategies=SELECTION_NAMES,
         dyads_per_shard=REPORT_CFG["dyads_per_shard"],
-    log:
-        f"{LOGS}/report/plan.log",
     run:
         stage("report_plan", input=input, output=output, params=params, log=log)
 
@@ -35,6 +35,8 @@ rule report_shard:
         prompts=FEEDBACK_PROMPTS,
     output:
         manifest=f"{RESULTS}/reports/shards/{{shard}}.json",
+    log:
+        f"{LOGS}/report/shard_{{shard}}.log",
     params:
         results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(_os.path.dirname(output.manifest))),
         shard_dir=lambda wildcards, output: output.manifest[: -len(".json")],
@@ -48,8 +50,6 @@ rule report_shard:
         config_flags={"microprocess": bool(config.get("microprocess"))},
         strategies=SELECTION_NAMES,
         report_cfg=REPORT_CFG,
-    log:
-        f"{LOGS}/report/shard_{{shard}}.log",
     run:
         stage("report_shard", input=input, output=output, params=params, log=log, wildcards=wildcards)
 
@@ -67,14 +67,14 @@ rule report_caseload:
         templates=REPORT_TEMPLATES,
     output:
         manifest=f"{RESULTS}/reports/caseload.json",
+    log:
+        f"{LOGS}/report/caseload.log",
     params:
         results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.manifest)),
         study=study_name,
         outcome=config_value("outcome"),
         instruments_dir=config_value("instruments_dir"),
         report_cfg=REPORT_CFG,
-    log:
-        f"{LOGS}/report/caseload.log",
     run:
         stage("report_caseload", input=input, output=output, params=params, log=log)
 
@@ -85,10 +85,10 @@ rule report_index:
         caseload=rules.report_caseload.output.manifest,
     output:
         index=f"{RESULTS}/reports/index.csv",
-    params:
-        reports_dir=lambda wildcards, output: _os.path.dirname(output.index),
     log:
         f"{LOGS}/report/index.log",
+    params:
+        reports_dir=lambda wildcards, output: _os.path.dirname(output.index),
     run:
         stage("report_index", input=input, output=output, params=params, log=log)
 
@@ -103,13 +103,13 @@ rule report_cohort:
         templates=REPORT_TEMPLATES,
     output:
         pdf=f"{RESULTS}/reports/cohort.pdf",
+    log:
+        f"{LOGS}/report/cohort.log",
     params:
         results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.pdf)),
         study=study_name,
         strategies=SELECTION_NAMES,
         config_sha256=REPORT_CONFIG_SHA,
-    log:
-        f"{LOGS}/report/cohort.log",
     run:
         stage("report_cohort", input=input, output=output, params=params, log=log)
 
@@ -123,11 +123,11 @@ rule report_validation:
         templates=REPORT_TEMPLATES,
     output:
         pdf=f"{RESULTS}/reports/validation.pdf",
+    log:
+        f"{LOGS}/report/validation.log",
     params:
         results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.pdf)),
         study=study_name,
         config_sha256=REPORT_CONFIG_SHA,
-    log:
-        f"{LOGS}/report/validation.log",
     run:
         stage("report_validation", input=input, output=output, params=params, log=log)

@@ -11,12 +11,24 @@ FEEDBACK_PROMPTS = config["feedback"]["prompts"] or []
 # templates, assets, message catalogues and the report code: a change re-runs the report jobs (and, through
 # the dyad fingerprint, re-renders the reports)
 REPORT_TEMPLATES = sorted(
-    p for p in _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "templates", "**", "*"), recursive=True)
+    p
+    for p in _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "templates", "**", "*"), recursive=True)
     + _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "assets", "**", "*"), recursive=True)
-    + _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "locale", "**", "*.po"), recursive=True) if _os.path.isfile(p)
+    + _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "locale", "**", "*.po"), recursive=True)
+    if _os.path.isfile(p)
 ) + sorted(_glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "*.py")))
 # the shard input tables the plan writes (only when their bytes change)
-SHARD_TABLES = ["dyads", "sessions", "scores", "sudden_gains", "ruptures", "selection", "rejections", "consent", "feedback"]
+SHARD_TABLES = [
+    "dyads",
+    "sessions",
+    "scores",
+    "sudden_gains",
+    "ruptures",
+    "selection",
+    "rejections",
+    "consent",
+    "feedback",
+]
 
 
 def _produced(path):

@@ -5,9 +5,9 @@ rule score:
     output:
         parquet=f"{RESULTS}/scores/questionnaires.parquet",
         csv=f"{RESULTS}/scores/questionnaires.csv",
-    params:
-        instruments_dir=config_value("instruments_dir"),
     log:
         f"{LOGS}/score.log",
+    params:
+        instruments_dir=config_value("instruments_dir"),
     run:
         stage("score", input=input, output=output, params=params, log=log)

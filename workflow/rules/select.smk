@@ -15,6 +15,8 @@ rule select_strategy:
         summary=f"{RESULTS}/selection/{{name}}_summary.json",
         blinded=f"{RESULTS}/selection/{{name}}_blinded.csv",
         key=f"{RESULTS}/selection/{{name}}_key.csv",
+    log:
+        f"{LOGS}/select/{{name}}.log",
     wildcard_constraints:
         # only the configured names: hl_key.csv is the key of hl, not a selection named hl_key
         name="|".join(SELECTIONS) or "(?!)",
@@ -24,8 +26,6 @@ rule select_strategy:
         alliance=config["alliance"],
         instruments_dir=config_value("instruments_dir"),
         stats=config["stats"],
-    log:
-        f"{LOGS}/select/{{name}}.log",
     run:
         stage("select_strategy", input=input, output=output, params=params, log=log)
 
@@ -37,9 +37,9 @@ rule select:
         dyads=rules.stats.output.dyads,
     output:
         index=f"{RESULTS}/selection/index.json",
-    params:
-        strategies=config["selection"],
     log:
         f"{LOGS}/select.log",
+    params:
+        strategies=config["selection"],
     run:
         stage("select", input=input, output=output, params=params, log=log)

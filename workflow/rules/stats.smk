@@ -14,14 +14,14 @@ rule stats:
         cohort=f"{RESULTS}/stats/cohort.json",
         feedback=f"{RESULTS}/stats/feedback.parquet",
         feedback_csv=f"{RESULTS}/stats/feedback.csv",
+    log:
+        f"{LOGS}/stats.log",
     params:
         outcome=config_value("outcome"),
         alliance=config["alliance"],
         stats=config["stats"],
         feedback=config["feedback"],
         instruments_dir=config_value("instruments_dir"),
-    log:
-        f"{LOGS}/stats.log",
     run:
         stage("stats", input=input, output=output, params=params, log=log)
 
@@ -32,10 +32,10 @@ rule multilevel:
         dyads=rules.stats.output.dyads,
     output:
         multilevel=f"{RESULTS}/stats/multilevel.json",
+    log:
+        f"{LOGS}/multilevel.log",
     params:
         multilevel=config["stats"]["multilevel"],
         max_gap=config["stats"]["max_gap"],
-    log:
-        f"{LOGS}/multilevel.log",
     run:
         stage("multilevel", input=input, output=output, params=params, log=log)

@@ -18,13 +18,13 @@ rule validate:
         warnings=f"{RESULTS}/validation/warnings.csv",
         # every consent decision, also on rejected rows (README, "Consent")
         consent=f"{RESULTS}/validated/consent.parquet",
+    log:
+        f"{LOGS}/validate.log",
     params:
         policy=config["validation"],
         instruments_dir=config_value("instruments_dir"),
         data_freeze=config["data_freeze"],
         alliance=config["alliance"],
         earliest_date=config["earliest_date"],
-    log:
-        f"{LOGS}/validate.log",
     run:
         stage("validate", input=input, output=output, params=params, log=log)
