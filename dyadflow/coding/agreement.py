@@ -14,7 +14,7 @@ hand the wide target × coder matrix to maintained libraries:
   every pairable rating, so it is the statistic for ratings missing by design.
 
 :func:`agreement_table` applies the choice rules per instrument × measure (see the
-README, "Agreement between coders") and returns the rows of ``agreement.csv``.
+docs, "Agreement between coders") and returns the rows of ``agreement.csv``.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def agreement_table(ratings: pl.DataFrame, categorical: Collection[str] = ()) ->
 
     ``ratings`` has the columns instrument, measure (item_01 / a subscale / total),
     target, coder and value. Instruments named in ``categorical`` hold codes; all others
-    numeric ratings. Choice rules (the README's "Agreement between coders"):
+    numeric ratings. Choice rules (the docs' "Agreement between coders"):
 
     - numeric: ICC(2,1) and ICC(2,k) (two-way random, absolute agreement) with 95 % CI
       on the targets rated by every coder;

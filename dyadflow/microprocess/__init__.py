@@ -3,7 +3,7 @@ ruptures, repairs, peaks and video clips.
 
 In microprocess studies the patient (client) and the therapist each rate the alliance
 continuously while watching the recording of their session: one value per second,
-from −50 (weakest) through 0 (neutral) to +50 (strongest). See README, section
+from −50 (weakest) through 0 (neutral) to +50 (strongest). See the docs, section
 "Moment-to-moment ratings" (Trusty 2023; Penix et al. 2021, J Clin Psychol 77:36-48).
 
 Modules, one concept each:

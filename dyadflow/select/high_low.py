@@ -1,6 +1,6 @@
 """``high_low_alliance``: Ekeblad, Dahlman, Pio, Malmquist & Falkenström (2022).
 
-Steps (as the paper describes them; README "Session selection"), for all therapies at once:
+Steps (as the paper describes them; docs "Session selection"), for all therapies at once:
 
 1. the composite alliance per session: the mean of the patient's and the therapist's
    ratings (``alliance_composite`` of results/stats/sessions.parquet);

@@ -1,7 +1,7 @@
 """Session-level rupture–repair sequences in each rater's alliance series.
 
 These are dyadflow's own defaults, not a published standard (session-level rupture
-markers in the literature vary; see the README):
+markers in the literature vary; see the docs):
 
 - a **rupture** at session s: the alliance dropped from the previous observed session by
   at least ``sd_multiplier`` (1.5) × the dyad's own SD of that rater's alliance

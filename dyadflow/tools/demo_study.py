@@ -11,7 +11,7 @@ All people are invented: IDs are pseudonymous codes (D001, P001, T01) and the no
 are generic sentences with no personal details.
 
 :func:`generate` gives the study as one canonical table. :func:`write` writes it the way
-a real study receives it (see the README, "The demo study"):
+a real study receives it (see the docs, "The demo study"):
 
 - ``redcap_export.csv``: BDI-II and WAI-SR as a REDCap raw export (one record per dyad
   and event, the two forms side by side; a repeated form; incomplete forms);
@@ -104,7 +104,7 @@ def generate(
     bdi[:, 1:] -= 4.5 * dev[:, :-1]
     bdi = np.clip(bdi, 0, 63)
 
-    # consent (README, "Consent"), from a generator of its own so that the study's numbers
+    # consent (docs, "Consent"), from a generator of its own so that the study's numbers
     # stay as they were: most patients share their ratings; one withdraws the text consent
     # and one the ratings consent part-way, so the demo shows the rule
     crng = np.random.default_rng([seed, 14])

@@ -219,7 +219,7 @@ def pl_col_int(name: str):
 
 def warnings_summary(path: Path, results: str = "results") -> dict:
     """The warnings of the build (input columns that look identifying, IDs that may not be
-    linked across sources: README, "Linking IDs across sources"): total, count per column, rows."""
+    linked across sources: docs, "Linking IDs across sources"): total, count per column, rows."""
     import polars as pl
 
     if not path.exists():

@@ -33,7 +33,7 @@ ID_COLUMNS = ("dyad_id", "patient_id", "therapist_id")
 # pandera's own check names, mapped to the rule names dyadflow reports
 PANDERA_RULES = {"not_nullable": "missing_value"}
 
-# Human-readable rule descriptions, for the README, the validation report and messages.
+# Human-readable rule descriptions, for the docs, the validation report and messages.
 RULES = {
     "field_count": "the row has a different number of fields than the header",
     "header_repeated": "the row repeats the header line (two exports pasted into one file)",

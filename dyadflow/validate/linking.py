@@ -1,4 +1,4 @@
-"""Warnings about IDs that may not be linked across sources (README, "Linking IDs across sources").
+"""Warnings about IDs that may not be linked across sources (docs, "Linking IDs across sources").
 
 Computed from the accepted questionnaire rows after validation; a warning never rejects
 a row. Each is one row of ``results/validation/warnings.csv`` (``source_file, column,

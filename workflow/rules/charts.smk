@@ -1,4 +1,4 @@
-# Charts for Snakemake's HTML report (snakemake --report results/report.html, README
+# Charts for Snakemake's HTML report (snakemake --report results/report.html, docs
 # "Snakemake's report"). Cheap: reads the validation and cohort outputs, writes four PNGs.
 CHARTS = {
     "validation_summary": f"{RESULTS}/charts/validation_summary.png",

@@ -10,7 +10,7 @@ from dyadflow.core.config import fill_defaults, stop_if_wrong
 from dyadflow.core.naming import input_name, unsafe_paths
 from dyadflow.core.registry import BUILTIN_DIR, CONFIG_SCHEMA
 
-# Every mistake in the config, one line each, before any data is read (README, "Running a study")
+# Every mistake in the config, one line each, before any data is read (docs, "Running a study")
 stop_if_wrong(
     config,
     str(CONFIG_SCHEMA),

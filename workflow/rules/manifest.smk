@@ -50,7 +50,7 @@ rule manifest:
             for name, spec in INPUTS.items()
             if spec.get("dictionary")
         ]
-        # an ids lookup table (README, "Linking IDs across sources") changes the IDs read
+        # an ids lookup table (docs, "Linking IDs across sources") changes the IDs read
         + [
             {"name": f"{name}_ids_{field}", "path": rule["lookup"], "format": "id_lookup"}
             for name, spec in INPUTS.items()

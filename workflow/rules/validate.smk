@@ -16,7 +16,7 @@ rule validate:
             category="Validation",
         ),
         warnings=f"{RESULTS}/validation/warnings.csv",
-        # every consent decision, also on rejected rows (README, "Consent")
+        # every consent decision, also on rejected rows (docs, "Consent")
         consent=f"{RESULTS}/validated/consent.parquet",
     log:
         f"{LOGS}/validate.log",
