@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -497,3 +498,36 @@ def test_workflow_writes_feedback_and_declares_the_reference(tmp_path):
     dry = snakemake(second, "results/stats/feedback.csv", "-n", "-f", "--cores", "1", "--configfile", str(cfg2))
     stats_job = dry.stdout.split("rule stats:")[1].split("output:")[0]
     assert str(reference) in stats_job
+
+
+def test_training_rows_cap_boundary_takes_a_stable_hash_sample():
+    train = pl.DataFrame({"dyad_id": ["D001"] * 3 + ["D002"] * 3, "session": [1, 2, 3] * 2, "log_t": [0.7] * 6})
+    # at the cap and above it: every row, unchanged
+    assert feedback.training_rows(train, 6).equals(train)
+    assert feedback.training_rows(train, 7).equals(train)
+    # one below: the 5 rows with the smallest salted hashes, in their original order, whatever the row order
+    five = feedback.training_rows(train, 5).select("dyad_id", "session").rows()
+    assert len(five) == 5 and len(set(five)) == 5
+    assert five == sorted(five)
+    assert sorted(feedback.training_rows(train.reverse(), 5).select("dyad_id", "session").rows()) == five
+    # a smaller cap keeps a subset of the larger cap's rows (the smallest hashes)
+    two = feedback.training_rows(train, 2).select("dyad_id", "session").rows()
+    assert len(two) == 2 and set(two) <= set(five)
+
+
+def test_max_training_rows_caps_the_rows_each_model_is_fitted_on():
+    rows = synthetic_cohort(150, seed=3)
+    full = _curves(rows, folds=2)
+    capped = _curves(rows, folds=2, max_training_rows=200)
+    assert full.select(feedback.EXPECTED).rows() != capped.select(feedback.EXPECTED).rows()
+    # fold 0's model is the one fitted on the 200 sampled rows of fold 1's training dyads
+    wi = feedback.with_intake(rows)
+    wi = wi.with_columns(pl.Series("fold", feedback.fold_of(wi.get_column("dyad_id"), 2)))
+    train = wi.filter((pl.col("fold") == 1) & (pl.col("log_t") > 0))
+    params = feedback.fit_quantiles(feedback.training_rows(train, 200))
+    fold0 = capped.filter((pl.col("fold") == 0) & (pl.col("log_t") > 0))
+    want = np.sort(feedback.design(fold0) @ params.T, axis=1)
+    assert np.allclose(fold0.select(feedback.EXPECTED).to_numpy(), want)
+    # a cap at or above the training rows changes nothing
+    n_rows = max(wi.filter((pl.col("fold") == k) & (pl.col("log_t") > 0)).height for k in (0, 1))
+    assert _curves(rows, folds=2, max_training_rows=n_rows).equals(full)

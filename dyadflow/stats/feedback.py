@@ -175,6 +175,26 @@ def training_dyads(candidates: pl.DataFrame, cap: int) -> pl.Series:
     return ids.gather(order)
 
 
+def training_rows(train: pl.DataFrame, cap: int) -> pl.DataFrame:
+    """At most ``cap`` of the training rows (observations): all when there are no more, else the
+    ones with the smallest stable hash of the salted "dyad_id|session" key, in their original
+    order. The same rows on every run and machine, whatever the other rows; the quantile
+    regression on a random sample estimates the same population quantiles as on all rows (its
+    cost grows with the rows, not its meaning; bench/RESULTS.md)."""
+    if train.height <= cap:
+        return train
+    key = pl.select(
+        pl.concat_str(
+            pl.lit("feedback-rows:"),
+            pl.lit(train.get_column(DYAD).cast(pl.String)),
+            pl.lit("|"),
+            pl.lit(train.get_column("session").cast(pl.String)),
+        )
+    ).to_series()
+    keep = np.sort(np.argsort(_mix(stable_hash(key)), kind="stable")[:cap])
+    return train[keep]
+
+
 def predict(rows: pl.DataFrame, params: np.ndarray) -> np.ndarray:
     """Predicted quantiles (n × 5), sorted across quantiles in every row so the curves never
     cross (rearrangement: Chernozhukov, Fernández-Val & Galichon 2010, Econometrica 78:1093–1125).
@@ -190,17 +210,21 @@ def expected_curves(rows: pl.DataFrame, cfg: dict, reference: pl.DataFrame | Non
     """``rows`` (from :func:`with_intake`) with the five ``expected_p*`` columns and ``fold``.
 
     Without a reference: folds by :func:`fold_of`; the model for fold k is fitted on the
-    (sampled) dyads of the other folds; fewer than ``min_reference_dyads`` of them → no
+    (sampled) dyads of the other folds, at most ``max_training_rows`` of their observations
+    (:func:`training_rows`); fewer than ``min_reference_dyads`` of them → no
     curves (null) for fold k. With a reference: one model from the reference for all dyads.
     """
     folds, min_n, cap = int(cfg["folds"]), int(cfg["min_reference_dyads"]), int(cfg["max_reference_dyads"])
+    max_rows = int(cfg["max_training_rows"])
     n = rows.height
     params = np.full((n, len(QUANTILES), 4), np.nan)
     if reference is not None:
         ref = with_intake(reference)
         ids = training_dyads(ref, cap)
         fitted = (
-            fit_quantiles(ref.filter(pl.col(DYAD).is_in(ids.implode()) & (pl.col("log_t") > 0)))
+            fit_quantiles(
+                training_rows(ref.filter(pl.col(DYAD).is_in(ids.implode()) & (pl.col("log_t") > 0)), max_rows)
+            )
             if ids.len() >= min_n and n
             else None
         )
@@ -218,7 +242,9 @@ def expected_curves(rows: pl.DataFrame, cfg: dict, reference: pl.DataFrame | Non
             ids = training_dyads(others, cap)
             if ids.len() < min_n:
                 continue
-            fitted = fit_quantiles(others.filter(pl.col(DYAD).is_in(ids.implode()) & (pl.col("log_t") > 0)))
+            fitted = fit_quantiles(
+                training_rows(others.filter(pl.col(DYAD).is_in(ids.implode()) & (pl.col("log_t") > 0)), max_rows)
+            )
             if fitted is not None:
                 params[here] = fitted
         fold = pl.Series("fold", fold_np, dtype=pl.Int32)
