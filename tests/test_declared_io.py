@@ -101,3 +101,31 @@ def test_an_undeclared_read_fails_the_check(tmp_path):
 def test_report_stages_open_only_declared_paths(tmp_path):
     runs = build_audited(tmp_path, *SMALL_STUDY_TARGETS, *REPORT_TARGETS)
     assert {r["stage"]: undeclared(r) for r in runs if undeclared(r)} == {}
+
+
+SHORT = [10, 10, 10, 8, 5, 2, 2, 4, 9, 15, 20, 20, 18, 25, 30, 28]
+
+
+def test_a_changed_dial_file_reruns_the_case_reports_through_series_parquet(tmp_path):
+    """series.parquet (the microprocess rule's output, read for the dial charts) is a declared
+    input of the dyad reports: changing the dial export reruns report_shard because of it."""
+    from conftest import SMALL_STUDY_CONFIG
+
+    dial = tmp_path / "dial.csv"
+    rows = [f"D001,1,{r},{t},{v}" for r in ("patient", "therapist") for t, v in enumerate(SHORT)]
+    dial.write_text("dyad_id,session,rater,second,rating\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    config = SMALL_STUDY_CONFIG + "microprocess:\n  inputs:\n    - {path: dial.csv}\n  smoothing_s: 1\n"
+    make_small_study(tmp_path, config)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", "study.yaml"]
+    cmd += ["--cores", "2", "results/reports/index.csv"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    dial.write_text(dial.read_text(encoding="utf-8").replace("D001,1,patient,0,10", "D001,1,patient,0,12"))
+    dry = subprocess.run(
+        [*cmd, "-n", "--rerun-triggers", "mtime", "input"], cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert dry.stdout.count("rule report_shard:") == 1, dry.stdout
+    shard = dry.stdout.split("rule report_shard:", 1)[1].split("\nrule ", 1)[0]
+    reason = next(line for line in shard.splitlines() if "reason:" in line)
+    assert "results/microprocess/series.parquet" in reason, shard
