@@ -10,4 +10,4 @@ rule ingest:
         spec=input_spec,
         policy=config["validation"],
     run:
-        stage("ingest", output=output, params=params, log=log)
+        stage("ingest", input=input, output=output, params=params, log=log)

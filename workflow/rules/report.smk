@@ -63,6 +63,11 @@ rule report_caseload:
         feedback=rules.stats.output.feedback,
         scores=rules.score.output.parquet,
         consent=rules.validate.output.consent,
+        # read by the caseload pages' tables (tests/test_declared_io.py)
+        sudden_gains=rules.stats.output.sudden_gains,
+        ruptures=rules.stats.output.ruptures,
+        rejections=rules.validate.output.rejections,
+        validated=rules.validate.output.validated,
         shards=_shard_manifests,
         templates=REPORT_TEMPLATES,
     output:

@@ -41,6 +41,8 @@ def _microprocess_inputs(wildcards):
     if not config.get("microprocess"):
         return []
     files = [f"{RESULTS}/microprocess/sessions.csv", f"{RESULTS}/microprocess/segments.csv"]
+    # the sessions' dial charts (microprocess/report.py)
+    files.append(f"{RESULTS}/microprocess/series.parquet")
     return [p for f in files for p in _produced(f)]
 
 
