@@ -166,9 +166,15 @@ def test_the_screen_passes_only_rows_no_check_can_fail(registry):
             "date": ["2024-01-08"] * 3,
             "rater": ["patient"] * 3,
             "instrument": ["bdi_ii"] * 3,
+            "coder_id": pl.Series([None] * 3, dtype=pl.String),
         }
     )
     assert clean_rows(raw_schema(["bdi_ii"], False, FREEZE, dt.date(1900, 1, 1)), raw).to_list() == [True, False, False]
+    # an observer row is clean only with its coder (coder_missing is screened too)
+    observer = raw.head(1).with_columns(pl.lit("observer").alias("rater"))
+    schema = raw_schema(["bdi_ii"], False, FREEZE, dt.date(1900, 1, 1))
+    assert clean_rows(schema, observer).to_list() == [False]
+    assert clean_rows(schema, observer.with_columns(pl.lit("C1").alias("coder_id"))).to_list() == [True]
 
 
 def test_a_text_column_that_is_not_text_is_not_screened(registry):

@@ -207,7 +207,7 @@ def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
     assert data["packages"]["polars"] == importlib.metadata.version("polars")
     assert data["config"]["study"]["name"] == "Demo trial (synthetic data)"
     assert data["config"]["report"]["dyads_per_shard"] == 25  # the validated config, defaults filled in
-    assert data["config"]["report"]["shards"] is None
+    assert "shards" not in data["config"]["report"]  # the deprecated key is gone from the schema
     assert data["config_sha256"] == manifest.config_hash(data["config"])
     assert data["inputs"] == [
         {

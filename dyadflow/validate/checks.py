@@ -188,11 +188,9 @@ def raw_schema(
         columns[name] = pa.Column(
             pl.String, nullable=True, checks=[_expr_check("consent_value", lambda x: parse_bool(x).is_not_null())]
         )
-    observer_coder = pa.Check(
-        lambda data: data.lazyframe.select(
-            (pl.col("rater").str.to_lowercase() != "observer").fill_null(True) | pl.col("coder_id").is_not_null()
-        ),
-        name="coder_missing",
+    observer_coder = _frame_check(
+        "coder_missing",
+        (pl.col("rater").str.to_lowercase() != "observer").fill_null(True) | pl.col("coder_id").is_not_null(),
     )
     return pa.DataFrameSchema(columns, checks=[observer_coder], strict=False, name="questionnaire_row")
 
