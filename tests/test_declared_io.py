@@ -48,6 +48,8 @@ def undeclared(line: dict) -> list[tuple[str, str]]:
             continue
         if _atomic_temp_of(path, outputs):
             continue
+        if os.path.basename(path).startswith("__editable__."):  # setuptools' editable-install import hook, not a file
+            continue
         inside = [*inputs, *outputs] if kind == "read" else outputs
         if path in inside or any(path.startswith(d + os.sep) for d in inside):
             continue
