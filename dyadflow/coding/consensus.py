@@ -106,7 +106,7 @@ def long_ratings(ratings: pl.DataFrame, registry: dict[str, Instrument]) -> pl.D
 
 def _order(frame: pl.DataFrame) -> pl.DataFrame:
     """Sessions in code order (A … Z, AA …), measures as listed by the instrument."""
-    return frame.sort("selection", pl.col("code").str.len_chars(), "code", "instrument", "_m")
+    return frame.sort("selection", pl.col("code").str.len_chars(), "code", "instrument", "_m", "measure")
 
 
 def _measure_rank() -> pl.Expr:
