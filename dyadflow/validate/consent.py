@@ -74,14 +74,19 @@ def decisions(raw: pl.DataFrame, untrusted: pl.Series) -> tuple[pl.DataFrame, pl
     warning).
     """
     parts, warns = [], []
-    rows = raw.filter(~pl.col("_row").is_in(untrusted.implode()))
+    present = [c for c in CONSENT_COLUMNS if c in raw.columns]
+    # only the rows with a consent cell, and only the columns read here, are carried on
+    rows = raw.select(
+        "_row", "dyad_id", "session", "date", "rater", "instrument", "source_file", "source_line", *present
+    ).filter(
+        pl.any_horizontal([pl.lit(False), *(pl.col(c).is_not_null() for c in present)])
+        & ~pl.col("_row").is_in(untrusted.implode())
+    )
     rater = pl.col("rater").str.strip_chars().str.to_lowercase()
     placed = pl.col("dyad_id").str.contains(ID_PATTERN).fill_null(False) & pl.col("session").str.contains(
         SESSION_PATTERN
     ).fill_null(False)
-    for column in CONSENT_COLUMNS:
-        if column not in rows.columns:
-            continue
+    for column in present:
         value = parse_bool(pl.col(column))
         cells = rows.filter(pl.col(column).is_not_null() & value.is_not_null())
         patient = cells.filter((rater == "patient").fill_null(False) & placed)
