@@ -193,3 +193,52 @@ def test_the_switch(monkeypatch, value, on):
 
     monkeypatch.setenv("DYADFLOW_FAST_PATH", value)
     assert fast_path_enabled() is on
+
+
+@pytest.mark.parametrize(
+    "data, delimiter, expected",
+    [
+        (b"a,b\nc,d\n", ",", False),
+        (b"a,b\r\nc,d\r\n", ",", False),  # CR LF ends a line
+        (b'a,"x, y"\n', ",", False),  # a space after a delimiter inside quotes is inside the cell
+        (b'a,"x\ny"\n', ",", False),  # a newline inside a quoted cell, not at its edge
+        ("a,é–ö\n".encode(), ",", False),  # non-ASCII, no whitespace
+        (b"a, b\n", ",", True),
+        (b"a,b \n", ",", True),
+        (b"a,b\t\n", ",", True),
+        (b"a\tb \n", "\t", True),
+        (b'a\t"\tb"\n', "\t", True),  # a tab inside quotes is whitespace, not the delimiter
+        (b'a," b"\n', ",", True),
+        (b'a,"b\n"\n', ",", True),  # a quoted cell ending in a newline
+        (b"a,b\rc\n", ",", False),  # a lone CR inside a cell, not at its edge
+        (b"a,b\r\n\r", ",", True),  # ... and at the end of the file
+        ("a,\u00a0b\n".encode(), ",", True),  # no-break space
+        ("a,b\u3000\n".encode(), ",", True),  # ideographic space
+        ("a,b\u200b\n".encode(), ",", False),  # zero-width space: polars does not strip it
+        (b'a,x"y, z\n', ",", True),  # a stray quote: quote parity says nothing, so unsure
+        (b"", ",", False),
+    ],
+)
+def test_the_strip_screen(data, delimiter, expected):
+    """The fast path skips stripping every cell only when no cell can start or end with whitespace."""
+    from dyadflow.ingest.text import may_need_strip
+
+    assert may_need_strip(data, delimiter) is expected
+
+
+def test_cells_read_the_same_with_the_strip_skipped(tmp_path, monkeypatch):
+    from dyadflow.ingest.text import read_text_table
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'id,note,x\nD1,"a, b",""\nD2,,3\nD3,"say ""hi""",4\n')
+    tables = {}
+    for value in ("0", "1"):
+        monkeypatch.setenv("DYADFLOW_FAST_PATH", value)
+        tables[value] = read_text_table(path).frame
+    assert_frame_equal(tables["0"], tables["1"], check_exact=True)
+    # the quoted empty cell is null, as an empty one is
+    assert tables["1"].select("id", "note", "x").rows() == [
+        ("D1", "a, b", None),
+        ("D2", None, "3"),
+        ("D3", 'say "hi"', "4"),
+    ]
