@@ -155,6 +155,15 @@ ROW_MESSAGES = {
 }
 
 
+def _keep(frame: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
+    """``frame.filter(condition)``; with the fast path, ``frame`` itself (no copy of every
+    column) when the condition keeps every row, as it does on a clean export."""
+    if not fast_path_enabled():
+        return frame.filter(condition)
+    mask = frame.select(condition.fill_null(False)).to_series()
+    return frame if mask.all() else frame.filter(mask)
+
+
 def _row_messages(found: pl.DataFrame, known: list[str], earliest_date: dt.date | None = None) -> pl.DataFrame:
     messages = dict(ROW_MESSAGES)
     messages["date_range"] = lambda: pl.format(
@@ -294,7 +303,7 @@ def _row_level(
             pl.col("ingest_message").alias("message"),
         )
     ]
-    raw = raw.filter(pl.col("ingest_rule").is_null())
+    raw = _keep(raw, pl.col("ingest_rule").is_null())
     ragged = raw.filter(pl.col("source_fields") != pl.col("expected_fields"))
     found.append(
         _found(
@@ -305,7 +314,7 @@ def _row_level(
             ),
         )
     )
-    rest = raw.filter(pl.col("source_fields") == pl.col("expected_fields"))
+    rest = _keep(raw, pl.col("source_fields") == pl.col("expected_fields"))
     known = sorted(registry)
     has_consent = tuple(
         c for c in ("consent_share_text", "consent_share_ratings") if rest.get_column(c).null_count() < rest.height
@@ -315,6 +324,8 @@ def _row_level(
 
     items = item_columns(rest)
     rest = rest.with_columns(pl.col("instrument").str.to_lowercase().alias("_inst"))
+    if fast_path_enabled():  # only the columns the instrument checks read are split per instrument
+        rest = rest.select("_row", "_inst", "rater", "total", *items)
     for key in sorted(set(rest.get_column("_inst").drop_nulls().unique().to_list()) & set(known)):
         inst = registry[key]
         subset = rest.filter(pl.col("_inst") == key)
@@ -337,8 +348,11 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
     )
     parts = []
     fast = fast_path_enabled()
+    # fast path: the instruments' rows are split off with only the columns typed here, and
+    # the typed items put back in place (the other columns are not copied per instrument)
+    source = rows.select("_row", "instrument", *items) if fast else rows
     for key in sorted(rows.get_column("instrument").unique().to_list()):
-        part = rows.filter(pl.col("instrument") == key)
+        part = source.filter(pl.col("instrument") == key)
         inst = registry[key]
         own = [(i, item_column(i)) for i in range(1, inst.n_items + 1) if item_column(i) in items]
         if fast and own:
@@ -370,6 +384,8 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
         parts.append(part)
     if not parts:
         return rows.with_columns([pl.lit(None, dtype=pl.Int16).alias(c) for c in items])
+    if fast:  # rows are in _row order (filtered from the prepared table), so are the typed items
+        return rows.with_columns(pl.concat(parts).sort("_row").select(items).get_columns())
     return pl.concat(parts).sort("_row")
 
 
@@ -532,14 +548,14 @@ def validate_frames(
     ]
     raw = _prepare(frames)
     consent_only = raw.filter(pl.col("consent_only"))  # not questionnaires: only their consent counts
-    raw = raw.filter(~pl.col("consent_only"))
+    raw = _keep(raw, ~pl.col("consent_only"))
     found = [_row_level(raw, registry, date_limit, earliest_date)]
     rejected = found[0].get_column("_row").unique()
-    survivors = _typed(raw.filter(~pl.col("_row").is_in(rejected.implode())), registry)
+    survivors = _typed(_keep(raw, ~pl.col("_row").is_in(rejected.implode())), registry)
     for rule_set in (_duplicates, _identity, _date_order):
         step = rule_set(survivors)
         found.append(step)
-        survivors = survivors.filter(~pl.col("_row").is_in(step.get_column("_row").implode()))
+        survivors = _keep(survivors, ~pl.col("_row").is_in(step.get_column("_row").implode()))
 
     items = item_columns(survivors)
     max_items = max((int(c[5:]) for c in items), default=0)
