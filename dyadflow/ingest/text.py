@@ -227,8 +227,12 @@ def may_need_strip(data: bytes, delimiter: str) -> bool:
         ):
             return True
 
-    def inside_quotes(pos: np.ndarray) -> np.ndarray:
-        return (np.searchsorted(quotes, pos) & 1) == 1
+    def inside_quotes(pos: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """Whether each ``pos`` lies inside a quoted cell, looked up only where ``where``."""
+        out = np.zeros(pos.size, dtype=bool)
+        if quotes.size:
+            out[where] = (np.searchsorted(quotes, pos[where]) & 1) == 1
+        return out
 
     low = np.flatnonzero(a <= 32)
     byte = a[low]
@@ -237,7 +241,7 @@ def may_need_strip(data: bytes, delimiter: str) -> bool:
     nxt = a[np.minimum(low + 1, n - 1)]
     line_end = ((byte == NEWLINE) | ((byte == CR) & (nxt == NEWLINE) & (low + 1 < n))) | (byte == delim)
     # a line end or a delimiter inside a quoted cell is part of the cell
-    low = low[~line_end | inside_quotes(low)]
+    low = low[~line_end | inside_quotes(low, line_end)]
     first, last = [low], [low]
     high = np.flatnonzero(a >= 0xC2)
     lead = a[high]
@@ -256,7 +260,8 @@ def may_need_strip(data: bytes, delimiter: str) -> bool:
 
     def ends_cell(pos: np.ndarray) -> np.ndarray:
         b = a[pos]
-        return (b == NEWLINE) | (b == CR) | (b == QUOTE) | ((b == delim) & ~inside_quotes(pos))
+        at_delim = b == delim
+        return (b == NEWLINE) | (b == CR) | (b == QUOTE) | (at_delim & ~inside_quotes(pos, at_delim))
 
     return bool(((first == 0) | (last == n - 1) | ends_cell(before) | ends_cell(after)).any())
 

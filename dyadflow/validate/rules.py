@@ -426,6 +426,7 @@ def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
 def _identity(rows: pl.DataFrame) -> pl.DataFrame:
     """A dyad keeps one patient, one therapist and one arm: the value most of its rows give."""
     found = []
+    rows = rows.select("_row", "dyad_id", "session", "patient_id", "therapist_id", "arm")  # all that is read here
     for column, rule in (
         ("patient_id", "dyad_patient_changed"),
         ("therapist_id", "dyad_therapist_changed"),
