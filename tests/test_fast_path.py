@@ -242,3 +242,54 @@ def test_cells_read_the_same_with_the_strip_skipped(tmp_path, monkeypatch):
         ("D2", None, "3"),
         ("D3", 'say "hi"', "4"),
     ]
+
+
+def test_one_lookup_types_every_instrument_s_items(registry, monkeypatch):
+    from dyadflow.validate.rules import _cast_reads, _typed, _union_tokens
+
+    # labels the WAI-SR (1–5) and the WAI-S (1–7) read differently are left out of the union
+    union = _union_tokens(registry, ["wai_s", "wai_sr"], "item_01")
+    assert "sometimes" not in union and "always" not in union and "very often" not in union
+    assert (union["seldom"], union["rarely"], union["5"], union["7"]) == (1, 2, 5, 7)
+    assert _cast_reads(registry, ["bdi_ii", "wai_sr"], "item_01")
+    assert not _cast_reads(registry, ["bdi_ii"], "item_16")  # the codes 1a … 3b: looked up
+    # accepted rows of three instruments: plain numbers, a code, a label read differently,
+    # 3.0 and an upper-case code (the text path's lookup)
+    cells = [
+        ("bdi_ii", "3", "2b", None),
+        ("bdi_ii", "3.0", "1A", None),
+        ("wai_sr", "sometimes", None, None),
+        ("wai_s", "sometimes", None, None),
+        ("wai_s", "7", None, None),
+        ("wai_sr", "Always", None, None),
+    ]
+    rows = pl.DataFrame(
+        {
+            "_row": list(range(len(cells))),
+            "session": ["1"] * len(cells),
+            "date": ["2024-01-08"] * len(cells),
+            "rater": ["patient"] * len(cells),
+            "instrument": [c[0] for c in cells],
+            "consent_share_text": [None] * len(cells),
+            "consent_share_ratings": [None] * len(cells),
+            "total": [None] * len(cells),
+            "item_01": [c[1] for c in cells],
+            "item_16": [c[2] for c in cells],
+            "item_17": [c[3] for c in cells],
+        },
+        schema_overrides={c: pl.String for c in ("consent_share_text", "consent_share_ratings", "total", "item_17")},
+    ).with_columns(pl.col("_row").cast(pl.Int64))
+    typed = {}
+    for value in ("0", "1"):
+        monkeypatch.setenv("DYADFLOW_FAST_PATH", value)
+        typed[value] = _typed(rows, registry)
+    assert_frame_equal(typed["0"], typed["1"], check_exact=True)
+    assert typed["1"].select("item_01", "item_16").rows() == [
+        (3, 2),
+        (3, 1),
+        (2, None),
+        (4, None),
+        (7, None),
+        (5, None),
+    ]
+    assert typed["1"].schema["item_01"] == pl.Int16
