@@ -293,3 +293,36 @@ def test_one_lookup_types_every_instrument_s_items(registry, monkeypatch):
         (5, None),
     ]
     assert typed["1"].schema["item_01"] == pl.Int16
+
+
+def test_consent_copies_of_one_line_are_one_decision_in_one_sort():
+    from dyadflow.validate.consent import _fast_table
+
+    found = pl.DataFrame(
+        {
+            "_row": [4, 1, 2, 3],
+            "dyad_id": ["D2", "D1", "D1", "D1"],
+            "session": [1, 3, 3, 2],
+            "date": [dt.date(2024, 1, 1), dt.date(2024, 1, 22), dt.date(2024, 1, 23), dt.date(2024, 1, 15)],
+            "rater": ["patient"] * 4,
+            "consent": [True, False, False, True],
+            "source_file": ["r.csv"] * 4,
+            "source_line": [9, 5, 5, 4],  # rows 1 and 2: two forms of one REDCap line
+            "kind": ["share_text"] * 4,
+        },
+        schema_overrides={"session": pl.Int32},
+    )
+    table = _fast_table(found)
+    # one decision per line, the first form's (row 1, dated the 22nd), in the table's order
+    assert table.select("dyad_id", "session", "date", "consent", "source_line").rows() == [
+        ("D1", 2, dt.date(2024, 1, 15), True, 4),
+        ("D1", 3, dt.date(2024, 1, 22), False, 5),
+        ("D2", 1, dt.date(2024, 1, 1), True, 9),
+    ]
+    # one line giving two different decisions of a kind: the text path orders them
+    assert (
+        _fast_table(
+            found.with_columns(pl.when(pl.col("_row") == 2).then(True).otherwise(pl.col("consent")).alias("consent"))
+        )
+        is None
+    )
