@@ -1,6 +1,6 @@
 """Benchmark: ingest + validate + score against the floor, polars' plain read_csv.
 
-    .venv/bin/python bench/ingest_validate_score.py --dyads 2000 [--sessions 14] [--format redcap]
+    .venv/bin/python bench/ingest_validate_score.py --dyads 2000 [--sessions 14] [--format redcap] [--profile 30]
 
 Generates a synthetic export with the demo model (no bad rows), then times, in one
 process and one run: (a) pl.read_csv of the file, (b) dyadflow's ingest, validate and
@@ -35,6 +35,17 @@ def best_of(fn, repeat):
     return min(times), out
 
 
+def _spec(path: str, fmt: str) -> dict:
+    """The input spec of the export (a REDCap export: the config of config/config.yaml)."""
+    spec = {"path": path, "format": fmt}
+    if fmt == "redcap":
+        import yaml
+
+        config = yaml.safe_load(Path(__file__).resolve().parent.parent.joinpath("config", "config.yaml").read_text())
+        spec = {**next(s for s in config["inputs"] if s["format"] == "redcap"), **spec}
+    return spec
+
+
 def measure(
     dyads: int = 2000, sessions: int = 14, fmt: str = "canonical_csv", repeat: int = 3, out: str = "bench/out"
 ) -> dict:
@@ -45,12 +56,7 @@ def measure(
         data = demo.redcap_table(table) if fmt == "redcap" else table
         atomic.write_bytes(path, atomic.csv_bytes(data))
     registry = load_registry()
-    spec = {"path": str(path), "format": fmt}
-    if fmt == "redcap":
-        import yaml
-
-        config = yaml.safe_load(Path(__file__).resolve().parent.parent.joinpath("config", "config.yaml").read_text())
-        spec = {**next(s for s in config["inputs"] if s["format"] == "redcap"), **spec}
+    spec = _spec(str(path), fmt)
 
     floor, raw = best_of(lambda: pl.read_csv(path, infer_schema=False), repeat)
 
@@ -85,6 +91,14 @@ def main() -> None:
         default="canonical_csv",
         help="redcap: the BDI-II and WAI-SR of the study as a REDCap export (config as in config/config.yaml)",
     )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        default=0,
+        help="after the timings, profile one more ingest + validate + score (cProfile) and print the N "
+        "dyadflow functions with the most cumulative time; CPU seconds of the process are printed too",
+    )
     args = ap.parse_args()
     m = measure(args.dyads, args.sessions, args.format, args.repeat, args.out)
     floor, t_ingest, t_all = m["floor"], m["ingest"], m["all"]
@@ -93,6 +107,26 @@ def main() -> None:
     print(f"ingest only:                {t_ingest:8.3f} s  ({t_ingest / floor:.1f}x the floor)")
     print(f"ingest + validate + score:  {t_all:8.3f} s  ({t_all / floor:.1f}x the floor)")
     print(f"scored questionnaires: {m['scored']}; peak RSS {m['peak_mb']:.0f} MB")
+    print(f"CPU seconds of the process (all threads, set-up and every repeat): {time.process_time():.2f} s")
+    if args.profile:
+        profile(m["path"], args.format, args.profile)
+
+
+def profile(path: str, fmt: str, top: int) -> None:
+    """cProfile of one ingest + validate + score of ``path``: the ``top`` dyadflow functions
+    by cumulative time (pure-Python code is inflated by the profiler, polars calls are not)."""
+    import cProfile
+    import pstats
+
+    spec = _spec(path, fmt)
+    registry = load_registry()
+    prof = cProfile.Profile()
+    prof.enable()
+    frame, meta = ingest.read_input(spec)
+    res = validate.validate_frames([frame], [meta], registry)
+    score.score_frame(res.accepted, registry)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("cumulative").print_stats("dyadflow", top)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,16 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+TYPED = {"dyad_id": "String", "session": "Int32", "rater": "String", "second": "Int32", "rating": "Float64"}
+
+
+def write_csv(parquet: Path, csv: Path) -> None:
+    """The dial ratings as the raw export a study delivers (layout long, whole-number ratings)."""
+    import polars as pl
+
+    pl.read_parquet(parquet).with_columns(pl.col("rating").cast(pl.Int32)).write_csv(csv)
+
+
 def phase(name: str, path: Path) -> dict:
     import polars as pl
 
@@ -78,6 +88,20 @@ def phase(name: str, path: Path) -> dict:
         df = pl.read_parquet(path)
         rows = df.height
         extra = {}
+    elif name == "csv_floor":  # a plain typed read of the CSV text
+        df = pl.read_csv(path, schema={c: getattr(pl, t) for c, t in TYPED.items()})
+        rows = df.height
+        extra = {}
+    elif name == "from_csv":  # the stage itself: read the text, validate, analyse, write every output
+        from dyadflow.microprocess import pipeline
+
+        tmp = OUT / "dial_from_csv"
+        tmp.mkdir(parents=True, exist_ok=True)
+        names = ("rejections", "accounting", "sessions", "segments", "gaps")
+        out = {n: str(tmp / f"{n}.csv") for n in names} | {"series": str(tmp / "series.parquet")}
+        result = pipeline.run([{"path": str(path), "layout": "long"}], {}, out)
+        rows = int(pl.read_csv(out["accounting"]).get_column("rows_read").sum())
+        extra = {"sessions": result.sessions.height, "segments": result.segments.height, "gaps": result.gaps.height}
     else:
         from dyadflow.microprocess import pipeline
 
@@ -91,15 +115,18 @@ def phase(name: str, path: Path) -> dict:
     return {"phase": name, "wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb), "rows": rows, **extra}
 
 
-def measure(sessions: int, seconds: int) -> dict:
-    """Each phase in its own process (its own peak RSS): {"floor": {...}, "analyse": {...}}."""
+def measure(sessions: int, seconds: int, from_csv: bool = False) -> dict:
+    """Each phase in its own process (its own peak RSS): {"floor": {...}, "analyse": {...}};
+    ``from_csv``: {"csv_floor": {...}, "from_csv": {...}} from the CSV text instead."""
     path = OUT / f"dial_{sessions}x{seconds}.parquet"
     if not path.exists():
         t = time.perf_counter()
         generate(path, sessions, seconds)
         print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
+    if from_csv and not path.with_suffix(".csv").exists():
+        write_csv(path, path.with_suffix(".csv"))
     results = {}
-    for name in ("floor", "analyse"):
+    for name in ("csv_floor", "from_csv") if from_csv else ("floor", "analyse"):
         proc = subprocess.run(
             [sys.executable, __file__, "--sessions", str(sessions), "--seconds", str(seconds), "--phase", name],
             capture_output=True,
@@ -114,14 +141,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=10000)
     ap.add_argument("--seconds", type=int, default=3000)
-    ap.add_argument("--phase", choices=["floor", "analyse"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--from-csv",
+        action="store_true",
+        help="start from the ratings as CSV text (layout long): the stage's read, validation and analysis "
+        "against a plain typed pl.read_csv of the same file",
+    )
+    ap.add_argument("--phase", choices=["floor", "analyse", "csv_floor", "from_csv"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     path = OUT / f"dial_{args.sessions}x{args.seconds}.parquet"
     if args.phase:
-        print(json.dumps(phase(args.phase, path)))
+        print(json.dumps(phase(args.phase, path.with_suffix(".csv") if "csv" in args.phase else path)))
         return 0
-    results = measure(args.sessions, args.seconds)
-    floor = results["floor"]["wall_s"]
+    results = measure(args.sessions, args.seconds, args.from_csv)
+    floor = results["csv_floor" if args.from_csv else "floor"]["wall_s"]
     for name, r in results.items():
         print(
             f"{name:8s} {r['wall_s']:8.2f} s  peak RSS {r['peak_rss_mb']:6d} MB  ratio {r['wall_s'] / floor:6.1f}  {r}"

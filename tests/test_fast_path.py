@@ -193,3 +193,136 @@ def test_the_switch(monkeypatch, value, on):
 
     monkeypatch.setenv("DYADFLOW_FAST_PATH", value)
     assert fast_path_enabled() is on
+
+
+@pytest.mark.parametrize(
+    "data, delimiter, expected",
+    [
+        (b"a,b\nc,d\n", ",", False),
+        (b"a,b\r\nc,d\r\n", ",", False),  # CR LF ends a line
+        (b'a,"x, y"\n', ",", False),  # a space after a delimiter inside quotes is inside the cell
+        (b'a,"x\ny"\n', ",", False),  # a newline inside a quoted cell, not at its edge
+        ("a,é–ö\n".encode(), ",", False),  # non-ASCII, no whitespace
+        (b"a, b\n", ",", True),
+        (b"a,b \n", ",", True),
+        (b"a,b\t\n", ",", True),
+        (b"a\tb \n", "\t", True),
+        (b'a\t"\tb"\n', "\t", True),  # a tab inside quotes is whitespace, not the delimiter
+        (b'a," b"\n', ",", True),
+        (b'a,"b\n"\n', ",", True),  # a quoted cell ending in a newline
+        (b"a,b\rc\n", ",", False),  # a lone CR inside a cell, not at its edge
+        (b"a,b\r\n\r", ",", True),  # ... and at the end of the file
+        ("a,\u00a0b\n".encode(), ",", True),  # no-break space
+        ("a,b\u3000\n".encode(), ",", True),  # ideographic space
+        ("a,b\u200b\n".encode(), ",", False),  # zero-width space: polars does not strip it
+        (b'a,x"y, z\n', ",", True),  # a stray quote: quote parity says nothing, so unsure
+        (b"", ",", False),
+    ],
+)
+def test_the_strip_screen(data, delimiter, expected):
+    """The fast path skips stripping every cell only when no cell can start or end with whitespace."""
+    from dyadflow.ingest.text import may_need_strip
+
+    assert may_need_strip(data, delimiter) is expected
+
+
+def test_cells_read_the_same_with_the_strip_skipped(tmp_path, monkeypatch):
+    from dyadflow.ingest.text import read_text_table
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'id,note,x\nD1,"a, b",""\nD2,,3\nD3,"say ""hi""",4\n')
+    tables = {}
+    for value in ("0", "1"):
+        monkeypatch.setenv("DYADFLOW_FAST_PATH", value)
+        tables[value] = read_text_table(path).frame
+    assert_frame_equal(tables["0"], tables["1"], check_exact=True)
+    # the quoted empty cell is null, as an empty one is
+    assert tables["1"].select("id", "note", "x").rows() == [
+        ("D1", "a, b", None),
+        ("D2", None, "3"),
+        ("D3", 'say "hi"', "4"),
+    ]
+
+
+def test_one_lookup_types_every_instrument_s_items(registry, monkeypatch):
+    from dyadflow.validate.rules import _cast_reads, _typed, _union_tokens
+
+    # labels the WAI-SR (1–5) and the WAI-S (1–7) read differently are left out of the union
+    union = _union_tokens(registry, ["wai_s", "wai_sr"], "item_01")
+    assert "sometimes" not in union and "always" not in union and "very often" not in union
+    assert (union["seldom"], union["rarely"], union["5"], union["7"]) == (1, 2, 5, 7)
+    assert _cast_reads(registry, ["bdi_ii", "wai_sr"], "item_01")
+    assert not _cast_reads(registry, ["bdi_ii"], "item_16")  # the codes 1a … 3b: looked up
+    # accepted rows of three instruments: plain numbers, a code, a label read differently,
+    # 3.0 and an upper-case code (the text path's lookup)
+    cells = [
+        ("bdi_ii", "3", "2b", None),
+        ("bdi_ii", "3.0", "1A", None),
+        ("wai_sr", "sometimes", None, None),
+        ("wai_s", "sometimes", None, None),
+        ("wai_s", "7", None, None),
+        ("wai_sr", "Always", None, None),
+    ]
+    rows = pl.DataFrame(
+        {
+            "_row": list(range(len(cells))),
+            "session": ["1"] * len(cells),
+            "date": ["2024-01-08"] * len(cells),
+            "rater": ["patient"] * len(cells),
+            "instrument": [c[0] for c in cells],
+            "consent_share_text": [None] * len(cells),
+            "consent_share_ratings": [None] * len(cells),
+            "total": [None] * len(cells),
+            "item_01": [c[1] for c in cells],
+            "item_16": [c[2] for c in cells],
+            "item_17": [c[3] for c in cells],
+        },
+        schema_overrides={c: pl.String for c in ("consent_share_text", "consent_share_ratings", "total", "item_17")},
+    ).with_columns(pl.col("_row").cast(pl.Int64))
+    typed = {}
+    for value in ("0", "1"):
+        monkeypatch.setenv("DYADFLOW_FAST_PATH", value)
+        typed[value] = _typed(rows, registry)
+    assert_frame_equal(typed["0"], typed["1"], check_exact=True)
+    assert typed["1"].select("item_01", "item_16").rows() == [
+        (3, 2),
+        (3, 1),
+        (2, None),
+        (4, None),
+        (7, None),
+        (5, None),
+    ]
+    assert typed["1"].schema["item_01"] == pl.Int16
+
+
+def test_consent_copies_of_one_line_are_one_decision_in_one_sort():
+    from dyadflow.validate.consent import _fast_table
+
+    found = pl.DataFrame(
+        {
+            "_row": [4, 1, 2, 3],
+            "dyad_id": ["D2", "D1", "D1", "D1"],
+            "session": [1, 3, 3, 2],
+            "date": [dt.date(2024, 1, 1), dt.date(2024, 1, 22), dt.date(2024, 1, 23), dt.date(2024, 1, 15)],
+            "rater": ["patient"] * 4,
+            "consent": [True, False, False, True],
+            "source_file": ["r.csv"] * 4,
+            "source_line": [9, 5, 5, 4],  # rows 1 and 2: two forms of one REDCap line
+            "kind": ["share_text"] * 4,
+        },
+        schema_overrides={"session": pl.Int32},
+    )
+    table = _fast_table(found)
+    # one decision per line, the first form's (row 1, dated the 22nd), in the table's order
+    assert table.select("dyad_id", "session", "date", "consent", "source_line").rows() == [
+        ("D1", 2, dt.date(2024, 1, 15), True, 4),
+        ("D1", 3, dt.date(2024, 1, 22), False, 5),
+        ("D2", 1, dt.date(2024, 1, 1), True, 9),
+    ]
+    # one line giving two different decisions of a kind: the text path orders them
+    assert (
+        _fast_table(
+            found.with_columns(pl.when(pl.col("_row") == 2).then(True).otherwise(pl.col("consent")).alias("consent"))
+        )
+        is None
+    )

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from dyadflow.core.errors import DyadflowError
+from dyadflow.core.performance import fast_path_enabled
 
 NEWLINE = 10
 CR = 13
@@ -190,6 +191,81 @@ def scan_records(data: bytes, delimiter: str) -> Records:
     return Records(starts, stops, lines.astype(np.int64), fields.astype(np.int64), length == 0)
 
 
+# What polars' str.strip_chars() strips (Unicode White_Space), as UTF-8: the one-byte
+# characters, and the lead byte and the continuation bytes of the others.
+_ASCII_SPACE = (9, 10, 11, 12, 13, 32)
+_WIDE_SPACE = {
+    0xC2: [(0x85,), (0xA0,)],
+    0xE1: [(0x9A, 0x80)],
+    0xE2: [(0x80, c) for c in (*range(0x80, 0x8B), 0xA8, 0xA9, 0xAF)] + [(0x81, 0x9F)],
+    0xE3: [(0x80, 0x80)],
+}
+
+
+def may_need_strip(data: bytes, delimiter: str) -> bool:
+    """False only when no cell of ``data`` (UTF-8 records, no header) can start or end
+    with whitespace, so stripping every cell would change nothing (the fast path then
+    skips that pass over every cell). Decided on the bytes: a whitespace character next to
+    a quote, a line end, a delimiter outside quotes or an end of the file. A line feed
+    outside quotes, and a carriage return before one, end a line; elsewhere they are
+    whitespace. Conservative: True whenever unsure (e.g. a quoted cell that starts with a
+    space)."""
+    a = np.frombuffer(data, dtype=np.uint8)
+    if not a.size:
+        return False
+    n, delim = a.size, ord(delimiter)
+    quotes = np.flatnonzero(a == QUOTE)
+    if quotes.size:
+        # quote parity tells what is inside a quoted cell only when every quote opens a
+        # cell, closes one or is doubled ("") inside one; a stray quote (a"b) is literal
+        bound = np.zeros(256, dtype=bool)
+        bound[[delim, NEWLINE, CR, QUOTE]] = True
+        opens, closes = quotes[0::2], quotes[1::2]
+        if not (
+            (bound[a[np.maximum(opens - 1, 0)]] | (opens == 0)).all()
+            and (bound[a[np.minimum(closes + 1, n - 1)]] | (closes == n - 1)).all()
+        ):
+            return True
+
+    def inside_quotes(pos: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """Whether each ``pos`` lies inside a quoted cell, looked up only where ``where``."""
+        out = np.zeros(pos.size, dtype=bool)
+        if quotes.size:
+            out[where] = (np.searchsorted(quotes, pos[where]) & 1) == 1
+        return out
+
+    low = np.flatnonzero(a <= 32)
+    byte = a[low]
+    low = low[np.isin(byte, _ASCII_SPACE)]
+    byte = a[low]
+    nxt = a[np.minimum(low + 1, n - 1)]
+    line_end = ((byte == NEWLINE) | ((byte == CR) & (nxt == NEWLINE) & (low + 1 < n))) | (byte == delim)
+    # a line end or a delimiter inside a quoted cell is part of the cell
+    low = low[~line_end | inside_quotes(low, line_end)]
+    first, last = [low], [low]
+    high = np.flatnonzero(a >= 0xC2)
+    lead = a[high]
+    for byte_value, tails in _WIDE_SPACE.items():
+        at = high[lead == byte_value]
+        for tail in tails:
+            hit = np.ones(at.size, dtype=bool)
+            for k, t in enumerate(tail, start=1):
+                hit &= (at + k < n) & (a[np.minimum(at + k, n - 1)] == t)
+            first.append(at[hit])
+            last.append(at[hit] + len(tail))
+    first, last = np.concatenate(first), np.concatenate(last)
+    if not first.size:
+        return False
+    before, after = np.maximum(first - 1, 0), np.minimum(last + 1, n - 1)
+
+    def ends_cell(pos: np.ndarray) -> np.ndarray:
+        b = a[pos]
+        at_delim = b == delim
+        return (b == NEWLINE) | (b == CR) | (b == QUOTE) | (at_delim & ~inside_quotes(pos, at_delim))
+
+    return bool(((first == 0) | (last == n - 1) | ends_cell(before) | ends_cell(after)).any())
+
+
 def _parse_header(text: str, delimiter: str, file: str, line: int) -> list[str]:
     try:
         header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
@@ -298,14 +374,18 @@ def read_text_table(
             file=file,
             line=_first_unbalanced_quote_line(data),
         )
-    frame = (
-        frame.rename(dict(zip(names, header, strict=False)))
-        .with_columns(pl.all().str.strip_chars().replace("", None))
-        .with_columns(
-            pl.Series("source_line", body_lines, dtype=pl.Int64),
-            pl.Series("source_fields", rec.fields[first + 1 :], dtype=pl.Int64),
-            pl.Series("_empty", rec.empty[first + 1 :]),
-        )
+    frame = frame.rename(dict(zip(names, header, strict=False)))
+    if fast_path_enabled() and not may_need_strip(data[rec.starts[first + 1] :] if body_lines.size else b"", delimiter):
+        # fast path: no cell starts or ends with whitespace, so only quoted empty cells ("")
+        # need to become null (polars reads them as ""), in the columns that have one
+        empty = frame.select((pl.all().str.len_bytes() == 0).any()).row(0)
+        cleaned = [pl.col(c).replace("", None) for c, e in zip(header, empty, strict=True) if e]
+    else:
+        cleaned = [pl.all().str.strip_chars().replace("", None)]
+    frame = frame.with_columns(cleaned).with_columns(
+        pl.Series("source_line", body_lines, dtype=pl.Int64),
+        pl.Series("source_fields", rec.fields[first + 1 :], dtype=pl.Int64),
+        pl.Series("_empty", rec.empty[first + 1 :]),
     )
     is_blank = pl.col("_empty") | pl.all_horizontal(pl.col(header).is_null())
     blank_rows = frame.select(is_blank.sum()).item()

@@ -72,18 +72,22 @@ RULES = {
 }
 
 
-def _expr_check(name: str, expr_fn, fast_fn=None) -> pa.Check:
+def _expr_check(name: str, expr_fn, fast_fn=None, per_value: bool | None = None) -> pa.Check:
     """A check on one column whose outcome is the polars expression ``expr_fn(col)``.
 
     An empty cell passes: whether a column may be empty is the column's ``nullable``.
     ``fast_fn(col)``, if given, is a cheaper expression that is true only where
     ``expr_fn`` is true too (it may be false where ``expr_fn`` holds): the fast path
     (:func:`clean_rows`) screens the rows with it and sends the others to pandera.
+    ``per_value`` (default: when there is no ``fast_fn``): the screen evaluates the
+    expression once per distinct value of the column rather than once per row (for
+    regexes and date parsing on columns such as IDs and dates, whose values repeat).
     """
     check = pa.Check(
         lambda data: data.lazyframe.select(pl.col(data.key).is_null() | expr_fn(pl.col(data.key))), name=name
     )
     check.dyadflow_expr = fast_fn or expr_fn  # read by clean_rows
+    check.dyadflow_per_value = fast_fn is None if per_value is None else per_value
     return check
 
 
@@ -108,11 +112,19 @@ def clean_rows(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.Series | N
         col = pl.col(name)
         if not column.nullable:
             conditions.append(col.is_not_null())
+        per_value = []
         for check in column.checks:
             expr_fn = getattr(check, "dyadflow_expr", None)
             if expr_fn is None:
                 return None
-            conditions.append(col.is_null() | expr_fn(col))
+            (per_value if getattr(check, "dyadflow_per_value", False) else conditions).append(
+                col.is_null() | expr_fn(col)
+            )
+        if per_value:
+            # each check looks at one cell: judge each distinct value once, then look the cells up
+            distinct = frame.select(col.unique())
+            good = distinct.filter(pl.all_horizontal(per_value).fill_null(False)).get_column(name)
+            conditions.append(col.is_null() | col.is_in(good.implode()))
     for check in schema.checks:
         expr = getattr(check, "dyadflow_frame_expr", None)
         if expr is None:
@@ -270,7 +282,9 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
             )
         else:
             schema_columns["total"] = pa.Column(
-                pl.String, nullable=True, checks=[_expr_check("total_not_in_instrument", lambda x: x.is_null())]
+                pl.String,
+                nullable=True,
+                checks=[_expr_check("total_not_in_instrument", lambda x: x.is_null(), per_value=False)],
             )
     own = set(inst.items)
     for i in range(1, inst.n_items + 1):
@@ -290,7 +304,9 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
     for name in columns:
         if name.startswith("item_") and name not in own:
             schema_columns[name] = pa.Column(
-                pl.String, nullable=True, checks=[_expr_check("item_not_in_instrument", lambda x: x.is_null())]
+                pl.String,
+                nullable=True,
+                checks=[_expr_check("item_not_in_instrument", lambda x: x.is_null(), per_value=False)],
             )
     present = [c for c in inst.items if c in columns]
     answered = pl.any_horizontal([pl.col(c).is_not_null() for c in present]) if present else pl.lit(False)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import polars as pl
 
 from dyadflow.core.contract import Contract, dtypes, nullable
+from dyadflow.core.performance import fast_path_enabled
 from dyadflow.ingest.mapping import CONSENT_COLUMNS
 from dyadflow.validate.checks import ID_PATTERN, SESSION_PATTERN, parse_bool, parse_date
 
@@ -74,14 +75,19 @@ def decisions(raw: pl.DataFrame, untrusted: pl.Series) -> tuple[pl.DataFrame, pl
     warning).
     """
     parts, warns = [], []
-    rows = raw.filter(~pl.col("_row").is_in(untrusted.implode()))
+    present = [c for c in CONSENT_COLUMNS if c in raw.columns]
+    # only the rows with a consent cell, and only the columns read here, are carried on
+    rows = raw.select(
+        "_row", "dyad_id", "session", "date", "rater", "instrument", "source_file", "source_line", *present
+    ).filter(
+        pl.any_horizontal([pl.lit(False), *(pl.col(c).is_not_null() for c in present)])
+        & ~pl.col("_row").is_in(untrusted.implode())
+    )
     rater = pl.col("rater").str.strip_chars().str.to_lowercase()
     placed = pl.col("dyad_id").str.contains(ID_PATTERN).fill_null(False) & pl.col("session").str.contains(
         SESSION_PATTERN
     ).fill_null(False)
-    for column in CONSENT_COLUMNS:
-        if column not in rows.columns:
-            continue
+    for column in present:
         value = parse_bool(pl.col(column))
         cells = rows.filter(pl.col(column).is_not_null() & value.is_not_null())
         patient = cells.filter((rater == "patient").fill_null(False) & placed)
@@ -114,8 +120,11 @@ def decisions(raw: pl.DataFrame, untrusted: pl.Series) -> tuple[pl.DataFrame, pl
                 "source_line",
             )
         )
+    table = _fast_table(pl.concat(parts)) if parts and fast_path_enabled() else None
     table = (
-        pl.concat(parts)
+        table
+        if table is not None
+        else pl.concat(parts)
         .sort("_row")
         # one REDCap record line gives several forms the same record-level cell: one decision
         .unique(
@@ -134,6 +143,23 @@ def decisions(raw: pl.DataFrame, untrusted: pl.Series) -> tuple[pl.DataFrame, pl
         else pl.DataFrame(schema={"source_file": pl.String, "column": pl.String, "warning": pl.String})
     )
     return table, warnings
+
+
+ORDER = ["dyad_id", "kind", "session", "source_file", "source_line"]
+
+
+def _fast_table(found: pl.DataFrame) -> pl.DataFrame | None:
+    """The decisions table in one sort instead of a hash de-duplication and a sort (fast
+    path): sorted by the table's order, then the decision and ``_row``, the copies of a
+    decision (one REDCap line gives several forms the same cell) are adjacent and the
+    first kept is the one of the lowest ``_row``, as the text path keeps. None when one
+    line gives two different decisions of one kind: their order is then the text path's."""
+    rows = found.sort([*ORDER, "consent", "_row"])
+    same = pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in ORDER]).fill_null(False)
+    rows = rows.filter(~(same & (pl.col("consent") == pl.col("consent").shift(1)).fill_null(False)))
+    if rows.select(same.any()).item():
+        return None
+    return rows.select(list(CONSENT_TABLE)).cast(CONSENT_TABLE)
 
 
 def invalid_cells(consent_only: pl.DataFrame) -> pl.DataFrame:

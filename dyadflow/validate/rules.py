@@ -155,6 +155,15 @@ ROW_MESSAGES = {
 }
 
 
+def _keep(frame: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
+    """``frame.filter(condition)``; with the fast path, ``frame`` itself (no copy of every
+    column) when the condition keeps every row, as it does on a clean export."""
+    if not fast_path_enabled():
+        return frame.filter(condition)
+    mask = frame.select(condition.fill_null(False)).to_series()
+    return frame if mask.all() else frame.filter(mask)
+
+
 def _row_messages(found: pl.DataFrame, known: list[str], earliest_date: dt.date | None = None) -> pl.DataFrame:
     messages = dict(ROW_MESSAGES)
     messages["date_range"] = lambda: pl.format(
@@ -294,7 +303,7 @@ def _row_level(
             pl.col("ingest_message").alias("message"),
         )
     ]
-    raw = raw.filter(pl.col("ingest_rule").is_null())
+    raw = _keep(raw, pl.col("ingest_rule").is_null())
     ragged = raw.filter(pl.col("source_fields") != pl.col("expected_fields"))
     found.append(
         _found(
@@ -305,7 +314,7 @@ def _row_level(
             ),
         )
     )
-    rest = raw.filter(pl.col("source_fields") == pl.col("expected_fields"))
+    rest = _keep(raw, pl.col("source_fields") == pl.col("expected_fields"))
     known = sorted(registry)
     has_consent = tuple(
         c for c in ("consent_share_text", "consent_share_ratings") if rest.get_column(c).null_count() < rest.height
@@ -315,6 +324,8 @@ def _row_level(
 
     items = item_columns(rest)
     rest = rest.with_columns(pl.col("instrument").str.to_lowercase().alias("_inst"))
+    if fast_path_enabled():  # only the columns the instrument checks read are split per instrument
+        rest = rest.select("_row", "_inst", "rater", "total", *items)
     for key in sorted(set(rest.get_column("_inst").drop_nulls().unique().to_list()) & set(known)):
         inst = registry[key]
         subset = rest.filter(pl.col("_inst") == key)
@@ -335,10 +346,15 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
         parse_bool(pl.col("consent_share_ratings")).alias("consent_share_ratings"),
         total_number(pl.col("total")).alias("total"),
     )
+    if fast_path_enabled() and items and rows.height:
+        return rows.with_columns(_typed_items(rows, registry, items))
     parts = []
     fast = fast_path_enabled()
+    # fast path: the instruments' rows are split off with only the columns typed here, and
+    # the typed items put back in place (the other columns are not copied per instrument)
+    source = rows.select("_row", "instrument", *items) if fast else rows
     for key in sorted(rows.get_column("instrument").unique().to_list()):
-        part = rows.filter(pl.col("instrument") == key)
+        part = source.filter(pl.col("instrument") == key)
         inst = registry[key]
         own = [(i, item_column(i)) for i in range(1, inst.n_items + 1) if item_column(i) in items]
         if fast and own:
@@ -370,7 +386,87 @@ def _typed(rows: pl.DataFrame, registry: dict[str, Instrument]) -> pl.DataFrame:
         parts.append(part)
     if not parts:
         return rows.with_columns([pl.lit(None, dtype=pl.Int16).alias(c) for c in items])
+    if fast:  # rows are in _row order (filtered from the prepared table), so are the typed items
+        return rows.with_columns(pl.concat(parts).sort("_row").select(items).get_columns())
     return pl.concat(parts).sort("_row")
+
+
+def _union_tokens(registry: dict[str, Instrument], keys: list[str], column: str) -> dict[str, int]:
+    """The simple tokens of ``column`` over the instruments ``keys`` that have that item,
+    without the tokens two of them read differently (``sometimes`` is 2 in the WAI-SR, 4
+    in the WAI-S): one lookup then types the column for every instrument's rows."""
+    number = int(column[5:])
+    merged: dict[str, int] = {}
+    clash: set[str] = set()
+    for key in keys:
+        inst = registry[key]
+        if number <= inst.n_items:
+            for token, value in simple_tokens(inst, number).items():
+                if merged.setdefault(token, value) != value:
+                    clash.add(token)
+    return {t: v for t, v in merged.items() if t not in clash}
+
+
+def _cast_reads(registry: dict[str, Instrument], keys: list[str], column: str) -> bool:
+    """Whether a plain Int16 cast of ``column`` gives, for every answer any of the
+    instruments ``keys`` accepts there, either its value or nothing (then the row takes
+    the lookup): true for numeric items (``3`` is 3; ``3.0``, ``1A`` do not cast); false
+    where the codes are numbers that mean other values (a categorical ``0`` that is code
+    1) and, for speed only, for items with codes such as ``1a``, which the lookup reads."""
+    number = int(column[5:])
+    for key in keys:
+        inst = registry[key]
+        if number > inst.n_items:
+            continue
+        if inst.item_codes.get(number):
+            return False
+        tokens = inst.token_map(number)
+        cast = pl.Series(list(tokens), dtype=pl.String).cast(pl.Int16, strict=False).to_list()
+        if any(got is not None and got != value for got, value in zip(cast, tokens.values(), strict=True)):
+            return False
+    return True
+
+
+def _typed_items(rows: pl.DataFrame, registry: dict[str, Instrument], items: list[str]) -> list[pl.Series]:
+    """The fast path's typed item columns of accepted rows (lower-case ``instrument``).
+
+    Every answer of an accepted row is one its instrument accepts, and an item an
+    instrument does not have is empty; so a cell that is a simple token of its own
+    instrument has the same value in the union of the instruments' simple tokens (tokens
+    they read differently are left out of it). One lookup per column types all rows at
+    once (no split per instrument); a numeric item is cast instead (:func:`_cast_reads`).
+    Only rows with another spelling (``1A``, ``1a|2b``, ``3.0`` or a label where the column
+    is cast, a label two instruments read differently) take the text path's normalising
+    lookup."""
+    keys = sorted(rows.get_column("instrument").unique().to_list())
+    exprs = []
+    for c in items:
+        tokens = _union_tokens(registry, keys, c)
+        if not tokens:
+            exprs.append(pl.lit(None, dtype=pl.Int16))
+        elif _cast_reads(registry, keys, c):
+            exprs.append(pl.col(c).cast(pl.Int16, strict=False))
+        else:
+            exprs.append(
+                pl.col(c).replace_strict(list(tokens), list(tokens.values()), default=None, return_dtype=pl.Int16)
+            )
+    typed = rows.select([e.alias(c) for e, c in zip(exprs, items, strict=True)])
+    other = rows.select(
+        pl.any_horizontal(
+            [pl.col(c).is_not_null() & t.is_null() for c, t in zip(items, typed.get_columns(), strict=True)]
+        )
+    ).to_series()
+    if not other.any():
+        return typed.get_columns()
+    where = other.arg_true()
+    rest = rows.filter(other).select("_row", "instrument", *items)
+    parts = []
+    for key in sorted(rest.get_column("instrument").unique().to_list()):
+        inst = registry[key]
+        part = rest.filter(pl.col("instrument") == key).with_columns(instrument_item_values(inst, items))
+        parts.append(part.with_columns([pl.lit(None, dtype=pl.Int16).alias(c) for c in items if c not in inst.items]))
+    values = pl.concat(parts).sort("_row")
+    return [typed.get_column(c).scatter(where, values.get_column(c)) for c in items]
 
 
 def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
@@ -410,6 +506,7 @@ def _duplicates(rows: pl.DataFrame) -> pl.DataFrame:
 def _identity(rows: pl.DataFrame) -> pl.DataFrame:
     """A dyad keeps one patient, one therapist and one arm: the value most of its rows give."""
     found = []
+    rows = rows.select("_row", "dyad_id", "session", "patient_id", "therapist_id", "arm")  # all that is read here
     for column, rule in (
         ("patient_id", "dyad_patient_changed"),
         ("therapist_id", "dyad_therapist_changed"),
@@ -532,14 +629,14 @@ def validate_frames(
     ]
     raw = _prepare(frames)
     consent_only = raw.filter(pl.col("consent_only"))  # not questionnaires: only their consent counts
-    raw = raw.filter(~pl.col("consent_only"))
+    raw = _keep(raw, ~pl.col("consent_only"))
     found = [_row_level(raw, registry, date_limit, earliest_date)]
     rejected = found[0].get_column("_row").unique()
-    survivors = _typed(raw.filter(~pl.col("_row").is_in(rejected.implode())), registry)
+    survivors = _typed(_keep(raw, ~pl.col("_row").is_in(rejected.implode())), registry)
     for rule_set in (_duplicates, _identity, _date_order):
         step = rule_set(survivors)
         found.append(step)
-        survivors = survivors.filter(~pl.col("_row").is_in(step.get_column("_row").implode()))
+        survivors = _keep(survivors, ~pl.col("_row").is_in(step.get_column("_row").implode()))
 
     items = item_columns(survivors)
     max_items = max((int(c[5:]) for c in items), default=0)
