@@ -31,6 +31,7 @@ from dyadflow.core.contract import empty
 from dyadflow.core.study import instrument
 from dyadflow.report import charts
 from dyadflow.report.tables import ReportTables
+from dyadflow.score import with_text_consent
 from dyadflow.validate import consent as consent_rules
 from dyadflow.validate.consent import ConsentModel
 
@@ -107,7 +108,9 @@ def visible_notes(
 
     The clinician copy shows the therapist's own notes, and the patient's and observers'
     notes (an observer may quote the patient) only where the patient's text consent
-    governs the note's session (``consent``: the rows of consent.parquet; none = no).
+    governs the note's session: the scores' ``consent_share_text``, which the score stage
+    computed, or, when ``consent`` (the rows of consent.parquet) is given, computed from it
+    the same way (:func:`dyadflow.score.with_text_consent`).
     Notes longer than ``max_chars`` are shortened (a 1,000,000-character note took 197
     pages); the research copy says where the full text is (the validated file and line).
     """
@@ -119,13 +122,14 @@ def visible_notes(
         return notes.select(
             "dyad_id", "session", "rater", "instrument", shorten_note(pl.col("note"), max_chars, where).alias("note")
         ).sort("dyad_id", "session", "rater", "instrument")
-    notes = notes.select("dyad_id", "session", "rater", "instrument", "note")
-    governed = consent_rules.governs(notes, consent if consent is not None else _no_consent(), "share_text")
+    if consent is not None or "consent_share_text" not in notes.columns:
+        notes = with_text_consent(notes, consent if consent is not None else _no_consent())
     return (
-        governed.filter((pl.col("rater") == "therapist") | pl.col("consent"))
+        notes.filter((pl.col("rater") == "therapist") | pl.col("consent_share_text").fill_null(False))
         # redacted before it is cut, so a cut never leaves part of an address
-        .with_columns(shorten_note(redact(pl.col("note")), max_chars).alias("note"))
-        .drop("consent")
+        .select(
+            "dyad_id", "session", "rater", "instrument", shorten_note(redact(pl.col("note")), max_chars).alias("note")
+        )
         .sort("dyad_id", "session", "rater", "instrument")
     )
 
@@ -310,7 +314,7 @@ def shard_contexts(
     bands = [{"label": b.label, "min": b.min, "max": b.max} for b in inst.bands]
     a_pat = instrument(registry, alliance["patient"], "alliance.patient")
     a_ther = instrument(registry, alliance["therapist"], "alliance.therapist")
-    notes = visible_notes(t.scores, audience, t.consent, max_note_chars)
+    notes = visible_notes(t.scores, audience, None, max_note_chars)
     profile = subscale_profile(t, alliance)
     withheld = {}
     if audience == "clinician":  # the patient's ratings only with their ratings consent

@@ -43,7 +43,7 @@ def with_selection_columns(selection: pl.DataFrame) -> pl.DataFrame:
 
 
 def with_note(scores: pl.DataFrame) -> pl.DataFrame:
-    """The scores with a ``note`` column (null when the validated rows had none)."""
+    """The scores with a ``note`` column (the score stage carries it; null in an older results folder)."""
     return scores if "note" in scores.columns else scores.with_columns(pl.lit(None, dtype=pl.String).alias("note"))
 
 
@@ -84,15 +84,6 @@ def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> R
     }
     missing = [str(p) for p in paths.values() if not p.exists()]
     frames = {key: read_table(paths[key], model) for key, model in CONTRACTS.items()}
-    validated = root / "validated" / "questionnaires.parquet"
-    if frames["scores"].height and "note" not in frames["scores"].columns and validated.exists():
-        # score drops the free text: take the note from the validated rows (consent comes from
-        # validated/consent.parquet only, see dyadflow.validate.consent)
-        keys = ["dyad_id", "session", "rater", "instrument"]
-        text = pl.read_parquet(validated, columns=[*keys, "note"]).with_columns(
-            pl.col("session").cast(frames["scores"].schema["session"])
-        )
-        frames["scores"] = frames["scores"].join(text.unique(keys, keep="first"), on=keys, how="left")
     frames["scores"] = with_note(frames["scores"])
     parts = []
     for name in strategies:

@@ -25,9 +25,10 @@ import polars as pl
 
 from dyadflow.core import atomic
 from dyadflow.core import config as config_schema
-from dyadflow.core.contract import columns
+from dyadflow.core.contract import columns, empty, read_table
 from dyadflow.core.registry import Instrument
 from dyadflow.core.study import instrument
+from dyadflow.score.reliability import ReliabilityModel
 from dyadflow.stats import alliance as alliance_mod
 from dyadflow.stats import change, cohort, feedback, grouped, lagged, ruptures, sudden_gains
 from dyadflow.stats.contract import DyadsModel, FeedbackModel, RupturesModel, SessionsModel, SuddenGainsModel
@@ -121,12 +122,14 @@ def compute(
     outcome: str,
     alliance: dict[str, str],
     cfg: dict | None = None,
-    validated: pl.DataFrame | None = None,
+    reliability: pl.DataFrame | None = None,
     feedback_cfg: dict | None = None,
     reference: pl.DataFrame | None = None,
 ) -> StatsResult:
-    """Everything the stats stage writes; ``feedback_cfg`` is the ``feedback:`` config and
-    ``reference`` the outcome rows of ``feedback.reference`` (:func:`feedback.read_reference`)."""
+    """Everything the stats stage writes; ``reliability`` is the score stage's reliability
+    table (:mod:`dyadflow.score.reliability`; none: no alpha), ``feedback_cfg`` the
+    ``feedback:`` config and ``reference`` the outcome rows of ``feedback.reference``
+    (:func:`feedback.read_reference`)."""
     s = settings(cfg)
     out_inst = instrument(registry, outcome, "outcome")
     pat_inst = instrument(registry, alliance["patient"], "alliance.patient")
@@ -195,12 +198,13 @@ def compute(
     # every instrument the study has (not only the outcome and alliance ones): a handful of keys
     present = set(scores.get_column("instrument").unique().to_list())
     instruments = sorted((present | {outcome, alliance["patient"], alliance["therapist"]}) & set(registry))
-    source = validated if validated is not None else scores
     coh = {
         "outcome": outcome,
         "alliance": dict(alliance),
         "pooled_effect": cohort.pooled(sessions, bool(lag["covariate_outcome"]), lag["predictor"]),
-        "reliability": cohort.reliability(source, registry, instruments),
+        "reliability": cohort.reliability(
+            reliability if reliability is not None else empty(ReliabilityModel), instruments
+        ),
         "completeness": cohort.completeness(scores, instruments),
         "change_categories": cohort.categories_by_arm(dyads),
         "change_rule": {
@@ -233,16 +237,16 @@ def run(
     alliance: dict[str, str],
     cfg: dict | None,
     out: dict[str, str],
-    validated_path: str | None = None,
+    reliability_path: str | None = None,
     feedback_cfg: dict | None = None,
 ) -> StatsResult:
     """Read the scores, compute everything, write the outputs named in ``out`` (the feedback
     table too when ``out`` names ``feedback`` and ``feedback_csv``)."""
     scores = pl.read_parquet(scores_path)
-    validated = pl.read_parquet(validated_path) if validated_path else None
+    reliability = read_table(reliability_path, ReliabilityModel) if reliability_path else None
     fcfg = feedback.settings(feedback_cfg)
     reference = feedback.read_reference(fcfg["reference"], outcome) if fcfg["reference"] else None
-    res = compute(scores, registry, outcome, alliance, cfg, validated, fcfg, reference)
+    res = compute(scores, registry, outcome, alliance, cfg, reliability, fcfg, reference)
     atomic.write_table(out["sessions"], res.sessions, SessionsModel, "parquet")
     atomic.write_table(out["dyads"], res.dyads, DyadsModel, "parquet")
     atomic.write_table(out["dyads_csv"], res.dyads, DyadsModel, "csv")

@@ -6,7 +6,6 @@ include: "report_helpers.smk"
 checkpoint report_plan:
     input:
         scores=rules.score.output.parquet,
-        validated=rules.validate.output.validated,
         consent=rules.validate.output.consent,
         rejections=rules.validate.output.rejections,
         sessions=rules.stats.output.sessions,
@@ -67,7 +66,6 @@ rule report_caseload:
         sudden_gains=rules.stats.output.sudden_gains,
         ruptures=rules.stats.output.ruptures,
         rejections=rules.validate.output.rejections,
-        validated=rules.validate.output.validated,
         shards=_shard_manifests,
         templates=REPORT_TEMPLATES,
     output:
