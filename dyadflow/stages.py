@@ -136,7 +136,17 @@ def _stats(input, output, params, **_):
     from dyadflow import stats
 
     study = _study(params)
-    names = ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort", "feedback", "feedback_csv")
+    names = (
+        "sessions",
+        "dyads",
+        "dyads_csv",
+        "sudden_gains",
+        "ruptures",
+        "cohort",
+        "feedback",
+        "feedback_csv",
+        "subscales",
+    )
     out = {k: getattr(output, k) for k in names if hasattr(output, k)}
     res = stats.run(
         input.scores,

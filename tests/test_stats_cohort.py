@@ -183,3 +183,21 @@ def test_alpha_has_the_same_bits_however_the_frame_is_chunked():
     assert (a, n, k) == cronbach_alpha(whole) and (n, k) == (955, 21)
     expected = 21 / 20 * (1 - x.var(axis=0, ddof=1).sum() / x.sum(axis=1).var(ddof=1))
     assert a == pytest.approx(expected, rel=1e-12)
+
+
+def test_arms_counts_dyads_and_sessions_per_arm():
+    from dyadflow.stats.cohort import arms
+
+    dyads = pl.DataFrame(
+        {"arm": ["CBT", None, "CBT", "IPT"], "n_sessions": [4, 2, 7, 1]},
+        schema={"arm": pl.String, "n_sessions": pl.Int32},
+    )
+    assert arms(dyads) == {
+        "dyads": 4,
+        "sessions": 14,
+        "per_arm": [
+            {"arm": "CBT", "dyads": 2, "sessions": 11, "median_sessions": 5.5},
+            {"arm": "IPT", "dyads": 1, "sessions": 1, "median_sessions": 1.0},
+            {"arm": None, "dyads": 1, "sessions": 2, "median_sessions": 2.0},  # no arm: last
+        ],
+    }

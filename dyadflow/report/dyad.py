@@ -256,39 +256,6 @@ def risk_rows(t: ReportTables) -> pl.DataFrame:
     )
 
 
-def missed_sessions(t: ReportTables) -> pl.DataFrame:
-    """Per dyad, treatment sessions between 1 and its last session with no data at all."""
-    seen = t.sessions.filter(pl.col("session") >= 1)
-    last = seen.group_by("dyad_id").agg(pl.col("session").max().alias("last"))
-    expected = last.with_columns(pl.int_ranges(1, pl.col("last") + 1).alias("session")).explode("session").drop("last")
-    return (
-        expected.join(seen.select("dyad_id", "session"), on=["dyad_id", "session"], how="anti")
-        .group_by("dyad_id")
-        .agg(pl.col("session").sort())
-    )
-
-
-def subscale_profile(t: ReportTables, alliance: dict[str, str]) -> pl.DataFrame:
-    """Mean of each ``sub_*`` column of the alliance instruments over sessions, per dyad and rater."""
-    subs = [c for c in t.scores.columns if c.startswith("sub_")]
-    if not subs:
-        return pl.DataFrame(
-            schema={"dyad_id": pl.String, "rater": pl.String, "subscale": pl.String, "value": pl.Float64}
-        )
-    keep = pl.any_horizontal(
-        *[(pl.col("rater") == rater) & (pl.col("instrument") == inst) for rater, inst in alliance.items()]
-    )
-    return (
-        t.scores.filter(keep)
-        .group_by("dyad_id", "rater")
-        .agg([pl.col(c).cast(pl.Float64).mean().alias(c) for c in subs])
-        .unpivot(index=["dyad_id", "rater"], variable_name="subscale", value_name="value")
-        .filter(pl.col("value").is_not_null())
-        .with_columns(pl.col("subscale").str.strip_prefix("sub_"))
-        .sort("dyad_id", "rater", "subscale")
-    )
-
-
 def _by_dyad(frame: pl.DataFrame) -> dict[str, list[dict]]:
     if frame.is_empty():
         return {}
@@ -315,7 +282,7 @@ def shard_contexts(
     a_pat = instrument(registry, alliance["patient"], "alliance.patient")
     a_ther = instrument(registry, alliance["therapist"], "alliance.therapist")
     notes = visible_notes(t.scores, audience, None, max_note_chars)
-    profile = subscale_profile(t, alliance)
+    profile = t.subscales  # the stats stage's subscale profile
     withheld = {}
     if audience == "clinician":  # the patient's ratings only with their ratings consent
         t, hidden = clinician_tables(t, outcome_by_patient="patient" in inst.raters)
@@ -329,7 +296,7 @@ def shard_contexts(
         "sessions": _by_dyad(session_rows(t, outcome)),
         "risk": _by_dyad(risk_rows(t)),
         "notes": _by_dyad(notes),
-        "missed": {r["dyad_id"]: r["session"] for r in missed_sessions(t).to_dicts()},
+        "missed": dict(t.dyads.select("dyad_id", "missed_sessions").drop_nulls().iter_rows()),
         "profile": _by_dyad(profile),
         "gains": _by_dyad(t.sudden_gains.sort("dyad_id", "pregain_session")),
         "ruptures": _by_dyad(t.ruptures.sort("dyad_id", "rupture_session", "rater")),
@@ -363,7 +330,7 @@ def shard_contexts(
             "sessions": sessions,
             "risk": per["risk"].get(d, []),
             "notes": per["notes"].get(d, []),
-            "missed": per["missed"].get(d, []),
+            "missed": per["missed"].get(d),
             "profile": per["profile"].get(d, []),
             "gains": per["gains"].get(d, []),
             "ruptures": per["ruptures"].get(d, []),

@@ -18,7 +18,14 @@ from dyadflow.core.accounting import AccountingModel, RejectionsModel
 from dyadflow.core.contract import conform, empty, read_table
 from dyadflow.score.contract import ScoresModel
 from dyadflow.select.common import SelectionModel
-from dyadflow.stats.contract import DyadsModel, FeedbackModel, RupturesModel, SessionsModel, SuddenGainsModel
+from dyadflow.stats.contract import (
+    DyadsModel,
+    FeedbackModel,
+    RupturesModel,
+    SessionsModel,
+    SubscalesModel,
+    SuddenGainsModel,
+)
 from dyadflow.validate.consent import ConsentModel
 
 # The contract of each table the reports read (owned by the stage that writes it)
@@ -31,6 +38,7 @@ CONTRACTS = {
     "rejections": RejectionsModel,
     "consent": ConsentModel,
     "feedback": FeedbackModel,
+    "subscales": SubscalesModel,
 }
 ACCOUNTING = AccountingModel
 
@@ -61,6 +69,8 @@ class ReportTables:
     consent: pl.DataFrame = field(default_factory=lambda: empty(ConsentModel))
     # the feedback rows (FeedbackModel); none = the clinician copy shows no signal
     feedback: pl.DataFrame = field(default_factory=lambda: empty(FeedbackModel))
+    # the subscale profile per dyad and rater (stats); none = no profile chart
+    subscales: pl.DataFrame = field(default_factory=lambda: empty(SubscalesModel))
 
 
 def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> ReportTables:
@@ -81,6 +91,7 @@ def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> R
         "rejections": root / "validation" / "rejections.csv",
         "consent": root / "validated" / "consent.parquet",
         "feedback": root / "stats" / "feedback.parquet",
+        "subscales": root / "stats" / "subscales.csv",
     }
     missing = [str(p) for p in paths.values() if not p.exists()]
     frames = {key: read_table(paths[key], model) for key, model in CONTRACTS.items()}

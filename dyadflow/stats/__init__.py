@@ -31,7 +31,15 @@ from dyadflow.core.study import instrument
 from dyadflow.score.reliability import ReliabilityModel
 from dyadflow.stats import alliance as alliance_mod
 from dyadflow.stats import change, cohort, feedback, grouped, lagged, ruptures, sudden_gains
-from dyadflow.stats.contract import DyadsModel, FeedbackModel, RupturesModel, SessionsModel, SuddenGainsModel
+from dyadflow.stats import sessions as session_mod
+from dyadflow.stats.contract import (
+    DyadsModel,
+    FeedbackModel,
+    RupturesModel,
+    SessionsModel,
+    SubscalesModel,
+    SuddenGainsModel,
+)
 from dyadflow.stats.sessions import session_table
 
 __all__ = ["settings", "session_table", "compute", "run"]
@@ -114,6 +122,7 @@ class StatsResult:
     ruptures: pl.DataFrame
     cohort: dict
     feedback: pl.DataFrame | None = None
+    subscales: pl.DataFrame | None = None
 
 
 def compute(
@@ -186,6 +195,8 @@ def compute(
     fb = feedback.feedback_table(sessions, scores, rule, rup, ranges, feedback_cfg, int(rp["repair_window"]), reference)
     dyads = dyads.join(feedback.dyad_latest(dyads, fb, scores), on="dyad_id", how="left")
 
+    dyads = dyads.join(session_mod.missed_sessions(sessions), on="dyad_id", how="left")
+
     notes = ["_note_outcome", "_note_rci", "_note_alliance", "_note_lag", "_note_sg"]
     dyads = (
         dyads.with_columns(pl.concat_str(notes, separator="; ", ignore_nulls=True).alias("stats_note"))
@@ -225,9 +236,11 @@ def compute(
         },
         "ruptures": {**rp, "n": rup.height, "repaired": int(rup.get_column("repaired").sum())},
         "flow": cohort.flow(scores, dyads, sessions, lag_y, lag_xs),
+        "arms": cohort.arms(dyads),
         "settings": s,
     }
-    return StatsResult(sessions, dyads, gains, rup, coh, fb)
+    profile = alliance_mod.subscale_profile(scores, alliance)
+    return StatsResult(sessions, dyads, gains, rup, coh, fb, profile)
 
 
 def run(
@@ -253,6 +266,8 @@ def run(
     atomic.write_table(out["sudden_gains"], res.gains, SuddenGainsModel, "csv")
     atomic.write_table(out["ruptures"], res.ruptures, RupturesModel, "csv")
     atomic.write_json(out["cohort"], res.cohort)
+    if "subscales" in out:
+        atomic.write_table(out["subscales"], res.subscales, SubscalesModel, "csv")
     if "feedback" in out:
         atomic.write_table(out["feedback"], res.feedback, FeedbackModel, "parquet")
         atomic.write_table(out["feedback_csv"], res.feedback, FeedbackModel, "csv")

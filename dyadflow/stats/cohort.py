@@ -6,7 +6,8 @@
 - internal consistency per instrument, as the score stage computed it
   (:mod:`dyadflow.score.reliability`: Cronbach's α on the keyed items; McDonald's ω null);
 - completeness per instrument and session: dyads with a scored questionnaire / dyads;
-- change categories per arm; flow counts from questionnaires to analysed dyads.
+- change categories per arm; flow counts from questionnaires to analysed dyads; dyads and
+  sessions attended per arm (``arms``, the cohort report's flow table).
 """
 
 from __future__ import annotations
@@ -69,6 +70,25 @@ def categories_by_arm(dyads: pl.DataFrame) -> dict:
     for arm, cat, n in counts.iter_rows():  # arms × categories: a few cells
         out.setdefault(arm, {})[cat] = int(n)
     return out
+
+
+def arms(dyads: pl.DataFrame) -> dict:
+    """The cohort report's flow table: dyads and sessions attended (``n_sessions``) per arm
+    (an arm of null sorts last), and over all arms."""
+    per_arm = (
+        dyads.group_by("arm")
+        .agg(
+            pl.len().alias("dyads"),
+            pl.col("n_sessions").sum().alias("sessions"),
+            pl.col("n_sessions").median().alias("median_sessions"),
+        )
+        .sort("arm", nulls_last=True)
+    )
+    return {
+        "dyads": dyads.height,
+        "sessions": int(dyads.get_column("n_sessions").sum() or 0),
+        "per_arm": per_arm.to_dicts(),
+    }
 
 
 def flow(scores: pl.DataFrame, dyads: pl.DataFrame, sessions: pl.DataFrame, lag_y: str, lag_xs: list[str]) -> dict:

@@ -11,6 +11,7 @@ checkpoint report_plan:
         sessions=rules.stats.output.sessions,
         dyads=rules.stats.output.dyads,
         feedback=rules.stats.output.feedback,
+        subscales=rules.stats.output.subscales,
         selection=rules.select.output.index,
         optional=_optional_report_inputs,
     output:

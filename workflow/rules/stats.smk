@@ -14,6 +14,7 @@ rule stats:
         cohort=f"{RESULTS}/stats/cohort.json",
         feedback=f"{RESULTS}/stats/feedback.parquet",
         feedback_csv=f"{RESULTS}/stats/feedback.csv",
+        subscales=f"{RESULTS}/stats/subscales.csv",
     log:
         f"{LOGS}/stats.log",
     params:
