@@ -23,6 +23,7 @@ from dyadflow.core.contract import read_table
 from dyadflow.core.registry import Instrument, item_column
 from dyadflow.score.contract import ScoresModel
 from dyadflow.validate import consent as consent_rules
+from dyadflow.validate.checks import ValidatedModel
 from dyadflow.validate.consent import ConsentModel
 
 ID_COLUMNS = ["dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument"]
@@ -239,7 +240,7 @@ def run(
     consent) and, when ``out_reliability`` is given, the reliability table."""
     from dyadflow.score import reliability
 
-    validated = pl.read_parquet(validated_path)
+    validated = read_table(validated_path, ValidatedModel)
     scores = with_text_consent(score_frame(validated, registry), read_table(consent_path, ConsentModel))
     atomic.write_table(out_parquet, scores, ScoresModel, "parquet")
     atomic.write_table(out_csv, scores, ScoresModel, "csv")
