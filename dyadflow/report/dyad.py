@@ -27,13 +27,11 @@ import polars as pl
 
 from dyadflow import __version__
 from dyadflow.core.config import section
-from dyadflow.core.contract import empty
 from dyadflow.core.study import instrument
 from dyadflow.report import charts
 from dyadflow.report.tables import ReportTables
 from dyadflow.score import with_text_consent
 from dyadflow.validate import consent as consent_rules
-from dyadflow.validate.consent import ConsentModel
 
 AUDIENCES = ("research", "clinician")
 # \w is Unicode-aware (jörg.ex@exämple.se); ＠ is the full-width at sign
@@ -85,10 +83,6 @@ def redact(expr: pl.Expr) -> pl.Expr:
     )
 
 
-def _no_consent() -> pl.DataFrame:
-    return empty(ConsentModel)
-
-
 def shorten_note(note: pl.Expr, max_chars: int, where: pl.Expr | None = None) -> pl.Expr:
     """A note longer than ``max_chars`` characters cut to at most that many (at the last
     word boundary, unless that loses more than a fifth), followed by "… (shortened)" and,
@@ -123,7 +117,7 @@ def visible_notes(
             "dyad_id", "session", "rater", "instrument", shorten_note(pl.col("note"), max_chars, where).alias("note")
         ).sort("dyad_id", "session", "rater", "instrument")
     if consent is not None or "consent_share_text" not in notes.columns:
-        notes = with_text_consent(notes, consent if consent is not None else _no_consent())
+        notes = with_text_consent(notes, consent if consent is not None else consent_rules.empty_table())
     return (
         notes.filter((pl.col("rater") == "therapist") | pl.col("consent_share_text").fill_null(False))
         # redacted before it is cut, so a cut never leaves part of an address
