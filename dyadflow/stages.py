@@ -126,7 +126,9 @@ def _validate(input, output, params, log, **_):
 def _score(input, output, params, **_):
     from dyadflow import score
 
-    scores = score.run(input.validated, _study(params).registry, output.parquet, output.csv)
+    scores = score.run(
+        input.validated, _study(params).registry, output.parquet, output.csv, input.consent, output.reliability
+    )
     logger.info("scored %d questionnaires", scores.height)
 
 
@@ -134,7 +136,17 @@ def _stats(input, output, params, **_):
     from dyadflow import stats
 
     study = _study(params)
-    names = ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort", "feedback", "feedback_csv")
+    names = (
+        "sessions",
+        "dyads",
+        "dyads_csv",
+        "sudden_gains",
+        "ruptures",
+        "cohort",
+        "feedback",
+        "feedback_csv",
+        "subscales",
+    )
     out = {k: getattr(output, k) for k in names if hasattr(output, k)}
     res = stats.run(
         input.scores,
@@ -143,7 +155,7 @@ def _stats(input, output, params, **_):
         study.alliance_keys,
         _plain(params.stats),
         out,
-        validated_path=input.validated,
+        reliability_path=input.reliability,
         feedback_cfg=_plain(params.get("feedback")),
     )
     flow = res.cohort["flow"]

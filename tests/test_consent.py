@@ -17,6 +17,7 @@ from conftest import BDI_OK, WAI_S_OK, WAI_SR_OK, row, run_validation, write_can
 
 from dyadflow.ingest import read_input
 from dyadflow.report.dyad import redact, visible_notes
+from dyadflow.score import with_text_consent
 from dyadflow.validate import consent as C
 from dyadflow.validate.rules import validate_frames
 
@@ -394,6 +395,10 @@ def consent_build(tmp_path_factory):
         ],
         schema=C.CONSENT_TABLE,
     ).write_parquet(res / "validated" / "consent.parquet")
+    # the score stage carries each row's text consent (dyadflow.score.with_text_consent)
+    scores = pl.read_parquet(res / "scores" / "questionnaires.parquet")
+    consent = pl.read_parquet(res / "validated" / "consent.parquet")
+    with_text_consent(scores, consent).write_parquet(res / "scores" / "questionnaires.parquet")
     build(res)
     return res
 

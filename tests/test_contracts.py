@@ -3,6 +3,8 @@ written (atomic.write_table), used by every reader (contract.read_table)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pytest
 
@@ -19,8 +21,8 @@ from dyadflow.stats.contract import DyadsModel, RupturesModel, SessionsModel
 
 def test_column_lists_come_from_the_models():
     assert DYAD_COLUMNS == columns(DyadsModel)
-    assert DYAD_COLUMNS[:3] == ["dyad_id", "patient_id", "therapist_id"] and DYAD_COLUMNS[-1] == "risk_latest_session"
-    assert len(DYAD_COLUMNS) == 41
+    assert DYAD_COLUMNS[:3] == ["dyad_id", "patient_id", "therapist_id"] and DYAD_COLUMNS[-1] == "missed_sessions"
+    assert len(DYAD_COLUMNS) == 42
     assert rupture_table.COLUMNS == columns(RupturesModel)
     assert SELECTION_SCHEMA == {
         "dyad_id": pl.String,
@@ -91,3 +93,49 @@ def test_selection_session_and_rank_are_int32_in_the_report_as_written(tmp_path)
     assert t.selection.schema["session"] == pl.Int32 == t.sessions.schema["session"]
     assert t.selection.schema["rank"] == pl.Int32
     assert t.selection.rows() == [("D001", 4, "high", 1, "highest composite", "high_low")]
+
+
+def test_the_validated_questionnaires_table_has_one_model(tmp_path):
+    from dyadflow.validate.checks import ValidatedModel, validated_schema
+
+    fixed = columns(ValidatedModel)
+    assert list(validated_schema(2).columns) == [*fixed[:8], "item_01", "item_02", *fixed[8:]]
+    assert fixed[:8] == ["dyad_id", "patient_id", "therapist_id", "arm", "session", "date", "rater", "instrument"]
+    assert fixed[8:] == [
+        "note",
+        "consent_share_text",
+        "consent_share_ratings",
+        "source_file",
+        "source_line",
+        "total",
+        "coder_id",
+    ]
+    # a reader (the score stage) reads it with the model: types cast, items kept after the contract columns
+    row = {"dyad_id": "D1", "patient_id": "P1", "therapist_id": "T1", "session": 3, "rater": "patient"}
+    frame = pl.DataFrame([{**row, "instrument": "phq_9", "item_01": 2, "source_file": "q.csv", "source_line": 2}])
+    frame = frame.with_columns(pl.lit(dt.date(2024, 1, 8)).alias("date"))
+    frame.write_parquet(tmp_path / "v.parquet")
+    read = read_table(tmp_path / "v.parquet", ValidatedModel)
+    assert read.schema["session"] == pl.Int32 and read.schema["consent_share_text"] == pl.Boolean
+    assert read.columns[-1] == "item_01" and read.row(0, named=True)["note"] is None
+    frame.with_columns(pl.lit("bad id!").alias("dyad_id")).write_parquet(tmp_path / "b.parquet")
+    with pytest.raises(DyadflowError) as err:
+        read_table(tmp_path / "b.parquet", ValidatedModel)
+    assert "ValidatedModel" in str(err.value) and str(tmp_path / "b.parquet") in str(err.value)
+
+
+def test_the_microprocess_tables_have_their_models(tmp_path):
+    from dyadflow.microprocess.congruence import SESSION_COLUMNS, MicroSessionsModel
+    from dyadflow.microprocess.segments import SEGMENT_COLUMNS, SegmentsModel
+
+    assert SESSION_COLUMNS == dtypes(MicroSessionsModel) and SEGMENT_COLUMNS == dtypes(SegmentsModel)
+    assert list(SEGMENT_COLUMNS)[-1] == "source" and list(SESSION_COLUMNS)[-1] == "note"
+    # a sessions.csv whose optional columns are all empty reads back with the contract's types
+    (tmp_path / "sessions.csv").write_text("dyad_id,session,congruence_r,note\nD1,2,,\n")
+    frame = read_table(tmp_path / "sessions.csv", MicroSessionsModel)
+    assert frame.schema["congruence_r"] == pl.Float64 and frame.schema["note"] == pl.String
+    assert frame.schema["session"] == pl.Int32 and frame.columns == columns(MicroSessionsModel)
+    bad = pl.DataFrame({"dyad_id": ["D1"], "session": [1], "rank": ["first"]})
+    with pytest.raises(DyadflowError):
+        atomic.write_table(tmp_path / "segments.csv", bad, SegmentsModel)
+    assert not (tmp_path / "segments.csv").exists()

@@ -64,6 +64,14 @@ def test_cohort_report_shows_cohort_json_and_dashes_for_missing(tmp_path):
                 ],
                 "change_categories": {"CBT": {"recovered": 1}, "IPT": {"unchanged": 1}},
                 "flow": {"dyads_started": 2},
+                "arms": {
+                    "dyads": 2,
+                    "sessions": 5,
+                    "per_arm": [
+                        {"arm": "CBT", "dyads": 1, "sessions": 4, "median_sessions": 4.0},
+                        {"arm": "IPT", "dyads": 1, "sessions": 1, "median_sessions": 1.0},
+                    ],
+                },
             }
         )
     )

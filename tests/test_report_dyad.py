@@ -21,6 +21,7 @@ from dyadflow.core.contract import conform
 from dyadflow.report import render, shards
 from dyadflow.report.render import fmt_number, fmt_signed
 from dyadflow.report.tables import read_report_tables
+from dyadflow.stats.alliance import subscale_profile
 from dyadflow.stats.contract import DyadsModel
 from dyadflow.validate.consent import CONSENT_TABLE
 
@@ -59,6 +60,7 @@ def _dyads(full: bool = True) -> pl.DataFrame:
             "agreement_n": 4,
             "discrepancy_mean": -1.4375,
             "stats_note": None,
+            "missed_sessions": "4",  # stats: session 4 has no data (see _sessions)
         },
         {
             "dyad_id": "D2",
@@ -211,6 +213,7 @@ def write_results(root: Path, full: bool = True) -> Path:
     _sessions().write_parquet(res / "stats" / "sessions.parquet")
     _scores().write_parquet(res / "scores" / "questionnaires.parquet")
     if full:
+        subscale_profile(_scores(), ALLIANCE).write_csv(res / "stats" / "subscales.csv")
         pl.DataFrame(
             {
                 "dyad_id": ["D1"],
@@ -313,6 +316,37 @@ def test_missing_contract_columns_are_added_as_null(tmp_path):
     assert t.dyads.schema["agreement_r"] == pl.Float64 and t.sudden_gains.height == 0
     assert t.selection.columns == ["dyad_id", "session", "group", "rank", "reason", "strategy"]
     assert str(res / "selection" / "nothere.csv") in t.missing
+
+
+def test_missed_sessions_and_the_subscale_profile_are_the_stats_tables(tmp_path, registry):
+    """Issue 16.3: the report renders what stats computed (dyads.missed_sessions, stats/subscales.csv);
+    planted values that the scores cannot give show it does not recompute them."""
+    from dyadflow.report import dyad as dyad_report
+
+    res = write_results(tmp_path)
+    dyads = pl.read_parquet(res / "stats" / "dyads.parquet")
+    dyads.with_columns(pl.Series("missed_sessions", ["2, 3", None])).write_parquet(res / "stats" / "dyads.parquet")
+    pl.DataFrame({"dyad_id": ["D1"], "rater": ["patient"], "subscale": ["goal"], "value": [9.99]}).write_csv(
+        res / "stats" / "subscales.csv"
+    )
+    t = read_report_tables(res)
+    ctx = {
+        c["dyad"]["dyad_id"]: c
+        for c in dyad_report.shard_contexts(
+            t,
+            audience="research",
+            study="Trial",
+            outcome="bdi_ii",
+            alliance=ALLIANCE,
+            registry=registry,
+            provenance={"version": "x", "config": None, "templates": None},
+        )
+    }
+    assert (ctx["D1"]["missed"], ctx["D2"]["missed"]) == ("2, 3", None)
+    assert (ctx["D1"]["profile"], ctx["D2"]["profile"]) == (
+        [{"rater": "patient", "subscale": "goal", "value": 9.99}],
+        [],
+    )
 
 
 def test_key_figures_equal_the_stats_tables(built):

@@ -227,3 +227,59 @@ def test_missing_and_subscales_are_read_from_the_instrument_file(registry):
     oq45 = registry["oq_45"]
     assert (oq45.missing_rule, oq45.subscale_score) == ("subscale_mean", "sum")
     assert (registry["wai_sr"].missing_rule, registry["wai_sr"].subscale_score) == ("prorate", "mean")
+
+
+def test_the_score_stage_carries_notes_text_consent_and_reliability(tmp_path, registry):
+    """Issue 16.3: the reports read the note and the governing text consent from the scores,
+    and the stats stage reads Cronbach's alpha from results/scores/reliability.csv."""
+    from dyadflow import score
+    from dyadflow.validate.consent import CONSENT_TABLE
+
+    rows = [
+        {**validated("wai_sr", [3] * 12, session=0), "note": "N0", "consent_share_text": True},
+        {**validated("wai_sr", [4] * 12, session=1), "note": "N1"},
+        {**validated("wai_s", [5] * 12, rater="therapist", session=2), "note": "T2"},
+        validated("wai_sr", [5] * 12, session=3),
+    ]
+    frame = pl.DataFrame(
+        rows, schema_overrides={item_column(i): pl.Int16 for i in range(1, 46)} | {"session": pl.Int32}
+    )
+    frame.write_parquet(tmp_path / "validated.parquet")
+    # text consent at intake, withdrawn at session 2; a ratings decision does not govern notes
+    pl.DataFrame(
+        {
+            "dyad_id": ["D1"] * 3,
+            "session": [0, 2, 3],
+            "date": [None] * 3,
+            "rater": ["patient"] * 3,
+            "consent": [True, False, True],
+            "source_file": ["x.csv"] * 3,
+            "source_line": [2, 4, 5],
+            "kind": ["share_text", "share_text", "share_ratings"],
+        },
+        schema=CONSENT_TABLE,
+    ).write_parquet(tmp_path / "consent.parquet")
+    out = {k: str(tmp_path / f"{k}") for k in ("q.parquet", "q.csv", "reliability.csv")}
+    score.run(
+        str(tmp_path / "validated.parquet"),
+        registry,
+        out["q.parquet"],
+        out["q.csv"],
+        str(tmp_path / "consent.parquet"),
+        out["reliability.csv"],
+    )
+    got = pl.read_parquet(out["q.parquet"]).select("session", "rater", "note", "consent_share_text").rows()
+    assert got == [
+        (0, "patient", "N0", True),
+        (1, "patient", "N1", True),
+        (2, "therapist", "T2", False),
+        (3, "patient", None, False),
+    ]
+    rel = pl.read_csv(out["reliability.csv"])
+    assert rel.columns == ["instrument", "alpha", "omega", "n", "k", "note"]
+    by = {r["instrument"]: r for r in rel.iter_rows(named=True)}
+    assert set(by) == set(registry)
+    # every item of a row equal (3, 4, 5): item variances 1 each, total variance 144, alpha = 12/11 * (1 - 12/144) = 1
+    assert by["wai_sr"]["alpha"] == pytest.approx(1.0) and (by["wai_sr"]["n"], by["wai_sr"]["k"]) == (3, 12)
+    assert (by["wai_s"]["alpha"], by["wai_s"]["n"], by["wai_s"]["k"]) == (None, 1, 12)  # one questionnaire
+    assert (by["bdi_ii"]["alpha"], by["bdi_ii"]["n"], by["bdi_ii"]["k"]) == (None, 0, 21)

@@ -45,3 +45,26 @@ def test_missing_ratings_and_too_few_sessions_give_nulls_with_reasons():
     assert d2["alliance_patient_slope"] is None and d2["alliance_therapist_mean"] is None
     assert "alliance therapist: no rated session" in d2["_note_alliance"]
     assert "alliance patient slope: fewer than 2 rated sessions" in d2["_note_alliance"]
+
+
+def test_subscale_profile_means_the_alliance_instruments_subscales_per_rater():
+    import polars as pl
+
+    from dyadflow.stats.alliance import subscale_profile
+
+    scores = pl.DataFrame(
+        {
+            "dyad_id": ["D1", "D1", "D1", "D1"],
+            "rater": ["patient", "patient", "therapist", "patient"],
+            "instrument": ["wai_sr", "wai_sr", "wai_s", "oq_45"],  # oq_45 is no alliance instrument
+            "sub_goal": [3.0, 4.0, 6.0, 1.0],
+            "sub_bond": [2.0, None, 5.5, 1.0],
+        }
+    )
+    got = subscale_profile(scores, {"patient": "wai_sr", "therapist": "wai_s"}).rows()
+    assert got == [
+        ("D1", "patient", "bond", 2.0),
+        ("D1", "patient", "goal", 3.5),
+        ("D1", "therapist", "bond", 5.5),
+        ("D1", "therapist", "goal", 6.0),
+    ]

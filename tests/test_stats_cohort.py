@@ -10,7 +10,8 @@ from stats_helpers import scores
 
 from dyadflow import stats
 from dyadflow.core.registry import Instrument, load_registry
-from dyadflow.stats.cohort import categories_by_arm, completeness, cronbach_alpha, reliability
+from dyadflow.score.reliability import OMEGA_NOTE, cronbach_alpha, reliability
+from dyadflow.stats.cohort import categories_by_arm, completeness
 
 ALLIANCE = {"patient": "wai_sr", "therapist": "wai_s"}
 
@@ -136,6 +137,22 @@ def test_whole_stage_on_a_tiny_study_never_crashes_and_explains_nulls(tmp_path):
     assert {k: open(v, "rb").read() for k, v in out.items()} == first
 
 
+def test_cohort_reliability_is_the_score_stages_table(tmp_path):
+    """stats copies results/scores/reliability.csv into cohort.json; it does not recompute alpha."""
+    out = {
+        k: str(tmp_path / f"{k}.x") for k in ("sessions", "dyads", "dyads_csv", "sudden_gains", "ruptures", "cohort")
+    }
+    src = tmp_path / "scores.parquet"
+    _tiny_study().write_parquet(src)
+    rel = tmp_path / "reliability.csv"
+    rel.write_text("instrument,alpha,omega,n,k,note\nwai_sr,0.5,,7,12,from score\nphq_9,0.9,,9,9,not used\n")
+    stats.run(str(src), load_registry(), "bdi_ii", ALLIANCE, {}, out, reliability_path=str(rel))
+    got = json.loads((tmp_path / "cohort.x").read_text())["reliability"]
+    assert list(got) == ["bdi_ii", "wai_s", "wai_sr"]  # the study's instruments only
+    assert got["wai_sr"] == {"alpha": 0.5, "omega": None, "n": 7, "k": 12, "note": "from score"}
+    assert got["bdi_ii"] == {"alpha": None, "omega": None, "n": 0, "k": 0, "note": OMEGA_NOTE}
+
+
 def test_empty_scores_do_not_crash():
     sc = scores([("D1", 0, "bdi_ii", "patient", None)])
     res = stats.compute(sc, load_registry(), "bdi_ii", ALLIANCE)
@@ -156,7 +173,7 @@ def test_alpha_has_the_same_bits_however_the_frame_is_chunked():
     # one chunk for this seed; a SLURM and a local run once differed that way in cohort.json
     import numpy as np
 
-    from dyadflow.stats.cohort import cronbach_alpha
+    from dyadflow.score.reliability import cronbach_alpha
 
     x = np.random.default_rng(1).normal(size=(955, 21))
     whole = pl.DataFrame(x, schema=[f"i{i}" for i in range(21)])
@@ -166,3 +183,21 @@ def test_alpha_has_the_same_bits_however_the_frame_is_chunked():
     assert (a, n, k) == cronbach_alpha(whole) and (n, k) == (955, 21)
     expected = 21 / 20 * (1 - x.var(axis=0, ddof=1).sum() / x.sum(axis=1).var(ddof=1))
     assert a == pytest.approx(expected, rel=1e-12)
+
+
+def test_arms_counts_dyads_and_sessions_per_arm():
+    from dyadflow.stats.cohort import arms
+
+    dyads = pl.DataFrame(
+        {"arm": ["CBT", None, "CBT", "IPT"], "n_sessions": [4, 2, 7, 1]},
+        schema={"arm": pl.String, "n_sessions": pl.Int32},
+    )
+    assert arms(dyads) == {
+        "dyads": 4,
+        "sessions": 14,
+        "per_arm": [
+            {"arm": "CBT", "dyads": 2, "sessions": 11, "median_sessions": 5.5},
+            {"arm": "IPT", "dyads": 1, "sessions": 1, "median_sessions": 1.0},
+            {"arm": None, "dyads": 1, "sessions": 2, "median_sessions": 2.0},  # no arm: last
+        ],
+    }

@@ -101,3 +101,23 @@ def test_pomp_composite_puts_both_scales_on_0_to_1():
     assert res.sessions.get_column("alliance_composite").to_list() == [4.75, 4.875]
     with pytest.raises(ValueError, match="ranges"):
         session_table(scores(rows), "bdi_ii", ALLIANCE, composite="pomp")
+
+
+def test_missed_sessions_between_1_and_the_last_session():
+    from dyadflow.stats.sessions import missed_sessions
+
+    sessions = pl.DataFrame(
+        {"dyad_id": ["D1"] * 4 + ["D2"] * 3 + ["D3"], "session": [0, 1, 3, 6, 0, 1, 2, 0]},
+        schema={"dyad_id": pl.String, "session": pl.Int32},
+    )
+    # D1: 2, 4, 5 have no data (0 is intake, not a treatment session); D2 none; D3 only an intake
+    assert missed_sessions(sessions).sort("dyad_id").rows() == [("D1", "2, 4, 5")]
+
+
+def test_the_dyads_table_carries_the_missed_sessions():
+    from dyadflow import stats
+    from dyadflow.core.registry import load_registry
+
+    rows = [("D1", s, "bdi_ii", "patient", 20.0 - s) for s in (0, 1, 3)] + [("D2", 1, "bdi_ii", "patient", 9.0)]
+    res = stats.compute(scores(rows), load_registry(), "bdi_ii", ALLIANCE)
+    assert res.dyads.select("dyad_id", "missed_sessions").rows() == [("D1", "2"), ("D2", None)]

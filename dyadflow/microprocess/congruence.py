@@ -23,26 +23,33 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-SESSION_COLUMNS = {
-    "dyad_id": pl.String,
-    "session": pl.Int32,
-    "seconds_patient": pl.Int64,
-    "seconds_therapist": pl.Int64,
-    "interpolated_patient": pl.Int64,
-    "interpolated_therapist": pl.Int64,
-    "seconds_aligned": pl.Int64,
-    "mean_patient": pl.Float64,
-    "mean_therapist": pl.Float64,
-    "congruence_r": pl.Float64,
-    "congruence_p": pl.Float64,
-    "congruence_p_naive": pl.Float64,
-    "n_effective": pl.Float64,
-    "autocorr_patient": pl.Float64,
-    "autocorr_therapist": pl.Float64,
-    "discrepancy_mean": pl.Float64,
-    "discrepancy_sd": pl.Float64,
-    "note": pl.String,
-}
+from dyadflow.core.contract import Contract, dtypes, nullable
+
+
+class MicroSessionsModel(Contract):
+    """results/microprocess/sessions.csv: one row per dyad and session with any dial rating."""
+
+    dyad_id: pl.String = nullable()
+    session: pl.Int32 = nullable()
+    seconds_patient: pl.Int64 = nullable()
+    seconds_therapist: pl.Int64 = nullable()
+    interpolated_patient: pl.Int64 = nullable()
+    interpolated_therapist: pl.Int64 = nullable()
+    seconds_aligned: pl.Int64 = nullable()
+    mean_patient: pl.Float64 = nullable()
+    mean_therapist: pl.Float64 = nullable()
+    congruence_r: pl.Float64 = nullable()
+    congruence_p: pl.Float64 = nullable()
+    congruence_p_naive: pl.Float64 = nullable()
+    n_effective: pl.Float64 = nullable()
+    autocorr_patient: pl.Float64 = nullable()
+    autocorr_therapist: pl.Float64 = nullable()
+    discrepancy_mean: pl.Float64 = nullable()
+    discrepancy_sd: pl.Float64 = nullable()
+    note: pl.String = nullable()
+
+
+SESSION_COLUMNS = dtypes(MicroSessionsModel)
 MIN_ALIGNED = 3
 
 

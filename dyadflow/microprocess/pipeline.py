@@ -8,9 +8,12 @@ from dataclasses import dataclass
 import polars as pl
 
 from dyadflow.core import atomic
+from dyadflow.core.accounting import AccountingModel
 from dyadflow.microprocess import congruence, load, segments, series
 from dyadflow.microprocess import settings as fill_settings
+from dyadflow.microprocess.congruence import MicroSessionsModel
 from dyadflow.microprocess.dial_checks import validate_frame
+from dyadflow.microprocess.segments import SegmentsModel
 
 log = logging.getLogger("dyadflow")
 
@@ -82,7 +85,7 @@ def run(specs: list[dict], config: dict, out: dict) -> Analysis:
     raw, metas = load.read_inputs([dict(x) for x in specs])
     checked = validate_frame(raw, metas, s["range"]["min"], s["range"]["max"], s["max_session_s"])
     atomic.write_csv(out["rejections"], checked.rejections)
-    atomic.write_csv(out["accounting"], checked.accounting)
+    atomic.write_table(out["accounting"], checked.accounting, AccountingModel, "csv")
     for row in checked.accounting.iter_rows(named=True):  # one line per file in the log
         log.info(
             "%s: %d read, %d accepted, %d rejected",
@@ -95,8 +98,8 @@ def run(specs: list[dict], config: dict, out: dict) -> Analysis:
         counts = checked.rejections.group_by("rule").len().sort("rule")
         log.info("rejections by rule: %s", ", ".join(f"{r} {n}" for r, n in counts.iter_rows()))
     result = analyse(checked.accepted, s)
-    atomic.write_csv(out["sessions"], result.sessions)
-    atomic.write_csv(out["segments"], result.segments)
+    atomic.write_table(out["sessions"], result.sessions, MicroSessionsModel, "csv")
+    atomic.write_table(out["segments"], result.segments, SegmentsModel, "csv")
     atomic.write_csv(out["gaps"], result.gaps)
     result.write_series(out["series"])
     log.info(

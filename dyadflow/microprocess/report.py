@@ -21,8 +21,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from dyadflow.core.contract import read_table
 from dyadflow.core.formatting import DASH, p_clause
 from dyadflow.core.plotting import data_uri, pyplot
+from dyadflow.microprocess.congruence import MicroSessionsModel
+from dyadflow.microprocess.segments import SegmentsModel
 
 DPI = 200
 RATER_STYLE = {
@@ -154,12 +157,8 @@ def dyad_context(dyad_ids, results_dir: str | Path = "results", charts: bool = T
     if not (base / "sessions.csv").exists():
         return out
     wanted = pl.Series("dyad_id", ids, dtype=pl.String).implode()
-    sessions = pl.read_csv(
-        base / "sessions.csv", schema_overrides={"dyad_id": pl.String, "session": pl.Int32, "note": pl.String}
-    ).filter(pl.col("dyad_id").is_in(wanted))
-    segments = pl.read_csv(base / "segments.csv", schema_overrides={"dyad_id": pl.String, "session": pl.Int32}).filter(
-        pl.col("dyad_id").is_in(wanted)
-    )
+    sessions = read_table(base / "sessions.csv", MicroSessionsModel).filter(pl.col("dyad_id").is_in(wanted))
+    segments = read_table(base / "segments.csv", SegmentsModel).filter(pl.col("dyad_id").is_in(wanted))
     series = (
         pl.scan_parquet(base / "series.parquet").filter(pl.col("dyad_id").is_in(wanted)).collect()
         if charts and (base / "series.parquet").exists()

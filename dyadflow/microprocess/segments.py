@@ -43,20 +43,26 @@ from __future__ import annotations
 
 import polars as pl
 
+from dyadflow.core.contract import Contract, dtypes, nullable
 from dyadflow.core.errors import DyadflowError
 
-SEGMENT_COLUMNS = {
-    "dyad_id": pl.String,
-    "session": pl.Int32,
-    "rater": pl.String,
-    "kind": pl.String,
-    "rank": pl.Int32,
-    "start_s": pl.Int32,
-    "end_s": pl.Int32,
-    "clip": pl.String,
-    "extreme_rating": pl.Float64,
-    "source": pl.String,  # algorithm, or manual (microprocess.overrides)
-}
+
+class SegmentsModel(Contract):
+    """results/microprocess/segments.csv: one row per segment (rupture-like drop, peak, ...)."""
+
+    dyad_id: pl.String = nullable()
+    session: pl.Int32 = nullable()
+    rater: pl.String = nullable()
+    kind: pl.String = nullable()
+    rank: pl.Int32 = nullable()
+    start_s: pl.Int32 = nullable()
+    end_s: pl.Int32 = nullable()
+    clip: pl.String = nullable()
+    extreme_rating: pl.Float64 = nullable()
+    source: pl.String = nullable()  # algorithm, or manual (microprocess.overrides)
+
+
+SEGMENT_COLUMNS = dtypes(SegmentsModel)
 OVERRIDE_COLUMNS = ("dyad_id", "session", "rater", "kind", "start_s", "end_s")
 KIND_ORDER = {"rupture": 0, "repair": 1, "peak": 2}
 

@@ -437,7 +437,7 @@ def contexts(
     prompts = prompts or {}
     inst = registry.get(outcome)
     by_patient = inst is None or "patient" in inst.raters
-    notes = dyad_report.visible_notes(t.scores, "clinician", t.consent, max_note_chars)
+    notes = dyad_report.visible_notes(t.scores, "clinician", None, max_note_chars)
     shown, withheld = visible_tables(t, cfg["patient_ratings"], by_patient)
     fb = visible_feedback(feedback, withheld, by_patient)
     if cfg["patient_ratings"] == "consent":

@@ -156,20 +156,12 @@ def cohort_context(results_dir: str, study: str, strategies: list[str], config_s
     sessions = read_table(root / "stats" / "sessions.parquet", SessionsModel)
     cohort_path = root / "stats" / "cohort.json"
     cohort = json.loads(cohort_path.read_text(encoding="utf-8")) if cohort_path.exists() else {}
-    per_arm = (
-        dyads.group_by(pl.col("arm").fill_null("—"))
-        .agg(
-            pl.len().alias("dyads"),
-            pl.col("n_sessions").sum().alias("sessions"),
-            pl.col("n_sessions").median().alias("median_sessions"),
-        )
-        .sort("arm")
-    )
-    # flow computed here from the dyad table; cohort.json's own flow (if any) is shown as well
+    # the flow table as the stats stage counted it (cohort.json's ``arms``), and its own flow counts
+    arms = cohort.get("arms") or {"dyads": "—", "sessions": "—", "per_arm": []}
     flow = {
-        "dyads": dyads.height,
-        "sessions": int(dyads.get_column("n_sessions").sum() or 0),
-        "per_arm": per_arm.to_dicts(),
+        "dyads": arms["dyads"],
+        "sessions": arms["sessions"],
+        "per_arm": [{**a, "arm": "—" if a["arm"] is None else a["arm"]} for a in arms["per_arm"]],
         "reported": cohort.get("flow") or {},
     }
     categories = cohort.get("change_categories") or {}

@@ -27,12 +27,11 @@ import polars as pl
 
 from dyadflow import __version__
 from dyadflow.core.config import section
-from dyadflow.core.contract import empty
 from dyadflow.core.study import instrument
 from dyadflow.report import charts
 from dyadflow.report.tables import ReportTables
+from dyadflow.score import with_text_consent
 from dyadflow.validate import consent as consent_rules
-from dyadflow.validate.consent import ConsentModel
 
 AUDIENCES = ("research", "clinician")
 # \w is Unicode-aware (jörg.ex@exämple.se); ＠ is the full-width at sign
@@ -84,10 +83,6 @@ def redact(expr: pl.Expr) -> pl.Expr:
     )
 
 
-def _no_consent() -> pl.DataFrame:
-    return empty(ConsentModel)
-
-
 def shorten_note(note: pl.Expr, max_chars: int, where: pl.Expr | None = None) -> pl.Expr:
     """A note longer than ``max_chars`` characters cut to at most that many (at the last
     word boundary, unless that loses more than a fifth), followed by "… (shortened)" and,
@@ -107,7 +102,9 @@ def visible_notes(
 
     The clinician copy shows the therapist's own notes, and the patient's and observers'
     notes (an observer may quote the patient) only where the patient's text consent
-    governs the note's session (``consent``: the rows of consent.parquet; none = no).
+    governs the note's session: the scores' ``consent_share_text``, which the score stage
+    computed, or, when ``consent`` (the rows of consent.parquet) is given, computed from it
+    the same way (:func:`dyadflow.score.with_text_consent`).
     Notes longer than ``max_chars`` are shortened (a 1,000,000-character note took 197
     pages); the research copy says where the full text is (the validated file and line).
     """
@@ -119,13 +116,14 @@ def visible_notes(
         return notes.select(
             "dyad_id", "session", "rater", "instrument", shorten_note(pl.col("note"), max_chars, where).alias("note")
         ).sort("dyad_id", "session", "rater", "instrument")
-    notes = notes.select("dyad_id", "session", "rater", "instrument", "note")
-    governed = consent_rules.governs(notes, consent if consent is not None else _no_consent(), "share_text")
+    if consent is not None or "consent_share_text" not in notes.columns:
+        notes = with_text_consent(notes, consent if consent is not None else consent_rules.empty_table())
     return (
-        governed.filter((pl.col("rater") == "therapist") | pl.col("consent"))
+        notes.filter((pl.col("rater") == "therapist") | pl.col("consent_share_text").fill_null(False))
         # redacted before it is cut, so a cut never leaves part of an address
-        .with_columns(shorten_note(redact(pl.col("note")), max_chars).alias("note"))
-        .drop("consent")
+        .select(
+            "dyad_id", "session", "rater", "instrument", shorten_note(redact(pl.col("note")), max_chars).alias("note")
+        )
         .sort("dyad_id", "session", "rater", "instrument")
     )
 
@@ -252,39 +250,6 @@ def risk_rows(t: ReportTables) -> pl.DataFrame:
     )
 
 
-def missed_sessions(t: ReportTables) -> pl.DataFrame:
-    """Per dyad, treatment sessions between 1 and its last session with no data at all."""
-    seen = t.sessions.filter(pl.col("session") >= 1)
-    last = seen.group_by("dyad_id").agg(pl.col("session").max().alias("last"))
-    expected = last.with_columns(pl.int_ranges(1, pl.col("last") + 1).alias("session")).explode("session").drop("last")
-    return (
-        expected.join(seen.select("dyad_id", "session"), on=["dyad_id", "session"], how="anti")
-        .group_by("dyad_id")
-        .agg(pl.col("session").sort())
-    )
-
-
-def subscale_profile(t: ReportTables, alliance: dict[str, str]) -> pl.DataFrame:
-    """Mean of each ``sub_*`` column of the alliance instruments over sessions, per dyad and rater."""
-    subs = [c for c in t.scores.columns if c.startswith("sub_")]
-    if not subs:
-        return pl.DataFrame(
-            schema={"dyad_id": pl.String, "rater": pl.String, "subscale": pl.String, "value": pl.Float64}
-        )
-    keep = pl.any_horizontal(
-        *[(pl.col("rater") == rater) & (pl.col("instrument") == inst) for rater, inst in alliance.items()]
-    )
-    return (
-        t.scores.filter(keep)
-        .group_by("dyad_id", "rater")
-        .agg([pl.col(c).cast(pl.Float64).mean().alias(c) for c in subs])
-        .unpivot(index=["dyad_id", "rater"], variable_name="subscale", value_name="value")
-        .filter(pl.col("value").is_not_null())
-        .with_columns(pl.col("subscale").str.strip_prefix("sub_"))
-        .sort("dyad_id", "rater", "subscale")
-    )
-
-
 def _by_dyad(frame: pl.DataFrame) -> dict[str, list[dict]]:
     if frame.is_empty():
         return {}
@@ -310,8 +275,8 @@ def shard_contexts(
     bands = [{"label": b.label, "min": b.min, "max": b.max} for b in inst.bands]
     a_pat = instrument(registry, alliance["patient"], "alliance.patient")
     a_ther = instrument(registry, alliance["therapist"], "alliance.therapist")
-    notes = visible_notes(t.scores, audience, t.consent, max_note_chars)
-    profile = subscale_profile(t, alliance)
+    notes = visible_notes(t.scores, audience, None, max_note_chars)
+    profile = t.subscales  # the stats stage's subscale profile
     withheld = {}
     if audience == "clinician":  # the patient's ratings only with their ratings consent
         t, hidden = clinician_tables(t, outcome_by_patient="patient" in inst.raters)
@@ -325,7 +290,7 @@ def shard_contexts(
         "sessions": _by_dyad(session_rows(t, outcome)),
         "risk": _by_dyad(risk_rows(t)),
         "notes": _by_dyad(notes),
-        "missed": {r["dyad_id"]: r["session"] for r in missed_sessions(t).to_dicts()},
+        "missed": dict(t.dyads.select("dyad_id", "missed_sessions").drop_nulls().iter_rows()),
         "profile": _by_dyad(profile),
         "gains": _by_dyad(t.sudden_gains.sort("dyad_id", "pregain_session")),
         "ruptures": _by_dyad(t.ruptures.sort("dyad_id", "rupture_session", "rater")),
@@ -359,7 +324,7 @@ def shard_contexts(
             "sessions": sessions,
             "risk": per["risk"].get(d, []),
             "notes": per["notes"].get(d, []),
-            "missed": per["missed"].get(d, []),
+            "missed": per["missed"].get(d),
             "profile": per["profile"].get(d, []),
             "gains": per["gains"].get(d, []),
             "ruptures": per["ruptures"].get(d, []),

@@ -40,6 +40,7 @@ SHARD_TABLES = (
     "rejections",
     "consent",
     "feedback",
+    "subscales",
 )
 STATE = "rendered.json"
 

@@ -18,7 +18,14 @@ from dyadflow.core.accounting import AccountingModel, RejectionsModel
 from dyadflow.core.contract import conform, empty, read_table
 from dyadflow.score.contract import ScoresModel
 from dyadflow.select.common import SelectionModel
-from dyadflow.stats.contract import DyadsModel, FeedbackModel, RupturesModel, SessionsModel, SuddenGainsModel
+from dyadflow.stats.contract import (
+    DyadsModel,
+    FeedbackModel,
+    RupturesModel,
+    SessionsModel,
+    SubscalesModel,
+    SuddenGainsModel,
+)
 from dyadflow.validate.consent import ConsentModel
 
 # The contract of each table the reports read (owned by the stage that writes it)
@@ -31,6 +38,7 @@ CONTRACTS = {
     "rejections": RejectionsModel,
     "consent": ConsentModel,
     "feedback": FeedbackModel,
+    "subscales": SubscalesModel,
 }
 ACCOUNTING = AccountingModel
 
@@ -43,7 +51,7 @@ def with_selection_columns(selection: pl.DataFrame) -> pl.DataFrame:
 
 
 def with_note(scores: pl.DataFrame) -> pl.DataFrame:
-    """The scores with a ``note`` column (null when the validated rows had none)."""
+    """The scores with a ``note`` column (the score stage carries it; null in an older results folder)."""
     return scores if "note" in scores.columns else scores.with_columns(pl.lit(None, dtype=pl.String).alias("note"))
 
 
@@ -61,6 +69,8 @@ class ReportTables:
     consent: pl.DataFrame = field(default_factory=lambda: empty(ConsentModel))
     # the feedback rows (FeedbackModel); none = the clinician copy shows no signal
     feedback: pl.DataFrame = field(default_factory=lambda: empty(FeedbackModel))
+    # the subscale profile per dyad and rater (stats); none = no profile chart
+    subscales: pl.DataFrame = field(default_factory=lambda: empty(SubscalesModel))
 
 
 def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> ReportTables:
@@ -81,18 +91,10 @@ def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> R
         "rejections": root / "validation" / "rejections.csv",
         "consent": root / "validated" / "consent.parquet",
         "feedback": root / "stats" / "feedback.parquet",
+        "subscales": root / "stats" / "subscales.csv",
     }
     missing = [str(p) for p in paths.values() if not p.exists()]
     frames = {key: read_table(paths[key], model) for key, model in CONTRACTS.items()}
-    validated = root / "validated" / "questionnaires.parquet"
-    if frames["scores"].height and "note" not in frames["scores"].columns and validated.exists():
-        # score drops the free text: take the note from the validated rows (consent comes from
-        # validated/consent.parquet only, see dyadflow.validate.consent)
-        keys = ["dyad_id", "session", "rater", "instrument"]
-        text = pl.read_parquet(validated, columns=[*keys, "note"]).with_columns(
-            pl.col("session").cast(frames["scores"].schema["session"])
-        )
-        frames["scores"] = frames["scores"].join(text.unique(keys, keep="first"), on=keys, how="left")
     frames["scores"] = with_note(frames["scores"])
     parts = []
     for name in strategies:

@@ -5,6 +5,13 @@ reverse keying (``min + max - x``), the missing-item rule (``scoring.missing``: 
 or the subscale mean of the OQ-45 scoring sheet), the primary score (sum or mean),
 severity bands, risk items and subscale scores (``scoring.subscales``: sum or mean). All dyads and
 sessions of an instrument are scored in one polars pass.
+
+The scores table also carries what the reports need of each questionnaire, so that no
+later stage reads the validated rows: its ``note`` and ``consent_share_text``, the
+patient's text consent that governs the row's session (the decision the clinician copy
+applies to the note, :func:`dyadflow.validate.consent.governs`). Internal consistency
+(Cronbach's alpha) is computed here, where the keyed items exist
+(:mod:`dyadflow.score.reliability`).
 """
 
 from __future__ import annotations
@@ -12,12 +19,25 @@ from __future__ import annotations
 import polars as pl
 
 from dyadflow.core import atomic
+from dyadflow.core.contract import read_table
 from dyadflow.core.registry import Instrument, item_column
 from dyadflow.score.contract import ScoresModel
+from dyadflow.validate import consent as consent_rules
+from dyadflow.validate.checks import ValidatedModel
+from dyadflow.validate.consent import ConsentModel
 
 ID_COLUMNS = ["dyad_id", "patient_id", "therapist_id", "session", "date", "rater", "instrument"]
 SCORE_COLUMNS = ["total", "mean", "n_answered", "prorated", "band", "risk_flag"]
-EXTRA_COLUMNS = ["arm", "score", "n_items", "risk_items", "score_missing_reason", "source_file", "source_line"]
+EXTRA_COLUMNS = [
+    "arm",
+    "score",
+    "n_items",
+    "risk_items",
+    "score_missing_reason",
+    "source_file",
+    "source_line",
+    "note",
+]
 
 
 def keyed(inst: Instrument, item: int) -> pl.Expr:
@@ -182,6 +202,8 @@ def score_frame(validated: pl.DataFrame, registry: dict[str, Instrument]) -> pl.
     columns = ID_COLUMNS + SCORE_COLUMNS + subs + EXTRA_COLUMNS
     if "coder_id" in validated.columns:  # observer rows: one score per coder
         columns = [*columns, "coder_id"]
+    if "note" not in validated.columns:
+        validated = validated.with_columns(pl.lit(None, dtype=pl.String).alias("note"))
     lazy = validated.lazy()
     parts = [score_instrument(lazy.filter(pl.col("instrument") == k), registry[k]) for k in present]
     if not parts:
@@ -198,8 +220,30 @@ def score_frame(validated: pl.DataFrame, registry: dict[str, Instrument]) -> pl.
     )
 
 
-def run(validated_path: str, registry: dict[str, Instrument], out_parquet: str, out_csv: str) -> pl.DataFrame:
-    scores = score_frame(pl.read_parquet(validated_path), registry)
+def with_text_consent(scores: pl.DataFrame, consent: pl.DataFrame) -> pl.DataFrame:
+    """``scores`` with ``consent_share_text``: the patient's text consent that governs each
+    row's session (latest decision at or before it; none = false), from the consent
+    decisions of ``results/validated/consent.parquet``."""
+    frame = scores.drop("consent_share_text", strict=False)
+    return consent_rules.governs(frame, consent, "share_text", alias="consent_share_text")
+
+
+def run(
+    validated_path: str,
+    registry: dict[str, Instrument],
+    out_parquet: str,
+    out_csv: str,
+    consent_path: str | None = None,
+    out_reliability: str | None = None,
+) -> pl.DataFrame:
+    """Score the validated questionnaires; write the scores (with each row's note and text
+    consent) and, when ``out_reliability`` is given, the reliability table."""
+    from dyadflow.score import reliability
+
+    validated = read_table(validated_path, ValidatedModel)
+    scores = with_text_consent(score_frame(validated, registry), read_table(consent_path, ConsentModel))
     atomic.write_table(out_parquet, scores, ScoresModel, "parquet")
     atomic.write_table(out_csv, scores, ScoresModel, "csv")
+    if out_reliability:
+        atomic.write_table(out_reliability, reliability.table(validated, registry), reliability.ReliabilityModel, "csv")
     return scores

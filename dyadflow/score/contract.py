@@ -33,3 +33,7 @@ class ScoresModel(Contract):
     score_missing_reason: pl.String = nullable()
     source_file: pl.String = nullable()
     source_line: pl.Int64 = nullable()
+    # what the reports need of each questionnaire (issue 16.3): the free-text note and the
+    # patient's text consent that governs the row's session (false when none is recorded)
+    note: pl.String = nullable()
+    consent_share_text: pl.Boolean = nullable()

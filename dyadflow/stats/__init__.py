@@ -25,12 +25,21 @@ import polars as pl
 
 from dyadflow.core import atomic
 from dyadflow.core import config as config_schema
-from dyadflow.core.contract import columns
+from dyadflow.core.contract import columns, empty, read_table
 from dyadflow.core.registry import Instrument
 from dyadflow.core.study import instrument
+from dyadflow.score.reliability import ReliabilityModel
 from dyadflow.stats import alliance as alliance_mod
 from dyadflow.stats import change, cohort, feedback, grouped, lagged, ruptures, sudden_gains
-from dyadflow.stats.contract import DyadsModel, FeedbackModel, RupturesModel, SessionsModel, SuddenGainsModel
+from dyadflow.stats import sessions as session_mod
+from dyadflow.stats.contract import (
+    DyadsModel,
+    FeedbackModel,
+    RupturesModel,
+    SessionsModel,
+    SubscalesModel,
+    SuddenGainsModel,
+)
 from dyadflow.stats.sessions import session_table
 
 __all__ = ["settings", "session_table", "compute", "run"]
@@ -113,6 +122,7 @@ class StatsResult:
     ruptures: pl.DataFrame
     cohort: dict
     feedback: pl.DataFrame | None = None
+    subscales: pl.DataFrame | None = None
 
 
 def compute(
@@ -121,12 +131,14 @@ def compute(
     outcome: str,
     alliance: dict[str, str],
     cfg: dict | None = None,
-    validated: pl.DataFrame | None = None,
+    reliability: pl.DataFrame | None = None,
     feedback_cfg: dict | None = None,
     reference: pl.DataFrame | None = None,
 ) -> StatsResult:
-    """Everything the stats stage writes; ``feedback_cfg`` is the ``feedback:`` config and
-    ``reference`` the outcome rows of ``feedback.reference`` (:func:`feedback.read_reference`)."""
+    """Everything the stats stage writes; ``reliability`` is the score stage's reliability
+    table (:mod:`dyadflow.score.reliability`; none: no alpha), ``feedback_cfg`` the
+    ``feedback:`` config and ``reference`` the outcome rows of ``feedback.reference``
+    (:func:`feedback.read_reference`)."""
     s = settings(cfg)
     out_inst = instrument(registry, outcome, "outcome")
     pat_inst = instrument(registry, alliance["patient"], "alliance.patient")
@@ -183,6 +195,8 @@ def compute(
     fb = feedback.feedback_table(sessions, scores, rule, rup, ranges, feedback_cfg, int(rp["repair_window"]), reference)
     dyads = dyads.join(feedback.dyad_latest(dyads, fb, scores), on="dyad_id", how="left")
 
+    dyads = dyads.join(session_mod.missed_sessions(sessions), on="dyad_id", how="left")
+
     notes = ["_note_outcome", "_note_rci", "_note_alliance", "_note_lag", "_note_sg"]
     dyads = (
         dyads.with_columns(pl.concat_str(notes, separator="; ", ignore_nulls=True).alias("stats_note"))
@@ -195,12 +209,13 @@ def compute(
     # every instrument the study has (not only the outcome and alliance ones): a handful of keys
     present = set(scores.get_column("instrument").unique().to_list())
     instruments = sorted((present | {outcome, alliance["patient"], alliance["therapist"]}) & set(registry))
-    source = validated if validated is not None else scores
     coh = {
         "outcome": outcome,
         "alliance": dict(alliance),
         "pooled_effect": cohort.pooled(sessions, bool(lag["covariate_outcome"]), lag["predictor"]),
-        "reliability": cohort.reliability(source, registry, instruments),
+        "reliability": cohort.reliability(
+            reliability if reliability is not None else empty(ReliabilityModel), instruments
+        ),
         "completeness": cohort.completeness(scores, instruments),
         "change_categories": cohort.categories_by_arm(dyads),
         "change_rule": {
@@ -221,9 +236,11 @@ def compute(
         },
         "ruptures": {**rp, "n": rup.height, "repaired": int(rup.get_column("repaired").sum())},
         "flow": cohort.flow(scores, dyads, sessions, lag_y, lag_xs),
+        "arms": cohort.arms(dyads),
         "settings": s,
     }
-    return StatsResult(sessions, dyads, gains, rup, coh, fb)
+    profile = alliance_mod.subscale_profile(scores, alliance)
+    return StatsResult(sessions, dyads, gains, rup, coh, fb, profile)
 
 
 def run(
@@ -233,22 +250,24 @@ def run(
     alliance: dict[str, str],
     cfg: dict | None,
     out: dict[str, str],
-    validated_path: str | None = None,
+    reliability_path: str | None = None,
     feedback_cfg: dict | None = None,
 ) -> StatsResult:
     """Read the scores, compute everything, write the outputs named in ``out`` (the feedback
     table too when ``out`` names ``feedback`` and ``feedback_csv``)."""
     scores = pl.read_parquet(scores_path)
-    validated = pl.read_parquet(validated_path) if validated_path else None
+    reliability = read_table(reliability_path, ReliabilityModel) if reliability_path else None
     fcfg = feedback.settings(feedback_cfg)
     reference = feedback.read_reference(fcfg["reference"], outcome) if fcfg["reference"] else None
-    res = compute(scores, registry, outcome, alliance, cfg, validated, fcfg, reference)
+    res = compute(scores, registry, outcome, alliance, cfg, reliability, fcfg, reference)
     atomic.write_table(out["sessions"], res.sessions, SessionsModel, "parquet")
     atomic.write_table(out["dyads"], res.dyads, DyadsModel, "parquet")
     atomic.write_table(out["dyads_csv"], res.dyads, DyadsModel, "csv")
     atomic.write_table(out["sudden_gains"], res.gains, SuddenGainsModel, "csv")
     atomic.write_table(out["ruptures"], res.ruptures, RupturesModel, "csv")
     atomic.write_json(out["cohort"], res.cohort)
+    if "subscales" in out:
+        atomic.write_table(out["subscales"], res.subscales, SubscalesModel, "csv")
     if "feedback" in out:
         atomic.write_table(out["feedback"], res.feedback, FeedbackModel, "parquet")
         atomic.write_table(out["feedback_csv"], res.feedback, FeedbackModel, "csv")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from dyadflow.core.contract import empty
 from dyadflow.stats import grouped
+from dyadflow.stats.contract import SubscalesModel
 
 DYAD = "dyad_id"
 
@@ -119,4 +121,24 @@ def alliance_summary(
             "_note_alliance",
         )
         .sort(DYAD)
+    )
+
+
+def subscale_profile(scores: pl.DataFrame, alliance: dict[str, str]) -> pl.DataFrame:
+    """The mean of each ``sub_*`` column of the alliance instruments over sessions, per dyad
+    and rater (a :class:`SubscalesModel` table, sorted; the case report's subscale profile)."""
+    subs = [c for c in scores.columns if c.startswith("sub_")]
+    if not subs:
+        return empty(SubscalesModel)
+    keep = pl.any_horizontal(
+        *[(pl.col("rater") == rater) & (pl.col("instrument") == inst) for rater, inst in alliance.items()]
+    )
+    return (
+        scores.filter(keep)
+        .group_by("dyad_id", "rater")
+        .agg([pl.col(c).cast(pl.Float64).mean().alias(c) for c in subs])
+        .unpivot(index=["dyad_id", "rater"], variable_name="subscale", value_name="value")
+        .filter(pl.col("value").is_not_null())
+        .with_columns(pl.col("subscale").str.strip_prefix("sub_"))
+        .sort("dyad_id", "rater", "subscale")
     )

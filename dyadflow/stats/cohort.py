@@ -3,12 +3,11 @@
 - the pooled within-person effect of alliance(t) on outcome(t+1), a dyad fixed-effects
   (demeaned) regression with dyad-clustered SE, on the within-dyad z-scores ("raw") and
   on the detrended z-scores ("detrended") — Falkenström et al. 2013, 2017;
-- internal consistency per instrument: Cronbach's α over complete questionnaires (all
-  sessions pooled), on the keyed items of the validated data. McDonald's ω is ``null``:
-  no maintained library in dyadflow's pinned environment computes it, and dyadflow does
-  not hand-roll a factor analysis;
+- internal consistency per instrument, as the score stage computed it
+  (:mod:`dyadflow.score.reliability`: Cronbach's α on the keyed items; McDonald's ω null);
 - completeness per instrument and session: dyads with a scored questionnaire / dyads;
-- change categories per arm; flow counts from questionnaires to analysed dyads.
+- change categories per arm; flow counts from questionnaires to analysed dyads; dyads and
+  sessions attended per arm (``arms``, the cohort report's flow table).
 """
 
 from __future__ import annotations
@@ -16,47 +15,17 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from dyadflow.core.registry import Instrument
-from dyadflow.score import keyed
+from dyadflow.score.reliability import OMEGA_NOTE
 from dyadflow.stats import grouped
 from dyadflow.stats.lagged import lag_columns, pooled_within
 
-OMEGA_NOTE = "McDonald's omega is not computed: no maintained library in the pinned environment provides it"
 
-
-def cronbach_alpha(items: pl.DataFrame) -> tuple[float | None, int, int]:
-    """(alpha, n complete rows, k items) of a frame whose columns are the keyed items."""
-    k = items.width
-    complete = items.drop_nulls()
-    n = complete.height
-    if k < 2 or n < 2:
-        return None, n, k
-    # numpy on one contiguous array: polars' var() combines per-chunk partial sums, so the
-    # last bit of the result could depend on how the frame happened to be chunked (it did:
-    # a SLURM and a local run of the same data differed in alpha's 16th digit)
-    x = np.ascontiguousarray(complete.to_numpy().astype(np.float64))
-    total_var = float(x.sum(axis=1).var(ddof=1))
-    item_var = float(x.var(axis=0, ddof=1).sum())
-    if not total_var:
-        return None, n, k
-    return float(k / (k - 1) * (1 - item_var / total_var)), n, k
-
-
-def reliability(validated: pl.DataFrame, registry: dict[str, Instrument], instruments: list[str]) -> dict:
-    out = {}
-    for key in sorted(instruments):  # a handful of instruments, not dyads
-        inst = registry[key]
-        present = [i for i in range(1, inst.n_items + 1) if f"item_{i:02d}" in validated.columns]
-        items = (
-            validated.select(pl.col("instrument"), *[keyed(inst, i).alias(f"i{i}") for i in present])
-            .filter(pl.col("instrument") == key)
-            .drop("instrument")
-            if present
-            else pl.DataFrame()
-        )
-        alpha, n, k = cronbach_alpha(items)
-        out[key] = {"alpha": alpha, "omega": None, "n": n, "k": k, "note": OMEGA_NOTE}
-    return out
+def reliability(table: pl.DataFrame, instruments: list[str]) -> dict:
+    """{instrument: {alpha, omega, n, k, note}} of ``instruments``, from the score stage's
+    reliability table (:mod:`dyadflow.score.reliability`); an instrument it lacks has no alpha."""
+    rows = {r["instrument"]: r for r in table.to_dicts()}
+    empty = {"alpha": None, "omega": None, "n": 0, "k": 0, "note": OMEGA_NOTE}
+    return {key: {k: rows.get(key, empty)[k] for k in empty} for key in sorted(instruments)}
 
 
 def completeness(scores: pl.DataFrame, instruments: list[str]) -> list[dict]:
@@ -101,6 +70,25 @@ def categories_by_arm(dyads: pl.DataFrame) -> dict:
     for arm, cat, n in counts.iter_rows():  # arms × categories: a few cells
         out.setdefault(arm, {})[cat] = int(n)
     return out
+
+
+def arms(dyads: pl.DataFrame) -> dict:
+    """The cohort report's flow table: dyads and sessions attended (``n_sessions``) per arm
+    (an arm of null sorts last), and over all arms."""
+    per_arm = (
+        dyads.group_by("arm")
+        .agg(
+            pl.len().alias("dyads"),
+            pl.col("n_sessions").sum().alias("sessions"),
+            pl.col("n_sessions").median().alias("median_sessions"),
+        )
+        .sort("arm", nulls_last=True)
+    )
+    return {
+        "dyads": dyads.height,
+        "sessions": int(dyads.get_column("n_sessions").sum() or 0),
+        "per_arm": per_arm.to_dicts(),
+    }
 
 
 def flow(scores: pl.DataFrame, dyads: pl.DataFrame, sessions: pl.DataFrame, lag_y: str, lag_xs: list[str]) -> dict:

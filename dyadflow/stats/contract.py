@@ -59,6 +59,8 @@ class DyadsModel(Contract):
     alliance_alert: pl.Boolean = nullable()
     risk_latest: pl.Boolean = nullable()
     risk_latest_session: pl.Int64 = nullable()
+    # issue 16.3: computed here, rendered by the case report ("2, 4"; null when none)
+    missed_sessions: pl.String = nullable()
 
 
 class SessionsModel(Contract):
@@ -84,6 +86,16 @@ class SessionsModel(Contract):
     outcome_dt: pl.Float64 = nullable()
     outcome_next_dt: pl.Float64 = nullable()
     outcome_next_session: pl.Int32 = nullable()
+
+
+class SubscalesModel(Contract):
+    """results/stats/subscales.csv: the subscale profile, the mean of each ``sub_*`` score of
+    the alliance instruments over the sessions, per dyad and rater (one row per subscale)."""
+
+    dyad_id: pl.String = nullable()
+    rater: pl.String = nullable()
+    subscale: pl.String = nullable()
+    value: pl.Float64 = nullable()
 
 
 class SuddenGainsModel(Contract):

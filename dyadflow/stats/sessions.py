@@ -135,3 +135,16 @@ def session_table(
         ],
     )
     return t.select(SESSION_COLUMNS)
+
+
+def missed_sessions(sessions: pl.DataFrame) -> pl.DataFrame:
+    """dyad_id, missed_sessions: per dyad, the treatment sessions between 1 and its last
+    session with no data at all, as text ("2, 4"); dyads without a gap have no row."""
+    seen = sessions.filter(pl.col("session") >= 1).select(DYAD, pl.col("session").cast(pl.Int64))
+    last = seen.group_by(DYAD).agg(pl.col("session").max().alias("last"))
+    expected = last.with_columns(pl.int_ranges(1, pl.col("last") + 1).alias("session")).explode("session").drop("last")
+    return (
+        expected.join(seen, on=[DYAD, "session"], how="anti")
+        .group_by(DYAD)
+        .agg(pl.col("session").sort().cast(pl.String).str.join(", ").alias("missed_sessions"))
+    )

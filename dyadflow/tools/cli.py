@@ -70,7 +70,7 @@ def _outputs(args) -> int:
     groups = [
         ("Validated data", ["validated/questionnaires.parquet", "validated/consent.parquet"]),
         ("Validation", ["validation/accounting.csv", "validation/rejections.csv", "validation/warnings.csv"]),
-        ("Scores", ["scores/questionnaires.csv", "scores/questionnaires.parquet"]),
+        ("Scores", ["scores/questionnaires.csv", "scores/questionnaires.parquet", "scores/reliability.csv"]),
         (
             "Statistics",
             [
@@ -79,6 +79,7 @@ def _outputs(args) -> int:
                 "stats/sessions.parquet",
                 "stats/sudden_gains.csv",
                 "stats/ruptures.csv",
+                "stats/subscales.csv",
                 "stats/cohort.json",
                 "stats/feedback.parquet",
                 "stats/feedback.csv",

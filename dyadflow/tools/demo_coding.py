@@ -57,7 +57,7 @@ def frozen_key(export_dir: Path) -> pl.DataFrame:
     read = [read_or_quarantine(s, cfg["validation"]) for s in specs]
     checked = validate.validate_frames([f for f, _ in read], [m for _, m in read], registry)
     scores = score.score_frame(checked.accepted, registry)
-    res = stats.compute(scores, registry, cfg["outcome"], cfg["alliance"], cfg["stats"], checked.accepted)
+    res = stats.compute(scores, registry, cfg["outcome"], cfg["alliance"], cfg["stats"])
     spec = selection_spec(next(s for s in cfg["selection"] if s["name"] == SELECTION))
     chosen, _ = select.choose(
         spec,

@@ -15,6 +15,7 @@ import datetime as dt
 import pandera.polars as pa
 import polars as pl
 
+from dyadflow.core.contract import Contract
 from dyadflow.core.performance import fast_path_enabled  # noqa: F401  (re-exported)
 from dyadflow.core.registry import RATERS, Instrument, item_column
 
@@ -323,33 +324,41 @@ def instrument_schema(inst: Instrument, columns: list[str]) -> pa.DataFrameSchem
     )
 
 
+class ValidatedModel(Contract):
+    """results/validated/questionnaires.parquet: one row per accepted questionnaire. The item
+    columns (``item_01`` … up to the longest instrument of the study, Int16, empty when not
+    answered) come between ``instrument`` and ``note``; they depend on the study."""
+
+    dyad_id: pl.String = pa.Field(str_matches=ID_PATTERN)
+    patient_id: pl.String = pa.Field(str_matches=ID_PATTERN)
+    therapist_id: pl.String = pa.Field(str_matches=ID_PATTERN)
+    arm: pl.String = pa.Field(nullable=True)
+    session: pl.Int32 = pa.Field(in_range={"min_value": 0, "max_value": 9999})
+    date: pl.Date = pa.Field()
+    rater: pl.String = pa.Field(isin=RATERS)
+    instrument: pl.String = pa.Field()
+    note: pl.String = pa.Field(nullable=True)
+    consent_share_text: pl.Boolean = pa.Field(nullable=True)
+    consent_share_ratings: pl.Boolean = pa.Field(nullable=True)
+    source_file: pl.String = pa.Field()
+    source_line: pl.Int64 = pa.Field(ge=1)
+    # the pre-scored total of an instrument declared input: total (else empty)
+    total: pl.Float64 = pa.Field(nullable=True)
+    # who rated an observer row (empty for patient and therapist rows)
+    coder_id: pl.String = pa.Field(str_matches=ID_PATTERN, nullable=True)
+
+
 def validated_schema(max_items: int) -> pa.DataFrameSchema:
-    """The typed, accepted questionnaire table (``results/validated/questionnaires.parquet``)."""
-    columns = {c: pa.Column(pl.String, pa.Check.str_matches(ID_PATTERN)) for c in ID_COLUMNS}
-    columns.update(
-        {
-            "arm": pa.Column(pl.String, nullable=True),
-            "session": pa.Column(pl.Int32, pa.Check.in_range(0, 9999)),
-            "date": pa.Column(pl.Date),
-            "rater": pa.Column(pl.String, pa.Check.isin(RATERS)),
-            "instrument": pa.Column(pl.String),
-        }
-    )
+    """The typed, accepted questionnaire table as the validator writes it: the columns of
+    :class:`ValidatedModel` with ``max_items`` item columns after ``instrument``, nothing
+    else, in that order, one row per questionnaire (and coder)."""
+    fixed = ValidatedModel.to_schema().columns
+    names = list(fixed)
+    cut = names.index("instrument") + 1
+    columns = {c: fixed[c] for c in names[:cut]}
     for i in range(1, max_items + 1):
         columns[item_column(i)] = pa.Column(pl.Int16, nullable=True)
-    columns.update(
-        {
-            "note": pa.Column(pl.String, nullable=True),
-            "consent_share_text": pa.Column(pl.Boolean, nullable=True),
-            "consent_share_ratings": pa.Column(pl.Boolean, nullable=True),
-            "source_file": pa.Column(pl.String),
-            "source_line": pa.Column(pl.Int64, pa.Check.ge(1)),
-            # the pre-scored total of an instrument declared input: total (else empty)
-            "total": pa.Column(pl.Float64, nullable=True),
-            # who rated an observer row (empty for patient and therapist rows)
-            "coder_id": pa.Column(pl.String, pa.Check.str_matches(ID_PATTERN), nullable=True),
-        }
-    )
+    columns.update({c: fixed[c] for c in names[cut:]})
     return pa.DataFrameSchema(
         columns, strict=True, ordered=True, unique=["dyad_id", "session", "rater", "instrument", "coder_id"]
     )

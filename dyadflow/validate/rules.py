@@ -640,6 +640,7 @@ def validate_frames(
 
     items = item_columns(survivors)
     max_items = max((int(c[5:]) for c in items), default=0)
+    schema = validated_schema(max_items)  # the columns of ValidatedModel, items after instrument
     accepted = (
         survivors.with_columns(
             [
@@ -649,18 +650,9 @@ def validate_frames(
             ]
         )
         .sort("dyad_id", "session", "instrument", "rater", "source_file", "source_line")
-        .select(
-            *BASE_COLUMNS,
-            *[item_column(i) for i in range(1, max_items + 1)],
-            "note",
-            "consent_share_text",
-            "consent_share_ratings",
-            *PROVENANCE,
-            "total",
-            "coder_id",
-        )
+        .select(*schema.columns)
     )
-    accepted = validated_schema(max_items).validate(accepted)
+    accepted = schema.validate(accepted)
 
     context = raw.select(
         "_row",

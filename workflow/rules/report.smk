@@ -6,12 +6,12 @@ include: "report_helpers.smk"
 checkpoint report_plan:
     input:
         scores=rules.score.output.parquet,
-        validated=rules.validate.output.validated,
         consent=rules.validate.output.consent,
         rejections=rules.validate.output.rejections,
         sessions=rules.stats.output.sessions,
         dyads=rules.stats.output.dyads,
         feedback=rules.stats.output.feedback,
+        subscales=rules.stats.output.subscales,
         selection=rules.select.output.index,
         optional=_optional_report_inputs,
     output:
@@ -67,7 +67,6 @@ rule report_caseload:
         sudden_gains=rules.stats.output.sudden_gains,
         ruptures=rules.stats.output.ruptures,
         rejections=rules.validate.output.rejections,
-        validated=rules.validate.output.validated,
         shards=_shard_manifests,
         templates=REPORT_TEMPLATES,
     output:

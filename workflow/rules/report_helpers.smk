@@ -28,6 +28,7 @@ SHARD_TABLES = [
     "rejections",
     "consent",
     "feedback",
+    "subscales",
 ]
 
 

@@ -1,7 +1,7 @@
 rule stats:
     input:
         scores=rules.score.output.parquet,
-        validated=rules.validate.output.validated,
+        reliability=rules.score.output.reliability,
         instruments=INSTRUMENT_FILES,
         # feedback.reference: an earlier run's scores table, a declared input when set
         feedback_reference=(config.get("feedback") or {}).get("reference") or [],
@@ -14,6 +14,7 @@ rule stats:
         cohort=f"{RESULTS}/stats/cohort.json",
         feedback=f"{RESULTS}/stats/feedback.parquet",
         feedback_csv=f"{RESULTS}/stats/feedback.csv",
+        subscales=f"{RESULTS}/stats/subscales.csv",
     log:
         f"{LOGS}/stats.log",
     params:
