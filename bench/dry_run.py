@@ -8,13 +8,16 @@ dyads through every stage takes many minutes, so this script builds a generated 
 50 dyads (2 shards) for real, then gives the report checkpoint 400 shards: ``plan.json``
 says 400 and every file of shard 0 (its tables, its manifest and, where the layout has
 them, its PDFs) is copied to shards 1…399, whatever the layout of ``results/reports/shards``
-is; ``snakemake --touch`` then records the copied jobs as done. Timed: ``snakemake -n``
+is; ``snakemake --touch`` then marks the copied jobs as done, and shard 0's Snakemake records
+(.snakemake/metadata) are copied to the others where none was written, so every shard
+job is checked as after a real build. Timed: ``snakemake -n``
 (nothing to do), best and median of ``--repeat`` runs, with the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -60,6 +63,35 @@ def inflate(shards: Path, n: int) -> None:
             shutil.copyfile(p, dest)
 
 
+def _b64(path: str) -> str:
+    return base64.urlsafe_b64encode(path.encode()).decode()
+
+
+def copy_metadata(work: Path, n: int) -> int:
+    """Snakemake's record of each job of shard 0 (.snakemake/metadata) copied to shards 1 … n-1
+    where ``--touch`` left none, so every shard job is checked as after a real build."""
+    meta = work / ".snakemake" / "metadata"
+    copied = 0
+    for rec in sorted(meta.iterdir()):
+        path = base64.urlsafe_b64decode(rec.name).decode()
+        if not path.startswith("results/reports/shards/") or not ("/0/" in path + "/" or path.endswith("/0.json")):
+            continue
+        text = rec.read_text(encoding="utf-8")
+        for k in range(1, n):
+            new = path.replace("/0/", f"/{k}/").replace("/0.json", f"/{k}.json")
+            if new.endswith("/0"):
+                new = new[:-1] + str(k)
+            dest = meta / _b64(new)
+            if not dest.exists():
+                data = json.loads(text)
+                data["input"] = [
+                    p.replace("/0/", f"/{k}/").replace("/0.json", f"/{k}.json") for p in data.get("input") or []
+                ]
+                dest.write_text(json.dumps(data), encoding="utf-8")
+                copied += 1
+    return copied
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shards", type=int, default=400)
@@ -80,6 +112,7 @@ def main() -> None:
     plan_path.write_text(json.dumps(plan, sort_keys=True), encoding="utf-8")
     inflate(work / "results" / "reports" / "shards", args.shards)
     snakemake(work, "--cores", "1", "--touch", "results/reports/index.csv")
+    copy_metadata(work, args.shards)
     times = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
