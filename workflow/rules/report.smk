@@ -4,7 +4,7 @@ include: "report_helpers.smk"
 
 
 # The report stages read and write only what their rules declare (tests/test_declared_io.py);
-# docs/reports.md, "Incremental rendering", says what reruns when one dyad changes.
+# docs/reports.md, "Scale and incrementality", says what reruns when one dyad changes.
 checkpoint report_plan:
     input:
         **REPORT_TABLES,
