@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 from pypdf import PdfReader
 
@@ -71,7 +72,20 @@ def measure(args, verbose: bool = True) -> dict:
     from dyadflow.report import charts, dyad, render
     from dyadflow.report.tables import read_report_tables
 
-    t = read_report_tables(args.results)
+    root = Path(args.results)
+    t = read_report_tables(
+        {
+            "dyads": root / "stats" / "dyads.parquet",
+            "sessions": root / "stats" / "sessions.parquet",
+            "scores": root / "scores" / "questionnaires.parquet",
+            "sudden_gains": root / "stats" / "sudden_gains.csv",
+            "ruptures": root / "stats" / "ruptures.csv",
+            "rejections": root / "validation" / "rejections.csv",
+            "consent": root / "validated" / "consent.parquet",
+            "feedback": root / "stats" / "feedback.parquet",
+            "validated": root / "validated" / "questionnaires.parquet",
+        }
+    )
     t.dyads = t.dyads.sort("dyad_id").head(args.dyads)
     ctxs = dyad.shard_contexts(
         t,

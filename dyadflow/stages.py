@@ -279,24 +279,35 @@ def _select_strategy(input, output, params, **_):
     )
 
 
-def _report_plan(input, output, params, **_):
-    from dyadflow.report import shards
+def _named(files, names) -> dict:
+    """The rule's named inputs among ``names`` (a name the rule does not declare is left out)."""
+    return {k: files[k] for k in names if k in files.keys()}
 
-    shards.plan(params.results, list(params.strategies), int(params.dyads_per_shard), output.plan)
+
+def _report_plan(input, output, params, **_):
+    from dyadflow.report import shards, tables
+
+    selections = dict(zip(params.strategies, input.selections, strict=True))
+    files = _named(input, [*tables.CONTRACTS, "validated"])
+    shards.plan(files, selections, int(params.dyads_per_shard), output.plan, output.tables)
 
 
 def _report_shard(input, output, params, wildcards, **_):
     from dyadflow.report import shards
 
+    micro = {
+        k: input[f"microprocess_{k}"] for k in ("sessions", "segments", "series") if f"microprocess_{k}" in input.keys()
+    }
     shards.render_shard(
-        params.shard_dir,
+        _named(input, shards.SHARD_TABLES),
         output.manifest,
-        results_dir=params.results,
+        output.pdf,
         study=params.study,
         audience=params.audience,
         outcome=params.outcome,
         alliance=dict(params.alliance),
         config_sha256=params.config_sha256,
+        microprocess=micro,
         instruments_dir=params.instruments_dir,
         config=dict(params.config_flags),
         strategies=list(params.strategies),
@@ -308,11 +319,12 @@ def _report_shard(input, output, params, wildcards, **_):
 
 def _report_caseload(input, output, params, **_):
     from dyadflow.core.registry import load_registry
-    from dyadflow.report import clinician
+    from dyadflow.report import clinician, tables
 
     pages = clinician.write_caseloads(
-        params.results,
+        _named(input, [*tables.CONTRACTS, "validated"]),
         output.manifest,
+        output.pages,
         study=params.study,
         outcome=params.outcome,
         registry=load_registry(params.instruments_dir),
@@ -322,23 +334,26 @@ def _report_caseload(input, output, params, **_):
     logger.info("%d caseload page(s)", len(pages))
 
 
-def _report_index(input, output, params, **_):
+def _report_index(input, output, **_):
     from dyadflow.report import shards
 
     # the shards' dyad reports, and the caseload pages (by_therapist/<T>/_caseload.pdf)
-    shards.index([*input.manifests, input.caseload], params.reports_dir, output.index)
+    shards.index([*input.manifests, input.caseload], output.index, output.dyads, output.by_therapist)
 
 
 def _report_cohort(input, output, params, **_):
     from dyadflow.report import cohort
 
-    cohort.run_cohort(params.results, params.study, list(params.strategies), params.config_sha256, output.pdf)
+    files = _named(input, ("dyads", "sessions", "cohort", "multilevel", "agreement", "comparison"))
+    summaries = dict(zip(params.strategies, input.summaries, strict=True))
+    cohort.run_cohort(files, params.study, summaries, params.config_sha256, output.pdf)
 
 
 def _report_validation(input, output, params, **_):
     from dyadflow.report import cohort
 
-    cohort.run_validation(params.results, params.study, params.config_sha256, output.pdf)
+    files = _named(input, ("accounting", "rejections", "warnings", "sessions"))
+    cohort.run_validation(files, params.study, params.config_sha256, output.pdf)
 
 
 def _microprocess(input, output, params, **_):

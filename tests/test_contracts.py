@@ -7,6 +7,7 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from report_inputs import TABLES, paths_at, selections
 
 from dyadflow.core import atomic
 from dyadflow.core.accounting import REJECTION_COLUMNS, RejectionsModel
@@ -89,7 +90,7 @@ def test_selection_session_and_rank_are_int32_in_the_report_as_written(tmp_path)
     (tmp_path / "selection" / "high_low.csv").write_text(
         "dyad_id,session,group,rank,reason\nD001,4,high,1,highest composite\n"
     )
-    t = read_report_tables(tmp_path, ["high_low"])
+    t = read_report_tables(paths_at(tmp_path, TABLES), selections(tmp_path, ["high_low"]))
     assert t.selection.schema["session"] == pl.Int32 == t.sessions.schema["session"]
     assert t.selection.schema["rank"] == pl.Int32
     assert t.selection.rows() == [("D001", 4, "high", 1, "highest composite", "high_low")]

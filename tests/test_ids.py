@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import yaml
 from conftest import REPO, WAI_S_OK, WAI_SR_OK, make_small_study, row, run_nightly, write_canonical
+from report_inputs import VALIDATION, paths_at
 
 from dyadflow import ingest
 from dyadflow.core.errors import DyadflowError
@@ -511,7 +512,7 @@ def test_validation_report_has_a_section_for_id_warnings(tmp_path):
         }
     ).write_csv(res / "validation" / "warnings.csv")
     out = tmp_path / "validation.pdf"
-    cohort.run_validation(str(res), "Trial", None, str(out))
+    cohort.run_validation(paths_at(res, VALIDATION), "Trial", None, str(out))
     text = pdf_text(out)
     left_out = text.index("Columns left out")
     linking_ids = text.index("Linking IDs across sources")

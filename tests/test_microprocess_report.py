@@ -9,6 +9,7 @@ import jinja2
 import pytest
 from conftest import REPO
 from pypdf import PdfReader
+from report_inputs import MICROPROCESS, paths_at
 
 from dyadflow.microprocess import pipeline
 from dyadflow.microprocess.report import DPI, dyad_context
@@ -34,7 +35,7 @@ def results(tmp_path_factory):
 
 
 def test_context_has_every_session_with_stats_segments_clips_and_chart(results):
-    ctx = dyad_context(["D001", "D003", "D077"], results)
+    ctx = dyad_context(["D001", "D003", "D077"], paths_at(results, MICROPROCESS))
     assert set(ctx) == {"D001", "D003", "D077"}
     assert ctx["D077"] == {"dyad_id": "D077", "available": False, "sessions": []}
     d1 = ctx["D001"]
@@ -52,13 +53,17 @@ def test_context_has_every_session_with_stats_segments_clips_and_chart(results):
     # 7 × 3 inches at DPI
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert (width, height) == (7 * DPI, 3 * DPI) and DPI >= 200
-    assert dyad_context(["D001"], results)["D001"]["sessions"][0]["chart_png"] == png  # reproducible
+    assert (
+        dyad_context(["D001"], paths_at(results, MICROPROCESS))["D001"]["sessions"][0]["chart_png"] == png
+    )  # reproducible
     single = ctx["D003"]["sessions"][0]
     assert single["text"]["congruence_r"] == "—" and "only the patient" in single["note"]
 
 
 def test_context_without_microprocess_results(tmp_path):
-    assert dyad_context(["D001"], tmp_path) == {"D001": {"dyad_id": "D001", "available": False, "sessions": []}}
+    assert dyad_context(["D001"], paths_at(tmp_path, MICROPROCESS)) == {
+        "D001": {"dyad_id": "D001", "available": False, "sessions": []}
+    }
 
 
 def render(microprocess: dict) -> str:
@@ -75,7 +80,7 @@ def render(microprocess: dict) -> str:
 
 
 def test_partial_says_how_each_segment_was_found(results):
-    entry = dyad_context(["D003"], results)["D003"]
+    entry = dyad_context(["D003"], paths_at(results, MICROPROCESS))["D003"]
     html = render(entry)
     assert "replacing the visual selection of the three lowest segments from a graph in Trusty (2023)" in html
     assert "<th>found by</th>" in html and "<td>algorithm</td>" in html
@@ -84,7 +89,7 @@ def test_partial_says_how_each_segment_was_found(results):
 
 
 def test_partial_escapes_text(results):
-    entry = dyad_context(["D003"], results)["D003"]
+    entry = dyad_context(["D003"], paths_at(results, MICROPROCESS))["D003"]
     entry["sessions"][0]["note"] = "<b>bold</b> & more"
     html = render(entry)
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; more" in html and "<b>bold" not in html
@@ -92,7 +97,7 @@ def test_partial_escapes_text(results):
 
 def test_partial_renders_to_pdf(results, tmp_path):
     weasyprint = pytest.importorskip("weasyprint")
-    entry = dyad_context(["D001"], results)["D001"]
+    entry = dyad_context(["D001"], paths_at(results, MICROPROCESS))["D001"]
     html = render(entry)
     pdf = tmp_path / "mp.pdf"
 

@@ -9,6 +9,7 @@ import zlib
 
 import polars as pl
 from pypdf import PdfReader
+from report_inputs import COHORT, VALIDATION, paths_at, selections
 from test_report_dyad import write_results
 
 from dyadflow.report import charts, cohort, render
@@ -77,7 +78,13 @@ def test_cohort_report_shows_cohort_json_and_dashes_for_missing(tmp_path):
     )
     (res / "selection" / "ekeblad_summary.json").write_text(json.dumps({"n_dyads_kept": 1, "n_sessions": 2}))
     out = tmp_path / "cohort.pdf"
-    cohort.run_cohort(str(res), "Trial", ["ekeblad", "fixed"], "f4b6f1d6" + "0" * 56, str(out))
+    cohort.run_cohort(
+        paths_at(res, COHORT),
+        "Trial",
+        selections(res, ["ekeblad", "fixed"], "_summary.json"),
+        "f4b6f1d6" + "0" * 56,
+        str(out),
+    )
     text = pdf_text(out)
     for expected in (
         "CBT 1 4 4.0",
@@ -110,7 +117,7 @@ def test_validation_report_lists_accounting_rules_and_rows(tmp_path):
         }
     ).write_csv(res / "validation" / "accounting.csv")
     out = tmp_path / "validation.pdf"
-    cohort.run_validation(str(res), "Trial", None, str(out))
+    cohort.run_validation(paths_at(res, VALIDATION), "Trial", None, str(out))
     text = pdf_text(out)
     for expected in (
         "data/q.csv 20 19 1 0",
@@ -120,7 +127,7 @@ def test_validation_report_lists_accounting_rules_and_rows(tmp_path):
     ):
         assert expected in text, expected
     first = out.read_bytes()
-    cohort.run_validation(str(res), "Trial", None, str(out))
+    cohort.run_validation(paths_at(res, VALIDATION), "Trial", None, str(out))
     assert out.read_bytes() == first
 
 
@@ -141,7 +148,7 @@ def test_validation_report_highlights_files_without_data(tmp_path):
             ],
         }
     ).write_csv(res / "validation" / "accounting.csv")
-    ctx = cohort.validation_context(str(res), "Trial", None)
+    ctx = cohort.validation_context(paths_at(res, VALIDATION), "Trial", None)
     assert ctx["files_without_data"] == [
         "data/all_bad.csv: all 2 row(s) were rejected: no data from this file is used",
         "data/binary.csv: the whole file was quarantined, it cannot be read: "
@@ -154,7 +161,7 @@ def test_validation_report_highlights_files_without_data(tmp_path):
     assert '<tr class="no-data"><td>data/binary.csv (quarantined)</td>' in html
     assert "<tr><td>data/one_good.csv</td>" in html
     out = tmp_path / "validation.pdf"
-    cohort.run_validation(str(res), "Trial", None, str(out))
+    cohort.run_validation(paths_at(res, VALIDATION), "Trial", None, str(out))
     text = pdf_text(out)
     assert "No data used from 2 input file(s)" in text and "data/all_bad.csv 2 0 2 0" in text
 
@@ -173,7 +180,7 @@ def test_validation_report_names_the_input_of_a_file_read_twice(tmp_path):
         }
     ).write_csv(res / "validation" / "accounting.csv")
     out = tmp_path / "validation.pdf"
-    cohort.run_validation(str(res), "Trial", None, str(out))
+    cohort.run_validation(paths_at(res, VALIDATION), "Trial", None, str(out))
     text = pdf_text(out)
     for expected in (
         "data/q.csv 20 19 1 0",
@@ -288,7 +295,7 @@ def test_cohort_report_shows_the_multilevel_model_and_says_when_it_did_not_conve
     res = write_results(tmp_path)
     (res / "stats" / "multilevel.json").write_text(json.dumps(MULTILEVEL))
     out = tmp_path / "cohort.pdf"
-    cohort.run_cohort(str(res), "Trial", [], None, str(out))
+    cohort.run_cohort(paths_at(res, COHORT), "Trial", {}, None, str(out))
     text = pdf_text(out)
     for expected in (
         "Multilevel alliance–outcome model",
@@ -308,7 +315,7 @@ def test_cohort_report_shows_the_multilevel_model_and_says_when_it_did_not_conve
         "message": "the model did not converge (singular): the estimates are not reliable",
     }
     (res / "stats" / "multilevel.json").write_text(json.dumps(failed))
-    cohort.run_cohort(str(res), "Trial", [], None, str(out))
+    cohort.run_cohort(paths_at(res, COHORT), "Trial", {}, None, str(out))
     assert "Did not converge: the model did not converge (singular): the estimates are not reliable" in pdf_text(out)
     unfitted = {
         **MULTILEVEL,
@@ -318,7 +325,7 @@ def test_cohort_report_shows_the_multilevel_model_and_says_when_it_did_not_conve
         "message": "not fitted: 12 observation(s) in 1 dyad(s) with at least 2 session pairs",
     }
     (res / "stats" / "multilevel.json").write_text(json.dumps(unfitted))
-    cohort.run_cohort(str(res), "Trial", [], None, str(out))
+    cohort.run_cohort(paths_at(res, COHORT), "Trial", {}, None, str(out))
     assert "Not fitted: not fitted: 12 observation(s)" in pdf_text(out)
 
 
@@ -338,7 +345,7 @@ def test_cohort_report_shows_coder_agreement_and_the_comparison_only_when_unblin
     ).write_csv(res / "coding" / "agreement.csv")
     pl.DataFrame(schema=COMPARISON_SCHEMA).write_csv(res / "coding" / "comparison.csv")  # blinded: no rows
     out = tmp_path / "cohort.pdf"
-    cohort.run_cohort(str(res), "Trial", [], None, str(out))
+    cohort.run_cohort(paths_at(res, COHORT), "Trial", {}, None, str(out))
     text = pdf_text(out)
     assert "Agreement between coders" in text
     assert "rupture_markers score ICC(2,1) 0.84 0.56 to 0.96 10 3" in text
@@ -369,7 +376,7 @@ def test_cohort_report_shows_coder_agreement_and_the_comparison_only_when_unblin
         schema=COMPARISON_SCHEMA,
         orient="row",
     ).write_csv(res / "coding" / "comparison.csv")
-    cohort.run_cohort(str(res), "Trial", [], None, str(out))
+    cohort.run_cohort(paths_at(res, COHORT), "Trial", {}, None, str(out))
     text = pdf_text(out)
     assert "Unblinded comparison of the selected groups" in text
     assert "high_low rupture_markers score high − low 5 / 5 1.20 / 2.90 −1.70 −2.50 to −0.90 .002 9 (1)" in text

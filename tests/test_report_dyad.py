@@ -7,15 +7,18 @@ text, nothing outside the assets is fetched, and re-rendering gives the same byt
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io as pyio
 import json
 import os
+import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 from pypdf import PdfReader
+from report_inputs import TABLES, paths_at, selections
 
 from dyadflow.core.contract import conform
 from dyadflow.report import render, shards
@@ -280,13 +283,27 @@ def write_results(root: Path, full: bool = True) -> Path:
 
 
 def build(res: Path, audience: str = "research", per_shard: int = 25, strategies=("ekeblad",)) -> dict:
-    plan = shards.plan(str(res), list(strategies), per_shard, str(res / "reports" / "plan.json"))
+    """What the report rules do: the plan, every shard, and the index that publishes the PDFs,
+    from the run directory with relative paths (as Snakemake names them)."""
+    with contextlib.chdir(res.parent):
+        return _build(Path(res.name), audience, per_shard, strategies)
+
+
+def _build(res: Path, audience: str, per_shard: int, strategies) -> dict:
+    reports = res / "reports"
+    plan = shards.plan(
+        paths_at(res, TABLES),
+        selections(res, strategies),
+        per_shard,
+        str(reports / "plan.json"),
+        str(reports / "shards" / "tables"),
+    )
     out = []
     for k in range(plan["n_shards"]):
         out += shards.render_shard(
-            str(res / "reports" / "shards" / str(k)),
-            str(res / "reports" / "shards" / f"{k}.json"),
-            results_dir=str(res),
+            {t: str(reports / "shards" / "tables" / str(k) / f"{t}.parquet") for t in shards.SHARD_TABLES},
+            str(reports / "shards" / f"{k}.json"),
+            str(reports / "shards" / "pdf" / str(k)),
             study="Trial <B>",
             audience=audience,
             outcome="bdi_ii",
@@ -295,9 +312,10 @@ def build(res: Path, audience: str = "research", per_shard: int = 25, strategies
             strategies=list(strategies),
         )
     shards.index(
-        [str(res / "reports" / "shards" / f"{k}.json") for k in range(plan["n_shards"])],
-        str(res / "reports"),
-        str(res / "reports" / "index.csv"),
+        [str(reports / "shards" / f"{k}.json") for k in range(plan["n_shards"])],
+        str(reports / "index.csv"),
+        str(reports / "dyads"),
+        str(reports / "by_therapist"),
     )
     return {r["dyad_id"]: r for r in out}
 
@@ -311,7 +329,7 @@ def built(tmp_path_factory):
 
 def test_missing_contract_columns_are_added_as_null(tmp_path):
     res = write_results(tmp_path, full=False)
-    t = read_report_tables(res, ["nothere"])
+    t = read_report_tables(paths_at(res, TABLES), selections(res, ["nothere"]))
     assert t.dyads.get_column("rci").to_list() == [None, None]
     assert t.dyads.schema["agreement_r"] == pl.Float64 and t.sudden_gains.height == 0
     assert t.selection.columns == ["dyad_id", "session", "group", "rank", "reason", "strategy"]
@@ -329,7 +347,7 @@ def test_missed_sessions_and_the_subscale_profile_are_the_stats_tables(tmp_path,
     pl.DataFrame({"dyad_id": ["D1"], "rater": ["patient"], "subscale": ["goal"], "value": [9.99]}).write_csv(
         res / "stats" / "subscales.csv"
     )
-    t = read_report_tables(res)
+    t = read_report_tables(paths_at(res, TABLES))
     ctx = {
         c["dyad"]["dyad_id"]: c
         for c in dyad_report.shard_contexts(
@@ -477,12 +495,15 @@ def test_rendering_twice_gives_identical_bytes(built, tmp_path):
     assert (res / "reports" / "index.csv").read_bytes() == (again / "reports" / "index.csv").read_bytes()
 
 
-def test_only_the_changed_dyad_is_rendered_again(tmp_path):
+def test_a_changed_dyad_changes_only_its_shards_tables(tmp_path):
+    """What keeps one changed dyad to one report_shard job: the plan rewrites every shard's
+    tables, deterministically, so only the changed dyad's shard gets other bytes (Snakemake
+    does not rerun a job whose newer input has the checksum recorded at its last run)."""
     res = write_results(tmp_path)
     build(res, per_shard=1)  # two shards
-    pdfs = sorted((res / "reports").rglob("*.pdf"))
-    tables = sorted((res / "reports" / "shards").rglob("*.parquet"))
-    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in pdfs + tables}
+    tables = res / "reports" / "shards" / "tables"
+    public = [res / "reports" / "dyads" / "D1.pdf", res / "reports" / "dyads" / "D2.pdf"]
+    before = {p: p.read_bytes() for p in [*tables.rglob("*.parquet"), *public]}
     sessions = pl.read_parquet(res / "stats" / "sessions.parquet").with_columns(
         pl.when((pl.col("dyad_id") == "D2") & (pl.col("session") == 1))
         .then(3.0)
@@ -490,15 +511,14 @@ def test_only_the_changed_dyad_is_rendered_again(tmp_path):
         .alias("alliance_patient")
     )
     sessions.write_parquet(res / "stats" / "sessions.parquet")
+    shutil.rmtree(tables)  # Snakemake empties a directory output before its job runs
     build(res, per_shard=1)
-    changed = {
-        p.relative_to(res).as_posix() for p in pdfs + tables if (p.stat().st_mtime_ns, p.read_bytes()) != before[p]
-    }
+    after = {p: p.read_bytes() for p in [*tables.rglob("*.parquet"), *public]}
+    assert after.keys() == before.keys() and len(before) == 2 * len(shards.SHARD_TABLES) + 2
     d2_shard = int(render.shard_of(pl.Series(["D2"]), 2)[0])
-    assert changed == {
+    assert {p.relative_to(res).as_posix() for p in after if after[p] != before[p]} == {
+        f"reports/shards/tables/{d2_shard}/sessions.parquet",
         "reports/dyads/D2.pdf",
-        "reports/by_therapist/T2/D2.pdf",
-        f"reports/shards/{d2_shard}/sessions.parquet",
     }
 
 
@@ -509,7 +529,8 @@ def test_stale_reports_are_removed(tmp_path):
         res / "stats" / "dyads.parquet"
     )
     build(res)
-    assert sorted(p.relative_to(res / "reports").as_posix() for p in (res / "reports").rglob("*.pdf")) == [
+    published = [*(res / "reports" / "dyads").rglob("*.pdf"), *(res / "reports" / "by_therapist").rglob("*.pdf")]
+    assert sorted(p.relative_to(res / "reports").as_posix() for p in published) == [
         "by_therapist/T2/D2.pdf",
         "dyads/D2.pdf",
     ]
@@ -517,7 +538,7 @@ def test_stale_reports_are_removed(tmp_path):
     index = pl.read_csv(res / "reports" / "index.csv")
     assert index.get_column("dyad_id").to_list() == ["D2"]
     assert json.loads((res / "reports" / "plan.json").read_text())["n_dyads"] == 1
-    assert os.path.exists(res / "reports" / "shards" / "0" / "dyads.parquet")
+    assert os.path.exists(res / "reports" / "shards" / "tables" / "0" / "dyads.parquet")
 
 
 def test_long_session_table_repeats_its_header_on_every_page(tmp_path):

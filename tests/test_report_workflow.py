@@ -1,8 +1,10 @@
 """The report rules in Snakemake: all three report kinds and the bundles are written, and
-changing one dyad's rows re-renders only that dyad (plus the cohort-level outputs)."""
+changing one dyad's rows reruns one report_shard job, the one of that dyad (plus the
+cohort-level outputs); a rerun with nothing changed runs nothing."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -74,13 +76,40 @@ def test_reports_in_the_workflow_are_incremental(tmp_path):
     proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = _state(tmp_path)
-    changed = sorted(k for k in after if after[k] != before.get(k))
+    # exactly one report_shard job ran: D004's (the plan rewrote every shard's tables, but
+    # only D004's shard's bytes differ, and Snakemake compares checksums)
+    ran = [block.split("wildcards: shard=", 1)[1].split()[0] for block in proc.stderr.split("rule report_shard:")[1:]]
+    shard = next(k for k in ("0", "1") if "D004" in _shard_dyads(tmp_path, k))
+    assert ran == [shard], proc.stderr[-3000:]
+    changed_bytes = sorted(k for k in after if after[k][1] != before[k][1])
     therapist = index.filter(pl.col("dyad_id") == "D004").get_column("therapist_id")[0]
-    pdfs = [k for k in changed if k.endswith(".pdf")]
     # the therapist's caseload page may change with D004 (its status or alliance alert); no other page may
-    assert set(pdfs) - {
+    tables = [k for k in changed_bytes if k.startswith("reports/shards/tables/")]
+    assert tables and {k.split("/")[3] for k in tables} == {shard}
+    assert set(k for k in changed_bytes if k.endswith(".pdf")) - {
         "reports/cohort.pdf",
         "reports/validation.pdf",
+        f"reports/caseload/{therapist}/_caseload.pdf",
         f"reports/by_therapist/{therapist}/_caseload.pdf",
-    } == {"reports/dyads/D004.pdf", f"reports/by_therapist/{therapist}/D004.pdf"}
-    assert proc.stderr.count("rule report_shard:") == 1  # only D004's shard ran again
+    } == {
+        "reports/dyads/D004.pdf",
+        f"reports/by_therapist/{therapist}/D004.pdf",
+        f"reports/shards/pdf/{shard}/dyads/D004.pdf",
+        f"reports/shards/pdf/{shard}/by_therapist/{therapist}/D004.pdf",
+    }
+    # rendered again (a new file): only the dyads of D004's shard
+    rendered = {
+        k.rsplit("/", 1)[1][:-4] for k in after if k.startswith("reports/dyads/") and after[k][0] != before[k][0]
+    }
+    assert rendered == set(_shard_dyads(tmp_path, shard)) and len(rendered) < len(DYADS)
+
+    # a no-op rerun runs nothing and renders nothing
+    proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stderr and "rule report_" not in proc.stderr
+    assert _state(tmp_path) == after
+
+
+def _shard_dyads(root: Path, shard: str) -> list[str]:
+    manifest = json.loads((root / "results" / "reports" / "shards" / f"{shard}.json").read_text(encoding="utf-8"))
+    return [r["dyad_id"] for r in manifest["reports"]]

@@ -1,7 +1,7 @@
 """What a dyad's case report needs for its moment-to-moment page.
 
-:func:`dyad_context` reads ``results/microprocess/{sessions.csv, segments.csv,
-series.parquet}`` and returns, per dyad, a plain dict for the Jinja2 partial
+:func:`dyad_context` reads the microprocess stage's ``sessions.csv``, ``segments.csv`` and
+``series.parquet`` (the report rule's declared inputs, passed by name) and returns, per dyad, a plain dict for the Jinja2 partial
 ``dyadflow/report/templates/partials/microprocess.html.j2`` (which renders the variable
 ``microprocess``). Numbers come pre-formatted as text, so the partial needs no filters;
 charts come as PNG bytes and as ``data:`` URIs (WeasyPrint fetches nothing).
@@ -16,6 +16,7 @@ filled for the patient and open for the therapist, so the chart reads in graysca
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,7 @@ def _empty(dyad_id: str) -> dict:
     return {"dyad_id": dyad_id, "available": False, "sessions": []}
 
 
-def dyad_context(dyad_ids, results_dir: str | Path = "results", charts: bool = True) -> dict[str, dict]:
+def dyad_context(dyad_ids, files: Mapping[str, str | Path | None] | None, charts: bool = True) -> dict[str, dict]:
     """Per dyad: everything the microprocess page shows.
 
     ``{dyad_id: {"dyad_id", "available", "sessions": [{"session", "seconds_patient",
@@ -148,20 +149,23 @@ def dyad_context(dyad_ids, results_dir: str | Path = "results", charts: bool = T
     "segments": [rows of segments.csv + "start", "end" as mm:ss], "clips": [{"rater",
     "kind", "rank", "clip"}], "chart_png": bytes, "chart_uri": "data:image/png;base64,…"}]}}``
 
-    A dyad without dial data (or a run without the microprocess stage) gets
-    ``available: False`` and no sessions.
+    ``files`` names the microprocess stage's tables: ``sessions`` (sessions.csv), ``segments``
+    (segments.csv) and ``series`` (series.parquet, for the charts). A dyad without dial data
+    (or a run without the microprocess stage: no ``sessions`` file) gets ``available: False``
+    and no sessions.
     """
     ids = [str(d) for d in dyad_ids]
     out = {d: _empty(d) for d in ids}
-    base = Path(results_dir) / "microprocess"
-    if not (base / "sessions.csv").exists():
+    files = files or {}
+    sessions_path, segments_path, series_path = (files.get(k) for k in ("sessions", "segments", "series"))
+    if not sessions_path or not Path(sessions_path).exists():
         return out
     wanted = pl.Series("dyad_id", ids, dtype=pl.String).implode()
-    sessions = read_table(base / "sessions.csv", MicroSessionsModel).filter(pl.col("dyad_id").is_in(wanted))
-    segments = read_table(base / "segments.csv", SegmentsModel).filter(pl.col("dyad_id").is_in(wanted))
+    sessions = read_table(sessions_path, MicroSessionsModel).filter(pl.col("dyad_id").is_in(wanted))
+    segments = read_table(segments_path, SegmentsModel).filter(pl.col("dyad_id").is_in(wanted))
     series = (
-        pl.scan_parquet(base / "series.parquet").filter(pl.col("dyad_id").is_in(wanted)).collect()
-        if charts and (base / "series.parquet").exists()
+        pl.scan_parquet(series_path).filter(pl.col("dyad_id").is_in(wanted)).collect()
+        if charts and series_path and Path(series_path).exists()
         else None
     )
     seg_by = {k: g for k, g in segments.sort("session", "rater", "kind", "rank").group_by("dyad_id", "session")}

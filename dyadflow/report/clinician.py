@@ -643,8 +643,9 @@ def caseload_context(
 
 
 def write_caseloads(
-    results_dir: str,
+    files: dict,
     out_manifest: str,
+    out_pages: str,
     *,
     study: str,
     outcome: str,
@@ -652,14 +653,15 @@ def write_caseloads(
     report_cfg: dict | None = None,
     feedback_path: str | None = None,
 ) -> list[dict]:
-    """results/reports/by_therapist/<T>/_caseload.pdf for every therapist (one job for all:
-    the caseload is a small table; a page whose bytes did not change is not rewritten), and
-    a manifest listing them (therapist_id, bundle_path, bundle_sha256) for the index."""
+    """``out_pages/<T>/_caseload.pdf`` for every therapist (one job for all: the caseload is a
+    small table), and a manifest listing them (therapist_id, bundle_path, bundle_sha256);
+    report_index publishes them as results/reports/by_therapist/<T>/_caseload.pdf. ``files``
+    are the rule's named inputs (the tables of :func:`dyadflow.report.tables.read_report_tables`)."""
     from dyadflow.core.contract import read_table
     from dyadflow.report import render
     from dyadflow.report.tables import read_report_tables
 
-    t = read_report_tables(results_dir)
+    t = read_report_tables(files)
     fb = read_table(feedback_path, FeedbackModel) if feedback_path else t.feedback
     cfg = settings(report_cfg)
     rows = caseload_rows(t, fb, registry, outcome, report_cfg)
@@ -672,8 +674,6 @@ def write_caseloads(
     )
     last = dict(last_by_therapist.iter_rows())
     fetcher = render.make_fetcher()
-    reports = Path(results_dir) / "reports"
-    shown = Path(Path(results_dir).name)
     out = []
     for key, part in rows.group_by("therapist_id", maintain_order=True):  # one page per therapist
         therapist = key[0]
@@ -685,7 +685,7 @@ def write_caseloads(
         )
         html = i18n.environment(language).get_template("caseload.html.j2").render(**ctx)
         pdf = render.render_pdf(html, render.epoch_of(last.get(therapist)), fetcher)
-        path = reports / "by_therapist" / str(therapist) / "_caseload.pdf"
+        path = Path(out_pages) / str(therapist) / "_caseload.pdf"
         atomic.write_bytes_if_changed(path, pdf)
         out.append(
             {
@@ -693,7 +693,7 @@ def write_caseloads(
                 "therapist_id": therapist,
                 "path": None,
                 "sha256": None,
-                "bundle_path": (shown / path.relative_to(results_dir)).as_posix(),
+                "bundle_path": path.as_posix(),
                 "bundle_sha256": render.sha256_bytes(pdf),
             }
         )

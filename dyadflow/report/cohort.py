@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
@@ -94,13 +95,15 @@ STATISTIC_NAMES = {
 }
 
 
-def coding_view(root: Path) -> dict:
+def _exists(path) -> bool:
+    return bool(path) and Path(path).exists()
+
+
+def coding_view(agreement_path: str | None, comparison_path: str | None) -> dict:
     """The coding stage's agreement and (unblinded selections only) comparison tables, when the stage ran
     (results/coding/, docs/coding.md); read with their schemas, so an empty table is still typed."""
-    folder = root / "coding"
-    agreement_path, comparison_path = folder / "agreement.csv", folder / "comparison.csv"
-    agreement = pl.read_csv(agreement_path, schema=AGREEMENT_SCHEMA) if agreement_path.exists() else None
-    comparison = pl.read_csv(comparison_path, schema=COMPARISON_SCHEMA) if comparison_path.exists() else None
+    agreement = pl.read_csv(agreement_path, schema=AGREEMENT_SCHEMA) if _exists(agreement_path) else None
+    comparison = pl.read_csv(comparison_path, schema=COMPARISON_SCHEMA) if _exists(comparison_path) else None
     return {
         "ran": agreement is not None,
         "agreement": []
@@ -119,12 +122,11 @@ MULTILEVEL_TERMS = {
 }
 
 
-def multilevel_view(root: Path) -> dict | None:
+def multilevel_view(path: str | None) -> dict | None:
     """results/stats/multilevel.json as the cohort report shows it; None when not produced."""
-    path = root / "stats" / "multilevel.json"
-    if not path.exists():
+    if not _exists(path):
         return None
-    m = json.loads(path.read_text(encoding="utf-8"))
+    m = json.loads(Path(path).read_text(encoding="utf-8"))
     return {
         "model": m.get("model"),
         "random_effects": m.get("random_effects"),
@@ -150,12 +152,14 @@ def multilevel_view(root: Path) -> dict | None:
     }
 
 
-def cohort_context(results_dir: str, study: str, strategies: list[str], config_sha256: str | None) -> dict:
-    root = Path(results_dir)
-    dyads = read_table(root / "stats" / "dyads.parquet", DyadsModel)
-    sessions = read_table(root / "stats" / "sessions.parquet", SessionsModel)
-    cohort_path = root / "stats" / "cohort.json"
-    cohort = json.loads(cohort_path.read_text(encoding="utf-8")) if cohort_path.exists() else {}
+def cohort_context(files: Mapping, study: str, summaries: Mapping[str, str], config_sha256: str | None) -> dict:
+    """``files``: the rule's named inputs (``dyads``, ``sessions``, and when produced ``cohort``,
+    ``multilevel``, ``agreement``, ``comparison``); ``summaries``: each configured selection's
+    name and its ``<name>_summary.json``."""
+    dyads = read_table(files["dyads"], DyadsModel)
+    sessions = read_table(files["sessions"], SessionsModel)
+    cohort_path = files.get("cohort")
+    cohort = json.loads(Path(cohort_path).read_text(encoding="utf-8")) if _exists(cohort_path) else {}
     # the flow table as the stats stage counted it (cohort.json's ``arms``), and its own flow counts
     arms = cohort.get("arms") or {"dyads": "—", "sessions": "—", "per_arm": []}
     flow = {
@@ -170,10 +174,9 @@ def cohort_context(results_dir: str, study: str, strategies: list[str], config_s
     instruments = sorted({c["instrument"] for c in completeness})
     sessions_seen = sorted({c["session"] for c in completeness})
     grid = {(c["instrument"], c["session"]): c for c in completeness}
-    summaries = []
-    for name in strategies:
-        p = root / "selection" / f"{name}_summary.json"
-        summaries.append(selection_view(name, json.loads(p.read_text(encoding="utf-8")) if p.exists() else None))
+    views = []
+    for name, p in summaries.items():
+        views.append(selection_view(name, json.loads(Path(p).read_text(encoding="utf-8")) if _exists(p) else None))
     last = _latest_date(sessions)
     return {
         "study": study,
@@ -184,11 +187,11 @@ def cohort_context(results_dir: str, study: str, strategies: list[str], config_s
         "pooled": cohort.get("pooled_effect") or {},
         "outcome": cohort.get("outcome"),
         "reliability": cohort.get("reliability") or {},
-        "summaries": summaries,
+        "summaries": views,
         "supervisor": supervisor_table(dyads),
         "has_cohort": bool(cohort),
-        "multilevel": multilevel_view(root),
-        "coding": coding_view(root),
+        "multilevel": multilevel_view(files.get("multilevel")),
+        "coding": coding_view(files.get("agreement"), files.get("comparison")),
         "provenance": _provenance(config_sha256, last),
         "epoch_date": last,
     }
@@ -220,20 +223,19 @@ def supervisor_table(dyads: pl.DataFrame) -> list[dict]:
 ID_WARNING_COLUMNS = ("dyad_id", "rater", "therapist_id")  # the columns of dyadflow.validate.linking's warnings
 
 
-def validation_context(results_dir: str, study: str, config_sha256: str | None) -> dict:
-    root = Path(results_dir)
-    accounting = read_table(root / "validation" / "accounting.csv", AccountingModel)
-    rejections = read_table(root / "validation" / "rejections.csv", RejectionsModel)
+def validation_context(files: Mapping, study: str, config_sha256: str | None) -> dict:
+    """``files``: the rule's named inputs ``accounting``, ``rejections``, ``warnings`` and ``sessions``."""
+    accounting = read_table(files["accounting"], AccountingModel)
+    rejections = read_table(files["rejections"], RejectionsModel)
     by_rule = (
         rejections.group_by("rule").agg(pl.len().alias("n"), pl.col("dyad_id").n_unique().alias("dyads")).sort("rule")
     )
     first = rejections.sort("source_file", "source_line", "column").head(FIRST_REJECTED)
-    warn_path = root / "validation" / "warnings.csv"
-    warnings = read_table(warn_path, WarningsModel).to_dicts()
+    warnings = read_table(files.get("warnings"), WarningsModel).to_dicts()
     # warnings about IDs not linked across sources (dyadflow.validate.linking) have their own section
     id_warnings = [w for w in warnings if w["column"] in ID_WARNING_COLUMNS]
     warnings = [w for w in warnings if w["column"] not in ID_WARNING_COLUMNS]
-    sessions = read_table(root / "stats" / "sessions.parquet", SessionsModel)
+    sessions = read_table(files["sessions"], SessionsModel)
     last = _latest_date(sessions)
     # files no row of which was accepted (all rejected, or quarantined): highlighted
     no_data = accounting.filter(
@@ -270,9 +272,9 @@ def render_report(template: str, ctx: dict, out: str) -> None:
     render.write_pdf(out, html, render.epoch_of(ctx["epoch_date"]))
 
 
-def run_cohort(results_dir, study, strategies, config_sha256, out):
-    render_report("cohort.html.j2", cohort_context(results_dir, study, strategies, config_sha256), out)
+def run_cohort(files, study, summaries, config_sha256, out):
+    render_report("cohort.html.j2", cohort_context(files, study, summaries, config_sha256), out)
 
 
-def run_validation(results_dir, study, config_sha256, out):
-    render_report("validation.html.j2", validation_context(results_dir, study, config_sha256), out)
+def run_validation(files, study, config_sha256, out):
+    render_report("validation.html.j2", validation_context(files, study, config_sha256), out)

@@ -1,13 +1,20 @@
-"""Sharded, incremental rendering of the dyad reports.
+"""Sharded rendering of the dyad reports.
+
+Every stage reads the files its rule names and writes only its declared outputs
+(docs/reports.md, "Incremental rendering"):
 
 * ``report_plan`` (a Snakemake checkpoint) assigns each dyad to a shard by a stable
-  FNV-1a hash of its ID, with ``ceil(n_dyads / report.dyads_per_shard)`` shards, and writes each shard's input tables to
-  ``results/reports/shards/<k>/*.parquet`` only when their bytes change. A shard whose
-  dyads did not change keeps its files, so Snakemake does not run it again.
-* ``report_shard`` renders the dyads of one shard. A dyad whose fingerprint (its data,
-  audience, provenance, templates and code version) equals the one recorded at the
-  last render keeps its PDF untouched; PDFs are written only when their bytes differ.
-* ``report_index`` lists every report and removes those of dyads that left the data.
+  FNV-1a hash of its ID, with ``ceil(n_dyads / report.dyads_per_shard)`` shards, and writes
+  each shard's input tables into its declared directory (``<tables>/<k>/<table>.parquet``),
+  deterministically: a shard whose dyads did not change gets the same bytes, and Snakemake
+  (which compares the checksum recorded at a job's last run) does not run it again.
+* ``report_shard`` renders the dyads of one shard into its declared directory
+  (``<pdf>/dyads/<D>.pdf`` and ``<pdf>/by_therapist/<T>/<D>.pdf``) and lists them in its
+  manifest.
+* ``report_index`` publishes them: it fills its declared directories (``dyads/``,
+  ``by_therapist/``) with hard links to the shards' PDFs and the caseload pages (a copy
+  where a link cannot be made) and writes ``index.csv``. A dyad that left the data is
+  simply not published again.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ import io as pyio
 import json
 import logging
 import math
+import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
@@ -42,7 +51,6 @@ SHARD_TABLES = (
     "feedback",
     "subscales",
 )
-STATE = "rendered.json"
 
 
 def n_shards_for(n_dyads: int, dyads_per_shard: int) -> int:
@@ -55,12 +63,18 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, out_plan: str) -> dict:
-    """Write each shard's input tables (if changed) and the plan: which shards exist."""
-    t = read_report_tables(results_dir, strategies)
+def plan(
+    files: Mapping[str, str | None],
+    selections: Mapping[str, str],
+    dyads_per_shard: int,
+    out_plan: str,
+    out_tables: str,
+) -> dict:
+    """Write each shard's input tables (``out_tables/<k>/<table>.parquet``) and the plan: which shards exist."""
+    t = read_report_tables(files, selections)
     n = n_shards_for(t.dyads.height, dyads_per_shard)
     assign = t.dyads.select("dyad_id").with_columns(render.shard_of(t.dyads.get_column("dyad_id"), n).alias("shard"))
-    root = Path(results_dir) / "reports" / "shards"
+    root = Path(out_tables)
     written = 0
     for name in SHARD_TABLES:
         frame = getattr(t, name).join(assign, on="dyad_id", how="inner")
@@ -69,7 +83,7 @@ def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, out_plan
         for k in range(n):  # one file per shard and table, also when empty
             part = parts.get(k, empty).sort(pl.all())
             written += atomic.write_bytes_if_changed(root / str(k) / f"{name}.parquet", parquet_bytes(part))
-    if root.is_dir():  # shards beyond the new count
+    if root.is_dir():  # shards beyond the new count (Snakemake empties the folder first; a direct call may not)
         for old in root.iterdir():
             if old.is_dir() and old.name.isdigit() and int(old.name) >= n:
                 shutil.rmtree(old)
@@ -86,25 +100,26 @@ def plan(results_dir: str, strategies: list[str], dyads_per_shard: int, out_plan
     return data
 
 
-def read_shard(shard_dir: str | Path) -> ReportTables:
-    d = Path(shard_dir)
-    frames = {k: read_table(d / f"{k}.parquet", model) for k, model in CONTRACTS.items()}
+def read_shard(tables: Mapping[str, str]) -> ReportTables:
+    """A shard's tables, from the files the plan wrote (one path per name of ``SHARD_TABLES``)."""
+    frames = {k: read_table(tables[k], model) for k, model in CONTRACTS.items()}
     frames["scores"] = with_note(frames["scores"])
-    sel = d / "selection.parquet"
+    sel = tables.get("selection")
     selection = with_selection_columns(
-        pl.read_parquet(sel) if sel.exists() else pl.DataFrame(schema={"strategy": pl.String})
+        pl.read_parquet(sel) if sel and Path(sel).exists() else pl.DataFrame(schema={"strategy": pl.String})
     )
     return ReportTables(selection=selection, **frames)
 
 
-def microprocess_contexts(config: dict, dyad_ids: list[str], results_dir: str) -> dict | None:
-    """The microprocess page's context per dyad, when the study configures ``microprocess``;
+def microprocess_contexts(config: dict, dyad_ids: list[str], files: Mapping[str, str | None] | None) -> dict | None:
+    """The microprocess page's context per dyad, when the study configures ``microprocess``
+    (``files``: the microprocess stage's ``sessions``, ``segments`` and ``series``);
     otherwise None (the page is left out)."""
     if not config.get("microprocess"):
         return None
     from dyadflow.microprocess.report import dyad_context
 
-    contexts = dyad_context(dyad_ids, results_dir)
+    contexts = dyad_context(dyad_ids, files)
     return contexts if isinstance(contexts, dict) and contexts else None
 
 
@@ -119,15 +134,16 @@ def _render_one(template, ctx: dict, path: Path, fetcher) -> str:
 
 
 def render_shard(
-    shard_dir: str,
+    tables: Mapping[str, str],
     out_manifest: str,
+    out_pdf: str,
     *,
-    results_dir: str,
     study: str,
     audience: str,
     outcome: str,
     alliance: dict[str, str],
     config_sha256: str,
+    microprocess: Mapping[str, str | None] | None = None,
     instruments_dir: str | None = None,
     config: dict | None = None,
     strategies: list[str] = (),
@@ -137,19 +153,21 @@ def render_shard(
 ) -> list[dict]:
     """Render the research (or configured audience) report and the clinician bundle copy of every dyad in a shard.
 
+    ``tables`` are the shard's tables (:func:`plan`); the PDFs go into ``out_pdf``
+    (``dyads/<D>.pdf``, ``by_therapist/<T>/<D>.pdf``) and are listed in ``out_manifest``.
     The clinician copy (:mod:`dyadflow.report.clinician`) follows ``report_cfg`` (``language``,
     ``clinician.patient_ratings``, ``clinician.languages``) and the study's prompt catalogue
     ``prompts_path`` (``feedback.prompts``)."""
     from dyadflow.core.registry import load_registry
 
-    t = read_shard(shard_dir)
+    t = read_shard(tables)
     registry = load_registry(instruments_dir)
     provenance = {
         "version": __version__,
         "config": config_sha256[:8] if config_sha256 else None,
         "templates": render.templates_fingerprint()[:8],
     }
-    micro = microprocess_contexts(config or {}, t.dyads.get_column("dyad_id").to_list(), results_dir)
+    micro = microprocess_contexts(config or {}, t.dyads.get_column("dyad_id").to_list(), microprocess)
     common = dict(
         study=study,
         outcome=outcome,
@@ -174,69 +192,77 @@ def render_shard(
     for c in clin:
         c["kind"] = "clinician"
     main = clin if audience == "clinician" else dyad_report.shard_contexts(t, audience=audience, **common)
-    state_path = Path(shard_dir) / STATE
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
     env = render.template_env()
     template = env.get_template("dyad.html.j2")
     fetcher = render.make_fetcher()
-    reports_dir = Path(results_dir) / "reports"
-    out, new_state, rendered = [], {}, 0
+    root = Path(out_pdf)
+    out = []
     for ctx, cctx in zip(main, clin, strict=False):
         d, therapist = ctx["dyad"]["dyad_id"], ctx["dyad"]["therapist_id"]
         if cctx is not ctx:
             ctx["provenance"] = {**ctx["provenance"], "build_date": str(ctx["epoch_date"] or "—")}
             ctx["selection_configured"] = bool(strategies)
-        path = reports_dir / "dyads" / f"{d}.pdf"
-        bundle = reports_dir / "by_therapist" / str(therapist) / f"{d}.pdf"
-        old = state.get(d, {})
-        if old.get("fingerprint") == ctx["fingerprint"] and path.exists():
-            sha = old["sha256"]
-        else:
-            sha = _render_one(template, ctx, path, fetcher)
-            rendered += 1
-        if cctx is ctx:
-            if not (old.get("bundle_fingerprint") == ctx["fingerprint"] and bundle.exists()):
-                atomic.write_bytes_if_changed(bundle, path.read_bytes())
+        path = root / "dyads" / f"{d}.pdf"
+        bundle = root / "by_therapist" / str(therapist) / f"{d}.pdf"
+        sha = _render_one(template, ctx, path, fetcher)
+        if cctx is ctx:  # the clinician audience: the bundle copy is the same report
+            atomic.write_bytes_if_changed(bundle, path.read_bytes())
             bsha = sha
-        elif old.get("bundle_fingerprint") == cctx["fingerprint"] and bundle.exists():
-            bsha = old["bundle_sha256"]
         else:
             bsha = _render_one(template, cctx, bundle, fetcher)
-            rendered += 1
-        new_state[d] = {
-            "fingerprint": ctx["fingerprint"],
-            "sha256": sha,
-            "bundle_fingerprint": cctx["fingerprint"],
-            "bundle_sha256": bsha,
-        }
-        shown = Path(Path(results_dir).name)  # "results/reports/...", wherever the run directory is
         out.append(
             {
                 "dyad_id": d,
                 "therapist_id": therapist,
-                "path": (shown / path.relative_to(results_dir)).as_posix(),
+                "path": path.as_posix(),
                 "sha256": sha,
-                "bundle_path": (shown / bundle.relative_to(results_dir)).as_posix(),
+                "bundle_path": bundle.as_posix(),
                 "bundle_sha256": bsha,
             }
         )
-    atomic.write_bytes_if_changed(state_path, atomic.json_bytes(new_state))
     atomic.write_json(out_manifest, {"reports": out})
     if fetcher.refused:
         log.warning("refused to fetch %d URL(s) while rendering: %s", len(fetcher.refused), fetcher.refused[:5])
-    log.info("%d dyads; %d PDF(s) rendered, the others unchanged", len(out), rendered)
+    log.info("%d dyads rendered", len(out))
     return out
 
 
-def index(manifests: list[str], reports_dir: str, out_index: str) -> pl.DataFrame:
-    """results/reports/index.csv, and removal of reports of dyads that are gone.
+def publish(src: str | Path, dest: Path) -> None:
+    """``dest`` as a hard link to ``src`` (no second copy on disk), or a copy where the
+    file system cannot link (another device, no hard links)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
 
-    ``kind`` says what a row lists: ``dyad`` (a dyad's report and its therapist-bundle copy)
-    or ``caseload`` (a therapist's caseload page, ``by_therapist/<T>/_caseload.pdf``, in
-    ``bundle_path``; no dyad, no ``path``), listed after the dyads."""
+
+def index(manifests: list[str], out_index: str, out_dyads: str, out_by_therapist: str) -> pl.DataFrame:
+    """Publish the reports and write results/reports/index.csv.
+
+    ``manifests`` are the shards' manifests and the caseload manifest; each PDF they list is
+    published into this rule's own folders: a dyad's report as ``out_dyads/<D>.pdf``, its
+    bundle copy and the caseload pages as ``out_by_therapist/<T>/<file>``. ``kind`` says
+    what a row lists: ``dyad`` (a dyad's report and its therapist-bundle copy) or
+    ``caseload`` (a therapist's caseload page, ``by_therapist/<T>/_caseload.pdf``, in
+    ``bundle_path``; no dyad, no ``path``), listed after the dyads. The folders are filled
+    from scratch (Snakemake empties them before the job), so a dyad that left the data (or
+    changed therapist) has no report any more."""
     rows = []
     for path in manifests:
         rows.extend(json.loads(Path(path).read_text(encoding="utf-8"))["reports"])
+    for folder in (out_dyads, out_by_therapist):
+        if Path(folder).exists():
+            shutil.rmtree(folder)
+        Path(folder).mkdir(parents=True)
+    for r in rows:
+        if r.get("path"):
+            dest = f"{out_dyads}/{Path(r['path']).name}"
+            publish(r["path"], Path(dest))
+            r["path"] = dest
+        dest = f"{out_by_therapist}/{r['therapist_id']}/{Path(r['bundle_path']).name}"
+        publish(r["bundle_path"], Path(dest))
+        r["bundle_path"] = dest
     schema = {
         "dyad_id": pl.String,
         "therapist_id": pl.String,
@@ -252,14 +278,5 @@ def index(manifests: list[str], reports_dir: str, out_index: str) -> pl.DataFram
         )
         .sort(["kind", "dyad_id", "therapist_id"], descending=[True, False, False], nulls_last=True)
     )
-    listed = table.get_column("path").drop_nulls().to_list() + table.get_column("bundle_path").drop_nulls().to_list()
-    keep = {p.split("/reports/", 1)[1] for p in listed}  # relative to the reports folder
-    root = Path(reports_dir)
-    for pdf in [*root.glob("dyads/*.pdf"), *root.glob("by_therapist/*/*.pdf")]:
-        if pdf.relative_to(root).as_posix() not in keep:  # the dyad left the data (or changed therapist)
-            pdf.unlink()
-    for folder in root.glob("by_therapist/*"):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
     atomic.write_bytes_if_changed(out_index, atomic.csv_bytes(table))
     return table

@@ -9,6 +9,7 @@ optional table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,33 +74,23 @@ class ReportTables:
     subscales: pl.DataFrame = field(default_factory=lambda: empty(SubscalesModel))
 
 
-def read_report_tables(results_dir: str | Path, strategies: list[str] = ()) -> ReportTables:
-    """Read every table the reports use from ``results_dir``, with all contract columns.
+def read_report_tables(
+    files: Mapping[str, str | Path | None], selections: Mapping[str, str | Path] | None = None
+) -> ReportTables:
+    """Read every table the reports use from ``files`` (the rule's named inputs: one path per
+    name of :data:`CONTRACTS`), with all contract columns.
 
-    ``strategies`` are the configured selection names (``results/selection/<name>.csv``).
-    A missing file gives an empty table and is listed in ``missing``; a missing column
-    is added as null.
+    ``selections`` maps each configured selection name to its ``<name>.csv``. A name without
+    a path, or a path that does not exist, gives an empty table and is listed in ``missing``;
+    a missing column is added as null.
     """
-    root = Path(results_dir)
-    paths = {
-        "dyads": root / "stats" / "dyads.parquet",
-        "sessions": root / "stats" / "sessions.parquet",
-        "scores": root / "scores" / "questionnaires.parquet",
-        "sudden_gains": root / "stats" / "sudden_gains.csv",
-        "ruptures": root / "stats" / "ruptures.csv",
-        # the validate rule's declared output (no rule writes a rejections.parquet)
-        "rejections": root / "validation" / "rejections.csv",
-        "consent": root / "validated" / "consent.parquet",
-        "feedback": root / "stats" / "feedback.parquet",
-        "subscales": root / "stats" / "subscales.csv",
-    }
-    missing = [str(p) for p in paths.values() if not p.exists()]
+    paths = {key: files.get(key) for key in CONTRACTS}
+    missing = [str(p if p is not None else key) for key, p in paths.items() if p is None or not Path(p).exists()]
     frames = {key: read_table(paths[key], model) for key, model in CONTRACTS.items()}
     frames["scores"] = with_note(frames["scores"])
     parts = []
-    for name in strategies:
-        path = root / "selection" / f"{name}.csv"
-        if not path.exists():
+    for name, path in (selections or {}).items():
+        if not Path(path).exists():
             missing.append(str(path))
         parts.append(read_table(path, SelectionModel).with_columns(pl.lit(name).alias("strategy")))
     selection = with_selection_columns(pl.concat(parts) if parts else pl.DataFrame(schema={"strategy": pl.String}))

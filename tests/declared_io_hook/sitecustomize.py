@@ -2,7 +2,8 @@
 
 That test puts this folder on PYTHONPATH, so every Python process of the build imports
 this file at start-up. With DYADFLOW_IO_AUDIT=<file> set, ``dyadflow.stages.run_stage``
-is wrapped: while a stage runs, every "open" and "os.rename" audit event of its thread
+is wrapped: while a stage runs, every "open", "os.rename", "os.link", "os.remove",
+"os.rmdir" and "shutil.rmtree" audit event of its thread
 (and every path given to polars' readers and writers, which open files in Rust, out of
 sight of Python's audit hooks) is recorded with the rule's declared input, output and
 log, and one JSON line per stage is appended to <file>. With DYADFLOW_IO_INJECT=
@@ -56,6 +57,11 @@ def _audit(event: str, args) -> None:
         _record("write" if write else "read", path)
     elif event == "os.rename":
         _record("write", args[1])
+    elif event == "os.link":  # a hard link reads its source and writes its destination
+        _record("read", args[0])
+        _record("write", args[1])
+    elif event in ("os.remove", "os.rmdir", "shutil.rmtree"):  # deleting is writing
+        _record("write", args[0])
 
 
 def _wrap_polars() -> None:

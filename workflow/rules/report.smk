@@ -3,23 +3,20 @@
 include: "report_helpers.smk"
 
 
+# The report stages read and write only what their rules declare (tests/test_declared_io.py);
+# docs/reports.md, "Scale and incrementality", says what reruns when one dyad changes.
 checkpoint report_plan:
     input:
-        scores=rules.score.output.parquet,
-        consent=rules.validate.output.consent,
-        rejections=rules.validate.output.rejections,
-        sessions=rules.stats.output.sessions,
-        dyads=rules.stats.output.dyads,
-        feedback=rules.stats.output.feedback,
-        subscales=rules.stats.output.subscales,
-        selection=rules.select.output.index,
-        optional=_optional_report_inputs,
+        **REPORT_TABLES,
+        selections=SELECTION_CSVS,
     output:
         plan=f"{RESULTS}/reports/plan.json",
+        # <k>/<table>.parquet for every shard k, rewritten whole; a shard whose bytes did not
+        # change is not run again (Snakemake compares the checksum recorded at its last run)
+        tables=directory(f"{RESULTS}/reports/shards/tables"),
     log:
         f"{LOGS}/report/plan.log",
     params:
-        results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.plan)),
         strategies=SELECTION_NAMES,
         dyads_per_shard=REPORT_CFG["dyads_per_shard"],
     run:
@@ -28,18 +25,18 @@ checkpoint report_plan:
 
 rule report_shard:
     input:
-        tables=_shard_tables,
-        microprocess=_microprocess_inputs,
+        unpack(_shard_tables),
+        unpack(_microprocess_inputs),
         templates=REPORT_TEMPLATES,
         # feedback.prompts: a study's own support prompts, a declared input when set
         prompts=FEEDBACK_PROMPTS,
     output:
         manifest=f"{RESULTS}/reports/shards/{{shard}}.json",
+        # dyads/<D>.pdf and by_therapist/<T>/<D>.pdf of the shard's dyads (published by report_index)
+        pdf=directory(f"{RESULTS}/reports/shards/pdf/{{shard}}"),
     log:
         f"{LOGS}/report/shard_{{shard}}.log",
     params:
-        results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(_os.path.dirname(output.manifest))),
-        shard_dir=lambda wildcards, output: output.manifest[: -len(".json")],
         study=study_name,
         audience=REPORT_CFG["audience"],
         max_note_chars=REPORT_CFG["max_note_chars"],
@@ -54,27 +51,18 @@ rule report_shard:
         stage("report_shard", input=input, output=output, params=params, log=log, wildcards=wildcards)
 
 
-# every therapist's caseload page (by_therapist/<T>/_caseload.pdf), one job for all therapists
-# after the shards (the by_therapist folders span shards); the index lists its pages
+# every therapist's caseload page, one job for all therapists (a small table); report_index
+# publishes the pages as by_therapist/<T>/_caseload.pdf
 rule report_caseload:
     input:
-        dyads=rules.stats.output.dyads,
-        sessions=rules.stats.output.sessions,
-        feedback=rules.stats.output.feedback,
-        scores=rules.score.output.parquet,
-        consent=rules.validate.output.consent,
-        # read by the caseload pages' tables (tests/test_declared_io.py)
-        sudden_gains=rules.stats.output.sudden_gains,
-        ruptures=rules.stats.output.ruptures,
-        rejections=rules.validate.output.rejections,
-        shards=_shard_manifests,
+        **REPORT_TABLES,
         templates=REPORT_TEMPLATES,
     output:
         manifest=f"{RESULTS}/reports/caseload.json",
+        pages=directory(f"{RESULTS}/reports/caseload"),
     log:
         f"{LOGS}/report/caseload.log",
     params:
-        results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.manifest)),
         study=study_name,
         outcome=config_value("outcome"),
         instruments_dir=config_value("instruments_dir"),
@@ -83,34 +71,37 @@ rule report_caseload:
         stage("report_caseload", input=input, output=output, params=params, log=log)
 
 
+# publishes the shards' PDFs and the caseload pages (hard links) in the public folders
+# dyads/ and by_therapist/ (which span shards), and lists them in index.csv
 rule report_index:
     input:
         manifests=_shard_manifests,
+        pdfs=_shard_pdf_dirs,
         caseload=rules.report_caseload.output.manifest,
+        caseload_pages=rules.report_caseload.output.pages,
     output:
         index=f"{RESULTS}/reports/index.csv",
+        dyads=directory(f"{RESULTS}/reports/dyads"),
+        by_therapist=directory(f"{RESULTS}/reports/by_therapist"),
     log:
         f"{LOGS}/report/index.log",
-    params:
-        reports_dir=lambda wildcards, output: _os.path.dirname(output.index),
     run:
         stage("report_index", input=input, output=output, params=params, log=log)
 
 
 rule report_cohort:
     input:
+        unpack(_cohort_report_inputs),
         dyads=rules.stats.output.dyads,
         sessions=rules.stats.output.sessions,
         selection=rules.select.output.index,
-        optional=_optional_report_inputs,
-        sections=_cohort_report_inputs,
+        summaries=SELECTION_SUMMARIES,
         templates=REPORT_TEMPLATES,
     output:
         pdf=f"{RESULTS}/reports/cohort.pdf",
     log:
         f"{LOGS}/report/cohort.log",
     params:
-        results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.pdf)),
         study=study_name,
         strategies=SELECTION_NAMES,
         config_sha256=REPORT_CONFIG_SHA,
@@ -130,7 +121,6 @@ rule report_validation:
     log:
         f"{LOGS}/report/validation.log",
     params:
-        results=lambda wildcards, output: _os.path.dirname(_os.path.dirname(output.pdf)),
         study=study_name,
         config_sha256=REPORT_CONFIG_SHA,
     run:

@@ -17,7 +17,24 @@ REPORT_TEMPLATES = sorted(
     + _glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "locale", "**", "*.po"), recursive=True)
     if _os.path.isfile(p)
 ) + sorted(_glob.glob(_os.path.join(workflow.basedir, "dyadflow", "report", "*.py")))
-# the shard input tables the plan writes (only when their bytes change)
+# the tables the case reports read (dyadflow/report/tables.py), by name: the inputs of the
+# report plan and of the caseload pages
+REPORT_TABLES = dict(
+    dyads=rules.stats.output.dyads,
+    sessions=rules.stats.output.sessions,
+    scores=rules.score.output.parquet,
+    sudden_gains=rules.stats.output.sudden_gains,
+    ruptures=rules.stats.output.ruptures,
+    rejections=rules.validate.output.rejections,
+    consent=rules.validate.output.consent,
+    feedback=rules.stats.output.feedback,
+    # the subscale profile (stats), a shard table of the dyad reports
+    subscales=rules.stats.output.subscales,
+)
+SELECTION_CSVS = [f"{RESULTS}/selection/{n}.csv" for n in SELECTION_NAMES]
+SELECTION_SUMMARIES = [f"{RESULTS}/selection/{n}_summary.json" for n in SELECTION_NAMES]
+# the tables the plan writes for each shard (dyadflow/report/shards.py SHARD_TABLES), the inputs
+# of that shard's report_shard job
 SHARD_TABLES = [
     "dyads",
     "sessions",
@@ -38,40 +55,42 @@ def _produced(path):
 
 
 def _microprocess_inputs(wildcards):
-    """The microprocess tables the case reports' microprocess page reads, when the study has one."""
+    """The microprocess tables the case reports' microprocess page reads (the dial charts
+    from series.parquet), by name, when the study has one."""
     if not config.get("microprocess"):
-        return []
-    files = [f"{RESULTS}/microprocess/sessions.csv", f"{RESULTS}/microprocess/segments.csv"]
-    # the sessions' dial charts (microprocess/report.py)
-    files.append(f"{RESULTS}/microprocess/series.parquet")
-    return [p for f in files for p in _produced(f)]
-
-
-def _optional_report_inputs(wildcards):
-    files = [
-        f"{RESULTS}/stats/sudden_gains.csv",
-        f"{RESULTS}/stats/ruptures.csv",
-        f"{RESULTS}/stats/cohort.json",
-    ]
-    files += [f"{RESULTS}/selection/{n}.csv" for n in SELECTION_NAMES]
-    files += [f"{RESULTS}/selection/{n}_summary.json" for n in SELECTION_NAMES]
-    return [p for f in files for p in _produced(f)]
+        return {}
+    files = {
+        "microprocess_sessions": f"{RESULTS}/microprocess/sessions.csv",
+        "microprocess_segments": f"{RESULTS}/microprocess/segments.csv",
+        "microprocess_series": f"{RESULTS}/microprocess/series.parquet",
+    }
+    return {k: f for k, f in files.items() if _produced(f)}
 
 
 def _cohort_report_inputs(wildcards):
-    """The cohort report's own sections: the multilevel model and, when the study codes
-    sessions (coding.smk), the coders' agreement and the unblinded comparison."""
-    files = [f"{RESULTS}/stats/multilevel.json"]
-    files += [f for f in (f"{RESULTS}/coding/agreement.csv", f"{RESULTS}/coding/comparison.csv") if f in CODING_OUTPUTS]
-    return [p for f in files for p in _produced(f)]
+    """The cohort report's own sections, by name: cohort.json, the multilevel model and, when
+    the study codes sessions (coding.smk), the coders' agreement and the unblinded comparison."""
+    files = {"cohort": f"{RESULTS}/stats/cohort.json", "multilevel": f"{RESULTS}/stats/multilevel.json"}
+    for name in ("agreement", "comparison"):
+        if f"{RESULTS}/coding/{name}.csv" in CODING_OUTPUTS:
+            files[name] = f"{RESULTS}/coding/{name}.csv"
+    return {k: f for k, f in files.items() if _produced(f)}
 
 
 def _shard_tables(wildcards):
-    checkpoints.report_plan.get()
-    return [f"{RESULTS}/reports/shards/{wildcards.shard}/{t}.parquet" for t in SHARD_TABLES]
+    """The shard's tables, by name, inside the plan's directory output."""
+    tables = checkpoints.report_plan.get().output.tables
+    return {t: f"{tables}/{wildcards.shard}/{t}.parquet" for t in SHARD_TABLES}
+
+
+def _n_shards():
+    with open(checkpoints.report_plan.get().output.plan, encoding="utf-8") as fh:
+        return _json.load(fh)["n_shards"]
 
 
 def _shard_manifests(wildcards):
-    with open(checkpoints.report_plan.get().output.plan, encoding="utf-8") as fh:
-        n = _json.load(fh)["n_shards"]
-    return [f"{RESULTS}/reports/shards/{k}.json" for k in range(n)]
+    return [f"{RESULTS}/reports/shards/{k}.json" for k in range(_n_shards())]
+
+
+def _shard_pdf_dirs(wildcards):
+    return [f"{RESULTS}/reports/shards/pdf/{k}" for k in range(_n_shards())]
