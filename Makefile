@@ -24,11 +24,11 @@ report: demo
 	$(BIN)/snakemake --configfile config/config.yaml --report results/report.html
 	@echo "wrote results/report.html"
 
-# two pytest workers (pytest-xdist) taking whole groups, slowest first (tests/conftest.py):
-# the tests that read the one shared demo build on one worker, each other file on either
-# (docs/contributing.md, "Tests": the figures)
+# two pytest workers (pytest-xdist), one test file per worker at a time (module fixtures are
+# made once), the slowest files first; the demo is built once for the session (tests/conftest.py;
+# docs/contributing.md, "Tests": the figures)
 test: venv lint
-	$(BIN)/python -m pytest -n $(CORES) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile --no-loadscope-reorder
 
 # A real one-node SLURM on 127.0.0.1 (installs slurm-wlm and munge if missing), the demo
 # study run through it with --profile profiles/slurm, outputs compared with a local run.
