@@ -24,10 +24,11 @@ report: demo
 	$(BIN)/snakemake --configfile config/config.yaml --report results/report.html
 	@echo "wrote results/report.html"
 
-# two pytest workers (pytest-xdist), one test file per worker at a time, so a file's
-# module fixtures (a demo build) are built once: the suite fits 15 minutes on 2 cores
+# two pytest workers (pytest-xdist), one test file per worker at a time (module fixtures are
+# made once), the slowest files first; the demo is built once for the session (tests/conftest.py;
+# docs/contributing.md, "Tests": the figures)
 test: venv lint
-	$(BIN)/python -m pytest -n $(CORES) --dist loadfile
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile --no-loadscope-reorder
 
 # A real one-node SLURM on 127.0.0.1 (installs slurm-wlm and munge if missing), the demo
 # study run through it with --profile profiles/slurm, outputs compared with a local run.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -323,3 +324,108 @@ def test_a_coded_file_without_coder_column_is_one_clear_message(tmp_path, coded_
     acc = res.accounting.row(0, named=True)
     assert (acc["rows_read"], acc["rows_accepted"], acc["rows_rejected"]) == (0, 0, 0)
     assert "required column missing: coder_id" in acc["file_error"]
+
+
+# --- issue 19: the same bytes from the same inputs ------------------------------------
+
+CODING_CSVS = ("agreement", "consensus", "to_discuss", "comparison", "accounting", "rejections")
+
+
+class _Files(SimpleNamespace):
+    """Snakemake's input/output/params objects as the stages read them (attribute or key)."""
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+
+def _shuffled(text: str, seed: int, keep_last: int = 0) -> str:
+    """The CSV ``text`` with its data rows in another order (the header and the last ``keep_last`` rows stay)."""
+    import random
+
+    lines = text.splitlines(keepends=True)
+    body, tail = lines[1 : len(lines) - keep_last], lines[len(lines) - keep_last :]
+    random.Random(seed).shuffle(body)
+    assert body != lines[1 : len(lines) - keep_last]
+    return "".join([lines[0], *body, *tail])
+
+
+def _run_coding_stage(work: Path, config: dict) -> None:
+    """The coding stage's three rules (workflow/rules/coding.smk) in this process, in ``work``."""
+    from dyadflow.stages import run_stage
+
+    coding, res = config["coding"], "results/coding"
+    current_keys = ["results/selection/high_low_key.csv"]
+    run_stage(
+        "coding_ratings",
+        log=f"logs/{res}/ratings.log",
+        input=_Files(current_keys=current_keys),
+        output=_Files(
+            **{
+                k: f"{res}/{k}.{'parquet' if k == 'ratings' else 'csv'}"
+                for k in ("ratings", "accounting", "rejections", "warnings")
+            }
+        ),
+        params=_Files(coding=coding, policy=config["validation"], instruments_dir=config["instruments_dir"]),
+    )
+    run_stage(
+        "coding_agreement",
+        log=f"logs/{res}/agreement.log",
+        input=_Files(ratings=f"{res}/ratings.parquet"),
+        output=_Files(**{k: f"{res}/{k}.csv" for k in ("agreement", "consensus", "to_discuss")}),
+        params=_Files(instruments_dir=config["instruments_dir"], discuss_distance=coding["discuss_distance"]),
+    )
+    run_stage(
+        "coding_comparison",
+        log=f"logs/{res}/comparison.log",
+        input=_Files(consensus=f"{res}/consensus.csv", dyads="results/stats/dyads.parquet"),
+        output=_Files(comparison=f"{res}/comparison.csv"),
+        params=_Files(selections=coding["selections"]),
+    )
+
+
+def test_coding_outputs_are_the_same_bytes_from_shuffled_rows_in_another_folder(demo_built, tmp_path, monkeypatch):
+    """Issue 19 (found by the cluster test): the coding stage run twice on the demo's coded
+    file, frozen key and dyads, in two folders, the second with every input's rows shuffled
+    (the coded file's last row, the rejected one, stays on line 62), writes the same bytes;
+    only accounting's sha256 is the second file's own.
+
+    Before daeec71 consensus rows were sorted by selection, code, instrument and measure
+    rank only; the three sub_* measures of rupture_markers share a rank, so their order was
+    polars' group_by order, which changes from run to run (even on the same input) and with
+    it consensus.csv, to_discuss.csv and the comparison's float sums. Checked: with
+    ``consensus._order`` of daeec71^ monkeypatched in, this test fails."""
+    import hashlib
+    import shutil
+
+    import yaml
+
+    from dyadflow.core.config import fill_defaults
+
+    config = fill_defaults(yaml.safe_load((demo_built / "study.yaml").read_text(encoding="utf-8")))
+    coded, frozen = config["coding"]["inputs"][0]["path"], config["coding"]["selections"][0]["key"]
+    assert (coded, frozen) == ("data/demo/coded_high_low.csv", "data/demo/high_low_key_frozen.csv")
+    inputs = (coded, frozen, config["instruments_dir"], "results/selection/high_low_key.csv")
+    runs = {}
+    for name in ("first", "second"):
+        work = tmp_path / name
+        for rel in (*inputs, "results/stats/dyads.parquet"):
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            copy = shutil.copytree if (demo_built / rel).is_dir() else shutil.copyfile
+            copy(demo_built / rel, work / rel)
+        if name == "second":
+            for rel, keep in ((coded, 1), (frozen, 0), ("results/selection/high_low_key.csv", 0)):
+                text = (work / rel).read_text(encoding="utf-8")
+                (work / rel).write_text(_shuffled(text, seed=19, keep_last=keep), encoding="utf-8")
+            dyads = pl.read_parquet(work / "results/stats/dyads.parquet")
+            dyads.sample(fraction=1.0, shuffle=True, seed=19).write_parquet(work / "results/stats/dyads.parquet")
+        monkeypatch.chdir(work)
+        _run_coding_stage(work, config)
+        runs[name] = {f: (work / "results/coding" / f"{f}.csv").read_bytes() for f in CODING_CSVS}
+    first, second = runs["first"], runs["second"]
+    sha = {n: hashlib.sha256((tmp_path / n / coded).read_bytes()).hexdigest() for n in runs}
+    assert sha["first"] != sha["second"] and sha["first"].encode() in first["accounting"]
+    first["accounting"] = first["accounting"].replace(sha["first"].encode(), sha["second"].encode())
+    assert second == first
+    # the outputs compared are not empty (the comparison has rows; the one rejection is line 62)
+    assert all(len(b.splitlines()) > 1 for b in (first["agreement"], first["consensus"], first["comparison"]))
+    assert first["rejections"].count(b"\n") == 2 and b",62," in first["rejections"]

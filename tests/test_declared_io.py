@@ -57,10 +57,13 @@ def undeclared(line: dict) -> list[tuple[str, str]]:
     return bad
 
 
-def build_audited(work: Path, *targets: str, inject: str = "") -> list[dict]:
-    """Build ``targets`` of the small study in ``work`` with the audit hook; one dict per stage run."""
-    make_small_study(work)
+def build_audited(work: Path, *targets: str, inject: str = "", study: bool = True) -> list[dict]:
+    """Build ``targets`` of the small study in ``work`` with the audit hook; one dict per stage
+    run. ``study=False``: go on building in ``work``, which already holds the study."""
+    if study:
+        make_small_study(work)
     audit = work / "audit.jsonl"
+    audit.unlink(missing_ok=True)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in (str(HOOK), str(REPO), os.environ.get("PYTHONPATH")) if p),
@@ -71,15 +74,22 @@ def build_audited(work: Path, *targets: str, inject: str = "") -> list[dict]:
     cmd += ["--cores", "2", *targets]
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()] if audit.exists() else []
 
 
-def test_stages_up_to_selection_open_only_declared_paths(tmp_path):
-    runs = build_audited(tmp_path, *SMALL_STUDY_TARGETS)
+@pytest.fixture(scope="module")
+def up_to_selection(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """The small study built up to the selection with the audit hook (copy it to build on)."""
+    work = tmp_path_factory.mktemp("audited")
+    return work, build_audited(work, *SMALL_STUDY_TARGETS)
+
+
+def test_stages_up_to_selection_open_only_declared_paths(up_to_selection):
+    work, runs = up_to_selection
     assert {r["stage"] for r in runs} == STAGES_UP_TO_SELECT
     # the hook saw the stages' reads and writes (so an empty result below means something)
     ingest = next(r for r in runs if r["stage"] == "ingest")
-    assert ("read", str(tmp_path / "data" / "questionnaires.csv")) in [tuple(e) for e in ingest["events"]]
+    assert ("read", str(work / "data" / "questionnaires.csv")) in [tuple(e) for e in ingest["events"]]
     assert any(kind == "write" and p.endswith("questionnaires.parquet") for kind, p in ingest["events"])
     assert {r["stage"]: undeclared(r) for r in runs} == {s: [] for s in STAGES_UP_TO_SELECT}
 
@@ -95,12 +105,21 @@ def test_an_undeclared_read_fails_the_check(tmp_path):
     assert {s: v for s, v in found.items() if s != "select"} == {s: [] for s in STAGES_UP_TO_SELECT - {"select"}}
 
 
-def test_report_stages_open_only_declared_paths(tmp_path):
+def test_report_stages_open_only_declared_paths(up_to_selection, tmp_path):
     """The report stages too: the plan writes the shard tables into its directory output, each
-    shard its PDFs into its own, and report_index publishes them (hard links) in its own."""
-    runs = build_audited(tmp_path, *SMALL_STUDY_TARGETS, *REPORT_TARGETS)
+    shard its PDFs into its own, and report_index publishes them (hard links) in its own. Built
+    on a copy of the audited build up to the selection (whose stages the test above checks):
+    only the stages the reports still need run here."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(up_to_selection[0], work, symlinks=True)
+    runs = build_audited(work, *SMALL_STUDY_TARGETS, *REPORT_TARGETS, study=False)
+    assert {r["stage"] for r in runs} >= {"report_plan", "report_shard", "report_index"} and not STAGES_UP_TO_SELECT & {
+        r["stage"] for r in runs
+    }
     index = next(r for r in runs if r["stage"] == "report_index")
-    linked = {os.path.relpath(p, tmp_path) for kind, p in index["events"] if kind == "write" and p.endswith(".pdf")}
+    linked = {os.path.relpath(p, work) for kind, p in index["events"] if kind == "write" and p.endswith(".pdf")}
     assert "results/reports/dyads/D001.pdf" in linked  # the hook sees the publishing links
     assert {r["stage"]: undeclared(r) for r in runs if undeclared(r)} == {}
 

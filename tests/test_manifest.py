@@ -8,12 +8,11 @@ import importlib.metadata
 import io as pyio
 import json
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_FILES, REPO, copy_demo
+from conftest import DEMO_FILES, REPO, copy_built, snakemake
 from pypdf import PdfReader
 
 from dyadflow import __version__
@@ -184,18 +183,13 @@ def test_polars_threads_follow_the_slurm_allocation():
 
 # --- in the workflow ----------------------------------------------------------------
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True, timeout=600)
-
 
 @pytest.mark.e2e
-def test_workflow_writes_the_manifest_and_reports_refer_to_it(tmp_path):
-    copy_demo(tmp_path)
+def test_workflow_writes_the_manifest_and_reports_refer_to_it(demo_built, tmp_path):
+    """On a copy of the session's demo build (conftest.demo_built): the targets are up to date."""
+    copy_built(demo_built, tmp_path)
     cfg = tmp_path / "study.yaml"
-    cfg.write_text((REPO / "config" / "config.yaml").read_text())
+    assert cfg.read_text() == (REPO / "config" / "config.yaml").read_text()
     proc = snakemake(
         tmp_path, "results/manifest.json", "results/reports/shards/0.json", "--cores", "2", "--configfile", str(cfg)
     )

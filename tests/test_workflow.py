@@ -8,30 +8,17 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import DEMO_FILES, REPO, copy_demo
+from conftest import DEMO_FILES, REPO, copy_built, make_demo_study, snakemake
 
 pytestmark = pytest.mark.e2e
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True, timeout=900)
-
-
-def make_study(tmp: Path, config_text: str | None = None) -> Path:
-    copy_demo(tmp)
-    cfg = tmp / "study.yaml"
-    cfg.write_text(config_text or (REPO / "config" / "config.yaml").read_text())
-    return cfg
+make_study = make_demo_study
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("demo")
-    cfg = make_study(tmp)
-    proc = snakemake(tmp, "--cores", "2", "--configfile", str(cfg))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp, cfg
+def demo_run(demo_built, tmp_path_factory):
+    """A copy of the session's demo build (conftest.demo_built), with its config."""
+    tmp = copy_built(demo_built, tmp_path_factory.mktemp("demo"))
+    return tmp, tmp / "study.yaml"
 
 
 def test_every_output_is_written(demo_run):
