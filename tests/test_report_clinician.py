@@ -16,7 +16,7 @@ from dyadflow.core.accounting import RejectionsModel
 from dyadflow.core.contract import conform, empty
 from dyadflow.core.registry import load_registry
 from dyadflow.report import charts, clinician, i18n, render
-from dyadflow.report.tables import ReportTables, with_note, with_selection_columns
+from dyadflow.report.tables import ReportTables, with_selection_columns
 from dyadflow.score.contract import ScoresModel
 from dyadflow.select.common import SelectionModel
 from dyadflow.stats.contract import DyadsModel, FeedbackModel, RupturesModel, SessionsModel, SuddenGainsModel
@@ -112,7 +112,7 @@ def _tables(consent: bool | None, risk_sessions=(), signal: str = "green") -> tu
     t = ReportTables(
         dyads=conform(dyads, DyadsModel),
         sessions=conform(sessions, SessionsModel),
-        scores=with_note(conform(scores, ScoresModel)),
+        scores=conform(scores, ScoresModel),
         sudden_gains=empty(SuddenGainsModel),
         ruptures=empty(RupturesModel),
         selection=with_selection_columns(empty(SelectionModel)),

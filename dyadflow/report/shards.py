@@ -35,7 +35,7 @@ from dyadflow.core import atomic
 from dyadflow.core.contract import read_table
 from dyadflow.report import clinician, render
 from dyadflow.report import dyad as dyad_report
-from dyadflow.report.tables import CONTRACTS, ReportTables, read_report_tables, with_note, with_selection_columns
+from dyadflow.report.tables import CONTRACTS, ReportTables, read_report_tables, with_selection_columns
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,6 @@ def plan(
 def read_shard(tables: Mapping[str, str]) -> ReportTables:
     """A shard's tables, from the files the plan wrote (one path per name of ``SHARD_TABLES``)."""
     frames = {k: read_table(tables[k], model) for k, model in CONTRACTS.items()}
-    frames["scores"] = with_note(frames["scores"])
     sel = tables.get("selection")
     selection = with_selection_columns(
         pl.read_parquet(sel) if sel and Path(sel).exists() else pl.DataFrame(schema={"strategy": pl.String})

@@ -51,11 +51,6 @@ def with_selection_columns(selection: pl.DataFrame) -> pl.DataFrame:
     return conform(selection, SelectionModel).select(*SelectionModel.to_schema().columns, "strategy")
 
 
-def with_note(scores: pl.DataFrame) -> pl.DataFrame:
-    """The scores with a ``note`` column (the score stage carries it; null in an older results folder)."""
-    return scores if "note" in scores.columns else scores.with_columns(pl.lit(None, dtype=pl.String).alias("note"))
-
-
 @dataclass
 class ReportTables:
     dyads: pl.DataFrame
@@ -87,7 +82,6 @@ def read_report_tables(
     paths = {key: files.get(key) for key in CONTRACTS}
     missing = [str(p if p is not None else key) for key, p in paths.items() if p is None or not Path(p).exists()]
     frames = {key: read_table(paths[key], model) for key, model in CONTRACTS.items()}
-    frames["scores"] = with_note(frames["scores"])
     parts = []
     for name, path in (selections or {}).items():
         if not Path(path).exists():
