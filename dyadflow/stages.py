@@ -288,13 +288,14 @@ def _report_plan(input, output, params, **_):
     from dyadflow.report import shards, tables
 
     selections = dict(zip(params.strategies, input.selections, strict=True))
-    files = _named(input, [*tables.CONTRACTS, "validated"])
+    files = _named(input, tables.CONTRACTS)
     shards.plan(files, selections, int(params.dyads_per_shard), output.plan, output.tables)
 
 
 def _report_shard(input, output, params, wildcards, **_):
     from dyadflow.report import shards
 
+    study = _study(params)  # outcome, alliance and instruments resolved once (one clear error for an unknown key)
     micro = {
         k: input[f"microprocess_{k}"] for k in ("sessions", "segments", "series") if f"microprocess_{k}" in input.keys()
     }
@@ -304,11 +305,11 @@ def _report_shard(input, output, params, wildcards, **_):
         output.pdf,
         study=params.study,
         audience=params.audience,
-        outcome=params.outcome,
-        alliance=dict(params.alliance),
+        outcome=study.outcome_key,
+        alliance=study.alliance_keys,
         config_sha256=params.config_sha256,
         microprocess=micro,
-        instruments_dir=params.instruments_dir,
+        registry=study.registry,
         config=dict(params.config_flags),
         strategies=list(params.strategies),
         max_note_chars=int(params.max_note_chars),
@@ -318,16 +319,16 @@ def _report_shard(input, output, params, wildcards, **_):
 
 
 def _report_caseload(input, output, params, **_):
-    from dyadflow.core.registry import load_registry
     from dyadflow.report import clinician, tables
 
+    study = _study(params)
     pages = clinician.write_caseloads(
-        _named(input, [*tables.CONTRACTS, "validated"]),
+        _named(input, tables.CONTRACTS),
         output.manifest,
         output.pages,
         study=params.study,
-        outcome=params.outcome,
-        registry=load_registry(params.instruments_dir),
+        outcome=study.outcome_key,
+        registry=study.registry,
         report_cfg=_plain(params.report_cfg),
         feedback_path=input.feedback,
     )

@@ -143,7 +143,7 @@ def render_shard(
     alliance: dict[str, str],
     config_sha256: str,
     microprocess: Mapping[str, str | None] | None = None,
-    instruments_dir: str | None = None,
+    registry: dict | None = None,
     config: dict | None = None,
     strategies: list[str] = (),
     max_note_chars: int = dyad_report.MAX_NOTE_CHARS,
@@ -156,11 +156,12 @@ def render_shard(
     (``dyads/<D>.pdf``, ``by_therapist/<T>/<D>.pdf``) and are listed in ``out_manifest``.
     The clinician copy (:mod:`dyadflow.report.clinician`) follows ``report_cfg`` (``language``,
     ``clinician.patient_ratings``, ``clinician.languages``) and the study's prompt catalogue
-    ``prompts_path`` (``feedback.prompts``)."""
+    ``prompts_path`` (``feedback.prompts``). ``registry``: the study's instruments
+    (:class:`dyadflow.core.study.Study`, resolved once per job); the built-in ones when not given."""
     from dyadflow.core.registry import load_registry
 
     t = read_shard(tables)
-    registry = load_registry(instruments_dir)
+    registry = registry if registry is not None else load_registry()
     provenance = {
         "version": __version__,
         "config": config_sha256[:8] if config_sha256 else None,

@@ -65,6 +65,7 @@ rule report_caseload:
     params:
         study=study_name,
         outcome=config_value("outcome"),
+        alliance=config["alliance"],
         instruments_dir=config_value("instruments_dir"),
         report_cfg=REPORT_CFG,
     run:
