@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from pypdf import PdfReader
+from report_inputs import VALIDATION, paths_at
 
 from dyadflow.core import atomic
 from dyadflow.tools import demo_study as demo
@@ -93,8 +94,10 @@ def test_unmapped_identifier_columns_are_dropped_and_listed(clinician_run):
 
 def test_clinician_pdfs_hold_no_identifier_and_redacted_notes(clinician_run):
     reports = clinician_run / "results" / "reports"
-    pdfs = sorted(reports.rglob("*.pdf"))
-    assert len(pdfs) == 3 + 3 + 3 + 2  # dyads, bundles, a caseload page per therapist, cohort + validation
+    public = [*reports.glob("dyads/*.pdf"), *reports.glob("by_therapist/*/*.pdf"), *reports.glob("*.pdf")]
+    assert len(public) == 3 + 3 + 3 + 2  # dyads, bundles, a caseload page per therapist, cohort + validation
+    pdfs = sorted(reports.rglob("*.pdf"))  # and the shards' and caseload job's own copies (hard links)
+    assert len(pdfs) == len(public) + 3 + 3 + 3
     for pdf in pdfs:
         text = pdf_text(pdf)
         for value in [*SEEDED.values(), "beta@example.invalid", "070-000 00 01"]:
@@ -122,6 +125,8 @@ def tiny_disk(tmp_path):
 def test_rendering_into_a_full_disk_fails_cleanly(clinician_run, tiny_disk, capsys):
     from types import SimpleNamespace
 
+    from snakemake.iocontainers import Namedlist
+
     from dyadflow.stages import StageFailed, run_stage
 
     (tiny_disk / "reports").mkdir()
@@ -135,11 +140,9 @@ def test_rendering_into_a_full_disk_fails_cleanly(clinician_run, tiny_disk, caps
         run_stage(
             "report_validation",
             log=[str(clinician_run / "logs" / "full_disk.log")],
-            input=SimpleNamespace(),
+            input=Namedlist(fromdict=paths_at(clinician_run / "results", VALIDATION)),
             output=SimpleNamespace(pdf=str(out)),
-            params=SimpleNamespace(
-                results=str(clinician_run / "results"), study="Identifier test", config_sha256="0" * 64
-            ),
+            params=SimpleNamespace(study="Identifier test", config_sha256="0" * 64),
         )
     err = capsys.readouterr().err
     assert f"{out}: cannot be written: no space left on the device" in err

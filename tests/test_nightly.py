@@ -167,14 +167,17 @@ def test_one_changed_dyad_is_reported(small_study_built, tmp_path):
     assert (rej["total"], rej["new_total"], rej["new_by_rule"]) == (1, 1, {"item_value": 1})
     n_lines = len((work / "data" / "questionnaires.csv").read_text().splitlines())
     assert rej["new"][0]["source_line"] == str(n_lines) and rej["new"][0]["dyad_id"] == "D004"
-    assert s["outputs"]["by_folder"] == {
-        "ingest": 2,
-        "scores": 2,
-        "selection": 1,
-        "stats": 8,
-        "validated": 2,
-        "validation": 3,
-    }  # validated: questionnaires and consent; stats: + feedback.parquet and .csv
+    assert (
+        s["outputs"]["by_folder"]
+        == {
+            "ingest": 2,
+            "scores": 3,
+            "selection": 1,
+            "stats": 9,
+            "validated": 2,
+            "validation": 3,
+        }
+    )  # validated: questionnaires and consent; scores: + reliability.csv; stats: + feedback.parquet, .csv, subscales.csv
     assert s["wall_time_s"] > 0
     text = (work / "results" / "runs" / f"{runs[-1].stem}.txt").read_text()
     assert text.startswith(f"dyadflow nightly {runs[-1].stem}: OK (exit status 0)")
