@@ -30,17 +30,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-CONFIG = """\
-study: {name: "Benchmark (synthetic)"}
-inputs:
-  - path: data/questionnaires.csv
-    format: canonical_csv
-validation: quarantine
-outcome: bdi_ii
-alliance: {patient: wai_sr, therapist: wai_s}
-selection: []
-report: {audience: research, dyads_per_shard: 25}
-"""
+
+from pipeline import study_config  # noqa: E402  (bench/ is the script's folder)
+
+CONFIG = study_config(dyads_per_shard=25)
 
 
 def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:

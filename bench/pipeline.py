@@ -26,17 +26,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 PY = sys.executable
-CONFIG = """\
-study: {name: "Benchmark (synthetic)"}
+
+
+def study_config(dyads_per_shard: int = 100000) -> str:
+    """The benchmark study's config (also bench/dry_run.py's, with its own shard size)."""
+    return f"""\
+study: {{name: "Benchmark (synthetic)"}}
 inputs:
   - path: data/questionnaires.csv
     format: canonical_csv
 validation: quarantine
 outcome: bdi_ii
-alliance: {patient: wai_sr, therapist: wai_s}
+alliance: {{patient: wai_sr, therapist: wai_s}}
 selection: []
-report: {audience: research, dyads_per_shard: 100000}
+report: {{audience: research, dyads_per_shard: {dyads_per_shard}}}
 """
+
+
+CONFIG = study_config()
 STAGES = [
     ("ingest", ["results/ingest/questionnaires.parquet"], "logs/ingest/questionnaires.log"),
     ("validate", ["results/validated/questionnaires.parquet"], "logs/validate.log"),
