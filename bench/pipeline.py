@@ -157,7 +157,37 @@ def run_one(
             flush=True,
         )
         result["noop_nightly"] = wall2
+        changed = change_one_dyad(export)
+        wall3, rss3, code3 = timed(
+            [PY, "-m", "dyadflow", "nightly", "--configfile", "study.yaml", "--cores", str(cores), *ALL_TARGETS], work
+        )
+        say(
+            f"nightly after one dyad changed ({changed}; the whole export re-read, reports excluded): "
+            f"{wall3:.1f} s, peak {rss3:,.0f} MB (exit {code3}); load average after {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        result["one_dyad_nightly"] = wall3
+        result["one_dyad_nightly_peak_mb"] = rss3
     return result
+
+
+def change_one_dyad(export: Path) -> str:
+    """Change one item answer of the export's first BDI-II row in place (1 → 2 or else → 1),
+    the rest of the file byte for byte as it was: what a nightly sees when one dyad's
+    questionnaire was corrected. Returns what changed."""
+    import polars as pl
+
+    from dyadflow.core import atomic
+
+    raw = pl.read_csv(export, infer_schema=False)
+    line = raw.with_row_index().filter(pl.col("instrument") == "bdi_ii").row(0, named=True)
+    old = line["item_01"]
+    new = "2" if old == "1" else "1"
+    raw = raw.with_columns(
+        pl.when(pl.int_range(pl.len()) == line["index"]).then(pl.lit(new)).otherwise(pl.col("item_01")).alias("item_01")
+    )
+    atomic.write_bytes(export, atomic.csv_bytes(raw))
+    return f"dyad {line['dyad_id']}, session {line['session']}, BDI-II item 1: {old} → {new}"
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 # The SLURM path of dyadflow, tested on a real one-node SLURM cluster (not a mock).
 #
 #   make test-cluster            (or: sudo tests/cluster/run.sh)
+#   DYADFLOW_CLUSTER_BENCH="command" tests/cluster/run.sh   (a benchmark on the cluster instead)
 #
 # 1. Installs Debian's slurm-wlm and munge with apt-get, if they are missing.
 # 2. Starts a private cluster on 127.0.0.1: munged with a fresh key on its own socket,
@@ -190,6 +191,15 @@ sinfo
 # the cluster works: a one-line batch job runs and completes
 probe="$(sbatch --parsable --wait -o "$WORK/log/probe.out" --wrap 'echo probe on $(hostname)')" || die "probe job failed"
 say "probe job $probe ran: $(cat "$WORK/log/probe.out")"
+
+# A benchmark instead of the test (bench/report_build.py --executor slurm): the command in
+# DYADFLOW_CLUSTER_BENCH runs from the repository on this private cluster, then the daemons stop.
+if [ -n "${DYADFLOW_CLUSTER_BENCH:-}" ]; then
+  say "benchmark on the private cluster: $DYADFLOW_CLUSTER_BENCH"
+  (cd "$REPO" && bash -c "$DYADFLOW_CLUSTER_BENCH") || die "the benchmark failed"
+  OK=1
+  exit 0
+fi
 
 # --- 3. The demo study, on the cluster and locally ------------------------------------
 CONFIG_REL="config/config.yaml"
