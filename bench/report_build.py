@@ -153,8 +153,12 @@ def main() -> None:
         f"| report_shard jobs' own time, summed, per dyad PDF | {shard_total / max(1, len(research) + len(clinician)):.3f} s |\n"
         f"| floor: bare WeasyPrint render of {median_pages} plain pages | {floor:.3f} s |\n"
         f"| shard time per dyad PDF / floor | {shard_total / max(1, len(research) + len(clinician)) / floor:.1f}× |\n"
-        f"| {10 * args.dyads:,} dyads, extrapolated (×10, linear in dyads) | wall ≈ {10 * wall:.0f} s |\n"
-        f"| load average (1/5/15 min) before / after | {' '.join(f'{x:.1f}' for x in load)} / "
+        + "".join(
+            f"| {n:,} dyads, **extrapolated** (linear in dyads, same cores) | wall ≈ {wall * n / args.dyads:,.0f} s |\n"
+            for n in (1000, 10000)
+            if n != args.dyads
+        )
+        + f"| load average (1/5/15 min) before / after | {' '.join(f'{x:.1f}' for x in load)} / "
         f"{' '.join(f'{x:.1f}' for x in load_after)} |",
         flush=True,
     )
