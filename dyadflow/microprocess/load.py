@@ -163,9 +163,14 @@ def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | N
         & c("rating").is_finite()
         & c("rating").is_between(lo, hi)
     ).fill_null(False)
-    frame = frame.with_columns(clean_expr.alias("_clean"), pl.int_range(pl.len(), dtype=pl.Int64).alias("_pos"))
-    clean = frame.filter("_clean").drop("_clean").with_columns((c("_pos") + 2).alias("source_line"))
-    rest = _rest(spec, raw, data, first_nl, frame.filter(~c("_clean")).get_column("_pos").to_numpy())
+    is_clean = frame.select(clean_expr).to_series()
+    frame = frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_pos"))
+    frame = frame.with_columns((c("_pos") + 2).alias("source_line"))  # the header is line 1
+    if is_clean.all():  # no row to cut out: no copy of the table
+        clean, positions = frame, np.zeros(0, dtype=np.int64)
+    else:
+        clean, positions = frame.filter(is_clean), np.flatnonzero(~is_clean.to_numpy())
+    rest = _rest(spec, raw, data, first_nl, positions)
     meta = _meta(
         path,
         path,
