@@ -130,6 +130,12 @@ def test_duplicates_quotes_and_per_file_inputs_give_the_same_outputs(tmp_path, m
     quoted.write_text(f'{HEADER}\n"B0003",1,patient,0,4\nB0003,1,patient,1,5\n', encoding="utf-8")
     ragged = tmp_path / "ragged.csv"  # a row with a field too many: the text path reads all of it
     ragged.write_text(f"{HEADER}\r\nB0004,1,patient,0,4\r\nB0004,1,patient,1,5,6\r\n", encoding="utf-8")
+    crlf = tmp_path / "crlf.csv"  # a byte-order mark, CR LF line ends, no newline at the end
+    crlf.write_bytes(
+        ("\ufeff" + f"{HEADER}\r\nB0006,1,patient,0,4\r\nB0006,1,patient,1,x\r\nB0006,1,patient,2,5").encode()
+    )
+    empty = tmp_path / "header_only.csv"
+    empty.write_text(f"{HEADER}\n", encoding="utf-8")
     folder = tmp_path / "carma"
     folder.mkdir()
     (folder / "B0005_s1_patient.csv").write_text("time,rating\n0,3\n1,x\n2,4\n", encoding="utf-8")
@@ -137,6 +143,8 @@ def test_duplicates_quotes_and_per_file_inputs_give_the_same_outputs(tmp_path, m
         {"path": str(dup), "layout": "long"},
         {"path": str(quoted), "layout": "long"},
         {"path": str(ragged), "layout": "long"},
+        {"path": str(crlf), "layout": "long"},
+        {"path": str(empty), "layout": "long"},
         {
             "path": str(folder),
             "layout": "per_file",
@@ -152,6 +160,7 @@ def test_duplicates_quotes_and_per_file_inputs_give_the_same_outputs(tmp_path, m
     )
     assert got == [
         ("B0005_s1_patient.csv", 3, "rating_format"),
+        ("crlf.csv", 3, "rating_format"),
         ("dup.csv", 7, "duplicate_second"),
         ("dup.csv", 21, "duplicate_second"),
         ("dup.csv", 2002, "duplicate_exact"),
