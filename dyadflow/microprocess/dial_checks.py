@@ -171,12 +171,26 @@ def row_level(raw: pl.DataFrame, lo: float, hi: float, max_s: int = MAX_SESSION_
     return pl.concat(parts)
 
 
+def _rater() -> pl.Expr:
+    return pl.col("rater").str.to_lowercase().replace_strict(RATER_SYNONYMS, return_dtype=pl.String)
+
+
 def typed(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(
         pl.col("session").cast(pl.Int32),
-        pl.col("rater").str.to_lowercase().replace_strict(RATER_SYNONYMS, return_dtype=pl.String),
+        _rater(),
         pl.col("second").cast(pl.Float64).cast(pl.Int32),
         pl.col("rating").cast(pl.Float64),
+    )
+
+
+def _typed_clean(rows: pl.DataFrame) -> pl.DataFrame:
+    """:func:`typed` for rows read typed (``second`` and ``rating`` are numbers already);
+    the raters are mapped only when some is not written as the outputs write it."""
+    written = set(rows.get_column("rater").unique().to_list())
+    return rows.with_columns(
+        pl.col("session").cast(pl.Int32),
+        *([] if written <= set(RATER_SYNONYMS.values()) else [_rater()]),
     )
 
 
@@ -238,7 +252,7 @@ def validate_frame(
     in_order = False
     if clean is not None:
         cols = ["_row", *KEY, "second", "rating", "source_file", "source_line", "input"]
-        survivors = pl.concat([survivors.select(cols), typed(clean).select(cols)])
+        survivors = pl.concat([survivors.select(cols), _typed_clean(clean).select(cols)])
         if raw.height:
             survivors = survivors.sort("_row")
         # sorted by dyad, session, rater and second with no second twice: no duplicates, no sort
