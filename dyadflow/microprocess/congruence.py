@@ -125,7 +125,7 @@ def sessions(grid: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
     )
     table = (
         per_rater.join(stats, on=key, how="left")
-        .collect(engine="in-memory")
+        .collect()
         .join(pairs.with_columns(pl.col("pair").cast(pl.Int32)), on="pair", how="left")
         .sort("dyad_id", "session")
     )
