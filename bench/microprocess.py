@@ -83,7 +83,7 @@ def write_csv(parquet: Path, csv: Path) -> None:
 def phase(name: str, path: Path) -> dict:
     import polars as pl
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if name == "floor":
         df = pl.read_parquet(path)
         rows = df.height
@@ -110,9 +110,16 @@ def phase(name: str, path: Path) -> dict:
         result.write_series(OUT / "series.parquet")
         rows = df.height
         extra = {"sessions": result.sessions.height, "segments": result.segments.height, "gaps": result.gaps.height}
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak_mb = _peak_rss_mb()
-    return {"phase": name, "wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb), "rows": rows, **extra}
+    return {
+        "phase": name,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),  # all threads of the process
+        "peak_rss_mb": round(peak_mb),
+        "rows": rows,
+        **extra,
+    }
 
 
 def measure(sessions: int, seconds: int, from_csv: bool = False) -> dict:

@@ -321,11 +321,17 @@ def read_bytes(path: str | Path, file: str) -> bytes:
 
 
 def read_text_table(
-    path: str | Path, *, encoding: str = "utf-8", delimiter: str = ",", file: str | None = None
+    path: str | Path,
+    *,
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+    file: str | None = None,
+    raw: bytes | None = None,
 ) -> TextTable:
-    """Read a delimited file with a header line; every cell as a stripped string."""
+    """Read a delimited file with a header line; every cell as a stripped string.
+    ``raw``: the file's bytes when the caller has them already (not read again)."""
     file = file or str(path)
-    raw = read_bytes(path, file)
+    raw = read_bytes(path, file) if raw is None else raw
     refuse_binary(raw, file, encoding)
     text, used = decode(raw, encoding, file)
     warnings = utf8_in_single_byte(raw, encoding, file)

@@ -62,12 +62,15 @@ def effective_n(n: np.ndarray, rho_x: np.ndarray, rho_y: np.ndarray) -> np.ndarr
 
 
 def p_value(r: np.ndarray, df: np.ndarray) -> np.ndarray:
-    """Two-sided p of a Pearson r on ``df`` degrees of freedom (vectorised)."""
-    from scipy import stats
+    """Two-sided p of a Pearson r on ``df`` degrees of freedom (vectorised).
+
+    ``scipy.special.stdtr(df, -|t|)`` is what ``scipy.stats.t.sf(|t|, df)`` computes
+    (the same bits), without importing scipy.stats (~1.5 s CPU per process)."""
+    from scipy.special import stdtr
 
     with np.errstate(invalid="ignore", divide="ignore"):
         t = r * np.sqrt(df / np.clip(1 - r * r, 1e-300, None))
-        p = 2 * stats.t.sf(np.abs(t), df)
+        p = 2 * stdtr(df, -np.abs(t))
     return np.where(np.isnan(r) | (df <= 0), np.nan, p)
 
 

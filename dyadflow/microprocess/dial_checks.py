@@ -36,6 +36,7 @@ from dyadflow.core.accounting import (
 )
 from dyadflow.core.config import section
 from dyadflow.microprocess import KEY, RATER_SYNONYMS
+from dyadflow.microprocess.series import in_key_order
 from dyadflow.validate.checks import ID_PATTERN
 
 # the questionnaires' columns plus rater; input (the dial input that read the file) last
@@ -170,12 +171,26 @@ def row_level(raw: pl.DataFrame, lo: float, hi: float, max_s: int = MAX_SESSION_
     return pl.concat(parts)
 
 
+def _rater() -> pl.Expr:
+    return pl.col("rater").str.to_lowercase().replace_strict(RATER_SYNONYMS, return_dtype=pl.String)
+
+
 def typed(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(
         pl.col("session").cast(pl.Int32),
-        pl.col("rater").str.to_lowercase().replace_strict(RATER_SYNONYMS, return_dtype=pl.String),
+        _rater(),
         pl.col("second").cast(pl.Float64).cast(pl.Int32),
         pl.col("rating").cast(pl.Float64),
+    )
+
+
+def _typed_clean(rows: pl.DataFrame) -> pl.DataFrame:
+    """:func:`typed` for rows read typed (``second`` and ``rating`` are numbers already);
+    the raters are mapped only when some is not written as the outputs write it."""
+    written = set(rows.get_column("rater").unique().to_list())
+    return rows.with_columns(
+        pl.col("session").cast(pl.Int32),
+        *([] if written <= set(RATER_SYNONYMS.values()) else [_rater()]),
     )
 
 
@@ -220,25 +235,36 @@ def validate_frame(
     lo: float = _DEFAULTS["range"]["min"],
     hi: float = _DEFAULTS["range"]["max"],
     max_session_s: int = MAX_SESSION_S,
+    clean: pl.DataFrame | None = None,
 ) -> DialValidation:
+    """Judge every row of ``raw`` (strings). ``clean`` (the fast path,
+    :func:`dyadflow.microprocess.load.read_inputs_screened`): rows already known to pass
+    every one-row rule, typed; ``raw`` and ``clean`` then carry ``_row``, each row's
+    place among all rows read, so duplicates are judged in the order of the files."""
     if "input" not in raw.columns:  # read without load.read_inputs: each file is its own input
         raw = raw.with_columns(pl.col("source_file").alias("input"))
     metas = [{**m, "input": m.get("input") or m["source_file"]} for m in metas]
-    raw = raw.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    if "_row" not in raw.columns:
+        raw = raw.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     found = [row_level(raw, lo, hi, max_session_s)]
     survivors = typed(raw.join(found[0].select("_row").unique(), on="_row", how="anti"))
-    found.append(duplicates(survivors))
-    survivors = survivors.join(found[1].select("_row"), on="_row", how="anti")
-    accepted = survivors.select(list(ACCEPTED)).cast(ACCEPTED).sort(*KEY, "second")
-    context = raw.select(
-        "_row",
-        "source_file",
-        "source_line",
-        "input",
-        "dyad_id",
-        pl.col("session").alias("_s"),
-        pl.col("rater").alias("_r"),
-    )
+    context = _context(raw)
+    in_order = False
+    if clean is not None:
+        cols = ["_row", *KEY, "second", "rating", "source_file", "source_line", "input"]
+        survivors = pl.concat([survivors.select(cols), _typed_clean(clean).select(cols)])
+        if raw.height:
+            survivors = survivors.sort("_row")
+        # sorted by dyad, session, rater and second with no second twice: no duplicates, no sort
+        in_order = in_key_order(survivors)
+        if not in_order:
+            context = pl.concat([context, _context(clean)])
+    found.append(duplicates(survivors) if not in_order else _found(survivors.clear(), "", None, pl.lit("")))
+    if found[1].height:
+        survivors = survivors.join(found[1].select("_row"), on="_row", how="anti")
+    accepted = survivors.select(list(ACCEPTED)).cast(ACCEPTED)
+    if not in_order:
+        accepted = accepted.sort(*KEY, "second")
     rejections = (
         pl.concat(found)
         .join(context, on="_row", how="left")
@@ -260,6 +286,19 @@ def validate_frame(
         .cast(REJECTIONS)
     )
     return DialValidation(accepted, rejections, accounting(rejections, survivors.select(*ACCOUNTING_KEY), metas))
+
+
+def _context(rows: pl.DataFrame) -> pl.DataFrame:
+    """What a rejection shows of its row: provenance, and the keys as written."""
+    return rows.select(
+        "_row",
+        "source_file",
+        "source_line",
+        "input",
+        "dyad_id",
+        pl.col("session").alias("_s"),
+        pl.col("rater").alias("_r"),
+    )
 
 
 def accounting(rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dict]) -> pl.DataFrame:

@@ -9,6 +9,7 @@ import polars as pl
 
 from dyadflow.core import atomic
 from dyadflow.core.accounting import AccountingModel
+from dyadflow.core.performance import fast_path_enabled
 from dyadflow.microprocess import congruence, load, segments, series
 from dyadflow.microprocess import settings as fill_settings
 from dyadflow.microprocess.congruence import MicroSessionsModel
@@ -82,8 +83,12 @@ def analyse(accepted: pl.DataFrame | pl.LazyFrame, config: dict | None = None) -
 def run(specs: list[dict], config: dict, out: dict) -> Analysis:
     """Read and validate the inputs, analyse, write every output named in ``out``."""
     s = fill_settings(config)
-    raw, metas = load.read_inputs([dict(x) for x in specs])
-    checked = validate_frame(raw, metas, s["range"]["min"], s["range"]["max"], s["max_session_s"])
+    lo, hi, max_s = s["range"]["min"], s["range"]["max"], s["max_session_s"]
+    if fast_path_enabled():  # long files read typed, the text path only for rows that are not clean
+        raw, clean, metas = load.read_inputs_screened([dict(x) for x in specs], lo, hi, max_s)
+    else:
+        (raw, metas), clean = load.read_inputs([dict(x) for x in specs]), None
+    checked = validate_frame(raw, metas, lo, hi, max_s, clean=clean)
     atomic.write_csv(out["rejections"], checked.rejections)
     atomic.write_table(out["accounting"], checked.accounting, AccountingModel, "csv")
     for row in checked.accounting.iter_rows(named=True):  # one line per file in the log

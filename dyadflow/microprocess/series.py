@@ -41,7 +41,7 @@ def number_series(accepted: pl.DataFrame | pl.LazyFrame) -> tuple[pl.LazyFrame, 
     series) and the sort is skipped, because sorting 60 million rows by three text
     columns is the most expensive step otherwise."""
     df = accepted.lazy().select(*KEY, pl.col("second").cast(pl.Int32), pl.col("rating").cast(pl.Float64)).collect()
-    if not _sorted(df):
+    if not in_key_order(df):
         df = df.sort(*KEY, "second")
     new = pl.any_horizontal([pl.col(c) != pl.col(c).shift(1) for c in KEY]).fill_null(True)
     df = df.with_columns((new.cum_sum() - 1).cast(pl.Int32).alias("series"))
@@ -49,8 +49,9 @@ def number_series(accepted: pl.DataFrame | pl.LazyFrame) -> tuple[pl.LazyFrame, 
     return df.lazy().select("series", "second", "rating"), keys
 
 
-def _sorted(df: pl.DataFrame) -> bool:
-    """Whether ``df`` is sorted by KEY and second, with each key's rows together."""
+def in_key_order(df: pl.DataFrame) -> bool:
+    """Whether ``df`` is sorted by KEY and second, with each key's rows together and no
+    second twice (so it has no duplicate second either)."""
     if df.height < 2:
         return True
     new = pl.any_horizontal([pl.col(c) != pl.col(c).shift(1) for c in KEY]).fill_null(True)
