@@ -125,7 +125,9 @@ def sessions(grid: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
     )
     table = (
         per_rater.join(stats, on=key, how="left")
-        .collect()
+        # the in-memory engine: the streaming engine's group-by sums in an order that varies from run
+        # to run at millions of rows, so discrepancy_sd changed in its last bit (same inputs, other bytes)
+        .collect(engine="in-memory")
         .join(pairs.with_columns(pl.col("pair").cast(pl.Int32)), on="pair", how="left")
         .sort("dyad_id", "session")
     )
