@@ -132,10 +132,27 @@ def test_simple_tokens_are_those_looked_up_as_written(registry):
     numbers = {"0": 0, "0.0": 0, "1": 1, "1.0": 1, "2": 2, "2.0": 2, "3": 3, "3.0": 3}
     assert simple_tokens(registry["bdi_ii"], 1) == numbers
     # BDI-II items 16 and 18 also take the codes 1a … 3b (dyadflow/schemas/instruments/bdi_ii.yaml)
-    assert simple_tokens(registry["bdi_ii"], 16) == numbers | {"1a": 1, "1b": 1, "2a": 2, "2b": 2, "3a": 3, "3b": 3}
+    codes = {"1a": 1, "1b": 1, "2a": 2, "2b": 2, "3a": 3, "3b": 3}
+    assert simple_tokens(registry["bdi_ii"], 16) == numbers | codes | {k.upper(): v for k, v in codes.items()}
     wai = simple_tokens(registry["wai_sr"], 1)
     assert (wai["5"], wai["always"], wai["fairly often"]) == (5, 5, 3)
-    assert "Always" not in wai and len(wai) == 15
+    # the labels as the registry writes them (Qualtrics' choice text), capitalised, in upper and title case
+    # (dyadflow/schemas/instruments/wai_sr.yaml: Seldom, Sometimes, Fairly often, Very often, Always)
+    assert {k: v for k, v in wai.items() if k != k.lower()} == {
+        "Seldom": 1,
+        "SELDOM": 1,
+        "Sometimes": 2,
+        "SOMETIMES": 2,
+        "Fairly often": 3,
+        "FAIRLY OFTEN": 3,
+        "Fairly Often": 3,
+        "Very often": 4,
+        "VERY OFTEN": 4,
+        "Very Often": 4,
+        "Always": 5,
+        "ALWAYS": 5,
+    }
+    assert len(wai) == 15 + 12 and "fairly OFTEN" not in wai  # other spellings take the normalising lookup
 
 
 def test_the_screen_passes_only_rows_no_check_can_fail(registry):

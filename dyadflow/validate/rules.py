@@ -434,23 +434,29 @@ def _typed_items(rows: pl.DataFrame, registry: dict[str, Instrument], items: lis
     instrument does not have is empty; so a cell that is a simple token of its own
     instrument has the same value in the union of the instruments' simple tokens (tokens
     they read differently are left out of it). One lookup per column types all rows at
-    once (no split per instrument); a numeric item is cast instead (:func:`_cast_reads`).
-    Only rows with another spelling (``1A``, ``1a|2b``, ``3.0`` or a label where the column
-    is cast, a label two instruments read differently) take the text path's normalising
-    lookup."""
+    once (no split per instrument); a numeric item is cast instead (:func:`_cast_reads`),
+    and its cells the cast leaves empty (``3.0``, a value label) are looked up, in the
+    columns that have such cells. Only rows with another spelling (``1a|2b``, ``sOMETIMES``,
+    a label two instruments read differently) take the text path's normalising lookup."""
     keys = sorted(rows.get_column("instrument").unique().to_list())
-    exprs = []
+    exprs, lookups = [], {}
     for c in items:
         tokens = _union_tokens(registry, keys, c)
+        lookup = pl.col(c).replace_strict(list(tokens), list(tokens.values()), default=None, return_dtype=pl.Int16)
         if not tokens:
             exprs.append(pl.lit(None, dtype=pl.Int16))
         elif _cast_reads(registry, keys, c):
             exprs.append(pl.col(c).cast(pl.Int16, strict=False))
+            lookups[c] = lookup
         else:
-            exprs.append(
-                pl.col(c).replace_strict(list(tokens), list(tokens.values()), default=None, return_dtype=pl.Int16)
-            )
+            exprs.append(lookup)
     typed = rows.select([e.alias(c) for e, c in zip(exprs, items, strict=True)])
+    # a cast column whose answers are not all numbers (value labels: Qualtrics' choice
+    # text) takes the lookup for the cells the cast leaves empty
+    labelled = [c for c in lookups if typed.get_column(c).null_count() > rows.get_column(c).null_count()]
+    if labelled:
+        found = rows.select(lookups[c].alias(c) for c in labelled)
+        typed = typed.with_columns(typed.get_column(c).fill_null(found.get_column(c)) for c in labelled)
     other = rows.select(
         pl.any_horizontal(
             [pl.col(c).is_not_null() & t.is_null() for c, t in zip(items, typed.get_columns(), strict=True)]
