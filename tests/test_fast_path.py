@@ -233,6 +233,14 @@ def test_the_switch(monkeypatch, value, on):
         ("a,b\u3000\n".encode(), ",", True),  # ideographic space
         ("a,b\u200b\n".encode(), ",", False),  # zero-width space: polars does not strip it
         (b'a,x"y, z\n', ",", True),  # a stray quote: quote parity says nothing, so unsure
+        # whitespace next to a doubled quote is inside the cell (a Qualtrics ImportId row) ...
+        (b'a,"{""ImportId"": ""QID1_1""}"\n', ",", False),
+        (b'a,"x "" y"\n', ",", False),
+        (b'a,""\nb, c\n', ",", True),  # (an empty quoted cell's quotes are its edges)
+        # ... next to the quote that opens or closes the cell it is at an edge
+        (b'a,"x"" "\n', ",", True),
+        (b'a," ""x"""\n', ",", True),
+        (b'a,"""x "" "\n', ",", True),
         (b"", ",", False),
     ],
 )
