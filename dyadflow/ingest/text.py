@@ -406,7 +406,9 @@ def read_text_table(
     )
     is_blank = pl.col("_empty") | pl.all_horizontal(pl.col(header).is_null())
     blank_rows = frame.select(is_blank.sum()).item()
-    frame = frame.filter(~is_blank).drop("_empty")
+    if blank_rows or not fast_path_enabled():
+        frame = frame.filter(~is_blank)
+    frame = frame.drop("_empty")  # fast path: no blank row, no copy of every column
     return TextTable(
         frame=frame,
         header=header,

@@ -524,6 +524,9 @@ def _identity(rows: pl.DataFrame) -> pl.DataFrame:
             .agg(pl.len().alias("_n"), pl.col("session").min().alias("_from"), pl.col("_row").min().alias("_r"))
             .sort(["dyad_id", "_n", "_from", "_r"], descending=[False, True, False, False])
         )
+        if fast_path_enabled():
+            # only a dyad with two values can have a row that differs from its reference
+            counts = counts.filter(pl.len().over("dyad_id") > 1)
         ref = (
             counts.group_by("dyad_id", maintain_order=True)
             .first()
@@ -564,7 +567,11 @@ def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
     rejected, and the check repeats until the dyad is in order: one wrong date rejects
     one session, not every session after it.
     """
-    entries = rows.select("dyad_id", "session", "date").unique()
+    fast = fast_path_enabled()
+    # fast path: the screen groups the rows themselves, and only the suspects' entries are made unique
+    entries = rows.select("dyad_id", "session", "date")
+    if not fast:
+        entries = entries.unique()
     # cheap screen: dyads where some session starts before an earlier session ended
     per_session = (
         entries.group_by("dyad_id", "session")
@@ -574,6 +581,8 @@ def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
     per_session = per_session.with_columns(pl.col("_hi").cum_max().shift(1).over("dyad_id").alias("_before"))
     suspects = per_session.filter(pl.col("_lo") < pl.col("_before")).get_column("dyad_id").unique()
     entries = entries.filter(pl.col("dyad_id").is_in(suspects.implode()))
+    if fast:
+        entries = entries.unique()
     bad_entries = []
     while entries.height:
         pairs = entries.join(entries, on="dyad_id", suffix="_o").filter(
