@@ -351,3 +351,24 @@ def test_consent_copies_of_one_line_are_one_decision_in_one_sort():
         )
         is None
     )
+
+
+def test_scores_keep_the_row_order_only_when_it_is_strictly_the_score_order():
+    from dyadflow.score import _in_score_order
+
+    def frame(rows):
+        return pl.DataFrame(
+            rows,
+            schema={"dyad_id": pl.String, "session": pl.Int32, "instrument": pl.String, "rater": pl.String},
+            orient="row",
+        )
+
+    ordered = [("D1", 1, "bdi_ii", "patient"), ("D1", 1, "wai_s", "therapist"), ("D1", 2, "bdi_ii", "patient")]
+    assert _in_score_order(frame(ordered))
+    assert _in_score_order(frame(ordered[:1]))
+    # a tie (two coders of one session's instrument): the scores' sort decides, not the row order
+    assert not _in_score_order(frame([*ordered, ordered[-1]]))
+    # a later session before an earlier one; session 10 after 9 is numeric order, not text order
+    assert not _in_score_order(frame([ordered[2], ordered[0]]))
+    assert _in_score_order(frame([("D1", 9, "bdi_ii", "patient"), ("D1", 10, "bdi_ii", "patient")]))
+    assert not _in_score_order(frame([("D1", 1, "bdi_ii", None), ("D1", 2, "bdi_ii", "patient")]))
