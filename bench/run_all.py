@@ -3,7 +3,8 @@
     PYTHONPATH=. .venv/bin/python bench/run_all.py [--dyads 10000] [--dial-sessions 1000] [--results results]
 
 Imports the bench modules and runs their quick sizes: ingest + validate + score in one
-process (canonical CSV and REDCap, 10,000 dyads × 14 sessions), the pipeline through
+process (the canonical CSV, REDCap, Qualtrics and xlsx exports of one study, 10,000
+dyads × 14 sessions), the pipeline through
 Snakemake (10,000 dyads × 20 sessions, every stage but reports), the microprocess
 analysis (1,000 sessions × 2 raters × 3,000 s = 6 M dial rows, from parquet and from the
 raw CSV text) and a dyad report
@@ -94,7 +95,11 @@ def main() -> None:
     print("[2/5] the same, REDCap export", flush=True)
     red = ingest_validate_score.measure(args.dyads, 14, "redcap", args.repeat)
     row("REDCap export vs its plain read", red["floor"], red["all"], 6)
-    row("Qualtrics / xlsx exports vs their plain read", None, None, 6, note="no bench script yet")
+    print("[2/5] … the Qualtrics export (WAI-S) and the xlsx workbook (OQ-45) of the same study", flush=True)
+    qua = ingest_validate_score.measure(args.dyads, 14, "qualtrics", args.repeat)
+    row("Qualtrics export (WAI-S, choice text) vs pl.read_csv", qua["floor"], qua["all"], 6)
+    xls = ingest_validate_score.measure(args.dyads, 14, "xlsx", args.repeat)
+    row("xlsx workbook (OQ-45) vs pl.read_excel (calamine)", xls["floor"], xls["all"], 6)
 
     print(f"[3/5] pipeline through Snakemake, {args.dyads:,} dyads × 20 sessions", flush=True)
     pipe = pipeline.run_one(args.dyads, 20, nightly=False, quiet=True)

@@ -132,10 +132,27 @@ def test_simple_tokens_are_those_looked_up_as_written(registry):
     numbers = {"0": 0, "0.0": 0, "1": 1, "1.0": 1, "2": 2, "2.0": 2, "3": 3, "3.0": 3}
     assert simple_tokens(registry["bdi_ii"], 1) == numbers
     # BDI-II items 16 and 18 also take the codes 1a … 3b (dyadflow/schemas/instruments/bdi_ii.yaml)
-    assert simple_tokens(registry["bdi_ii"], 16) == numbers | {"1a": 1, "1b": 1, "2a": 2, "2b": 2, "3a": 3, "3b": 3}
+    codes = {"1a": 1, "1b": 1, "2a": 2, "2b": 2, "3a": 3, "3b": 3}
+    assert simple_tokens(registry["bdi_ii"], 16) == numbers | codes | {k.upper(): v for k, v in codes.items()}
     wai = simple_tokens(registry["wai_sr"], 1)
     assert (wai["5"], wai["always"], wai["fairly often"]) == (5, 5, 3)
-    assert "Always" not in wai and len(wai) == 15
+    # the labels as the registry writes them (Qualtrics' choice text), capitalised, in upper and title case
+    # (dyadflow/schemas/instruments/wai_sr.yaml: Seldom, Sometimes, Fairly often, Very often, Always)
+    assert {k: v for k, v in wai.items() if k != k.lower()} == {
+        "Seldom": 1,
+        "SELDOM": 1,
+        "Sometimes": 2,
+        "SOMETIMES": 2,
+        "Fairly often": 3,
+        "FAIRLY OFTEN": 3,
+        "Fairly Often": 3,
+        "Very often": 4,
+        "VERY OFTEN": 4,
+        "Very Often": 4,
+        "Always": 5,
+        "ALWAYS": 5,
+    }
+    assert len(wai) == 15 + 12 and "fairly OFTEN" not in wai  # other spellings take the normalising lookup
 
 
 def test_the_screen_passes_only_rows_no_check_can_fail(registry):
@@ -216,6 +233,14 @@ def test_the_switch(monkeypatch, value, on):
         ("a,b\u3000\n".encode(), ",", True),  # ideographic space
         ("a,b\u200b\n".encode(), ",", False),  # zero-width space: polars does not strip it
         (b'a,x"y, z\n', ",", True),  # a stray quote: quote parity says nothing, so unsure
+        # whitespace next to a doubled quote is inside the cell (a Qualtrics ImportId row) ...
+        (b'a,"{""ImportId"": ""QID1_1""}"\n', ",", False),
+        (b'a,"x "" y"\n', ",", False),
+        (b'a,""\nb, c\n', ",", True),  # (an empty quoted cell's quotes are its edges)
+        # ... next to the quote that opens or closes the cell it is at an edge
+        (b'a,"x"" "\n', ",", True),
+        (b'a," ""x"""\n', ",", True),
+        (b'a,"""x "" "\n', ",", True),
         (b"", ",", False),
     ],
 )
@@ -326,3 +351,24 @@ def test_consent_copies_of_one_line_are_one_decision_in_one_sort():
         )
         is None
     )
+
+
+def test_scores_keep_the_row_order_only_when_it_is_strictly_the_score_order():
+    from dyadflow.score import _in_score_order
+
+    def frame(rows):
+        return pl.DataFrame(
+            rows,
+            schema={"dyad_id": pl.String, "session": pl.Int32, "instrument": pl.String, "rater": pl.String},
+            orient="row",
+        )
+
+    ordered = [("D1", 1, "bdi_ii", "patient"), ("D1", 1, "wai_s", "therapist"), ("D1", 2, "bdi_ii", "patient")]
+    assert _in_score_order(frame(ordered))
+    assert _in_score_order(frame(ordered[:1]))
+    # a tie (two coders of one session's instrument): the scores' sort decides, not the row order
+    assert not _in_score_order(frame([*ordered, ordered[-1]]))
+    # a later session before an earlier one; session 10 after 9 is numeric order, not text order
+    assert not _in_score_order(frame([ordered[2], ordered[0]]))
+    assert _in_score_order(frame([("D1", 9, "bdi_ii", "patient"), ("D1", 10, "bdi_ii", "patient")]))
+    assert not _in_score_order(frame([("D1", 1, "bdi_ii", None), ("D1", 2, "bdi_ii", "patient")]))

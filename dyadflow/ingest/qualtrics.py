@@ -69,6 +69,10 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     )
     if finished is None and progress is None:
         done = pl.lit(True)
+    # each decision once, as a column: the four columns below read them several times
+    flags = ("__qualtrics_preview", "__qualtrics_test", "__qualtrics_done")
+    raw = raw.with_columns(e.alias(f) for e, f in zip((preview, test, done), flags, strict=True))
+    preview, test, done = (pl.col(f) for f in flags)
     shown = lambda c: pl.col(c).fill_null("") if c else pl.lit("")  # noqa: E731
     raw = raw.with_columns(
         pl.when(preview | test)
@@ -105,7 +109,7 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         .when(~done)
         .then(pl.col(finished or progress) if (finished or progress) else None)
         .alias("ingest_value"),
-    )
+    ).drop(flags)
     keep_system = [c for c in (status, channel, finished, progress) if c]
     mapped = apply_mapping(raw, header, spec, file=file, line=line)
     dropped = [c for c in mapped.dropped if c not in keep_system]

@@ -206,7 +206,9 @@ def may_need_strip(data: bytes, delimiter: str) -> bool:
     """False only when no cell of ``data`` (UTF-8 records, no header) can start or end
     with whitespace, so stripping every cell would change nothing (the fast path then
     skips that pass over every cell). Decided on the bytes: a whitespace character next to
-    a quote, a line end, a delimiter outside quotes or an end of the file. A line feed
+    a quote that opens or closes a cell (not one of a doubled "" inside it: the JSON
+    header row of a Qualtrics export), a line end, a delimiter outside quotes or an end of
+    the file. A line feed
     outside quotes, and a carriage return before one, end a line; elsewhere they are
     whitespace. Conservative: True whenever unsure (e.g. a quoted cell that starts with a
     space)."""
@@ -258,10 +260,25 @@ def may_need_strip(data: bytes, delimiter: str) -> bool:
         return False
     before, after = np.maximum(first - 1, 0), np.minimum(last + 1, n - 1)
 
+    def doubled(pos: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """Whether each quote at ``pos`` (looked up only where ``where``) is one of a
+        doubled pair ("") inside a quoted cell, not the cell's opening or closing quote:
+        the first of a pair closes by parity and is followed by a quote, the second
+        opens by parity and follows one (an empty cell's "" is its open and close)."""
+        out = np.zeros(pos.size, dtype=bool)
+        at = pos[where]
+        closes = (np.searchsorted(quotes, at) & 1) == 1
+        out[where] = np.where(
+            closes, a[np.minimum(at + 1, n - 1)] == QUOTE, (at > 0) & (a[np.maximum(at - 1, 0)] == QUOTE)
+        ) & np.where(closes, at + 1 < n, True)
+        return out
+
     def ends_cell(pos: np.ndarray) -> np.ndarray:
         b = a[pos]
-        at_delim = b == delim
-        return (b == NEWLINE) | (b == CR) | (b == QUOTE) | (at_delim & ~inside_quotes(pos, at_delim))
+        at_delim, at_quote = b == delim, b == QUOTE
+        # whitespace next to a doubled quote ("x"" y") is inside its cell, not at an edge
+        edge_quote = at_quote & ~doubled(pos, at_quote)
+        return (b == NEWLINE) | (b == CR) | edge_quote | (at_delim & ~inside_quotes(pos, at_delim))
 
     return bool(((first == 0) | (last == n - 1) | ends_cell(before) | ends_cell(after)).any())
 
@@ -395,7 +412,9 @@ def read_text_table(
     )
     is_blank = pl.col("_empty") | pl.all_horizontal(pl.col(header).is_null())
     blank_rows = frame.select(is_blank.sum()).item()
-    frame = frame.filter(~is_blank).drop("_empty")
+    if blank_rows or not fast_path_enabled():
+        frame = frame.filter(~is_blank)
+    frame = frame.drop("_empty")  # fast path: no blank row, no copy of every column
     return TextTable(
         frame=frame,
         header=header,

@@ -137,12 +137,22 @@ def clean_rows(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.Series | N
 
 
 def simple_tokens(inst: Instrument, item: int) -> dict[str, int]:
-    """The answers to ``item`` that :func:`item_value` maps without normalising them (no
-    upper-case letter, no ``|`` or ``/``: "3", "3.0", "1a", a label in lower case), with
-    their values: the fast path looks cells up among them in one pass; any other cell
-    (e.g. "1A", "1a|2b", "Seldom") goes through :func:`item_value`, which gives the same
-    value for these."""
-    return {k: v for k, v in inst.token_map(item).items() if k == k.lower() and "|" not in k and "/" not in k}
+    """The answers to ``item`` that :func:`item_value` maps by one lookup of their lower
+    case (no ``|`` or ``/``): "3", "3.0", "1a", a label in lower case, and the usual
+    spellings of the labels and codes (as the registry writes them, "Very often",
+    "VERY OFTEN", "Very Often", "1A": the choice text of a Qualtrics export), with their
+    values. The fast path looks cells up among them in one pass; any other cell (e.g.
+    "very Often", "1a|2b") goes through :func:`item_value`, which gives the same value for
+    these: a spelling is listed only when its lower case is the token."""
+    tokens = {k: v for k, v in inst.token_map(item).items() if k == k.lower() and "|" not in k and "/" not in k}
+    written = inst.codes if inst.categorical else [*inst.labels.values(), *inst.item_codes.get(item, {})]
+    spellings = {}
+    for text in written:
+        text = text.strip()
+        for variant in (text, text.capitalize(), text.upper(), text.title()):
+            if variant.lower() in tokens:  # "ß".upper() is "SS", whose lower case is another token
+                spellings[variant] = tokens[variant.lower()]
+    return tokens | spellings
 
 
 def parse_date(col: pl.Expr) -> pl.Expr:

@@ -434,23 +434,29 @@ def _typed_items(rows: pl.DataFrame, registry: dict[str, Instrument], items: lis
     instrument does not have is empty; so a cell that is a simple token of its own
     instrument has the same value in the union of the instruments' simple tokens (tokens
     they read differently are left out of it). One lookup per column types all rows at
-    once (no split per instrument); a numeric item is cast instead (:func:`_cast_reads`).
-    Only rows with another spelling (``1A``, ``1a|2b``, ``3.0`` or a label where the column
-    is cast, a label two instruments read differently) take the text path's normalising
-    lookup."""
+    once (no split per instrument); a numeric item is cast instead (:func:`_cast_reads`),
+    and its cells the cast leaves empty (``3.0``, a value label) are looked up, in the
+    columns that have such cells. Only rows with another spelling (``1a|2b``, ``sOMETIMES``,
+    a label two instruments read differently) take the text path's normalising lookup."""
     keys = sorted(rows.get_column("instrument").unique().to_list())
-    exprs = []
+    exprs, lookups = [], {}
     for c in items:
         tokens = _union_tokens(registry, keys, c)
+        lookup = pl.col(c).replace_strict(list(tokens), list(tokens.values()), default=None, return_dtype=pl.Int16)
         if not tokens:
             exprs.append(pl.lit(None, dtype=pl.Int16))
         elif _cast_reads(registry, keys, c):
             exprs.append(pl.col(c).cast(pl.Int16, strict=False))
+            lookups[c] = lookup
         else:
-            exprs.append(
-                pl.col(c).replace_strict(list(tokens), list(tokens.values()), default=None, return_dtype=pl.Int16)
-            )
+            exprs.append(lookup)
     typed = rows.select([e.alias(c) for e, c in zip(exprs, items, strict=True)])
+    # a cast column whose answers are not all numbers (value labels: Qualtrics' choice
+    # text) takes the lookup for the cells the cast leaves empty
+    labelled = [c for c in lookups if typed.get_column(c).null_count() > rows.get_column(c).null_count()]
+    if labelled:
+        found = rows.select(lookups[c].alias(c) for c in labelled)
+        typed = typed.with_columns(typed.get_column(c).fill_null(found.get_column(c)) for c in labelled)
     other = rows.select(
         pl.any_horizontal(
             [pl.col(c).is_not_null() & t.is_null() for c, t in zip(items, typed.get_columns(), strict=True)]
@@ -518,6 +524,9 @@ def _identity(rows: pl.DataFrame) -> pl.DataFrame:
             .agg(pl.len().alias("_n"), pl.col("session").min().alias("_from"), pl.col("_row").min().alias("_r"))
             .sort(["dyad_id", "_n", "_from", "_r"], descending=[False, True, False, False])
         )
+        if fast_path_enabled():
+            # only a dyad with two values can have a row that differs from its reference
+            counts = counts.filter(pl.len().over("dyad_id") > 1)
         ref = (
             counts.group_by("dyad_id", maintain_order=True)
             .first()
@@ -558,7 +567,11 @@ def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
     rejected, and the check repeats until the dyad is in order: one wrong date rejects
     one session, not every session after it.
     """
-    entries = rows.select("dyad_id", "session", "date").unique()
+    fast = fast_path_enabled()
+    # fast path: the screen groups the rows themselves, and only the suspects' entries are made unique
+    entries = rows.select("dyad_id", "session", "date")
+    if not fast:
+        entries = entries.unique()
     # cheap screen: dyads where some session starts before an earlier session ended
     per_session = (
         entries.group_by("dyad_id", "session")
@@ -568,6 +581,8 @@ def _date_order(rows: pl.DataFrame) -> pl.DataFrame:
     per_session = per_session.with_columns(pl.col("_hi").cum_max().shift(1).over("dyad_id").alias("_before"))
     suspects = per_session.filter(pl.col("_lo") < pl.col("_before")).get_column("dyad_id").unique()
     entries = entries.filter(pl.col("dyad_id").is_in(suspects.implode()))
+    if fast:
+        entries = entries.unique()
     bad_entries = []
     while entries.height:
         pairs = entries.join(entries, on="dyad_id", suffix="_o").filter(
