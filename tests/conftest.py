@@ -275,7 +275,7 @@ SLOWEST_FILES = (
     "test_ids",
     "test_microprocess_overrides_workflow",
 )
-READ_THE_DEMO_LAST = ("test_manifest", "test_coding")
+READ_THE_DEMO_LAST = ("test_stats_feedback", "test_manifest", "test_coding")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -135,8 +135,13 @@ def test_a_changed_dial_file_reruns_the_case_reports_through_series_parquet(tmp_
     dial = tmp_path / "dial.csv"
     rows = [f"D001,1,{r},{t},{v}" for r in ("patient", "therapist") for t, v in enumerate(SHORT)]
     dial.write_text("dyad_id,session,rater,second,rating\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    from dyadflow.tools import demo_study as demo
+
+    # the small study's config with its export cut to 2 dyads × 4 sessions: one shard of two
+    # case reports (the test is about the DAG, not about the number of reports)
+    demo.write_canonical(tmp_path / "data", n_dyads=2, n_sessions=4, bad_rows=False)
     config = SMALL_STUDY_CONFIG + "microprocess:\n  inputs:\n    - {path: dial.csv}\n  smoothing_s: 1\n"
-    make_small_study(tmp_path, config)
+    (tmp_path / "study.yaml").write_text(config, encoding="utf-8")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", "study.yaml"]
     cmd += ["--cores", "2", "results/reports/index.csv"]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
