@@ -242,8 +242,8 @@ def run(
 
     validated = read_table(validated_path, ValidatedModel)
     scores = with_text_consent(score_frame(validated, registry), read_table(consent_path, ConsentModel))
-    atomic.write_table(out_parquet, scores, ScoresModel, "parquet")
-    atomic.write_table(out_csv, scores, ScoresModel, "csv")
+    written = atomic.write_table(out_parquet, scores, ScoresModel, "parquet")
+    atomic.write_csv(out_csv, written)  # the same table: checked against its contract once
     if out_reliability:
         atomic.write_table(out_reliability, reliability.table(validated, registry), reliability.ReliabilityModel, "csv")
     return scores
