@@ -364,10 +364,19 @@ def read_text_table(
     n_fields = len(header)
     body_lines = rec.lines[first + 1 :]
     names = [f"_c{i}" for i in range(n_fields)]
+    # screened before the cells are read (memory: its arrays and the table are never held together)
+    body = memoryview(data)[rec.starts[first + 1] :] if body_lines.size else b""  # (a view, not a copy)
+    strip = not fast_path_enabled() or may_need_strip(body, delimiter)
+    del body
     if body_lines.size:
+        # (memory) a header on the first line without quotes is skipped by polars itself:
+        # slicing the bytes after it would hold a second copy of the file during the read
+        body_start = int(rec.starts[first + 1])
+        plain = first == 0 and b'"' not in data[:body_start]
         try:
             frame = pl.read_csv(
-                data[rec.starts[first + 1] :],
+                data if plain else data[body_start:],
+                skip_rows=1 if plain else 0,
                 has_header=False,
                 new_columns=names,
                 schema={n: pl.String for n in names},
@@ -392,9 +401,6 @@ def read_text_table(
             line=_first_unbalanced_quote_line(data),
         )
     frame = frame.rename(dict(zip(names, header, strict=False)))
-    body = memoryview(data)[rec.starts[first + 1] :] if body_lines.size else b""  # (a view, not a copy)
-    strip = not fast_path_enabled() or may_need_strip(body, delimiter)
-    del body
     del data  # (memory) the file's bytes are not needed once the cells are read
     if not strip:
         # fast path: no cell starts or ends with whitespace, so only quoted empty cells ("")
