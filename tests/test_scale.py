@@ -87,3 +87,21 @@ def test_formula_cells_are_neutralised_and_a_table_without_them_is_not_copied():
     out = atomic.neutralise_formulas(mixed)
     assert out.get_column("a").to_list() == ["'=1+1", "-3", "'@x"]
     assert out.get_column("b").to_list() == ["x", "y", "z"]
+
+
+def test_a_full_disk_while_polars_streams_a_csv_is_one_message(tmp_path, monkeypatch):
+    # polars raises OSError without errno ("... (os error 28)") from its own writer
+    from dyadflow.core.errors import DyadflowError
+
+    def full(self, *args, **kwargs):
+        raise OSError("No space left on device (os error 28)")
+
+    monkeypatch.setattr(pl.DataFrame, "write_csv", full)
+    target = tmp_path / "scores.csv"
+    try:
+        atomic.write_csv(target, pl.DataFrame({"a": ["x"]}))
+    except DyadflowError as exc:
+        assert str(exc).startswith(f"{target}: cannot be written: no space left on the device.")
+    else:
+        raise AssertionError("no error")
+    assert list(tmp_path.iterdir()) == []  # no half-written temporary file

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +37,17 @@ DISK_ERRORS = {
 }
 
 
+def _errno(exc: OSError) -> int | None:
+    """The error number; polars' writers raise an OSError without one, its message ending
+    in "(os error 28)"."""
+    if exc.errno is not None:
+        return exc.errno
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    return int(found.group(1)) if found else None
+
+
 def _disk_error(exc: OSError, target: Path) -> DyadflowError:
-    why = DISK_ERRORS[exc.errno]
+    why = DISK_ERRORS[_errno(exc)]
     return DyadflowError(
         f"cannot be written: {why}. Nothing was left half-written; free some space (or move "
         "'results/' to a larger disk) and run again: finished outputs are kept",
@@ -57,7 +67,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        if exc.errno in DISK_ERRORS:
+        if _errno(exc) in DISK_ERRORS:
             raise _disk_error(exc, target) from None
         raise
     os.close(fd)
@@ -71,7 +81,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
-        if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+        if isinstance(exc, OSError) and _errno(exc) in DISK_ERRORS:
             raise _disk_error(exc, target) from None
         raise
 
