@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +37,17 @@ DISK_ERRORS = {
 }
 
 
+def _errno(exc: OSError) -> int | None:
+    """The error number; polars' writers raise an OSError without one, its message ending
+    in "(os error 28)"."""
+    if exc.errno is not None:
+        return exc.errno
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    return int(found.group(1)) if found else None
+
+
 def _disk_error(exc: OSError, target: Path) -> DyadflowError:
-    why = DISK_ERRORS[exc.errno]
+    why = DISK_ERRORS[_errno(exc)]
     return DyadflowError(
         f"cannot be written: {why}. Nothing was left half-written; free some space (or move "
         "'results/' to a larger disk) and run again: finished outputs are kept",
@@ -57,7 +67,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        if exc.errno in DISK_ERRORS:
+        if _errno(exc) in DISK_ERRORS:
             raise _disk_error(exc, target) from None
         raise
     os.close(fd)
@@ -71,7 +81,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
-        if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+        if isinstance(exc, OSError) and _errno(exc) in DISK_ERRORS:
             raise _disk_error(exc, target) from None
         raise
 
@@ -102,9 +112,14 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_bytes(path, json_bytes(obj))
 
 
+# Row groups of a fixed size: polars otherwise cuts them where the table's chunks happen to
+# end in memory (how a file was read, how many threads), so the same table gave other bytes.
+PARQUET_ROW_GROUP = 262_144
+
+
 def write_parquet(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
     with atomic_path(path) as tmp:
-        df.write_parquet(tmp, compression="zstd", statistics=True)
+        df.write_parquet(tmp, compression="zstd", statistics=True, row_group_size=PARQUET_ROW_GROUP)
 
 
 def neutralise_formulas(df: pl.DataFrame) -> pl.DataFrame:
@@ -113,16 +128,20 @@ def neutralise_formulas(df: pl.DataFrame) -> pl.DataFrame:
     A text cell that starts with ``= + - @``, a tab or a carriage return gets a leading
     apostrophe, unless it is a plain number (``-3``). Only string columns are touched.
     """
-    exprs = []
-    for name, dtype in df.schema.items():
-        if dtype == pl.String:
-            col = pl.col(name)
-            exprs.append(
-                pl.when(col.str.contains(r"^[=+\-@\t\r]") & ~col.str.contains(PLAIN_NUMBER))
-                .then(pl.lit("'") + col)
-                .otherwise(col)
-                .alias(name)
-            )
+    formula = {
+        name: pl.col(name).str.contains(r"^[=+\-@\t\r]") & ~pl.col(name).str.contains(PLAIN_NUMBER)
+        for name, dtype in df.schema.items()
+        if dtype == pl.String
+    }
+    if not formula or not df.height:
+        return df
+    # only the columns with such a cell are rewritten (a text column is 16 bytes a row)
+    found = df.select([f.any().alias(name) for name, f in formula.items()]).row(0)
+    exprs = [
+        pl.when(f).then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name)).alias(name)
+        for (name, f), hit in zip(formula.items(), found, strict=True)
+        if hit
+    ]
     return df.with_columns(exprs) if exprs else df
 
 
@@ -133,7 +152,10 @@ def csv_bytes(df: pl.DataFrame) -> bytes:
 
 
 def write_csv(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
-    write_bytes(path, csv_bytes(df))
+    """``df`` as CSV (the bytes of :func:`csv_bytes`), written straight to the temporary
+    file: the text of a large table is never held whole in memory."""
+    with atomic_path(path) as tmp:
+        neutralise_formulas(df).write_csv(tmp, include_header=True, line_terminator="\n", null_value="")
 
 
 def write_table(

@@ -176,19 +176,36 @@ def scan_records(data: bytes, delimiter: str) -> Records:
     # Fields per record = delimiters in the record, less those inside quoted cells, + 1.
     # Only the records' and the quoted cells' boundaries are looked up among the
     # delimiter positions (no per-delimiter arrays: a large export has hundreds of millions).
-    delim = np.flatnonzero(a == ord(delimiter))
-    fields = np.searchsorted(delim, stops) - np.searchsorted(delim, starts) + 1
+    opens = quotes[0::2]
+    closes = np.append(quotes[1::2], a.size)[: opens.size]  # an unclosed quote runs to the end
+    at_stops, at_starts, at_closes, at_opens = _count_before(a, ord(delimiter), stops, starts, closes, opens)
+    fields = at_stops - at_starts + 1
     if quotes.size:
-        opens = quotes[0::2]
-        closes = np.append(quotes[1::2], a.size)[: opens.size]  # an unclosed quote runs to the end
-        quoted = np.searchsorted(delim, closes) - np.searchsorted(delim, opens)
+        quoted = at_closes - at_opens
         record_of = np.searchsorted(starts, opens, side="right") - 1
         fields = fields - np.bincount(record_of, weights=quoted, minlength=starts.size)[: starts.size].astype(np.int64)
-    del delim
     length = stops - starts
     ends_cr = (length > 0) & (a[np.maximum(stops - 1, 0)] == CR) if a.size else length > 0
     length = length - ends_cr
     return Records(starts, stops, lines.astype(np.int64), fields.astype(np.int64), length == 0)
+
+
+def _count_before(a: np.ndarray, byte: int, *positions: np.ndarray, block: int = 1 << 24) -> list[np.ndarray]:
+    """For each ascending array of ``positions``: how many bytes of ``a`` equal to ``byte``
+    lie before each position (``np.searchsorted(np.flatnonzero(a == byte), positions)``).
+    Found block by block: the positions of every delimiter of a large export (hundreds of
+    millions, 8 bytes each) are never held at once."""
+    out = [np.zeros(p.size, dtype=np.int64) for p in positions]
+    seen = 0
+    for lo in range(0, a.size, block):
+        hi = lo + block
+        found = np.flatnonzero(a[lo:hi] == byte) + lo
+        last = hi >= a.size
+        for p, o in zip(positions, out, strict=True):
+            i, j = np.searchsorted(p, lo), (p.size if last else np.searchsorted(p, hi))
+            o[i:j] = seen + np.searchsorted(found, p[i:j])
+        seen += found.size
+    return out
 
 
 # What polars' str.strip_chars() strips (Unicode White_Space), as UTF-8: the one-byte
@@ -370,10 +387,19 @@ def read_text_table(
     n_fields = len(header)
     body_lines = rec.lines[first + 1 :]
     names = [f"_c{i}" for i in range(n_fields)]
+    # screened before the cells are read (memory: its arrays and the table are never held together)
+    body = memoryview(data)[rec.starts[first + 1] :] if body_lines.size else b""  # (a view, not a copy)
+    strip = not fast_path_enabled() or may_need_strip(body, delimiter)
+    del body
     if body_lines.size:
+        # (memory) a header on the first line without quotes is skipped by polars itself:
+        # slicing the bytes after it would hold a second copy of the file during the read
+        body_start = int(rec.starts[first + 1])
+        plain = first == 0 and b'"' not in data[:body_start]
         try:
             frame = pl.read_csv(
-                data[rec.starts[first + 1] :],
+                data if plain else data[body_start:],
+                skip_rows=1 if plain else 0,
                 has_header=False,
                 new_columns=names,
                 schema={n: pl.String for n in names},
@@ -398,17 +424,19 @@ def read_text_table(
             line=_first_unbalanced_quote_line(data),
         )
     frame = frame.rename(dict(zip(names, header, strict=False)))
-    if fast_path_enabled() and not may_need_strip(data[rec.starts[first + 1] :] if body_lines.size else b"", delimiter):
+    del data  # (memory) the file's bytes are not needed once the cells are read
+    if not strip:
         # fast path: no cell starts or ends with whitespace, so only quoted empty cells ("")
         # need to become null (polars reads them as ""), in the columns that have one
         empty = frame.select((pl.all().str.len_bytes() == 0).any()).row(0)
         cleaned = [pl.col(c).replace("", None) for c, e in zip(header, empty, strict=True) if e]
     else:
         cleaned = [pl.all().str.strip_chars().replace("", None)]
+    lengths = frame.get_column(header[0]).chunk_lengths() if header else []
     frame = frame.with_columns(cleaned).with_columns(
-        pl.Series("source_line", body_lines, dtype=pl.Int64),
-        pl.Series("source_fields", rec.fields[first + 1 :], dtype=pl.Int64),
-        pl.Series("_empty", rec.empty[first + 1 :]),
+        _chunked("source_line", body_lines, pl.Int64, lengths),
+        _chunked("source_fields", rec.fields[first + 1 :], pl.Int64, lengths),
+        _chunked("_empty", rec.empty[first + 1 :], pl.Boolean, lengths),
     )
     is_blank = pl.col("_empty") | pl.all_horizontal(pl.col(header).is_null())
     blank_rows = frame.select(is_blank.sum()).item()
@@ -423,6 +451,18 @@ def read_text_table(
         blank_rows=int(blank_rows),
         encoding=used,
         warnings=warnings,
+    )
+
+
+def _chunked(name: str, values: np.ndarray, dtype: pl.DataType, lengths: list[int]) -> pl.Series:
+    """``values`` as a Series cut into chunks of ``lengths`` (those of the table's columns):
+    a column chunked otherwise makes polars copy every column of the table into one chunk
+    at the next filter or drop (for a large export, gigabytes)."""
+    if len(lengths) <= 1:
+        return pl.Series(name, values, dtype=dtype)
+    ends = np.cumsum(lengths)
+    return pl.concat(
+        [pl.Series(name, values[e - n : e], dtype=dtype) for e, n in zip(ends, lengths, strict=True)], rechunk=False
     )
 
 

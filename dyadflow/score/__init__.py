@@ -290,9 +290,13 @@ def run(
     from dyadflow.score import reliability
 
     validated = read_table(validated_path, ValidatedModel)
+    # (memory) the small reliability table first, so its item arrays and the scores are
+    # never in memory together
+    alphas = reliability.table(validated, registry) if out_reliability else None
     scores = with_text_consent(score_frame(validated, registry), read_table(consent_path, ConsentModel))
-    atomic.write_table(out_parquet, scores, ScoresModel, "parquet")
-    atomic.write_table(out_csv, scores, ScoresModel, "csv")
+    del validated
+    written = atomic.write_table(out_parquet, scores, ScoresModel, "parquet")
+    atomic.write_csv(out_csv, written)  # the same table: checked against its contract once
     if out_reliability:
-        atomic.write_table(out_reliability, reliability.table(validated, registry), reliability.ReliabilityModel, "csv")
+        atomic.write_table(out_reliability, alphas, reliability.ReliabilityModel, "csv")
     return scores

@@ -40,7 +40,7 @@ def cronbach_alpha(items: pl.DataFrame) -> tuple[float | None, int, int]:
     # numpy on one contiguous array: polars' var() combines per-chunk partial sums, so the
     # last bit of the result could depend on how the frame happened to be chunked (it did:
     # a SLURM and a local run of the same data differed in alpha's 16th digit)
-    x = np.ascontiguousarray(complete.to_numpy().astype(np.float64))
+    x = np.ascontiguousarray(complete.to_numpy(), dtype=np.float64)
     total_var = float(x.sum(axis=1).var(ddof=1))
     item_var = float(x.var(axis=0, ddof=1).sum())
     if not total_var:
@@ -54,10 +54,8 @@ def reliability(validated: pl.DataFrame, registry: dict[str, Instrument], instru
     for key in sorted(instruments):  # a handful of instruments, not dyads
         inst = registry[key]
         present = [i for i in range(1, inst.n_items + 1) if item_column(i) in validated.columns]
-        items = (
-            validated.select(pl.col("instrument"), *[keyed(inst, i).alias(f"i{i}") for i in present])
-            .filter(pl.col("instrument") == key)
-            .drop("instrument")
+        items = (  # the instrument's rows first, then its keyed items (not every row's)
+            validated.filter(pl.col("instrument") == key).select(*[keyed(inst, i).alias(f"i{i}") for i in present])
             if present
             else pl.DataFrame()
         )

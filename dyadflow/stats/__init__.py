@@ -25,7 +25,7 @@ import polars as pl
 
 from dyadflow.core import atomic
 from dyadflow.core import config as config_schema
-from dyadflow.core.contract import columns, empty, read_table
+from dyadflow.core.contract import columns, empty, read_parquet, read_table
 from dyadflow.core.registry import Instrument
 from dyadflow.core.study import instrument
 from dyadflow.score.reliability import ReliabilityModel
@@ -45,6 +45,19 @@ from dyadflow.stats.sessions import session_table
 __all__ = ["settings", "session_table", "compute", "run"]
 
 # results/stats/dyads.parquet: the columns and types are the contract dyadflow.stats.contract.DyadsModel
+# The scores columns no statistic reads: run() leaves them out (each text column is 16 bytes
+# a row in memory, ~80 MB at 100,000 dyads).
+NOT_READ = (
+    "source_file",
+    "source_line",
+    "note",
+    "consent_share_text",
+    "risk_items",
+    "score_missing_reason",
+    "coder_id",
+    "band",
+    "prorated",
+)
 DYAD_COLUMNS = columns(DyadsModel)
 
 
@@ -255,7 +268,9 @@ def run(
 ) -> StatsResult:
     """Read the scores, compute everything, write the outputs named in ``out`` (the feedback
     table too when ``out`` names ``feedback`` and ``feedback_csv``)."""
-    scores = pl.read_parquet(scores_path)
+    # only the columns the statistics read (provenance, notes and text consent are not)
+    names = [c for c in pl.read_parquet_schema(scores_path) if c not in NOT_READ]
+    scores = read_parquet(scores_path, names)
     reliability = read_table(reliability_path, ReliabilityModel) if reliability_path else None
     fcfg = feedback.settings(feedback_cfg)
     reference = feedback.read_reference(fcfg["reference"], outcome) if fcfg["reference"] else None

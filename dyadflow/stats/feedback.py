@@ -206,6 +206,12 @@ def predict(rows: pl.DataFrame, params: np.ndarray) -> np.ndarray:
     return np.where(at_intake[:, None], intake[:, None], pred)
 
 
+def _predicted(rows: pl.DataFrame, fitted: np.ndarray) -> np.ndarray:
+    """:func:`predict` of ``rows`` all with the one model ``fitted`` (5 × 4), given as a
+    read-only broadcast view instead of a copy per row."""
+    return predict(rows, np.broadcast_to(fitted, (rows.height, *fitted.shape)))
+
+
 def expected_curves(rows: pl.DataFrame, cfg: dict, reference: pl.DataFrame | None = None) -> pl.DataFrame:
     """``rows`` (from :func:`with_intake`) with the five ``expected_p*`` columns and ``fold``.
 
@@ -217,7 +223,8 @@ def expected_curves(rows: pl.DataFrame, cfg: dict, reference: pl.DataFrame | Non
     folds, min_n, cap = int(cfg["folds"]), int(cfg["min_reference_dyads"]), int(cfg["max_reference_dyads"])
     max_rows = int(cfg["max_training_rows"])
     n = rows.height
-    params = np.full((n, len(QUANTILES), 4), np.nan)
+    # predicted fold by fold: no n × 5 × 4 array of every row's model (hundreds of MB at scale)
+    pred = np.full((n, len(QUANTILES)), np.nan)
     if reference is not None:
         ref = with_intake(reference)
         ids = training_dyads(ref, cap)
@@ -229,7 +236,7 @@ def expected_curves(rows: pl.DataFrame, cfg: dict, reference: pl.DataFrame | Non
             else None
         )
         if fitted is not None:
-            params[:] = fitted
+            pred = _predicted(rows, fitted)
         fold = pl.lit(None, dtype=pl.Int32).alias("fold")
     else:
         fold_np = fold_of(rows.get_column(DYAD), folds) if n else np.zeros(0, dtype=np.int64)
@@ -246,10 +253,8 @@ def expected_curves(rows: pl.DataFrame, cfg: dict, reference: pl.DataFrame | Non
                 training_rows(others.filter(pl.col(DYAD).is_in(ids.implode()) & (pl.col("log_t") > 0)), max_rows)
             )
             if fitted is not None:
-                params[here] = fitted
+                pred[here] = _predicted(rows.filter(pl.Series(here)), fitted)
         fold = pl.Series("fold", fold_np, dtype=pl.Int32)
-    pred = predict(rows, np.nan_to_num(params)) if n else np.zeros((0, len(QUANTILES)))
-    pred = np.where(np.isnan(params[:, :, 0]), np.nan, pred)
     return rows.with_columns(
         fold, *[pl.Series(name, pred[:, i], dtype=pl.Float64).fill_nan(None) for i, name in enumerate(EXPECTED)]
     )

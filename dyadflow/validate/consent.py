@@ -204,7 +204,8 @@ def governs(frame: pl.DataFrame, consent: pl.DataFrame, kind: str, alias: str = 
     consent of ``kind`` that governs each row's session (latest decision at or before it;
     none = false)."""
     resolved = by_session(consent, kind).rename({"session": "_consent_session", "consent": "_consent"})
-    keyed = frame.with_columns(pl.col("session").cast(pl.Int64).alias("_s")).with_row_index("_i")
+    # only the key columns are sorted and joined (not every column of a large frame)
+    keyed = frame.select("dyad_id", pl.col("session").cast(pl.Int64).alias("_s")).with_row_index("_i")
     hit = keyed.sort("_s").join_asof(
         resolved.sort("_consent_session"),
         left_on="_s",
@@ -213,11 +214,8 @@ def governs(frame: pl.DataFrame, consent: pl.DataFrame, kind: str, alias: str = 
         strategy="backward",
         check_sortedness=False,  # both sides are sorted by session, hence within each dyad too
     )
-    return (
-        hit.sort("_i")
-        .with_columns(pl.col("_consent").fill_null(False).alias(alias))
-        .drop("_i", "_s", "_consent_session", "_consent")
-    )
+    decided = hit.sort("_i").get_column("_consent").fill_null(False).alias(alias)
+    return frame.with_columns(decided)
 
 
 __all__ = ["CONSENT_TABLE", "CONSENT_COLUMNS", "KINDS", "decisions", "by_session", "governs", "empty_table"]

@@ -35,6 +35,7 @@ from dyadflow.core.accounting import (
     shorten,
     warnings_table,
 )
+from dyadflow.core.contract import read_parquet
 from dyadflow.core.errors import ValidationFailed
 from dyadflow.core.registry import RATERS, Instrument, item_column
 from dyadflow.validate import consent as consent_rules
@@ -58,6 +59,8 @@ from dyadflow.validate.linking import id_warnings
 BASE_COLUMNS = ("dyad_id", "patient_id", "therapist_id", "arm", "session", "date", "rater", "instrument")
 TEXT_COLUMNS = ("note", "consent_share_text", "consent_share_ratings")
 PROVENANCE = ("source_file", "source_line")
+# the raw rows' columns read after typing: rejection context, accounting, consent decisions
+LATER_COLUMNS = ("dyad_id", "session", "date", "rater", "instrument", *consent_rules.CONSENT_COLUMNS)
 # coder_id is empty on patient and therapist rows: an observer row's key is (dyad, session, instrument, coder)
 DUPLICATE_KEY = ("dyad_id", "session", "rater", "instrument", "coder_id")
 # config earliest_date: a date before it is rejected (date_range); year 0 would crash the reports
@@ -330,6 +333,7 @@ def _row_level(
         inst = registry[key]
         subset = rest.filter(pl.col("_inst") == key)
         failures = _pandera_failures(instrument_schema(inst, [*items, "total"]), subset)
+        del subset  # (memory) before the next instrument's rows are copied
         found.append(_instrument_messages(failures, inst).select(EMPTY_FOUND.columns))
     return pl.concat(found)
 
@@ -643,11 +647,16 @@ def validate_frames(
         f.with_columns(pl.lit(input_of(m), dtype=pl.String).alias("input")) for f, m in zip(frames, metas, strict=False)
     ]
     raw = _prepare(frames)
+    del frames  # (memory) raw holds the cells now; see run()
     consent_only = raw.filter(pl.col("consent_only"))  # not questionnaires: only their consent counts
     raw = _keep(raw, ~pl.col("consent_only"))
     found = [_row_level(raw, registry, date_limit, earliest_date)]
     rejected = found[0].get_column("_row").unique()
     survivors = _typed(_keep(raw, ~pl.col("_row").is_in(rejected.implode())), registry)
+    # (memory) from here on only these text columns of the raw rows are read: the item
+    # answers' text (most of the table) is dropped once the accepted rows are typed
+    later = [c for c in ("_row", *PROVENANCE, "input", *LATER_COLUMNS) if c in raw.columns]
+    raw, consent_only = raw.select(later), consent_only.select(later)
     for rule_set in (_duplicates, _identity, _date_order):
         step = rule_set(survivors)
         found.append(step)
@@ -808,9 +817,10 @@ def run(
     In strict mode any rejection stops the build; the full list then goes to
     ``strict_rejections`` (outside ``results/``, which Snakemake cleans up after a failed job).
     """
-    frames = [pl.read_parquet(p) for p in ingested]
     meta = [json.loads(Path(p).read_text(encoding="utf-8")) for p in metas]
-    result = validate_frames(frames, meta, registry, date_limit, alliance, earliest_date)
+    # the tables are handed over, not kept here, so that validate_frames can let go of the
+    # text it no longer needs (one text column is 16 bytes a row: ~80 MB at 100,000 dyads)
+    result = validate_frames([read_parquet(p) for p in ingested], meta, registry, date_limit, alliance, earliest_date)
     if policy == "strict" and result.rejections.height:
         message = strict_message(result.rejections)
         if strict_rejections:
