@@ -61,7 +61,87 @@ def main() -> None:
     ap.add_argument("--results", default="results")
     ap.add_argument("--dyads", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=5)
-    measure(ap.parse_args())
+    ap.add_argument(
+        "--profile-shard",
+        type=int,
+        default=None,
+        metavar="K",
+        help="instead: cProfile the rendering of report shard K (its tables from results/reports/shards/tables/K)",
+    )
+    args = ap.parse_args()
+    if args.profile_shard is not None:
+        profile_shard(args)
+    else:
+        measure(args)
+
+
+# where the time of a shard goes: (phase, functions whose cumulative time is the phase's)
+PHASES = (
+    ("contexts (polars, per shard)", ("dyad.py:shard_contexts", "clinician.py:contexts", "shards.py:read_shard")),
+    ("charts (matplotlib → PNG)", ("dyad.py:add_charts", "clinician.py:add_charts")),
+    ("HTML (Jinja2, charts excluded)", ("environment.py:render",)),
+    ("WeasyPrint: parse, style, layout", ("__init__.py:render",)),
+    ("WeasyPrint: PDF writing", ("document.py:write_pdf",)),
+)
+
+
+def profile_shard(args) -> None:
+    """cProfile of ``shards.render_shard`` on one shard of a results folder (the demo study's
+    config: research copies and clinician copies, no microprocess page), and the time per phase."""
+    import cProfile
+    import pstats
+    import tempfile
+
+    import yaml
+
+    from dyadflow.core.study import resolve
+    from dyadflow.report import render, shards
+
+    root = Path(args.results)
+    tables = {
+        n: str(root / "reports" / "shards" / "tables" / str(args.profile_shard) / f"{n}.parquet")
+        for n in shards.SHARD_TABLES
+    }
+    study = resolve(yaml.safe_load(Path("config/config.yaml").read_text(encoding="utf-8")))
+    cfg = study.config
+    render.render_pdf(plain_html(1), 0)  # warm-up (imports, fonts, Pango)
+    with tempfile.TemporaryDirectory() as out:
+
+        def run():
+            return shards.render_shard(
+                tables,
+                f"{out}/m.json",
+                f"{out}/pdf",
+                study="Bench",
+                audience="research",
+                outcome=study.outcome_key,
+                alliance=study.alliance_keys,
+                config_sha256="0" * 64,
+                registry=study.registry,
+                report_cfg=cfg["report"],
+            )
+
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        prof.enable()
+        reports = run()
+        prof.disable()
+        wall = time.perf_counter() - t0
+    stats = pstats.Stats(prof)
+    cum = {}
+    for (file, _line, name), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
+        key = f"{Path(file).name}:{name}"
+        cum[key] = cum.get(key, 0.0) + ct
+    n = 2 * len(reports)
+    total = stats.total_tt
+    print(f"shard {args.profile_shard}: {len(reports)} dyads, {n} PDFs, {wall:.2f} s wall under the profiler")
+    print(f"{'phase':40s} {'s':>7s} {'share':>6s} {'ms/PDF':>7s}")
+    for phase, funcs in PHASES:
+        sec = sum(cum.get(f, 0.0) for f in funcs)
+        if phase.startswith("HTML"):
+            sec -= sum(cum.get(f, 0.0) for f in PHASES[1][1])
+        print(f"{phase:40s} {sec:7.2f} {sec / total:6.0%} {sec / n * 1000:7.0f}")
+    stats.sort_stats("cumulative").print_stats(args.repeat * 10)
 
 
 def measure(args, verbose: bool = True) -> dict:
@@ -84,6 +164,7 @@ def measure(args, verbose: bool = True) -> dict:
             "consent": root / "validated" / "consent.parquet",
             "feedback": root / "stats" / "feedback.parquet",
             "validated": root / "validated" / "questionnaires.parquet",
+            "subscales": root / "stats" / "subscales.csv",
         }
     )
     t.dyads = t.dyads.sort("dyad_id").head(args.dyads)
@@ -108,7 +189,6 @@ def measure(args, verbose: bool = True) -> dict:
     figs = lambda: [  # noqa: E731
         charts.outcome_figure(sample["sessions"], sample["outcome"]["bands"], [], "BDI-II", (0, 63)),
         charts.alliance_figure(sample["sessions"], [], [], (0.8, 7.2), ("Patient", "Therapist")),
-        charts.subscale_figure(sample["profile"], ["bond", "goal", "task"], ("Patient", "Therapist"), (0, 7.6)),
     ]
     chart_png = _median_time(lambda: [charts.png_bytes(f) for f in figs()], args.repeat)
     chart_svg = _median_time(lambda: [svg_bytes(f) for f in figs()], args.repeat)
