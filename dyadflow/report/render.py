@@ -141,13 +141,30 @@ def source_date_epoch(epoch: int):
             os.environ["SOURCE_DATE_EPOCH"] = old
 
 
+_FONT_CONFIG: list = []
+
+
+def font_config():
+    """One WeasyPrint font configuration per process. WeasyPrint makes a new one for every
+    document unless given one: fontconfig loads its configuration and font list again and
+    Pango starts with an empty font cache each time. The PDF's fonts are named by a hash
+    of their data, so sharing it changes no byte."""
+    if not _FONT_CONFIG:
+        from weasyprint.text.fonts import FontConfiguration
+
+        _FONT_CONFIG.append(FontConfiguration())
+    return _FONT_CONFIG[0]
+
+
 def render_pdf(html: str, epoch: int, fetcher=None) -> bytes:
     """Render ``html`` to PDF bytes, reproducibly for a given ``epoch``."""
     weasyprint = _weasyprint()
     fetcher = fetcher or make_fetcher()
     stamp = dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with source_date_epoch(epoch):
-        doc = weasyprint.HTML(string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=fetcher).render()
+        doc = weasyprint.HTML(string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=fetcher).render(
+            font_config=font_config()
+        )
         doc.metadata.created = stamp
         doc.metadata.modified = stamp
         return doc.write_pdf()
