@@ -441,7 +441,7 @@ def test_injected_html_is_text_and_nothing_is_fetched(tmp_path, monkeypatch):
     flat = text.replace(" ", "")  # a long URL may wrap onto the next line
     for snippet in INJECTIONS:
         assert snippet.replace(" ", "") in flat, snippet
-    assert requested, "the stylesheet is fetched through the fetcher"
+    assert requested, "the charts are fetched through the fetcher"
     assets = render.ASSETS.resolve().as_uri() + "/"
     assert all(u.startswith("data:") or u.startswith(assets) for u in requested), [u[:80] for u in requested]
 
@@ -772,3 +772,34 @@ def test_a_dyads_pdf_is_the_same_alone_and_after_another_dyad(tmp_path):
     assert not (alone / "reports" / "dyads" / "D1.pdf").exists()
     for path in ("dyads/D2.pdf", "by_therapist/T2/D2.pdf"):
         assert (both / "reports" / path).read_bytes() == (alone / "reports" / path).read_bytes(), path
+
+
+def test_the_report_stylesheet_is_parsed_once_and_gives_the_same_pdf(monkeypatch):
+    """WeasyPrint parses a linked stylesheet for every document; render_pdf parses
+    report.css once per process, and the PDF is the same bytes as with the link."""
+    import datetime as dt
+
+    import weasyprint
+
+    html = '<html><head><link rel="stylesheet" href="report.css"></head><body><h2>Key figures</h2>'
+    html += '<table class="keyfigs"><tr><th>a</th><td class="fig">1.0</td><td class="expl">x</td></tr></table></body></html>'
+    parsed = []
+    real = weasyprint.CSS.__init__
+
+    def counting(self, *a, **k):
+        parsed.append(1)
+        real(self, *a, **k)
+
+    monkeypatch.setattr(weasyprint.CSS, "__init__", counting)
+    monkeypatch.setattr(render, "_STYLESHEETS", {})
+    first, second = render.render_pdf(html, 86400), render.render_pdf(html, 86400)
+    assert len(parsed) == 1 and first == second
+    with render.source_date_epoch(86400):  # the same document with the stylesheet linked, as WeasyPrint reads it
+        doc = weasyprint.HTML(string=html, base_url=render.ASSETS.as_uri() + "/").render(
+            font_config=render.font_config()
+        )
+        doc.metadata.created = doc.metadata.modified = dt.datetime(1970, 1, 2, tzinfo=dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        assert doc.write_pdf() == first
+    assert len(parsed) == 2
