@@ -70,6 +70,7 @@ def main() -> None:
         help="instead: cProfile the rendering of report shard K (its tables from results/reports/shards/tables/K)",
     )
     ap.add_argument("--profile-out", default=None, help="with --profile-shard: write the pstats file here")
+    ap.add_argument("--phases-only", action="store_true", help="with --profile-shard: the phase times, no cProfile")
     args = ap.parse_args()
     if args.profile_shard is not None:
         profile_shard(args)
@@ -171,6 +172,8 @@ def profile_shard(args) -> None:
             )
 
         phase_times(run)  # once without the profiler: the phases' CPU seconds, unskewed
+        if args.phases_only:
+            return
         prof = cProfile.Profile(time.process_time)  # CPU seconds: steadier than wall time on a shared machine
         t0 = time.perf_counter()
         prof.enable()
