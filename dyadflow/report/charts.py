@@ -9,9 +9,9 @@ Each chart's figure and axes are made once per process and chart kind (and size)
 reused for every dyad (:func:`_canvas`): what is the same for every dyad of a study (the
 size, margins, severity bands, the y axis and its tick labels) is drawn once, what belongs
 to one dyad (lines, spans, labels, legend, the session axis) is removed before the next
-dyad's are added. matplotlib spends most of a chart's time making axes and ticks, so this
-halves a chart's cost; the bytes do not depend on which dyads were drawn before
-(``tests/test_report_dyad.py``).
+dyad's are added. matplotlib spent much of a chart's time making axes and ticks: this
+cut the charts' CPU time by ~40 % (bench/RESULTS.md); the bytes do not depend on which
+dyads were drawn before (``tests/test_report_dyad.py``).
 """
 
 from __future__ import annotations
