@@ -441,7 +441,7 @@ def test_injected_html_is_text_and_nothing_is_fetched(tmp_path, monkeypatch):
     flat = text.replace(" ", "")  # a long URL may wrap onto the next line
     for snippet in INJECTIONS:
         assert snippet.replace(" ", "") in flat, snippet
-    assert requested, "the stylesheet is fetched through the fetcher"
+    assert requested, "the charts are fetched through the fetcher"
     assets = render.ASSETS.resolve().as_uri() + "/"
     assert all(u.startswith("data:") or u.startswith(assets) for u in requested), [u[:80] for u in requested]
 
@@ -674,3 +674,132 @@ def test_a_million_character_note_renders_in_a_few_pages(tmp_path):
     assert len(PdfReader(str(pdf)).pages) <= 6
     text = " ".join(pdf_text(pdf).split())
     assert "… (shortened), full text: data/q.csv line 7" in text
+
+
+# --- issue 18: reused figures, the subscale profile as a table ---------------------------
+
+
+def test_the_subscale_profile_is_a_table_of_the_stats_values(tmp_path):
+    """Planted profile values appear as table rows with each rater's item scale; a rater
+    without a value shows a dash (the chart it replaces showed the same numbers)."""
+    res = write_results(tmp_path)
+    pl.DataFrame(
+        {
+            "dyad_id": ["D1", "D1", "D1"],
+            "rater": ["patient", "therapist", "patient"],
+            "subscale": ["goal"] * 2 + ["bond"],
+        }
+        | {"value": [4.125, 6.5, 2.0]}
+    ).write_csv(res / "stats" / "subscales.csv")
+    build(res)
+    text = pdf_text(res / "reports" / "dyads" / "D1.pdf")
+    assert "Subscale Patient (1–5) Therapist (1–7) Bond 2.00 — Goal 4.12 6.50 Mean item score" in text
+    assert "— No subscale scores on record." in pdf_text(res / "reports" / "dyads" / "D2.pdf")
+
+
+def _chart_args() -> dict:
+    """Two dyads' chart arguments: A has everything drawn per dyad (gains, ruptures,
+    selected sessions, signals, alerts), B little of it."""
+    bands = [{"label": "minimal", "min": 0, "max": 13}, {"label": "severe", "min": 14, "max": 63}]
+    fb = {"expected_p10": 10.0, "expected_p25": 14.0, "expected_p50": 18.0, "expected_p75": 22.0, "expected_p90": 26.0}
+    a = {
+        "outcome": ([{"session": s, "outcome": 30.0 - 3 * s} for s in range(1, 13)], bands),
+        "gains": [
+            {"kind": "gain", "pregain_session": 2, "postgain_session": 3, "pregain_score": 24.0, "postgain_score": 21.0}
+        ],
+        "alliance": [{"session": s, "alliance_patient": 3.0, "alliance_therapist": 5.0} for s in range(1, 13)],
+        "marks": [{"session": 4, "label": "ekeblad: high"}],
+        "ruptures": [{"rater": "patient", "pre_session": 1, "rupture_session": 2, "repair_session": 3}],
+        "feedback": [{"session": s, "outcome": 20.0, "signal": "red", **fb} for s in range(1, 13)],
+        "points01": [{"session": s, "patient": 0.2, "therapist": 0.9, "alliance_alert": True} for s in range(1, 13)],
+    }
+    b = {
+        "outcome": ([{"session": s, "outcome": 20.0 + s} for s in (1, 2, 4)], bands),
+        "gains": [],
+        "alliance": [{"session": s, "alliance_patient": 4.0, "alliance_therapist": None} for s in (1, 2, 4)],
+        "marks": [{"session": 2, "label": "ekeblad: low"}],
+        "ruptures": [],
+        "feedback": [{"session": s, "outcome": 25.0, "signal": None, **fb} for s in (1, 2, 4)],
+        "points01": [{"session": s, "patient": 0.5, "therapist": None, "alliance_alert": False} for s in (1, 2, 4)],
+    }
+    return {"A": a, "B": b}
+
+
+def _figures(args: dict) -> list:
+    from dyadflow.report import charts
+
+    def _(text):
+        return text
+
+    return [
+        charts.outcome_figure(*args["outcome"], args["gains"], "BDI-II", (0, 63)),
+        charts.alliance_figure(args["alliance"], args["marks"], args["ruptures"], (0.8, 7.2), ("Patient", "Therapist")),
+        charts.feedback_figure(args["feedback"], "BDI-II", (0, 63), True, _, "sv"),
+        charts.alliance01_figure(args["points01"], _, "sv"),
+    ]
+
+
+def test_a_chart_reuses_its_figure_and_does_not_depend_on_the_dyad_before():
+    """Each chart kind draws every dyad on one figure; B's PNGs are the same bytes drawn
+    first (on new figures) and drawn after A (on A's figures)."""
+    from dyadflow.report import charts
+
+    args = _chart_args()
+    charts.reset_canvases()
+    alone = [charts.png_bytes(f) for f in _figures(args["B"])]
+    charts.reset_canvases()
+    figs_a = _figures(args["A"])
+    after_a = [charts.png_bytes(f) for f in figs_a]
+    figs_b = _figures(args["B"])
+    assert all(fa is fb for fa, fb in zip(figs_a, figs_b, strict=True))  # the same figures, reused
+    assert [charts.png_bytes(f) for f in figs_b] == alone
+    assert after_a != alone
+
+
+def test_a_dyads_pdf_is_the_same_alone_and_after_another_dyad(tmp_path):
+    """D2 rendered after D1 in one shard (D1's gains, rupture and selected sessions drawn
+    first on the reused figures) and D2 rendered alone give identical PDFs."""
+    from dyadflow.report import charts
+
+    both = write_results(tmp_path / "both")
+    charts.reset_canvases()
+    build(both)
+    alone = write_results(tmp_path / "alone")
+    dyads = pl.read_parquet(alone / "stats" / "dyads.parquet")
+    dyads.filter(pl.col("dyad_id") == "D2").write_parquet(alone / "stats" / "dyads.parquet")
+    charts.reset_canvases()
+    build(alone)
+    assert not (alone / "reports" / "dyads" / "D1.pdf").exists()
+    for path in ("dyads/D2.pdf", "by_therapist/T2/D2.pdf"):
+        assert (both / "reports" / path).read_bytes() == (alone / "reports" / path).read_bytes(), path
+
+
+def test_the_report_stylesheet_is_parsed_once_and_gives_the_same_pdf(monkeypatch):
+    """WeasyPrint parses a linked stylesheet for every document; render_pdf parses
+    report.css once per process, and the PDF is the same bytes as with the link."""
+    import datetime as dt
+
+    import weasyprint
+
+    html = '<html><head><link rel="stylesheet" href="report.css"></head><body><h2>Key figures</h2>'
+    html += '<table class="keyfigs"><tr><th>a</th><td class="fig">1.0</td><td class="expl">x</td></tr></table></body></html>'
+    parsed = []
+    real = weasyprint.CSS.__init__
+
+    def counting(self, *a, **k):
+        parsed.append(1)
+        real(self, *a, **k)
+
+    monkeypatch.setattr(weasyprint.CSS, "__init__", counting)
+    monkeypatch.setattr(render, "_STYLESHEETS", {})
+    first, second = render.render_pdf(html, 86400), render.render_pdf(html, 86400)
+    assert len(parsed) == 1 and first == second
+    with render.source_date_epoch(86400):  # the same document with the stylesheet linked, as WeasyPrint reads it
+        doc = weasyprint.HTML(string=html, base_url=render.ASSETS.as_uri() + "/").render(
+            font_config=render.font_config()
+        )
+        doc.metadata.created = doc.metadata.modified = dt.datetime(1970, 1, 2, tzinfo=dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        assert doc.write_pdf() == first
+    assert len(parsed) == 2

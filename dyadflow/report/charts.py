@@ -4,6 +4,14 @@ PNG at 200 dpi was chosen by measurement (bench/RESULTS.md): inline SVG makes
 WeasyPrint 3× slower, a PNG costs little more than the bare document. Every series
 differs by line style and marker as well as by colour, bands are hatched, and the PNG
 carries no Software or time metadata, so identical data give identical bytes.
+
+Each chart's figure and axes are made once per process and chart kind (and size) and
+reused for every dyad (:func:`_canvas`): what is the same for every dyad of a study (the
+size, margins, severity bands, the y axis and its tick labels) is drawn once, what belongs
+to one dyad (lines, spans, labels, legend, the session axis) is removed before the next
+dyad's are added. matplotlib spent much of a chart's time making axes and ticks: this
+cut the charts' CPU time by ~40 % (bench/RESULTS.md); the bytes do not depend on which
+dyads were drawn before (``tests/test_report_dyad.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +43,59 @@ def _plt():
     return pyplot(RC)
 
 
+_CANVASES: dict[tuple, object] = {}
+
+
+def reset_canvases() -> None:
+    """Forget the reused figures (the next chart of each kind starts from a new figure)."""
+    _CANVASES.clear()
+
+
+def _canvas(key: tuple, size: tuple[float, float], adjust: dict, setup=None):
+    """The axes of a reused figure for chart ``key``, cleared of the previous dyad's artists.
+
+    A new figure (``size`` in inches, ``adjust`` its margins) is made at the first call per
+    key; ``setup(ax)`` then draws the parts every dyad shares, which stay. Everything added
+    later (lines, spans, texts, the legend) is removed at the next call, and the colour
+    cycle is reset, so a chart depends only on its own arguments.
+    """
+    _plt()  # the rc settings (read when artists are made and drawn)
+    canvas = _CANVASES.get(key)
+    if canvas is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=size, dpi=DPI)
+        FigureCanvasAgg(fig)
+        fig.dyadflow_reused = True  # png_bytes leaves it open
+        ax = fig.add_subplot()
+        fig.subplots_adjust(**adjust)
+        if setup is not None:
+            setup(ax)
+        static = {id(a) for a in (*ax.lines, *ax.patches, *ax.collections, *ax.texts)}
+        canvas = _CANVASES[key] = (ax, static)
+    ax, static = canvas
+    for artist in [*ax.lines, *ax.patches, *ax.collections, *ax.texts]:
+        if id(artist) not in static:
+            artist.remove()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    ax.set_prop_cycle(None)
+    return ax
+
+
+def _fixed_y(ax, y_range: tuple[float, float], label=None) -> None:
+    """The y limits, and their ticks and tick labels fixed once (no locator or formatter
+    at every draw); ``label(v)`` formats a tick (the default: matplotlib's)."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator
+
+    ax.set_ylim(*y_range)
+    ticks = [v for v in ax.get_yticks() if y_range[0] <= v <= y_range[1]]
+    texts = [label(v) for v in ticks] if label else ax.yaxis.get_major_formatter().format_ticks(ticks)
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FixedFormatter(texts))
+
+
 def png_bytes(fig) -> bytes:
     """The figure as a 200-dpi RGB PNG (no alpha channel) without metadata chunks.
 
@@ -44,23 +105,29 @@ def png_bytes(fig) -> bytes:
     """
     from PIL import Image
 
-    fig.set_dpi(DPI)
+    if fig.get_dpi() != DPI:
+        fig.set_dpi(DPI)
     fig.canvas.draw()
     size = fig.canvas.get_width_height()
     image = Image.frombuffer("RGBA", size, fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
-    _plt().close(fig)
+    if not getattr(fig, "dyadflow_reused", False):
+        _plt().close(fig)
     buf = io.BytesIO()
     image.save(buf, format="PNG", dpi=(DPI, DPI), compress_level=1)
     return buf.getvalue()
 
 
-def _session_axis(ax, sessions: list[int]) -> None:
-    if sessions:
-        lo, hi = min(sessions), max(sessions)
-        ax.set_xlim(lo - 0.5, hi + 0.5)
-        step = 1 if hi - lo <= 20 else max(1, (hi - lo) // 15)
-        ax.set_xticks(list(range(lo, hi + 1, step)))
-    ax.set_xlabel("Session")
+def _session_axis(ax, sessions: list[int], xlabel: str = "Session") -> None:
+    """The session axis of one dyad: its sessions, each labelled (every n-th beyond 20)."""
+    lo, hi = (min(sessions), max(sessions)) if sessions else (1, 1)
+    ax.set_xlim(lo - 0.5, hi + 0.5)
+    step = 1 if hi - lo <= 20 else max(1, (hi - lo) // 15)
+    ticks = list(range(lo, hi + 1, step))
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlabel(xlabel)
+
+
+def _grid(ax) -> None:
     ax.grid(axis="y", color="#cccccc", linewidth=0.4)
 
 
@@ -70,29 +137,34 @@ def outcome_figure(points: list[dict], bands: list[dict], gains: list[dict], lab
     ``points``: {session, outcome}; ``bands``: {label, min, max}; ``gains``: {kind,
     pregain_session, postgain_session, pregain_score, postgain_score}.
     """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.5))
-    fig.subplots_adjust(left=0.08, right=0.83, bottom=0.18, top=0.95)
-    for i, band in enumerate(bands):
-        color, hatch = BAND_STYLES[i % len(BAND_STYLES)]
-        ax.axhspan(
-            band["min"] - 0.5 if i else band["min"],
-            band["max"] + 0.5,
-            facecolor=color,
-            hatch=hatch,
-            edgecolor="#999999",
-            linewidth=0,
-            zorder=0,
-        )
-        ax.text(
-            1.01,
-            (band["min"] + band["max"]) / 2,
-            band["label"],
-            transform=ax.get_yaxis_transform(),
-            va="center",
-            fontsize=7,
-            color="#333333",
-        )
+
+    def setup(ax):  # the same for every dyad of a study: the bands, their labels, the y axis
+        for i, band in enumerate(bands):
+            color, hatch = BAND_STYLES[i % len(BAND_STYLES)]
+            ax.axhspan(
+                band["min"] - 0.5 if i else band["min"],
+                band["max"] + 0.5,
+                facecolor=color,
+                hatch=hatch,
+                edgecolor="#999999",
+                linewidth=0,
+                zorder=0,
+            )
+            ax.text(
+                1.01,
+                (band["min"] + band["max"]) / 2,
+                band["label"],
+                transform=ax.get_yaxis_transform(),
+                va="center",
+                fontsize=7,
+                color="#333333",
+            )
+        _fixed_y(ax, y_range)
+        ax.set_ylabel(label)
+        _grid(ax)
+
+    key = ("outcome", tuple((b["label"], b["min"], b["max"]) for b in bands), label, tuple(y_range))
+    ax = _canvas(key, (WIDTH_IN, 2.5), {"left": 0.08, "right": 0.83, "bottom": 0.18, "top": 0.95}, setup)
     xs = [p["session"] for p in points if p["outcome"] is not None]
     ys = [p["outcome"] for p in points if p["outcome"] is not None]
     ax.plot(xs, ys, color="black", linestyle="-", marker="o", markersize=4, linewidth=1.4, zorder=3, label=label)
@@ -113,10 +185,8 @@ def outcome_figure(points: list[dict], bands: list[dict], gains: list[dict], lab
             fontweight="bold",
             va="bottom",
         )
-    ax.set_ylim(*y_range)
-    ax.set_ylabel(label)
     _session_axis(ax, xs)
-    return fig
+    return ax.figure
 
 
 LABEL_PT = 6.5
@@ -159,14 +229,19 @@ def alliance_figure(
     ``marks``: {session, label} (selected sessions); ``ruptures``: {rater, pre_session,
     rupture_session, repair_session}.
     """
-    plt = _plt()
     placed = _label_rows(marks, [p["session"] for p in points])
     rows = 1 + max((row for _, _, row in placed), default=-1)
     # fixed axes height and margins in inches; each row of labels adds its height on top
     bottom_in, axes_in, top_in = 0.68, 1.9, 0.14 + 0.16 * rows
     height_in = bottom_in + axes_in + top_in
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, height_in))
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=bottom_in / height_in, top=1 - top_in / height_in)
+
+    def setup(ax):
+        _fixed_y(ax, y_range)
+        ax.set_ylabel("Alliance (mean item)")
+        _grid(ax)
+
+    adjust = {"left": 0.08, "right": 0.98, "bottom": bottom_in / height_in, "top": 1 - top_in / height_in}
+    ax = _canvas(("alliance", rows, tuple(y_range)), (WIDTH_IN, height_in), adjust, setup)
     row_step = 0.16 / axes_in  # one label row, in axes fractions
     for key, style, label in (("alliance_patient", PATIENT, labels[0]), ("alliance_therapist", THERAPIST, labels[1])):
         pts = [(p["session"], p[key]) for p in points if p[key] is not None]
@@ -195,8 +270,6 @@ def alliance_figure(
             fontsize=LABEL_PT,
             bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
         )
-    ax.set_ylim(*y_range)
-    ax.set_ylabel("Alliance (mean item)")
     _session_axis(ax, [p["session"] for p in points])
     handles, names = ax.get_legend_handles_labels()
     if ruptures:
@@ -211,37 +284,7 @@ def alliance_figure(
         names.append("selected session")
     if handles:
         ax.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False, fontsize=7)
-    return fig
-
-
-def subscale_figure(profile: list[dict], names: list[str], labels: tuple[str, str], x_range: tuple[float, float]):
-    """Mean subscale score per rater, as horizontal bars (patient plain, therapist hatched)."""
-    plt = _plt()
-    height_in = 0.85 + 0.38 * max(1, len(names))
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, height_in))
-    fig.subplots_adjust(left=0.12, right=0.98, bottom=0.5 / height_in, top=1 - 0.08 / height_in)
-    height = 0.36
-    for offset, (rater, label, style) in enumerate(
-        (
-            ("patient", labels[0], {"color": PATIENT["color"], "hatch": ""}),
-            ("therapist", labels[1], {"color": "#f2d0b5", "hatch": "////"}),
-        )
-    ):
-        values = [
-            next((p["value"] for p in profile if p["rater"] == rater and p["subscale"] == n), None) for n in names
-        ]
-        ys = [i + (offset - 0.5) * height for i in range(len(names))]
-        vals = [v if v is not None else 0 for v in values]
-        ax.barh(ys, vals, height=height, label=label, edgecolor="black", linewidth=0.5, **style)
-        for y, v in zip(ys, values, strict=False):
-            ax.text((v or x_range[0]) + 0.03, y, f"{v:.2f}" if v is not None else "—", va="center", fontsize=7)
-    ax.set_yticks(range(len(names)))
-    ax.set_yticklabels([n.capitalize() for n in names])
-    ax.invert_yaxis()
-    ax.set_xlim(*x_range)
-    ax.set_xlabel("Mean item score")
-    ax.legend(loc="lower right", fontsize=7, frameon=True)
-    return fig
+    return ax.figure
 
 
 # ---------------------------------------------------------------- the clinician copy (issue 17)
@@ -253,14 +296,11 @@ SIGNAL_MARKERS = {  # colour and a marker shape, so the signal reads in grayscal
 }
 
 
-def _decimal_axis(ax, language: str, axis: str = "y", digits: int = 1) -> None:
-    """Tick labels formatted for the locale (a decimal comma in sv and nb)."""
-    from matplotlib.ticker import FuncFormatter
-
+def _decimal_y(ax, y_range: tuple[float, float], language: str, digits: int = 1) -> None:
+    """The y axis with tick labels formatted for the locale (a decimal comma in sv and nb)."""
     from dyadflow.report.i18n import fmt_decimal
 
-    fmt = FuncFormatter(lambda v, _pos: fmt_decimal(float(v), digits if v != int(v) else 0, language))
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+    _fixed_y(ax, y_range, lambda v: fmt_decimal(float(v), digits if v != int(v) else 0, language))
 
 
 def feedback_figure(
@@ -271,9 +311,15 @@ def feedback_figure(
 
     ``points``: {session, outcome, expected_p10 … expected_p90, signal}.
     """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.6))
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.30, top=0.95)
+    ylabel = _("Score") + " (" + (_("lower is better") if lower_is_better else _("higher is better")) + ")"
+
+    def setup(ax):
+        _decimal_y(ax, y_range, language)
+        ax.set_ylabel(ylabel, fontsize=7)
+        _grid(ax)
+
+    adjust = {"left": 0.09, "right": 0.98, "bottom": 0.30, "top": 0.95}
+    ax = _canvas(("feedback", language, ylabel, tuple(y_range)), (WIDTH_IN, 2.6), adjust, setup)
     band = [p for p in points if p["expected_p10"] is not None and p["expected_p90"] is not None]
     if band:
         xs = [p["session"] for p in band]
@@ -342,25 +388,26 @@ def feedback_figure(
             markeredgecolor="black",
             zorder=4,
         )
-    ax.set_ylim(*y_range)
-    ax.set_ylabel(
-        _("Score") + " (" + (_("lower is better") if lower_is_better else _("higher is better")) + ")", fontsize=7
-    )
-    _session_axis(ax, [p["session"] for p in points])
-    ax.set_xlabel(_("Session"))
-    _decimal_axis(ax, language)
+    _session_axis(ax, [p["session"] for p in points], _("Session"))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, fontsize=6.5)
-    return fig
+    return ax.figure
 
 
 def alliance01_figure(points: list[dict], _, language: str):
     """Both raters' alliance on the 0–1 scale ((x − min)/(max − min)), the lower half shaded,
     sessions with an alliance alert marked ▼ at the top. ``points``: {session, patient,
     therapist, alliance_alert}."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.2))
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.30, top=0.90)
-    ax.axhspan(0, 0.5, facecolor="#f0f0f0", hatch="////", edgecolor="#cccccc", linewidth=0, zorder=0)
+    ylabel = _("Alliance (0–1)")
+
+    def setup(ax):
+        ax.axhspan(0, 0.5, facecolor="#f0f0f0", hatch="////", edgecolor="#cccccc", linewidth=0, zorder=0)
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+        _decimal_y(ax, (0, 1.0), language, digits=2)
+        ax.set_ylabel(ylabel, fontsize=7)
+        _grid(ax)
+
+    adjust = {"left": 0.09, "right": 0.98, "bottom": 0.30, "top": 0.90}
+    ax = _canvas(("alliance01", language, ylabel), (WIDTH_IN, 2.2), adjust, setup)
     for key, style, label in (("patient", PATIENT, _("Patient")), ("therapist", THERAPIST, _("Therapist"))):
         pts = [(p["session"], p[key]) for p in points if p[key] is not None]
         if pts:
@@ -380,16 +427,11 @@ def alliance01_figure(points: list[dict], _, language: str):
             zorder=5,
             label=_("alliance alert"),
         )
-    ax.set_ylim(0, 1.0)
-    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
-    ax.set_ylabel(_("Alliance (0–1)"), fontsize=7)
-    _session_axis(ax, [p["session"] for p in points])
-    ax.set_xlabel(_("Session"))
-    _decimal_axis(ax, language, digits=2)
+    _session_axis(ax, [p["session"] for p in points], _("Session"))
     from matplotlib.patches import Patch
 
     handles, names = ax.get_legend_handles_labels()
     handles.append(Patch(facecolor="#f0f0f0", hatch="////", edgecolor="#cccccc", linewidth=0))
     names.append(_("lower half of the scale"))
     ax.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False, fontsize=6.5)
-    return fig
+    return ax.figure

@@ -256,6 +256,11 @@ def _by_dyad(frame: pl.DataFrame) -> dict[str, list[dict]]:
     return {key[0]: part.drop("dyad_id").to_dicts() for key, part in frame.group_by("dyad_id", maintain_order=True)}
 
 
+def scale_of(inst) -> str:
+    """An instrument's item scale as the report prints it ("1–5")."""
+    return f"{inst.min_value}–{inst.max_value}"
+
+
 def shard_contexts(
     t: ReportTables,
     *,
@@ -320,7 +325,12 @@ def shard_contexts(
                 "lower_is_better": inst.lower_is_better,
                 "range": (inst.score_min, inst.score_max),
             },
-            "alliance": {"patient": a_pat.name, "therapist": a_ther.name, "range": (alliance_min, alliance_max)},
+            "alliance": {
+                "patient": a_pat.name,
+                "therapist": a_ther.name,
+                "range": (alliance_min, alliance_max),
+                "scales": {"patient": scale_of(a_pat), "therapist": scale_of(a_ther)},
+            },
             "sessions": sessions,
             "risk": per["risk"].get(d, []),
             "notes": per["notes"].get(d, []),
@@ -352,10 +362,23 @@ def fingerprint(ctx: dict, version: bool = True) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def subscale_rows(profile: list[dict]) -> list[dict]:
+    """One row per subscale (alphabetical) with the patient's and the therapist's mean item
+    score (None where that rater has none). The raters' questionnaires may have different
+    scales (WAI-SR 1–5, WAI-S 1–7), so no difference is shown."""
+    by = {(p["subscale"], p["rater"]): p["value"] for p in profile}
+    return [
+        {"subscale": name.capitalize(), "patient": by.get((name, "patient")), "therapist": by.get((name, "therapist"))}
+        for name in sorted({p["subscale"] for p in profile})
+    ]
+
+
 def add_charts(ctx: dict) -> dict:
-    """The three charts of a dyad report, as PNG data: URIs (``None`` when there is nothing to draw)."""
+    """The two charts of a dyad report, as PNG data: URIs (``None`` when there is nothing to
+    draw), and the subscale profile as table rows (``subscales``: subscale, patient,
+    therapist; a few numbers read better, and render faster, as a table than as a chart)."""
     sessions = ctx["sessions"]
-    out = {"outcome": None, "alliance": None, "subscales": None}
+    out = {"outcome": None, "alliance": None, "subscales": subscale_rows(ctx["profile"])}
     if any(s["outcome"] is not None for s in sessions):
         rng = ctx["outcome"]["range"] or (0, max(s["outcome"] or 0 for s in sessions))
         out["outcome"] = charts.data_uri(
@@ -378,16 +401,6 @@ def add_charts(ctx: dict) -> dict:
         out["alliance"] = charts.data_uri(
             charts.png_bytes(
                 charts.alliance_figure(sessions, marks, ctx["ruptures"], (lo - 0.2, hi + 0.2), ("Patient", "Therapist"))
-            )
-        )
-    if ctx["profile"]:
-        names = sorted({p["subscale"] for p in ctx["profile"]})
-        lo, hi = ctx["alliance"]["range"]
-        out["subscales"] = charts.data_uri(
-            charts.png_bytes(
-                charts.subscale_figure(
-                    ctx["profile"], names, ("Patient", "Therapist"), (lo - 1 if lo > 0 else 0, hi + 0.6)
-                )
             )
         )
     return {**ctx, "charts": out}

@@ -141,13 +141,56 @@ def source_date_epoch(epoch: int):
             os.environ["SOURCE_DATE_EPOCH"] = old
 
 
+_FONT_CONFIG: list = []
+
+
+def font_config():
+    """One WeasyPrint font configuration per process. WeasyPrint makes a new one for every
+    document unless given one: fontconfig loads its configuration and font list again and
+    Pango starts with an empty font cache each time. The PDF's fonts are named by a hash
+    of their data, so sharing it changes no byte."""
+    if not _FONT_CONFIG:
+        from weasyprint.text.fonts import FontConfiguration
+
+        _FONT_CONFIG.append(FontConfiguration())
+    return _FONT_CONFIG[0]
+
+
+_STYLESHEETS: dict[str, object] = {}
+# how the templates link a stylesheet of dyadflow/report/assets (base.html.j2, clinician_head.html.j2)
+LINK = '<link rel="stylesheet" href="{}">'
+
+
+def _parsed_stylesheets(html: str) -> tuple[str, list]:
+    """``html`` without the links to the report's own stylesheets, and those stylesheets
+    parsed once per process. WeasyPrint parses a linked stylesheet again for every
+    document (tens of milliseconds for report.css); a parsed one is given to it as a user
+    stylesheet instead, which the cascade ranks the same here (above the user agent's
+    rules; the reports have no other author styles). User text cannot hold the link:
+    Jinja2 escapes its ``<``."""
+    linked = sorted((html.find(LINK.format(a.name)), a.name) for a in ASSETS.glob("*.css"))
+    names = [name for at, name in linked if at >= 0]  # in the order the HTML links them
+    for name in names:
+        html = html.replace(LINK.format(name), "", 1)
+        if name not in _STYLESHEETS:
+            _STYLESHEETS[name] = _weasyprint().CSS(
+                string=(ASSETS / name).read_text(encoding="utf-8"),
+                base_url=ASSETS.as_uri() + "/",
+                font_config=font_config(),
+            )
+    return html, [_STYLESHEETS[name] for name in names]
+
+
 def render_pdf(html: str, epoch: int, fetcher=None) -> bytes:
     """Render ``html`` to PDF bytes, reproducibly for a given ``epoch``."""
     weasyprint = _weasyprint()
     fetcher = fetcher or make_fetcher()
     stamp = dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    html, sheets = _parsed_stylesheets(html)
     with source_date_epoch(epoch):
-        doc = weasyprint.HTML(string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=fetcher).render()
+        doc = weasyprint.HTML(string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=fetcher).render(
+            stylesheets=sheets, font_config=font_config()
+        )
         doc.metadata.created = stamp
         doc.metadata.modified = stamp
         return doc.write_pdf()
