@@ -25,7 +25,6 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,36 +32,9 @@ sys.path.insert(0, str(REPO))
 PY = sys.executable
 SNAKEMAKE = str(Path(PY).parent / "snakemake")
 
+from bench.pipeline import study_config, timed  # noqa: E402  (the benchmark study; clinician copies are the default)
+
 REPORT_TARGETS = ["results/reports/index.csv", "results/reports/caseload.json"]
-
-
-def study_config(dyads_per_shard: int) -> str:
-    return f"""\
-study: {{name: "Report benchmark (synthetic)"}}
-inputs:
-  - path: data/questionnaires.csv
-    format: canonical_csv
-validation: quarantine
-outcome: bdi_ii
-alliance: {{patient: wai_sr, therapist: wai_s}}
-selection: []
-report:
-  audience: research
-  dyads_per_shard: {dyads_per_shard}
-  language: en
-  clinician: {{patient_ratings: consent}}
-"""
-
-
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MB) and exit code of ``cmd`` under /usr/bin/time -v."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n", file=sys.stderr)
-    return wall, (int(m.group(1)) / 1024 if m else float("nan")), proc.returncode
 
 
 def shard_seconds(logs: Path) -> list[float]:
