@@ -145,9 +145,15 @@ def neutralise_formulas(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(exprs) if exprs else df
 
 
+def _write_csv_to(df: pl.DataFrame, target) -> None:
+    """The one CSV format of every output: header, LF line ends, empty cells for null,
+    formula-like text neutralised."""
+    neutralise_formulas(df).write_csv(target, include_header=True, line_terminator="\n", null_value="")
+
+
 def csv_bytes(df: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
-    neutralise_formulas(df).write_csv(buf, include_header=True, line_terminator="\n", null_value="")
+    _write_csv_to(df, buf)
     return buf.getvalue()
 
 
@@ -155,7 +161,7 @@ def write_csv(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
     """``df`` as CSV (the bytes of :func:`csv_bytes`), written straight to the temporary
     file: the text of a large table is never held whole in memory."""
     with atomic_path(path) as tmp:
-        neutralise_formulas(df).write_csv(tmp, include_header=True, line_terminator="\n", null_value="")
+        _write_csv_to(df, tmp)
 
 
 def write_table(

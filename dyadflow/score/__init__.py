@@ -226,8 +226,19 @@ def score_frame(validated: pl.DataFrame, registry: dict[str, Instrument]) -> pl.
 SCORE_ORDER = ["dyad_id", "session", "instrument", "rater"]
 # what score_instrument computes (the other output columns are the validated row's own)
 COMPUTED = frozenset(
-    ("total", "mean", "n_answered", "prorated", "score", "n_items", "risk_flag", "risk_items", "score_missing_reason")
-) | {"band"}
+    (
+        "total",
+        "mean",
+        "n_answered",
+        "prorated",
+        "score",
+        "n_items",
+        "risk_flag",
+        "risk_items",
+        "score_missing_reason",
+        "band",
+    )
+)
 
 
 def _in_score_order(validated: pl.DataFrame) -> bool:
