@@ -300,7 +300,7 @@ def may_need_strip(data: bytes, delimiter: str) -> bool:
     return bool(((first == 0) | (last == n - 1) | ends_cell(before) | ends_cell(after)).any())
 
 
-def _parse_header(text: str, delimiter: str, file: str, line: int) -> list[str]:
+def parse_header(text: str, delimiter: str, file: str, line: int) -> list[str]:
     try:
         header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
     except (StopIteration, csv.Error) as exc:
@@ -383,7 +383,7 @@ def read_text_table(
         raise DyadflowError("the file is empty: no header line", file=file, line=1)
     first = int(np.argmax(~rec.empty))  # blank lines before the header are skipped
     header_line = int(rec.lines[first])
-    header = _parse_header(data[rec.starts[first] : rec.stops[first]].decode("utf-8"), delimiter, file, header_line)
+    header = parse_header(data[rec.starts[first] : rec.stops[first]].decode("utf-8"), delimiter, file, header_line)
     n_fields = len(header)
     body_lines = rec.lines[first + 1 :]
     names = [f"_c{i}" for i in range(n_fields)]

@@ -29,7 +29,7 @@ from dyadflow.core import atomic
 from dyadflow.core.config import section
 from dyadflow.core.errors import DyadflowError
 from dyadflow.core.performance import fast_path_enabled
-from dyadflow.ingest.text import _parse_header, decode, read_bytes, read_text_table, refuse_binary
+from dyadflow.ingest.text import decode, parse_header, read_bytes, read_text_table, refuse_binary
 from dyadflow.microprocess import KEY, RATER_SYNONYMS, input_files
 from dyadflow.validate.checks import ID_PATTERN, SESSION_PATTERN
 
@@ -128,7 +128,7 @@ def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | N
     first_nl = data.find(b"\n")
     if b'"' in data or b"\x00" in data or first_nl <= 0 or not data[:first_nl].strip():
         return None
-    header = _parse_header(data[:first_nl].decode("utf-8"), delimiter, path, 1)
+    header = parse_header(data[:first_nl].decode("utf-8"), delimiter, path, 1)
     names = _long_names(spec)
     cols = {c: next((h for h in header if h.strip().lower() == names[c].strip().lower()), None) for c in COLUMNS}
     if None in cols.values() or len(header) != len(COLUMNS):
@@ -288,8 +288,7 @@ def read_inputs_screened(
     Returns the string table of the rows the text path reads, the clean typed rows
     (``dyad_id, session, rater`` as written, ``second``, ``rating``, provenance) and the
     metas; both tables carry ``_row``, every row's place among all rows read."""
-    raw, clean, metas = _read(specs, (lo, hi, max_s))
-    return raw, clean, metas
+    return _read(specs, (lo, hi, max_s))
 
 
 STRING_SCHEMA = {c: pl.String for c in COLUMNS} | {
