@@ -32,3 +32,20 @@ def unsafe_paths(config: dict) -> str | None:
         f"{listed}: a file path cannot contain '{{' or '}}', which Snakemake reads as a wildcard; "
         "rename the file or folder (or use a symbolic link without them)"
     )
+
+
+# The tables the report plan writes for each shard (results/reports/shards/tables/<k>/<name>.parquet),
+# the inputs of that shard's report_shard job. Named once here, where the Snakefile can read
+# them at parse time without importing polars; dyadflow.report.shards writes and reads them.
+SHARD_TABLES = (
+    "dyads",
+    "sessions",
+    "scores",
+    "sudden_gains",
+    "ruptures",
+    "selection",
+    "rejections",
+    "consent",
+    "feedback",
+    "subscales",
+)

@@ -32,25 +32,14 @@ import polars as pl
 
 from dyadflow import __version__
 from dyadflow.core import atomic
-from dyadflow.core.contract import read_table
+from dyadflow.core.contract import conform, dtypes, read_table
+from dyadflow.core.naming import SHARD_TABLES
 from dyadflow.report import clinician, render
 from dyadflow.report import dyad as dyad_report
+from dyadflow.report.contract import ReportIndexModel
 from dyadflow.report.tables import CONTRACTS, ReportTables, read_report_tables, with_selection_columns
 
 log = logging.getLogger(__name__)
-
-SHARD_TABLES = (
-    "dyads",
-    "sessions",
-    "scores",
-    "sudden_gains",
-    "ruptures",
-    "selection",
-    "rejections",
-    "consent",
-    "feedback",
-    "subscales",
-)
 
 
 def n_shards_for(n_dyads: int, dyads_per_shard: int) -> int:
@@ -263,14 +252,7 @@ def index(manifests: list[str], out_index: str, out_dyads: str, out_by_therapist
         dest = f"{out_by_therapist}/{r['therapist_id']}/{Path(r['bundle_path']).name}"
         publish(r["bundle_path"], Path(dest))
         r["bundle_path"] = dest
-    schema = {
-        "dyad_id": pl.String,
-        "therapist_id": pl.String,
-        "path": pl.String,
-        "sha256": pl.String,
-        "bundle_path": pl.String,
-        "bundle_sha256": pl.String,
-    }
+    schema = {c: t for c, t in dtypes(ReportIndexModel).items() if c != "kind"}
     table = (
         pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
         .with_columns(
@@ -278,5 +260,6 @@ def index(manifests: list[str], out_index: str, out_dyads: str, out_by_therapist
         )
         .sort(["kind", "dyad_id", "therapist_id"], descending=[True, False, False], nulls_last=True)
     )
+    table = conform(table, ReportIndexModel, name=out_index)
     atomic.write_bytes_if_changed(out_index, atomic.csv_bytes(table))
     return table

@@ -7,7 +7,7 @@ from snakemake.utils import validate
 from snakemake.exceptions import WorkflowError
 
 from dyadflow.core.config import fill_defaults, stop_if_wrong
-from dyadflow.core.naming import input_name, unsafe_paths
+from dyadflow.core.naming import SHARD_TABLES, input_name, unsafe_paths
 from dyadflow.core.registry import BUILTIN_DIR, CONFIG_SCHEMA
 
 # Every mistake in the config, one line each, before any data is read (docs, "Running a study")

@@ -33,20 +33,6 @@ REPORT_TABLES = dict(
 )
 SELECTION_CSVS = [f"{RESULTS}/selection/{n}.csv" for n in SELECTION_NAMES]
 SELECTION_SUMMARIES = [f"{RESULTS}/selection/{n}_summary.json" for n in SELECTION_NAMES]
-# the tables the plan writes for each shard (dyadflow/report/shards.py SHARD_TABLES), the inputs
-# of that shard's report_shard job
-SHARD_TABLES = [
-    "dyads",
-    "sessions",
-    "scores",
-    "sudden_gains",
-    "ruptures",
-    "selection",
-    "rejections",
-    "consent",
-    "feedback",
-    "subscales",
-]
 
 
 def _produced(path):
