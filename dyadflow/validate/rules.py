@@ -43,6 +43,7 @@ from dyadflow.validate.checks import (
     ID_PATTERN,
     PANDERA_RULES,
     clean_rows,
+    contract_holds,
     fast_path_enabled,
     instrument_item_values,
     instrument_schema,
@@ -665,6 +666,7 @@ def validate_frames(
     items = item_columns(survivors)
     max_items = max((int(c[5:]) for c in items), default=0)
     schema = validated_schema(max_items)  # the columns of ValidatedModel, items after instrument
+    order = ("dyad_id", "session", "instrument", "rater", "source_file", "source_line")
     accepted = (
         survivors.with_columns(
             [
@@ -673,10 +675,13 @@ def validate_frames(
                 if item_column(i) not in items
             ]
         )
-        .sort("dyad_id", "session", "instrument", "rater", "source_file", "source_line")
+        .sort(*order)
         .select(*schema.columns)
     )
-    accepted = schema.validate(accepted)
+    if not (
+        fast_path_enabled() and contract_holds(schema, accepted, order[:4])
+    ):  # fast path: one polars pass when it holds
+        accepted = schema.validate(accepted)
 
     context = raw.select(
         "_row",
