@@ -2,7 +2,8 @@
 
 ``DYADFLOW_FAST_PATH=0`` switches it off (dyadflow/core/performance.py). The study mixes
 the demo's REDCap, Qualtrics and xlsx exports, a canonical CSV with bad and unusual cells
-scattered through it, and every readable file of the bad-input corpus (tests/data/bad/).
+scattered through it, a REDCap and a Qualtrics export with the demo's bad rows and odd cells
+scattered through them, and every readable file of the bad-input corpus (tests/data/bad/).
 Every output is compared: ingested rows, accepted rows, rejections (rules, messages, line
 numbers), accounting, consent decisions, warnings, scores and statistics.
 """
