@@ -218,7 +218,7 @@ def scan_records(data: bytes, delimiter: str) -> Records:
     if fast_path_enabled():
         # a record starts one byte (its line feed) after the previous one stops: the same count
         at_stops, at_closes, at_opens = _count_before(a, ord(delimiter), stops, closes, opens)
-        at_starts = np.concatenate(([0], at_stops[:-1])).astype(np.int64)
+        at_starts = np.concatenate(([0], at_stops[:-1])).astype(np.int64)[: at_stops.size]
     else:
         at_stops, at_starts, at_closes, at_opens = _count_before(a, ord(delimiter), stops, starts, closes, opens)
     fields = at_stops - at_starts + 1
