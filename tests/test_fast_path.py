@@ -2,7 +2,8 @@
 
 ``DYADFLOW_FAST_PATH=0`` switches it off (dyadflow/core/performance.py). The study mixes
 the demo's REDCap, Qualtrics and xlsx exports, a canonical CSV with bad and unusual cells
-scattered through it, and every readable file of the bad-input corpus (tests/data/bad/).
+scattered through it, a REDCap and a Qualtrics export with the demo's bad rows and odd cells
+scattered through them, and every readable file of the bad-input corpus (tests/data/bad/).
 Every output is compared: ingested rows, accepted rows, rejections (rules, messages, line
 numbers), accounting, consent decisions, warnings, scores and statistics.
 """
@@ -66,10 +67,56 @@ def _canonical(path: Path) -> tuple[Path, dict[int, tuple[str, str | None]]]:
     return path, lines
 
 
+# (k, column, cell): the k-th record of a generated REDCap or Qualtrics export gets this
+# cell (the exports are the demo's, with its bad rows, of dyads of their own)
+REDCAP_ODD = [
+    (4, "bdi_03", "3.0"),  # an accepted spelling
+    (9, "bdi_16", "1A"),  # accepted by the text path's lookup
+    (15, "wai_sr_02", "x"),  # item_value
+    (22, "bdi_complete", "1"),  # redcap_incomplete
+    (30, "redcap_event_name", "session_x_arm_1"),  # session_format
+    (41, "bdi_date", "2024-02-30"),  # date_format
+    (57, "wai_sr_note", "Ett samtal – svårt"),  # non-ASCII far from the header, a wide lead byte (E2)
+    (66, "consent_share", "maybe"),  # consent_value
+]
+QUALTRICS_ODD = [
+    (5, "Q1_3", "sOMETIMES"),  # accepted by the text path's lookup
+    (8, "Q1_4", "3"),  # a number among choice text
+    (12, "Q1_5", "Very Often"),  # a usual spelling of a label
+    (19, "Q1_6", "Often-ish"),  # item_value
+    (27, "session", "12a"),  # session_format
+    (33, "dyad", None),  # missing_value
+    (40, "Finished", "False"),  # qualtrics_incomplete
+    (48, "patient", "Pé"),  # non-ASCII (id_format)
+]
+
+
+def _with_cells(table: pl.DataFrame, odd: list) -> pl.DataFrame:
+    table = table.with_row_index("_k")
+    for k, column, cell in odd:
+        table = table.with_columns(
+            pl.when(pl.col("_k") == k).then(pl.lit(cell, dtype=pl.String)).otherwise(pl.col(column)).alias(column)
+        )
+    return table.drop("_k")
+
+
+def _exports(tmp_path: Path, config: dict) -> list[dict]:
+    """A REDCap and a Qualtrics export of a generated study with the demo's bad rows and
+    odd cells scattered through them, read with the demo's inputs."""
+    table = demo.generate(n_dyads=64, n_sessions=6, bad_rows=True)
+    table = table.with_columns(pl.col(c).str.replace("^[DPT]", "X") for c in ("dyad_id", "patient_id", "therapist_id"))
+    redcap, qualtrics = tmp_path / "redcap.csv", tmp_path / "qualtrics.csv"
+    atomic.write_bytes(redcap, atomic.csv_bytes(_with_cells(demo.redcap_table(table), REDCAP_ODD)))
+    atomic.write_bytes(qualtrics, demo.qualtrics_bytes(_with_cells(demo.qualtrics_table(table), QUALTRICS_ODD)))
+    inputs = {s["format"]: s for s in config["inputs"]}
+    return [{**inputs["redcap"], "path": str(redcap)}, {**inputs["qualtrics"], "path": str(qualtrics)}]
+
+
 def _specs(tmp_path: Path) -> list[dict]:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
     specs = [{**s, "path": str(REPO / s["path"])} for s in config["inputs"]]
     specs.append({"path": str(_canonical(tmp_path / "questionnaires.csv")[0]), "format": "canonical_csv"})
+    specs += _exports(tmp_path, config)
     expected = yaml.safe_load((BAD / "expected.yaml").read_text(encoding="utf-8"))
     specs += [
         {"path": str(BAD / name), "format": "canonical_csv", **expected[name].get("spec", {})}
@@ -126,6 +173,16 @@ def test_outputs_are_the_same_with_the_fast_path_off_and_on(registry, tmp_path, 
         assert got == ([] if rule is None else [(column, rule)]), (line, column, got)
     accepted = on["accepted"].filter(pl.col("source_file") == csv)
     assert accepted.filter(pl.col("source_line").is_in([ln for ln, (_, r) in lines.items() if r is None])).height == 7
+    # the generated exports' odd cells are rejected under their rules
+    for spec, rules in zip(
+        specs[4:6],
+        [
+            {"item_value", "redcap_incomplete", "session_format", "date_format", "consent_value"},
+            {"item_value", "session_format", "missing_value", "qualtrics_incomplete", "id_format"},
+        ],
+        strict=True,
+    ):
+        assert rules <= set(rejections.filter(pl.col("source_file") == spec["path"]).get_column("rule").to_list())
 
 
 def test_simple_tokens_are_those_looked_up_as_written(registry):
@@ -372,3 +429,81 @@ def test_scores_keep_the_row_order_only_when_it_is_strictly_the_score_order():
     assert not _in_score_order(frame([ordered[2], ordered[0]]))
     assert _in_score_order(frame([("D1", 9, "bdi_ii", "patient"), ("D1", 10, "bdi_ii", "patient")]))
     assert not _in_score_order(frame([("D1", 1, "bdi_ii", None), ("D1", 2, "bdi_ii", "patient")]))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"a,b\n1,2\n",
+        "a,b\nä,–\n".encode(),
+        b"\xef\xbb\xbfa,b\n1,\xc3\xa4\n",  # a BOM
+        b"a,b\n1,\xff\n2,3\n",  # an invalid start byte
+        b"a,b\n\xc3\xa4,\xc3\n",  # a sequence cut short by the line end
+        b"a,b\n\xc3\xa4,\xe2\x80",  # ... by the end of the file
+        b"\xef\xbb\xbfa,b\n\xc3\xa4\n\xed\xa0\x80,x\n",  # a surrogate, after a BOM
+    ],
+)
+def test_utf8_is_checked_as_decode_does(raw):
+    """The fast path checks UTF-8 without decoding the whole file: the same encoding, or the
+    same message and line, as decoding it."""
+    from dyadflow.core.errors import DyadflowError
+    from dyadflow.ingest.text import checked_utf8, decode
+
+    def outcome(check):
+        try:
+            return ("ok", check())
+        except DyadflowError as exc:
+            return ("error", str(exc), exc.line)
+
+    want = outcome(lambda: decode(raw, "utf-8", "f.csv")[1])
+    for block in (1, 2, 1 << 24):
+        assert outcome(lambda b=block: checked_utf8(raw, "utf-8", "f.csv", block=b)) == want
+
+
+def test_the_contract_check_holds_only_where_pandera_passes():
+    """contract_holds says True only for a table pandera passes unchanged; every broken
+    variant is left to pandera, which rejects it."""
+    import pandera.errors as pa_errors
+
+    from dyadflow.validate.checks import contract_holds, validated_schema
+
+    order = ("dyad_id", "session", "instrument", "rater")
+    table = pl.DataFrame(
+        {
+            "dyad_id": ["D1", "D1", "D2"],
+            "patient_id": ["P1", "P1", "P2"],
+            "therapist_id": ["T1", "T1", "T1"],
+            "arm": ["A", "A", None],
+            "session": pl.Series([1, 2, 1], dtype=pl.Int32),
+            "date": [dt.date(2024, 1, 1), dt.date(2024, 1, 8), dt.date(2024, 1, 2)],
+            "rater": ["patient", "patient", "therapist"],
+            "instrument": ["bdi_ii", "bdi_ii", "wai_s"],
+            "item_01": pl.Series([1, 2, None], dtype=pl.Int16),
+            "note": [None, "x", None],
+            "consent_share_text": pl.Series([True, None, None], dtype=pl.Boolean),
+            "consent_share_ratings": pl.Series([None, None, None], dtype=pl.Boolean),
+            "source_file": ["f.csv"] * 3,
+            "source_line": [2, 3, 4],
+            "total": pl.Series([None, None, None], dtype=pl.Float64),
+            "coder_id": pl.Series([None, None, None], dtype=pl.String),
+        }
+    )
+    schema = validated_schema(1)
+    assert contract_holds(schema, table, order) and contract_holds(schema, table)
+    assert_frame_equal(schema.validate(table), table)
+    broken = [
+        table.with_columns(pl.lit("bad id!").alias("dyad_id")),
+        table.with_columns(pl.col("session").cast(pl.Int64)),
+        pl.concat([table.head(1), table]),  # a duplicate, next to its twin
+        table.with_columns(pl.lit(-1, dtype=pl.Int32).alias("session")),
+        table.with_columns(pl.lit("nurse").alias("rater")),
+        table.with_columns(pl.lit(0, dtype=pl.Int64).alias("source_line")),
+        table.with_columns(pl.lit(None, dtype=pl.Date).alias("date")),
+        table.select(table.columns[::-1]),
+        table.with_columns(pl.lit("x y").alias("coder_id")),
+        table.with_columns(pl.lit("extra").alias("extra")),
+    ]
+    for frame in broken:
+        assert not contract_holds(schema, frame, order)
+        with pytest.raises((pa_errors.SchemaError, pa_errors.SchemaErrors)):
+            schema.validate(frame, lazy=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import polars as pl
 
 from dyadflow.core.errors import DyadflowError
+from dyadflow.core.performance import fast_path_enabled
 from dyadflow.ingest.canonical import header_column, read_raw, text_meta
 from dyadflow.ingest.mapping import apply_mapping
 
@@ -26,6 +27,21 @@ PREVIEW_STATUS = ("1", "9", "17", "survey preview", "preview spam", "offline sur
 TEST_STATUS = ("2", "survey test")
 TRUE = ("1", "true", "yes")
 SYSTEM_COLUMNS = ("status", "finished", "progress", "distributionchannel")
+
+
+def _per_value(raw: pl.DataFrame, columns: list[str], decisions: tuple[pl.Expr, ...]) -> tuple[pl.Expr, ...]:
+    """The ``decisions`` (expressions of ``columns`` only, never null) made on the distinct
+    combinations of those columns' values, and looked up for every row by one join key:
+    an export has a few statuses, channels and progress values, not a decision per cell."""
+    if not columns:
+        return decisions
+    distinct = raw.select(pl.struct(columns).unique().struct.unnest())
+    made = distinct.with_columns(d.alias(f"_d{i}") for i, d in enumerate(decisions))
+    key = pl.struct(columns)
+    return tuple(
+        key.is_in(made.filter(pl.col(f"_d{i}")).select(pl.struct(columns)).to_series().implode())
+        for i in range(len(decisions))
+    )
 
 
 def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
@@ -71,7 +87,10 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         done = pl.lit(True)
     # each decision once, as a column: the four columns below read them several times
     flags = ("__qualtrics_preview", "__qualtrics_test", "__qualtrics_done")
-    raw = raw.with_columns(e.alias(f) for e, f in zip((preview, test, done), flags, strict=True))
+    decisions = (preview, test, done)
+    if fast_path_enabled():  # decided once per distinct value (a few) and looked up, not per cell
+        decisions = _per_value(raw, [c for c in (status, channel, finished, progress) if c], decisions)
+    raw = raw.with_columns(e.alias(f) for e, f in zip(decisions, flags, strict=True))
     preview, test, done = (pl.col(f) for f in flags)
     shown = lambda c: pl.col(c).fill_null("") if c else pl.lit("")  # noqa: E731
     raw = raw.with_columns(

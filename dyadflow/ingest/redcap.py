@@ -194,6 +194,7 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
     fast = fast_path_enabled()
     source = raw.lazy() if fast else raw
     any_form = pl.lit(False)
+    empties: list[pl.Expr] = []
     for order, (key, cfg) in enumerate(instruments.items()):
         cfg = cfg or {}
         form = cfg.get("form", key)
@@ -241,7 +242,11 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
         data_cols = [*items, *own_fields.values()]
         has_data = pl.any_horizontal([pl.col(c).is_not_null() for c in data_cols])
         present = belongs & (has_data | status.is_in(["1", "2"]))
-        empty_forms += raw.select((belongs & ~present & status.is_not_null()).sum()).item()
+        empty = (belongs & ~present & status.is_not_null()).sum()
+        if fast:  # counted with the other forms' in one pass below
+            empties.append(empty.alias(f"_empty{order}"))
+        else:
+            empty_forms += raw.select(empty).item()
         any_form = any_form | present.fill_null(False)
         sub = source.filter(present)
         if choices:  # a label export: labels back to the project's codes
@@ -267,6 +272,8 @@ def read(path: str, *, file: str, spec: dict) -> tuple[pl.DataFrame, dict]:
                 pl.lit(order).alias("_order"),
             )
         )
+    if empties:
+        empty_forms = sum(raw.select(empties).row(0))
     consent_only = _consent_only(raw.filter(~any_form), record_fields, target, rid, event, spec)
     parts.append(consent_only.lazy() if fast else consent_only)
     frame = pl.concat(parts, how="diagonal_relaxed")

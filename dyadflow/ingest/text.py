@@ -56,16 +56,53 @@ def decode(raw: bytes, encoding: str, file: str) -> tuple[str, str]:
     except LookupError:
         raise DyadflowError(f"unknown encoding '{encoding}'", file=file) from None
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        line_start = raw.rfind(b"\n", 0, exc.start) + 1
-        col = exc.start - line_start + 1
-        bad = raw[exc.start : exc.end].hex(" ")
-        raise DyadflowError(
-            f"cannot be decoded as {encoding}: byte(s) {bad} at character {col} "
-            f"({exc.reason}); set the input's 'encoding' (e.g. cp1252 or latin-1)",
-            file=file,
-            line=line,
-        ) from None
+        raise _undecodable(raw, 0, exc, encoding, file) from None
+
+
+def _undecodable(raw: bytes, base: int, exc: UnicodeDecodeError, encoding: str, file: str) -> DyadflowError:
+    """The message for bytes that do not decode: ``exc`` from decoding ``raw[base:]`` (or a
+    part of it that starts at ``base``)."""
+    start, end = base + exc.start, base + exc.end
+    line = raw.count(b"\n", base, start) + 1
+    line_start = max(raw.rfind(b"\n", base, start) + 1, base)
+    col = start - line_start + 1
+    bad = raw[start:end].hex(" ")
+    return DyadflowError(
+        f"cannot be decoded as {encoding}: byte(s) {bad} at character {col} "
+        f"({exc.reason}); set the input's 'encoding' (e.g. cp1252 or latin-1)",
+        file=file,
+        line=line,
+    )
+
+
+def checked_utf8(raw: bytes, encoding: str, file: str, block: int = 1 << 24) -> str:
+    """For a UTF-8 ``encoding``: the encoding used (``utf-8-sig`` when there is a BOM), having
+    checked that the bytes are UTF-8 as :func:`decode` does, with its message when not, but
+    without decoding the whole file into one string: only the span from the first byte
+    outside ASCII to a few bytes past the last is decoded (ASCII bytes are UTF-8 as they
+    are, and never part of a longer sequence, so the span decodes exactly where the file
+    does; the bytes after it give the same reason for a sequence cut short)."""
+    used = encoding
+    base = 0
+    if raw.startswith(b"\xef\xbb\xbf"):
+        base, used = 3, "utf-8-sig"
+    a = np.frombuffer(raw, dtype=np.uint8)[base:]
+    first = last = -1
+    for lo in range(0, a.size, block):  # (memory) a mask of one block at a time
+        high = np.flatnonzero(a[lo : lo + block] >= 0x80)
+        if high.size:
+            first = lo + int(high[0]) if first < 0 else first
+            last = lo + int(high[-1])
+    if first >= 0:
+        try:
+            str(memoryview(raw)[base + first : base + min(last + 4, a.size)], "utf-8")
+        except UnicodeDecodeError as exc:
+            exc.start, exc.end = exc.start + first, exc.end + first
+            raise _undecodable(raw, base, exc, encoding, file) from None
+    return used
+
+
+UTF8 = ("utf-8", "utf8", "utf-8-sig")
 
 
 # What a few binary formats that land in export folders start with.
@@ -178,7 +215,12 @@ def scan_records(data: bytes, delimiter: str) -> Records:
     # delimiter positions (no per-delimiter arrays: a large export has hundreds of millions).
     opens = quotes[0::2]
     closes = np.append(quotes[1::2], a.size)[: opens.size]  # an unclosed quote runs to the end
-    at_stops, at_starts, at_closes, at_opens = _count_before(a, ord(delimiter), stops, starts, closes, opens)
+    if fast_path_enabled():
+        # a record starts one byte (its line feed) after the previous one stops: the same count
+        at_stops, at_closes, at_opens = _count_before(a, ord(delimiter), stops, closes, opens)
+        at_starts = np.concatenate(([0], at_stops[:-1])).astype(np.int64)[: at_stops.size]
+    else:
+        at_stops, at_starts, at_closes, at_opens = _count_before(a, ord(delimiter), stops, starts, closes, opens)
     fields = at_stops - at_starts + 1
     if quotes.size:
         quoted = at_closes - at_opens
@@ -255,6 +297,14 @@ def may_need_strip(data: bytes, delimiter: str) -> bool:
 
     low = np.flatnonzero(a <= 32)
     byte = a[low]
+    if fast_path_enabled():
+        # only whitespace next to a delimiter, a line feed, a carriage return or a quote (or
+        # at an end) can be at a cell's edge: the check below needs no other (a file has a
+        # space in most rows: "Very often", a date and time, a note)
+        near = (low == 0) | (low == n - 1)
+        for side in (a[np.maximum(low - 1, 0)], a[np.minimum(low + 1, n - 1)]):
+            near |= (side == delim) | (side == NEWLINE) | (side == CR) | (side == QUOTE)
+        low, byte = low[near], byte[near]
     low = low[np.isin(byte, _ASCII_SPACE)]
     byte = a[low]
     nxt = a[np.minimum(low + 1, n - 1)]
@@ -367,9 +417,14 @@ def read_text_table(
     file = file or str(path)
     raw = read_bytes(path, file) if raw is None else raw
     refuse_binary(raw, file, encoding)
-    text, used = decode(raw, encoding, file)
+    utf8 = encoding.lower().replace("_", "-") in UTF8
+    if utf8 and fast_path_enabled():
+        # fast path: checked, not decoded into one string that is thrown away
+        text, used = None, checked_utf8(raw, encoding, file)
+    else:
+        text, used = decode(raw, encoding, file)
     warnings = utf8_in_single_byte(raw, encoding, file)
-    if encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig"):
+    if utf8:
         # valid UTF-8 already (decode checked it): the bytes are the text, no second copy
         data = raw[3:] if used == "utf-8-sig" else raw
     else:
