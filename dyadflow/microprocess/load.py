@@ -167,12 +167,15 @@ def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | N
             quote_char=None,
             ignore_errors=True,  # a cell that does not parse is empty: its row is not clean
             raise_if_empty=False,
+            # each row's place among the records, numbered by the reader chunk by chunk (an index
+            # added afterwards as one column made polars copy every column into one chunk)
+            row_index_name="_pos",
         )
     except pl.exceptions.PolarsError:  # e.g. a row with more fields than the header
         return None
     if frame.height != records:
         return None
-    frame = frame.select(*[pl.col(cols[c]).alias(c) for c in COLUMNS])
+    frame = frame.select(*[pl.col(cols[c]).alias(c) for c in COLUMNS], pl.col("_pos").cast(pl.Int64))
     c = pl.col
     clean_expr = (
         pl.all_horizontal(c(x).is_not_null() for x in COLUMNS)
@@ -184,7 +187,6 @@ def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | N
         & c("rating").is_between(lo, hi)
     ).fill_null(False)
     is_clean = frame.select(clean_expr).to_series()
-    frame = frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_pos"))
     frame = frame.with_columns((c("_pos") + 2).alias("source_line"))  # the header is line 1
     if is_clean.all():  # no row to cut out: no copy of the table
         clean, positions = frame, np.zeros(0, dtype=np.int64)
