@@ -229,3 +229,11 @@ def test_batches_hold_whole_dyad_sessions_in_order():
     assert pipeline._batches(rows, keys, 10**9) == [(0, 5, 0, 11)]
     assert pipeline._batches(rows, keys, 1) == [(0, 2, 0, 5), (2, 3, 5, 9), (3, 5, 9, 11)]
     assert pipeline._batches(rows, keys, 6) == [(0, 3, 0, 9), (3, 5, 9, 11)]
+
+
+def test_the_utf8_check_a_slice_at_a_time_agrees_with_decoding_whole():
+    texts = [b"B0001,1,patient,0,3\n", "B0001,1,th\u00e9rapist,0,3\n".encode(), "\u20ac\u00e9".encode() * 7]
+    bad = [b"B0001,1,patient,0,3\xff\n", "\u20ac".encode()[:2], b"ok" + "\u20ac".encode()[:2] + b"x"]
+    for raw in texts + bad:
+        for step in (1, 2, 3, 1 << 24):  # a character cut across slices must still be read whole
+            assert load._is_utf8(raw, step) == (raw in texts), (raw, step)

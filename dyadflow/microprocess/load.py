@@ -109,6 +109,8 @@ def _ok_values(column: pl.Series, pattern: str | None = None, allowed=None) -> p
 def _is_utf8(raw: bytes, step: int = 1 << 24) -> bool:
     """Whether ``raw`` is UTF-8, checked a slice at a time (decoding it whole would hold a
     second copy of the file as text)."""
+    if raw.isascii():  # one fast pass; ASCII is UTF-8
+        return True
     check = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(raw)
     try:
