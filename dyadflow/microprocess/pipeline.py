@@ -95,7 +95,7 @@ def _analyse(rows: pl.LazyFrame, keys: pl.DataFrame, s: dict, overrides: pl.Data
     )
 
 
-def analyse(accepted: pl.DataFrame | pl.LazyFrame, config: dict | None = None) -> Analysis:
+def analyse(accepted: pl.DataFrame | pl.LazyFrame, config: dict | None = None, in_order: bool = False) -> Analysis:
     """Gaps, congruence, discrepancy and segments of accepted ratings
     (``dyad_id, session, rater, second, rating``; one row per rated second).
 
@@ -103,9 +103,10 @@ def analyse(accepted: pl.DataFrame | pl.LazyFrame, config: dict | None = None) -
     analysed in batches of about ``BATCH_ROWS`` rows, one after the other, and the
     results concatenated in order: every statistic is per series or per dyad-session,
     and every output is sorted by dyad, session and rater, so the tables are the same;
-    each step's working memory is a batch's instead of the whole table's."""
+    each step's working memory is a batch's instead of the whole table's. ``in_order``:
+    ``accepted`` is known to be sorted with no second twice (:func:`series.number_series`)."""
     s = fill_settings(config)
-    rows, keys = series.number_series(accepted)
+    rows, keys = series.number_series(accepted, in_order=in_order and fast_path_enabled())
     overrides = segments.read_overrides(s["overrides"]) if s.get("overrides") else None
     if overrides is not None or not fast_path_enabled() or keys.height == 0:
         return _analyse(rows, keys, s, overrides)
@@ -153,7 +154,7 @@ def run(specs: list[dict], config: dict, out: dict) -> Analysis:
     # they are gigabytes: the file's text columns, provenance, the rows as typed)
     accepted = checked.accepted.select(*KEY, "second", "rating")
     del raw, clean, checked
-    result = analyse(accepted, s)
+    result = analyse(accepted, s, in_order=True)  # validation sorts what it accepts, duplicates removed
     del accepted
     atomic.write_table(out["sessions"], result.sessions, MicroSessionsModel, "csv")
     atomic.write_table(out["segments"], result.segments, SegmentsModel, "csv")
