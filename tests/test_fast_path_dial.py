@@ -186,3 +186,54 @@ def test_the_csv_reader_and_the_text_cast_read_a_rating_alike(text):
     read = pl.read_csv(f"r\n{text}\n".encode(), schema={"r": pl.Float64}).item()
     cast = pl.Series([text]).cast(pl.Float64, strict=False).item()
     assert read == cast and str(read) == str(cast)
+
+
+def _run_batched(specs, out_dir: Path, monkeypatch, batch_rows: int) -> dict[str, bytes]:
+    monkeypatch.setenv("DYADFLOW_FAST_PATH", "1")
+    monkeypatch.setattr(pipeline, "BATCH_ROWS", batch_rows)
+    out_dir.mkdir()
+    out = {n: str(out_dir / f"{n}.csv") for n in OUTPUTS} | {"series": str(out_dir / "series.parquet")}
+    pipeline.run(specs, {}, out)
+    return {n: Path(p).read_bytes() for n, p in out.items()}  # series.parquet's bytes as written
+
+
+def test_the_analysis_in_batches_of_dyad_sessions_gives_the_same_bytes(tmp_path, monkeypatch):
+    csv = _long_csv(tmp_path / "dial.csv")
+    lines = _long_csv(tmp_path / "more.csv", odd=False, seed=5).read_text(encoding="utf-8").splitlines()
+    # a third dyad whose session 1 only the patient rated, with a long gap (seconds 100–199 unrated)
+    lines[1:] = [x.replace("B0001", "B0003") for x in lines[1:] if x.startswith("B0001,1,patient,")]
+    lines[1:] = [x for x in lines[1:] if not 100 <= int(x.split(",")[3]) < 200]
+    (tmp_path / "more.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    specs = [{"path": str(csv), "layout": "long"}, {"path": str(tmp_path / "more.csv"), "layout": "long"}]
+    whole = _run_batched(specs, tmp_path / "whole", monkeypatch, 10**9)
+    for size in (1, 300, 700):  # every dyad-session alone; about one or two per batch
+        batched = _run_batched(specs, tmp_path / f"batch{size}", monkeypatch, size)
+        for name in whole:
+            assert batched[name] == whole[name], (size, name)
+    sessions = pl.read_csv(whole["sessions"])
+    assert sessions.height == 5 and sessions.get_column("note").null_count() == 4
+    assert sessions.filter(pl.col("dyad_id") == "B0003").get_column("seconds_patient").item() == 150
+
+
+def test_batches_hold_whole_dyad_sessions_in_order():
+    keys = pl.DataFrame(
+        {
+            "series": pl.Series([0, 1, 2, 3, 4], dtype=pl.Int32),
+            "dyad_id": ["B1", "B1", "B1", "B2", "B2"],
+            "session": pl.Series([1, 1, 2, 1, 1], dtype=pl.Int32),
+            "rater": ["patient", "therapist", "patient", "patient", "therapist"],
+        }
+    )
+    rows = pl.DataFrame({"series": pl.Series(np.repeat(np.arange(5), [3, 2, 4, 1, 1]), dtype=pl.Int32)})
+    # (first series, past the last, first row, past the last row)
+    assert pipeline._batches(rows, keys, 10**9) == [(0, 5, 0, 11)]
+    assert pipeline._batches(rows, keys, 1) == [(0, 2, 0, 5), (2, 3, 5, 9), (3, 5, 9, 11)]
+    assert pipeline._batches(rows, keys, 6) == [(0, 3, 0, 9), (3, 5, 9, 11)]
+
+
+def test_the_utf8_check_a_slice_at_a_time_agrees_with_decoding_whole():
+    texts = [b"B0001,1,patient,0,3\n", "B0001,1,th\u00e9rapist,0,3\n".encode(), "\u20ac\u00e9".encode() * 7]
+    bad = [b"B0001,1,patient,0,3\xff\n", "\u20ac".encode()[:2], b"ok" + "\u20ac".encode()[:2] + b"x"]
+    for raw in texts + bad:
+        for step in (1, 2, 3, 1 << 24):  # a character cut across slices must still be read whole
+            assert load._is_utf8(raw, step) == (raw in texts), (raw, step)

@@ -113,7 +113,9 @@ def accounting_table(
     per_file_dup = (
         rejections.filter(pl.col("rule") == "duplicate_exact").group_by(key).agg(pl.len().alias("rows_duplicate"))
     )
-    per_file_accepted = accepted.group_by(key).agg(pl.len().alias("rows_accepted"))
+    # ``_n`` (optional): how many rows each row of ``accepted`` stands for (runs of one file's rows)
+    count = pl.col("_n").sum() if "_n" in accepted.columns else pl.len()
+    per_file_accepted = accepted.group_by(key).agg(count.alias("rows_accepted"))
     table = (
         base.join(per_file_accepted, on=key, how="left")
         .join(per_file_rejected, on=key, how="left")

@@ -285,7 +285,14 @@ def validate_frame(
         .sort("source_file", "source_line", "rule", "column", nulls_last=True)
         .cast(REJECTIONS)
     )
-    return DialValidation(accepted, rejections, accounting(rejections, survivors.select(*ACCOUNTING_KEY), metas))
+    # the accepted rows per input and file as runs of rows in a row (one file's rows are together):
+    # counting runs compares neighbours; a group-by of every row hashed two text columns per row
+    runs = (
+        survivors.select(pl.struct(*ACCOUNTING_KEY).rle().alias("_run"))
+        .unnest("_run")
+        .select(pl.col("value").struct.unnest(), pl.col("len").cast(pl.Int64).alias("_n"))
+    )
+    return DialValidation(accepted, rejections, accounting(rejections, runs, metas))
 
 
 def _context(rows: pl.DataFrame) -> pl.DataFrame:
@@ -302,7 +309,8 @@ def _context(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def accounting(rejections: pl.DataFrame, accepted: pl.DataFrame, metas: list[dict]) -> pl.DataFrame:
-    """Per file (each read once, for one input): ``accepted`` has a row per accepted row."""
+    """Per file (each read once, for one input): ``accepted`` has a row per accepted row, or per
+    run of them with ``_n``, the run's length."""
     # every per-file column of the questionnaires' accounting, taken from the file's meta
     counted = ("rows_accepted", "rows_rejected", "rows_duplicate")
     per_file = {k: t for k, t in ACCOUNTING_COLUMNS.items() if k not in counted}

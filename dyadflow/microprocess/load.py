@@ -15,6 +15,7 @@ Reading is a loop over files (each is one read); all row work is polars.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
@@ -105,6 +106,22 @@ def _ok_values(column: pl.Series, pattern: str | None = None, allowed=None) -> p
     return values.filter(ok.fill_null(False))
 
 
+def _is_utf8(raw: bytes, step: int = 1 << 24) -> bool:
+    """Whether ``raw`` is UTF-8, checked a slice at a time (decoding it whole would hold a
+    second copy of the file as text)."""
+    if raw.isascii():  # one fast pass; ASCII is UTF-8
+        return True
+    check = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(raw)
+    try:
+        for at in range(0, len(view), step):  # slices of the file, not rows
+            check.decode(view[at : at + step])
+        check.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | None:
     """Read a long dial file typed, with the text path only for the rows that are not
     clean; None when the file does not qualify (then the text path reads all of it).
@@ -123,8 +140,10 @@ def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | N
         return None
     raw = read_bytes(path, path)
     refuse_binary(raw, path, spec["encoding"])
-    _, used = decode(raw, spec["encoding"], path)  # the text path's message for bytes that are not UTF-8
-    data = raw[3:] if used == "utf-8-sig" else raw
+    if not _is_utf8(raw):
+        decode(raw, spec["encoding"], path)  # the text path's message for bytes that are not UTF-8
+    bom = raw.startswith(b"\xef\xbb\xbf")  # as decode strips it
+    data = raw[3:] if bom else raw
     first_nl = data.find(b"\n")
     if b'"' in data or b"\x00" in data or first_nl <= 0 or not data[:first_nl].strip():
         return None
@@ -133,13 +152,16 @@ def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | N
     cols = {c: next((h for h in header if h.strip().lower() == names[c].strip().lower()), None) for c in COLUMNS}
     if None in cols.values() or len(header) != len(COLUMNS):
         return None  # a column missing (the text path says which) or others besides
-    body = data[first_nl + 1 :]
-    records = body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
+    # the records after the header, counted without copying them out of the file's bytes
+    records = data.count(b"\n", first_nl + 1) + (1 if len(data) > first_nl + 1 and not data.endswith(b"\n") else 0)
     dtypes = {"second": pl.Int32, "rating": pl.Float64}
     schema = {h: pl.String for h in header} | {cols[c]: t for c, t in dtypes.items()}
     try:
         frame = pl.read_csv(
-            body,
+            # the file itself after its header line (no copy of the bytes; no quotes, so one line is one
+            # record); with a BOM the bytes after the header (the CSV reader would keep the BOM)
+            data[first_nl + 1 :] if bom else path,
+            skip_rows=0 if bom else 1,
             has_header=False,
             new_columns=header,
             schema=schema,
@@ -147,12 +169,15 @@ def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | N
             quote_char=None,
             ignore_errors=True,  # a cell that does not parse is empty: its row is not clean
             raise_if_empty=False,
+            # each row's place among the records, numbered by the reader chunk by chunk (an index
+            # added afterwards as one column made polars copy every column into one chunk)
+            row_index_name="_pos",
         )
     except pl.exceptions.PolarsError:  # e.g. a row with more fields than the header
         return None
     if frame.height != records:
         return None
-    frame = frame.select(*[pl.col(cols[c]).alias(c) for c in COLUMNS])
+    frame = frame.select(*[pl.col(cols[c]).alias(c) for c in COLUMNS], pl.col("_pos").cast(pl.Int64))
     c = pl.col
     clean_expr = (
         pl.all_horizontal(c(x).is_not_null() for x in COLUMNS)
@@ -164,7 +189,6 @@ def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | N
         & c("rating").is_between(lo, hi)
     ).fill_null(False)
     is_clean = frame.select(clean_expr).to_series()
-    frame = frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_pos"))
     frame = frame.with_columns((c("_pos") + 2).alias("source_line"))  # the header is line 1
     if is_clean.all():  # no row to cut out: no copy of the table
         clean, positions = frame, np.zeros(0, dtype=np.int64)

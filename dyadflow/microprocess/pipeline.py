@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from dyadflow.core import atomic
 from dyadflow.core.accounting import AccountingModel
 from dyadflow.core.performance import fast_path_enabled
-from dyadflow.microprocess import congruence, load, segments, series
+from dyadflow.microprocess import KEY, congruence, load, segments, series
 from dyadflow.microprocess import settings as fill_settings
 from dyadflow.microprocess.congruence import MicroSessionsModel
 from dyadflow.microprocess.dial_checks import validate_frame
@@ -55,11 +56,27 @@ class Analysis:
             self._series_lazy().sink_parquet(tmp, compression="zstd", statistics=True)
 
 
-def analyse(accepted: pl.DataFrame | pl.LazyFrame, config: dict | None = None) -> Analysis:
-    """Gaps, congruence, discrepancy and segments of accepted ratings
-    (``dyad_id, session, rater, second, rating``; one row per rated second)."""
-    s = fill_settings(config)
-    rows, keys = series.number_series(accepted)
+# rows (rated seconds) per batch of the analysis, fast path only: whole dyad-sessions of the
+# sorted table, about this many rows each, analysed one after the other (see ``analyse``)
+BATCH_ROWS = 2_000_000
+
+
+def _batches(rows: pl.DataFrame, keys: pl.DataFrame, size: int) -> list[tuple[int, int, int, int]]:
+    """Contiguous blocks of whole dyad-sessions, about ``size`` rows each:
+    (first series, past the last series, first row, past the last row)."""
+    n_series = keys.height
+    firsts = np.searchsorted(rows.get_column("series").to_numpy(), np.arange(n_series + 1))
+    pair_start = keys.select(
+        pl.any_horizontal(pl.col(c) != pl.col(c).shift(1) for c in ("dyad_id", "session")).fill_null(True)
+    ).to_series()
+    starts = np.flatnonzero(pair_start.to_numpy())  # the first series of each dyad-session
+    block = firsts[starts] // size
+    cuts = np.append(starts[np.flatnonzero(np.diff(block, prepend=-1))], n_series)
+    return [(int(a), int(b), int(firsts[a]), int(firsts[b])) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
+def _analyse(rows: pl.LazyFrame, keys: pl.DataFrame, s: dict, overrides: pl.DataFrame | None) -> Analysis:
+    """The analysis of the series in ``rows`` (numbered 0 … keys.height − 1)."""
     gap_table = series.gaps(rows, s["max_gap_s"]).collect()
     grid = series.fill(rows, gap_table)
     smoothed = series.smooth(grid, s["smoothing_s"])
@@ -71,11 +88,42 @@ def analyse(accepted: pl.DataFrame | pl.LazyFrame, config: dict | None = None) -
     )
     return Analysis(
         sessions=congruence.sessions(grid, keys),
-        segments=segments.find(
-            smoothed, keys, s, segments.read_overrides(s["overrides"]) if s.get("overrides") else None
-        ),
+        segments=segments.find(smoothed, keys, s, overrides),
         gaps=gaps_out,
         series=smoothed,
+        keys=keys,
+    )
+
+
+def analyse(accepted: pl.DataFrame | pl.LazyFrame, config: dict | None = None, in_order: bool = False) -> Analysis:
+    """Gaps, congruence, discrepancy and segments of accepted ratings
+    (``dyad_id, session, rater, second, rating``; one row per rated second).
+
+    With the fast path (and no overrides), whole dyad-sessions of the sorted table are
+    analysed in batches of about ``BATCH_ROWS`` rows, one after the other, and the
+    results concatenated in order: every statistic is per series or per dyad-session,
+    and every output is sorted by dyad, session and rater, so the tables are the same;
+    each step's working memory is a batch's instead of the whole table's. ``in_order``:
+    ``accepted`` is known to be sorted with no second twice (:func:`series.number_series`)."""
+    s = fill_settings(config)
+    rows, keys = series.number_series(accepted, in_order=in_order and fast_path_enabled())
+    overrides = segments.read_overrides(s["overrides"]) if s.get("overrides") else None
+    if overrides is not None or not fast_path_enabled() or keys.height == 0:
+        return _analyse(rows, keys, s, overrides)
+    table = rows.collect()
+    parts = []
+    for s0, s1, r0, r1 in _batches(table, keys, BATCH_ROWS):  # a few dozen batches at 60 M rows
+        local = table.slice(r0, r1 - r0).with_columns(pl.col("series") - s0)
+        part = _analyse(local.lazy(), keys.slice(s0, s1 - s0).with_columns(pl.col("series") - s0), s, None)
+        part.series = part.series.with_columns(pl.col("series") + s0)
+        parts.append(part)
+    if len(parts) == 1:
+        return Analysis(parts[0].sessions, parts[0].segments, parts[0].gaps, parts[0].series, keys)
+    return Analysis(
+        sessions=pl.concat([p.sessions for p in parts]),
+        segments=pl.concat([p.segments for p in parts]),
+        gaps=pl.concat([p.gaps for p in parts]),
+        series=pl.concat([p.series for p in parts]),
         keys=keys,
     )
 
@@ -102,7 +150,12 @@ def run(specs: list[dict], config: dict, out: dict) -> Analysis:
     if checked.rejections.height:
         counts = checked.rejections.group_by("rule").len().sort("rule")
         log.info("rejections by rule: %s", ", ".join(f"{r} {n}" for r, n in counts.iter_rows()))
-    result = analyse(checked.accepted, s)
+    # only what the analysis reads; the tables read and judged are let go before it (at 60 M rows
+    # they are gigabytes: the file's text columns, provenance, the rows as typed)
+    accepted = checked.accepted.select(*KEY, "second", "rating")
+    del raw, clean, checked
+    result = analyse(accepted, s, in_order=True)  # validation sorts what it accepts, duplicates removed
+    del accepted
     atomic.write_table(out["sessions"], result.sessions, MicroSessionsModel, "csv")
     atomic.write_table(out["segments"], result.segments, SegmentsModel, "csv")
     atomic.write_csv(out["gaps"], result.gaps)

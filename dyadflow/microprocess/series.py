@@ -33,15 +33,16 @@ GAP_COLUMNS = {
 }
 
 
-def number_series(accepted: pl.DataFrame | pl.LazyFrame) -> tuple[pl.LazyFrame, pl.DataFrame]:
+def number_series(accepted: pl.DataFrame | pl.LazyFrame, in_order: bool = False) -> tuple[pl.LazyFrame, pl.DataFrame]:
     """Rows sorted by series and second, with ``series`` (an integer), and the keys table
     (series → dyad_id, session, rater), sorted by series.
 
     Validated ratings arrive sorted; that is checked (cheaply: on the first row of each
     series) and the sort is skipped, because sorting 60 million rows by three text
-    columns is the most expensive step otherwise."""
+    columns is the most expensive step otherwise. ``in_order``: the caller knows they are
+    (validation's accepted rows always are), so not even that check runs."""
     df = accepted.lazy().select(*KEY, pl.col("second").cast(pl.Int32), pl.col("rating").cast(pl.Float64)).collect()
-    if not in_key_order(df):
+    if not in_order and not in_key_order(df):
         df = df.sort(*KEY, "second")
     new = pl.any_horizontal([pl.col(c) != pl.col(c).shift(1) for c in KEY]).fill_null(True)
     df = df.with_columns((new.cum_sum() - 1).cast(pl.Int32).alias("series"))
