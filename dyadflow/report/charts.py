@@ -57,7 +57,8 @@ def _canvas(key: tuple, size: tuple[float, float], adjust: dict, setup=None):
     A new figure (``size`` in inches, ``adjust`` its margins) is made at the first call per
     key; ``setup(ax)`` then draws the parts every dyad shares, which stay. Everything added
     later (lines, spans, texts, the legend) is removed at the next call, and the colour
-    cycle is reset, so a chart depends only on its own arguments.
+    cycle is reset, so a chart depends only on its own arguments. The first call also
+    renders the chart's background once (:func:`_background`).
     """
     _plt()  # the rc settings (read when artists are made and drawn)
     canvas = _CANVASES.get(key)
@@ -73,6 +74,7 @@ def _canvas(key: tuple, size: tuple[float, float], adjust: dict, setup=None):
         if setup is not None:
             setup(ax)
         static = {id(a) for a in (*ax.lines, *ax.patches, *ax.collections, *ax.texts)}
+        _background(ax)
         canvas = _CANVASES[key] = (ax, static)
     ax, static = canvas
     for artist in [*ax.lines, *ax.patches, *ax.collections, *ax.texts]:
@@ -82,6 +84,44 @@ def _canvas(key: tuple, size: tuple[float, float], adjust: dict, setup=None):
         ax.get_legend().remove()
     ax.set_prop_cycle(None)
     return ax
+
+
+def _background(ax) -> None:
+    """Render once what every dyad's chart shares and that no dyad's artist touches, and
+    leave the figure drawing only the rest (:func:`png_bytes` restores the background and
+    draws over it).
+
+    The background is the figure and axes faces, the shared artists of ``setup`` (the
+    severity bands and their labels, the shaded lower half), and the y axis's tick labels
+    and label, in matplotlib's own order. What a dyad's artists may overlap is drawn for
+    each dyad, in its place in that order: the y grid lines and tick marks (the expected
+    band, rupture spans and session axis lie under or next to them), the session axis and
+    the spines. The y tick labels and label lie left of the axes, the band labels right of
+    them, where no dyad's artist reaches; so the picture is the same as drawn whole
+    (tested: the same pixels, bench/RESULTS.md), at the cost of a copy of the buffer
+    instead of the text of ~15 labels.
+    """
+    fig = ax.figure
+    ticks = ax.yaxis.get_major_ticks(len(ax.yaxis.get_majorticklocs()))
+    per_dyad = [ax.xaxis, *ax.spines.values()]
+    marks = [a for t in ticks for a in (t.gridline, t.tick1line, t.tick2line)]
+    shown = [a.get_visible() for a in marks]
+    for a in per_dyad:
+        a.set_animated(True)  # Axes.draw skips animated artists (outside savefig)
+    for a in marks:
+        a.set_visible(False)
+    fig.canvas.draw()
+    fig.dyadflow_background = fig.canvas.copy_from_bbox(fig.bbox)
+    for a in per_dyad:
+        a.set_animated(False)
+    for a, visible in zip(marks, shown, strict=True):
+        a.set_visible(visible)
+    # drawn in the background: hidden from now on
+    for a in (fig.patch, ax.patch, ax.yaxis.label, *ax.patches, *ax.collections, *ax.texts, *ax.lines):
+        a.set_visible(False)
+    for t in ticks:
+        t.label1.set_visible(False)
+        t.label2.set_visible(False)
 
 
 def _fixed_y(ax, y_range: tuple[float, float], label=None) -> None:
@@ -101,17 +141,27 @@ def png_bytes(fig) -> bytes:
 
     WeasyPrint splits an RGBA PNG into colour and alpha and compresses both again for
     the PDF; an RGB image halves that work (bench/RESULTS.md). ``compress_level=1``:
-    WeasyPrint re-compresses the pixels anyway. Identical data give identical bytes.
+    WeasyPrint re-compresses the pixels anyway. Identical data give identical bytes. A
+    reused figure (:func:`_canvas`) is drawn over its background.
     """
-    from PIL import Image
+    import numpy as np
 
     if fig.get_dpi() != DPI:
         fig.set_dpi(DPI)
-    fig.canvas.draw()
-    size = fig.canvas.get_width_height()
-    image = Image.frombuffer("RGBA", size, fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
+    background = getattr(fig, "dyadflow_background", None)
+    if background is None:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+    else:
+        renderer = fig.canvas.get_renderer()
+        renderer.restore_region(background)
+        fig.draw(renderer)
+    rgba = np.asarray(renderer.buffer_rgba())
     if not getattr(fig, "dyadflow_reused", False):
         _plt().close(fig)
+    from PIL import Image
+
+    image = Image.fromarray(rgba[:, :, :3])
     buf = io.BytesIO()
     image.save(buf, format="PNG", dpi=(DPI, DPI), compress_level=1)
     return buf.getvalue()
