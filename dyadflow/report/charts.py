@@ -135,7 +135,7 @@ def _fixed_y(ax, y_range: tuple[float, float], label=None) -> None:
 
 
 def png_bytes(fig) -> bytes:
-    """The figure as a 200-dpi RGB PNG (no alpha channel) without metadata chunks.
+    """The figure as a 200-dpi RGB (or greyscale) PNG, no alpha channel, without metadata chunks.
 
     WeasyPrint splits an RGBA PNG into colour and alpha and compresses both again for
     the PDF; an RGB image halves that work (bench/RESULTS.md). WeasyPrint decodes the
@@ -162,28 +162,36 @@ def png_bytes(fig) -> bytes:
 
 
 def _png(rgb) -> bytes:
-    """An 8-bit RGB PNG of the pixels ``rgb`` (height × width × 3): no row filter, zlib
-    level 3, and the 200-dpi pHYs chunk. PIL's encoder tries five row filters on every row
-    (~4× the time for a chart); WeasyPrint decodes the PNG and compresses the pixels
-    again for the PDF, so the PDF's image is the same whatever the PNG's compression
-    (only its name in the PDF, a hash of the ``data:`` URI, follows the PNG's bytes)."""
+    """An 8-bit PNG of the pixels ``rgb`` (height × width × 3): no row filter, zlib level 3,
+    and the 200-dpi pHYs chunk. PIL's encoder tries five row filters on every row (~4× the
+    time for a chart); WeasyPrint decodes the PNG and compresses the pixels again for the
+    PDF, so the PDF's image is the same whatever the PNG's compression (only its name in
+    the PDF, a hash of the ``data:`` URI, follows the PNG's bytes).
+
+    A chart whose every pixel is a grey (red = green = blue: the research report's
+    outcome chart) is written as a greyscale PNG, the same pixel values in one channel
+    instead of three; WeasyPrint then embeds a DeviceGray image, a third of the pixels to
+    decode and compress again (bench/RESULTS.md)."""
     import struct
     import zlib
 
     import numpy as np
 
     height, width, _ = rgb.shape
-    raw = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # each row: filter type 0, its pixels
-    raw[:, 1:] = rgb.reshape(height, 3 * width)
+    grey = bool((rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all())
+    channels = 1 if grey else 3
+    raw = np.zeros((height, 1 + channels * width), dtype=np.uint8)  # each row: filter type 0, its pixels
+    raw[:, 1:].reshape(height, width, channels)[:] = rgb[:, :, :1] if grey else rgb
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack("!I", len(data)) + tag + data + struct.pack("!I", zlib.crc32(tag + data))
 
     per_metre = round(DPI / 0.0254)
+    colour_type = 0 if grey else 2
     return b"".join(
         (
             b"\x89PNG\r\n\x1a\n",
-            chunk(b"IHDR", struct.pack("!IIBBBBB", width, height, 8, 2, 0, 0, 0)),
+            chunk(b"IHDR", struct.pack("!IIBBBBB", width, height, 8, colour_type, 0, 0, 0)),
             chunk(b"pHYs", struct.pack("!IIB", per_metre, per_metre, 1)),
             chunk(b"IDAT", zlib.compress(raw.tobytes(), 3)),
             chunk(b"IEND", b""),
