@@ -768,20 +768,22 @@ def _pixels(png: bytes):
 
 def test_a_chart_drawn_over_its_background_has_the_pixels_of_one_drawn_whole(monkeypatch):
     """The reused figures restore a background rendered once (bands, their labels, the y
-    tick labels) and draw each dyad over it; the pixels are those of the same charts drawn
-    whole, for a dyad with everything drawn per dyad (A) and after it one with little (B).
+    tick labels) and draw each dyad over it, and paste a legend drawn the same over the
+    same pixels before; the pixels are those of the same charts drawn whole, for a dyad
+    with everything drawn per dyad (A), one with little (B), and each again.
     The outcome chart, grey in every pixel, is a greyscale PNG; the others are RGB."""
     from dyadflow.report import charts
 
     args = _chart_args()
     charts.reset_canvases()
-    over = [[_pixels(charts.png_bytes(f)) for f in _figures(args[k])] for k in ("A", "B")]
+    # A, B, then B and A again: the second time, each legend is pasted from the chart before
+    over = [[_pixels(charts.png_bytes(f)) for f in _figures(args[k])] for k in ("A", "B", "B", "A")]
     monkeypatch.setattr(charts, "_background", lambda ax: None)  # every chart drawn whole
     charts.reset_canvases()
     whole = [[_pixels(charts.png_bytes(f)) for f in _figures(args[k])] for k in ("A", "B")]
     charts.reset_canvases()
     assert [m for m, _ in over[0]] == ["L", "RGB", "RGB", "RGB"]
-    for dyad_over, dyad_whole in zip(over, whole, strict=True):
+    for dyad_over, dyad_whole in zip(over, [*whole, whole[1], whole[0]], strict=True):
         for (_, a), (_, b) in zip(dyad_over, dyad_whole, strict=True):
             assert a.shape == b.shape and (a == b).all()
     assert not (over[0][0][1] == over[1][0][1]).all()  # A and B differ
