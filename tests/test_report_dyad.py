@@ -756,6 +756,39 @@ def test_a_chart_reuses_its_figure_and_does_not_depend_on_the_dyad_before():
     assert after_a != alone
 
 
+def _pixels(png: bytes):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png))
+    return image.mode, np.asarray(image.convert("RGB"))
+
+
+def test_a_chart_drawn_over_its_background_has_the_pixels_of_one_drawn_whole(monkeypatch):
+    """The reused figures restore a background rendered once (bands, their labels, the y
+    tick labels) and draw each dyad over it, and paste a legend drawn the same over the
+    same pixels before; the pixels are those of the same charts drawn whole, for a dyad
+    with everything drawn per dyad (A), one with little (B), and each again.
+    The outcome chart, grey in every pixel, is a greyscale PNG; the others are RGB."""
+    from dyadflow.report import charts
+
+    args = _chart_args()
+    charts.reset_canvases()
+    # A, B, then B and A again: the second time, each legend is pasted from the chart before
+    over = [[_pixels(charts.png_bytes(f)) for f in _figures(args[k])] for k in ("A", "B", "B", "A")]
+    monkeypatch.setattr(charts, "_background", lambda ax: None)  # every chart drawn whole
+    charts.reset_canvases()
+    whole = [[_pixels(charts.png_bytes(f)) for f in _figures(args[k])] for k in ("A", "B")]
+    charts.reset_canvases()
+    assert [m for m, _ in over[0]] == ["L", "RGB", "RGB", "RGB"]
+    for dyad_over, dyad_whole in zip(over, [*whole, whole[1], whole[0]], strict=True):
+        for (_, a), (_, b) in zip(dyad_over, dyad_whole, strict=True):
+            assert a.shape == b.shape and (a == b).all()
+    assert not (over[0][0][1] == over[1][0][1]).all()  # A and B differ
+
+
 def test_a_dyads_pdf_is_the_same_alone_and_after_another_dyad(tmp_path):
     """D2 rendered after D1 in one shard (D1's gains, rupture and selected sessions drawn
     first on the reused figures) and D2 rendered alone give identical PDFs."""

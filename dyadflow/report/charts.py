@@ -16,8 +16,6 @@ dyads were drawn before (``tests/test_report_dyad.py``).
 
 from __future__ import annotations
 
-import io
-
 from dyadflow.core.plotting import data_uri, pyplot  # noqa: F401  (data_uri: the dyad report's)
 
 DPI = 200
@@ -57,7 +55,8 @@ def _canvas(key: tuple, size: tuple[float, float], adjust: dict, setup=None):
     A new figure (``size`` in inches, ``adjust`` its margins) is made at the first call per
     key; ``setup(ax)`` then draws the parts every dyad shares, which stay. Everything added
     later (lines, spans, texts, the legend) is removed at the next call, and the colour
-    cycle is reset, so a chart depends only on its own arguments.
+    cycle is reset, so a chart depends only on its own arguments. The first call also
+    renders the chart's background once (:func:`_background`).
     """
     _plt()  # the rc settings (read when artists are made and drawn)
     canvas = _CANVASES.get(key)
@@ -73,6 +72,7 @@ def _canvas(key: tuple, size: tuple[float, float], adjust: dict, setup=None):
         if setup is not None:
             setup(ax)
         static = {id(a) for a in (*ax.lines, *ax.patches, *ax.collections, *ax.texts)}
+        _background(ax)
         canvas = _CANVASES[key] = (ax, static)
     ax, static = canvas
     for artist in [*ax.lines, *ax.patches, *ax.collections, *ax.texts]:
@@ -82,6 +82,44 @@ def _canvas(key: tuple, size: tuple[float, float], adjust: dict, setup=None):
         ax.get_legend().remove()
     ax.set_prop_cycle(None)
     return ax
+
+
+def _background(ax) -> None:
+    """Render once what every dyad's chart shares and that no dyad's artist touches, and
+    leave the figure drawing only the rest (:func:`png_bytes` restores the background and
+    draws over it).
+
+    The background is the figure and axes faces, the shared artists of ``setup`` (the
+    severity bands and their labels, the shaded lower half), and the y axis's tick labels
+    and label, in matplotlib's own order. What a dyad's artists may overlap is drawn for
+    each dyad, in its place in that order: the y grid lines and tick marks (the expected
+    band, rupture spans and session axis lie under or next to them), the session axis and
+    the spines. The y tick labels and label lie left of the axes, the band labels right of
+    them, where no dyad's artist reaches; so the picture is the same as drawn whole
+    (tested: the same pixels, bench/RESULTS.md), at the cost of a copy of the buffer
+    instead of the text of ~15 labels.
+    """
+    fig = ax.figure
+    ticks = ax.yaxis.get_major_ticks(len(ax.yaxis.get_majorticklocs()))
+    per_dyad = [ax.xaxis, *ax.spines.values()]
+    marks = [a for t in ticks for a in (t.gridline, t.tick1line, t.tick2line)]
+    shown = [a.get_visible() for a in marks]
+    for a in per_dyad:
+        a.set_animated(True)  # Axes.draw skips animated artists (outside savefig)
+    for a in marks:
+        a.set_visible(False)
+    fig.canvas.draw()
+    fig.dyadflow_background = fig.canvas.copy_from_bbox(fig.bbox)
+    for a in per_dyad:
+        a.set_animated(False)
+    for a, visible in zip(marks, shown, strict=True):
+        a.set_visible(visible)
+    # drawn in the background: hidden from now on
+    for a in (fig.patch, ax.patch, ax.yaxis.label, *ax.patches, *ax.collections, *ax.texts, *ax.lines):
+        a.set_visible(False)
+    for t in ticks:
+        t.label1.set_visible(False)
+        t.label2.set_visible(False)
 
 
 def _fixed_y(ax, y_range: tuple[float, float], label=None) -> None:
@@ -97,24 +135,129 @@ def _fixed_y(ax, y_range: tuple[float, float], label=None) -> None:
 
 
 def png_bytes(fig) -> bytes:
-    """The figure as a 200-dpi RGB PNG (no alpha channel) without metadata chunks.
+    """The figure as a 200-dpi RGB (or greyscale) PNG, no alpha channel, without metadata chunks.
 
     WeasyPrint splits an RGBA PNG into colour and alpha and compresses both again for
-    the PDF; an RGB image halves that work (bench/RESULTS.md). ``compress_level=1``:
-    WeasyPrint re-compresses the pixels anyway. Identical data give identical bytes.
+    the PDF; an RGB image halves that work (bench/RESULTS.md). WeasyPrint decodes the
+    PNG and compresses its pixels again for the PDF, so the PNG is written as cheaply as
+    it decodes (:func:`_png`). Identical data give identical bytes. A reused figure
+    (:func:`_canvas`) is drawn over its background.
     """
-    from PIL import Image
+    import numpy as np
 
     if fig.get_dpi() != DPI:
         fig.set_dpi(DPI)
-    fig.canvas.draw()
-    size = fig.canvas.get_width_height()
-    image = Image.frombuffer("RGBA", size, fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
+    background = getattr(fig, "dyadflow_background", None)
+    if background is None:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        rgba = np.asarray(renderer.buffer_rgba())
+    else:
+        renderer = fig.canvas.get_renderer()
+        renderer.restore_region(background)
+        legend = fig.axes[0].get_legend()
+        if legend is not None:
+            legend.set_animated(True)  # drawn last, below (it is the axes' last artist)
+        fig.draw(renderer)
+        rgba = np.asarray(renderer.buffer_rgba())
+        if legend is not None:
+            _draw_legend(fig, legend, renderer, rgba)
     if not getattr(fig, "dyadflow_reused", False):
         _plt().close(fig)
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", dpi=(DPI, DPI), compress_level=1)
-    return buf.getvalue()
+    return _png(rgba[:, :, :3])
+
+
+def _legend_key(legend) -> tuple:
+    """What a legend's picture depends on besides its place: its labels, and each entry's
+    kind and style."""
+    key = []
+    for text, handle in zip(legend.get_texts(), legend.legend_handles, strict=True):
+        style = [type(handle).__name__, text.get_text()]
+        for prop in (
+            "color",
+            "linestyle",
+            "linewidth",
+            "marker",
+            "markersize",
+            "markeredgecolor",
+            "markeredgewidth",
+            "markerfacecolor",
+            "facecolor",
+            "edgecolor",
+            "hatch",
+            "alpha",
+        ):
+            getter = getattr(handle, "get_" + prop, None)
+            if getter is not None:
+                value = getter()
+                style.append(repr(value.tolist() if hasattr(value, "tolist") else value))
+        key.append(tuple(style))
+    return tuple(key)
+
+
+def _draw_legend(fig, legend, renderer, rgba) -> None:
+    """Draw ``legend`` over the rest of the chart (already drawn into ``rgba``), or paste
+    its pixels from the last chart of this figure whose legend was the same and whose
+    pixels under it were the same: drawing is deterministic, so the result is the one
+    drawing would give. A chart's legend (4–6 entries) is mostly the same from one dyad
+    to the next and cost ~40 % of a clinician chart's drawing."""
+    box = legend.get_window_extent(renderer)
+    height, width = rgba.shape[:2]
+    pad = 4  # anti-aliasing may touch a pixel or two beyond the box
+    x0, x1 = max(0, int(box.x0) - pad), min(width, int(box.x1) + 1 + pad)
+    y0, y1 = max(0, height - int(box.y1) - 1 - pad), min(height, height - int(box.y0) + pad)
+    region = (slice(y0, y1), slice(x0, x1))
+    key = (_legend_key(legend), x0, x1, y0, y1)
+    under = rgba[region].copy()
+    cached = getattr(fig, "dyadflow_legend", None)
+    if cached is not None and cached[0] == key and _same(cached[1], under):
+        rgba[region] = cached[2]
+        return
+    legend.draw(renderer)
+    fig.dyadflow_legend = (key, under, rgba[region].copy())
+
+
+def _same(a, b) -> bool:
+    """Two pixel arrays alike in shape and every value."""
+    return a.shape == b.shape and bool((a == b).all())
+
+
+def _png(rgb) -> bytes:
+    """An 8-bit PNG of the pixels ``rgb`` (height × width × 3): no row filter, zlib level 3,
+    and the 200-dpi pHYs chunk. PIL's encoder tries five row filters on every row (~4× the
+    time for a chart); WeasyPrint decodes the PNG and compresses the pixels again for the
+    PDF, so the PDF's image is the same whatever the PNG's compression (only its name in
+    the PDF, a hash of the ``data:`` URI, follows the PNG's bytes).
+
+    A chart whose every pixel is a grey (red = green = blue: the research report's
+    outcome chart) is written as a greyscale PNG, the same pixel values in one channel
+    instead of three; WeasyPrint then embeds a DeviceGray image, a third of the pixels to
+    decode and compress again (bench/RESULTS.md)."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    height, width, _ = rgb.shape
+    grey = bool((rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all())
+    channels = 1 if grey else 3
+    raw = np.zeros((height, 1 + channels * width), dtype=np.uint8)  # each row: filter type 0, its pixels
+    raw[:, 1:].reshape(height, width, channels)[:] = rgb[:, :, :1] if grey else rgb
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack("!I", len(data)) + tag + data + struct.pack("!I", zlib.crc32(tag + data))
+
+    per_metre = round(DPI / 0.0254)
+    colour_type = 0 if grey else 2
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            chunk(b"IHDR", struct.pack("!IIBBBBB", width, height, 8, colour_type, 0, 0, 0)),
+            chunk(b"pHYs", struct.pack("!IIB", per_metre, per_metre, 1)),
+            chunk(b"IDAT", zlib.compress(raw.tobytes(), 3)),
+            chunk(b"IEND", b""),
+        )
+    )
 
 
 def _session_axis(ax, sessions: list[int], xlabel: str = "Session") -> None:
