@@ -756,6 +756,23 @@ def test_a_chart_reuses_its_figure_and_does_not_depend_on_the_dyad_before():
     assert after_a != alone
 
 
+def test_a_legend_below_the_chart_clears_the_session_axis_label():
+    """The legends under the alliance, feedback and 0–1 alliance charts lie wholly below the
+    session axis's label and inside the picture (the 0–1 chart's legend used to print over
+    "Session")."""
+    from dyadflow.report import charts
+
+    charts.reset_canvases()
+    for fig in _figures(_chart_args()["A"])[1:]:
+        renderer = fig.canvas.get_renderer()
+        fig.draw(renderer)
+        ax = fig.axes[0]
+        legend = ax.get_legend().get_window_extent(renderer)
+        label = ax.xaxis.label.get_window_extent(renderer)
+        assert legend.y1 < label.y0, (ax.xaxis.label.get_text(), legend, label)
+        assert legend.y0 > 0
+
+
 def _pixels(png: bytes):
     import io
 

@@ -576,5 +576,7 @@ def alliance01_figure(points: list[dict], _, language: str):
     handles, names = ax.get_legend_handles_labels()
     handles.append(Patch(facecolor="#f0f0f0", hatch="////", edgecolor="#cccccc", linewidth=0))
     names.append(_("lower half of the scale"))
-    ax.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False, fontsize=6.5)
+    # below the session axis's label: this chart's axes are shorter than the outcome chart's,
+    # so the offset (a fraction of the axes' height) is larger for the same distance
+    ax.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, frameon=False, fontsize=6.5)
     return ax.figure
