@@ -231,9 +231,27 @@ def test_batches_hold_whole_dyad_sessions_in_order():
     assert pipeline._batches(rows, keys, 6) == [(0, 3, 0, 9), (3, 5, 9, 11)]
 
 
-def test_the_utf8_check_a_slice_at_a_time_agrees_with_decoding_whole():
+def test_the_utf8_check_a_piece_at_a_time_agrees_with_decoding_whole():
+    """The dial fast path checks UTF-8 with ingest.text.checked_utf8 (a piece of the file at a
+    time): the same outcome, message and line as decoding the file whole."""
+    from dyadflow.core.errors import DyadflowError
+    from dyadflow.ingest.text import checked_utf8, decode
+
+    def outcome(check):
+        try:
+            return ("ok", check())
+        except DyadflowError as exc:
+            return ("error", str(exc), exc.line)
+
     texts = [b"B0001,1,patient,0,3\n", "B0001,1,th\u00e9rapist,0,3\n".encode(), "\u20ac\u00e9".encode() * 7]
-    bad = [b"B0001,1,patient,0,3\xff\n", "\u20ac".encode()[:2], b"ok" + "\u20ac".encode()[:2] + b"x"]
-    for raw in texts + bad:
-        for step in (1, 2, 3, 1 << 24):  # a character cut across slices must still be read whole
-            assert load._is_utf8(raw, step) == (raw in texts), (raw, step)
+    bad = [
+        b"B0001,1,patient,0,3\xff\n",
+        "\u20ac".encode()[:2],
+        b"ok" + "\u20ac".encode()[:2] + b"x",
+        b"a\n" + "\u20ac".encode() * 3 + b"\x82\x82\x82\x82\x82" + "\u00e9".encode(),
+    ]
+    for raw in texts + bad + [b"\xef\xbb\xbf" + t for t in texts + bad]:
+        want = outcome(lambda r=raw: decode(r, "utf-8", "f.csv")[1])
+        assert want[0] == ("ok" if raw.removeprefix(b"\xef\xbb\xbf") in texts else "error")
+        for block in (1, 2, 3, 1 << 24):  # a character cut across pieces must still be read whole
+            assert outcome(lambda r=raw, b=block: checked_utf8(r, "utf-8", "f.csv", block=b)) == want, (raw, block)

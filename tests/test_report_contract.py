@@ -22,6 +22,18 @@ def _pdf(path: Path, body: bytes) -> str:
     return str(path)
 
 
+def _dyad_entry(made: Path, dyad: str, therapist: str, n: str) -> dict:
+    """A shard manifest's entry: the dyad's research copy and its therapist-bundle copy, made."""
+    return {
+        "dyad_id": dyad,
+        "therapist_id": therapist,
+        "path": _pdf(made / "dyads" / f"{dyad}.pdf", f"%PDF-{n}".encode()),
+        "sha256": f"b{n}",
+        "bundle_path": _pdf(made / "bundle" / therapist / f"{dyad}.pdf", f"%PDF-{n}c".encode()),
+        "bundle_sha256": f"c{n}",
+    }
+
+
 def test_index_rows_kinds_and_order(tmp_path):
     made = tmp_path / "made"
     manifest = tmp_path / "shard_0.json"
@@ -30,22 +42,8 @@ def test_index_rows_kinds_and_order(tmp_path):
         json.dumps(
             {
                 "reports": [
-                    {
-                        "dyad_id": "D002",
-                        "therapist_id": "T01",
-                        "path": _pdf(made / "dyads" / "D002.pdf", b"%PDF-2"),
-                        "sha256": "b2",
-                        "bundle_path": _pdf(made / "bundle" / "T01" / "D002.pdf", b"%PDF-2c"),
-                        "bundle_sha256": "c2",
-                    },
-                    {
-                        "dyad_id": "D001",
-                        "therapist_id": "T02",
-                        "path": _pdf(made / "dyads" / "D001.pdf", b"%PDF-1"),
-                        "sha256": "b1",
-                        "bundle_path": _pdf(made / "bundle" / "T02" / "D001.pdf", b"%PDF-1c"),
-                        "bundle_sha256": "c1",
-                    },
+                    _dyad_entry(made, "D002", "T01", "2"),
+                    _dyad_entry(made, "D001", "T02", "1"),
                 ]
             }
         )

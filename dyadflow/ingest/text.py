@@ -42,11 +42,14 @@ class TextTable:
     warnings: list[dict] = field(default_factory=list)  # rows for results/validation/warnings.csv
 
 
+UTF8 = ("utf-8", "utf8", "utf-8-sig")  # the names of UTF-8 an input may give
+
+
 def decode(raw: bytes, encoding: str, file: str) -> tuple[str, str]:
     """Decode ``raw`` as declared; name the line where it fails. Returns (text, encoding used)."""
     enc = encoding.lower().replace("_", "-")
     used = encoding
-    if enc in ("utf-8", "utf8", "utf-8-sig"):
+    if enc in UTF8:
         if raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
             used = "utf-8-sig"
@@ -81,7 +84,11 @@ def checked_utf8(raw: bytes, encoding: str, file: str, block: int = 1 << 24) -> 
     without decoding the whole file into one string: only the span from the first byte
     outside ASCII to a few bytes past the last is decoded (ASCII bytes are UTF-8 as they
     are, and never part of a longer sequence, so the span decodes exactly where the file
-    does; the bytes after it give the same reason for a sequence cut short)."""
+    does; the bytes after it give the same reason for a sequence cut short), about
+    ``block`` bytes at a time, each piece cut before a byte that starts a character (so
+    no piece holds part of one; a file of non-ASCII text is never held twice)."""
+    if raw.isascii():  # one fast pass; ASCII is UTF-8
+        return encoding
     used = encoding
     base = 0
     if raw.startswith(b"\xef\xbb\xbf"):
@@ -93,16 +100,26 @@ def checked_utf8(raw: bytes, encoding: str, file: str, block: int = 1 << 24) -> 
         if high.size:
             first = lo + int(high[0]) if first < 0 else first
             last = lo + int(high[-1])
-    if first >= 0:
+    stop = min(last + 4, a.size)
+    at = first if first >= 0 else stop
+    view = memoryview(raw)[base:]
+    while at < stop:
+        end = min(at + block, stop)
+        # move the cut past continuation bytes (0x80-0xBF): a character is at most 4 bytes
+        while end < min(at + block + 3, stop) and 0x80 <= a[end] <= 0xBF:
+            end += 1
         try:
-            str(memoryview(raw)[base + first : base + min(last + 4, a.size)], "utf-8")
-        except UnicodeDecodeError as exc:
-            exc.start, exc.end = exc.start + first, exc.end + first
-            raise _undecodable(raw, base, exc, encoding, file) from None
+            str(view[at:end], "utf-8")
+        except UnicodeDecodeError:
+            # a bad file (once): the rest of the span decoded in one piece gives the error and
+            # reason a whole decode gives (everything before ``at`` decoded, ``at`` starts a character)
+            try:
+                str(view[at:stop], "utf-8")
+            except UnicodeDecodeError as exc:
+                exc.start, exc.end = exc.start + at, exc.end + at
+                raise _undecodable(raw, base, exc, encoding, file) from None
+        at = end
     return used
-
-
-UTF8 = ("utf-8", "utf8", "utf-8-sig")
 
 
 # What a few binary formats that land in export folders start with.

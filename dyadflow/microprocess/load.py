@@ -15,7 +15,6 @@ Reading is a loop over files (each is one read); all row work is polars.
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import logging
 import os
@@ -30,7 +29,7 @@ from dyadflow.core import atomic
 from dyadflow.core.config import section
 from dyadflow.core.errors import DyadflowError
 from dyadflow.core.performance import fast_path_enabled
-from dyadflow.ingest.text import decode, parse_header, read_bytes, read_text_table, refuse_binary
+from dyadflow.ingest.text import UTF8, checked_utf8, parse_header, read_bytes, read_text_table, refuse_binary
 from dyadflow.microprocess import KEY, RATER_SYNONYMS, input_files
 from dyadflow.validate.checks import ID_PATTERN, SESSION_PATTERN
 
@@ -106,22 +105,6 @@ def _ok_values(column: pl.Series, pattern: str | None = None, allowed=None) -> p
     return values.filter(ok.fill_null(False))
 
 
-def _is_utf8(raw: bytes, step: int = 1 << 24) -> bool:
-    """Whether ``raw`` is UTF-8, checked a slice at a time (decoding it whole would hold a
-    second copy of the file as text)."""
-    if raw.isascii():  # one fast pass; ASCII is UTF-8
-        return True
-    check = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(raw)
-    try:
-        for at in range(0, len(view), step):  # slices of the file, not rows
-            check.decode(view[at : at + step])
-        check.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | None:
     """Read a long dial file typed, with the text path only for the rows that are not
     clean; None when the file does not qualify (then the text path reads all of it).
@@ -136,13 +119,12 @@ def read_long_fast(spec: dict, lo: float, hi: float, max_s: int) -> FastLong | N
     by the text path, which judges it as it always did (messages quote its raw text); its
     line is mapped back."""
     path, delimiter = spec["path"], spec["delimiter"]
-    if spec["encoding"].lower().replace("_", "-") not in ("utf-8", "utf8", "utf-8-sig") or len(delimiter) != 1:
+    if spec["encoding"].lower().replace("_", "-") not in UTF8 or len(delimiter) != 1:
         return None
     raw = read_bytes(path, path)
     refuse_binary(raw, path, spec["encoding"])
-    if not _is_utf8(raw):
-        decode(raw, spec["encoding"], path)  # the text path's message for bytes that are not UTF-8
-    bom = raw.startswith(b"\xef\xbb\xbf")  # as decode strips it
+    # checked a piece at a time, with the text path's message for bytes that are not UTF-8
+    bom = checked_utf8(raw, spec["encoding"], path) == "utf-8-sig"
     data = raw[3:] if bom else raw
     first_nl = data.find(b"\n")
     if b'"' in data or b"\x00" in data or first_nl <= 0 or not data[:first_nl].strip():
